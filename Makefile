@@ -1,0 +1,46 @@
+# Two commands work on a fresh machine: `make up` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+AZ_VENV := .cache/azcli
+DATA_DIR ?= .halyard-data
+
+.PHONY: up test venv lint typecheck unit e2e system-deps az-cli clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Run the control plane on its embedded default (SQLite in $(DATA_DIR)) with a simulated cluster.
+up: $(STAMP)
+	$(BIN)/halyard up --data-dir $(DATA_DIR)
+
+## System packages the tests use (PostgreSQL for the multi-replica store tests).
+system-deps:
+	scripts/install-system-deps.sh
+
+## The real Azure CLI, test-only, in its own virtual environment.
+az-cli:
+	scripts/install-azure-cli.sh $(AZ_VENV)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit -q
+
+test: $(STAMP) system-deps az-cli lint typecheck
+	HALYARD_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(BIN)/pytest -q -ra
+
+clean:
+	rm -rf $(VENV) $(AZ_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Halyard: a self-hosted, ARM-compatible control plane for Kubernetes clusters anywhere."""
+
+__version__ = "0.1.0"

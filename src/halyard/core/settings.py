@@ -1,0 +1,79 @@
+"""The one settings object, passed explicitly. Every field may come from a ``HALYARD_*`` environment variable."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_LOCATIONS = ["eastus", "westus", "westeurope", "northeurope", "local"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HALYARD_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = 8443
+    data_dir: Path = Field(default_factory=lambda: Path.home() / ".local" / "share" / "halyard")
+    database_url: str | None = None
+    domain: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    insecure_http: bool = False
+    public_url: str | None = Field(
+        default=None, description="The URL clients use to reach this server; derived from host and port."
+    )
+    token_lifetime_seconds: int = 3600
+    signing_key_rotation_days: int = 30
+    offline_threshold_seconds: int = 900
+    operation_retry_after_seconds: int = 1
+    locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
+    page_size: int = 100
+    log_format: str = "keyvalue"
+    log_level: str = "info"
+
+    @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir / 'halyard.db'}"
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.insecure_http else "https"
+
+    @property
+    def base_url(self) -> str:
+        """Where the management API, login and agent services are reached (no trailing slash)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    @property
+    def audience(self) -> str:
+        """The management API's token audience, as ARM's ``https://management.azure.com/``."""
+        return f"https://management.{self.domain or 'halyard.local'}/"
+
+    def check(self) -> None:
+        """Refuse unsafe combinations before anything listens."""
+        if self.insecure_http and not _is_loopback(self.host):
+            raise ValueError(
+                f"plain HTTP is allowed only on a loopback address; {self.host!r} is not. "
+                "Drop --insecure-http or bind to 127.0.0.1."
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither.")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -40,11 +40,16 @@ def load_key(pem: bytes) -> PrivateKey:
 
 def _name(common_name: str) -> x509.Name:
     return x509.Name(
-        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Halyard"), x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Halyard"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
     )
 
 
-def create_ca(common_name: str, *, valid_days: int = 3650, now: dt.datetime | None = None) -> tuple[PrivateKey, x509.Certificate]:
+def create_ca(
+    common_name: str, *, valid_days: int = 3650, now: dt.datetime | None = None
+) -> tuple[PrivateKey, x509.Certificate]:
     """A self-signed CA certificate able to sign server and client certificates."""
     now = now or dt.datetime.now(dt.UTC)
     key = new_ec_key()
@@ -60,8 +65,15 @@ def create_ca(common_name: str, *, valid_days: int = 3650, now: dt.datetime | No
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -86,7 +98,9 @@ def issue_certificate(
 ) -> x509.Certificate:
     """A leaf certificate for ``public_key`` signed by the CA."""
     now = now or dt.datetime.now(dt.UTC)
-    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + ([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [])
+    usages = ([ExtendedKeyUsageOID.SERVER_AUTH] if server else []) + (
+        [ExtendedKeyUsageOID.CLIENT_AUTH] if client else []
+    )
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common_name))
@@ -148,8 +162,14 @@ def ensure_server_tls(directory: Path, common_name: str, dns_names: list[str], i
         return files
     key = new_ec_key()
     cert = issue_certificate(
-        ca_key, ca_cert, key.public_key(), common_name, valid_for=dt.timedelta(days=825),
-        dns_names=dns_names, ip_addresses=ip_addresses, server=True,
+        ca_key,
+        ca_cert,
+        key.public_key(),
+        common_name,
+        valid_for=dt.timedelta(days=825),
+        dns_names=dns_names,
+        ip_addresses=ip_addresses,
+        server=True,
     )
     write_private(files.key, key_to_pem(key))
     files.cert.write_bytes(cert_to_pem(cert) + cert_to_pem(ca_cert))

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure_http: bool = False
+    ca_bundle: Path | None = Field(default=None, description="The CA bundle clients should trust (set at start).")
     public_url: str | None = Field(
         default=None, description="The URL clients use to reach this server; derived from host and port."
     )

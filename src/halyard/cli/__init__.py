@@ -1,0 +1,1 @@
+"""The ``halyard`` command line: mirrors ``az`` so an operator who knows it is at home."""

@@ -1,0 +1,57 @@
+"""``halyard server``: run the control plane."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halyard.core.settings import Settings
+
+
+def command(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
+    data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database, keys and TLS files live.")] = None,
+    database_url: Annotated[
+        str | None,
+        typer.Option(help="postgresql+asyncpg://user:pass@host/db for several replicas; SQLite otherwise."),
+    ] = None,
+    domain: Annotated[str | None, typer.Option(help="Serve services as host names under this domain.")] = None,
+    public_url: Annotated[str | None, typer.Option(help="The URL clients use, when it differs from host:port.")] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve this certificate (PEM chain) instead of generating one.")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="The key of --tls-cert.")] = None,
+    insecure_http: Annotated[
+        bool, typer.Option(help="Plain HTTP (loopback only; the Azure clients refuse tokens over it).")
+    ] = False,
+    offline_threshold: Annotated[int | None, typer.Option(help="Seconds without heartbeat before Offline.")] = None,
+    log_format: Annotated[str, typer.Option(help="keyvalue or json.")] = "keyvalue",
+) -> None:
+    """Run the control plane (management API, login and agent services) on one listener."""
+    from halyard.controlplane.server import run
+
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "domain": domain,
+        "public_url": public_url,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "insecure_http": insecure_http,
+        "log_format": log_format,
+    }
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    if offline_threshold is not None:
+        overrides["offline_threshold_seconds"] = offline_threshold
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    try:
+        settings.check()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    run(settings)

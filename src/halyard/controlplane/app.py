@@ -1,0 +1,123 @@
+"""Assembles the control plane's ASGI application from its services and routers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from halyard import __version__
+from halyard.controlplane import health
+from halyard.controlplane.arm.paths import CanonicalPathMiddleware
+from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.arm.routes import (
+    authorization,
+    groups,
+    operations,
+    principals,
+    providers,
+    resources,
+    root,
+)
+from halyard.controlplane.arm.routes.resourcetype import resource_type_router
+from halyard.controlplane.bootstrap import bootstrap
+from halyard.controlplane.errors import install_error_handlers
+from halyard.controlplane.identity import routes as identity_routes
+from halyard.controlplane.kubernetes import routes as kubernetes_routes
+from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
+from halyard.controlplane.plane import ControlPlane
+from halyard.core.clock import Clock, SystemClock
+from halyard.core.sealing import Sealer
+from halyard.core.settings import Settings
+from halyard.store import Database
+
+log = logging.getLogger("halyard.server")
+KEY_CHECK_INTERVAL = 60.0
+
+
+def default_types() -> ResourceTypes:
+    types = ResourceTypes()
+    types.add(connected_cluster_type())
+    types.add_extra("Microsoft.Kubernetes", "operations", connected_cluster_type().api_versions)
+    types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", connected_cluster_type().api_versions)
+    return types
+
+
+def create_app(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> FastAPI:
+    """The whole control plane as one ASGI app. Starting it migrates the store and bootstraps a first start."""
+    clock = clock or SystemClock()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = db or Database(settings.database)
+    types = default_types()
+    cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
+    cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        await cp.access.seed_builtin_roles()
+        await cp.keys.ensure()
+        await bootstrap(cp)
+        tasks = [
+            asyncio.create_task(cp.operations.run_forever(), name="operations"),
+            asyncio.create_task(_keep_keys(cp), name="signing-keys"),
+        ]
+        log.info(
+            "control plane ready",
+            extra={"url": settings.base_url, "database": db.engine.url.render_as_string()},
+        )
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await db.close()
+
+    app = FastAPI(
+        title="Halyard management API",
+        version=__version__,
+        description="ARM-compatible management API, login service and agent services of Halyard.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.plane = cp
+    app.state.metrics = health.Metrics()
+    install_error_handlers(app)
+    for router in (
+        health.router,
+        identity_routes.router,
+        root.router,
+        groups.router,
+        providers.router,
+        resources.router,
+        operations.router,
+        kubernetes_routes.router,
+        principals.router,
+        authorization.router,
+    ):
+        app.include_router(router)
+    for rtype in types.all():
+        app.include_router(resource_type_router(rtype))
+    app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(CanonicalPathMiddleware, literals=_literals(list(app.openapi()["paths"])))
+    return app
+
+
+def _literals(paths: list[str]) -> list[str]:
+    middleware = CanonicalPathMiddleware(app=None)  # type: ignore[arg-type]
+    middleware.add_route_paths(paths)
+    return list(middleware.literals.values())
+
+
+async def _keep_keys(cp: ControlPlane) -> None:
+    while True:
+        await asyncio.sleep(KEY_CHECK_INTERVAL)
+        try:
+            await cp.keys.ensure()
+        except Exception as exc:
+            log.error("signing key check failed", extra={"error": type(exc).__name__})

@@ -1,0 +1,156 @@
+"""Who may do what: role definitions and assignments in the store, checked with the pure rules of ``rbac``."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from halyard.controlplane.arm import rbac
+from halyard.controlplane.identity.tokens import Caller
+from halyard.core.clock import Clock
+from halyard.core.errors import (
+    AuthorizationFailed,
+    Conflict,
+    InvalidAuthenticationToken,
+    InvalidRequest,
+    NotFound,
+)
+from halyard.store import Database
+from halyard.store.models import Principal, RoleAssignment, RoleDefinition
+
+
+@dataclass(frozen=True)
+class AuthorizedCaller:
+    caller: Caller
+    assignments: tuple[rbac.Assignment, ...]
+
+    def allowed(self, action: str, scope: str) -> bool:
+        return rbac.is_allowed(self.assignments, action, scope)
+
+    def require(self, action: str, scope: str) -> None:
+        if not self.allowed(action, scope):
+            raise AuthorizationFailed(
+                f"The client '{self.caller.app_id}' with object id '{self.caller.object_id}' does not have "
+                f"authorization to perform action '{action}' over scope '{scope}' or the scope is invalid. "
+                "If access was recently granted, please refresh your credentials."
+            )
+
+    def allowed_at_or_below(self, action: str, scope: str) -> bool:
+        return rbac.allowed_at_or_below(self.assignments, action, scope)
+
+
+class Access:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def seed_builtin_roles(self) -> None:
+        async with self._db.transaction() as session:
+            for role in rbac.BUILTIN_ROLES:
+                row = await session.get(RoleDefinition, role.id)
+                if row is None:
+                    session.add(
+                        RoleDefinition(
+                            id=role.id,
+                            role_name=role.name,
+                            description=role.description,
+                            actions=list(role.actions),
+                            not_actions=list(role.not_actions),
+                            builtin=True,
+                        )
+                    )
+                else:
+                    row.actions, row.not_actions, row.description = (
+                        list(role.actions),
+                        list(role.not_actions),
+                        role.description,
+                    )
+
+    async def resolve(self, caller: Caller) -> AuthorizedCaller:
+        """The caller with its assignments. A principal deleted since its token was issued is refused here."""
+        async with self._db.session() as session:
+            principal = await session.get(Principal, caller.object_id)
+            if principal is None or principal.tenant_id != caller.tenant_id:
+                raise InvalidAuthenticationToken("The principal of this access token no longer exists.")
+            rows = (
+                await session.execute(
+                    select(RoleAssignment.scope, RoleDefinition)
+                    .join(RoleDefinition, RoleDefinition.id == RoleAssignment.role_definition_id)
+                    .where(RoleAssignment.principal_id == caller.object_id)
+                )
+            ).all()
+        assignments = tuple(rbac.Assignment(scope, _role(defn)) for scope, defn in rows)
+        return AuthorizedCaller(caller, assignments)
+
+    async def role_definitions(self) -> list[RoleDefinition]:
+        async with self._db.session() as session:
+            return list((await session.scalars(select(RoleDefinition).order_by(RoleDefinition.role_name))).all())
+
+    async def find_role(self, name_or_id: str) -> RoleDefinition:
+        key = name_or_id.rstrip("/").split("/")[-1]
+        async with self._db.session() as session:
+            row = await session.get(RoleDefinition, key)
+            if row is None:
+                row = await session.scalar(select(RoleDefinition).where(RoleDefinition.role_name.ilike(name_or_id)))
+        if row is None:
+            raise NotFound(f"Role definition '{name_or_id}' does not exist.", code="RoleDefinitionDoesNotExist")
+        return row
+
+    async def assign(
+        self, *, scope: str, role_id: str, principal_id: str, assignment_id: str | None = None
+    ) -> RoleAssignment:
+        scope = "/" + scope.strip("/")
+        async with self._db.transaction() as session:
+            if await session.get(Principal, principal_id) is None:
+                raise InvalidRequest(f"Principal '{principal_id}' does not exist.", code="PrincipalNotFound")
+            existing = await session.scalar(
+                select(RoleAssignment).where(
+                    RoleAssignment.scope_key == rbac.normalize_scope(scope),
+                    RoleAssignment.role_definition_id == role_id,
+                    RoleAssignment.principal_id == principal_id,
+                )
+            )
+            if existing is not None:
+                if assignment_id and existing.id != assignment_id:
+                    raise Conflict("The role assignment already exists.", code="RoleAssignmentExists")
+                return existing
+            row = RoleAssignment(
+                id=assignment_id or str(uuid.uuid4()),
+                scope=scope,
+                scope_key=rbac.normalize_scope(scope),
+                role_definition_id=role_id,
+                principal_id=principal_id,
+                created_at=self._clock.now(),
+            )
+            session.add(row)
+        return row
+
+    async def assignments(self, *, scope: str | None = None, principal_id: str | None = None) -> list[RoleAssignment]:
+        """Assignments at, above or below ``scope`` (those that matter there), optionally for one principal."""
+        async with self._db.session() as session:
+            query = select(RoleAssignment).order_by(RoleAssignment.created_at)
+            if principal_id:
+                query = query.where(RoleAssignment.principal_id == principal_id)
+            rows = list((await session.scalars(query)).all())
+        if scope:
+            s = rbac.normalize_scope(scope)
+            rows = [r for r in rows if rbac.scope_covers(r.scope_key, s) or r.scope_key.startswith(s + "/")]
+        return rows
+
+    async def unassign(self, assignment_id: str) -> RoleAssignment:
+        async with self._db.transaction() as session:
+            row = await session.get(RoleAssignment, assignment_id)
+            if row is None:
+                raise NotFound(f"Role assignment '{assignment_id}' does not exist.", code="RoleAssignmentNotFound")
+            await session.delete(row)
+        return row
+
+    async def get_assignment(self, assignment_id: str) -> RoleAssignment | None:
+        async with self._db.session() as session:
+            return await session.get(RoleAssignment, assignment_id)
+
+
+def _role(defn: RoleDefinition) -> rbac.Role:
+    return rbac.Role(defn.id, defn.role_name, defn.description, tuple(defn.actions), tuple(defn.not_actions))

@@ -1,0 +1,186 @@
+"""Long-running operations as ARM clients poll them, completed server-side whether anyone polls or not.
+
+An operation row is written in the same transaction as the change that needs it, so an acknowledged request is
+never without its operation. A worker in every replica claims due operations with a lease; an operation whose
+replica died is claimed again when its lease lapses, and the work it runs is idempotent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halyard.core.clock import Clock, isoformat
+from halyard.core.errors import HalyardError
+from halyard.store import Database
+from halyard.store.models import Operation
+
+log = logging.getLogger("halyard.operations")
+
+Handler = Callable[[Operation], Awaitable[None]]
+LEASE = dt.timedelta(seconds=15)
+TERMINAL = ("Succeeded", "Failed", "Canceled")
+
+
+class Operations:
+    def __init__(self, db: Database, clock: Clock, *, retry_after: int = 1) -> None:
+        self._db = db
+        self._clock = clock
+        self.retry_after = retry_after
+        self._handlers: dict[str, Handler] = {}
+        self._wake = asyncio.Event()
+
+    def handle(self, action: str, handler: Handler) -> None:
+        self._handlers[action] = handler
+
+    def create(
+        self,
+        session: AsyncSession,
+        *,
+        subscription_id: str,
+        namespace: str,
+        location: str,
+        action: str,
+        target_id: str,
+    ) -> Operation:
+        """Add an operation to the caller's transaction; the worker picks it up once that commits."""
+        op = Operation(
+            id=str(uuid.uuid4()),
+            subscription_id=subscription_id,
+            namespace=namespace,
+            location=location.replace(" ", "").lower() or "global",
+            action=action,
+            target_id=target_id,
+            status="InProgress",
+            started_at=self._clock.now(),
+        )
+        session.add(op)
+        return op
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    async def get(self, operation_id: str) -> Operation | None:
+        async with self._db.session() as session:
+            return await session.get(Operation, operation_id)
+
+    async def run_forever(self, poll_interval: float = 1.0) -> None:
+        while True:
+            try:
+                while await self.run_due():
+                    pass
+            except Exception as exc:  # keep the worker alive; the operation stays claimable
+                log.error("operation worker error", extra={"error": type(exc).__name__})
+            try:
+                await asyncio.wait_for(self._wake.wait(), poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def run_due(self) -> int:
+        """Claim and run every due operation once; returns how many ran."""
+        now = self._clock.now()
+        async with self._db.session() as session:
+            due = (
+                await session.scalars(
+                    select(Operation.id)
+                    .where(
+                        Operation.status == "InProgress",
+                        or_(Operation.lease_until.is_(None), Operation.lease_until < now),
+                    )
+                    .limit(50)
+                )
+            ).all()
+        ran = 0
+        for op_id in due:
+            op = await self._claim(op_id)
+            if op is not None:
+                await self._run(op)
+                ran += 1
+        return ran
+
+    async def _claim(self, op_id: str) -> Operation | None:
+        now = self._clock.now()
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(Operation)
+                .where(
+                    Operation.id == op_id,
+                    Operation.status == "InProgress",
+                    or_(Operation.lease_until.is_(None), Operation.lease_until < now),
+                )
+                .values(lease_until=now + LEASE, attempts=Operation.attempts + 1)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return None
+            return await session.get(Operation, op_id)
+
+    async def _run(self, op: Operation) -> None:
+        handler = self._handlers.get(op.action)
+        status, error = "Succeeded", None
+        if handler is None:
+            status, error = (
+                "Failed",
+                {"code": "InternalServerError", "message": f"No handler for '{op.action}'."},
+            )
+        else:
+            try:
+                await handler(op)
+            except HalyardError as exc:
+                status, error = "Failed", exc.body()["error"]
+            except Exception as exc:
+                log.error(
+                    "operation failed",
+                    extra={"operation": op.id, "action": op.action, "error": type(exc).__name__},
+                )
+                if op.attempts < 5:
+                    return  # the lease lapses and it is retried
+                status, error = "Failed", {"code": "InternalServerError", "message": "The operation failed."}
+        async with self._db.transaction() as session:
+            row = await session.get(Operation, op.id)
+            if row is not None and row.status == "InProgress":
+                row.status, row.error, row.ended_at, row.lease_until = status, error, self._clock.now(), None
+
+    def status_body(self, op: Operation, base_url: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
+            f"/operationStatuses/{op.id}",
+            "name": op.id,
+            "resourceId": op.target_id,
+            "status": op.status,
+            "startTime": isoformat(op.started_at),
+        }
+        if op.ended_at:
+            body["endTime"] = isoformat(op.ended_at)
+            body["percentComplete"] = 100
+        if op.error:
+            body["error"] = op.error
+        return body
+
+    def headers(
+        self, op: Operation, base_url: str, api_version: str, *, location: bool, async_op: bool
+    ) -> dict[str, str]:
+        prefix = f"{base_url}/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
+        headers = {"Retry-After": str(self.retry_after)}
+        if async_op:
+            headers["Azure-AsyncOperation"] = f"{prefix}/operationStatuses/{op.id}?api-version={api_version}"
+        if location:
+            headers["Location"] = f"{prefix}/operationResults/{op.id}?api-version={api_version}"
+        return headers
+
+    async def wait(self, operation_id: str, timeout: float) -> Operation | None:
+        """Wait (polling the store) until the operation ends; used by callers that want a synchronous answer."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            op = await self.get(operation_id)
+            if op is None or op.status in TERMINAL or asyncio.get_running_loop().time() > deadline:
+                return op
+            self.kick()
+            await asyncio.sleep(0.05)

@@ -1,0 +1,1 @@
+"""The management API's routes, one module per family of paths."""

@@ -1,0 +1,235 @@
+"""Microsoft.Authorization: role definitions and role assignments at any scope, as ARM serves them."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
+from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
+from halyard.controlplane.plane import ControlPlane
+from halyard.core.clock import isoformat
+from halyard.core.errors import InvalidRequest, NotFound
+from halyard.store.models import RoleAssignment, RoleDefinition
+
+API_VERSIONS = (
+    "2022-04-01",
+    "2022-01-01-preview",
+    "2020-10-01-preview",
+    "2020-04-01-preview",
+    "2018-09-01-preview",
+    "2018-01-01-preview",
+    "2015-07-01",
+)
+NS = "Microsoft.Authorization"
+router = APIRouter(tags=[NS], responses=ERRORS)
+ApiVersion = Annotated[str | None, api_version_query(API_VERSIONS)]
+
+
+def _version(request: Request) -> str:
+    return require_api_version(request, API_VERSIONS, NS)
+
+
+def _scope(scope: str) -> str:
+    return "/" + scope.strip("/") if scope.strip("/") else "/"
+
+
+def definition_body(defn: RoleDefinition, scope: str = "/") -> dict[str, Any]:
+    prefix = "" if scope == "/" else scope
+    return {
+        "id": f"{prefix}/providers/{NS}/roleDefinitions/{defn.id}",
+        "name": defn.id,
+        "type": f"{NS}/roleDefinitions",
+        "properties": {
+            "roleName": defn.role_name,
+            "type": "BuiltInRole" if defn.builtin else "CustomRole",
+            "description": defn.description,
+            "assignableScopes": ["/"],
+            "permissions": [
+                {
+                    "actions": defn.actions,
+                    "notActions": defn.not_actions,
+                    "dataActions": [],
+                    "notDataActions": [],
+                }
+            ],
+        },
+    }
+
+
+def assignment_body(row: RoleAssignment) -> dict[str, Any]:
+    prefix = "" if row.scope == "/" else row.scope
+    return {
+        "id": f"{prefix}/providers/{NS}/roleAssignments/{row.id}",
+        "name": row.id,
+        "type": f"{NS}/roleAssignments",
+        "properties": {
+            "roleDefinitionId": f"/providers/{NS}/roleDefinitions/{row.role_definition_id}",
+            "principalId": row.principal_id,
+            "principalType": "ServicePrincipal",
+            "scope": row.scope,
+            "createdOn": isoformat(row.created_at),
+        },
+    }
+
+
+class AssignmentProperties(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    roleDefinitionId: str = Field(min_length=1, max_length=1024)
+    principalId: str = Field(min_length=1, max_length=64)
+
+
+class AssignmentPut(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    properties: AssignmentProperties
+
+
+@router.get("/{scope:path}/providers/Microsoft.Authorization/roleDefinitions", operation_id="RoleDefinitions_List")
+async def list_definitions(
+    request: Request,
+    scope: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+    filter_: Annotated[str | None, Query(alias="$filter")] = None,
+) -> JSONResponse:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleDefinitions/read", s)
+    rows = await cp.access.role_definitions()
+    if filter_ and "rolename eq" in filter_.lower():
+        wanted = filter_.split("'")[1] if "'" in filter_ else ""
+        rows = [r for r in rows if r.role_name.lower() == wanted.lower()]
+    return JSONResponse({"value": [definition_body(r, s) for r in rows]})
+
+
+@router.get(
+    "/{scope:path}/providers/Microsoft.Authorization/roleDefinitions/{roleDefinitionId}",
+    operation_id="RoleDefinitions_Get",
+)
+async def get_definition(
+    request: Request,
+    scope: str,
+    roleDefinitionId: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+) -> JSONResponse:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleDefinitions/read", s)
+    return JSONResponse(definition_body(await cp.access.find_role(roleDefinitionId), s))
+
+
+@router.get("/{scope:path}/providers/Microsoft.Authorization/roleAssignments", operation_id="RoleAssignments_List")
+async def list_assignments(
+    request: Request,
+    scope: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+    filter_: Annotated[str | None, Query(alias="$filter")] = None,
+) -> JSONResponse:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleAssignments/read", s)
+    principal = None
+    if filter_ and "principalid eq" in filter_.lower():
+        principal = filter_.split("'")[1] if "'" in filter_ else None
+    rows = await cp.access.assignments(scope=s, principal_id=principal)
+    return JSONResponse(
+        {"value": [assignment_body(r) for r in rows if caller.allowed(f"{NS}/roleAssignments/read", r.scope)]}
+    )
+
+
+@router.put(
+    "/{scope:path}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}",
+    status_code=201,
+    operation_id="RoleAssignments_Create",
+)
+async def put_assignment(
+    request: Request,
+    scope: str,
+    roleAssignmentName: str,
+    body: Annotated[AssignmentPut, Body()],
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+) -> JSONResponse:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleAssignments/write", s)
+    if len(roleAssignmentName) != 36:
+        raise InvalidRequest("The role assignment name must be a GUID.", code="InvalidRoleAssignmentId")
+    await _check_scope_exists(cp, s)
+    role = await cp.access.find_role(body.properties.roleDefinitionId)
+    principal = await cp.principals.get(body.properties.principalId)
+    if principal is None:
+        found = None
+        try:
+            found = await cp.principals.find(body.properties.principalId)
+        except NotFound:
+            pass
+        if found is None:
+            raise InvalidRequest(
+                f"Principal {body.properties.principalId} does not exist in the directory.",
+                code="PrincipalNotFound",
+            )
+        principal = found
+    row = await cp.access.assign(scope=s, role_id=role.id, principal_id=principal.id, assignment_id=roleAssignmentName)
+    return JSONResponse(assignment_body(row), status_code=201)
+
+
+@router.get(
+    "/{scope:path}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}",
+    operation_id="RoleAssignments_Get",
+)
+async def get_assignment(
+    request: Request,
+    scope: str,
+    roleAssignmentName: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+) -> JSONResponse:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleAssignments/read", s)
+    row = await cp.access.get_assignment(roleAssignmentName)
+    if row is None or row.scope_key != s.lower():
+        raise NotFound(f"Role assignment '{roleAssignmentName}' does not exist.", code="RoleAssignmentNotFound")
+    return JSONResponse(assignment_body(row))
+
+
+@router.delete(
+    "/{scope:path}/providers/Microsoft.Authorization/roleAssignments/{roleAssignmentName}",
+    operation_id="RoleAssignments_Delete",
+)
+async def delete_assignment(
+    request: Request,
+    scope: str,
+    roleAssignmentName: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+) -> Response:
+    _version(request)
+    s = _scope(scope)
+    caller.require(f"{NS}/roleAssignments/delete", s)
+    row = await cp.access.get_assignment(roleAssignmentName)
+    if row is None or row.scope_key != s.lower():
+        return Response(status_code=204)
+    await cp.access.unassign(row.id)
+    return JSONResponse(assignment_body(row))
+
+
+async def _check_scope_exists(cp: ControlPlane, scope: str) -> None:
+    parts = [p for p in scope.split("/") if p]
+    if not parts:
+        return
+    if parts[0].lower() != "subscriptions" or len(parts) < 2:
+        raise InvalidRequest(f"The scope '{scope}' is not valid.", code="InvalidScope")
+    await cp.directory.subscription(parts[1])
+    if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
+        await cp.directory.group(parts[1], parts[3])

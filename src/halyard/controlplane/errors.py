@@ -1,0 +1,82 @@
+"""Turns every failure into the ARM error envelope (or OAuth2's, on the token endpoint). Never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from halyard.core.errors import (
+    HalyardError,
+    InvalidRequest,
+    MethodNotAllowed,
+    NotFound,
+    OAuthError,
+    Unauthenticated,
+)
+
+log = logging.getLogger("halyard.errors")
+
+
+def error_response(exc: HalyardError) -> JSONResponse:
+    headers = dict(exc.headers)
+    if isinstance(exc, Unauthenticated):
+        headers.setdefault(
+            "WWW-Authenticate",
+            f'Bearer authorization_uri="", error="invalid_token", error_description="{exc.message}"',
+        )
+    return JSONResponse(exc.body(), status_code=exc.status, headers=headers)
+
+
+def _describe(exc: RequestValidationError) -> str:
+    parts = []
+    for error in exc.errors()[:5]:
+        loc = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body",))
+        if error.get("type") == "json_invalid":
+            return "The request content is not valid JSON."
+        parts.append(f"{loc or 'body'}: {error.get('msg', 'invalid')}")
+    return "The request content was invalid and could not be deserialized: " + "; ".join(parts)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HalyardError)
+    async def _halyard(_: Request, exc: HalyardError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(OAuthError)
+    async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(InvalidRequest(_describe(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            return error_response(
+                NotFound(
+                    f"No HTTP resource was found that matches the request URI '{request.url.path}'.",
+                    code="NotFound",
+                )
+            )
+        if exc.status_code == 405:
+            return error_response(MethodNotAllowed(f"The method '{request.method}' is not allowed on this path."))
+        return error_response(HalyardError(str(exc.detail), code="BadRequest"))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The type only: the message of an arbitrary exception may carry request data.
+        log.error("unhandled error", extra={"path": request.url.path, "error": type(exc).__name__})
+        return JSONResponse(
+            {
+                "error": {
+                    "code": "InternalServerError",
+                    "message": "The server encountered an internal error.",
+                }
+            },
+            status_code=500,
+        )

@@ -1,0 +1,222 @@
+"""Service principals and their credentials: client secrets (hashed) and public keys (client assertions)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy import delete, select
+
+from halyard.controlplane.identity.secrets import hash_secret, new_secret, verify_secret
+from halyard.core.clock import Clock
+from halyard.core.errors import NotFound, OAuthError
+from halyard.store import Database
+from halyard.store.models import Credential, Principal, RoleAssignment, UsedAssertion
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+SECRET_LIFETIME = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class NewCredential:
+    principal: Principal
+    secret: str
+    expires_at: dt.datetime
+
+
+class Principals:
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def create_service_principal(self, tenant_id: str, display_name: str) -> NewCredential:
+        now = self._clock.now()
+        principal = Principal(
+            id=str(uuid.uuid4()),
+            app_id=str(uuid.uuid4()),
+            tenant_id=tenant_id,
+            display_name=display_name,
+            kind="ServicePrincipal",
+            created_at=now,
+        )
+        secret = new_secret()
+        async with self._db.transaction() as session:
+            session.add(principal)
+            await session.flush()
+            session.add(self._secret_credential(principal.id, secret, now))
+        return NewCredential(principal, secret, now + SECRET_LIFETIME)
+
+    async def add_public_key(
+        self, principal_id: str, public_key_pem: str, *, expires_at: dt.datetime, replace: bool = False
+    ) -> None:
+        """Register a key whose private half signs client assertions for this principal."""
+        serialization.load_pem_public_key(public_key_pem.encode())  # refuse garbage early
+        async with self._db.transaction() as session:
+            if replace:
+                await session.execute(
+                    delete(Credential).where(Credential.principal_id == principal_id, Credential.kind == "publicKey")
+                )
+            session.add(
+                Credential(
+                    id=str(uuid.uuid4()),
+                    principal_id=principal_id,
+                    kind="publicKey",
+                    public_key_pem=public_key_pem,
+                    created_at=self._clock.now(),
+                    expires_at=expires_at,
+                )
+            )
+
+    async def reset_secret(self, app_id: str, *, append: bool = False) -> NewCredential:
+        """A new client secret; unless ``append``, every older secret stops working at once."""
+        now = self._clock.now()
+        secret = new_secret()
+        async with self._db.transaction() as session:
+            principal = await self._by_app_id(session, app_id)
+            if not append:
+                await session.execute(
+                    delete(Credential).where(Credential.principal_id == principal.id, Credential.kind == "secret")
+                )
+            session.add(self._secret_credential(principal.id, secret, now))
+        return NewCredential(principal, secret, now + SECRET_LIFETIME)
+
+    async def list(self, tenant_id: str) -> list[Principal]:
+        async with self._db.session() as session:
+            rows = await session.scalars(
+                select(Principal)
+                .where(Principal.tenant_id == tenant_id, Principal.kind == "ServicePrincipal")
+                .order_by(Principal.display_name)
+            )
+            return list(rows.all())
+
+    async def get(self, object_id: str) -> Principal | None:
+        async with self._db.session() as session:
+            return await session.get(Principal, object_id)
+
+    async def find(self, id_or_app_id: str) -> Principal:
+        async with self._db.session() as session:
+            return await self._by_app_id(session, id_or_app_id)
+
+    async def delete(self, id_or_app_id: str) -> None:
+        """Remove the principal, its credentials and its role assignments. Its tokens stop working at once."""
+        async with self._db.transaction() as session:
+            principal = await self._by_app_id(session, id_or_app_id)
+            await session.execute(delete(Credential).where(Credential.principal_id == principal.id))
+            await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == principal.id))
+            await session.delete(principal)
+
+    async def authenticate_secret(self, tenant_id: str, client_id: str, secret: str) -> Principal:
+        async with self._db.session() as session:
+            principal = await session.scalar(
+                select(Principal).where(Principal.app_id == client_id, Principal.tenant_id == tenant_id)
+            )
+            if principal is None:
+                raise OAuthError(
+                    "unauthorized_client",
+                    f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
+                    aadsts=700016,
+                )
+            creds = (
+                await session.scalars(
+                    select(Credential).where(Credential.principal_id == principal.id, Credential.kind == "secret")
+                )
+            ).all()
+        now = self._clock.now()
+        if not any(c.secret_hash and c.expires_at > now and verify_secret(secret, c.secret_hash) for c in creds):
+            raise OAuthError(
+                "invalid_client",
+                f"Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
+                f"value, not the client secret ID, for a secret added to app '{client_id}'.",
+                status=401,
+                aadsts=7000215,
+            )
+        return principal
+
+    async def authenticate_assertion(
+        self, tenant_id: str, client_id: str, assertion: str, audiences: list[str]
+    ) -> Principal:
+        """private_key_jwt (RFC 7523): a JWT the client signed with a key registered for it."""
+        bad = OAuthError("invalid_client", "The client assertion is not valid.", status=401, aadsts=700027)
+        try:
+            claims = jwt.decode(assertion, options={"verify_signature": False})
+        except jwt.PyJWTError:
+            raise bad from None
+        if not client_id:
+            client_id = str(claims.get("iss", ""))
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            raise bad
+        async with self._db.session() as session:
+            principal = await session.scalar(
+                select(Principal).where(Principal.app_id == client_id, Principal.tenant_id == tenant_id)
+            )
+            if principal is None:
+                raise OAuthError(
+                    "unauthorized_client",
+                    f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
+                    aadsts=700016,
+                )
+            creds = (
+                await session.scalars(
+                    select(Credential).where(Credential.principal_id == principal.id, Credential.kind == "publicKey")
+                )
+            ).all()
+        now = self._clock.now()
+        verified: dict[str, object] | None = None
+        for cred in creds:
+            if cred.expires_at <= now or not cred.public_key_pem:
+                continue
+            key = serialization.load_pem_public_key(cred.public_key_pem.encode())
+            try:
+                verified = jwt.decode(
+                    assertion,
+                    key,  # type: ignore[arg-type]
+                    algorithms=["RS256", "ES256", "PS256"],
+                    audience=audiences,
+                    options={
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                        "require": ["exp", "jti"],
+                    },
+                )
+                break
+            except jwt.PyJWTError:
+                continue
+        if verified is None:
+            raise bad
+        exp = dt.datetime.fromtimestamp(float(verified["exp"]), dt.UTC)  # type: ignore[arg-type]
+        if exp < now or exp > now + dt.timedelta(minutes=15):
+            raise OAuthError("invalid_client", "The client assertion has expired or lives too long.", aadsts=700024)
+        await self._remember(str(verified["jti"]), exp)
+        return principal
+
+    async def _remember(self, jti: str, expires_at: dt.datetime) -> None:
+        async with self._db.transaction() as session:
+            if await session.get(UsedAssertion, jti) is not None:
+                raise OAuthError("invalid_client", "The client assertion was already used.", aadsts=700024)
+            await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < self._clock.now()))
+            session.add(UsedAssertion(jti=jti, expires_at=expires_at))
+
+    @staticmethod
+    async def _by_app_id(session, id_or_app_id: str) -> Principal:  # type: ignore[no-untyped-def]
+        principal = await session.scalar(
+            select(Principal).where((Principal.app_id == id_or_app_id) | (Principal.id == id_or_app_id))
+        )
+        if principal is None:
+            raise NotFound(f"Service principal '{id_or_app_id}' does not exist.", code="PrincipalNotFound")
+        return principal
+
+    @staticmethod
+    def _secret_credential(principal_id: str, secret: str, now: dt.datetime) -> Credential:
+        return Credential(
+            id=str(uuid.uuid4()),
+            principal_id=principal_id,
+            kind="secret",
+            secret_hash=hash_secret(secret),
+            hint=secret[:3],
+            created_at=now,
+            expires_at=now + SECRET_LIFETIME,
+        )

@@ -1,0 +1,1 @@
+"""Microsoft.Kubernetes: the connectedClusters resource type."""

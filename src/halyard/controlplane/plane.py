@@ -1,0 +1,72 @@
+"""The control plane's services, built once per process and handed to every request."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from fastapi import Request
+
+from halyard.controlplane.arm.access import Access
+from halyard.controlplane.arm.operations import Operations
+from halyard.controlplane.arm.pipeline import Pipeline
+from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.directory import Directory
+from halyard.controlplane.identity.keys import KeyRing
+from halyard.controlplane.identity.principals import Principals
+from halyard.controlplane.identity.tokens import TokenService
+from halyard.core.clock import Clock
+from halyard.core.sealing import Sealer
+from halyard.core.settings import Settings
+from halyard.store import Database
+
+
+@dataclass
+class ControlPlane:
+    settings: Settings
+    db: Database
+    clock: Clock
+    sealer: Sealer
+    keys: KeyRing
+    tokens: TokenService
+    principals: Principals
+    access: Access
+    directory: Directory
+    operations: Operations
+    types: ResourceTypes
+    pipeline: Pipeline = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self)
+
+    @classmethod
+    def build(
+        cls, settings: Settings, db: Database, clock: Clock, sealer: Sealer, types: ResourceTypes
+    ) -> ControlPlane:
+        lifetime = dt.timedelta(seconds=settings.token_lifetime_seconds)
+        keys = KeyRing(
+            db,
+            sealer,
+            clock,
+            rotation=dt.timedelta(days=settings.signing_key_rotation_days),
+            token_lifetime=lifetime,
+        )
+        return cls(
+            settings=settings,
+            db=db,
+            clock=clock,
+            sealer=sealer,
+            keys=keys,
+            tokens=TokenService(keys, clock, issuer_base=settings.base_url, lifetime=lifetime),
+            principals=Principals(db, clock),
+            access=Access(db, clock),
+            directory=Directory(db, clock),
+            operations=Operations(db, clock, retry_after=settings.operation_retry_after_seconds),
+            types=types,
+        )
+
+
+def plane(request: Request) -> ControlPlane:
+    """FastAPI dependency: the process's control plane."""
+    cp: ControlPlane = request.app.state.plane
+    return cp

@@ -1,0 +1,187 @@
+"""The tables. Resource bodies are JSON documents; what is queried or constrained is a column."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC on every backend (SQLite would hand back naive values)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime stored")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, dt.datetime: UTCDateTime()}
+
+
+class Tenant(Base):
+    __tablename__ = "tenants"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(256))
+    default_domain: Mapped[str] = mapped_column(String(256))
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    display_name: Mapped[str] = mapped_column(String(256))
+    state: Mapped[str] = mapped_column(String(32), default="Enabled")
+
+
+class ProviderRegistration(Base):
+    __tablename__ = "provider_registrations"
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
+    namespace_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+
+
+class ResourceGroup(Base):
+    __tablename__ = "resource_groups"
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), primary_key=True)
+    name_key: Mapped[str] = mapped_column(String(90), primary_key=True)
+    name: Mapped[str] = mapped_column(String(90))
+    location: Mapped[str] = mapped_column(String(64))
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    managed_by: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    provisioning_state: Mapped[str] = mapped_column(String(32), default="Succeeded")
+    etag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    changed_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Resource(Base):
+    """Every ARM resource other than subscriptions and groups, keyed by its lower-cased id."""
+
+    __tablename__ = "resources"
+    id_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    id: Mapped[str] = mapped_column(String(1024))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
+    group_key: Mapped[str] = mapped_column(String(90))
+    type_key: Mapped[str] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(String(256))
+    name: Mapped[str] = mapped_column(String(256))
+    location: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    identity: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Secret values (protected settings, ...) encrypted with the server's data key; never rendered.
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    provisioning_state: Mapped[str] = mapped_column(String(32), default="Succeeded")
+    etag: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    changed_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+    created_by_type: Mapped[str] = mapped_column(String(32), default="Application")
+    changed_by: Mapped[str] = mapped_column(String(64), default="")
+    changed_by_type: Mapped[str] = mapped_column(String(32), default="Application")
+
+    __table_args__ = (
+        Index("ix_resources_sub_type", "subscription_id", "type_key", "id_key"),
+        Index("ix_resources_sub_group", "subscription_id", "group_key", "id_key"),
+    )
+
+
+class Operation(Base):
+    """An asynchronous operation: what the LRO status endpoints report and the worker completes."""
+
+    __tablename__ = "operations"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    namespace: Mapped[str] = mapped_column(String(128))
+    location: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(1024))
+    status: Mapped[str] = mapped_column(String(32), default="InProgress")
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    started_at: Mapped[dt.datetime]
+    ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_operations_status", "status", "lease_until"),)
+
+
+class Principal(Base):
+    __tablename__ = "principals"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    app_id: Mapped[str] = mapped_column(String(36), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    display_name: Mapped[str] = mapped_column(String(256))
+    kind: Mapped[str] = mapped_column(String(32), default="ServicePrincipal")
+    resource_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    created_at: Mapped[dt.datetime]
+
+
+class Credential(Base):
+    __tablename__ = "credentials"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "secret" | "publicKey"
+    secret_hash: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    public_key_pem: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hint: Mapped[str] = mapped_column(String(8), default="")
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+
+
+class RoleDefinition(Base):
+    __tablename__ = "role_definitions"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    role_name: Mapped[str] = mapped_column(String(128), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[Any]] = mapped_column(default=list)
+    not_actions: Mapped[list[Any]] = mapped_column(default=list)
+    builtin: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class RoleAssignment(Base):
+    __tablename__ = "role_assignments"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    scope_key: Mapped[str] = mapped_column(String(1024), index=True)
+    scope: Mapped[str] = mapped_column(String(1024))
+    role_definition_id: Mapped[str] = mapped_column(ForeignKey("role_definitions.id"))
+    principal_id: Mapped[str] = mapped_column(String(36), index=True)
+    created_at: Mapped[dt.datetime]
+
+
+class SigningKey(Base):
+    """Token-signing keys. Published in JWKS from creation, used for signing from ``activates_at``."""
+
+    __tablename__ = "signing_keys"
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    public_jwk: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+    activates_at: Mapped[dt.datetime]
+    retires_at: Mapped[dt.datetime]
+
+
+class UsedAssertion(Base):
+    """Client-assertion ids seen before their expiry, so a captured assertion cannot be replayed."""
+
+    __tablename__ = "used_assertions"
+    jti: Mapped[str] = mapped_column(String(256), primary_key=True)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)

@@ -55,7 +55,7 @@ class Behaviour(Protocol):
 @dataclass
 class ResourceType:
     namespace: str
-    type: str
+    type_name: str
     api_versions: Sequence[str]
     put_model: type[BaseModel]
     patch_model: type[BaseModel]
@@ -70,7 +70,7 @@ class ResourceType:
 
     @property
     def full_type(self) -> str:
-        return f"{self.namespace}/{self.type}"
+        return f"{self.namespace}/{self.type_name}"
 
     @property
     def key(self) -> str:
@@ -114,7 +114,7 @@ class ResourceTypes:
     ) -> dict[str, Any]:
         types = [
             {
-                "resourceType": t.type,
+                "resourceType": t.type_name,
                 "locations": [display_location(x) for x in (t.locations or locations)],
                 "apiVersions": newest_stable_first(t.api_versions),
                 "defaultApiVersion": newest_stable_first(t.api_versions)[0],

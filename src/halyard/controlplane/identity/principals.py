@@ -83,7 +83,7 @@ class Principals:
             session.add(self._secret_credential(principal.id, secret, now))
         return NewCredential(principal, secret, now + SECRET_LIFETIME)
 
-    async def list(self, tenant_id: str) -> list[Principal]:
+    async def list_service_principals(self, tenant_id: str) -> list[Principal]:
         async with self._db.session() as session:
             rows = await session.scalars(
                 select(Principal)

@@ -223,7 +223,7 @@ def _sealed_feature(resource: Resource | None, cp: ControlPlane, feature: str) -
 def connected_cluster_type() -> ResourceType:
     return ResourceType(
         namespace=NAMESPACE,
-        type="connectedClusters",
+        type_name="connectedClusters",
         api_versions=API_VERSIONS,
         put_model=ConnectedClusterPut,
         patch_model=ConnectedClusterPatch,

@@ -13,21 +13,21 @@ from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane, reply
 
 def resource_type_router(rtype: ResourceType) -> APIRouter:
     router = APIRouter(tags=[rtype.full_type], responses=ERRORS)
-    group_path = f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}/providers/{rtype.namespace}/{rtype.type}"
+    group_path = f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}/providers/{rtype.namespace}/{rtype.type_name}"
     item_path = group_path + "/{resourceName}"
-    sub_path = f"/subscriptions/{{subscriptionId}}/providers/{rtype.namespace}/{rtype.type}"
+    sub_path = f"/subscriptions/{{subscriptionId}}/providers/{rtype.namespace}/{rtype.type_name}"
     api_version = api_version_query(rtype.api_versions)
     put_model: Any = rtype.put_model
     patch_model: Any = rtype.patch_model
     ok: dict[int | str, dict[str, Any]] = {200: {"model": rtype.response_model}}
 
     def rid(subscription_id: str, group: str, name: str) -> ResourceId:
-        return ResourceId(subscription_id, group, rtype.namespace, rtype.type, name)
+        return ResourceId(subscription_id, group, rtype.namespace, rtype.type_name, name)
 
     def version(request: Request) -> str:
         return require_api_version(request, rtype.api_versions, rtype.full_type)
 
-    @router.get(item_path, responses=ok, operation_id=f"{rtype.type}_Get")
+    @router.get(item_path, responses=ok, operation_id=f"{rtype.type_name}_Get")
     async def get_item(
         request: Request,
         subscriptionId: str,
@@ -40,7 +40,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         v = version(request)
         return reply(await cp.pipeline.get(caller, rtype, rid(subscriptionId, resourceGroupName, resourceName), v))
 
-    @router.put(item_path, responses={**ok, 201: {"model": rtype.response_model}}, operation_id=f"{rtype.type}_Put")
+    @router.put(item_path, responses={**ok, 201: {"model": rtype.response_model}}, operation_id=f"{rtype.type_name}_Put")
     async def put_item(
         request: Request,
         subscriptionId: str,
@@ -58,7 +58,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         r = await cp.pipeline.put(caller, rtype, target, v, body, if_match=if_match, if_none_match=if_none_match)
         return reply(r)
 
-    @router.patch(item_path, responses={**ok, 202: {"description": "Accepted"}}, operation_id=f"{rtype.type}_Update")
+    @router.patch(item_path, responses={**ok, 202: {"description": "Accepted"}}, operation_id=f"{rtype.type_name}_Update")
     async def patch_item(
         request: Request,
         subscriptionId: str,
@@ -77,7 +77,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
     @router.delete(
         item_path,
         responses={202: {"description": "Accepted"}, 204: {"description": "No content"}},
-        operation_id=f"{rtype.type}_Delete",
+        operation_id=f"{rtype.type_name}_Delete",
     )
     async def delete_item(
         request: Request,
@@ -93,7 +93,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         target = rid(subscriptionId, resourceGroupName, resourceName)
         return reply(await cp.pipeline.delete(caller, rtype, target, v, if_match=if_match))
 
-    @router.get(group_path, operation_id=f"{rtype.type}_ListByResourceGroup")
+    @router.get(group_path, operation_id=f"{rtype.type_name}_ListByResourceGroup")
     async def list_group(
         request: Request,
         subscriptionId: str,
@@ -117,7 +117,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         )
         return reply(r)
 
-    @router.get(sub_path, operation_id=f"{rtype.type}_ListBySubscription")
+    @router.get(sub_path, operation_id=f"{rtype.type_name}_ListBySubscription")
     async def list_subscription(
         request: Request,
         subscriptionId: str,

@@ -1,0 +1,1 @@
+"""Test support: real processes (server, PostgreSQL) started and cleaned up by the tests."""

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         """The management API's token audience, as ARM's ``https://management.azure.com/``."""
         return f"https://management.{self.domain or 'halyard.local'}/"
 
+    @property
+    def agent_audience(self) -> str:
+        """The audience of tokens for the agent-facing services (his, dp, relay); never valid on the management API."""
+        return f"https://agents.{self.domain or 'halyard.local'}/"
+
     def check(self) -> None:
         """Refuse unsafe combinations before anything listens."""
         if self.insecure_http and not _is_loopback(self.host):

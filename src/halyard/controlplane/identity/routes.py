@@ -153,7 +153,7 @@ def _audience(cp: ControlPlane, scope: str) -> str:
     for item in scope.split():
         if item.endswith("/.default"):
             resource = item[: -len("/.default")]
-            for known in (cp.settings.audience,):
+            for known in (cp.settings.audience, cp.settings.agent_audience):
                 if same_audience(resource, known):
                     return known
             raise OAuthError(

@@ -23,6 +23,7 @@ up: $(STAMP)
 ## System packages the tests use (PostgreSQL for the multi-replica store tests).
 system-deps:
 	scripts/install-system-deps.sh
+	scripts/install-helm.sh
 
 ## The real Azure CLI, test-only, in its own virtual environment.
 az-cli:

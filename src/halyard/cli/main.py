@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from halyard.cli import server
+from halyard.cli import server, sim
 
 app = typer.Typer(
     no_args_is_help=True,

@@ -1,0 +1,73 @@
+"""``halyard sim``: serve simulated Kubernetes clusters over the real Kubernetes API, for demos and tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from halyard.sim.server import DEFAULT_DATA_DIR, SimOptions, SimServer
+
+
+def command(
+    clusters: Annotated[int, typer.Option("--clusters", min=1, help="How many virtual clusters to serve.")] = 1,
+    nodes: Annotated[int, typer.Option("--nodes", min=0, help="Nodes in each virtual cluster.")] = 3,
+    kubernetes_version: Annotated[
+        str, typer.Option("--kubernetes-version", help="Version the clusters report (/version, kubelets).")
+    ] = "v1.31.2",
+    distribution: Annotated[
+        str, typer.Option("--distribution", help="Distribution the nodes' providerID names (generic, k3s, aks...).")
+    ] = "generic",
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="HTTPS port; 0 picks a free one.")] = 6443,
+    data_dir: Annotated[
+        Path, typer.Option("--data-dir", help="Where the CA, kubeconfigs, sim.json (and saved state) go.")
+    ] = DEFAULT_DATA_DIR,
+    persist: Annotated[
+        bool, typer.Option("--persist/--no-persist", help="Save objects to --data-dir at exit and reload them.")
+    ] = False,
+    pod_start_delay: Annotated[
+        float, typer.Option("--pod-start-delay", help="Seconds from scheduling to Running and Ready.")
+    ] = 0.5,
+    name_prefix: Annotated[str, typer.Option("--name-prefix", help="Clusters are named <prefix>-01, -02...")] = "sim",
+) -> None:
+    """Serve virtual Kubernetes clusters that kubectl, helm and client libraries use unchanged."""
+    options = SimOptions(
+        clusters=clusters,
+        nodes=nodes,
+        kubernetes_version=kubernetes_version,
+        distribution=distribution,
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        persist=persist,
+        pod_start_delay=pod_start_delay,
+        name_prefix=name_prefix,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(options))
+
+
+async def _serve(options: SimOptions) -> None:
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    server = SimServer(options)
+    await server.start()
+    names = list(server.clusters)
+    typer.echo(f"halyard sim: {len(names)} virtual cluster(s) at {server.url}{'/clusters/<name>'}", err=True)
+    for name in names[:10]:
+        typer.echo(f"  {name}: export KUBECONFIG={server.kubeconfig_path(name)}")
+    if len(names) > 10:
+        typer.echo(f"  ... and {len(names) - 10} more in {server.data_dir / 'kubeconfigs'}")
+    typer.echo(f"index: {server.data_dir / 'sim.json'} (started in {server.started_in:.2f}s)", err=True)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await server.stop()

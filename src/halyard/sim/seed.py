@@ -1,0 +1,151 @@
+"""What a fresh virtual cluster holds: system namespaces, nodes, the default RBAC roles, service accounts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from halyard.sim.cluster import VirtualCluster
+from halyard.sim.store import Obj
+
+_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+@dataclass(frozen=True)
+class NodeShape:
+    cpu: str = "4"
+    memory: str = "16Gi"
+    pods: str = "110"
+    os_image: str = "Ubuntu 22.04.4 LTS"
+    kernel: str = "5.15.0-105-generic"
+    runtime: str = "containerd://1.7.15"
+    arch: str = "amd64"
+
+
+def _cluster_role(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None = None) -> Obj:
+    meta: dict[str, Any] = {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})}}
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": rules}
+
+
+def _binding(name: str, role: str, kind: str, subject: str) -> Obj:
+    return {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults"}},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": kind, "name": subject}],
+    }
+
+
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+_WORKLOADS = [
+    {"apiGroups": [""], "resources": ["pods", "pods/log", "services", "endpoints", "configmaps", "secrets",
+                                      "serviceaccounts", "events", "persistentvolumeclaims"]},
+    {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale", "replicasets", "replicasets/scale",
+                                          "statefulsets", "statefulsets/scale", "daemonsets", "controllerrevisions"]},
+    {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"]},
+    {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"]},
+]  # fmt: skip
+DEFAULT_CLUSTER_ROLES: tuple[Obj, ...] = (
+    _cluster_role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                                    {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+    _cluster_role("admin", [*({**r, "verbs": _READ + _WRITE} for r in _WORKLOADS),
+                            {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"],
+                             "verbs": _READ + _WRITE}]),
+    _cluster_role("edit", [{**r, "verbs": _READ + _WRITE} for r in _WORKLOADS]),
+    _cluster_role("view", [{**r, "resources": [x for x in r["resources"] if x != "secrets"], "verbs": _READ}
+                           for r in _WORKLOADS]),
+    _cluster_role("system:discovery", [{"nonResourceURLs": ["/api", "/api/*", "/apis", "/apis/*", "/healthz",
+                                                            "/livez", "/readyz", "/openapi", "/openapi/*", "/version",
+                                                            "/version/"], "verbs": ["get"]}]),
+    _cluster_role("system:basic-user", [{"apiGroups": ["authorization.k8s.io"],
+                                         "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                                         "verbs": ["create"]},
+                                        {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"],
+                                         "verbs": ["create"]}]),
+    _binding("cluster-admin", "cluster-admin", "Group", "system:masters"),
+    _binding("system:discovery", "system:discovery", "Group", "system:authenticated"),
+    _binding("system:basic-user", "system:basic-user", "Group", "system:authenticated"),
+)  # fmt: skip
+
+
+def node_object(name: str, index: int, version: str, distribution: str, shape: NodeShape, cluster: str) -> Obj:
+    ip = f"10.0.{index // 250}.{index % 250 + 2}"
+    labels = {
+        "kubernetes.io/hostname": name,
+        "kubernetes.io/os": "linux",
+        "kubernetes.io/arch": shape.arch,
+        "beta.kubernetes.io/os": "linux",
+        "beta.kubernetes.io/arch": shape.arch,
+        "node.kubernetes.io/instance-type": "sim.standard",
+        "topology.kubernetes.io/zone": f"sim-{index % 3 + 1}",
+    }
+    if index == 0:
+        labels["node-role.kubernetes.io/control-plane"] = ""
+    capacity = {"cpu": shape.cpu, "memory": shape.memory, "pods": shape.pods, "ephemeral-storage": "100Gi"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {"providerID": f"{distribution}://{cluster}/{name}", "podCIDR": f"10.244.{index}.0/24"},
+        "status": {
+            "capacity": capacity,
+            "allocatable": dict(capacity),
+            "addresses": [{"type": "InternalIP", "address": ip}, {"type": "Hostname", "address": name}],
+            "conditions": [
+                {"type": t, "status": s, "reason": r, "message": m}
+                for t, s, r, m in (
+                    ("MemoryPressure", "False", "KubeletHasSufficientMemory", "kubelet has sufficient memory"),
+                    ("DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+                    ("PIDPressure", "False", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+                    ("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+                )
+            ],
+            "nodeInfo": {
+                "kubeletVersion": version,
+                "kubeProxyVersion": version,
+                "osImage": shape.os_image,
+                "kernelVersion": shape.kernel,
+                "containerRuntimeVersion": shape.runtime,
+                "operatingSystem": "linux",
+                "architecture": shape.arch,
+                "machineID": f"{abs(hash((cluster, name))):032x}"[:32],
+                "systemUUID": f"{abs(hash((name, cluster))):032x}"[:32],
+                "bootID": f"{abs(hash(name)):032x}"[:32],
+            },
+            "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+        },
+    }
+
+
+def seed_cluster(
+    c: VirtualCluster, *, nodes: int, version: str, distribution: str, shape: NodeShape | None = None
+) -> None:
+    """Create what every new cluster has. Writes go through the normal create path (so they are valid objects)."""
+    shape = shape or NodeShape()
+    reg = c.registry
+    ns_rt = reg.lookup("", "v1", "namespaces")
+    node_rt = reg.lookup("", "v1", "nodes")
+    sa_rt = reg.lookup("", "v1", "serviceaccounts")
+    svc_rt = reg.lookup("", "v1", "services")
+    assert ns_rt and node_rt and sa_rt and svc_rt
+    from halyard.sim.cluster import WriteContext
+
+    quiet = WriteContext(field_validation="Ignore")
+    for ns in _NAMESPACES:
+        c.create(ns_rt, "", {"metadata": {"name": ns}}, quiet)
+    for i in range(nodes):
+        name = "control-plane" if i == 0 else f"node-{i}"
+        c.create(node_rt, "", node_object(name, i, version, distribution, shape, c.name), quiet)
+    for obj in DEFAULT_CLUSTER_ROLES:
+        rt = reg.by_kind(obj["apiVersion"], obj["kind"])
+        assert rt is not None
+        c.create(rt, "", obj, quiet)
+    for ns in _NAMESPACES:
+        c.create(sa_rt, ns, {"metadata": {"name": "default"}}, quiet)
+    kubernetes_svc = {
+        "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
+        "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
+    }
+    c.create(svc_rt, "default", kubernetes_svc, quiet)

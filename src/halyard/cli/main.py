@@ -19,6 +19,7 @@ def _root() -> None:
 
 
 app.command("server")(server.command)
+app.command("sim")(sim.command)
 
 
 def main() -> None:

@@ -1,0 +1,210 @@
+"""Nobody without the right token and role gets anything: every route, every verb."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.api.helpers import (
+    CC_API,
+    CONTRIBUTOR,
+    READER,
+    RG_API,
+    cluster_body,
+    cluster_path,
+    group_path,
+    make_group,
+    make_principal,
+    unique,
+)
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+# The only routes anyone may call without a management token: how to get a token, and whether the server is up.
+PUBLIC = {
+    ("GET", "/{tenant}/v2.0/.well-known/openid-configuration"),
+    ("GET", "/{tenant}/discovery/v2.0/keys"),
+    ("GET", "/{tenant}/oauth2/v2.0/authorize"),
+    ("POST", "/{tenant}/oauth2/v2.0/token"),
+    ("GET", "/metadata/endpoints"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+}
+
+
+def _routes(server: ServerProcess) -> list[tuple[str, str]]:
+    spec = httpx.get(f"{server.url}/openapi.json", verify=server.ca).json()
+    return [
+        (m.upper(), p)
+        for p, ops in spec["paths"].items()
+        for m in ops
+        if m in {"get", "put", "post", "patch", "delete", "head"}
+    ]
+
+
+def _fill(server: ServerProcess, path: str) -> str:
+    values = {
+        "subscriptionId": server.admin["subscription"],
+        "scope": f"subscriptions/{server.admin['subscription']}",
+        "tenant": server.admin["tenant"],
+    }
+    return re.sub(r"\{(\w+)(?::path)?\}", lambda m: values.get(m.group(1), "x1"), path)
+
+
+def test_route_inventory_is_known(server: ServerProcess) -> None:
+    routes = _routes(server)
+    assert len(routes) > 30
+    for public in PUBLIC:
+        assert public in routes, f"public route {public} disappeared: update PUBLIC"
+
+
+@pytest.mark.parametrize("token_kind", ["none", "garbage", "other-audience", "forged"])
+def test_every_route_refuses_callers_without_a_management_token(server: ServerProcess, token_kind: str) -> None:
+    tokens = {
+        "none": None,
+        "garbage": "not.a.jwt",
+        "other-audience": server.token(audience=server.admin["audience"].replace("management.", "agents.")),
+        # Right shape and claims, signed by a key the server never issued.
+        "forged": _forged(server),
+    }
+    token = tokens[token_kind]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    checked = 0
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as c:
+        for method, path in _routes(server):
+            if (method, path) in PUBLIC:
+                continue
+            r = c.request(
+                method,
+                _fill(server, path),
+                params={"api-version": "2026-05-01"},
+                headers=headers,
+                json={} if method in ("PUT", "POST", "PATCH") else None,
+            )
+            assert r.status_code == 401, f"{method} {path} answered {r.status_code} to a {token_kind} token: {r.text}"
+            assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, path)
+            if method != "HEAD":
+                assert r.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken")
+            checked += 1
+    assert checked > 25
+
+
+def _forged(server: ServerProcess) -> str:
+    import time
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    real = jwt.decode(server.token(), options={"verify_signature": False})
+    header = jwt.get_unverified_header(server.token())
+    now = int(time.time())
+    claims = {**real, "iat": now, "nbf": now, "exp": now + 600}
+    return jwt.encode(
+        claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": header["kid"]}
+    )
+
+
+def test_reader_reads_but_cannot_write(server: ServerProcess) -> None:
+    group = make_group(server)
+    sub_scope = f"/subscriptions/{server.admin['subscription']}"
+    reader = make_principal(server, READER, sub_scope)
+    with server.client(server.token(reader.app_id, reader.secret)) as c:
+        assert c.get(group_path(server, group), params=RG_API).status_code == 200
+        r = c.put(cluster_path(server, group, "c1"), params=CC_API, json=cluster_body())
+        assert r.status_code == 403
+        error = r.json()["error"]
+        assert error["code"] == "AuthorizationFailed"
+        assert "Microsoft.Kubernetes/connectedClusters/write" in error["message"]
+        assert cluster_path(server, group, "c1") in error["message"]
+        assert c.delete(group_path(server, group), params=RG_API).status_code == 403
+        assert c.put(group_path(server, unique("rg")), params=RG_API, json={"location": "eastus"}).status_code == 403
+
+
+def test_role_on_one_group_gives_nothing_on_another(server: ServerProcess) -> None:
+    group_a, group_b = make_group(server), make_group(server)
+    worker = make_principal(server, CONTRIBUTOR, group_path(server, group_a))
+    with server.client() as admin:
+        admin.put(cluster_path(server, group_b, "b1"), params=CC_API, json=cluster_body()).raise_for_status()
+    with server.client(server.token(worker.app_id, worker.secret)) as c:
+        r = c.put(cluster_path(server, group_a, "a1"), params=CC_API, json=cluster_body())
+        assert r.status_code == 201, r.text
+        assert c.get(cluster_path(server, group_a, "a1"), params=CC_API).status_code == 200
+        assert c.get(cluster_path(server, group_b, "b1"), params=CC_API).status_code == 403
+        assert c.put(cluster_path(server, group_b, "b2"), params=CC_API, json=cluster_body()).status_code == 403
+        assert c.get(group_path(server, group_b), params=RG_API).status_code == 403
+        # Listing the subscription shows only what the role reaches.
+        listed = c.get(
+            f"/subscriptions/{server.admin['subscription']}/providers/Microsoft.Kubernetes/connectedClusters",
+            params=CC_API,
+        )
+        assert listed.status_code == 200
+        names = {x["name"] for x in listed.json()["value"]}
+        assert "a1" in names and "b1" not in names
+        # A contributor may not hand out roles.
+        r = c.put(
+            f"{group_path(server, group_a)}/providers/Microsoft.Authorization/roleAssignments/"
+            "00000000-0000-0000-0000-000000000001",
+            params={"api-version": "2022-04-01"},
+            json={"properties": {"roleDefinitionId": READER, "principalId": worker.object_id}},
+        )
+        assert r.status_code == 403
+
+
+def test_deleted_principal_token_stops_working_at_once(server: ServerProcess) -> None:
+    sp = make_principal(server, READER, f"/subscriptions/{server.admin['subscription']}")
+    token = server.token(sp.app_id, sp.secret)
+    with server.client(token) as c:
+        assert c.get("/subscriptions", params=RG_API).status_code == 200
+    with server.client() as admin:
+        r = admin.delete(
+            f"/providers/Halyard.Directory/servicePrincipals/{sp.app_id}", params={"api-version": "2026-01-01"}
+        )
+        assert r.status_code == 204
+    with server.client(token) as c:
+        r = c.get("/subscriptions", params=RG_API)
+        assert r.status_code == 401
+        assert "no longer exists" in r.json()["error"]["message"]
+    with pytest.raises(httpx.HTTPStatusError):
+        server.token(sp.app_id, sp.secret)
+
+
+def test_token_endpoint_errors_are_what_msal_understands(server: ServerProcess) -> None:
+    url = f"{server.url}/{server.admin['tenant']}/oauth2/v2.0/token"
+    base = {
+        "grant_type": "client_credentials",
+        "client_id": server.admin["clientId"],
+        "scope": server.admin["audience"] + ".default",
+    }
+    r = httpx.post(url, data={**base, "client_secret": "wrong"}, verify=server.ca)
+    assert r.status_code == 401 and r.json()["error"] == "invalid_client"
+    assert r.json()["error_description"].startswith("AADSTS7000215")
+    r = httpx.post(
+        url,
+        data={**base, "client_secret": server.admin["clientSecret"], "scope": "https://x/.default"},
+        verify=server.ca,
+    )
+    assert r.status_code == 400 and r.json()["error"] == "invalid_resource"
+    # az sends the audience with its trailing slash plus '/.default'; azure-identity without.
+    for scope in (server.admin["audience"] + "/.default", server.admin["audience"].rstrip("/") + "/.default"):
+        r = httpx.post(
+            url, data={**base, "client_secret": server.admin["clientSecret"], "scope": scope}, verify=server.ca
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["token_type"] == "Bearer" and 0 < r.json()["expires_in"] <= 3600
+    r = httpx.post(f"{server.url}/no-such-tenant/oauth2/v2.0/token", data=base, verify=server.ca)
+    assert r.status_code == 400 and "AADSTS90002" in r.json()["error_description"]
+
+
+def test_secrets_are_stored_hashed_and_never_logged(server: ServerProcess) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(server.data_dir / "halyard.db")
+    hashes = [row[0] for row in db.execute("select secret_hash from credentials where kind='secret'")]
+    db.close()
+    assert hashes and all(h.startswith("scrypt$") for h in hashes)
+    assert server.admin["clientSecret"] not in " ".join(hashes)
+    assert server.admin["clientSecret"] not in server.log()
+    assert (server.data_dir / "admin.json").stat().st_mode & 0o077 == 0

@@ -2,7 +2,12 @@
 # Installs the system packages the test suite drives for real. Idempotent; quiet when all is present.
 set -euo pipefail
 need=()
-command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# PostgreSQL: initdb/pg_ctl on PATH or in Debian's /usr/lib/postgresql/<major>/bin (tests/support/postgres.py looks
+# in both). As root the tests run it as the `postgres` user, which the package creates.
+if ! { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } \
+  || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
+  need+=(postgresql)
+fi
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.postgres import BACKENDS, PostgresServer
 from tests.support.processes import ServerProcess, free_port
 
 
@@ -22,5 +23,29 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A control plane of the test's own, for tests that restart, kill or reconfigure it."""
     proc = ServerProcess(tmp_path / "data", free_port())
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL (fsync on, 127.0.0.1 only) for the session; fails loudly when it is not installed."""
+    pg = PostgresServer().start()
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server: PostgresServer) -> str:
+    """The URL (``postgresql+asyncpg://...``) of a database of the session's PostgreSQL."""
+    return postgres_server.create_database("halyard")
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def db_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A control plane per storage backend for the session: a test using it runs on SQLite and on PostgreSQL."""
+    url = request.getfixturevalue("postgres") if request.param == "postgres" else None
+    data_dir = tmp_path_factory.mktemp(f"server-{request.param}") / "data"
+    proc = ServerProcess(data_dir, free_port(), database_url=url).start()
     yield proc
     proc.stop()

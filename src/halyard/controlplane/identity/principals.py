@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import jwt
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from halyard.controlplane.identity.secrets import hash_secret, new_secret, verify_secret
 from halyard.core.clock import Clock
@@ -194,11 +195,15 @@ class Principals:
         return principal
 
     async def _remember(self, jti: str, expires_at: dt.datetime) -> None:
-        async with self._db.transaction() as session:
-            if await session.get(UsedAssertion, jti) is not None:
-                raise OAuthError("invalid_client", "The client assertion was already used.", aadsts=700024)
-            await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < self._clock.now()))
-            session.add(UsedAssertion(jti=jti, expires_at=expires_at))
+        replayed = OAuthError("invalid_client", "The client assertion was already used.", aadsts=700024)
+        try:
+            async with self._db.transaction() as session:
+                if await session.get(UsedAssertion, jti) is not None:
+                    raise replayed
+                await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < self._clock.now()))
+                session.add(UsedAssertion(jti=jti, expires_at=expires_at))
+        except IntegrityError:  # the same assertion presented twice at the same moment
+            raise replayed from None
 
     @staticmethod
     async def _by_app_id(session, id_or_app_id: str) -> Principal:  # type: ignore[no-untyped-def]

@@ -201,10 +201,9 @@ class ClusterApi:
     # ---- routing
     async def _dispatch(self, c: VirtualCluster, req: Request, user: UserInfo) -> Response:
         path = req.path.rstrip("/") or "/"
-        if (
-            (req.method == "GET"
-            and not (path.startswith("/api/") or path.startswith("/apis/")))
-            or path in ("/api", "/apis")
+        if (req.method == "GET" and not (path.startswith("/api/") or path.startswith("/apis/"))) or path in (
+            "/api",
+            "/apis",
         ):
             if user is not ANONYMOUS or path not in _PUBLIC:
                 self._authorize(c, user, Attributes("get", path=path))

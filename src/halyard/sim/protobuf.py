@@ -1,9 +1,10 @@
 """Decoding of Kubernetes protobuf request bodies (the ``k8s\\x00`` envelope), for the kinds clients send so.
 
 client-go ≥ 0.31 (helm 3.17, kubectl 1.32+) sends typed-client bodies as protobuf: helm's release Secrets, the
-``auth can-i`` SelfSubjectAccessReview. A 415 there is fatal to those clients, so this decodes them into the same
-dicts a JSON body would give. A hand-written wire decoder driven by a small table of message descriptors; kinds not
-in the table get a 415 with a clear message (replies are always JSON, which every client accepts).
+``auth can-i`` SelfSubjectAccessReview, every ``kubectl create <kind>``. A 415 there is fatal to those clients, so
+this decodes them into the same dicts a JSON body would give: a small wire decoder driven by the field tables of
+``protodesc.py`` (generated from the descriptors Go clients embed). Kinds outside those tables get a 415 with a
+clear message. Replies are always JSON, which every client accepts.
 """
 
 from __future__ import annotations
@@ -11,59 +12,26 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import struct
 from typing import Any
 
 from halyard.sim.errors import ApiError
+from halyard.sim.protodesc import MESSAGES
 
 MAGIC = b"k8s\x00"
 
-# message -> field number -> (json name, type). Types: string, bytes, int, bool, time, rawjson, msg:<name>,
-# map:<value type>, and a leading "*" for repeated fields. Field numbers are those of k8s.io/api's generated.proto.
-MESSAGES: dict[str, dict[int, tuple[str, str]]] = {
-    "Unknown": {1: ("typeMeta", "msg:TypeMeta"), 2: ("raw", "bytes"), 3: ("contentEncoding", "string"),
-                4: ("contentType", "string")},
-    "TypeMeta": {1: ("apiVersion", "string"), 2: ("kind", "string")},
-    "ObjectMeta": {
-        1: ("name", "string"), 2: ("generateName", "string"), 3: ("namespace", "string"), 4: ("selfLink", "string"),
-        5: ("uid", "string"), 6: ("resourceVersion", "string"), 7: ("generation", "int"),
-        8: ("creationTimestamp", "time"), 9: ("deletionTimestamp", "time"), 10: ("deletionGracePeriodSeconds", "int"),
-        11: ("labels", "map:string"), 12: ("annotations", "map:string"), 13: ("ownerReferences", "*msg:OwnerReference"),
-        14: ("finalizers", "*string"), 17: ("managedFields", "*msg:ManagedFieldsEntry"),
-    },
-    "OwnerReference": {1: ("kind", "string"), 3: ("name", "string"), 4: ("uid", "string"), 5: ("apiVersion", "string"),
-                       6: ("controller", "bool"), 7: ("blockOwnerDeletion", "bool")},
-    "ManagedFieldsEntry": {1: ("manager", "string"), 2: ("operation", "string"), 3: ("apiVersion", "string"),
-                           4: ("time", "time"), 6: ("fieldsType", "string"), 7: ("fieldsV1", "msg:FieldsV1"),
-                           8: ("subresource", "string")},
-    "FieldsV1": {1: ("Raw", "rawjson")},
-    "Secret": {1: ("metadata", "msg:ObjectMeta"), 2: ("data", "map:bytes"), 3: ("type", "string"),
-               4: ("stringData", "map:string"), 5: ("immutable", "bool")},
-    "ConfigMap": {1: ("metadata", "msg:ObjectMeta"), 2: ("data", "map:string"), 3: ("binaryData", "map:bytes"),
-                  4: ("immutable", "bool")},
-    "Namespace": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:NamespaceSpec")},
-    "NamespaceSpec": {1: ("finalizers", "*string")},
-    "SelfSubjectAccessReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:SelfSubjectAccessReviewSpec")},
-    "SelfSubjectAccessReviewSpec": {1: ("resourceAttributes", "msg:ResourceAttributes"),
-                                    2: ("nonResourceAttributes", "msg:NonResourceAttributes")},
-    "SubjectAccessReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:SubjectAccessReviewSpec")},
-    "LocalSubjectAccessReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:SubjectAccessReviewSpec")},
-    "SubjectAccessReviewSpec": {1: ("resourceAttributes", "msg:ResourceAttributes"),
-                                2: ("nonResourceAttributes", "msg:NonResourceAttributes"), 3: ("user", "string"),
-                                4: ("groups", "*string"), 6: ("uid", "string")},
-    "ResourceAttributes": {1: ("namespace", "string"), 2: ("verb", "string"), 3: ("group", "string"),
-                           4: ("version", "string"), 5: ("resource", "string"), 6: ("subresource", "string"),
-                           7: ("name", "string")},
-    "NonResourceAttributes": {1: ("path", "string"), 2: ("verb", "string")},
-    "SelfSubjectRulesReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:SelfSubjectRulesReviewSpec")},
-    "SelfSubjectRulesReviewSpec": {1: ("namespace", "string")},
-    "DeleteOptions": {1: ("gracePeriodSeconds", "int"), 2: ("preconditions", "msg:Preconditions"),
-                      3: ("orphanDependents", "bool"), 4: ("propagationPolicy", "string"), 5: ("dryRun", "*string")},
-    "Preconditions": {1: ("uid", "string"), 2: ("resourceVersion", "string")},
-    "TokenReview": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:TokenReviewSpec")},
-    "TokenReviewSpec": {1: ("token", "string"), 2: ("audiences", "*string")},
-    "TokenRequest": {1: ("metadata", "msg:ObjectMeta"), 2: ("spec", "msg:TokenRequestSpec")},
-    "TokenRequestSpec": {1: ("audiences", "*string"), 4: ("expirationSeconds", "int")},
-}  # fmt: skip
+ENVELOPE = "k8s.io.apimachinery.pkg.runtime.Unknown"
+META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+
+
+def message_for(api_version: str, kind: str) -> str | None:
+    """The protobuf message of a kind (``apps/v1 Deployment`` -> ``k8s.io.api.apps.v1.Deployment``)."""
+    group, _, version = api_version.rpartition("/")
+    package = f"k8s.io.api.{group.split('.')[0] if group else 'core'}.{version}"
+    for name in (f"{package}.{kind}", f"{META}.{kind}"):
+        if name in MESSAGES:
+            return name
+    return None
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -110,11 +78,13 @@ def _signed(v: int) -> int:
     return v - (1 << 64) if v >= 1 << 63 else v
 
 
-def _time(data: bytes) -> str:
+def _time(data: bytes) -> str | None:
     seconds = 0
     for number, _, value in fields(data):
         if number == 1:
             seconds = _signed(value)
+    if seconds == 0:
+        return None  # Go's zero time.Time, which JSON renders as null
     return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
@@ -130,20 +100,79 @@ def _scalar(kind: str, value: Any) -> Any:
     if kind == "time":
         return _time(bytes(value))
     if kind == "rawjson":
-        return json.loads(bytes(value) or b"{}")
+        return _raw_json(bytes(value))
+    if kind == "quantity":
+        return _first_string(bytes(value))
+    if kind == "intorstr":
+        return _int_or_string(bytes(value))
+    if kind == "duration":
+        return _duration(bytes(value))
+    if kind == "double":
+        return struct.unpack("<d", value.to_bytes(8, "little"))[0]
+    if kind == "float":
+        return struct.unpack("<f", value.to_bytes(4, "little"))[0]
+    if kind == "sint":
+        return (value >> 1) ^ -(value & 1)
     if kind.startswith("msg:"):
         return decode_message(kind[4:], bytes(value))
     raise ValueError(f"unknown field type {kind}")
 
 
+def _raw_json(data: bytes) -> Any:
+    """RawExtension and FieldsV1 carry JSON (a RawExtension may carry a nested protobuf object instead)."""
+    if not data:
+        return None
+    if data.startswith(MAGIC):
+        return decode(data)
+    return json.loads(data)
+
+
+def _first_string(data: bytes) -> str:
+    for number, _, value in fields(data):
+        if number == 1:
+            return bytes(value).decode("utf-8")
+    return ""
+
+
+def _int_or_string(data: bytes) -> int | str:
+    kind, int_val, str_val = 0, 0, ""
+    for number, _, value in fields(data):
+        if number == 1:
+            kind = value
+        elif number == 2:
+            int_val = _signed(value)
+        elif number == 3:
+            str_val = bytes(value).decode("utf-8")
+    return str_val if kind == 1 else int_val
+
+
+def _duration(data: bytes) -> str:
+    nanos = 0
+    for number, _, value in fields(data):
+        if number == 1:
+            nanos = _signed(value)
+    seconds = nanos / 1e9
+    h, rem = divmod(int(seconds), 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m}m{s}s" if h else (f"{m}m{s}s" if m else f"{seconds:g}s")
+
+
 def decode_message(name: str, data: bytes) -> dict[str, Any]:
-    """Decode one message into the dict its JSON form would give. Unknown field numbers are skipped."""
+    """Decode one message into the dict its JSON form would give.
+
+    Unknown field numbers are skipped. Empty strings are dropped: Go's generated code writes every non-pointer
+    string, set or not, while JSON omits them (``omitempty``); ints and bools are kept, as a pointer field set to
+    zero is meaningful (``replicas: 0``).
+    """
     spec = MESSAGES[name]
     out: dict[str, Any] = {}
     for number, _, value in fields(data):
         if number not in spec:
             continue
         json_name, kind = spec[number]
+        if not json_name:  # an inlined embedded struct
+            out.update(decode_message(kind[4:], bytes(value)))
+            continue
         if kind.startswith("map:"):
             key = val = None
             for n, _, v in fields(bytes(value)):
@@ -156,9 +185,11 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
         elif kind.startswith("*"):
             out.setdefault(json_name, []).append(_scalar(kind[1:], value))
         else:
-            out[json_name] = _scalar(kind, value)
-    if name == "FieldsV1":
-        return out.get("Raw", {})
+            decoded = _scalar(kind, value)
+            if decoded is None or decoded == "":
+                out.pop(json_name, None)
+            else:
+                out[json_name] = decoded
     return out
 
 
@@ -167,19 +198,16 @@ def decode(body: bytes) -> dict[str, Any]:
     if not body.startswith(MAGIC):
         raise ApiError(415, "protobuf body does not start with the k8s envelope magic", reason="UnsupportedMediaType")
     try:
-        envelope = decode_message("Unknown", body[len(MAGIC) :])
-        type_meta = envelope.get("typeMeta") or {}
-        kind = type_meta.get("kind", "")
-        if kind not in MESSAGES:
+        envelope = decode_message(ENVELOPE, body[len(MAGIC) :])
+        api_version, kind = envelope.get("apiVersion", ""), envelope.get("kind", "")
+        message = message_for(api_version, kind)
+        if message is None:
             raise ApiError(
                 415,
-                f"the simulator cannot decode protobuf bodies of kind {kind!r}; send JSON",
+                f"the simulator cannot decode protobuf bodies of {api_version} {kind}; send JSON",
                 reason="UnsupportedMediaType",
             )
-        raw = base64.b64decode(envelope.get("raw", ""))
-        obj = decode_message(kind, raw)
-    except (ValueError, UnicodeDecodeError, KeyError) as e:
+        obj = decode_message(message, base64.b64decode(envelope.get("raw", "")))
+    except (ValueError, UnicodeDecodeError, KeyError, struct.error) as e:
         raise ApiError(400, f"cannot decode protobuf body: {e}") from e
-    obj["apiVersion"] = type_meta.get("apiVersion", "")
-    obj["kind"] = kind
-    return obj
+    return {"apiVersion": api_version, "kind": kind, **obj}

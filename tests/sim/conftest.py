@@ -56,7 +56,7 @@ def start_sim(data_dir: Path, *args: str, timeout: float = 60) -> Sim:
     index.unlink(missing_ok=True)
     cmd = [sys.executable, "-c", "from halyard.cli.main import main; main()", "sim", "--port", "0",
            "--data-dir", str(data_dir), "--pod-start-delay", "0.2", *args]  # fmt: skip
-    log = open(data_dir.parent / f"{data_dir.name}.log", "wb")  # noqa: SIM115 - kept open for the process
+    log = open(data_dir.parent / f"{data_dir.name}.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
     deadline = time.monotonic() + timeout
     while not index.exists():

@@ -286,10 +286,10 @@ class ClusterApi:
             return json_response(openapi.root_document(self.prefix_of(c.name), self._v3_hashes(c)))
         if path.startswith("/openapi/v3/"):
             gv = path[len("/openapi/v3/") :]
-            doc = self._v3_document(c, gv)
-            if doc is None:
+            found = self._v3_document(c, gv)
+            if found is None:
                 raise ApiError(404, "the server could not find the requested resource", details={})
-            body, digest = doc
+            body, digest = found
             return Response(200, body, JSON, [("etag", f'"{digest}"'), ("cache-control", "public, immutable")])
         raise ApiError(404, "the server could not find the requested resource", details={})
 

@@ -8,6 +8,7 @@ controllers (see ``controllers.py``); time comes from an injected clock.
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import ipaddress
 import json
@@ -626,7 +627,7 @@ class VirtualCluster:
                 for o in self.store.list(t):
                     self.store.remove(t, o)
 
-    def _crd_keys(self, crd: Obj) -> list[ResourceType]:
+    def _crd_keys(self, crd: Obj) -> builtins.list[ResourceType]:
         from halyard.sim.resources import crd_types
 
         return crd_types(crd)

@@ -297,11 +297,11 @@ class ControllerManager:
              else f'ReplicaSet "{cur["metadata"]["name"]}" is progressing.'),
         ):  # fmt: skip
             prev = old_conds.get(kind)
-            status = "True" if ok else "False"
-            if prev and prev.get("status") == status and prev.get("reason") == reason:
+            value = "True" if ok else "False"
+            if prev and prev.get("status") == value and prev.get("reason") == reason:
                 conds.append(prev)
             else:
-                conds.append(_cond(kind, status, reason, message, now))
+                conds.append(_cond(kind, value, reason, message, now))
         status: dict[str, Any] = {
             "observedGeneration": d["metadata"].get("generation", 1),
             "replicas": total,

@@ -138,14 +138,14 @@ def apply_merge(live: Any, config: Any, field: str = "") -> Any:
     if isinstance(config, list) and isinstance(live, list) and config:
         mk = merge_key(field, config)
         if mk and all(isinstance(i, dict) and mk in i for i in config):
-            result = [copy.deepcopy(i) for i in live]
+            items = [copy.deepcopy(i) for i in live]
             for item in config:
-                idx = next((n for n, o in enumerate(result) if isinstance(o, dict) and o.get(mk) == item[mk]), None)
+                idx = next((n for n, o in enumerate(items) if isinstance(o, dict) and o.get(mk) == item[mk]), None)
                 if idx is None:
-                    result.append(copy.deepcopy(item))
+                    items.append(copy.deepcopy(item))
                 else:
-                    result[idx] = apply_merge(result[idx], item, field)
-            return result
+                    items[idx] = apply_merge(items[idx], item, field)
+            return items
     return copy.deepcopy(config)
 
 

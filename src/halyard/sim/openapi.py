@@ -105,7 +105,7 @@ def custom_document(types: Iterable[ResourceType], k8s_version: str) -> tuple[by
     schemas.update(_meta_schemas())
     paths: dict[str, Any] = {}
     for t in types:
-        version_spec = next(
+        version_spec: dict[str, Any] = next(
             (v for v in (t.crd or {}).get("spec", {}).get("versions", []) if v.get("name") == t.version), {}
         )
         schema = json.loads(json.dumps((version_spec.get("schema") or {}).get("openAPIV3Schema") or {}))

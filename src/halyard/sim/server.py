@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,14 @@ class SimOptions:
 def cluster_names(options: SimOptions) -> list[str]:
     width = max(2, len(str(options.clusters)))
     return [f"{options.name_prefix}-{i:0{width}d}" for i in range(1, options.clusters + 1)]
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handling: whoever runs the simulator decides when it stops (and saves)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 class SimServer:
@@ -138,8 +147,7 @@ class SimServer:
             timeout_keep_alive=30,
             backlog=4096,
         )
-        self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._server = _Server(config)
         self.controllers.start()
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="sim-http")
         while not self._server.started:

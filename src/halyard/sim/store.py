@@ -6,6 +6,7 @@ out references safely (the HTTP layer only serialises them).
 
 from __future__ import annotations
 
+import builtins
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ class ObjectStore:
         self.history: deque[Event] = deque(maxlen=history)
         self.compacted_rv = 0  # events with rv <= this are gone from history
         self.watchers: dict[str, list[Watcher]] = {}
-        self.listeners: list[Callable[[Event], None]] = []
+        self.listeners: builtins.list[Callable[[Event], None]] = []
 
     # reads
     def get(self, key: str, namespace: str, name: str) -> Obj | None:
@@ -95,7 +96,7 @@ class ObjectStore:
             listener(event)
 
     # watch
-    def events_since(self, key: str, rv: int) -> list[Event]:
+    def events_since(self, key: str, rv: int) -> builtins.list[Event]:
         """Events of ``key`` after ``rv``; 410 Expired when history no longer reaches back that far."""
         if rv < self.compacted_rv:
             raise ApiError(410, f"too old resource version: {rv} ({self.compacted_rv + 1})", reason="Expired")

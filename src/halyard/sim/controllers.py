@@ -126,8 +126,11 @@ class ControllerManager:
             self.enqueue((cn, "replicaset", ns, name))
             self._enqueue_owner(c, ev.obj, "Deployment", "deployment")
         elif ev.key == "/pods":
-            if ev.type == "ADDED" and not (ev.obj.get("spec") or {}).get("nodeName"):
-                self.enqueue((cn, "bind", ns, name))
+            if ev.type == "ADDED":
+                if (ev.obj.get("spec") or {}).get("nodeName"):  # placed already (daemon sets): the kubelet starts it
+                    self.later(self.timing.pod_start, (cn, "podstart", ns, name))
+                else:
+                    self.enqueue((cn, "bind", ns, name))
             for kind, task in (("ReplicaSet", "replicaset"), ("Job", "job"), ("DaemonSet", "daemonset"),
                                ("StatefulSet", "statefulset")):  # fmt: skip
                 self._enqueue_owner(c, ev.obj, kind, task)

@@ -228,9 +228,10 @@ def apply(
     if conflicts and not force:
         raise _conflict_error(conflicts)
     if force:
+        # Forcing takes the conflicting fields; fields with equal values stay shared, as on a real server.
+        taken = {(name, path) for name, path in conflicts}
         for m in managers:
-            if not (m.name == manager and m.operation == "Apply"):
-                m.fields -= wanted
+            m.fields -= {path for name, path in taken if name == m.name}
     merged = apply_merge(copy.deepcopy(live) if live else {}, config)
     mine = _manager(managers, manager, "Apply", subresource)
     others: set[Path] = set()

@@ -1,0 +1,134 @@
+"""One virtual cluster's object semantics and controllers, in process (no HTTP)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from halyard.core.clock import ManualClock
+from halyard.sim.cluster import VirtualCluster, WriteContext
+from halyard.sim.controllers import ControllerManager, Timing
+from halyard.sim.errors import ApiError
+from halyard.sim.resources import ResourceType
+from halyard.sim.seed import seed_cluster
+
+
+def _cluster() -> VirtualCluster:
+    c = VirtualCluster("t", ManualClock())
+    seed_cluster(c, nodes=2, version="v1.31.2", distribution="generic")
+    return c
+
+
+def _rt(c: VirtualCluster, group: str, plural: str) -> ResourceType:
+    for t in c.registry.all_types():
+        if t.group == group and t.plural == plural:
+            return t
+    raise AssertionError(plural)
+
+
+@pytest.mark.unit
+def test_seeded_cluster() -> None:
+    c = _cluster()
+    assert [n["metadata"]["name"] for n in c.store.list("/nodes")] == ["control-plane", "node-1"]
+    assert {n["metadata"]["name"] for n in c.store.list("/namespaces")} >= {"default", "kube-system"}
+    assert c.store.get("rbac.authorization.k8s.io/clusterrolebindings", "", "cluster-admin") is not None
+
+
+@pytest.mark.unit
+def test_terminating_namespace_refuses_new_objects() -> None:
+    c = _cluster()
+    ns, cm = _rt(c, "", "namespaces"), _rt(c, "", "configmaps")
+    c.create(ns, "", {"metadata": {"name": "x"}})
+    body, finished = c.delete(ns, "", "x")
+    assert not finished and body["status"]["phase"] == "Terminating"
+    with pytest.raises(ApiError) as e:
+        c.create(cm, "x", {"metadata": {"name": "late"}})
+    assert (e.value.code, e.value.reason) == (403, "Forbidden")
+
+
+@pytest.mark.unit
+def test_dry_run_and_no_op_updates() -> None:
+    c = _cluster()
+    cm = _rt(c, "", "configmaps")
+    c.create(cm, "default", {"metadata": {"name": "a"}, "data": {"k": "v"}}, WriteContext(dry_run=True))
+    assert c.store.get(cm.key, "default", "a") is None
+    created = c.create(cm, "default", {"metadata": {"name": "a"}, "data": {"k": "v"}})
+    rv = created["metadata"]["resourceVersion"]
+    same = c.update(cm, "default", "a", json.loads(json.dumps(created)))
+    assert same["metadata"]["resourceVersion"] == rv  # nothing changed: no new version, no event
+
+
+@pytest.mark.unit
+def test_apply_creates_then_patches() -> None:
+    c = _cluster()
+    cm = _rt(c, "", "configmaps")
+    ctx = WriteContext(field_manager="agent")
+    body = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "s"}, "data": {"a": "1"}})
+    obj, created = c.patch(cm, "default", "s", "application/apply-patch+yaml", body.encode(), ctx)
+    assert created and obj["metadata"]["managedFields"][0]["manager"] == "agent"
+    obj, created = c.patch(cm, "default", "s", "application/merge-patch+json", b'{"data":{"b":"2"}}', ctx)
+    assert not created and obj["data"] == {"a": "1", "b": "2"}
+
+
+@pytest.mark.unit
+def test_crd_serves_custom_resources() -> None:
+    c = _cluster()
+    crd = {"metadata": {"name": "gadgets.example.com"}, "spec": {
+        "group": "example.com", "scope": "Namespaced", "names": {"plural": "gadgets", "kind": "Gadget"},
+        "versions": [{"name": "v1", "served": True, "storage": True}]}}  # fmt: skip
+    c.create(_rt(c, "apiextensions.k8s.io", "customresourcedefinitions"), "", crd)
+    gadget = c.registry.lookup("example.com", "v1", "gadgets")
+    assert gadget is not None and gadget.kind == "Gadget"
+    c.create(gadget, "default", {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}})
+    c.delete(_rt(c, "apiextensions.k8s.io", "customresourcedefinitions"), "", "gadgets.example.com")
+    assert c.registry.lookup("example.com", "v1", "gadgets") is None
+    assert c.store.list(gadget.key) == []
+
+
+async def _settle(check: Any, timeout: float = 5) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("controllers did not settle")
+        await asyncio.sleep(0.01)
+
+
+@pytest.mark.unit
+async def test_controllers_deployment_job_daemonset() -> None:
+    c = _cluster()
+    mgr = ControllerManager(Timing(pod_start=0.01, job_pod_run=0.01))
+    mgr.attach(c)
+    mgr.start()
+    try:
+        template = {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+        c.create(_rt(c, "apps", "deployments"), "default", {"metadata": {"name": "w"}, "spec": {
+            "replicas": 3, "selector": {"matchLabels": {"app": "w"}}, "template": template}})  # fmt: skip
+
+        def deployed() -> bool:
+            st = (c.store.get("apps/deployments", "default", "w") or {}).get("status") or {}
+            return st.get("availableReplicas") == 3 and st.get("updatedReplicas") == 3
+
+        await _settle(deployed)
+        pods = c.store.list("/pods", "default")
+        assert len(pods) == 3 and all(p["status"]["phase"] == "Running" and p["spec"]["nodeName"] for p in pods)
+        c.create(_rt(c, "batch", "jobs"), "default", {"metadata": {"name": "j"}, "spec": {
+            "completions": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}})  # fmt: skip
+
+        def completed() -> bool:
+            st = (c.store.get("batch/jobs", "default", "j") or {}).get("status") or {}
+            return any(x["type"] == "Complete" for x in st.get("conditions") or [])
+
+        await _settle(completed)
+        c.create(_rt(c, "apps", "daemonsets"), "kube-system", {"metadata": {"name": "d"}, "spec": {
+            "selector": {"matchLabels": {"app": "w"}}, "template": template}})  # fmt: skip
+        await _settle(lambda: ((c.store.get("apps/daemonsets", "kube-system", "d") or {}).get("status") or {})
+                      .get("numberReady") == 2)  # fmt: skip
+        # Deleting the deployment garbage-collects its replica set and pods.
+        c.delete(_rt(c, "apps", "deployments"), "default", "w")
+        await _settle(lambda: not c.store.list("apps/replicasets", "default")
+                      and not [p for p in c.store.list("/pods", "default") if "w-" in p["metadata"]["name"]])  # fmt: skip
+    finally:
+        await mgr.stop()

@@ -1,0 +1,191 @@
+"""The real Azure CLI against a running control plane over TLS, set up exactly as docs/azure-cli.md says."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.api.helpers import AGENT_PUBLIC_KEY, RG_API, cluster_body, cluster_path, group_path, make_group, unique
+from tests.compat.azcli import AzureCli, az_environment, az_executable
+from tests.compat.recipes import recipe
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
+# Without Retry-After, azure-core waits 30 s between polls; with it an operation here takes about a second.
+LRO_BUDGET_SECONDS = 10
+
+
+@pytest.fixture(scope="module")
+def az_login(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[AzureCli, Any]:
+    """An az logged in as the bootstrap admin by the documented recipe; also the recipe's output (the login's JSON)."""
+    executable = az_executable()
+    cli = AzureCli(executable, az_environment(executable, tmp_path_factory.mktemp("az-home"), server.ca))
+    admin = server.admin
+    login = cli.script(
+        recipe("bash"),
+        {
+            "HALYARD_URL": admin["server"],
+            "HALYARD_CA": admin["caCert"],
+            "TENANT": admin["tenant"],
+            "CLIENT_ID": admin["clientId"],
+            "CLIENT_SECRET": admin["clientSecret"],
+        },
+    )
+    return cli, json.loads(login.stdout)
+
+
+@pytest.fixture(scope="module")
+def cli(az_login: tuple[AzureCli, Any]) -> AzureCli:
+    return az_login[0]
+
+
+@pytest.fixture
+def group(server: ServerProcess) -> Iterator[str]:
+    """A resource group of the test's own, made and removed over plain HTTP so az calls go to what is tested."""
+    name = make_group(server)
+    yield name
+    with server.client() as client:
+        client.delete(group_path(server, name), params=RG_API)
+
+
+def test_cloud_register_discovers_endpoints_and_service_principal_logs_in(
+    az_login: tuple[AzureCli, Any], server: ServerProcess
+) -> None:
+    cli, login = az_login
+    admin = server.admin
+    expected = {
+        "cloudName": "halyard",
+        "id": admin["subscription"],
+        "tenantId": admin["tenant"],
+        "homeTenantId": admin["tenant"],
+        "state": "Enabled",
+        "isDefault": True,
+        "user": {"name": admin["clientId"], "type": "servicePrincipal"},
+    }
+    assert [{k: s[k] for k in expected} for s in login] == [expected]
+
+    cloud = cli.json("cloud", "show", "-n", "halyard")
+    assert cloud["isActive"] is True
+    endpoints = cloud["endpoints"]
+    # Everything but the resource manager came from GET /metadata/endpoints.
+    assert endpoints["resourceManager"] == admin["server"] + "/"
+    assert endpoints["activeDirectory"].rstrip("/") == admin["server"]
+    assert endpoints["activeDirectoryResourceId"] == admin["audience"]
+
+    subscriptions = cli.json("account", "list")
+    assert [(s["id"], s["tenantId"], s["cloudName"]) for s in subscriptions] == [
+        (admin["subscription"], admin["tenant"], "halyard")
+    ]
+    account = cli.json("account", "show")
+    assert {k: account[k] for k in ("id", "tenantId", "homeTenantId", "environmentName", "user")} == {
+        "id": admin["subscription"],
+        "tenantId": admin["tenant"],
+        "homeTenantId": admin["tenant"],
+        "environmentName": "halyard",
+        "user": {"name": admin["clientId"], "type": "servicePrincipal"},
+    }
+
+
+def test_group_create_list_show_exists_delete(cli: AzureCli, server: ServerProcess) -> None:
+    name = unique("az-rg")
+    created = cli.json("group", "create", "-n", name, "-l", "westus", "--tags", "team=infra")
+    assert {k: created[k] for k in ("id", "name", "location", "tags", "type")} == {
+        "id": group_path(server, name),
+        "name": name,
+        "location": "westus",
+        "tags": {"team": "infra"},
+        "type": "Microsoft.Resources/resourceGroups",
+    }
+    assert created["properties"]["provisioningState"] == "Succeeded"
+    listed = {g["name"]: g for g in cli.json("group", "list")}
+    assert listed[name]["tags"] == {"team": "infra"}
+    assert cli.json("group", "show", "-n", name) == created
+    assert cli.json("group", "exists", "-n", name) is True
+
+    started = time.monotonic()
+    cli.run("group", "delete", "-n", name, "--yes")
+    assert time.monotonic() - started < LRO_BUDGET_SECONDS
+    assert cli.json("group", "exists", "-n", name) is False
+    missing = cli.run("group", "show", "-n", name, ok=False)
+    assert f"(ResourceGroupNotFound) Resource group '{name}' could not be found." in missing.stderr
+
+
+def test_group_delete_no_wait_completes_server_side_with_its_resources(cli: AzureCli, server: ServerProcess) -> None:
+    name = unique("az-nowait")
+    cli.run("group", "create", "-n", name, "-l", "westus", "-o", "none")
+    cluster = cluster_path(server, name, "doomed")
+    cli.run(
+        "rest", "--method", "put", "--url", f"{cluster}?api-version=2024-01-01", "--body", json.dumps(cluster_body())
+    )
+
+    cli.run("group", "delete", "-n", name, "--yes", "--no-wait")
+    # Nobody polls: the server must finish the deletion by itself.
+    deadline = time.monotonic() + 30
+    while cli.json("group", "exists", "-n", name):
+        assert time.monotonic() < deadline, f"group {name} still exists 30 s after az group delete --no-wait"
+        time.sleep(0.5)
+    gone = cli.run("rest", "--method", "get", "--url", f"{cluster}?api-version=2024-01-01", ok=False)
+    assert "ResourceGroupNotFound" in gone.stderr
+    assert cluster not in {r["id"] for r in cli.json("resource", "list")}
+
+
+def test_resource_commands_on_connected_clusters(cli: AzureCli, server: ServerProcess, group: str) -> None:
+    by_rest, by_create = cluster_path(server, group, "by-rest"), cluster_path(server, group, "by-create")
+    body = cluster_body(location="westus")
+
+    put = cli.json("rest", "--method", "put", "--url", f"{by_rest}?api-version=2024-01-01", "--body", json.dumps(body))
+    assert (put["id"], put["type"], put["properties"]["connectivityStatus"]) == (by_rest, CLUSTERS, "Connecting")
+    # az resource create asks the provider for its newest stable api-version, PUTs, then polls the operation.
+    started = time.monotonic()
+    created = cli.json("resource", "create", "--id", by_create, "--is-full-object", "--properties", json.dumps(body))
+    assert time.monotonic() - started < LRO_BUDGET_SECONDS
+    assert (created["id"], created["properties"]["provisioningState"]) == (by_create, "Succeeded")
+    assert created["identity"]["type"] == "SystemAssigned" and created["identity"]["principalId"]
+
+    listed = {r["name"]: r for r in cli.json("resource", "list", "-g", group)}
+    assert set(listed) == {"by-rest", "by-create"}
+    assert {(r["type"], r["location"], r["provisioningState"]) for r in listed.values()} == {
+        (CLUSTERS, "westus", "Succeeded")
+    }
+
+    shown = cli.json("resource", "show", "--ids", by_rest)
+    assert {k: shown[k] for k in ("id", "name", "type", "location")} == {
+        "id": by_rest,
+        "name": "by-rest",
+        "type": CLUSTERS,
+        "location": "westus",
+    }
+    assert shown["properties"]["agentPublicKeyCertificate"] == AGENT_PUBLIC_KEY
+    # resource tag GETs the resource and PUTs it back whole, read-only fields included.
+    tagged = cli.json("resource", "tag", "--ids", by_create, "--tags", "env=dev")
+    assert (tagged["id"], tagged["tags"]) == (by_create, {"env": "dev"})
+
+    started = time.monotonic()
+    cli.run("resource", "delete", "--ids", by_rest)
+    assert time.monotonic() - started < LRO_BUDGET_SECONDS
+    remaining = cli.json("resource", "list", "-g", group)
+    assert [(r["id"], r["tags"]) for r in remaining] == [(by_create, {"env": "dev"})]
+    gone = cli.run("rest", "--method", "get", "--url", f"{by_rest}?api-version=2026-05-01", ok=False)
+    assert '"code":"ResourceNotFound"' in gone.stderr.replace(" ", "")
+
+
+def test_rest_reaches_the_api_with_the_login_token(cli: AzureCli, server: ServerProcess) -> None:
+    subscription = server.admin["subscription"]
+    # A relative URL goes to the registered resource manager, with the logged-in token attached.
+    provider = cli.json(
+        "rest", "--url", f"/subscriptions/{subscription}/providers/Microsoft.Kubernetes?api-version=2024-11-01"
+    )
+    assert (provider["namespace"], provider["registrationState"]) == ("Microsoft.Kubernetes", "Registered")
+    clusters = next(t for t in provider["resourceTypes"] if t["resourceType"] == "connectedClusters")
+    # az picks the first non-preview entry for resource show/create/delete: it must be the newest stable.
+    stable = [v for v in clusters["apiVersions"] if "preview" not in v]
+    assert stable[0] == max(stable) == "2026-05-01"
+    # An absolute URL on the same origin gets the token too.
+    listed = cli.json("rest", "--url", f"{server.url}/subscriptions?api-version=2022-12-01")
+    assert [s["subscriptionId"] for s in listed["value"]] == [subscription]

@@ -29,9 +29,11 @@ system-deps:
 az-cli:
 	scripts/install-azure-cli.sh $(AZ_VENV)
 
+PY_DIRS := $(wildcard src tests bench)
+
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

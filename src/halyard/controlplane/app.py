@@ -24,7 +24,9 @@ from halyard.controlplane.arm.routes import (
 )
 from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
+from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
+from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
@@ -60,6 +62,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         await db.migrate()
         await cp.access.seed_builtin_roles()
         await cp.keys.ensure()
+        await cp.his.authority.ensure()
         await bootstrap(cp)
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
@@ -99,6 +102,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         kubernetes_routes.router,
         principals.router,
         authorization.router,
+        his_routes.router,
+        dataplane_routes.router,
     ):
         app.include_router(router)
     for rtype in types.all():

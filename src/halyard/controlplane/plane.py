@@ -11,7 +11,10 @@ from halyard.controlplane.arm.access import Access
 from halyard.controlplane.arm.operations import Operations
 from halyard.controlplane.arm.pipeline import Pipeline
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.dataplane.heartbeats import Heartbeats
 from halyard.controlplane.directory import Directory
+from halyard.controlplane.his.authority import CertificateAuthority
+from halyard.controlplane.his.identities import ClusterIdentities
 from halyard.controlplane.identity.keys import KeyRing
 from halyard.controlplane.identity.principals import Principals
 from halyard.controlplane.identity.tokens import TokenService
@@ -34,6 +37,8 @@ class ControlPlane:
     directory: Directory
     operations: Operations
     types: ResourceTypes
+    his: ClusterIdentities
+    heartbeats: Heartbeats
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,6 +56,7 @@ class ControlPlane:
             rotation=dt.timedelta(days=settings.signing_key_rotation_days),
             token_lifetime=lifetime,
         )
+        his = ClusterIdentities(db, clock, settings, CertificateAuthority(db, sealer, clock))
         return cls(
             settings=settings,
             db=db,
@@ -63,6 +69,8 @@ class ControlPlane:
             directory=Directory(db, clock),
             operations=Operations(db, clock, retry_after=settings.operation_retry_after_seconds),
             types=types,
+            his=his,
+            heartbeats=Heartbeats(db, clock, settings, his),
         )
 
 

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     token_lifetime_seconds: int = 3600
     signing_key_rotation_days: int = 30
     offline_threshold_seconds: int = 900
+    cluster_certificate_lifetime_seconds: int = Field(
+        default=90 * 86400, description="Validity of the cluster certificates his issues (90 days, as Azure Arc)."
+    )
+    heartbeat_interval_seconds: float = Field(default=30.0, description="How often agents are asked to heartbeat.")
     operation_retry_after_seconds: int = 1
     locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
     page_size: int = 100

@@ -185,3 +185,35 @@ class UsedAssertion(Base):
     __tablename__ = "used_assertions"
     jti: Mapped[str] = mapped_column(String(256), primary_key=True)
     expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class ClusterAuthority(Base):
+    """The CA that issues cluster certificates; kept in the store so every replica issues and checks alike."""
+
+    __tablename__ = "cluster_authorities"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary)
+    certificate_pem: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+
+
+class ClusterIdentity(Base):
+    """A connected cluster's identity: its login principal, onboarding key and current certificate.
+
+    Deleting the connected cluster deletes this row and the principal, which revokes every certificate and token the
+    cluster held: the agent services look the caller up here on every request.
+    """
+
+    __tablename__ = "cluster_identities"
+    resource_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    resource_id: Mapped[str] = mapped_column(String(1024))
+    principal_id: Mapped[str] = mapped_column(String(36), unique=True)
+    app_id: Mapped[str] = mapped_column(String(36))
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    onboarding_key: Mapped[str] = mapped_column(Text)
+    cert_serial: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    cert_not_after: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    certificates_issued: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime]
+    renewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

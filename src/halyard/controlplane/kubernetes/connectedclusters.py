@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import datetime as dt
 import re
 import textwrap
 import uuid
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import Desired, ResourceType
+from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.kubernetes.models import (
     ConnectedClusterOut,
     ConnectedClusterPatch,
@@ -165,6 +167,10 @@ class ConnectedClusterBehaviour:
 
     def render_properties(self, resource: Resource, api_version: str, cp: ControlPlane) -> dict[str, Any]:
         props = copy.deepcopy(resource.properties)
+        # Computed at read time from the last heartbeat and the certificate's expiry: exact, no scan needed.
+        props["connectivityStatus"] = connectivity_status(
+            props, cp.clock.now(), dt.timedelta(seconds=cp.settings.offline_threshold_seconds)
+        )
         for config in props.get("arcAgentryConfigurations", []) or []:
             keys = _sealed_feature(resource, cp, config["feature"]).keys()
             if keys:
@@ -191,7 +197,8 @@ class ConnectedClusterBehaviour:
             resource.identity = identity
 
     async def deprovision(self, resource: Resource, cp: ControlPlane) -> None:
-        """Nothing outside the row yet: cluster identities and agents arrive with the onboarding work."""
+        """Revoke the cluster identity: its certificates and agent tokens are refused from now on."""
+        await cp.his.revoke(resource.id)
 
     @staticmethod
     def _check_private_link(props: dict[str, Any]) -> None:

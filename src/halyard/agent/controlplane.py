@@ -1,0 +1,48 @@
+"""The agents' HTTPS client for the control plane: one connection pool, the onboarding CA, readable errors."""
+
+from __future__ import annotations
+
+import ssl
+from typing import Any
+
+import httpx
+
+from halyard import __version__
+
+USER_AGENT = f"halyard-agent/{__version__}"
+
+
+class ControlPlaneError(Exception):
+    """The control plane answered with an error (ARM or OAuth envelope), or could not be reached."""
+
+    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def http_client(ca_bundle: str, *, timeout: float = 15.0) -> httpx.AsyncClient:
+    """A client trusting ``ca_bundle`` (PEM) or, when empty, the system store. Proxies come from the environment."""
+    verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else True
+    return httpx.AsyncClient(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT})
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    """The JSON body of a 2xx answer; ControlPlaneError with the server's own words otherwise."""
+    try:
+        response = await http.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        raise ControlPlaneError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
+    if response.is_success:
+        body: dict[str, Any] = response.json()
+        return body
+    code, message = "", response.text[:300]
+    try:
+        payload = response.json()
+        if isinstance(payload.get("error"), dict):
+            code, message = payload["error"].get("code", ""), payload["error"].get("message", message)
+        elif isinstance(payload.get("error"), str):
+            code, message = payload["error"], payload.get("error_description", message)
+    except ValueError:
+        pass
+    raise ControlPlaneError(f"{url}: {response.status_code} {code}: {message}", status=response.status_code, code=code)

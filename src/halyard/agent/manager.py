@@ -1,0 +1,100 @@
+"""controller-manager: runs every agent's reconcile loop, restarts a failing one with jittered exponential backoff,
+and keeps the health summary (``agentState`` and ``agentErrors``) that resource-sync reports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from halyard.agent.backoff import Backoff
+from halyard.agent.metrics import AgentMetrics
+from halyard.api.agents import AgentError
+from halyard.core.clock import Clock
+
+log = logging.getLogger("halyard.agent")
+
+
+class Agent(Protocol):
+    name: str
+
+    async def reconcile(self) -> float:
+        """Observe, compare with the desired state, act idempotently; seconds until the next reconcile."""
+        ...
+
+
+@dataclass
+class _Status:
+    healthy: bool = True  # until a reconcile fails: an agent still starting is not a failure
+    error: AgentError | None = None
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+class ControllerManager:
+    name = "controller-manager"
+
+    def __init__(self, agents: list[Agent], clock: Clock, metrics: AgentMetrics, *, backoff_cap: float = 120.0) -> None:
+        self._agents = list(agents)
+        self._clock = clock
+        self._metrics = metrics
+        self._backoff_cap = backoff_cap
+        self._status = {a.name: _Status(backoff=Backoff(cap=backoff_cap, rng=random.Random())) for a in agents}
+
+    def add(self, agent: Agent) -> None:
+        """Supervise one more agent (before ``run``): lets an agent that reports health be built after the manager."""
+        self._agents.append(agent)
+        self._status[agent.name] = _Status(backoff=Backoff(cap=self._backoff_cap, rng=random.Random()))
+
+    def health(self) -> tuple[str, list[AgentError]]:
+        """``Succeeded`` when every agent's last reconcile worked, ``Failed`` otherwise, with the latest errors."""
+        errors = [s.error for s in self._status.values() if s.error is not None]
+        state = "Succeeded" if all(s.healthy for s in self._status.values()) else "Failed"
+        return state, errors
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every agent until ``stop`` is set."""
+        tasks = [asyncio.create_task(self._supervise(agent, stop), name=agent.name) for agent in self._agents]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _supervise(self, agent: Agent, stop: asyncio.Event) -> None:
+        status = self._status[agent.name]
+        while not stop.is_set():
+            try:
+                delay = await agent.reconcile()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = status.backoff.next_delay()
+                status.healthy = False
+                status.error = AgentError(
+                    message=_describe(exc), component=agent.name, time=self._clock.now(), severity="Error"
+                )
+                self._metrics.reconcile_errors.labels(agent=agent.name).inc()
+                if status.backoff.failures > 1:
+                    self._metrics.restarts.labels(agent=agent.name).inc()
+                log.warning(
+                    "reconcile failed",
+                    extra={"agent": agent.name, "error": _describe(exc), "retry_in": round(delay, 2)},
+                )
+            else:
+                if not status.healthy or status.backoff.failures:
+                    log.info("reconcile succeeded", extra={"agent": agent.name})
+                status.healthy = True
+                status.error = None
+                status.backoff.reset()
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text[:2000]

@@ -1,0 +1,17 @@
+"""How the agents run: where the cluster is, where local state goes, and their intervals."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    kubeconfig: Path | None
+    context: str | None
+    state_dir: Path
+    heartbeat_seconds: float | None = None  # None: as the control plane asks (30 s by default)
+    renew_fraction: float = 0.5  # renew the cluster certificate at this fraction of its lifetime (half-life)
+    metrics_port: int = 0  # loopback only; 0 picks a free port (written to <state-dir>/metrics.port)
+    backoff_cap: float = 120.0

@@ -1,0 +1,1 @@
+"""Wire contracts shared by the control plane and the agents (pydantic models, names, constants)."""

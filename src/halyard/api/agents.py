@@ -1,0 +1,89 @@
+"""The agent protocol: what the agents send to ``his`` and ``dp`` and what they get back.
+
+Both sides import these models, so the contract lives in exactly one place. Field names are camelCase on the wire,
+like the rest of the ARM-shaped API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# The proof of possession an agent signs (a JWT) names this as its issuer; the audience is the URL it posts to.
+PROOF_ISSUER = "halyard-agent"
+PROOF_LIFETIME_SECONDS = 300
+HIS_CERTIFICATE_PATH = "/v1/certificate"
+HIS_ENDPOINTS_PATH = "/v1/endpoints"
+DP_HEARTBEAT_PATH = "/v1/heartbeat"
+
+
+class ServiceEndpoints(BaseModel):
+    """Where the agents find every control-plane service, as the server publishes it (``GET {his}/v1/endpoints``)."""
+
+    model_config = ConfigDict(extra="ignore")
+    management: str = Field(description="The management API (ARM) base URL.")
+    login: str = Field(description="The login service base URL; tokens come from {login}/{tenant}/oauth2/v2.0/token.")
+    his: str = Field(description="The hybrid identity service base URL (cluster certificates).")
+    dp: str = Field(description="The agent data plane base URL (heartbeat, metadata).")
+    agentAudience: str = Field(description="The audience of agent tokens (distinct from the management audience).")
+
+
+class EndpointMap(ServiceEndpoints):
+    """What onboarding hands the agents: the service endpoints and the tenant (agents never hard-code addresses)."""
+
+    tenant: str
+
+
+class CertificateRequest(BaseModel):
+    """Ask ``his`` for a cluster certificate.
+
+    ``proof`` is a JWT signed with the onboarding key (header ``kid: onboarding``) or with the key of the cluster's
+    current certificate (header ``x5c``); its claims bind it to the resource id, the ``his`` URL, and the SHA-256 of
+    the CSR, so a captured proof is useless for any other key.
+    """
+
+    resourceId: str = Field(max_length=1024)
+    csr: str = Field(max_length=16384, description="PEM certificate signing request, signed by the new cluster key.")
+    proof: str = Field(max_length=32768)
+
+
+class CertificateResponse(BaseModel):
+    certificate: str = Field(description="PEM of the cluster certificate.")
+    caCertificate: str = Field(description="PEM of the CA that issued it.")
+    clientId: str = Field(description="The cluster identity's client id at the login service.")
+    tenantId: str
+    tokenEndpoint: str
+    audience: str
+    issuedAt: dt.datetime
+    notAfter: dt.datetime
+
+
+class AgentError(BaseModel):
+    """One agent's latest failure, as ``arcAgentProfile.agentErrors`` shows it."""
+
+    message: str = Field(max_length=2048)
+    severity: str = "Error"
+    component: str = Field(max_length=64)
+    time: dt.datetime
+
+
+class Heartbeat(BaseModel):
+    """What resource-sync reports on every beat; every field reflects the cluster as observed now."""
+
+    model_config = ConfigDict(extra="ignore")
+    agentVersion: str = Field(max_length=64)
+    kubernetesVersion: str | None = Field(default=None, max_length=64)
+    totalNodeCount: int | None = Field(default=None, ge=0)
+    totalCoreCount: int | None = Field(default=None, ge=0)
+    distribution: str | None = Field(default=None, max_length=64)
+    infrastructure: str | None = Field(default=None, max_length=64)
+    agentState: str | None = Field(default=None, max_length=64)
+    agentErrors: list[AgentError] = Field(default_factory=list, max_length=32)
+
+
+class HeartbeatReply(BaseModel):
+    connectivityStatus: str
+    heartbeatSeconds: float = Field(description="When the server wants the next beat.")
+    desiredAgentVersion: str | None = None
+    agentAutoUpgrade: str = "Enabled"

@@ -1,0 +1,212 @@
+"""Cluster identities: issue and renew cluster certificates, resolve agent callers, revoke on delete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from halyard.api.agents import HIS_CERTIFICATE_PATH, CertificateRequest, CertificateResponse
+from halyard.api.proofs import csr_digest
+from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.his.authority import CertificateAuthority
+from halyard.controlplane.his.proofs import presented_certificate, verify_proof
+from halyard.controlplane.kubernetes.connectedclusters import parse_agent_public_key
+from halyard.core.clock import Clock, isoformat
+from halyard.core.errors import AuthorizationFailed, InvalidRequest, Unauthenticated
+from halyard.core.settings import Settings
+from halyard.store import Database
+from halyard.store.models import ClusterIdentity, Credential, Principal, Resource, RoleAssignment, Subscription
+
+CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
+PRINCIPAL_KIND = "Cluster"
+
+
+def his_url(settings: Settings) -> str:
+    return f"{settings.base_url}/his"
+
+
+def dp_url(settings: Settings) -> str:
+    return f"{settings.base_url}/dp"
+
+
+class ClusterIdentities:
+    def __init__(self, db: Database, clock: Clock, settings: Settings, authority: CertificateAuthority) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+        self.authority = authority
+
+    @property
+    def lifetime(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self._settings.cluster_certificate_lifetime_seconds)
+
+    async def issue(self, request: CertificateRequest) -> CertificateResponse:
+        """A certificate for the CSR's key, if the proof shows possession of the onboarding or current cluster key.
+
+        The onboarding key works until a certificate of this identity has lapsed: an expired cluster stays expired
+        (delete and onboard again), as in Azure Arc.
+        """
+        csr = _parse_csr(request.csr)
+        rid = _cluster_id(request.resourceId)
+        now = self._clock.now()
+        async with self._db.session() as session:
+            resource = await session.get(Resource, rid.key)
+            identity = await session.get(ClusterIdentity, rid.key)
+        if resource is None or resource.provisioning_state in ("Deleting", "Failed"):
+            raise Unauthenticated(
+                f"The connected cluster '{request.resourceId}' does not exist (it may have been deleted).",
+                code="ClusterNotFound",
+            )
+        presented = presented_certificate(request.proof)
+        if presented is not None:
+            client_id = self.authority.verify(presented)
+            if client_id is None or identity is None or client_id != identity.app_id:
+                raise Unauthenticated(
+                    "The presented cluster certificate is not valid (expired, revoked, or from another cluster).",
+                    code="InvalidClusterCertificate",
+                )
+            proof_key = presented.public_key()
+        else:
+            proof_key = parse_agent_public_key(str(resource.properties.get("agentPublicKeyCertificate", "")))
+        audience = his_url(self._settings) + HIS_CERTIFICATE_PATH
+        verify_proof(
+            request.proof, proof_key, audience=audience, resource_id=resource.id, digest=csr_digest(csr), now=now
+        )
+        if identity is not None and identity.cert_not_after is not None and identity.cert_not_after <= now:
+            raise AuthorizationFailed(
+                f"The cluster certificate expired at {isoformat(identity.cert_not_after)}. Delete the connected "
+                "cluster and onboard it again.",
+                code="ClusterCertificateExpired",
+            )
+        async with self._db.transaction() as session:
+            identity = await session.get(ClusterIdentity, rid.key) or await self._create(session, resource, now)
+            cert = self.authority.issue(
+                csr.public_key(),  # type: ignore[arg-type]
+                client_id=identity.app_id,
+                resource_id=resource.id,
+                lifetime=self.lifetime,
+            )
+            not_after = cert.not_valid_after_utc
+            # Lapsed keys go; the previous certificate stays usable until it lapses, so a renewal never cuts off
+            # an agent that still holds a token minted with it.
+            await session.execute(
+                delete(Credential).where(Credential.principal_id == identity.principal_id, Credential.expires_at <= now)
+            )
+            session.add(
+                Credential(
+                    id=str(uuid.uuid4()),
+                    principal_id=identity.principal_id,
+                    kind="publicKey",
+                    public_key_pem=csr.public_key()
+                    .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+                    .decode(),
+                    created_at=now,
+                    expires_at=not_after,
+                )
+            )
+            identity.cert_serial = format(cert.serial_number, "x")
+            identity.cert_not_after = not_after
+            identity.certificates_issued += 1
+            identity.renewed_at = now
+            row = await session.get(Resource, rid.key)
+            if row is not None:
+                row.properties = {**row.properties, "managedIdentityCertificateExpirationTime": isoformat(not_after)}
+        return CertificateResponse(
+            certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
+            caCertificate=self.authority.certificate_pem,
+            clientId=identity.app_id,
+            tenantId=identity.tenant_id,
+            tokenEndpoint=f"{self._settings.base_url}/{identity.tenant_id}/oauth2/v2.0/token",
+            audience=self._settings.agent_audience,
+            issuedAt=now,
+            notAfter=not_after,
+        )
+
+    async def _create(self, session: AsyncSession, resource: Resource, now: dt.datetime) -> ClusterIdentity:
+        subscription = await session.get(Subscription, resource.subscription_id)
+        if subscription is None:
+            raise Unauthenticated("The connected cluster's subscription no longer exists.", code="ClusterNotFound")
+        # The SystemAssigned identity's principalId is the cluster principal's object id, as in Azure.
+        object_id = str((resource.identity or {}).get("principalId") or uuid.uuid4())
+        if await session.get(Principal, object_id) is not None:
+            object_id = str(uuid.uuid4())
+        principal = Principal(
+            id=object_id,
+            app_id=str(uuid.uuid4()),
+            tenant_id=subscription.tenant_id,
+            display_name=resource.name,
+            kind=PRINCIPAL_KIND,
+            resource_id=resource.id,
+            created_at=now,
+        )
+        session.add(principal)
+        await session.flush()
+        identity = ClusterIdentity(
+            resource_key=resource.id_key,
+            resource_id=resource.id,
+            principal_id=principal.id,
+            app_id=principal.app_id,
+            tenant_id=principal.tenant_id,
+            onboarding_key=str(resource.properties.get("agentPublicKeyCertificate", "")),
+            certificates_issued=0,
+            created_at=now,
+        )
+        session.add(identity)
+        await session.flush()
+        return identity
+
+    async def resolve(self, session: AsyncSession, object_id: str) -> ClusterIdentity:
+        """The live identity behind an agent token's object id; refuses revoked and expired clusters."""
+        identity = await session.scalar(select(ClusterIdentity).where(ClusterIdentity.principal_id == object_id))
+        if identity is None:
+            raise Unauthenticated(
+                "The cluster identity behind this token was revoked (the connected cluster was deleted).",
+                code="ClusterIdentityRevoked",
+            )
+        if identity.cert_not_after is None or identity.cert_not_after <= self._clock.now():
+            raise Unauthenticated(
+                "The cluster certificate has expired. Delete the connected cluster and onboard it again.",
+                code="ClusterCertificateExpired",
+            )
+        return identity
+
+    async def revoke(self, resource_id: str) -> None:
+        """Forget the cluster's identity: its principal, keys and certificates stop working at once. Idempotent."""
+        key = resource_id.lower()
+        async with self._db.transaction() as session:
+            identity = await session.get(ClusterIdentity, key)
+            if identity is None:
+                return
+            await session.execute(delete(Credential).where(Credential.principal_id == identity.principal_id))
+            await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == identity.principal_id))
+            await session.execute(delete(Principal).where(Principal.id == identity.principal_id))
+            await session.delete(identity)
+
+
+def _parse_csr(pem: str) -> x509.CertificateSigningRequest:
+    bad = InvalidRequest("csr must be a PEM certificate signing request.", code="InvalidCsr", target="csr")
+    try:
+        csr = x509.load_pem_x509_csr(pem.encode())
+    except ValueError:
+        raise bad from None
+    if not csr.is_signature_valid:
+        raise InvalidRequest("The CSR's signature does not match its key.", code="InvalidCsr", target="csr")
+    key = csr.public_key()
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+        return csr
+    if isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name in ("secp256r1", "secp384r1"):
+        return csr
+    raise InvalidRequest("The CSR key must be EC P-256/P-384 or RSA of 2048 bits or more.", code="InvalidCsr")
+
+
+def _cluster_id(resource_id: str) -> ResourceId:
+    rid = ResourceId.parse(resource_id)
+    if rid.full_type.lower() != CLUSTER_TYPE:
+        raise InvalidRequest("resourceId must name a Microsoft.Kubernetes/connectedClusters resource.")
+    return rid

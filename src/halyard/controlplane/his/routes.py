@@ -1,0 +1,39 @@
+"""The identity service's HTTP face, under ``/his``. Callers prove themselves with the signed proof in the body."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
+
+from halyard.api.agents import (
+    HIS_CERTIFICATE_PATH,
+    HIS_ENDPOINTS_PATH,
+    CertificateRequest,
+    CertificateResponse,
+    ServiceEndpoints,
+)
+from halyard.controlplane.his.identities import dp_url, his_url
+from halyard.controlplane.plane import ControlPlane, plane
+
+router = APIRouter(prefix="/his", tags=["his"])
+Plane = Annotated[ControlPlane, Depends(plane)]
+
+
+@router.post(HIS_CERTIFICATE_PATH, operation_id="His_IssueCertificate")
+async def issue_certificate(body: CertificateRequest, cp: Plane) -> CertificateResponse:
+    """A cluster certificate for the CSR's key, to a caller proving possession of the onboarding or current key."""
+    return await cp.his.issue(body)
+
+
+@router.get(HIS_ENDPOINTS_PATH, operation_id="His_Endpoints")
+async def endpoints(cp: Plane) -> ServiceEndpoints:
+    """Where agents reach each service; onboarding copies it into the cluster (unauthenticated, like discovery)."""
+    base = cp.settings.base_url
+    return ServiceEndpoints(
+        management=base,
+        login=base,
+        his=his_url(cp.settings),
+        dp=dp_url(cp.settings),
+        agentAudience=cp.settings.agent_audience,
+    )

@@ -1,0 +1,50 @@
+"""Connecting to a cluster with lightkube: a kubeconfig file and context, or the in-cluster service account."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from lightkube import AsyncClient, KubeConfig
+from lightkube.config.kubeconfig import SingleConfig
+
+FIELD_MANAGER = "halyard"
+
+
+class KubeConfigError(Exception):
+    """The kubeconfig cannot be used (missing file, bad YAML, unknown context)."""
+
+
+def load_config(kubeconfig: Path | None = None, context: str | None = None) -> SingleConfig:
+    """The connection settings of ``context`` in ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config, in-cluster)."""
+    try:
+        if kubeconfig is not None:
+            if not kubeconfig.exists():
+                raise KubeConfigError(f"the kubeconfig {kubeconfig} does not exist")
+            config = KubeConfig.from_file(str(kubeconfig))
+        else:
+            config = KubeConfig.from_env()
+        single = config.get(context_name=context)
+        if single is None:
+            raise KubeConfigError("no context selected")
+        return single
+    except KubeConfigError:
+        raise
+    except Exception as exc:  # lightkube raises ConfigError, yaml errors, KeyError for unknown contexts
+        where = str(kubeconfig) if kubeconfig else "the default kubeconfig"
+        detail = f"context {context!r} not found" if isinstance(exc, KeyError) else str(exc) or type(exc).__name__
+        raise KubeConfigError(f"cannot load {where}: {detail}") from exc
+
+
+def connect(kubeconfig: Path | None = None, context: str | None = None) -> AsyncClient:
+    return AsyncClient(load_config(kubeconfig, context), field_manager=FIELD_MANAGER)
+
+
+async def server_version(client: AsyncClient) -> dict[str, Any]:
+    """``GET /version``. lightkube has no typed call for it, so this goes through its configured HTTP client (same
+    server, TLS and credentials as every other request)."""
+    http = client._client._client  # lightkube's private HTTP client: configured, authenticated, no public seam
+    response = await http.get("version")
+    response.raise_for_status()
+    body: dict[str, Any] = response.json()
+    return body

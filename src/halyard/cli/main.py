@@ -1,15 +1,39 @@
-"""The ``halyard`` entry point."""
+"""The ``halyard`` entry point: global options out of argv, the command tree, errors as one ``ERROR:`` line."""
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
+import sys
+import traceback
+from collections.abc import Sequence
+
 import typer
 
-from halyard.cli import server, sim
+from halyard.cli import (
+    account,
+    ad,
+    connectedk8s,
+    group,
+    login,
+    provider,
+    resource,
+    rest,
+    role,
+    server,
+    up,
+)
+from halyard.cli.argv import GlobalOptions, split_global_options
+from halyard.cli.context import Invocation
+from halyard.cli.errors import CliError
 
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
     help="Halyard: Kubernetes clusters anywhere, one control plane.",
+    epilog="Global options (anywhere on the line, as in az): --output/-o json|jsonc|table|tsv|yaml|none, "
+    "--query JMESPATH, --subscription NAME_OR_ID, --debug, --only-show-errors.",
 )
 
 
@@ -19,8 +43,74 @@ def _root() -> None:
 
 
 app.command("server")(server.command)
-app.command("sim")(sim.command)
+app.command("up")(up.command)
+app.command("login")(login.login)
+app.command("logout")(login.logout)
+app.command("rest")(rest.command)
+app.add_typer(account.app, name="account")
+app.add_typer(group.app, name="group")
+app.add_typer(connectedk8s.app, name="connectedk8s")
+app.add_typer(provider.app, name="provider")
+app.add_typer(resource.app, name="resource")
+app.add_typer(ad.app, name="ad")
+app.add_typer(role.app, name="role")
+
+# ``halyard sim`` is written alongside; its command joins as soon as its module exists.
+if importlib.util.find_spec("halyard.cli.sim") is not None:
+    _sim = importlib.import_module("halyard.cli.sim")
+    if hasattr(_sim, "command"):
+        app.command("sim")(_sim.command)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run one command line; returns the exit code. Nothing but ``ERROR: ...`` reaches the user on failure."""
+    options = GlobalOptions()
+    invocation: Invocation | None = None
+    try:
+        options, rest = split_global_options(argv)
+        invocation = Invocation(options)
+        command = typer.main.get_command(app)
+        result = command.main(args=rest, prog_name="halyard", standalone_mode=False, obj=invocation)
+        return result if isinstance(result, int) else 0
+    except CliError as exc:
+        _debug_traceback(options)
+        print(exc.line(), file=sys.stderr)
+        return exc.exit_code
+    except typer.TyperException as exc:  # typer's (vendored click) parse errors
+        return _parse_error(exc)
+    except (typer.Abort, KeyboardInterrupt):
+        print("ERROR: (Interrupted) The command was interrupted.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: a clear line, the traceback only with --debug
+        _debug_traceback(options)
+        print(f"ERROR: (InternalError) {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if invocation is not None:
+            invocation.close()
+
+
+def _parse_error(exc: typer.TyperException) -> int:
+    ctx = getattr(exc, "ctx", None)
+    if type(exc).__name__ == "NoArgsIsHelpError":  # a group alone: az prints its help and succeeds
+        if exc.format_message().strip():
+            print(exc.format_message())
+        return 0
+    message = " ".join(exc.format_message().split())
+    if message and message[-1] not in ".!?":
+        message += "."
+    if exc.exit_code == 2:
+        hint = f" See '{ctx.command_path} --help'." if ctx is not None else ""
+        print(f"ERROR: (UsageError) {message}{hint}", file=sys.stderr)
+        return 2
+    print(f"ERROR: {message}", file=sys.stderr)
+    return exc.exit_code
+
+
+def _debug_traceback(options: GlobalOptions) -> None:
+    if options.debug:
+        traceback.print_exc(file=sys.stderr)
 
 
 def main() -> None:
-    app()
+    sys.exit(run(sys.argv[1:]))

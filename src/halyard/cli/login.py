@@ -1,0 +1,131 @@
+"""``halyard login`` / ``halyard logout``: a service principal's profile per server, as ``az login`` keeps it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import typer
+
+from halyard.cli.arm import ArmClient
+from halyard.cli.context import Invocation
+from halyard.cli.errors import CliError, UsageError
+from halyard.cli.profile import Profile, Subscription
+from halyard.cli.tokens import TokenProvider, fetch_audience, request_token
+
+SERVER_ENV = "HALYARD_SERVER"
+DEFAULT_SERVER = "https://127.0.0.1:8443"
+SUBSCRIPTIONS_API_VERSION = "2022-12-01"
+
+
+def login(
+    ctx: typer.Context,
+    service_principal: Annotated[
+        bool, typer.Option("--service-principal", help="Log in as a service principal (the only kind Halyard has).")
+    ] = False,
+    username: Annotated[str | None, typer.Option("--username", "-u", help="The service principal's app id.")] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", "-p", help="Its secret; asked for when omitted on a terminal.")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", "-t", help="Tenant id or domain.")] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(help=f"The Halyard server URL (default: ${SERVER_ENV}, the current profile, {DEFAULT_SERVER})."),
+    ] = None,
+    ca_cert: Annotated[
+        Path | None,
+        typer.Option(help="CA bundle (PEM) to trust for this server; else $REQUESTS_CA_BUNDLE, else the system."),
+    ] = None,
+    allow_no_subscriptions: Annotated[
+        bool, typer.Option(help="Log in even when the principal can see no subscription.")
+    ] = False,
+) -> None:
+    """Log in to a Halyard server with a service principal: halyard login --service-principal -u ID -p SECRET --tenant T."""
+    inv = Invocation.of(ctx)
+    if not service_principal:
+        raise UsageError("Halyard signs in service principals: add --service-principal -u APP_ID -p SECRET --tenant T.")
+    if not username or not tenant:
+        raise UsageError("--service-principal needs --username/-u (the app id) and --tenant.")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("--password/-p is required when not running on a terminal.")
+        password = typer.prompt("Password", hide_input=True)
+    url = _server_url(server or os.environ.get(SERVER_ENV) or inv.store.current_server() or DEFAULT_SERVER)
+    ca = str(ca_cert.expanduser().resolve()) if ca_cert else None
+    transport = inv.transport(ca, use_profile=False)
+    audience = fetch_audience(transport, url)
+    token = request_token(transport, url, tenant, username, password, audience)
+    profile = Profile(server=url, tenant=tenant, clientId=username, clientSecret=password, audience=audience, caCert=ca)
+    arm = ArmClient(transport, url, TokenProvider(inv.store, profile, transport, current=token))
+    found = arm.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
+    profile.subscriptions = [
+        Subscription(
+            id=s["subscriptionId"],
+            name=s.get("displayName", s["subscriptionId"]),
+            state=s.get("state", "Enabled"),
+            tenantId=s.get("tenantId", tenant),
+            homeTenantId=s.get("tenantId", tenant),
+            managedByTenants=s.get("managedByTenants", []),
+        )
+        for s in found
+    ]
+    if found:
+        profile.tenant = profile.subscriptions[0].tenantId  # a domain given as --tenant becomes its id
+    elif not allow_no_subscriptions:
+        raise CliError(
+            f"No subscriptions found for {username}. Ask for a role assignment, or log in with "
+            "--allow-no-subscriptions.",
+            "SubscriptionNotFound",
+        )
+    previous = inv.store.load(url)
+    keep = previous.default if previous and previous.clientId == username else None
+    enabled = [s.id for s in profile.subscriptions if s.state == "Enabled"]
+    profile.default = keep if keep in enabled else (enabled[0] if enabled else None)
+    inv.store.remove(url)
+    inv.store.save(profile)
+    inv.store.cache_token(url, token)
+    inv.store.set_current(url)
+    inv.emit([account_entry(profile, s, is_current=True) for s in profile.subscriptions])
+
+
+def logout(
+    ctx: typer.Context,
+    server: Annotated[str | None, typer.Option(help="Log out of this server (default: the current one).")] = None,
+) -> None:
+    """Log out: forget the profile, its secret and its cached token."""
+    inv = Invocation.of(ctx)
+    url = _server_url(server) if server else inv.store.current_server()
+    if not url or not inv.store.remove(url):
+        raise CliError("There are no active accounts.", "NotLoggedIn")
+    if inv.store.current_server() == url:
+        remaining = inv.store.profiles()
+        inv.store.set_current(remaining[0].server if remaining else None)
+
+
+def account_entry(profile: Profile, sub: Subscription, *, is_current: bool) -> dict[str, Any]:
+    """A subscription as ``az account list`` shows it, with the server it belongs to."""
+    return {
+        "id": sub.id,
+        "name": sub.name,
+        "state": sub.state,
+        "tenantId": sub.tenantId,
+        "homeTenantId": sub.homeTenantId,
+        "managedByTenants": sub.managedByTenants,
+        "isDefault": is_current and sub.id == profile.default,
+        "server": profile.server,
+        "user": {"name": profile.clientId, "type": "servicePrincipal"},
+    }
+
+
+def _server_url(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise UsageError(f"argument --server: '{value}' is not an https:// URL.")
+    try:
+        parts.port  # noqa: B018 - validates the port
+    except ValueError:
+        raise UsageError(f"argument --server: '{value}' has an invalid port.") from None
+    return value.strip().rstrip("/")

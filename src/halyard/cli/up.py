@@ -1,0 +1,127 @@
+"""``halyard up`` (what ``make up`` runs): the control plane in the foreground on its embedded default.
+
+SQLite in the data directory, first-start bootstrap, and once it answers: the URL, the admin credentials file and
+the next commands to try. Ctrl-C (or SIGTERM) stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import json
+import shlex
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from halyard.cli.errors import CliError
+
+
+def command(
+    data_dir: Annotated[Path, typer.Option(help="Where the database, keys, TLS files and admin.json live.")] = Path(
+        ".halyard-data"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on (127.0.0.1).")] = 8443,
+) -> None:
+    """Run the control plane in the foreground (SQLite in --data-dir) and print how to use it."""
+    from halyard.controlplane.server import build_server
+    from halyard.core.logconfig import configure
+    from halyard.core.settings import Settings
+
+    settings = Settings(data_dir=data_dir.expanduser().resolve(), port=port, host="127.0.0.1")
+    configure(settings.log_level, settings.log_format)
+    server = build_server(settings)
+    # Our own signal handlers stop the server; uvicorn's would re-raise SIGINT after shutdown (a traceback).
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
+    try:
+        with asyncio.Runner(loop_factory=server.config.get_loop_factory()) as runner:
+            runner.run(_serve(server, settings))
+    except SystemExit:  # uvicorn's way of saying it could not listen
+        raise CliError(
+            f"The control plane did not start on {settings.base_url} (see the log above; is the port in use?).",
+            "StartFailed",
+        ) from None
+
+
+async def _serve(server: Any, settings: Any) -> None:
+    loop = asyncio.get_running_loop()
+
+    def stop() -> None:
+        if server.should_exit:  # a second Ctrl-C: do not wait for in-flight requests
+            server.force_exit = True
+        server.should_exit = True
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop)
+    announcer = asyncio.create_task(_announce(server, settings))
+    try:
+        await server.serve()
+    finally:
+        announcer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await announcer
+
+
+async def _announce(server: Any, settings: Any) -> None:
+    """Once the control plane listens: a simulated cluster beside it (when available), then the banner."""
+    while not server.started:
+        await asyncio.sleep(0.05)
+    sim = await _start_sim(settings.data_dir / "sim")
+    try:
+        kubeconfig = sim.kubeconfig_path(next(iter(sim.clusters))) if sim is not None else None
+        print(banner(settings.base_url, settings.data_dir, kubeconfig), flush=True)
+        await asyncio.Event().wait()  # until the server stops and cancels this task
+    finally:
+        if sim is not None:
+            await sim.stop()
+
+
+async def _start_sim(data_dir: Path) -> Any:
+    """One simulated Kubernetes cluster (``halyard sim``), if this build has the simulator."""
+    if importlib.util.find_spec("halyard.sim.server") is None:
+        return None
+    from halyard.sim.server import SimOptions, SimServer
+
+    sim = SimServer(SimOptions(clusters=1, port=0, data_dir=data_dir))
+    await sim.start()
+    return sim
+
+
+def banner(url: str, data_dir: Path, kubeconfig: Path | None = None) -> str:
+    """What to do next, with the exact login line (from ``admin.json``) and the CA to trust."""
+    admin_file = data_dir / "admin.json"
+    admin = json.loads(admin_file.read_text())
+    ca = admin.get("caCert") or str(data_dir / "tls" / "ca.pem")
+    login = [
+        "halyard",
+        "login",
+        "--service-principal",
+        "-u",
+        admin["clientId"],
+        "-p",
+        admin["clientSecret"],
+        "--tenant",
+        admin["tenant"],
+        "--server",
+        url,
+        "--ca-cert",
+        ca,
+    ]
+    lines = [
+        "",
+        f"Halyard is running at {url}",
+        f"  admin credentials: {admin_file} (readable only by you)",
+        f"  CA certificate:    {ca}",
+        "",
+        "Try, in another terminal:",
+        f"  {shlex.join(login)}",
+        "  halyard group create -n demo -l westus",
+        "  halyard connectedk8s list -o table",
+        "",
+        *([f"Simulated Kubernetes cluster: export KUBECONFIG={kubeconfig}", ""] if kubeconfig else []),
+        "Press Ctrl-C to stop.",
+    ]
+    return "\n".join(lines)

@@ -13,9 +13,11 @@ import typer
 from halyard.cli import (
     account,
     ad,
+    agent,
     connectedk8s,
     group,
     login,
+    onboarding,
     provider,
     resource,
     rest,
@@ -50,6 +52,8 @@ app.command("rest")(rest.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(connectedk8s.app, name="connectedk8s")
+connectedk8s.app.command("connect")(onboarding.connect)
+app.add_typer(agent.app, name="agent")
 app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +22,10 @@ CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
 LRO_BUDGET_SECONDS = 10
 
 
-@pytest.fixture(scope="module")
-def az_login(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[AzureCli, Any]:
-    """An az logged in as the bootstrap admin by the documented recipe; also the recipe's output (the login's JSON)."""
+def documented_login(server: ServerProcess, home: Path) -> tuple[AzureCli, Any]:
+    """An az logged in as the bootstrap admin by the recipe of docs/azure-cli.md, and the login's JSON output."""
     executable = az_executable()
-    cli = AzureCli(executable, az_environment(executable, tmp_path_factory.mktemp("az-home"), server.ca))
+    cli = AzureCli(executable, az_environment(executable, home, server.ca))
     admin = server.admin
     login = cli.script(
         recipe("bash"),
@@ -38,6 +38,11 @@ def az_login(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) ->
         },
     )
     return cli, json.loads(login.stdout)
+
+
+@pytest.fixture(scope="module")
+def az_login(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> tuple[AzureCli, Any]:
+    return documented_login(server, tmp_path_factory.mktemp("az-home"))
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +73,8 @@ def test_cloud_register_discovers_endpoints_and_service_principal_logs_in(
         "isDefault": True,
         "user": {"name": admin["clientId"], "type": "servicePrincipal"},
     }
-    assert [{k: s[k] for k in expected} for s in login] == [expected]
+    # Other subscriptions the principal can see would be listed too; the bootstrap one must be the default.
+    assert [{k: s[k] for k in expected} for s in login if s["id"] == admin["subscription"]] == [expected]
 
     cloud = cli.json("cloud", "show", "-n", "halyard")
     assert cloud["isActive"] is True
@@ -78,10 +84,9 @@ def test_cloud_register_discovers_endpoints_and_service_principal_logs_in(
     assert endpoints["activeDirectory"].rstrip("/") == admin["server"]
     assert endpoints["activeDirectoryResourceId"] == admin["audience"]
 
-    subscriptions = cli.json("account", "list")
-    assert [(s["id"], s["tenantId"], s["cloudName"]) for s in subscriptions] == [
-        (admin["subscription"], admin["tenant"], "halyard")
-    ]
+    subscriptions = {s["id"]: s for s in cli.json("account", "list")}
+    listed = subscriptions[admin["subscription"]]
+    assert (listed["tenantId"], listed["cloudName"], listed["isDefault"]) == (admin["tenant"], "halyard", True)
     account = cli.json("account", "show")
     assert {k: account[k] for k in ("id", "tenantId", "homeTenantId", "environmentName", "user")} == {
         "id": admin["subscription"],
@@ -188,4 +193,17 @@ def test_rest_reaches_the_api_with_the_login_token(cli: AzureCli, server: Server
     assert stable[0] == max(stable) == "2026-05-01"
     # An absolute URL on the same origin gets the token too.
     listed = cli.json("rest", "--url", f"{server.url}/subscriptions?api-version=2022-12-01")
-    assert [s["subscriptionId"] for s in listed["value"]] == [subscription]
+    assert subscription in [s["subscriptionId"] for s in listed["value"]]
+
+
+def test_logout_forgets_the_login_and_a_wrong_secret_is_refused(server: ServerProcess, tmp_path: Path) -> None:
+    cli, _ = documented_login(server, tmp_path)
+    # logout builds az's MSAL app on the "organizations" authority before it finds the cached account.
+    cli.run("logout")
+    assert "az login" in cli.run("account", "show", ok=False).stderr
+    admin = server.admin
+    refused = cli.run(
+        "login", "--service-principal", "-u", admin["clientId"], "-p", "wrong", "--tenant", admin["tenant"], ok=False
+    )
+    assert "AADSTS7000215" in refused.stderr
+    assert cli.json("account", "list") == []

@@ -51,16 +51,26 @@ async def _tenant(cp: ControlPlane, tenant: str) -> Tenant:
     )
 
 
+# Entra's multi-tenant aliases. MSAL opens them before it knows the tenant: `az logout` (and any command that builds
+# az's MSAL app without --tenant) reads {alias}/v2.0/.well-known/openid-configuration and fails if it is missing.
+# As on Entra, the document names no tenant; tokens are still only issued at a tenant's own endpoint.
+_TENANT_ALIASES = ("organizations", "common")
+
+
 @router.get("/{tenant}/v2.0/.well-known/openid-configuration", operation_id="OpenIdConfiguration")
 async def openid_configuration(tenant: str, cp: Plane) -> JSONResponse:
-    t = await _tenant(cp, tenant)
+    if tenant.lower() in _TENANT_ALIASES:
+        path, issuer = tenant.lower(), cp.tokens.issuer("{tenantid}")
+    else:
+        t = await _tenant(cp, tenant)
+        path, issuer = t.id, cp.tokens.issuer(t.id)
     base = cp.settings.base_url
     return JSONResponse(
         {
-            "issuer": cp.tokens.issuer(t.id),
-            "authorization_endpoint": f"{base}/{t.id}/oauth2/v2.0/authorize",
-            "token_endpoint": f"{base}/{t.id}/oauth2/v2.0/token",
-            "jwks_uri": f"{base}/{t.id}/discovery/v2.0/keys",
+            "issuer": issuer,
+            "authorization_endpoint": f"{base}/{path}/oauth2/v2.0/authorize",
+            "token_endpoint": f"{base}/{path}/oauth2/v2.0/token",
+            "jwks_uri": f"{base}/{path}/discovery/v2.0/keys",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
             "grant_types_supported": ["client_credentials"],
@@ -75,7 +85,8 @@ async def openid_configuration(tenant: str, cp: Plane) -> JSONResponse:
 
 @router.get("/{tenant}/discovery/v2.0/keys", operation_id="Jwks")
 async def jwks(tenant: str, cp: Plane) -> JSONResponse:
-    await _tenant(cp, tenant)
+    if tenant.lower() not in _TENANT_ALIASES:  # one key ring signs for every tenant
+        await _tenant(cp, tenant)
     return JSONResponse(cp.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 

@@ -112,7 +112,7 @@ class IdentityOperator:
         if self.issued is None or now >= self.issued.renew_at(self._renew_fraction):
             # A still-valid certificate proves the renewal; a lapsed or absent one leaves only the onboarding key.
             current = self.issued if self.issued and now < self.issued.response.notAfter else None
-            issued = await self._obtain(current)
+            issued = await self.request_certificate(current)
             await self._write_secret(issued)
             if self.issued is not None:
                 self._metrics.certificate_renewals.inc()
@@ -171,7 +171,8 @@ class IdentityOperator:
             headers={"x5t#S256": thumbprint},
         )
 
-    async def _obtain(self, current: Issued | None) -> Issued:
+    async def request_certificate(self, current: Issued | None) -> Issued:
+        """A new key and a certificate for it from his, proven with ``current`` (renewal) or the onboarding key."""
         key = ec.generate_private_key(ec.SECP256R1())
         csr = (
             x509.CertificateSigningRequestBuilder()

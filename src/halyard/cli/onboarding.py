@@ -29,7 +29,7 @@ from halyard.cli.errors import CliError, UsageError
 from halyard.cli.keyvalues import parse_tags
 from halyard.controlplane.kubernetes.connectedclusters import NAME_PATTERN, NAME_RULE
 from halyard.kube import onboarding as kube_onboarding
-from halyard.kube.client import KubeConfigError
+from halyard.kube.client import KubeConfigError, server_version
 from halyard.kube.client import connect as kube_connect
 from halyard.kube.facts import ClusterFacts
 from halyard.kube.observe import observe_cluster
@@ -360,7 +360,7 @@ def disconnect_cluster(resource_id: str, kubeconfig: Path | None, context: str |
 
 
 async def _check_cluster(client: AsyncClient) -> ClusterFacts:
-    facts = await observe_cluster(client)
+    await server_version(client)  # the API server answers (and these credentials are accepted)
     missing = await kube_onboarding.missing_access(client)
     if missing:
         raise CliError(
@@ -369,6 +369,7 @@ async def _check_cluster(client: AsyncClient) -> ClusterFacts:
             + ". Use a cluster-admin context.",
             "InsufficientPermissions",
         )
+    facts = await observe_cluster(client)
     if facts.linux_nodes == 0:
         raise CliError("The cluster has no Linux node; the agents need at least one.", "NoLinuxNode")
     return facts

@@ -21,6 +21,7 @@ REQUIRED_ACCESS = (
     ("create", "", "namespaces", None),
     ("create", "rbac.authorization.k8s.io", "clusterrolebindings", None),
     ("create", "", "secrets", names.NAMESPACE),
+    ("list", "", "nodes", None),
 )
 
 

@@ -1,0 +1,251 @@
+"""End to end, all as separate processes: server + simulator + ``connectedk8s connect --agent-mode local``."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import Namespace
+
+import halyard
+from halyard.agent.clusterconfig import ClusterConfig
+from halyard.agent.controlplane import ControlPlaneError
+from halyard.agent.identity import IdentityOperator
+from halyard.agent.metrics import AgentMetrics
+from halyard.api.agents import EndpointMap
+from halyard.cli.agent import running_pid, state_dir_for
+from halyard.cli.onboarding import disconnect_cluster
+from halyard.core.clock import SystemClock
+from tests.agents.conftest import CERT_LIFETIME, OFFLINE_THRESHOLD, Cli
+from tests.agents.identity import heartbeat, read_identity, token_response
+from tests.agents.sockets import listening_addresses
+
+pytestmark = pytest.mark.e2e
+
+
+def connect(cli: Cli, group: str, name: str, kubeconfig: Path, *extra: str, env: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    return cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", name, "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "local", "--yes", "-o", "json", *extra, env=env,
+    )  # fmt: skip
+
+
+def resource_id(cli: Cli, group: str, name: str) -> str:
+    sub = cli.server.admin["subscription"]
+    return f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters/{name}"
+
+
+def namespace_exists(kubeconfig: Path) -> bool:
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        client.get(Namespace, "halyard-system")
+        return True
+    except ApiError as exc:
+        assert exc.status.code == 404
+        return False
+    finally:
+        client.close()
+
+
+def test_connect_reaches_connected_with_metadata_then_offline_and_back(
+    cli: Cli, fresh_cluster: Callable[[], Path]
+) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-main")
+    started = time.monotonic()
+    proc = connect(cli, group, "main", kubeconfig)
+    assert proc.returncode == 0, proc.stderr
+    shown = json.loads(proc.stdout)
+    assert time.monotonic() - started < 30
+    assert shown["connectivityStatus"] == "Connected"
+    assert shown["kubernetesVersion"] == "1.31.2"
+    assert shown["totalNodeCount"] == 3
+    assert shown["totalCoreCount"] == 12  # 3 simulated nodes of 4 CPUs
+    assert shown["agentVersion"] == halyard.__version__
+    assert shown["distribution"] == "generic" and shown["infrastructure"] == "generic"
+    assert shown["arcAgentProfile"]["agentState"] == "Succeeded"
+    assert shown["lastConnectivityTime"] and shown["managedIdentityCertificateExpirationTime"]
+
+    state_dir = state_dir_for(resource_id(cli, group, "main")).name
+    state = cli.agents_dir / state_dir
+    pid = running_pid(state)
+    assert pid is not None
+
+    # No agent listens on a non-loopback address; the metrics endpoint is on loopback.
+    addresses = listening_addresses(pid)
+    assert addresses, "the metrics agent should listen (on loopback)"
+    assert all(ipaddress.ip_address(host).is_loopback for host, _ in addresses), addresses
+    metrics_port = int((state / "metrics.port").read_text())
+    assert ("127.0.0.1", metrics_port) in addresses
+
+    # The certificate renews from half-life (the test server issues 12-second certificates).
+    first_expiry = shown["managedIdentityCertificateExpirationTime"]
+    deadline = time.monotonic() + CERT_LIFETIME + 5
+    while cli.show(group, "main")["managedIdentityCertificateExpirationTime"] == first_expiry:
+        assert time.monotonic() < deadline, "the cluster certificate was not renewed"
+        time.sleep(0.5)
+    assert cli.show(group, "main")["connectivityStatus"] == "Connected"
+    metrics = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+    assert _metric(metrics, "halyard_agent_certificate_renewals_total") >= 1
+    assert _metric(metrics, "halyard_agent_heartbeats_sent_total") >= 1
+
+    # The official SDK reads what the agents reported.
+    _check_with_sdk(cli, group, "main")
+
+    # Agents killed: Offline once the (test-short) threshold passes; back: Connected again.
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    offline = cli.wait_status(group, "main", "Offline", timeout=OFFLINE_THRESHOLD + 10)
+    assert time.monotonic() - killed >= OFFLINE_THRESHOLD - 1.5  # not before the threshold (one beat of slack)
+    assert offline["lastConnectivityTime"] == cli.show(group, "main")["lastConnectivityTime"]
+    restart = cli.run("agent", "start", "--state-dir", str(state), "--kubeconfig", str(kubeconfig))
+    assert restart.returncode == 0, restart.stderr
+    cli.wait_status(group, "main", "Connected", timeout=15)
+
+
+def test_rerun_is_idempotent_and_mixups_are_refused(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    first_cluster, second_cluster = fresh_cluster(), fresh_cluster()
+    group = cli.group("agents-rerun")
+    assert connect(cli, group, "rerun", first_cluster).returncode == 0
+    key = cli.show(group, "rerun")["agentPublicKeyCertificate"]
+    pid = running_pid(cli.agents_dir / state_dir_for(resource_id(cli, group, "rerun")).name)
+
+    again = connect(cli, group, "rerun", first_cluster, "--tags", "team=a")
+    assert again.returncode == 0, again.stderr
+    shown = cli.show(group, "rerun")
+    assert shown["agentPublicKeyCertificate"] == key
+    assert shown["tags"] == {"team": "a"}
+    assert shown["connectivityStatus"] == "Connected"
+    assert running_pid(cli.agents_dir / state_dir_for(resource_id(cli, group, "rerun")).name) == pid
+
+    as_other = connect(cli, group, "rerun-other", first_cluster)
+    assert as_other.returncode != 0
+    assert "(ClusterAlreadyOnboarded)" in as_other.stderr and as_other.stderr.count("\n") == 1
+    assert cli.run("connectedk8s", "show", "-g", group, "-n", "rerun-other").returncode != 0
+
+    other_cluster = connect(cli, group, "rerun", second_cluster)
+    assert other_cluster.returncode != 0
+    assert "(ResourceBoundToAnotherCluster)" in other_cluster.stderr
+    assert not namespace_exists(second_cluster)
+
+
+def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-delete")
+    assert connect(cli, group, "gone", kubeconfig).returncode == 0
+    rid = resource_id(cli, group, "gone")
+    issued = read_identity(kubeconfig)
+    token = token_response(cli.server, issued).json()["access_token"]
+    assert heartbeat(cli.server, token).status_code == 200
+
+    deleted = cli.run("connectedk8s", "delete", "-g", group, "-n", "gone", "--yes")
+    assert deleted.returncode == 0, deleted.stderr
+
+    # The token minted before the delete, the certificate's key and the certificate itself are all refused.
+    refused = heartbeat(cli.server, token)
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "ClusterIdentityRevoked"
+    assert token_response(cli.server, issued).status_code in (400, 401)
+    with pytest.raises(ControlPlaneError) as renewal:
+        asyncio.run(_renew(cli, rid, issued))
+    assert renewal.value.status == 401
+
+    # What `connectedk8s delete` calls for the cluster side: agents stopped, namespace (Secrets, ConfigMap) gone.
+    state = cli.agents_dir / state_dir_for(rid).name
+    assert running_pid(state) is not None
+    removed = _in_agent_dir(cli, lambda: disconnect_cluster(rid, kubeconfig, None))
+    assert removed == ["local agents", "namespace halyard-system"]
+    assert running_pid(state) is None
+    assert not namespace_exists(kubeconfig)
+
+
+def test_certificate_lapse_without_renewal_is_expired(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-expiry")
+    # Renewal "blocked": the agents would renew only at 5x the lifetime, long after the certificate lapsed.
+    proc = connect(cli, group, "lapse", kubeconfig, env={"HALYARD_AGENT_RENEW_FRACTION": "5"})
+    assert proc.returncode == 0, proc.stderr
+    expired = cli.wait_status(group, "lapse", "Expired", timeout=CERT_LIFETIME + 10)
+    assert expired["lastConnectivityTime"], "it was connected before it expired"
+    issued = read_identity(kubeconfig)
+    # The onboarding key cannot revive an expired identity: delete and onboard again.
+    with pytest.raises(ControlPlaneError) as again:
+        asyncio.run(_renew(cli, resource_id(cli, group, "lapse"), None, kubeconfig=kubeconfig))
+    assert again.value.code == "ClusterCertificateExpired"
+    assert token_response(cli.server, issued).status_code in (400, 401)
+
+
+async def _renew(cli: Cli, rid: str, current, *, kubeconfig: Path | None = None):  # type: ignore[no-untyped-def]
+    from halyard.kube.client import connect as kube_connect
+
+    onboarding_key = None
+    if kubeconfig is not None:
+        from halyard.agent.clusterconfig import load_cluster_config
+
+        kube = kube_connect(kubeconfig)
+        try:
+            onboarding_key = (await load_cluster_config(kube)).onboarding_key
+        finally:
+            await kube.close()
+    endpoints = EndpointMap.model_validate(
+        httpx.get(f"{cli.server.url}/his/v1/endpoints", verify=cli.server.ca).json() | {"tenant": "t"}
+    )
+    config = ClusterConfig(rid, endpoints, Path(cli.server.ca).read_text(), True, onboarding_key)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(verify=cli.server.ca) as http:
+        operator = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
+        return await operator.request_certificate(current)
+
+
+def _in_agent_dir(cli: Cli, action: Callable[[], list[str]]) -> list[str]:
+    """Run a CLI library call with the session's agent directory (as the CLI process would see it)."""
+    import halyard.cli.agent as agent_module
+
+    saved = agent_module.STATE_ROOT
+    agent_module.STATE_ROOT = cli.agents_dir
+    try:
+        return action()
+    finally:
+        agent_module.STATE_ROOT = saved
+
+
+def _metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} missing from the metrics")
+
+
+def _check_with_sdk(cli: Cli, group: str, name: str) -> None:
+    from azure.identity import ClientSecretCredential
+    from azure.mgmt.hybridkubernetes import ConnectedKubernetesClient
+
+    admin = cli.server.admin
+    credential = ClientSecretCredential(
+        admin["tenant"],
+        admin["clientId"],
+        admin["clientSecret"],
+        authority=admin["server"],
+        disable_instance_discovery=True,
+        connection_verify=admin["caCert"],
+    )
+    client = ConnectedKubernetesClient(
+        credential,
+        admin["subscription"],
+        base_url=admin["server"],
+        credential_scopes=[admin["audience"] + ".default"],
+        connection_verify=admin["caCert"],
+    )
+    cluster = client.connected_cluster.get(group, name)
+    assert cluster.connectivity_status == "Connected"
+    assert cluster.kubernetes_version == "1.31.2"
+    assert cluster.total_node_count == 3
+    assert cluster.agent_version == halyard.__version__

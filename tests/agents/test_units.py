@@ -1,0 +1,177 @@
+"""The pure parts of the agents and the agent services: status rules, cluster facts, backoff, proofs, heartbeats."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+
+import jwt
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from halyard.agent.backoff import Backoff
+from halyard.agent.identity import Issued
+from halyard.api.agents import PROOF_ISSUER, AgentError, CertificateResponse, Heartbeat
+from halyard.api.proofs import csr_digest, signing_algorithm
+from halyard.controlplane.dataplane.heartbeats import merge
+from halyard.controlplane.dataplane.status import connectivity_status
+from halyard.controlplane.his.proofs import verify_proof
+from halyard.core.clock import isoformat
+from halyard.core.errors import Unauthenticated
+from halyard.kube.facts import cluster_facts, detect_distribution, detect_infrastructure, parse_cpu, total_cores
+from tests.agents.sockets import _address
+
+pytestmark = pytest.mark.unit
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+THRESHOLD = dt.timedelta(minutes=15)
+
+
+def test_status_is_connecting_until_the_first_heartbeat() -> None:
+    assert connectivity_status({}, NOW, THRESHOLD) == "Connecting"
+
+
+def test_status_turns_offline_exactly_at_the_threshold() -> None:
+    props = {"lastConnectivityTime": isoformat(NOW)}
+    assert connectivity_status(props, NOW + THRESHOLD - dt.timedelta(microseconds=1), THRESHOLD) == "Connected"
+    assert connectivity_status(props, NOW + THRESHOLD, THRESHOLD) == "Offline"
+
+
+def test_status_is_expired_exactly_when_the_certificate_lapses_even_while_beating() -> None:
+    props = {
+        "lastConnectivityTime": isoformat(NOW),
+        "managedIdentityCertificateExpirationTime": isoformat(NOW + dt.timedelta(seconds=5)),
+    }
+    assert connectivity_status(props, NOW + dt.timedelta(seconds=4), THRESHOLD) == "Connected"
+    assert connectivity_status(props, NOW + dt.timedelta(seconds=5), THRESHOLD) == "Expired"
+
+
+def _node(name: str, cpu: str, provider: str = "", labels: dict[str, str] | None = None, os: str = "linux") -> dict:  # type: ignore[type-arg]
+    return {
+        "metadata": {"name": name, "labels": {"kubernetes.io/os": os, **(labels or {})}},
+        "spec": {"providerID": provider},
+        "status": {"capacity": {"cpu": cpu}},
+    }
+
+
+def test_cores_count_whole_cpus_per_node() -> None:
+    assert parse_cpu("3500m") == 3.5
+    assert total_cores([_node("a", "4"), _node("b", "3500m"), _node("c", "0.5")]) == 7
+
+
+@pytest.mark.parametrize(
+    ("nodes", "version", "distribution", "infrastructure"),
+    [
+        ([_node("a", "2", "azure:///subscriptions/x/vm", {"kubernetes.azure.com/cluster": "c"})], "v1.30.1", "aks",
+         "azure"),
+        ([_node("a", "2", "aws:///us-east-1a/i-1")], "v1.29.3-eks-adc7111", "eks", "aws"),
+        ([_node("a", "2", "gce://p/z/n")], "v1.30.5-gke.1014001", "gke", "gcp"),
+        ([_node("a", "2", "k3s://node")], "v1.31.2+k3s1", "k3s", "generic"),
+        ([_node("a", "2", "generic://sim/a")], "v1.31.2", "generic", "generic"),
+    ],
+)  # fmt: skip
+def test_distribution_and_infrastructure_detection(
+    nodes: list[dict],
+    version: str,
+    distribution: str,
+    infrastructure: str,  # type: ignore[type-arg]
+) -> None:
+    assert detect_distribution(nodes, version) == distribution
+    assert detect_infrastructure(nodes) == infrastructure
+
+
+def test_cluster_facts_count_linux_nodes_and_strip_the_v() -> None:
+    facts = cluster_facts({"gitVersion": "v1.31.2"}, [_node("a", "4"), _node("w", "8", os="windows")])
+    assert (facts.kubernetes_version, facts.node_count, facts.core_count, facts.linux_nodes) == ("1.31.2", 2, 12, 1)
+
+
+def test_backoff_grows_is_capped_jittered_and_resets() -> None:
+    backoff = Backoff(base=1, cap=8, rng=random.Random(7))
+    delays = [backoff.next_delay() for _ in range(8)]
+    assert all(0.5 <= d <= 8 for d in delays)
+    assert max(delays[4:]) > 2  # grew beyond the first ceilings
+    assert len({round(d, 6) for d in delays}) == len(delays)  # jittered: no two agents in lockstep
+    backoff.reset()
+    assert backoff.next_delay() <= 1
+
+
+def test_heartbeat_merge_reports_metadata_and_keeps_what_the_user_chose() -> None:
+    props = {
+        "distribution": "k3s",
+        "agentPublicKeyCertificate": "K",
+        "arcAgentProfile": {"agentAutoUpgrade": "Disabled"},
+    }
+    beat = Heartbeat(
+        agentVersion="1.2.3",
+        kubernetesVersion="1.31.2",
+        totalNodeCount=3,
+        totalCoreCount=12,
+        distribution="generic",
+        infrastructure="aws",
+        agentState="Failed",
+        agentErrors=[AgentError(message="boom", component="metadata-operator", time=NOW)],
+    )
+    merged = merge(props, beat, NOW)
+    assert merged is not props and "lastConnectivityTime" not in props
+    assert merged["distribution"] == "k3s" and merged["infrastructure"] == "aws"
+    assert (merged["kubernetesVersion"], merged["totalNodeCount"], merged["totalCoreCount"]) == ("1.31.2", 3, 12)
+    assert merged["lastConnectivityTime"] == isoformat(NOW)
+    assert merged["arcAgentProfile"]["agentAutoUpgrade"] == "Disabled"
+    assert merged["arcAgentProfile"]["agentErrors"][0]["component"] == "metadata-operator"
+
+
+def _csr(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c")])
+    return x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+
+
+def _proof(key: ec.EllipticCurvePrivateKey, digest: str, *, sub: str = "/rid", aud: str = "https://h/his/v1/certificate",
+           iat: float | None = None, life: int = 120) -> str:  # fmt: skip
+    now = int(iat if iat is not None else NOW.timestamp())
+    claims = {"iss": PROOF_ISSUER, "sub": sub, "aud": aud, "iat": now, "exp": now + life, "csr": digest,
+              "jti": uuid.uuid4().hex}  # fmt: skip
+    return jwt.encode(claims, key, algorithm=signing_algorithm(key))
+
+
+def test_proof_binds_key_resource_url_csr_and_time() -> None:
+    onboarding, other = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    digest = csr_digest(_csr(ec.generate_private_key(ec.SECP256R1())))
+    args = {"audience": "https://h/his/v1/certificate", "resource_id": "/RID", "digest": digest, "now": NOW}
+    assert verify_proof(_proof(onboarding, digest), onboarding.public_key(), **args)["csr"] == digest
+    bad = [
+        (_proof(other, digest), "another key"),
+        (_proof(onboarding, "x"), "another CSR"),
+        (_proof(onboarding, digest, sub="/other"), "another resource"),
+        (_proof(onboarding, digest, aud="https://evil/his/v1/certificate"), "another URL"),
+        (_proof(onboarding, digest, iat=NOW.timestamp() - 600), "stale"),
+        (_proof(onboarding, digest, life=3600), "too long-lived"),
+    ]
+    for proof, why in bad:
+        with pytest.raises(Unauthenticated):
+            verify_proof(proof, onboarding.public_key(), **args)
+            pytest.fail(f"accepted a proof from {why}")
+
+
+def test_issued_certificate_round_trips_through_its_secret_and_renews_from_half_life() -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "c")])
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(1).not_valid_before(NOW).not_valid_after(NOW + dt.timedelta(days=90)).sign(key, hashes.SHA256())
+    )  # fmt: skip
+    pem = cert.public_bytes(serialization.Encoding.PEM).decode()
+    response = CertificateResponse(certificate=pem, caCertificate=pem, clientId="app", tenantId="t",
+                                   tokenEndpoint="https://h/t/oauth2/v2.0/token", audience="https://agents/",
+                                   issuedAt=NOW, notAfter=NOW + dt.timedelta(days=90))  # fmt: skip
+    issued = Issued(key=key, certificate=cert, response=response)
+    again = Issued.from_secret(issued.secret_data())
+    assert again.response == response and again.certificate == cert
+    assert again.renew_at(0.5) == NOW + dt.timedelta(days=45)
+
+
+def test_proc_net_addresses_decode() -> None:
+    assert _address("0100007F", 4) == "127.0.0.1"
+    assert _address("00000000000000000000000001000000", 6) == "::1"

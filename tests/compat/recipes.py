@@ -1,4 +1,5 @@
-"""The setup recipes of docs/azure-cli.md, read from the page itself so the tests run exactly what users copy."""
+"""What docs/azure-cli.md gives and promises: its setup recipes, read from the page itself so the tests run exactly
+what users copy, and how long a long-running operation may take."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import re
 from pathlib import Path
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "azure-cli.md"
+# Halyard sends Retry-After, so an operation takes about a second; without it azure-core would wait 30 s a poll.
+LRO_BUDGET_SECONDS = 10
 
 
 def recipe(language: str) -> str:

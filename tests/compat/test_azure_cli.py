@@ -4,22 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.api.helpers import AGENT_PUBLIC_KEY, RG_API, cluster_body, cluster_path, group_path, make_group, unique
+from tests.api.helpers import AGENT_PUBLIC_KEY, cluster_body, cluster_path, group_path, unique
 from tests.compat.azcli import AzureCli, az_environment, az_executable
-from tests.compat.recipes import recipe
+from tests.compat.recipes import LRO_BUDGET_SECONDS, recipe
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
-# Without Retry-After, azure-core waits 30 s between polls; with it an operation here takes about a second.
-LRO_BUDGET_SECONDS = 10
 
 
 def documented_login(server: ServerProcess, home: Path) -> tuple[AzureCli, Any]:
@@ -48,15 +45,6 @@ def az_login(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture(scope="module")
 def cli(az_login: tuple[AzureCli, Any]) -> AzureCli:
     return az_login[0]
-
-
-@pytest.fixture
-def group(server: ServerProcess) -> Iterator[str]:
-    """A resource group of the test's own, made and removed over plain HTTP so az calls go to what is tested."""
-    name = make_group(server)
-    yield name
-    with server.client() as client:
-        client.delete(group_path(server, name), params=RG_API)
 
 
 def test_cloud_register_discovers_endpoints_and_service_principal_logs_in(

@@ -6,23 +6,20 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from azure.core.exceptions import ResourceNotFoundError
 
-from tests.api.helpers import AGENT_PUBLIC_KEY, RG_API, group_path, make_group, unique
-from tests.compat.recipes import recipe
+from tests.api.helpers import AGENT_PUBLIC_KEY, group_path, unique
+from tests.compat.recipes import LRO_BUDGET_SECONDS, recipe
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
 DRIVER = Path(__file__).with_name("sdk_flow.py")
-# Without Retry-After, azure-core waits 30 s between polls; with it an operation here takes about a second.
-LRO_BUDGET_SECONDS = 10
 
 
 @pytest.fixture(scope="session")
@@ -39,14 +36,6 @@ def sdk12_python() -> Path:
             pytrace=False,
         )
     return venv / "bin" / "python"
-
-
-@pytest.fixture
-def group(server: ServerProcess) -> Iterator[str]:
-    name = make_group(server)
-    yield name
-    with server.client() as client:
-        client.delete(group_path(server, name), params=RG_API)
 
 
 def test_documented_clients_manage_resource_groups(server: ServerProcess) -> None:
@@ -120,5 +109,4 @@ def test_connected_cluster_lifecycle(
     # Create and delete are long-running operations the SDK polled, and Retry-After kept the polls short.
     polls = [r for r in out["requests"] if r["method"] == "GET" and "/operationStatuses/" in r["path"]]
     assert len(polls) >= 2
-    assert out["seconds"]["create"] < LRO_BUDGET_SECONDS
-    assert out["seconds"]["delete"] < LRO_BUDGET_SECONDS
+    assert max(out["seconds"].values()) < LRO_BUDGET_SECONDS, out["seconds"]

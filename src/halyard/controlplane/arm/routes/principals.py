@@ -62,7 +62,9 @@ def _version(request: Request) -> None:
 async def list_principals(request: Request, caller: Caller, cp: Plane, api_version: ApiVersion = None) -> JSONResponse:
     _version(request)
     caller.require(f"{NS}/servicePrincipals/read", "/")
-    return JSONResponse({"value": [principal_body(p) for p in await cp.principals.list_service_principals(caller.caller.tenant_id)]})
+    return JSONResponse(
+        {"value": [principal_body(p) for p in await cp.principals.list_service_principals(caller.caller.tenant_id)]}
+    )
 
 
 @router.post(BASE, status_code=201, operation_id="ServicePrincipals_Create")

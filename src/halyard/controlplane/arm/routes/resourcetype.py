@@ -40,7 +40,9 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         v = version(request)
         return reply(await cp.pipeline.get(caller, rtype, rid(subscriptionId, resourceGroupName, resourceName), v))
 
-    @router.put(item_path, responses={**ok, 201: {"model": rtype.response_model}}, operation_id=f"{rtype.type_name}_Put")
+    @router.put(
+        item_path, responses={**ok, 201: {"model": rtype.response_model}}, operation_id=f"{rtype.type_name}_Put"
+    )
     async def put_item(
         request: Request,
         subscriptionId: str,
@@ -58,7 +60,9 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         r = await cp.pipeline.put(caller, rtype, target, v, body, if_match=if_match, if_none_match=if_none_match)
         return reply(r)
 
-    @router.patch(item_path, responses={**ok, 202: {"description": "Accepted"}}, operation_id=f"{rtype.type_name}_Update")
+    @router.patch(
+        item_path, responses={**ok, 202: {"description": "Accepted"}}, operation_id=f"{rtype.type_name}_Update"
+    )
     async def patch_item(
         request: Request,
         subscriptionId: str,

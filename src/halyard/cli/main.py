@@ -13,11 +13,9 @@ import typer
 from halyard.cli import (
     account,
     ad,
-    agent,
     connectedk8s,
     group,
     login,
-    onboarding,
     provider,
     resource,
     rest,
@@ -52,18 +50,33 @@ app.command("rest")(rest.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(connectedk8s.app, name="connectedk8s")
-connectedk8s.app.command("connect")(onboarding.connect)
-app.add_typer(agent.app, name="agent")
 app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")
 app.add_typer(role.app, name="role")
 
-# ``halyard sim`` is written alongside; its command joins as soon as its module exists.
-if importlib.util.find_spec("halyard.cli.sim") is not None:
-    _sim = importlib.import_module("halyard.cli.sim")
-    if hasattr(_sim, "command"):
-        app.command("sim")(_sim.command)
+# Commands whose modules import the control plane, the agents or the simulator (about a second of imports):
+# loaded only when the command line names them, so everyday commands start fast.
+LIGHT_CONNECTEDK8S = frozenset({"show", "list", "delete"})
+
+
+def load_commands_for(words: Sequence[str]) -> None:
+    """Register the heavy commands this command line needs (all of them for the top-level help)."""
+    names = [w for w in words if not w.startswith("-")]
+    first = names[0] if names else None
+    second = names[1] if len(names) > 1 else None
+    if first in (None, "connectedk8s") and second not in LIGHT_CONNECTEDK8S:
+        _register(connectedk8s.app, "connect", "halyard.cli.onboarding", "connect")
+    if first in (None, "agent") and not any(g.name == "agent" for g in app.registered_groups):
+        app.add_typer(importlib.import_module("halyard.cli.agent").app, name="agent")
+    # ``halyard sim`` joins as soon as its module exists (it is written alongside).
+    if first in (None, "sim") and importlib.util.find_spec("halyard.cli.sim") is not None:
+        _register(app, "sim", "halyard.cli.sim", "command")
+
+
+def _register(group: typer.Typer, name: str, module: str, attribute: str) -> None:
+    if not any(c.name == name for c in group.registered_commands):
+        group.command(name)(getattr(importlib.import_module(module), attribute))
 
 
 def run(argv: Sequence[str]) -> int:
@@ -73,6 +86,7 @@ def run(argv: Sequence[str]) -> int:
     try:
         options, rest = split_global_options(argv)
         invocation = Invocation(options)
+        load_commands_for(rest)
         command = typer.main.get_command(app)
         result = command.main(args=rest, prog_name="halyard", standalone_mode=False, obj=invocation)
         return result if isinstance(result, int) else 0

@@ -48,9 +48,9 @@ def redact(url: str) -> str:
 class Transport:
     """One ``httpx.Client`` per command. ``debug`` logs method, URL and status to stderr; never headers or bodies."""
 
-    def __init__(self, verify: str | bool, *, debug: bool = False) -> None:
+    def __init__(self, verify: str | bool, *, debug: bool = False, client: httpx.Client | None = None) -> None:
         self.debug = debug
-        self.client = httpx.Client(verify=verify, timeout=TIMEOUT, follow_redirects=False)
+        self.client = client or httpx.Client(verify=verify, timeout=TIMEOUT, follow_redirects=False)
 
     def close(self) -> None:
         self.client.close()

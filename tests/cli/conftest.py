@@ -1,0 +1,94 @@
+"""The ``halyard`` CLI as users run it: a subprocess with its own config directory, against a real server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.processes import ServerProcess
+
+# Variables that would make a test depend on the machine it runs on.
+_MACHINE_ENV = ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER", "HALYARD_CONFIG_DIR", "SSL_CERT_FILE")
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error(self) -> str:
+        """The one ``ERROR:`` line a failed command prints (and nothing else)."""
+        lines = self.stderr.strip().splitlines()
+        assert self.code != 0, f"expected a failure, got exit 0: {self.stdout}"
+        assert len(lines) == 1 and lines[0].startswith("ERROR: "), self.stderr
+        assert "Traceback" not in self.stderr
+        return lines[0]
+
+
+@dataclass
+class Cli:
+    config_dir: Path
+    extra_env: dict[str, str]
+
+    def run(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
+        env = {k: v for k, v in os.environ.items() if k not in _MACHINE_ENV}
+        env.update({"HALYARD_CONFIG_DIR": str(self.config_dir), **self.extra_env})
+        done = subprocess.run(
+            [sys.executable, "-m", "halyard", *args],
+            input=stdin or "",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    def ok(self, *args: str) -> str:
+        result = self.run(*args)
+        assert result.code == 0, f"halyard {' '.join(args)} failed: {result.stderr}"
+        assert "ERROR" not in result.stderr
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.ok(*args))
+
+    def login(self, server: ServerProcess, client_id: str, secret: str, *extra: str) -> Result:
+        return self.run(
+            "login",
+            "--service-principal",
+            "-u",
+            client_id,
+            "-p",
+            secret,
+            "--tenant",
+            server.admin["tenant"],
+            "--server",
+            server.url,
+            "--ca-cert",
+            server.ca,
+            *extra,
+        )
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    """Not logged in."""
+    return Cli(tmp_path / "halyard-config", {})
+
+
+@pytest.fixture(scope="module")
+def admin(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """Logged in as the bootstrap admin (Owner at the tenant root)."""
+    cli = Cli(tmp_path_factory.mktemp("admin-config"), {})
+    result = cli.login(server, server.admin["clientId"], server.admin["clientSecret"], "-o", "none")
+    assert result.code == 0, result.stderr
+    return cli

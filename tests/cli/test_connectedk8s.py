@@ -1,0 +1,61 @@
+"""``halyard connectedk8s show/list/delete``, ``resource list`` and ``provider`` on a cluster created over REST."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.api.helpers import CC_API, cluster_body, cluster_path, make_group, unique
+from tests.cli.conftest import Cli
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
+
+
+def test_cluster_created_over_rest_is_shown_listed_and_deleted(admin: Cli, server: ServerProcess) -> None:
+    group, name = make_group(server), unique("cc")
+    with server.client() as client:
+        created = client.put(cluster_path(server, group, name), params=CC_API, json=cluster_body(tags={"a": "b"}))
+        assert created.status_code in (200, 201), created.text
+
+    shown = admin.json("connectedk8s", "show", "-g", group, "-n", name)
+    # Flattened as az prints it: properties at the top, plus the resource group.
+    assert shown["name"] == name and shown["resourceGroup"] == group and shown["type"] == CLUSTERS
+    assert shown["connectivityStatus"] == "Connecting" and "properties" not in shown
+    assert admin.json("connectedk8s", "list", "-g", group, "--query", "[].name") == [name]
+    assert name in admin.json("connectedk8s", "list", "--query", "[].name")
+    table = admin.ok("connectedk8s", "list", "-g", group, "-o", "table").splitlines()
+    assert table[0].split()[:4] == ["Name", "ResourceGroup", "Location", "ConnectivityStatus"]
+    assert table[2].split()[:4] == [name, group, "eastus", "Connecting"]
+
+    resources = admin.json("resource", "list", "-g", group, "--resource-type", CLUSTERS)
+    assert [(r["name"], r["resourceGroup"], r["type"]) for r in resources] == [(name, group, CLUSTERS)]
+    assert admin.json("resource", "list", "-g", group, "--resource-type", "Microsoft.Nope/things") == []
+
+    assert admin.ok("connectedk8s", "delete", "-g", group, "-n", name, "--yes") == ""
+    gone = admin.run("connectedk8s", "show", "-g", group, "-n", name)
+    assert gone.error.startswith("ERROR: (ResourceNotFound)")
+    assert admin.json("connectedk8s", "list", "-g", group) == []
+
+
+def test_delete_no_wait_and_unknown_group(admin: Cli, server: ServerProcess) -> None:
+    group, name = make_group(server), unique("cc")
+    with server.client() as client:
+        assert client.put(cluster_path(server, group, name), params=CC_API, json=cluster_body()).status_code in (
+            200,
+            201,
+        )
+    assert admin.ok("connectedk8s", "delete", "-g", group, "-n", name, "--yes", "--no-wait") == ""
+    unknown = admin.run("connectedk8s", "list", "-g", unique("nogroup"))
+    assert unknown.error.startswith("ERROR: (ResourceGroupNotFound)")
+
+
+def test_providers(admin: Cli) -> None:
+    providers = admin.json("provider", "list", "--query", "[].namespace")
+    assert "Microsoft.Kubernetes" in providers
+    shown = admin.json("provider", "show", "-n", "Microsoft.Kubernetes")
+    assert shown["registrationState"] == "Registered"
+    assert "connectedClusters" in [t["resourceType"] for t in shown["resourceTypes"]]
+    assert admin.ok("provider", "register", "-n", "Microsoft.Kubernetes") == ""
+    unknown = admin.run("provider", "show", "-n", "Microsoft.Nope")
+    assert unknown.error.startswith("ERROR: (NoRegisteredProviderFound)")

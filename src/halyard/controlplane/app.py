@@ -59,11 +59,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await db.migrate()
-        await cp.access.seed_builtin_roles()
-        await cp.keys.ensure()
-        await cp.his.authority.ensure()
-        await bootstrap(cp)
+        async with db.startup_lock():  # replicas starting together take turns
+            await db.migrate()
+            await cp.access.seed_builtin_roles()
+            await cp.keys.ensure()
+            await cp.his.authority.ensure()
+            await bootstrap(cp)
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),

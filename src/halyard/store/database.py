@@ -10,11 +10,13 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# Key of the PostgreSQL advisory lock replicas take for their start-up work (any constant of our own; "HALYARD").
+STARTUP_LOCK = 0x48414C59415244
 
 
 class Database:
@@ -51,14 +53,29 @@ class Database:
             async with self._sessions() as session, session.begin():
                 yield session
 
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Hold while migrating and bootstrapping: replicas starting together on one PostgreSQL database would
+        otherwise race to create the same tables (one fails to start) and bootstrap two tenants. The lock is tied to
+        a connection, so a replica that dies holding it releases it. SQLite has one server process: nothing to do."""
+        if self.is_sqlite:
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK})
+                await conn.commit()
+
     async def migrate(self) -> None:
         """Bring the schema to the newest revision (Alembic), idempotently."""
         async with self.engine.begin() as conn:
             await conn.run_sync(_upgrade)
 
     async def ping(self) -> None:
-        from sqlalchemy import text
-
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 

@@ -83,6 +83,15 @@ def test_cloud_register_discovers_endpoints_and_service_principal_logs_in(
         "environmentName": "halyard",
         "user": {"name": admin["clientId"], "type": "servicePrincipal"},
     }
+    # The token az holds is a management token Halyard accepts (as for curl or any HTTP client).
+    token = cli.json("account", "get-access-token")
+    assert (token["subscription"], token["tenant"], token["tokenType"]) == (
+        admin["subscription"],
+        admin["tenant"],
+        "Bearer",
+    )
+    with server.client(token["accessToken"]) as client:
+        assert client.get("/subscriptions", params={"api-version": "2022-12-01"}).status_code == 200
 
 
 def test_group_create_list_show_exists_delete(cli: AzureCli, server: ServerProcess) -> None:
@@ -141,7 +150,8 @@ def test_resource_commands_on_connected_clusters(cli: AzureCli, server: ServerPr
     assert (created["id"], created["properties"]["provisioningState"]) == (by_create, "Succeeded")
     assert created["identity"]["type"] == "SystemAssigned" and created["identity"]["principalId"]
 
-    listed = {r["name"]: r for r in cli.json("resource", "list", "-g", group)}
+    # -g and --resource-type become one $filter.
+    listed = {r["name"]: r for r in cli.json("resource", "list", "-g", group, "--resource-type", CLUSTERS)}
     assert set(listed) == {"by-rest", "by-create"}
     assert {(r["type"], r["location"], r["provisioningState"]) for r in listed.values()} == {
         (CLUSTERS, "westus", "Succeeded")
@@ -156,14 +166,15 @@ def test_resource_commands_on_connected_clusters(cli: AzureCli, server: ServerPr
     }
     assert shown["properties"]["agentPublicKeyCertificate"] == AGENT_PUBLIC_KEY
     # resource tag GETs the resource and PUTs it back whole, read-only fields included.
-    tagged = cli.json("resource", "tag", "--ids", by_create, "--tags", "env=dev")
-    assert (tagged["id"], tagged["tags"]) == (by_create, {"env": "dev"})
+    tagged = cli.json("resource", "tag", "--ids", by_create, "--tags", f"owner={group}")
+    assert (tagged["id"], tagged["tags"]) == (by_create, {"owner": group})
+    assert [r["id"] for r in cli.json("resource", "list", "--tag", f"owner={group}")] == [by_create]
 
     started = time.monotonic()
     cli.run("resource", "delete", "--ids", by_rest)
     assert time.monotonic() - started < LRO_BUDGET_SECONDS
     remaining = cli.json("resource", "list", "-g", group)
-    assert [(r["id"], r["tags"]) for r in remaining] == [(by_create, {"env": "dev"})]
+    assert [(r["id"], r["tags"]) for r in remaining] == [(by_create, {"owner": group})]
     gone = cli.run("rest", "--method", "get", "--url", f"{by_rest}?api-version=2026-05-01", ok=False)
     assert '"code":"ResourceNotFound"' in gone.stderr.replace(" ", "")
 
@@ -195,3 +206,13 @@ def test_logout_forgets_the_login_and_a_wrong_secret_is_refused(server: ServerPr
     )
     assert "AADSTS7000215" in refused.stderr
     assert cli.json("account", "list") == []
+    # A tenant's domain name works too: az finds the tenant GUID as the first path segment of the issuer.
+    with server.client() as client:
+        tenants = client.get("/tenants", params={"api-version": "2022-12-01"}).json()["value"]
+    domain = next(t["defaultDomain"] for t in tenants if t["tenantId"] == admin["tenant"])
+    again = cli.json(
+        "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant", domain
+    )
+    assert [(s["id"], s["tenantId"]) for s in again if s["id"] == admin["subscription"]] == [
+        (admin["subscription"], admin["tenant"])
+    ]

@@ -91,3 +91,16 @@ def test_login_errors_are_one_clear_line(cli: Cli, server: ServerProcess) -> Non
 
     # Nothing was stored by the failed attempts.
     assert cli.run("account", "show").error.startswith("ERROR: (NotLoggedIn)")
+
+
+def test_debug_logs_requests_but_never_secrets_or_tokens(cli: Cli, server: ServerProcess) -> None:
+    secret = server.admin["clientSecret"]
+    result = cli.login(server, server.admin["clientId"], secret, "--debug", "-o", "none")
+    assert result.code == 0, result.stderr
+    assert f"DEBUG: Request: POST {server.url}/{server.admin['tenant']}/oauth2/v2.0/token" in result.stderr
+    assert f"DEBUG: Response: 200 GET {server.url}/subscriptions?api-version=2022-12-01" in result.stderr
+    (token_file,) = (cli.config_dir / "tokens").iterdir()
+    token = json.loads(token_file.read_text())["accessToken"]
+    listed = cli.run("group", "list", "--debug", "-o", "none")
+    for stderr in (result.stderr, listed.stderr):
+        assert secret not in stderr and token not in stderr and "Bearer" not in stderr

@@ -61,7 +61,9 @@ def test_principal_with_a_role_on_one_group_reads_it_and_not_another(
 
 
 def test_credential_reset_invalidates_the_old_secret(admin: Cli, server: ServerProcess, tmp_path: Path) -> None:
-    sp = admin.json("ad", "sp", "create", "--display-name", unique("rotated"), "--only-show-errors")
+    quiet = admin.run("ad", "sp", "create", "--display-name", unique("rotated"), "--only-show-errors")
+    assert quiet.code == 0 and quiet.stderr == ""  # no warning
+    sp = json.loads(quiet.stdout)
     admin.ok("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader",
              "--scope", f"/subscriptions/{server.admin['subscription']}", "-o", "none")  # fmt: skip
     reset = admin.run("ad", "sp", "credential", "reset", "--id", sp["appId"])

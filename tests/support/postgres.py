@@ -23,6 +23,7 @@ from tests.support.processes import free_port
 
 INSTALL_HINT = "install PostgreSQL (scripts/install-system-deps.sh does: apt-get install postgresql)"
 SUPERUSER = "halyard"
+TOOLS = ("initdb", "pg_ctl", "postgres", "createdb", "pg_dump", "pg_restore")
 # The storage backends a ``db_server`` test runs on; ``-m "not postgres"`` leaves out the PostgreSQL half.
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -35,10 +36,10 @@ def find_bin_dir() -> Path:
         candidates.append(Path(os.path.realpath(on_path)).parent)
     candidates += [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_major, reverse=True)]
     for directory in candidates:
-        if all((directory / tool).is_file() for tool in ("initdb", "pg_ctl", "createdb", "postgres")):
+        if all((directory / tool).is_file() for tool in TOOLS):
             return directory
     raise RuntimeError(
-        f"PostgreSQL binaries (initdb, pg_ctl, createdb) not found on PATH or in /usr/lib/postgresql; {INSTALL_HINT}"
+        f"PostgreSQL binaries ({', '.join(TOOLS)}) not found on PATH or in /usr/lib/postgresql; {INSTALL_HINT}"
     )
 
 
@@ -61,6 +62,11 @@ class PostgresServer:
     def data_dir(self) -> Path:
         assert self.root is not None, "not started"
         return self.root / "data"
+
+    @property
+    def pid(self) -> int:
+        """The postmaster's process id (its backends are its children)."""
+        return int((self.data_dir / "postmaster.pid").read_text().split()[0])
 
     def url(self, database: str, driver: str = "postgresql+asyncpg") -> str:
         return f"{driver}://{SUPERUSER}:{self.password}@127.0.0.1:{self.port}/{database}"
@@ -109,6 +115,20 @@ class PostgresServer:
         """Create a database (its name must be a plain identifier) and return its asyncpg URL."""
         self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, name)
         return self.url(name)
+
+    def dump(self, database: str) -> Path:
+        """``pg_dump -Fc`` of a database (a consistent snapshot, taken while it serves) into the server's directory."""
+        assert self.root is not None, "not started"
+        path = self.root / f"{database}.dump"
+        self._run("pg_dump", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "-Fc", "-f", str(path), database)
+        return path
+
+    def restore(self, dump: Path, database: str) -> str:
+        """Create ``database`` and ``pg_restore`` a dump into it; returns its URL."""
+        url = self.create_database(database)
+        self._run("pg_restore", "-h", "127.0.0.1", "-p", str(self.port), "-U", SUPERUSER, "--no-owner",
+                  "-d", database, str(dump))  # fmt: skip
+        return url
 
     def stop(self) -> None:
         """Stop the server (fast shutdown) and remove its directory. Safe to call twice."""

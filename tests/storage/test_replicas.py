@@ -1,5 +1,6 @@
 """Several replicas on one PostgreSQL database, as docs/operations.md deploys them: started together on an empty
-database they bootstrap once, and any replica serves what another wrote, with tokens any of them issued."""
+database they bootstrap once, any replica serves what another wrote, with tokens any of them issued, and a replica
+without the shared data key refuses to start."""
 
 from __future__ import annotations
 
@@ -72,6 +73,12 @@ async def test_replicas_started_together_bootstrap_once_and_share_everything(
         finally:
             for client in clients:
                 client.close()
+
+        stranger = ServerProcess(tmp_path / "stranger", free_port(), database_url=url,
+                                 env={"HALYARD_DATA_KEY": Fernet.generate_key().decode()})  # fmt: skip
+        replicas.append(stranger)
+        with pytest.raises(RuntimeError, match="does not open with this data key"):
+            stranger.start(60)
     finally:
         for r in replicas:
             r.stop()

@@ -50,6 +50,7 @@ def test_up_prints_working_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         # One simulated cluster runs beside the control plane.
         kubeconfig = next(line.split("KUBECONFIG=", 1)[1].strip() for line in lines if "KUBECONFIG=" in line)
         assert Path(kubeconfig).is_file()
+        assert f"halyard connectedk8s connect -g demo -n sim-01 --kube-config {kubeconfig} --agent-mode local" in text
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from halyard.cli.arm import arm_error
+from halyard.cli.arm import arm_error, json_body
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError
 
@@ -45,7 +45,7 @@ def resolve_object_id(inv: Invocation, assignee: str) -> str:
         )
     if response.status_code >= 400:
         raise arm_error(response)
-    return str(response.json()["id"])
+    return str(json_body(response)["id"])
 
 
 def _secret(body: dict[str, Any], *, with_name: bool) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def create(
 ) -> None:
     """Create a service principal with a secret; prints appId, password and tenant (once)."""
     inv = Invocation.of(ctx)
-    body = inv.arm.request("POST", BASE, params={"api-version": API_VERSION}, json={"displayName": display_name}).json()
+    body = inv.arm.call("POST", BASE, API_VERSION, json={"displayName": display_name})
     inv.warn(CREDENTIALS_WARNING)
     inv.emit(_secret(body, with_name=True))
 
@@ -98,8 +98,6 @@ def reset(
 ) -> None:
     """Issue a new secret; the old ones stop working unless --append."""
     inv = Invocation.of(ctx)
-    body = inv.arm.request(
-        "POST", f"{BASE}/{id}/resetCredential", params={"api-version": API_VERSION}, json={"append": append}
-    ).json()
+    body = inv.arm.call("POST", f"{BASE}/{id}/resetCredential", API_VERSION, json={"append": append})
     inv.warn(CREDENTIALS_WARNING)
     inv.emit(_secret(body, with_name=False))

@@ -49,6 +49,19 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
+def json_body(response: httpx.Response) -> Any:
+    """The JSON body of a successful answer (``None`` when empty); an error line when it is not JSON."""
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(
+            f"The server answered HTTP {response.status_code} with a body that is not JSON; is it a Halyard server?",
+            "InvalidResponse",
+        ) from None
+
+
 class ArmClient:
     def __init__(self, transport: Transport, server: str, tokens: TokenProvider | None) -> None:
         self.transport = transport
@@ -96,8 +109,14 @@ class ArmClient:
             raise arm_error(response)
         return response
 
+    def call(
+        self, method: str, path: str, api_version: str, *, json: Any = None, params: dict[str, str] | None = None
+    ) -> Any:
+        """One request with ``api-version``; its JSON answer, or its ARM error raised."""
+        return json_body(self.request(method, path, params={"api-version": api_version, **(params or {})}, json=json))
+
     def get(self, path: str, api_version: str, params: dict[str, str] | None = None) -> Any:
-        return _json(self.request("GET", path, params={"api-version": api_version, **(params or {})}))
+        return self.call("GET", path, api_version, params=params)
 
     def list(self, path: str, api_version: str, params: dict[str, str] | None = None) -> list[Any]:
         """Every item of a list, following ``nextLink`` to the end."""
@@ -110,7 +129,7 @@ class ArmClient:
             if not next_link or next_link in seen:
                 return items
             seen.add(next_link)
-            page = _json(self.request("GET", next_link))
+            page = json_body(self.request("GET", next_link))
 
     def wait(
         self, method: str, resource_url: str, first: httpx.Response, sleep: Callable[[float], None] = time.sleep

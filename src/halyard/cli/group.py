@@ -36,8 +36,7 @@ def create(
     parsed = parse_tags(tags)
     if parsed is not None:
         body["tags"] = parsed
-    response = inv.arm.request("PUT", _path(inv, name), params={"api-version": API_VERSION}, json=body)
-    inv.emit(response.json())
+    inv.emit(inv.arm.call("PUT", _path(inv, name), API_VERSION, json=body))
 
 
 @app.command("list")

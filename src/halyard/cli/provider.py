@@ -41,7 +41,7 @@ def show(ctx: typer.Context, namespace: Namespace) -> None:
 
 def _change(ctx: typer.Context, namespace: str, action: str, final: str, wait: bool) -> None:
     inv = Invocation.of(ctx)
-    body = inv.arm.request("POST", f"{_path(inv, namespace)}/{action}", params={"api-version": API_VERSION}).json()
+    body = inv.arm.call("POST", f"{_path(inv, namespace)}/{action}", API_VERSION) or {}
     if not wait:
         return
     with inv.progress("Waiting"):

@@ -123,7 +123,7 @@ def create(
     role_id = _resolve_role(inv, role, target)
     body = {"properties": {"roleDefinitionId": role_id, "principalId": principal}}
     path = _under(target, f"{AUTHORIZATION}/roleAssignments/{uuid.uuid4()}")
-    created = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=body).json()
+    created = inv.arm.call("PUT", path, API_VERSION, json=body)
     inv.emit(_flatten_assignment(created, {role_id.rstrip("/").split("/")[-1].lower(): role}), ASSIGNMENT_TABLE)
 
 

@@ -1,17 +1,18 @@
 """``halyard up`` (what ``make up`` runs): the control plane in the foreground on its embedded default.
 
-SQLite in the data directory, first-start bootstrap, and once it answers: the URL, the admin credentials file and
-the next commands to try. Ctrl-C (or SIGTERM) stops it gracefully.
+SQLite in the data directory, first-start bootstrap, one simulated Kubernetes cluster beside it (``halyard sim``),
+and once it answers: the URL, the admin credentials file and the next commands to try. Ctrl-C (or SIGTERM) stops
+both gracefully.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import shlex
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -57,6 +58,8 @@ async def _serve(server: Any, settings: Any) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop)
     announcer = asyncio.create_task(_announce(server, settings))
+    # If the simulator cannot start, stop the control plane too, and report why (below).
+    announcer.add_done_callback(_stop_on_failure(stop))
     try:
         await server.serve()
     finally:
@@ -65,32 +68,34 @@ async def _serve(server: Any, settings: Any) -> None:
             await announcer
 
 
+def _stop_on_failure(stop: Callable[[], None]) -> Callable[[asyncio.Task[None]], None]:
+    def check(task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            stop()
+
+    return check
+
+
 async def _announce(server: Any, settings: Any) -> None:
-    """Once the control plane listens: a simulated cluster beside it (when available), then the banner."""
-    while not server.started:
-        await asyncio.sleep(0.05)
-    sim = await _start_sim(settings.data_dir / "sim")
-    try:
-        kubeconfig = sim.kubeconfig_path(next(iter(sim.clusters))) if sim is not None else None
-        print(banner(settings.base_url, settings.data_dir, kubeconfig), flush=True)
-        await asyncio.Event().wait()  # until the server stops and cancels this task
-    finally:
-        if sim is not None:
-            await sim.stop()
-
-
-async def _start_sim(data_dir: Path) -> Any:
-    """One simulated Kubernetes cluster (``halyard sim``), if this build has the simulator."""
-    if importlib.util.find_spec("halyard.sim.server") is None:
-        return None
+    """Once the control plane listens: a simulated cluster beside it, then the banner."""
     from halyard.sim.server import SimOptions, SimServer
 
-    sim = SimServer(SimOptions(clusters=1, port=0, data_dir=data_dir))
-    await sim.start()
-    return sim
+    while not server.started:
+        await asyncio.sleep(0.05)
+    sim = SimServer(SimOptions(clusters=1, port=0, data_dir=settings.data_dir / "sim"))
+    try:
+        await sim.start()
+    except (OSError, RuntimeError) as exc:
+        raise CliError(f"The simulated cluster did not start: {exc}", "StartFailed") from None
+    try:
+        cluster = next(iter(sim.clusters))
+        print(banner(settings.base_url, settings.data_dir, cluster, sim.kubeconfig_path(cluster)), flush=True)
+        await asyncio.Event().wait()  # until the server stops and cancels this task
+    finally:
+        await sim.stop()
 
 
-def banner(url: str, data_dir: Path, kubeconfig: Path | None = None) -> str:
+def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
     """What to do next, with the exact login line (from ``admin.json``) and the CA to trust."""
     admin_file = data_dir / "admin.json"
     admin = json.loads(admin_file.read_text())
@@ -119,9 +124,11 @@ def banner(url: str, data_dir: Path, kubeconfig: Path | None = None) -> str:
         "Try, in another terminal:",
         f"  {shlex.join(login)}",
         "  halyard group create -n demo -l westus",
+        f"  halyard connectedk8s connect -g demo -n {cluster} --kube-config {shlex.quote(str(kubeconfig))} --agent-mode local",
         "  halyard connectedk8s list -o table",
         "",
-        *([f"Simulated Kubernetes cluster: export KUBECONFIG={kubeconfig}", ""] if kubeconfig else []),
+        f"Simulated Kubernetes cluster {cluster}: export KUBECONFIG={shlex.quote(str(kubeconfig))}",
+        "",
         "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

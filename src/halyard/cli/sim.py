@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 from pathlib import Path
 from typing import Annotated
 
@@ -67,7 +68,12 @@ async def _serve(options: SimOptions) -> None:
     if len(names) > 10:
         typer.echo(f"  ... and {len(names) - 10} more in {server.data_dir / 'kubeconfigs'}")
     typer.echo(f"index: {server.data_dir / 'sim.json'} (started in {server.started_in:.2f}s)", err=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        # Also when started in the background, where SIGINT arrives ignored: stop cleanly (and save with --persist).
+        loop.add_signal_handler(sig, stop.set)
     try:
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await server.stop()

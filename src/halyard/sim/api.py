@@ -39,6 +39,8 @@ PROTOBUF = "application/vnd.kubernetes.protobuf"
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 # Paths every client may read before it has credentials sorted out (the real server's system:public-info-viewer).
 _PUBLIC = ("/version", "/healthz", "/livez", "/readyz")
+# Subresources a real server has that need real containers or nodes.
+_NO_CONTAINERS = frozenset({"exec", "attach", "portforward", "proxy", "eviction", "ephemeralcontainers", "binding"})
 
 
 @dataclass
@@ -231,6 +233,10 @@ class ClusterApi:
         if rt is None:
             raise ApiError(404, "the server could not find the requested resource", details={})
         if route.subresource and route.subresource not in rt.subresources:
+            if route.subresource in _NO_CONTAINERS:
+                raise ApiError(405, f"the simulator does not implement {rt.plural}/{route.subresource}: its "
+                               "containers are simulated, there is nothing to connect to", reason="MethodNotAllowed",
+                               details={"kind": rt.plural, "name": route.name})  # fmt: skip
             raise ApiError(404, "the server could not find the requested resource", details={})
         if rt.namespaced and route.namespace is None and route.name:
             raise ApiError(404, "the server could not find the requested resource", details={})

@@ -140,8 +140,13 @@ class ControllerManager:
             self.enqueue((cn, "daemonset", ns, name))
         elif ev.key == "apps/statefulsets":
             self.enqueue((cn, "statefulset", ns, name))
-        elif ev.key == "/namespaces" and ev.type == "MODIFIED" and meta.get("deletionTimestamp"):
-            self.enqueue((cn, "namespace", "", name))
+        elif ev.key == "/namespaces":
+            if meta.get("deletionTimestamp"):
+                self.enqueue((cn, "namespace", "", name))
+            elif ev.type == "ADDED":
+                self.enqueue((cn, "serviceaccount", name, "default"))
+        if ev.key in ("/pods", "/services") and ns:
+            self.enqueue((cn, "endpoints", ns, ""))
 
     def _enqueue_owner(self, c: VirtualCluster, obj: Obj, kind: str, task: str) -> None:
         for ref in obj["metadata"].get("ownerReferences") or []:
@@ -159,6 +164,8 @@ class ControllerManager:
             "daemonset": self._daemonset,
             "statefulset": self._statefulset,
             "namespace": self._namespace,
+            "serviceaccount": self._service_account,
+            "endpoints": self._endpoints,
             "gc": self._gc,
         }
         processed = 0
@@ -539,6 +546,58 @@ class ControllerManager:
             "observedGeneration": sts["metadata"].get("generation", 1),
         }
         self._set_status(c, self._rt(c, "apps/statefulsets"), sts, status)
+
+    # ---- service accounts and endpoints
+    def _service_account(self, c: VirtualCluster, ns: str, name: str) -> None:
+        """Every namespace gets its ``default`` service account, as the real service account controller does."""
+        namespace = c.store.get("/namespaces", "", ns)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        if c.store.get("/serviceaccounts", ns, name) is None:
+            c.create(self._rt(c, "/serviceaccounts"), ns, {"metadata": {"name": name}}, SYSTEM)
+
+    def _endpoints(self, c: VirtualCluster, ns: str, _: str) -> None:
+        """Endpoints of every Service with a selector in ``ns``: the Ready pods it selects."""
+        services = [s for s in c.store.list("/services", ns) if (s.get("spec") or {}).get("selector")]
+        if not services:
+            return
+        namespace = c.store.get("/namespaces", "", ns)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        pods = [p for p in c.store.list("/pods", ns) if (p.get("status") or {}).get("podIP")]
+        ep_rt = self._rt(c, "/endpoints")
+        for svc in services:
+            reqs = selector_from_label_selector({"matchLabels": svc["spec"]["selector"]})
+            chosen = [p for p in pods if labels_match(reqs, p) and not p["metadata"].get("deletionTimestamp")]
+            ready = [p for p in chosen if _pod_ready(p)]
+            not_ready = [p for p in chosen if not _pod_ready(p)]
+
+            def address(p: Obj) -> dict[str, Any]:
+                return {"ip": p["status"]["podIP"], "nodeName": p["spec"].get("nodeName"),
+                        "targetRef": {"kind": "Pod", "namespace": ns, "name": p["metadata"]["name"],
+                                      "uid": p["metadata"]["uid"]}}  # fmt: skip
+
+            subset: dict[str, Any] = {}
+            if ready:
+                subset["addresses"] = [address(p) for p in ready]
+            if not_ready:
+                subset["notReadyAddresses"] = [address(p) for p in not_ready]
+            ports = [{k: v for k, v in (("name", sp.get("name")), ("port", sp.get("targetPort", sp.get("port"))),
+                                        ("protocol", sp.get("protocol", "TCP"))) if v is not None}
+                     for sp in svc["spec"].get("ports") or []]  # fmt: skip
+            if subset and ports:
+                subset["ports"] = [p if isinstance(p.get("port"), int) else {**p, "port": 0} for p in ports]
+            name = svc["metadata"]["name"]
+            body = {"apiVersion": "v1", "kind": "Endpoints",
+                    "metadata": {"name": name, "namespace": ns, "labels": dict(svc["metadata"].get("labels") or {})},
+                    "subsets": [subset] if subset else []}  # fmt: skip
+            current = c.store.get("/endpoints", ns, name)
+            if current is None:
+                c.create(ep_rt, ns, body, SYSTEM)
+            elif current.get("subsets") != body["subsets"]:
+                new = copy.deepcopy(current)
+                new["subsets"] = body["subsets"]
+                c.update(ep_rt, ns, name, new, SYSTEM, managed_already=True)
 
     # ---- namespace deletion and garbage collection
     def _namespace(self, c: VirtualCluster, _: str, name: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import unique
+from tests.api.helpers import cluster_body, cluster_path, make_group, unique
 from tests.cli.conftest import Cli
 from tests.support.processes import ServerProcess
 
@@ -36,3 +36,15 @@ def test_rest_relative_urls_bodies_and_errors(admin: Cli, server: ServerProcess,
     assert elsewhere.error.startswith("ERROR: (UnknownResource)")
     # DELETE answers 202 without a body: nothing printed, and nothing polled.
     assert admin.ok("rest", "-m", "delete", "-u", url + "?api-version=2024-11-01") == ""
+
+
+def test_rest_sends_the_given_headers(admin: Cli, server: ServerProcess, tmp_path: Path) -> None:
+    group, name = make_group(server), unique("cc")
+    body = tmp_path / "cluster.json"
+    body.write_text(json.dumps(cluster_body()))
+    url = cluster_path(server, group, name) + "?api-version=2026-05-01"
+    admin.ok("rest", "-m", "put", "-u", url, "-b", f"@{body}", "-o", "none")
+    # If-None-Match: * on an existing resource is refused: the header reached the server.
+    again = admin.run("rest", "-m", "put", "-u", url, "-b", f"@{body}", "--headers", "If-None-Match=*", "x-ms-test=1")
+    assert again.error.startswith("ERROR: (PreconditionFailed)")
+    admin.ok("rest", "-m", "delete", "-u", url)

@@ -29,6 +29,11 @@ def test_output_spellings(spelling: list[str]) -> None:
     assert (options.output, rest) == ("tsv", ["account", "show"])
 
 
+def test_values_that_look_like_output_options_stay_with_their_option() -> None:
+    options, rest = split_global_options(["login", "-p", "-oQ7x_secret"])
+    assert options.output == "json" and rest == ["login", "-p", "-oQ7x_secret"]
+
+
 def test_defaults_and_flags() -> None:
     options, rest = split_global_options(["group", "list", "--only-show-errors", "--verbose"])
     assert options.output == "json" and options.query is None and options.subscription is None

@@ -67,3 +67,5 @@ def test_bad_input_gives_one_line_and_a_failing_exit(admin: Cli) -> None:
         unconfirmed.error == "ERROR: (NoTTY) The command requires confirmation: add --yes to run it without a terminal."
     )
     assert admin.run("group", "--no-such-option").code == 2
+    other = admin.run("group", "list", "--subscription", "no-such-subscription")
+    assert other.error.startswith("ERROR: (SubscriptionNotFound) Subscription 'no-such-subscription' not found.")

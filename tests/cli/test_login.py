@@ -42,6 +42,10 @@ def test_login_stores_an_owner_only_profile_and_lists_subscriptions(cli: Cli, se
     assert cli.ok("account", "set", "-s", name) == ""
     assert cli.ok("account", "show", "--subscription", name, "--query", "name", "-o", "tsv").strip() == name
 
+    token = cli.json("account", "get-access-token")
+    assert token["tokenType"] == "Bearer" and token["subscription"] == admin["subscription"]
+    assert token["expiresOn"] > time.time() + 600 and token["accessToken"].count(".") == 2  # a JWT
+
     assert cli.ok("logout") == ""
     assert cli.run("account", "show").error == "ERROR: (NotLoggedIn) Please run 'halyard login' to setup account."
 

@@ -61,8 +61,9 @@ def split_global_options(argv: Sequence[str]) -> tuple[GlobalOptions, list[str]]
             else:
                 raise UsageError(f"argument {_spelling(name)}: expected one argument")
             values[_VALUED[name]] = value
-        elif arg.startswith("-o") and len(arg) > 2 and not arg.startswith("--"):
-            values["output"] = arg[2:]  # ``-otable``, as argparse allows
+        elif arg.startswith("-o") and arg[2:] in OUTPUT_FORMATS:
+            # ``-otable``, as argparse allows; only a real format, so a value such as a secret "-oXy..." stays put
+            values["output"] = arg[2:]
         elif arg in _FLAGS:
             flags[_FLAGS[arg]] = True
         else:

@@ -143,3 +143,19 @@ def test_debug_urls_hide_secret_parameters() -> None:
     assert (
         redact("https://h/p?api-version=1&sig=abc&token=x") == "https://h/p?api-version=1&sig=REDACTED&token=REDACTED"
     )
+
+
+def test_put_without_operation_header_polls_provisioning_state(tmp_path: Path) -> None:
+    fake = FakeArm(
+        {
+            "/res": [
+                httpx.Response(200, json={"properties": {"provisioningState": "Updating"}}),
+                httpx.Response(200, json={"properties": {"provisioningState": "Succeeded"}}),
+            ]
+        }
+    )
+    arm = client(fake, tmp_path)
+    first = httpx.Response(201, json={"properties": {"provisioningState": "Accepted"}})
+    final = arm.wait("PUT", arm.resource_url("/res", "2026-05-01"), first, sleep=no_sleep([]))
+    assert final == {"properties": {"provisioningState": "Succeeded"}}
+    assert [r.url.params["api-version"] for r in fake.requests if r.url.path == "/res"] == ["2026-05-01"] * 2

@@ -54,6 +54,7 @@ def test_automatic_table_takes_top_level_scalars_and_skips_id_type_etag() -> Non
     assert text == "Name  Count\n----  -----\nn     3\n"
     assert render(True, "table") == "Result\n------\nTrue\n"
     assert render([], "table") == ""
+    assert render([{"nested": {"a": 1}}], "table") == ""
 
 
 def test_query_replaces_curated_columns() -> None:

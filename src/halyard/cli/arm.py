@@ -74,6 +74,10 @@ class ArmClient:
             return path_or_url
         return urljoin(self.server + "/", path_or_url.lstrip("/"))
 
+    def resource_url(self, path: str, api_version: str) -> str:
+        """The absolute URL of a resource with its api-version: what :meth:`wait` re-reads at the end."""
+        return str(httpx.URL(self.url(path)).copy_merge_params({"api-version": api_version}))
+
     def is_ours(self, url: str) -> bool:
         a, b = urlsplit(url), urlsplit(self.server)
         return (a.scheme.lower(), a.netloc.lower()) == (b.scheme.lower(), b.netloc.lower())
@@ -136,7 +140,8 @@ class ArmClient:
     ) -> Any:
         """Poll a long-running operation to its end (Azure-AsyncOperation, then Location, then provisioningState).
 
-        Returns the final resource body (``None`` for a delete). A failed or canceled operation raises its error.
+        ``resource_url`` is the resource's absolute URL with its api-version (:meth:`resource_url`). Returns the
+        final resource body (``None`` for a delete). A failed or canceled operation raises its error.
         """
         async_url = first.headers.get("Azure-AsyncOperation")
         location = first.headers.get("Location")

@@ -83,4 +83,4 @@ def delete(
     if no_wait or first.status_code in (200, 204):
         return
     with inv.progress("Running"):
-        inv.arm.wait("DELETE", inv.arm.url(path), first)
+        inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)

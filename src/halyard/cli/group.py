@@ -85,4 +85,4 @@ def delete(ctx: typer.Context, name: Name, yes: Yes = False, no_wait: NoWait = F
     if no_wait:
         return
     with inv.progress("Running"):
-        inv.arm.wait("DELETE", inv.arm.url(path), first)
+        inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)

@@ -93,6 +93,8 @@ def to_table(result: Any, columns: Columns | None = None) -> str:
     headers: list[str] = []
     for row in rows:
         headers += [h for h in row if h not in headers]
+    if not headers:  # nothing scalar to show (az prints nothing either)
+        return ""
     cells = [[_table_cell(row.get(h)) for h in headers] for row in rows]
     widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
     lines = [

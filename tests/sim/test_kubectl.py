@@ -124,3 +124,25 @@ def test_strict_field_validation(kubectl: Tool) -> None:
     refused = kubectl.run("apply", "-f", "-", input=bad, check=False)
     assert refused.returncode == 1 and 'unknown field "bogus"' in refused.stderr
     kubectl.run("apply", "--validate=false", "-f", "-", input=bad)
+
+
+def test_scale_wait_jobs_and_migration_to_server_side_apply(kubectl: Tool) -> None:
+    kubectl.run("create", "namespace", "ops")
+    kubectl.run("-n", "ops", "create", "deployment", "api", "--image=nginx", "--replicas=1")
+    kubectl.run("-n", "ops", "scale", "deployment/api", "--replicas=3")
+    kubectl.run("-n", "ops", "wait", "--for=condition=Available", "deployment/api", "--timeout=30s")
+    kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
+    assert len(kubectl.run("-n", "ops", "get", "pods", "-o", "name").stdout.split()) == 3
+    kubectl.run("-n", "ops", "create", "job", "once", "--image=busybox")
+    kubectl.run("-n", "ops", "wait", "--for=condition=Complete", "job/once", "--timeout=30s")
+    # A client-side-applied object taken over by server-side apply (kubectl rewrites managedFields on the way).
+    cm = json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "moved", "namespace": "ops"},
+                     "data": {"a": "1"}})  # fmt: skip
+    kubectl.run("apply", "-f", "-", input=cm)
+    kubectl.run("apply", "--server-side", "-f", "-", input=cm)  # kubectl moves ownership to itself here
+    kubectl.run("apply", "--server-side", "-f", "-", input=cm.replace('"1"', '"2"'))
+    live = json.loads(kubectl.run("-n", "ops", "get", "cm", "moved", "-o", "json", "--show-managed-fields").stdout)
+    assert live["data"] == {"a": "2"}
+    assert "kubectl" in {m["manager"] for m in live["metadata"]["managedFields"]}
+    refused = kubectl.run("-n", "ops", "exec", "deploy/api", "--", "true", check=False)
+    assert refused.returncode != 0

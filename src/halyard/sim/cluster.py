@@ -247,6 +247,13 @@ class VirtualCluster:
                     meta["generation"] = old_meta["generation"] + 1
             self._keep_on_update(rt, existing, new)
         new["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        sent = new["metadata"].get("managedFields")
+        if sent is not None and sent != existing["metadata"].get("managedFields") and subresource != "status":
+            # A client may rewrite field ownership (kubectl does, moving an object from client-side apply to
+            # server-side apply); an empty list resets it.
+            managed_already = True
+            if not sent:
+                new["metadata"].pop("managedFields")
         if not managed_already:
             new["metadata"]["managedFields"] = existing["metadata"].get("managedFields")
             if not new["metadata"]["managedFields"]:

@@ -64,14 +64,19 @@ def test_credential_reset_invalidates_the_old_secret(admin: Cli, server: ServerP
     quiet = admin.run("ad", "sp", "create", "--display-name", unique("rotated"), "--only-show-errors")
     assert quiet.code == 0 and quiet.stderr == ""  # no warning
     sp = json.loads(quiet.stdout)
+    bot = Cli(tmp_path / "bot-config", {})
+    # No role yet: it sees no subscription, which a login refuses unless told otherwise.
+    assert bot.login(server, sp["appId"], sp["password"]).error.startswith("ERROR: (SubscriptionNotFound)")
+    assert bot.login(server, sp["appId"], sp["password"], "--allow-no-subscriptions").stdout.strip() == "[]"
     admin.ok("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader",
              "--scope", f"/subscriptions/{server.admin['subscription']}", "-o", "none")  # fmt: skip
+    assert bot.json("account", "list", "--refresh", "--query", "[].id") == [server.admin["subscription"]]
+
     reset = admin.run("ad", "sp", "credential", "reset", "--id", sp["appId"])
     assert reset.code == 0 and reset.stderr.startswith("WARNING: The output includes credentials")
     new = json.loads(reset.stdout)
     assert set(new) == {"appId", "password", "tenant"} and new["password"] != sp["password"]
 
-    bot = Cli(tmp_path / "bot-config", {})
     old = bot.login(server, sp["appId"], sp["password"])
     assert old.error.startswith("ERROR: (invalid_client) AADSTS7000215")
     assert bot.login(server, sp["appId"], new["password"], "-o", "none").code == 0

@@ -8,7 +8,7 @@ import typer
 
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
-from halyard.cli.login import account_entry
+from halyard.cli.login import account_entry, choose_default, fetch_subscriptions
 
 app = typer.Typer(help="Manage the subscriptions of your logins.", no_args_is_help=True)
 TABLE = (
@@ -33,9 +33,17 @@ def _entries(inv: Invocation) -> list[dict[str, Any]]:
 
 
 @app.command("list")
-def list_accounts(ctx: typer.Context) -> None:
+def list_accounts(
+    ctx: typer.Context,
+    refresh: Annotated[bool, typer.Option(help="Ask the current server again (after role changes).")] = False,
+) -> None:
     """The subscriptions of every stored login; isDefault marks the one commands use."""
     inv = Invocation.of(ctx)
+    if refresh:
+        profile = inv.profile
+        profile.subscriptions = fetch_subscriptions(inv.arm, profile.tenant)
+        choose_default(profile, profile.default)
+        inv.store.save(profile)
     entries = _entries(inv)
     if not entries:
         inv.warn("Please run 'halyard login' to access your accounts.")

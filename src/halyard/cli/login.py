@@ -60,19 +60,8 @@ def login(
     token = request_token(transport, url, tenant, username, password, audience)
     profile = Profile(server=url, tenant=tenant, clientId=username, clientSecret=password, audience=audience, caCert=ca)
     arm = ArmClient(transport, url, TokenProvider(inv.store, profile, transport, current=token))
-    found = arm.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
-    profile.subscriptions = [
-        Subscription(
-            id=s["subscriptionId"],
-            name=s.get("displayName", s["subscriptionId"]),
-            state=s.get("state", "Enabled"),
-            tenantId=s.get("tenantId", tenant),
-            homeTenantId=s.get("tenantId", tenant),
-            managedByTenants=s.get("managedByTenants", []),
-        )
-        for s in found
-    ]
-    if found:
+    profile.subscriptions = fetch_subscriptions(arm, tenant)
+    if profile.subscriptions:
         profile.tenant = profile.subscriptions[0].tenantId  # a domain given as --tenant becomes its id
     elif not allow_no_subscriptions:
         raise CliError(
@@ -81,9 +70,7 @@ def login(
             "SubscriptionNotFound",
         )
     previous = inv.store.load(url)
-    keep = previous.default if previous and previous.clientId == username else None
-    enabled = [s.id for s in profile.subscriptions if s.state == "Enabled"]
-    profile.default = keep if keep in enabled else (enabled[0] if enabled else None)
+    choose_default(profile, previous.default if previous and previous.clientId == username else None)
     inv.store.remove(url)
     inv.store.save(profile)
     inv.store.cache_token(url, token)
@@ -103,6 +90,27 @@ def logout(
     if inv.store.current_server() == url:
         remaining = inv.store.profiles()
         inv.store.set_current(remaining[0].server if remaining else None)
+
+
+def fetch_subscriptions(arm: ArmClient, tenant: str) -> list[Subscription]:
+    """The subscriptions the principal can see, as the profile keeps them."""
+    return [
+        Subscription(
+            id=s["subscriptionId"],
+            name=s.get("displayName", s["subscriptionId"]),
+            state=s.get("state", "Enabled"),
+            tenantId=s.get("tenantId", tenant),
+            homeTenantId=s.get("tenantId", tenant),
+            managedByTenants=s.get("managedByTenants", []),
+        )
+        for s in arm.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
+    ]
+
+
+def choose_default(profile: Profile, keep: str | None) -> None:
+    """Keep the default subscription when it is still there and enabled; else the first enabled one."""
+    enabled = [s.id for s in profile.subscriptions if s.state == "Enabled"]
+    profile.default = keep if keep in enabled else (enabled[0] if enabled else None)
 
 
 def account_entry(profile: Profile, sub: Subscription, *, is_current: bool) -> dict[str, Any]:

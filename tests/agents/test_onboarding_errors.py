@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -103,9 +103,10 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing(
     assert not cli.state_dirs() or all(not (d / "agent.pid").exists() for d in cli.state_dirs() if "err-" in d.name)
 
 
-def test_in_cluster_mode_is_refused_clearly_until_the_chart_ships(
-    cli: Cli, cluster: Path, fresh_cluster: Callable[[], Path]
-) -> None:
-    proc = cli.run("connectedk8s", "connect", "-g", cli.group("agents-errors"), "-n", "incluster", "-l", "eastus",
-                   "--kube-config", str(cluster))  # fmt: skip
-    _assert_refused(proc, "AgentModeNotAvailable")
+def test_in_cluster_without_helm_is_refused_before_anything_is_created(cli: Cli, cluster: Path) -> None:
+    group = cli.group("agents-errors")
+    proc = cli.run("connectedk8s", "connect", "-g", group, "-n", "nohelm", "-l", "eastus", "--kube-config",
+                   str(cluster), "--agent-mode", "in-cluster", env={"HALYARD_HELM": "/nonexistent/helm"})  # fmt: skip
+    _assert_refused(proc, "HelmNotFound")
+    assert cli.ok("connectedk8s", "list", "-g", group) == []
+    assert not namespace_exists(cluster)

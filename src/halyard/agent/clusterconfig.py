@@ -26,13 +26,16 @@ class ClusterConfig:
     endpoints: EndpointMap
     ca_bundle: str  # PEM; empty means the system trust store
     auto_upgrade: bool
-    onboarding_key: PrivateKeyTypes
+    onboarding_key: PrivateKeyTypes | None  # only the identity operator reads (and may read) it
 
 
-async def load_cluster_config(client: AsyncClient) -> ClusterConfig:
+async def load_cluster_config(client: AsyncClient, *, onboarding_key: bool = True) -> ClusterConfig:
+    """The onboarding configuration; ``onboarding_key`` also reads the onboarding Secret (identity-operator only)."""
     try:
         config = await client.get(ConfigMap, names.CLUSTER_CONFIGMAP, namespace=names.NAMESPACE)
-        secret = await client.get(Secret, names.ONBOARDING_SECRET, namespace=names.NAMESPACE)
+        secret = (
+            await client.get(Secret, names.ONBOARDING_SECRET, namespace=names.NAMESPACE) if onboarding_key else None
+        )
     except ApiError as exc:
         if exc.status.code == 404:
             raise NotOnboarded(
@@ -43,13 +46,13 @@ async def load_cluster_config(client: AsyncClient) -> ClusterConfig:
     data = config.data or {}
     try:
         endpoints = EndpointMap.model_validate_json(data[names.KEY_ENDPOINTS])
-        key_pem = base64.b64decode((secret.data or {})[names.KEY_ONBOARDING_KEY])
+        key_pem = base64.b64decode((secret.data or {})[names.KEY_ONBOARDING_KEY]) if secret is not None else None
         return ClusterConfig(
             resource_id=data[names.KEY_RESOURCE_ID],
             endpoints=endpoints,
             ca_bundle=data.get(names.KEY_CA_BUNDLE, ""),
             auto_upgrade=json.loads(data.get(names.KEY_AUTO_UPGRADE, "true")),
-            onboarding_key=load_pem_private_key(key_pem, password=None),
+            onboarding_key=load_pem_private_key(key_pem, password=None) if key_pem else None,
         )
     except (KeyError, ValueError) as exc:
         raise NotOnboarded(f"the onboarding configuration is incomplete or corrupt ({exc})") from None

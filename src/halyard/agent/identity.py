@@ -27,6 +27,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
+from halyard.agent import handoff
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.controlplane import ControlPlaneError, send
 from halyard.agent.metrics import AgentMetrics
@@ -38,6 +39,8 @@ from halyard.core.pki import key_to_pem, load_key
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ASSERTION_LIFETIME = 300
+# How long a published token is announced to last at least (tokens live an hour; reconciles come every 5 minutes).
+TOKEN_PUBLISH_HORIZON = 600
 # Re-read the Secret at least this often, so a certificate replaced behind our back is noticed.
 MAX_RECHECK_SECONDS = 300.0
 
@@ -91,6 +94,7 @@ class IdentityOperator:
         metrics: AgentMetrics,
         *,
         renew_fraction: float = 0.5,
+        publish: bool = False,
     ) -> None:
         self._kube = kube
         self._http = http
@@ -98,6 +102,8 @@ class IdentityOperator:
         self._clock = clock
         self._metrics = metrics
         self._renew_fraction = renew_fraction
+        self._publish = publish
+        self._published: str | None = None
         self.issued: Issued | None = None
         self.ready = asyncio.Event()
         self._token: tuple[str, float] | None = None  # (token, monotonic time to refresh)
@@ -120,8 +126,24 @@ class IdentityOperator:
             self._token = None
         self._metrics.certificate_expiry.set(self.issued.response.notAfter.timestamp())
         self.ready.set()
+        if self._publish:
+            await self._publish_token()
         wait = (self.issued.renew_at(self._renew_fraction) - self._clock.now()).total_seconds()
         return max(1.0, min(wait, MAX_RECHECK_SECONDS))
+
+    async def wait_ready(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), timeout)
+        except TimeoutError:
+            raise IdentityNotReady("waiting for the identity operator's cluster certificate") from None
+
+    async def _publish_token(self) -> None:
+        """In-cluster: keep a fresh token where resource-sync (another pod) can read it; the key stays here."""
+        token = await self.token()
+        if token != self._published:
+            expires = self._clock.now() + dt.timedelta(seconds=TOKEN_PUBLISH_HORIZON)
+            await handoff.publish_token(self._kube, token, expires)
+            self._published = token
 
     async def token(self) -> str:
         """A bearer token for the agent services, minted with the cluster certificate and cached until near expiry."""
@@ -194,8 +216,10 @@ class IdentityOperator:
         if current is not None:
             signer: PrivateKeyTypes = current.key
             headers = {"x5c": [base64.b64encode(current.certificate.public_bytes(serialization.Encoding.DER)).decode()]}
-        else:
+        elif self._config.onboarding_key is not None:
             signer, headers = self._config.onboarding_key, {"kid": "onboarding"}
+        else:
+            raise IdentityNotReady("no valid cluster certificate and no onboarding key to obtain one")
         proof = jwt.encode(claims, signer, algorithm=signing_algorithm(signer), headers=headers)  # type: ignore[arg-type]
         request = CertificateRequest(
             resourceId=self._config.resource_id,

@@ -42,16 +42,24 @@ class ControllerManager:
         self._backoff_cap = backoff_cap
         self._status = {a.name: _Status(backoff=Backoff(cap=backoff_cap, rng=random.Random())) for a in agents}
 
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self._agents]
+
     def add(self, agent: Agent) -> None:
         """Supervise one more agent (before ``run``): lets an agent that reports health be built after the manager."""
         self._agents.append(agent)
         self._status[agent.name] = _Status(backoff=Backoff(cap=self._backoff_cap, rng=random.Random()))
 
-    def health(self) -> tuple[str, list[AgentError]]:
+    def health(self) -> tuple[str | None, list[AgentError]]:
         """``Succeeded`` when every agent's last reconcile worked, ``Failed`` otherwise, with the latest errors."""
         errors = [s.error for s in self._status.values() if s.error is not None]
         state = "Succeeded" if all(s.healthy for s in self._status.values()) else "Failed"
         return state, errors
+
+    async def health_report(self) -> tuple[str | None, list[AgentError]]:
+        """:meth:`health`, as resource-sync's health source."""
+        return self.health()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every agent until ``stop`` is set."""

@@ -15,3 +15,5 @@ class AgentOptions:
     renew_fraction: float = 0.5  # renew the cluster certificate at this fraction of its lifetime (half-life)
     metrics_port: int = 0  # loopback only; 0 picks a free port (written to <state-dir>/metrics.port)
     backoff_cap: float = 120.0
+    agents: tuple[str, ...] | None = None  # None: every agent in this process (local mode); else one pod's share
+    in_cluster: bool = False  # use the pod's service account instead of a kubeconfig

@@ -1,24 +1,46 @@
-"""resource-sync: the heartbeat. Sends the metadata operator's picture of the cluster to ``dp`` on an interval, which
-is what keeps the connected cluster ``Connected``."""
+"""resource-sync: the heartbeat. Sends the cluster's picture to ``dp`` on an interval, which is what keeps the
+connected cluster ``Connected``.
+
+Where the token, the picture and the health come from is a seam: in one process (local mode) straight from the
+identity operator, the metadata operator and the controller manager; in-cluster from what they publish
+(``handoff.py``).
+"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import httpx
 
 from halyard import __version__
 from halyard.agent.controlplane import ControlPlaneError, send
-from halyard.agent.identity import IdentityNotReady, IdentityOperator
-from halyard.agent.metadata import MetadataOperator
 from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import DP_HEARTBEAT_PATH, AgentError, Heartbeat, HeartbeatReply
+from halyard.kube.facts import ClusterFacts
 
 READY_WAIT = 30.0
 # The first beat waits this long for the cluster's metadata, so the resource shows it from the start.
 METADATA_WAIT = 5.0
+
+
+class TokenSource(Protocol):
+    async def token(self) -> str: ...
+
+    def forget_token(self) -> None: ...
+
+    async def wait_ready(self, timeout: float) -> None:
+        """Return once a token can be had; raise if not within ``timeout``."""
+        ...
+
+
+class FactsSource(Protocol):
+    async def facts(self, timeout: float) -> ClusterFacts | None:
+        """The latest picture of the cluster, waiting up to ``timeout`` for a first one; None if there is none."""
+        ...
+
+
+Health = Callable[[], Awaitable[tuple[str | None, list[AgentError]]]]
 
 
 class ResourceSync:
@@ -28,30 +50,25 @@ class ResourceSync:
         self,
         http: httpx.AsyncClient,
         dp_url: str,
-        identity: IdentityOperator,
-        metadata: MetadataOperator,
+        tokens: TokenSource,
+        facts: FactsSource,
         metrics: AgentMetrics,
         *,
-        health: Callable[[], tuple[str, list[AgentError]]],
+        health: Health,
         interval: float | None = None,
     ) -> None:
         self._http = http
         self._url = dp_url.rstrip("/") + DP_HEARTBEAT_PATH
-        self._identity = identity
-        self._metadata = metadata
+        self._tokens = tokens
+        self._facts = facts
         self._metrics = metrics
         self._health = health
         self._interval = interval
+        self._beats = 0
         self.last_reply: HeartbeatReply | None = None
 
     async def reconcile(self) -> float:
-        try:
-            await asyncio.wait_for(self._identity.ready.wait(), READY_WAIT)
-        except TimeoutError:
-            raise IdentityNotReady("waiting for the identity operator's cluster certificate") from None
-        if not self._metadata.ready.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._metadata.ready.wait(), METADATA_WAIT)
+        await self._tokens.wait_ready(READY_WAIT)
         try:
             reply = await self._beat()
         except ControlPlaneError as exc:
@@ -59,20 +76,21 @@ class ResourceSync:
                 self._metrics.heartbeats_failed.inc()
                 raise
             # A refused token (signing-key rotation, server restore): mint a new one once, then give up.
-            self._identity.forget_token()
+            self._tokens.forget_token()
             try:
                 reply = await self._beat()
             except ControlPlaneError:
                 self._metrics.heartbeats_failed.inc()
                 raise
         self._metrics.heartbeats_sent.inc()
+        self._beats += 1
         self.last_reply = reply
         return self._interval or reply.heartbeatSeconds
 
     async def _beat(self) -> HeartbeatReply:
-        token = await self._identity.token()
-        state, errors = self._health()
-        facts = self._metadata.facts
+        token = await self._tokens.token()
+        state, errors = await self._health()
+        facts = await self._facts.facts(METADATA_WAIT if self._beats == 0 else 0)
         beat = Heartbeat(agentVersion=__version__, agentState=state, agentErrors=errors)
         if facts is not None:
             beat = beat.model_copy(

@@ -54,6 +54,11 @@ def run(
     ] = 0.5,
     metrics_port: Annotated[int, typer.Option("--metrics-port", help="Loopback metrics port (0: any free).")] = 0,
     log_format: Annotated[str, typer.Option("--log-format", help="keyvalue or json.")] = "keyvalue",
+    agents: Annotated[
+        str | None,
+        typer.Option("--agents", help="Comma-separated agents to run (one pod's share in-cluster); default: all."),
+    ] = None,
+    in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Use the pod's service account.")] = False,
 ) -> None:
     """Run the agents in the foreground until SIGTERM or Ctrl-C."""
     from halyard.core.logconfig import configure
@@ -68,6 +73,8 @@ def run(
         heartbeat_seconds=heartbeat_seconds,
         renew_fraction=renew_fraction,
         metrics_port=metrics_port,
+        agents=tuple(a.strip() for a in agents.split(",") if a.strip()) if agents else None,
+        in_cluster=in_cluster,
     )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_agents(options))
@@ -84,6 +91,20 @@ def start(state_dir: StateDirOpt, kubeconfig: KubeConfigOpt = None, context: Con
 def stop(state_dir: StateDirOpt) -> None:
     """Stop background agents started with ``start`` or by ``connectedk8s connect --agent-mode local``."""
     typer.echo("agents stopped" if stop_detached(state_dir) else "no agents were running")
+
+
+@app.command("health")
+def health(state_dir: StateDirOpt) -> None:
+    """Exit 0 if the agents of ``state_dir`` serve their metrics on loopback (the in-cluster probes use this)."""
+    import httpx
+
+    try:
+        port = int((state_dir / "metrics.port").read_text())
+        httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).raise_for_status()
+    except (OSError, ValueError, httpx.HTTPError) as exc:
+        typer.echo(f"unhealthy: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("healthy")
 
 
 def running_pid(state_dir: Path) -> int | None:

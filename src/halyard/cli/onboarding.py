@@ -32,6 +32,7 @@ from halyard.kube import onboarding as kube_onboarding
 from halyard.kube.client import KubeConfigError, server_version
 from halyard.kube.client import connect as kube_connect
 from halyard.kube.facts import ClusterFacts
+from halyard.kube.helm import Helm, HelmError, agent_chart
 from halyard.kube.observe import observe_cluster
 
 PROVIDER = "Microsoft.Kubernetes"
@@ -59,6 +60,9 @@ def connect(
     onboarding_timeout: Annotated[
         int, typer.Option("--onboarding-timeout", help="Seconds to wait for the agents to connect.")
     ] = 1200,
+    agent_registry: Annotated[
+        str | None, typer.Option("--agent-registry", help="Registry of the agent image (in-cluster mode).")
+    ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the resource exists.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
 ) -> None:
@@ -66,15 +70,9 @@ def connect(
     inv = Invocation.of(ctx)
     if agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
-    if agent_mode == "in-cluster":
-        raise CliError(
-            "In-cluster agents (the Helm chart) are not available in this version: use --agent-mode local, which runs "
-            "the same agents as a local background process.",
-            "AgentModeNotAvailable",
-        )
     if not NAME_PATTERN.match(name):
         raise CliError(f"The connected cluster name '{name}' is invalid. {NAME_RULE}", "InvalidResourceName")
-    onboarding = Onboarding(inv, resource_group, name, kube_config, kube_context)
+    onboarding = Onboarding(inv, resource_group, name, kube_config, kube_context, agent_mode, agent_registry)
     result = onboarding.run(
         location=location,
         tags=parse_tags(tags) or {},
@@ -89,8 +87,19 @@ def connect(
 
 
 class Onboarding:
-    def __init__(self, inv: Invocation, group: str, name: str, kubeconfig: Path | None, context: str | None) -> None:
+    def __init__(
+        self,
+        inv: Invocation,
+        group: str,
+        name: str,
+        kubeconfig: Path | None,
+        context: str | None,
+        agent_mode: str = "local",
+        registry: str | None = None,
+    ) -> None:
         self.inv = inv
+        self.agent_mode = agent_mode
+        self.registry = registry
         self.arm: ArmClient = inv.arm
         self.group = group
         self.name = name
@@ -112,6 +121,7 @@ class Onboarding:
         timeout: int,
         wait: bool,
     ) -> dict[str, Any]:
+        helm = self._helm() if self.agent_mode == "in-cluster" else None
         with self.inv.progress("Checking the cluster"):
             facts = self._kube(_check_cluster)
         with self.inv.progress("Checking the control plane"):
@@ -153,10 +163,16 @@ class Onboarding:
                         auto_upgrade=auto_upgrade,
                     )
                 )
-                local_agents.start_detached(self.state_dir, self.kubeconfig, self.context)
-        except BaseException:
-            if created:  # leave nothing half-created: no resource without agents
-                self._delete_resource()
+                if helm is not None:
+                    values = {"image.registry": self.registry} if self.registry else {}
+                    helm.install(agent_chart(), values)
+                else:
+                    local_agents.start_detached(self.state_dir, self.kubeconfig, self.context)
+        except BaseException as exc:
+            if created:  # leave nothing half-created: no resource without agents, no agents without a resource
+                self._undo()
+            if isinstance(exc, HelmError):
+                raise CliError(f"Installing the agent chart failed: {exc}", "HelmInstallFailed") from None
             raise
         if not wait:
             return resource
@@ -171,15 +187,8 @@ class Onboarding:
     def _kube(self, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
         """Run one async step against the cluster, turning client failures into one clear error line."""
 
-        async def run() -> T:
-            client = kube_connect(self.kubeconfig, self.context)
-            try:
-                return await step(client)
-            finally:
-                await client.close()
-
         try:
-            return asyncio.run(run())
+            return _with_cluster(self.kubeconfig, self.context, step)
         except KubeConfigError as exc:
             raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
         except ApiError as exc:
@@ -294,7 +303,7 @@ class Onboarding:
                     return resource
                 if status == "Expired":
                     break
-                if local_agents.running_pid(self.state_dir) is None:
+                if self.agent_mode == "local" and local_agents.running_pid(self.state_dir) is None:
                     raise CliError(
                         f"The local agents stopped before connecting. Their log: {self.state_dir / local_agents.LOG_FILE}",
                         "AgentsNotRunning",
@@ -305,6 +314,21 @@ class Onboarding:
             f"Their log: {self.state_dir / local_agents.LOG_FILE}",
             "OnboardingTimeout",
         )
+
+    def _helm(self) -> Helm:
+        try:
+            helm = Helm.find(self.kubeconfig, self.context)
+            agent_chart()
+        except HelmError as exc:
+            raise CliError(str(exc), "HelmNotFound") from None
+        return helm
+
+    def _undo(self) -> None:
+        try:
+            disconnect_cluster(self.resource_id, self.kubeconfig, self.context)
+        except Exception as exc:  # best effort: report what is left, do not hide the original error
+            self.inv.warn(f"could not remove the agents after the failed onboarding: {exc}")
+        self._delete_resource()
 
     def _delete_resource(self) -> None:
         try:
@@ -334,29 +358,40 @@ class Onboarding:
 def disconnect_cluster(resource_id: str, kubeconfig: Path | None, context: str | None) -> list[str]:
     """Remove what onboarding put on this machine and in the cluster for ``resource_id``; what was removed.
 
-    Stops the local agents of the resource, then deletes the ``halyard-system`` namespace (Secrets, ConfigMap,
-    agents) if the cluster is onboarded as that resource. A cluster onboarded as another resource is left alone.
+    Stops the local agents of the resource; then, if the cluster is onboarded as that resource (or carries no
+    onboarding), uninstalls the agent chart (Deployments, RBAC) and deletes the ``halyard-system`` namespace
+    (Secrets, ConfigMap). A cluster onboarded as another resource is left alone.
     """
     removed = []
     if local_agents.stop_detached(local_agents.state_dir_for(resource_id)):
         removed.append("local agents")
 
-    async def clean(client: AsyncClient) -> bool:
+    async def ours(client: AsyncClient) -> bool:
         onboarded = await kube_onboarding.read_onboarding(client)
-        if onboarded is not None and onboarded.resource_id.lower() != resource_id.lower():
-            return False
-        return await kube_onboarding.uninstall(client)
+        return onboarded is None or onboarded.resource_id.lower() == resource_id.lower()
 
-    async def run() -> bool:
+    if not _with_cluster(kubeconfig, context, ours):
+        return removed
+    try:
+        helm: Helm | None = Helm.find(kubeconfig, context)
+    except HelmError:
+        helm = None  # no helm on this machine: it installed no chart
+    if helm is not None and helm.uninstall():
+        removed.append("agent chart")
+    if _with_cluster(kubeconfig, context, kube_onboarding.uninstall):
+        removed.append("namespace halyard-system")
+    return removed
+
+
+def _with_cluster(kubeconfig: Path | None, context: str | None, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
+    async def run() -> T:
         client = kube_connect(kubeconfig, context)
         try:
-            return await clean(client)
+            return await step(client)
         finally:
             await client.close()
 
-    if asyncio.run(run()):
-        removed.append("namespace halyard-system")
-    return removed
+    return asyncio.run(run())
 
 
 async def _check_cluster(client: AsyncClient) -> ClusterFacts:

@@ -15,10 +15,15 @@ class KubeConfigError(Exception):
     """The kubeconfig cannot be used (missing file, bad YAML, unknown context)."""
 
 
-def load_config(kubeconfig: Path | None = None, context: str | None = None) -> SingleConfig:
-    """The connection settings of ``context`` in ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config, in-cluster)."""
+def load_config(
+    kubeconfig: Path | None = None, context: str | None = None, *, in_cluster: bool = False
+) -> SingleConfig:
+    """The connection settings of ``context`` in ``kubeconfig`` (or $KUBECONFIG, ~/.kube/config), or the pod's
+    service account with ``in_cluster``."""
     try:
-        if kubeconfig is not None:
+        if in_cluster:
+            config = KubeConfig.from_service_account()
+        elif kubeconfig is not None:
             if not kubeconfig.exists():
                 raise KubeConfigError(f"the kubeconfig {kubeconfig} does not exist")
             config = KubeConfig.from_file(str(kubeconfig))
@@ -36,8 +41,8 @@ def load_config(kubeconfig: Path | None = None, context: str | None = None) -> S
         raise KubeConfigError(f"cannot load {where}: {detail}") from exc
 
 
-def connect(kubeconfig: Path | None = None, context: str | None = None) -> AsyncClient:
-    return AsyncClient(load_config(kubeconfig, context), field_manager=FIELD_MANAGER)
+def connect(kubeconfig: Path | None = None, context: str | None = None, *, in_cluster: bool = False) -> AsyncClient:
+    return AsyncClient(load_config(kubeconfig, context, in_cluster=in_cluster), field_manager=FIELD_MANAGER)
 
 
 async def server_version(client: AsyncClient) -> dict[str, Any]:

@@ -1,0 +1,11 @@
+{{/* Common labels: every object is marked as Halyard's (the controller manager lists Deployments by it). */}}
+{{- define "halyard-agent.labels" -}}
+app.kubernetes.io/managed-by: halyard
+app.kubernetes.io/part-of: halyard-agent
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | quote }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+{{- end -}}
+
+{{- define "halyard-agent.image" -}}
+{{- printf "%s/%s:%s" .Values.image.registry .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}

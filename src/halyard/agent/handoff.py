@@ -1,0 +1,130 @@
+"""What agents in separate pods (in-cluster mode) hand each other through the Kubernetes API.
+
+In local mode every agent runs in one process and hands things over in memory; in-cluster each agent is its own
+Deployment with its own ServiceAccount, so the identity operator publishes a short-lived token (never the
+certificate key) in a Secret only resource-sync may read, the metadata operator publishes the cluster's facts in a
+ConfigMap, and the controller manager publishes the agents' health in another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import datetime as dt
+import json
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import ConfigMap, Secret
+
+from halyard.api import cluster as names
+from halyard.api.agents import AgentError
+from halyard.kube.facts import ClusterFacts
+
+TOKEN_SECRET = "halyard-agent-token"
+METADATA_CONFIGMAP = "halyard-cluster-metadata"
+HEALTH_CONFIGMAP = "halyard-agent-health"
+
+
+async def _get_data(kube: AsyncClient, kind: type[Secret] | type[ConfigMap], name: str) -> dict[str, str] | None:
+    try:
+        obj = await kube.get(kind, name, namespace=names.NAMESPACE)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+    return dict(obj.data or {})
+
+
+async def publish_token(kube: AsyncClient, token: str, expires_at: dt.datetime) -> None:
+    data = {"token": token, "expiresOn": expires_at.isoformat()}
+    await kube.apply(
+        Secret(
+            metadata=ObjectMeta(name=TOKEN_SECRET, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)),
+            type="Opaque",
+            data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+        ),
+        force=True,
+    )
+
+
+class PublishedToken:
+    """resource-sync's token source in-cluster: the token the identity operator keeps fresh in a Secret."""
+
+    def __init__(self, kube: AsyncClient) -> None:
+        self._kube = kube
+
+    async def token(self) -> str:
+        data = await _get_data(self._kube, Secret, TOKEN_SECRET)
+        if not data or "token" not in data:
+            raise LookupError(f"{names.NAMESPACE}/{TOKEN_SECRET} is not published yet (identity-operator)")
+        return base64.b64decode(data["token"]).decode()
+
+    def forget_token(self) -> None:
+        """Nothing cached here: the next call reads the Secret the identity operator refreshes."""
+
+    async def wait_ready(self, timeout: float) -> None:
+        await self.token()
+
+
+async def publish_facts(kube: AsyncClient, facts: ClusterFacts) -> None:
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(
+                name=METADATA_CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)
+            ),
+            data={"facts": json.dumps(dataclasses.asdict(facts))},
+        ),
+        force=True,
+    )
+
+
+class PublishedFacts:
+    """resource-sync's view of the cluster in-cluster: what the metadata operator published."""
+
+    def __init__(self, kube: AsyncClient) -> None:
+        self._kube = kube
+
+    async def facts(self, timeout: float) -> ClusterFacts | None:
+        data = await _get_data(self._kube, ConfigMap, METADATA_CONFIGMAP)
+        if not data or "facts" not in data:
+            return None
+        return ClusterFacts(**json.loads(data["facts"]))
+
+
+async def publish_health(kube: AsyncClient, state: str, errors: list[AgentError]) -> None:
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(name=HEALTH_CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)),
+            data={"state": state, "errors": json.dumps([e.model_dump(mode="json") for e in errors])},
+        ),
+        force=True,
+    )
+
+
+class PublishedHealth:
+    """resource-sync's health report in-cluster: what the controller manager published."""
+
+    def __init__(self, kube: AsyncClient) -> None:
+        self._kube = kube
+
+    async def __call__(self) -> tuple[str | None, list[AgentError]]:
+        data = await _get_data(self._kube, ConfigMap, HEALTH_CONFIGMAP)
+        if not data:
+            return None, []
+        raw: list[dict[str, Any]] = json.loads(data.get("errors", "[]"))
+        return data.get("state"), [AgentError.model_validate(e) for e in raw]
+
+
+async def wait_for(check: Any, timeout: float, interval: float = 0.2) -> Any:
+    """Poll an async ``check`` until it returns a value other than None, or ``timeout`` passes."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        value = await check()
+        if value is not None or loop.time() >= deadline:
+            return value
+        await asyncio.sleep(interval)

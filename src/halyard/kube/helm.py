@@ -1,0 +1,70 @@
+"""The real ``helm`` binary, for the in-cluster agents: install, uninstall and ask about the agent release."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from halyard.api import cluster as names
+
+RELEASE = "halyard-agent"
+# The chart ships in the source tree (charts/halyard-agent); HALYARD_AGENT_CHART points elsewhere (an OCI ref too).
+_SOURCE_CHART = Path(__file__).resolve().parents[3] / "charts" / "halyard-agent"
+
+
+class HelmError(Exception):
+    """helm is missing, or a helm command failed (its stderr is the message)."""
+
+
+@dataclass(frozen=True)
+class Helm:
+    binary: str
+    kubeconfig: Path | None = None
+    context: str | None = None
+
+    @classmethod
+    def find(cls, kubeconfig: Path | None, context: str | None) -> Helm:
+        binary = os.environ.get("HALYARD_HELM") or shutil.which("helm")
+        if not binary or not Path(binary).exists():
+            raise HelmError(
+                "helm is not installed: install Helm 3 (https://helm.sh/docs/intro/install/) or set HALYARD_HELM"
+            )
+        return cls(binary, kubeconfig, context)
+
+    def _run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        cmd = [self.binary, *args, "--namespace", names.NAMESPACE]
+        if self.kubeconfig is not None:
+            cmd += ["--kubeconfig", str(self.kubeconfig)]
+        if self.context:
+            cmd += ["--kube-context", self.context]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    def install(self, chart: str, values: dict[str, str]) -> None:
+        args = ["upgrade", "--install", RELEASE, chart]
+        for key, value in values.items():
+            args += ["--set-string", f"{key}={value}"]
+        proc = self._run(*args)
+        if proc.returncode != 0:
+            raise HelmError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "helm install failed")
+
+    def installed(self) -> bool:
+        return self._run("status", RELEASE).returncode == 0
+
+    def uninstall(self) -> bool:
+        """Remove the release (its Deployments, RBAC, NetworkPolicy); False if there was none."""
+        if not self.installed():
+            return False
+        proc = self._run("uninstall", RELEASE, "--wait")
+        if proc.returncode != 0:
+            raise HelmError(proc.stderr.strip() or "helm uninstall failed")
+        return True
+
+
+def agent_chart() -> str:
+    chart = os.environ.get("HALYARD_AGENT_CHART") or str(_SOURCE_CHART)
+    if "://" not in chart and not Path(chart, "Chart.yaml").exists():
+        raise HelmError(f"the agent chart is not at {chart}: set HALYARD_AGENT_CHART to the chart directory or OCI ref")
+    return chart

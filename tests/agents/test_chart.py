@@ -1,0 +1,133 @@
+"""The in-cluster agents: the Helm chart passes ``helm lint``, renders least privilege, and ``connect --agent-mode
+in-cluster`` installs it with the real helm into a simulated cluster."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
+from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
+
+from halyard.cli.onboarding import disconnect_cluster
+from tests.agents.conftest import Cli
+from tests.agents.test_onboarding import namespace_exists, resource_id
+from tests.sim.conftest import helm_path
+
+pytestmark = pytest.mark.e2e
+CHART = Path(__file__).resolve().parents[2] / "charts" / "halyard-agent"
+AGENTS = {"identity-operator", "metadata-operator", "resource-sync", "controller-manager"}
+
+
+def _helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(helm_path()), *args], capture_output=True, text=True, timeout=60)
+
+
+def _rendered() -> list[dict[str, Any]]:
+    proc = _helm("template", "halyard-agent", str(CHART), "--namespace", "halyard-system")
+    assert proc.returncode == 0, proc.stderr
+    return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def test_helm_lint_passes() -> None:
+    proc = _helm("lint", str(CHART), "--strict")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_template_is_least_privilege() -> None:
+    docs = _rendered()
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        by_kind.setdefault(doc["kind"], []).append(doc)
+    for kind in ("Role", "ClusterRole"):
+        for role in by_kind.get(kind, []):
+            for rule in role["rules"]:
+                for key in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
+                    assert "*" not in rule.get(key, []), f"wildcard {key} in {kind} {role['metadata']['name']}"
+                if set(rule.get("verbs", [])) - {"get", "list"} and "resourceNames" not in rule:
+                    # The documented exception: `create` cannot be limited by name in Kubernetes.
+                    assert rule["verbs"] == ["create"] and rule["resources"] in (["secrets"], ["configmaps"]), rule
+    # The only cluster-wide grant: metadata-operator reads nodes and /version.
+    cluster_roles = by_kind.get("ClusterRole", [])
+    assert [r["metadata"]["name"] for r in cluster_roles] == ["halyard-metadata-operator"]
+    assert all(set(rule["verbs"]) <= {"get", "list"} for rule in cluster_roles[0]["rules"])
+    for binding in by_kind.get("ClusterRoleBinding", []) + by_kind.get("RoleBinding", []):
+        assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")
+        assert [s["kind"] for s in binding["subjects"]] == ["ServiceAccount"]
+    # Only resource-sync may read the published token; nobody but identity-operator reads the onboarding key.
+    readers = {
+        r["metadata"]["name"]
+        for r in by_kind["Role"]
+        for rule in r["rules"]
+        if "halyard-onboarding" in rule.get("resourceNames", [])
+    }
+    assert readers == {"identity-operator"}
+    deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
+    assert set(deployments) == AGENTS
+    for name, deployment in deployments.items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == name
+        (container,) = pod["containers"]
+        assert f"--agents={name}" in container["args"] and "--in-cluster" in container["args"]
+        assert "ports" not in container  # nothing listens for the network
+        assert container["resources"]["limits"] and container["resources"]["requests"]
+        assert container["livenessProbe"] and container["readinessProbe"]
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True
+    (policy,) = by_kind["NetworkPolicy"]
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
+
+
+def test_template_honours_a_registry_mirror() -> None:
+    proc = _helm("template", "halyard-agent", str(CHART), "--set", "image.registry=mirror.example:5000")
+    assert proc.returncode == 0, proc.stderr
+    images = {c["image"] for d in yaml.safe_load_all(proc.stdout) if d and d["kind"] == "Deployment"
+              for c in d["spec"]["template"]["spec"]["containers"]}  # fmt: skip
+    assert images == {"mirror.example:5000/halyard/halyard-agent:0.1.0"}
+
+
+def test_connect_in_cluster_installs_the_chart_with_helm(
+    cli: Cli, fresh_cluster: Callable[[], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-incluster")
+    env = {"HALYARD_HELM": str(helm_path())}
+    proc = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "chart", "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "in-cluster", "--no-wait", "--yes", "-o", "json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        ns = "halyard-system"
+        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == AGENTS
+        assert AGENTS <= {s.metadata.name for s in client.list(ServiceAccount, namespace=ns)}
+        assert AGENTS == {r.metadata.name for r in client.list(Role, namespace=ns)}
+        assert AGENTS == {r.metadata.name for r in client.list(RoleBinding, namespace=ns)}
+        client.get(ClusterRole, "halyard-metadata-operator")
+        client.get(ClusterRoleBinding, "halyard-metadata-operator")
+        # The simulator serves no networking.k8s.io API, so the chart (rightly) renders no NetworkPolicy there.
+        assert "onboarding.key" in (client.get(Secret, "halyard-onboarding", namespace=ns).data or {})
+        config = client.get(ConfigMap, "halyard-clusterconfig", namespace=ns).data or {}
+        assert config["RESOURCE_ID"] == resource_id(cli, group, "chart")
+    finally:
+        client.close()
+
+    monkeypatch.setenv("HALYARD_HELM", str(helm_path()))
+    removed = disconnect_cluster(resource_id(cli, group, "chart"), kubeconfig, None)
+    assert removed == ["agent chart", "namespace halyard-system"]
+    assert not namespace_exists(kubeconfig)
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        with pytest.raises(ApiError):
+            client.get(ClusterRole, "halyard-metadata-operator")
+    finally:
+        client.close()

@@ -5,16 +5,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import json
+import os
 from pathlib import Path
 from typing import Any
 
-import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from halyard.core.pki import PrivateKey, cert_to_pem, key_to_pem, write_private
+from halyard.core.pki import PrivateKey, cert_to_pem, key_to_pem
 from halyard.sim.rbac import UserInfo
 
 
@@ -88,4 +89,14 @@ def kubeconfig(
 
 
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> None:
-    write_private(path, yaml.safe_dump(config, sort_keys=False).encode())
+    """Write an owner-only kubeconfig, as JSON (which is YAML, and ~50x faster to emit than PyYAML's dumper).
+
+    No fsync, unlike ``core.pki.write_private``: kubeconfigs are rewritten at every start, and a thousand fsyncs
+    were a third of the start time of a 1,000-cluster simulator.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(config, f, indent=2)
+    os.replace(tmp, path)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from halyard.sim.cluster import VirtualCluster
+from halyard.sim.cluster import VirtualCluster, WriteContext
+from halyard.sim.resources import ResourceType
 from halyard.sim.store import Obj
 
 _NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
@@ -110,42 +114,67 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
                 "containerRuntimeVersion": shape.runtime,
                 "operatingSystem": "linux",
                 "architecture": shape.arch,
-                "machineID": f"{abs(hash((cluster, name))):032x}"[:32],
-                "systemUUID": f"{abs(hash((name, cluster))):032x}"[:32],
-                "bootID": f"{abs(hash(name)):032x}"[:32],
+                **_ids(cluster, name),
             },
             "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
         },
     }
 
 
-def seed_cluster(
-    c: VirtualCluster, *, nodes: int, version: str, distribution: str, shape: NodeShape | None = None
-) -> None:
-    """Create what every new cluster has. Writes go through the normal create path (so they are valid objects)."""
-    shape = shape or NodeShape()
-    reg = c.registry
-    ns_rt = reg.lookup("", "v1", "namespaces")
-    node_rt = reg.lookup("", "v1", "nodes")
-    sa_rt = reg.lookup("", "v1", "serviceaccounts")
-    svc_rt = reg.lookup("", "v1", "services")
-    assert ns_rt and node_rt and sa_rt and svc_rt
-    from halyard.sim.cluster import WriteContext
+def _ids(cluster: str, name: str) -> dict[str, str]:
+    return {
+        "machineID": f"{abs(hash((cluster, name))):032x}"[:32],
+        "systemUUID": f"{abs(hash((name, cluster))):032x}"[:32],
+        "bootID": f"{abs(hash((cluster, name, 'boot'))):032x}"[:32],
+    }
 
+
+@functools.lru_cache(maxsize=8)
+def _template(nodes: int, version: str, distribution: str, shape: NodeShape) -> tuple[tuple[str, str], ...]:
+    """(storage key, JSON) of every seeded object, made once through the normal create path (so they are valid)."""
+    from halyard.core.clock import SystemClock
+
+    c = VirtualCluster("template", SystemClock())
+    reg = c.registry
     quiet = WriteContext(field_validation="Ignore")
+
+    def rt(api_version: str, kind: str) -> ResourceType:
+        found = reg.by_kind(api_version, kind)
+        assert found is not None
+        return found
+
     for ns in _NAMESPACES:
-        c.create(ns_rt, "", {"metadata": {"name": ns}}, quiet)
+        c.create(rt("v1", "Namespace"), "", {"metadata": {"name": ns}}, quiet)
     for i in range(nodes):
         name = "control-plane" if i == 0 else f"node-{i}"
-        c.create(node_rt, "", node_object(name, i, version, distribution, shape, c.name), quiet)
+        c.create(rt("v1", "Node"), "", node_object(name, i, version, distribution, shape, "template"), quiet)
     for obj in DEFAULT_CLUSTER_ROLES:
-        rt = reg.by_kind(obj["apiVersion"], obj["kind"])
-        assert rt is not None
-        c.create(rt, "", obj, quiet)
+        c.create(rt(obj["apiVersion"], obj["kind"]), "", obj, quiet)
     for ns in _NAMESPACES:
-        c.create(sa_rt, ns, {"metadata": {"name": "default"}}, quiet)
+        c.create(rt("v1", "ServiceAccount"), ns, {"metadata": {"name": "default"}}, quiet)
     kubernetes_svc = {
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "targetPort": 6443}]},
     }
-    c.create(svc_rt, "default", kubernetes_svc, quiet)
+    c.create(rt("v1", "Service"), "default", kubernetes_svc, quiet)
+    events = sorted(
+        (int(o["metadata"]["resourceVersion"]), key, o) for key, b in c.store.objects.items() for o in b.values()
+    )
+    return tuple((key, json.dumps(o)) for _, key, o in events)
+
+
+def seed_cluster(
+    c: VirtualCluster, *, nodes: int, version: str, distribution: str, shape: NodeShape | None = None
+) -> None:
+    """Create what every new cluster has: a copy of a per-process template with fresh uids and timestamps
+    (building each cluster through the create path made seeding the bulk of a 1,000-cluster start)."""
+    now = c.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    for key, text in _template(nodes, version, distribution, shape or NodeShape()):
+        obj = json.loads(text)
+        meta = obj["metadata"]
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = now
+        if key == "/nodes":
+            obj["spec"]["providerID"] = f"{distribution}://{c.name}/{meta['name']}"
+            obj["status"]["nodeInfo"].update(_ids(c.name, meta["name"]))
+        c.store.put(key, obj, "ADDED")

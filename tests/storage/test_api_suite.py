@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from tests.storage.arm import (
     wait_async_operation,
     wait_location,
 )
+from tests.storage.stored import integrity_problems
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -49,6 +52,13 @@ def group(client: httpx.Client, sub: str) -> str:
 @pytest.fixture(scope="module")
 def key() -> str:
     return agent_public_key()
+
+
+@pytest.fixture
+async def aclient(db_server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+    headers = {"Authorization": f"Bearer {db_server.token()}"}
+    async with httpx.AsyncClient(base_url=db_server.url, verify=db_server.ca, headers=headers, timeout=60) as c:
+        yield c
 
 
 def test_resource_group_crud(client: httpx.Client, sub: str) -> None:
@@ -184,3 +194,52 @@ def test_provider_registration(client: httpx.Client, sub: str, group: str, key: 
     assert client.get(f"/subscriptions/{sub}/providers/{NAMESPACE}", params=v).json()["registrationState"] == (
         "Registered"
     )
+
+
+async def test_concurrent_creates_of_one_name(aclient: httpx.AsyncClient, sub: str, key: str) -> None:
+    """Same-name creates racing: one creates (201), the others update what it created (200); never a 5xx."""
+    group = f"rg-{uuid.uuid4().hex[:10]}"
+    v = {"api-version": RESOURCES}
+    groups = await asyncio.gather(*(aclient.put(group_path(sub, group), params=v, json={"location": "eastus"})
+                                    for _ in range(8)))  # fmt: skip
+    assert sorted(r.status_code for r in groups) == [200] * 7 + [201], [r.text for r in groups]
+    body = cluster_body(key)
+    clusters = await asyncio.gather(*(aclient.put(cluster_path(sub, group, "same"), params={"api-version": CLUSTERS},
+                                                  json=body) for _ in range(8)))  # fmt: skip
+    assert sorted(r.status_code for r in clusters) == [200] * 7 + [201], [r.text for r in clusters]
+
+
+async def test_writes_racing_a_group_deletion_leave_no_orphans(
+    db_server: ServerProcess, aclient: httpx.AsyncClient, sub: str, key: str
+) -> None:
+    """PUTs into a group while it is being deleted are refused (409) or land before and are deleted with it."""
+    group = f"rg-{uuid.uuid4().hex[:10]}"
+    cv = {"api-version": CLUSTERS}
+    assert (
+        await aclient.put(group_path(sub, group), params={"api-version": RESOURCES}, json={"location": "eastus"})
+    ).is_success
+    for name in ("a", "b", "c"):
+        assert (await aclient.put(cluster_path(sub, group, name), params=cv, json=cluster_body(key))).status_code == 201
+    deleted = await aclient.delete(group_path(sub, group), params={"api-version": RESOURCES})
+    assert deleted.status_code == 202
+    codes: collections.Counter[str] = collections.Counter()
+
+    async def writer(w: int) -> None:
+        for i in range(200):
+            r = await aclient.put(cluster_path(sub, group, f"late-{w}-{i}"), params=cv, json=cluster_body(key))
+            codes[f"{r.status_code} {r.json()['error']['code'] if r.status_code >= 400 else ''}".strip()] += 1
+            if r.status_code == 404:
+                return
+
+    await asyncio.gather(*(writer(w) for w in range(4)))
+    assert set(codes) <= {"201", "409 ResourceGroupBeingDeleted", "404 ResourceGroupNotFound"}, codes
+    assert codes["404 ResourceGroupNotFound"] == 4
+    while (await aclient.get(deleted.headers["Location"])).status_code == 202:
+        await asyncio.sleep(0.1)
+    page = (await aclient.get(f"/subscriptions/{sub}/providers/{NAMESPACE}/connectedClusters", params=cv)).json()
+    listed = page["value"]
+    while page.get("nextLink"):
+        page = (await aclient.get(page["nextLink"])).json()
+        listed += page["value"]
+    assert not [c["id"] for c in listed if f"/resourcegroups/{group}/" in c["id"].lower()]
+    assert await integrity_problems(db_server) == []

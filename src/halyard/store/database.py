@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -52,6 +53,18 @@ class Database:
         else:
             async with self._sessions() as session, session.begin():
                 yield session
+
+    async def lock(self, session: AsyncSession, key: str) -> None:
+        """Serialize the writers of one key (a resource id, a group) until the session's transaction ends.
+
+        On PostgreSQL two requests creating the same name would both find nothing and both insert (one failing on the
+        primary key), and two If-Match updates could both pass the ETag check: a transaction-level advisory lock on
+        the key makes the second wait and then see the first's commit. SQLite's writers are already serialized.
+        """
+        if self.is_sqlite:
+            return
+        lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
 
     @asynccontextmanager
     async def startup_lock(self) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.paths import ResourceId
@@ -21,8 +22,9 @@ from halyard.core.errors import (
     InvalidResourceName,
     NotFound,
     PreconditionFailed,
+    ResourceGroupNotFound,
 )
-from halyard.store.models import Operation, Resource
+from halyard.store.models import Operation, Resource, ResourceGroup
 
 if TYPE_CHECKING:
     from halyard.controlplane.plane import ControlPlane
@@ -162,6 +164,7 @@ class Pipeline:
         await self._check_writable(rtype, rid)
         now = self.cp.clock.now()
         async with self.cp.db.transaction() as session:
+            await self._lock_in_live_group(session, rid)
             existing = await session.get(Resource, rid.key)
             _preconditions(existing, if_match, if_none_match)
             if existing is not None and existing.provisioning_state == "Deleting":
@@ -228,6 +231,7 @@ class Pipeline:
         now = self.cp.clock.now()
         synchronous = api_version in rtype.sync_patch_versions
         async with self.cp.db.transaction() as session:
+            await self._lock_in_live_group(session, rid)
             existing = await session.get(Resource, rid.key)
             if existing is None:
                 raise NotFound(
@@ -275,6 +279,7 @@ class Pipeline:
         caller.require(f"{rtype.full_type}/delete", str(rid))
         await self.cp.directory.group(rid.subscription_id, rid.resource_group)
         async with self.cp.db.transaction() as session:
+            await self.cp.db.lock(session, rid.key)
             existing = await session.get(Resource, rid.key)
             if existing is None:
                 return Reply(204, None)
@@ -295,6 +300,24 @@ class Pipeline:
             None,
             self.cp.operations.headers(op, self.cp.settings.base_url, api_version, location=True, async_op=True),
         )
+
+    async def _lock_in_live_group(self, session: AsyncSession, rid: ResourceId) -> None:
+        """Within a write's transaction: take the resource's lock, and check its group still exists and is not being
+        deleted, holding the group row (FOR SHARE on PostgreSQL) so a group deletion cannot start until this write
+        has committed and is then seen by it. Otherwise a resource written during a group deletion outlives it."""
+        await self.cp.db.lock(session, rid.key)
+        group = await session.get(
+            ResourceGroup,
+            (rid.subscription_id.lower(), rid.resource_group.lower()),
+            with_for_update={"read": True},
+        )
+        if group is None:
+            raise ResourceGroupNotFound(f"Resource group '{rid.resource_group}' could not be found.")
+        if group.provisioning_state == "Deleting":
+            raise Conflict(
+                f"Resource group '{group.name}' is being deleted; no resource can be written in it.",
+                code="ResourceGroupBeingDeleted",
+            )
 
     def _location(self, rtype: ResourceType, location: str | None) -> str | None:
         if not location:

@@ -73,6 +73,7 @@ async def put_group(
         )
     now = cp.clock.now()
     async with cp.db.transaction() as session:
+        await cp.db.lock(session, group_scope(sub.id, resourceGroupName).lower())
         group = await session.get(ResourceGroup, (sub.id, resourceGroupName.lower()))
         created = group is None
         if group is None:
@@ -151,6 +152,7 @@ async def patch_group(
     caller.require(WRITE, group_scope(subscriptionId, resourceGroupName))
     existing = await cp.directory.group(subscriptionId, resourceGroupName)
     async with cp.db.transaction() as session:
+        await cp.db.lock(session, group_scope(existing.subscription_id, existing.name).lower())
         group = await session.get(ResourceGroup, (existing.subscription_id, existing.name_key))
         if group is None:
             raise ResourceGroupNotFound(f"Resource group '{resourceGroupName}' could not be found.")
@@ -180,6 +182,7 @@ async def delete_group(
     caller.require(DELETE, group_scope(subscriptionId, resourceGroupName))
     existing = await cp.directory.group(subscriptionId, resourceGroupName)
     async with cp.db.transaction() as session:
+        await cp.db.lock(session, group_scope(existing.subscription_id, existing.name).lower())
         group = await session.get(ResourceGroup, (existing.subscription_id, existing.name_key))
         if group is None:
             raise ResourceGroupNotFound(f"Resource group '{resourceGroupName}' could not be found.")
@@ -234,19 +237,19 @@ async def list_groups(
 async def delete_group_operation(cp: ControlPlane, op: Operation) -> None:
     """Delete every resource in the group (each deprovisioned), then the group itself. Resumable."""
     parts = op.target_id.split("/")
-    subscription_id, group_name = parts[2], parts[4]
-    async with cp.db.session() as session:
-        ids = (
-            await session.scalars(
-                select(Resource.id).where(
-                    Resource.subscription_id == subscription_id.lower(),
-                    Resource.group_key == group_name.lower(),
-                )
-            )
-        ).all()
-    for resource_id in ids:
-        await cp.pipeline.delete_now(resource_id)
-    async with cp.db.transaction() as session:
-        group = await session.get(ResourceGroup, (subscription_id.lower(), group_name.lower()))
-        if group is not None:
-            await session.delete(group)
+    subscription_id, group_name = parts[2].lower(), parts[4].lower()
+    in_group = select(Resource.id).where(Resource.subscription_id == subscription_id, Resource.group_key == group_name)
+    while True:
+        async with cp.db.session() as session:
+            ids = (await session.scalars(in_group)).all()
+        for resource_id in ids:
+            await cp.pipeline.delete_now(resource_id)
+        async with cp.db.transaction() as session:
+            # Writes check the group under its row lock, so once it is Deleting none can add to it; a write that
+            # committed before that is in the group now, and is deleted on the next pass.
+            group = await session.get(ResourceGroup, (subscription_id, group_name), with_for_update=True)
+            if group is None:
+                return
+            if (await session.scalars(in_group.limit(1))).first() is None:
+                await session.delete(group)
+                return

@@ -32,7 +32,12 @@ PUBLIC = {
     ("GET", "/metadata/endpoints"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
+    ("GET", "/his/v1/endpoints"),  # the endpoint map agents are onboarded with, like /metadata/endpoints
 }
+# Authenticated by a signed proof of key possession in the body, not by a bearer token.
+PROOF_AUTHENTICATED = {("POST", "/his/v1/certificate")}
+# The agent-facing services take only agent tokens (agent audience, a cluster identity).
+AGENT_PREFIXES = ("/dp/",)
 
 
 def _routes(server: ServerProcess) -> list[tuple[str, str]]:
@@ -57,26 +62,27 @@ def _fill(server: ServerProcess, path: str) -> str:
 def test_route_inventory_is_known(server: ServerProcess) -> None:
     routes = _routes(server)
     assert len(routes) > 30
-    for public in PUBLIC:
-        assert public in routes, f"public route {public} disappeared: update PUBLIC"
+    for public in PUBLIC | PROOF_AUTHENTICATED:
+        assert public in routes, f"route {public} disappeared: update this test's inventory"
 
 
 @pytest.mark.parametrize("token_kind", ["none", "garbage", "other-audience", "forged"])
 def test_every_route_refuses_callers_without_a_management_token(server: ServerProcess, token_kind: str) -> None:
-    tokens = {
-        "none": None,
-        "garbage": "not.a.jwt",
-        "other-audience": server.token(audience=server.admin["audience"].replace("management.", "agents.")),
-        # Right shape and claims, signed by a key the server never issued.
-        "forged": _forged(server),
-    }
-    token = tokens[token_kind]
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    management_audience = server.admin["audience"]
+    agent_audience = management_audience.replace("management.", "agents.")
+    # Each side refuses the other's tokens: a management token is no agent token, and vice versa.
+    other = {False: server.token(audience=agent_audience), True: server.token(audience=management_audience)}
+    forged = _forged(server)  # right shape and claims, signed by a key the server never issued
     checked = 0
     with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as c:
         for method, path in _routes(server):
-            if (method, path) in PUBLIC:
+            if (method, path) in PUBLIC | PROOF_AUTHENTICATED:
                 continue
+            agent_route = path.startswith(AGENT_PREFIXES)
+            token = {"none": None, "garbage": "not.a.jwt", "other-audience": other[agent_route], "forged": forged}[
+                token_kind
+            ]
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
             r = c.request(
                 method,
                 _fill(server, path),
@@ -92,14 +98,24 @@ def test_every_route_refuses_callers_without_a_management_token(server: ServerPr
     assert checked > 25
 
 
+def test_proof_authenticated_routes_refuse_requests_without_a_valid_proof(server: ServerProcess) -> None:
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as c:
+        for method, path in PROOF_AUTHENTICATED:
+            for body in ({}, {"resourceId": "/subscriptions/x", "csr": "garbage", "proof": "garbage"}):
+                r = c.request(method, path, json=body, headers={"Authorization": f"Bearer {server.token()}"})
+                assert r.status_code in (400, 401, 403), (path, body, r.status_code, r.text)
+                assert "error" in r.json()
+
+
 def _forged(server: ServerProcess) -> str:
     import time
 
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    real = jwt.decode(server.token(), options={"verify_signature": False})
-    header = jwt.get_unverified_header(server.token())
+    genuine = server.token()
+    real = jwt.decode(genuine, options={"verify_signature": False})
+    header = jwt.get_unverified_header(genuine)
     now = int(time.time())
     claims = {**real, "iat": now, "nbf": now, "exp": now + 600}
     return jwt.encode(

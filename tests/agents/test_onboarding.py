@@ -113,6 +113,28 @@ def test_connect_reaches_connected_with_metadata_then_offline_and_back(
     cli.wait_status(group, "main", "Connected", timeout=15)
 
 
+def test_agents_reconnect_after_the_control_plane_restarts(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-restart")
+    assert connect(cli, group, "restart", kubeconfig).returncode == 0
+    state = cli.agents_dir / state_dir_for(resource_id(cli, group, "restart")).name
+    pid = running_pid(state)
+    before = cli.show(group, "restart")["lastConnectivityTime"]
+    cli.server.stop(signal.SIGKILL)  # a crash; a restart well within the (test-short) certificate lifetime
+    time.sleep(2)  # the agents' beats fail meanwhile; they back off (jittered) and keep trying
+    cli.server.start()
+    deadline = time.monotonic() + 20
+    while True:
+        shown = cli.show(group, "restart")
+        if shown["connectivityStatus"] == "Connected" and shown["lastConnectivityTime"] > before:
+            break
+        assert time.monotonic() < deadline, f"the agents did not reconnect: {shown['connectivityStatus']}"
+        time.sleep(0.5)
+    assert running_pid(state) == pid  # the same process reconnected; nothing was duplicated
+    listed = cli.ok("connectedk8s", "list", "-g", group)
+    assert [c["name"] for c in listed] == ["restart"]
+
+
 def test_rerun_is_idempotent_and_mixups_are_refused(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
     first_cluster, second_cluster = fresh_cluster(), fresh_cluster()
     group = cli.group("agents-rerun")

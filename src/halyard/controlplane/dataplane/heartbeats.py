@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +13,7 @@ from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import ClusterIdentities
 from halyard.controlplane.identity.tokens import Caller
 from halyard.core.clock import Clock, isoformat
-from halyard.core.errors import HalyardError, Unauthenticated
+from halyard.core.errors import HalyardError, TooManyRequests, Unauthenticated
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import Resource
@@ -21,6 +22,9 @@ from halyard.store.models import Resource
 DETECTED = ("distribution", "infrastructure")
 # Beats per commit at most: bounds a transaction's length (and the write lock's hold on SQLite).
 MAX_BATCH = 500
+# Beats waiting for a commit at most: beyond, shed load with 429 + Retry-After rather than queue without bound (a
+# herd of agents reconnecting at once backs off, jittered, instead of toppling the server).
+MAX_PENDING = 5000
 
 
 @dataclass
@@ -49,6 +53,11 @@ class Heartbeats:
 
     async def record(self, caller: Caller, beat: Heartbeat) -> HeartbeatReply:
         """Store what the agent observed and when; the identity is re-checked on every beat (revocation)."""
+        if len(self._pending) >= MAX_PENDING:
+            raise TooManyRequests(
+                "The data plane is busy; retry after the indicated time.",
+                headers={"Retry-After": str(random.randint(1, 10))},
+            )
         now = self._clock.now()
         item = _Pending(caller.object_id, beat, now, asyncio.get_running_loop().create_future())
         self._pending.append(item)

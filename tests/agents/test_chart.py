@@ -3,7 +3,10 @@ in-cluster`` installs it with the real helm into a simulated cluster."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,9 +19,10 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
+from halyard.cli.agent import state_dir_for
 from halyard.cli.onboarding import disconnect_cluster
 from tests.agents.conftest import Cli
-from tests.agents.test_onboarding import namespace_exists, resource_id
+from tests.agents.test_onboarding import connect, namespace_exists, resource_id
 from tests.sim.conftest import helm_path
 
 pytestmark = pytest.mark.e2e
@@ -131,3 +135,59 @@ def test_connect_in_cluster_installs_the_chart_with_helm(
             client.get(ClusterRole, "halyard-metadata-operator")
     finally:
         client.close()
+
+
+def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    """What each in-cluster Deployment runs (one agent per process), run as local processes against the simulator."""
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-split")
+    assert connect(cli, group, "split", kubeconfig).returncode == 0
+    rid = resource_id(cli, group, "split")
+    stopped = cli.run("agent", "stop", "--state-dir", str(cli.agents_dir / state_dir_for(rid).name))
+    assert stopped.returncode == 0, stopped.stderr
+    before = cli.show(group, "split")["lastConnectivityTime"]
+    processes = []
+    try:
+        for agent in sorted(AGENTS):
+            state = cli.agents_dir / f"split-{agent}"
+            processes.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "halyard",
+                        "agent",
+                        "run",
+                        "--agents",
+                        agent,
+                        "--kubeconfig",
+                        str(kubeconfig),
+                        "--state-dir",
+                        str(state),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env={**os.environ, **cli.env},
+                )
+            )
+        deadline = time.monotonic() + 30
+        while True:
+            shown = cli.show(group, "split")
+            if shown["lastConnectivityTime"] > before and shown["connectivityStatus"] == "Connected":
+                break
+            assert time.monotonic() < deadline, "the split agents did not heartbeat"
+            time.sleep(0.5)
+        assert shown["totalNodeCount"] == 3
+        assert shown["arcAgentProfile"]["agentState"] == "Succeeded"  # published by controller-manager
+        client = Client(KubeConfig.from_file(str(kubeconfig)))
+        try:
+            assert (client.get(Secret, "halyard-agent-token", namespace="halyard-system").data or {})["token"]
+            for name in ("halyard-cluster-metadata", "halyard-agent-health"):
+                client.get(ConfigMap, name, namespace="halyard-system")
+        finally:
+            client.close()
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.wait(15)

@@ -14,6 +14,9 @@ size, one commit per row (SQLite WAL, synchronous=FULL; PostgreSQL synchronous_c
 many writers as API clients, and primary-key SELECTs. Run from the repository root:
 
     .venv/bin/python -m bench.arm_crud [--backend sqlite|postgres|both] [--stored 10000] [--clients 16] [--duration 10]
+
+``--breakdown`` instead runs the app in-process and shows where a GET's CPU goes (each per-request lookup replaced
+by its result in turn) and how many SQL statements a GET, a PUT and its provisioning operation execute.
 """
 
 from __future__ import annotations
@@ -35,12 +38,14 @@ from typing import Any
 
 import asyncpg
 import httpx
-from sqlalchemy import func, insert, select
+from sqlalchemy import event, func, insert, select
 from tests.storage.arm import CLUSTERS, agent_public_key, cluster_body, cluster_path, put_group, wait_async_operation
 from tests.storage.stored import database_url
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ServerProcess, free_port
 
+from halyard.controlplane.app import create_app
+from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import Operation, Resource
 
@@ -182,8 +187,8 @@ async def seed(server: ServerProcess, stored: int, key: str) -> float:
     return time.perf_counter() - started
 
 
-async def pending_operations(server: ServerProcess) -> int:
-    db = Database(database_url(server))
+async def pending_operations(url: str) -> int:
+    db = Database(url)
     try:
         async with db.session() as session:
             count = await session.scalar(
@@ -231,8 +236,8 @@ async def bench_api(
         )
         results.append(put)
 
-        queued, started = await pending_operations(server), time.perf_counter()
-        while await pending_operations(server):
+        queued, started = await pending_operations(database_url(server)), time.perf_counter()
+        while await pending_operations(database_url(server)):
             await asyncio.sleep(0.2)
         drained = time.perf_counter() - started
         notes["queued_after_put"] = queued
@@ -468,6 +473,106 @@ async def run_backend(backend: str, args: argparse.Namespace, workdir: Path) -> 
             pg.stop()
 
 
+# ---- where a request's CPU goes (--breakdown) -------------------------------------------------------------------
+
+
+async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> str:
+    """The app in-process (no TLS, no network): CPU per GET as each per-request lookup is replaced by its result,
+    and the SQL statements a GET, a PUT and the PUT's provisioning operation execute."""
+    pg = PostgresServer().start() if backend == "postgres" else None
+    try:
+        settings = Settings(
+            data_dir=workdir / f"breakdown-{backend}",
+            insecure_http=True,
+            database_url=pg.create_database("breakdown") if pg else None,
+        )
+        db = Database(settings.database)
+        statements: list[str] = []
+        event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        app = create_app(settings, db=db)
+        cp = app.state.plane
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url, timeout=60) as client,
+        ):
+            admin = json.loads((settings.data_dir / "admin.json").read_text())
+            token = await client.post(
+                f"/{admin['tenant']}/oauth2/v2.0/token",
+                data={"grant_type": "client_credentials", "client_id": admin["clientId"],
+                      "client_secret": admin["clientSecret"], "scope": admin["audience"] + ".default"},
+            )  # fmt: skip
+            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            sub, key, v = admin["subscription"], agent_public_key(), {"api-version": CLUSTERS}
+            await client.put(f"/subscriptions/{sub}/resourceGroups/{GROUP}", params={"api-version": "2024-11-01"},
+                             json={"location": "eastus"})  # fmt: skip
+
+            async def put_and_wait(name: str) -> tuple[int, int]:
+                statements.clear()
+                response = await client.put(cluster_path(sub, GROUP, name), params=v, json=cluster_body(key))
+                assert response.status_code == 201, response.text
+                in_request = len(statements)
+                while await pending_operations(settings.database):  # through its own engine: not counted
+                    await asyncio.sleep(0.05)
+                return in_request, len(statements) - in_request
+
+            await put_and_wait("warm")
+            put_statements, worker_statements = await put_and_wait("counted")
+            path = cluster_path(sub, GROUP, "counted")
+
+            async def cpu_per_get(n: int = 800) -> tuple[float, int]:
+                async def loop(k: int) -> None:
+                    for _ in range(k):
+                        assert (await client.get(path, params=v)).status_code == 200
+
+                await loop(50)
+                statements.clear()
+                await loop(1)
+                count = len(statements)
+                started = time.process_time()
+                await asyncio.gather(*(loop(n // 8) for _ in range(8)))
+                return (time.process_time() - started) / n * 1000, count
+
+            caller = await cp.tokens.verify(client.headers["Authorization"][7:], audience=settings.audience)
+            authorized = await cp.access.resolve(caller)
+            group = await cp.directory.group(sub, GROUP)
+            subscription = await cp.directory.subscription(sub)
+            rows = [["GET as served", *(await cpu_per_get())]]
+            cp.tokens.verify = _returning(caller)
+            rows.append(["… token signature check skipped", *(await cpu_per_get())])
+            cp.access.resolve = _returning(authorized)
+            rows.append(["… and RBAC assignments not read", *(await cpu_per_get())])
+            cp.directory.group, cp.directory.subscription = _returning(group), _returning(subscription)
+            rows.append(["… and subscription/group not read", *(await cpu_per_get())])
+            started = time.process_time()
+            for _ in range(800):
+                await client.get("/healthz")
+            rows.append(["/healthz (framework and client floor)", (time.process_time() - started) / 800 * 1000, 0])
+    finally:
+        if pg is not None:
+            pg.stop()
+    table_rows = [["GET variant", "CPU ms/req", "saved ms", "SQL statements"]]
+    previous = None
+    for label, cpu, count in rows:
+        saved = f"{previous - cpu:.2f}" if previous is not None else "-"
+        table_rows.append([label, f"{cpu:.2f}", saved, str(count)])
+        previous = cpu
+    return "\n".join(
+        [
+            f"{backend}: CPU per GET in-process (client included), each line cumulative",
+            table(table_rows),
+            f"{backend}: a PUT executes {put_statements} SQL statements in the request and its provisioning operation "
+            f"{worker_statements} more in the worker (including its idle polls for due operations)",
+        ]
+    )
+
+
+def _returning(value: Any) -> Callable[..., Awaitable[Any]]:
+    async def lookup(*_args: Any, **_kwargs: Any) -> Any:
+        return value
+
+    return lookup
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
@@ -475,10 +580,15 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=16, help="concurrent API clients (and raw writers)")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per measured phase")
     parser.add_argument("--max-requests", type=int, default=20_000, help="cap on requests per phase")
+    parser.add_argument("--breakdown", action="store_true", help="where a GET's CPU goes, in-process, instead")
     args = parser.parse_args()
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     runs = {}
     with tempfile.TemporaryDirectory(prefix="halyard-bench-") as workdir:
+        if args.breakdown:
+            for backend in backends:
+                print(await breakdown(backend, args, Path(workdir)) + "\n", flush=True)
+            return
         for backend in backends:
             print(f"running {backend} ...", flush=True)
             runs[backend] = await run_backend(backend, args, Path(workdir))

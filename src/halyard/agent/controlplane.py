@@ -28,9 +28,18 @@ def http_client(ca_bundle: str, *, timeout: float = 15.0) -> httpx.AsyncClient:
 
 
 async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
-    """The JSON body of a 2xx answer; ControlPlaneError with the server's own words otherwise."""
+    """The JSON body of a 2xx answer; ControlPlaneError with the server's own words otherwise.
+
+    A pooled connection the server closed as idle just as it was reused fails with no response at all; such a
+    request (almost always) never reached the application, so it is sent once more on a fresh connection. Every
+    agent call is safe to repeat: heartbeats are idempotent, and a replayed assertion or proof is refused, not
+    honoured twice.
+    """
     try:
-        response = await http.request(method, url, **kwargs)
+        try:
+            response = await http.request(method, url, **kwargs)
+        except httpx.RemoteProtocolError:
+            response = await http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise ControlPlaneError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc
     if response.is_success:

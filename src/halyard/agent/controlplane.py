@@ -32,8 +32,8 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
 
     A pooled connection the server closed as idle just as it was reused fails with no response at all; such a
     request (almost always) never reached the application, so it is sent once more on a fresh connection. Every
-    agent call is safe to repeat: heartbeats are idempotent, a replayed assertion is refused, never
-    harmful: a replayed proof only certifies the same key again.
+    agent call is safe to repeat: heartbeats are idempotent, a replayed client assertion is refused (the caller
+    then mints a new one), and a replayed proof only certifies the same key again.
     """
     try:
         try:

@@ -46,4 +46,4 @@ test: $(STAMP) system-deps az-cli lint typecheck
 	HALYARD_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(BIN)/pytest -q -ra
 
 clean:
-	rm -rf $(VENV) $(AZ_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -68,8 +68,9 @@ def test_credential_reset_invalidates_the_old_secret(admin: Cli, server: ServerP
     # No role yet: it sees no subscription, which a login refuses unless told otherwise.
     assert bot.login(server, sp["appId"], sp["password"]).error.startswith("ERROR: (SubscriptionNotFound)")
     assert bot.login(server, sp["appId"], sp["password"], "--allow-no-subscriptions").stdout.strip() == "[]"
-    admin.ok("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader",
-             "--scope", f"/subscriptions/{server.admin['subscription']}", "-o", "none")  # fmt: skip
+    subscription = f"/subscriptions/{server.admin['subscription']}"
+    assignment = admin.json("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader",
+                            "--scope", subscription)  # fmt: skip
     assert bot.json("account", "list", "--refresh", "--query", "[].id") == [server.admin["subscription"]]
 
     reset = admin.run("ad", "sp", "credential", "reset", "--id", sp["appId"])
@@ -81,6 +82,9 @@ def test_credential_reset_invalidates_the_old_secret(admin: Cli, server: ServerP
     assert old.error.startswith("ERROR: (invalid_client) AADSTS7000215")
     assert bot.login(server, sp["appId"], new["password"], "-o", "none").code == 0
     assert bot.ok("group", "list", "-o", "none") == ""
+
+    admin.ok("role", "assignment", "delete", "--ids", assignment["id"])
+    assert admin.json("role", "assignment", "list", "--assignee", sp["appId"], "--scope", subscription) == []
 
 
 def test_role_input_errors(admin: Cli, server: ServerProcess) -> None:

@@ -299,3 +299,23 @@ def test_group_delete_removes_its_clusters_asynchronously(server: ServerProcess)
         assert c.head(group_path(server, group), params=RG_API).status_code == 404
         listed = c.get(f"/subscriptions/{server.admin['subscription']}/resources", params=RG_API).json()["value"]
         assert not [x for x in listed if f"/resourceGroups/{group}/" in x["id"]]
+
+
+def test_resource_groups_page_with_next_link(fresh_server: ServerProcess) -> None:
+    server = fresh_server.start()
+    names = sorted(unique(f"pg{i}") for i in range(5))
+    for name in names:
+        make_group(server, name)
+    with server.client() as c:
+        r = c.get(f"/subscriptions/{server.admin['subscription']}/resourcegroups", params={**RG_API, "$top": "2"})
+        seen = [g["name"] for g in r.json()["value"]]
+        pages = 1
+        while "nextLink" in r.json():
+            r = c.get(r.json()["nextLink"])
+            seen += [g["name"] for g in r.json()["value"]]
+            pages += 1
+        assert seen == names and pages == 3
+        bad = c.get(
+            f"/subscriptions/{server.admin['subscription']}/resourcegroups", params={**RG_API, "$skipToken": "%%%"}
+        )
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidSkipToken"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
+from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import ResourceType, normalize_location
 from halyard.controlplane.directory import new_etag
@@ -88,7 +88,7 @@ class Pipeline:
         )
         if group:
             query = query.where(Resource.group_key == group.lower())
-        after = _decode_token(skip_token)
+        after = decode_skip_token(skip_token)
         if after:
             query = query.where(Resource.id_key > after)
         # A caller with access to only some groups sees only their resources (as ARM filters lists).
@@ -102,11 +102,7 @@ class Pipeline:
         visible = [r for r in rows if can_all or caller.allowed(f"{rtype.full_type}/read", r.id)]
         body: dict[str, Any] = {"value": [self.render(rtype, r, api_version) for r in visible]}
         if more:
-            token = base64.urlsafe_b64encode(rows[-1].id_key.encode()).decode()
-            body["nextLink"] = (
-                f"{self.cp.settings.base_url}{base_path}?api-version={api_version}&%24skipToken={token}"
-                + (f"&%24top={top}" if top else "")
-            )
+            body["nextLink"] = next_link(self.cp.settings.base_url, base_path, api_version, rows[-1].id_key, top)
         return Reply(200, body)
 
     def render(self, rtype: ResourceType, resource: Resource, api_version: str) -> dict[str, Any]:
@@ -397,12 +393,3 @@ def _unquote(etag: str) -> str:
     if etag.startswith("W/"):
         etag = etag[2:]
     return etag.strip('"')
-
-
-def _decode_token(token: str | None) -> str | None:
-    if not token:
-        return None
-    try:
-        return base64.urlsafe_b64decode(token.encode()).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidRequest("The $skipToken is not valid.", code="InvalidSkipToken") from None

@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from halyard.controlplane.arm.filters import parse_filter
 from halyard.controlplane.arm.names import check_group_name
+from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import group_scope, subscription_scope
 from halyard.controlplane.arm.resourcetypes import normalize_location
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
@@ -211,8 +212,9 @@ async def list_groups(
     api_version: ApiVersion = None,
     filter_: Annotated[str | None, Query(alias="$filter")] = None,
     top: Annotated[int | None, Query(alias="$top", ge=1, le=1000)] = None,
+    skip_token: Annotated[str | None, Query(alias="$skipToken")] = None,
 ) -> JSONResponse:
-    resources_version(request)
+    version = resources_version(request)
     groups = await cp.directory.groups(subscriptionId)
     scope = subscription_scope(subscriptionId)
     if not caller.allowed(READ, scope) and not caller.allowed_at_or_below(READ, scope):
@@ -231,7 +233,14 @@ async def list_groups(
                 tags=g.tags or {},
             )
         ]
-    return JSONResponse({"value": [group_body(g) for g in visible[: top or None]]})
+    after = decode_skip_token(skip_token)
+    if after:
+        visible = [g for g in visible if g.name_key > after]
+    page = min(top or cp.settings.page_size, cp.settings.page_size)
+    body: dict[str, object] = {"value": [group_body(g) for g in visible[:page]]}
+    if len(visible) > page:
+        body["nextLink"] = next_link(cp.settings.base_url, request.url.path, version, visible[page - 1].name_key, top)
+    return JSONResponse(body)
 
 
 async def delete_group_operation(cp: ControlPlane, op: Operation) -> None:

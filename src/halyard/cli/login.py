@@ -37,7 +37,10 @@ def login(
     ] = None,
     ca_cert: Annotated[
         Path | None,
-        typer.Option(help="CA bundle (PEM) to trust for this server; else $REQUESTS_CA_BUNDLE, else the system."),
+        typer.Option(
+            help="CA bundle (PEM) to trust for this server (default: the one of an earlier login to it, else "
+            "$REQUESTS_CA_BUNDLE, else the system store)."
+        ),
     ] = None,
     allow_no_subscriptions: Annotated[
         bool, typer.Option(help="Log in even when the principal can see no subscription.")
@@ -54,7 +57,9 @@ def login(
             raise UsageError("--password/-p is required when not running on a terminal.")
         password = typer.prompt("Password", hide_input=True)
     url = _server_url(server or os.environ.get(SERVER_ENV) or inv.store.current_server() or DEFAULT_SERVER)
-    ca = str(ca_cert.expanduser().resolve()) if ca_cert else None
+    previous = inv.store.load(url)
+    # Logging in again to a server (say, after a secret reset) keeps the CA it was first trusted with.
+    ca = str(ca_cert.expanduser().resolve()) if ca_cert else (previous.caCert if previous else None)
     transport = inv.transport(ca, use_profile=False)
     audience = fetch_audience(transport, url)
     token = request_token(transport, url, tenant, username, password, audience)
@@ -69,7 +74,6 @@ def login(
             "--allow-no-subscriptions.",
             "SubscriptionNotFound",
         )
-    previous = inv.store.load(url)
     choose_default(profile, previous.default if previous and previous.clientId == username else None)
     inv.store.remove(url)
     inv.store.save(profile)

@@ -31,6 +31,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # as az
     help="Halyard: Kubernetes clusters anywhere, one control plane.",
     epilog="Global options (anywhere on the line, as in az): --output/-o json|jsonc|table|tsv|yaml|none, "
     "--query JMESPATH, --subscription NAME_OR_ID, --debug, --only-show-errors.",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.api.helpers import CC_API, cluster_body, cluster_path, make_group, unique
@@ -59,3 +62,20 @@ def test_providers(admin: Cli) -> None:
     assert admin.ok("provider", "register", "-n", "Microsoft.Kubernetes") == ""
     unknown = admin.run("provider", "show", "-n", "Microsoft.Nope")
     assert unknown.error.startswith("ERROR: (NoRegisteredProviderFound)")
+
+
+def test_lists_follow_next_link_across_pages(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    fresh_server.env = {"HALYARD_PAGE_SIZE": "2"}
+    server = fresh_server.start()
+    group, names = make_group(server), sorted(unique("cc") for _ in range(5))
+    with server.client() as client:
+        for name in names:
+            response = client.put(cluster_path(server, group, name), params=CC_API, json=cluster_body())
+            assert response.status_code in (200, 201), response.text
+    cli = Cli(tmp_path / "config", {})
+    assert cli.login(server, server.admin["clientId"], server.admin["clientSecret"], "-o", "none").code == 0
+    listed = cli.run("connectedk8s", "list", "-g", group, "--query", "[].name", "--debug")
+    assert listed.code == 0, listed.stderr
+    assert sorted(json.loads(listed.stdout)) == names
+    pages = [line for line in listed.stderr.splitlines() if line.startswith("DEBUG: Response: 200 GET")]
+    assert len(pages) == 3  # 2 + 2 + 1

@@ -111,8 +111,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def children_cpu_seconds(parent: int) -> float:
-    """CPU time of a process and its live children: PostgreSQL's postmaster and its backends."""
-    total = cpu_seconds(parent)
+    """CPU time of a process and of its children, live or exited: PostgreSQL's postmaster and its backends."""
+    fields = Path(f"/proc/{parent}/stat").read_text().rsplit(")", 1)[1].split()
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
@@ -199,6 +200,15 @@ async def pending_operations(url: str) -> int:
         await db.close()
 
 
+async def postgres_sessions(url: str) -> int:
+    """Connections PostgreSQL has accepted into the database so far (each costs a fork and an authentication)."""
+    conn = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        return int(await conn.fetchval("SELECT sessions FROM pg_stat_database WHERE datname = current_database()"))
+    finally:
+        await conn.close()
+
+
 async def bench_api(
     server: ServerProcess, meter: CpuMeter, args: argparse.Namespace
 ) -> tuple[list[Result], dict[str, float]]:
@@ -220,6 +230,7 @@ async def bench_api(
     body = cluster_body(key, {"bench": "put"})
     results = []
     try:
+        sessions = await postgres_sessions(server.database_url) if server.database_url else None
         # Warm up connections (TLS handshakes) and the server's code paths before measuring.
         await drive("warm-up", clients, lambda c, i: c.get(cluster_path(sub, GROUP, SEEDED.format(i)), params=v),
                     200, 2, 4 * args.clients)  # fmt: skip
@@ -257,6 +268,9 @@ async def bench_api(
             )
         )
         results.append(get)
+        if sessions is not None and server.database_url:
+            # Minus this count's own connections (one per check, about five a second while draining).
+            notes["database_sessions"] = await postgres_sessions(server.database_url) - sessions
     finally:
         await asyncio.gather(*(c.aclose() for c in clients))
     return results, notes
@@ -425,6 +439,11 @@ def report(runs: dict[str, tuple[list[Result], list[Result], dict[str, float]]],
             f"{extra['queued_after_put']:.0f} provisioning operations were still queued and the worker drained them "
             f"in {extra['drain_seconds']:.1f}s (the worker completed {extra['worker_ops_per_second']:.0f} operations/s); "
             f"GETs ran with {extra['stored_at_get']:.0f} clusters stored."
+            + (
+                f" PostgreSQL accepted {extra['database_sessions']:.0f} new connections during the run."
+                if "database_sessions" in extra
+                else ""
+            )
         )
     info = machine()
     return "\n".join(

@@ -109,7 +109,8 @@ class Principals:
             await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == principal.id))
             await session.delete(principal)
 
-    async def authenticate_secret(self, tenant_id: str, client_id: str, secret: str) -> Principal:
+    async def _client(self, tenant_id: str, client_id: str, kind: str) -> tuple[Principal, list[Credential]]:
+        """The principal a token request names, with its credentials of one kind."""
         async with self._db.session() as session:
             principal = await session.scalar(
                 select(Principal).where(Principal.app_id == client_id, Principal.tenant_id == tenant_id)
@@ -120,11 +121,13 @@ class Principals:
                     f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
                     aadsts=700016,
                 )
-            creds = (
-                await session.scalars(
-                    select(Credential).where(Credential.principal_id == principal.id, Credential.kind == "secret")
-                )
-            ).all()
+            creds = await session.scalars(
+                select(Credential).where(Credential.principal_id == principal.id, Credential.kind == kind)
+            )
+            return principal, list(creds.all())
+
+    async def authenticate_secret(self, tenant_id: str, client_id: str, secret: str) -> Principal:
+        principal, creds = await self._client(tenant_id, client_id, "secret")
         now = self._clock.now()
         if not any(c.secret_hash and c.expires_at > now and verify_secret(secret, c.secret_hash) for c in creds):
             raise OAuthError(
@@ -149,21 +152,7 @@ class Principals:
             client_id = str(claims.get("iss", ""))
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise bad
-        async with self._db.session() as session:
-            principal = await session.scalar(
-                select(Principal).where(Principal.app_id == client_id, Principal.tenant_id == tenant_id)
-            )
-            if principal is None:
-                raise OAuthError(
-                    "unauthorized_client",
-                    f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
-                    aadsts=700016,
-                )
-            creds = (
-                await session.scalars(
-                    select(Credential).where(Credential.principal_id == principal.id, Credential.kind == "publicKey")
-                )
-            ).all()
+        principal, creds = await self._client(tenant_id, client_id, "publicKey")
         now = self._clock.now()
         verified: dict[str, object] | None = None
         for cred in creds:

@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.paths import subscription_scope
 from halyard.controlplane.arm.resourcetypes import Provider
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
@@ -56,6 +57,18 @@ async def get_provider(
     return JSONResponse(await _body(cp, _provider(cp, resourceProviderNamespace), sub.id))
 
 
+async def _set_registration(
+    cp: ControlPlane, caller: AuthorizedCaller, subscription_id: str, namespace: str, verb: str
+) -> JSONResponse:
+    sub = await cp.directory.subscription(subscription_id)
+    provider = _provider(cp, namespace)
+    caller.require(f"{provider.namespace}/{verb}/action", subscription_scope(sub.id))
+    await cp.directory.set_registration(
+        sub.id, provider.namespace, "Registered" if verb == "register" else "Unregistered"
+    )
+    return JSONResponse(await _body(cp, provider, sub.id))
+
+
 @router.post(PROVIDER + "/register", operation_id="Providers_Register")
 async def register_provider(
     request: Request,
@@ -66,11 +79,7 @@ async def register_provider(
     api_version: ApiVersion = None,
 ) -> JSONResponse:
     resources_version(request)
-    sub = await cp.directory.subscription(subscriptionId)
-    provider = _provider(cp, resourceProviderNamespace)
-    caller.require(f"{provider.namespace}/register/action", subscription_scope(sub.id))
-    await cp.directory.set_registration(sub.id, provider.namespace, "Registered")
-    return JSONResponse(await _body(cp, provider, sub.id))
+    return await _set_registration(cp, caller, subscriptionId, resourceProviderNamespace, "register")
 
 
 @router.post(PROVIDER + "/unregister", operation_id="Providers_Unregister")
@@ -83,8 +92,4 @@ async def unregister_provider(
     api_version: ApiVersion = None,
 ) -> JSONResponse:
     resources_version(request)
-    sub = await cp.directory.subscription(subscriptionId)
-    provider = _provider(cp, resourceProviderNamespace)
-    caller.require(f"{provider.namespace}/unregister/action", subscription_scope(sub.id))
-    await cp.directory.set_registration(sub.id, provider.namespace, "Unregistered")
-    return JSONResponse(await _body(cp, provider, sub.id))
+    return await _set_registration(cp, caller, subscriptionId, resourceProviderNamespace, "unregister")

@@ -133,6 +133,12 @@ def test_scale_wait_jobs_and_migration_to_server_side_apply(kubectl: Tool) -> No
     kubectl.run("-n", "ops", "wait", "--for=condition=Available", "deployment/api", "--timeout=30s")
     kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
     assert len(kubectl.run("-n", "ops", "get", "pods", "-o", "name").stdout.split()) == 3
+    kubectl.run("-n", "ops", "set", "image", "deployment/api", "nginx=nginx:2")
+    kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
+    kubectl.run("-n", "ops", "rollout", "undo", "deployment/api")
+    kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
+    sets = kubectl.run("-n", "ops", "get", "rs", "-o", "jsonpath={.items[*].spec.replicas}").stdout.split()
+    assert sorted(sets) == ["0", "3"]  # the rollback reused the first replica set
     kubectl.run("-n", "ops", "create", "job", "once", "--image=busybox")
     kubectl.run("-n", "ops", "wait", "--for=condition=Complete", "job/once", "--timeout=30s")
     # A client-side-applied object taken over by server-side apply (kubectl rewrites managedFields on the way).

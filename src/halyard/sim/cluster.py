@@ -509,13 +509,17 @@ class VirtualCluster:
         elif kind in ("Deployment", "ReplicaSet", "StatefulSet"):
             spec = obj.setdefault("spec", {})
             spec.setdefault("replicas", 1)
-            spec.setdefault("revisionHistoryLimit", 10)
+            if kind != "ReplicaSet":
+                spec.setdefault("revisionHistoryLimit", 10)
             if kind == "Deployment":
                 spec.setdefault("progressDeadlineSeconds", 600)
-                spec.setdefault(
-                    "strategy",
-                    {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
-                )
+                # Protobuf bodies carry an empty strategy struct: default what is unset, as the real defaulter does.
+                strategy = spec.setdefault("strategy", {})
+                strategy.setdefault("type", "RollingUpdate")
+                if strategy["type"] == "RollingUpdate":
+                    rolling = strategy.setdefault("rollingUpdate", {})
+                    rolling.setdefault("maxSurge", "25%")
+                    rolling.setdefault("maxUnavailable", "25%")
             self._require_selector(rt, obj)
             obj.pop("status", None)
         elif kind == "DaemonSet":

@@ -53,8 +53,24 @@ def _owner_ref(owner: Obj) -> dict[str, Any]:
     }
 
 
+def _pruned(value: Any) -> Any:
+    """``value`` without zero values (empty strings, maps, lists, false, 0): a protobuf body's zero-valued fields
+    and the JSON form that omits them describe the same template."""
+    if isinstance(value, dict):
+        out = {k: _pruned(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in ("", {}, [], None) and v is not False and v != 0}
+    if isinstance(value, list):
+        return [_pruned(v) for v in value]
+    return value
+
+
 def template_hash(template: Any) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    """The ``pod-template-hash`` of a pod template: equal templates, equal hashes (a rollback reuses its set)."""
+    labels = ((template or {}).get("metadata") or {}).get("labels") or {}
+    if "pod-template-hash" in labels:
+        template = copy.deepcopy(template)
+        del template["metadata"]["labels"]["pod-template-hash"]
+    digest = hashlib.sha256(json.dumps(_pruned(template), sort_keys=True).encode()).hexdigest()
     return str(int(digest[:12], 16) % (36**10))[:10]
 
 
@@ -67,6 +83,10 @@ def _cond(kind: str, status: str, reason: str, message: str, now: str) -> dict[s
         "lastUpdateTime": now,
         "lastTransitionTime": now,
     }
+
+
+def _revision(rs: Obj) -> int:
+    return int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
 
 
 def _pod_ready(pod: Obj) -> bool:
@@ -249,10 +269,7 @@ class ControllerManager:
         rs_rt = self._rt(c, "apps/replicasets")
         owned = self._owned(c, "apps/replicasets", ns, d, "Deployment")
         current = next((r for r in owned if (r["metadata"].get("labels") or {}).get("pod-template-hash") == h), None)
-        revision = 1 + max(
-            (int((r["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0)) for r in owned),
-            default=0,
-        )
+        revision = 1 + max((_revision(r) for r in owned), default=0)
         if current is None:
             labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": h}
             tmpl = copy.deepcopy(template)
@@ -273,6 +290,12 @@ class ControllerManager:
             }
             current = c.create(rs_rt, ns, rs, SYSTEM)
             owned.append(current)
+        elif current is not max(owned, key=_revision):
+            # Rolling back to an older template: that replica set becomes the newest revision again.
+            new = copy.deepcopy(current)
+            new["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = str(revision)
+            new["spec"]["replicas"] = replicas
+            current = c.update(rs_rt, ns, new["metadata"]["name"], new, SYSTEM)
         elif int((current.get("spec") or {}).get("replicas", 0)) != replicas:
             new = copy.deepcopy(current)
             new["spec"]["replicas"] = replicas
@@ -285,6 +308,12 @@ class ControllerManager:
                     c.update(rs_rt, ns, new["metadata"]["name"], new, SYSTEM)
         owned = self._owned(c, "apps/replicasets", ns, d, "Deployment")
         cur = next((r for r in owned if r["metadata"]["name"] == current["metadata"]["name"]), current)
+        revision_now = (cur["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "1")
+        if (d["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision") != revision_now:
+            # The Deployment carries its current revision too (kubectl rollout undo patches these annotations).
+            marked = copy.deepcopy(d)
+            marked["metadata"].setdefault("annotations", {})["deployment.kubernetes.io/revision"] = revision_now
+            d = c.update(self._rt(c, "apps/deployments"), ns, name, marked, SYSTEM, managed_already=True)
 
         def st(r: Obj, k: str) -> int:
             return int((r.get("status") or {}).get(k, 0))
@@ -423,7 +452,8 @@ class ControllerManager:
                     "name": ct.get("name"),
                     "image": ct.get("image"),
                     "imageID": f"sim://{ct.get('image')}",
-                    "containerID": f"containerd://{template_hash([pod['metadata']['uid'], ct.get('name')])}",
+                    "containerID": "containerd://"
+                    + hashlib.sha256(f"{pod['metadata']['uid']}/{ct.get('name')}".encode()).hexdigest(),
                     "ready": True,
                     "started": True,
                     "restartCount": 0,

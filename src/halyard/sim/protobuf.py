@@ -22,6 +22,7 @@ MAGIC = b"k8s\x00"
 
 ENVELOPE = "k8s.io.apimachinery.pkg.runtime.Unknown"
 META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+OBJECT_META = f"{META}.ObjectMeta"
 
 
 def message_for(api_version: str, kind: str) -> str | None:
@@ -186,7 +187,7 @@ def decode_message(name: str, data: bytes) -> dict[str, Any]:
             out.setdefault(json_name, []).append(_scalar(kind[1:], value))
         else:
             decoded = _scalar(kind, value)
-            if decoded is None or decoded == "":
+            if decoded is None or decoded == "" or (name == OBJECT_META and json_name == "generation" and not decoded):
                 out.pop(json_name, None)
             else:
                 out[json_name] = decoded

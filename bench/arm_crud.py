@@ -417,7 +417,7 @@ def table(rows: list[list[str]]) -> str:
 
 def report(runs: dict[str, tuple[list[Result], list[Result], dict[str, float]]], args: argparse.Namespace) -> str:
     header = ["backend", "operation", "requests", "req/s", "p50 ms", "p99 ms", "CPU ms/req server/client/db",
-              "cores busy", "raw ref/s", "ratio"]  # fmt: skip
+              "cores busy (others)", "raw ref/s", "ratio"]  # fmt: skip
     api_rows, raw_rows = [header], [["backend", "reference", "operations", "ops/s", "p50 ms", "p99 ms"]]
     notes = []
     for backend, (api, raw, extra) in runs.items():
@@ -426,7 +426,8 @@ def report(runs: dict[str, tuple[list[Result], list[Result], dict[str, float]]],
                 r.cpu[k] / len(r.latencies) * 1000 if k in r.cpu else None for k in ("server", "client", "database")
             ]
             cpu = " / ".join(f"{v:.2f}" if v is not None else "-" for v in per_request)
-            busy = f"{r.cpu['machine'] / r.seconds:.2f} of {os.cpu_count()}"
+            ours = sum(v for k, v in r.cpu.items() if k != "machine")
+            busy = f"{r.cpu['machine'] / r.seconds:.2f} ({(r.cpu['machine'] - ours) / r.seconds:.2f})"
             ref = f"{r.reference:.0f}" if r.reference else "-"
             ratio = f"{r.rate / r.reference:.3f}" if r.reference else "-"
             api_rows.append([backend, r.name, str(len(r.latencies)), f"{r.rate:.0f}", f"{r.percentile(50):.1f}",
@@ -451,7 +452,8 @@ def report(runs: dict[str, tuple[list[Result], list[Result], dict[str, float]]],
             f"machine: {info['cpu']}, {info['cores']} cores, {info['memory']}, Python {info['python']}, "
             f"SQLite {info['sqlite']}, Linux {info['kernel']}",
             f"run: {args.clients} concurrent clients, {args.duration:.0f}s per phase (at most {args.max_requests} "
-            "requests), client and server on the same machine",
+            f"requests), client and server on the same machine of {os.cpu_count()} cores; 'others' is CPU used by "
+            "processes other than this benchmark, the server and PostgreSQL",
             "",
             table(api_rows),
             "",

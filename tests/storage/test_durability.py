@@ -83,7 +83,7 @@ async def _burst_then_kill(server: ServerProcess, key: str) -> Acknowledged:
     return acked
 
 
-async def _wait_all_succeeded(server: ServerProcess, client: httpx.Client, sub: str, timeout: float = 60) -> None:
+async def _wait_all_succeeded(server: ServerProcess, client: httpx.Client, sub: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while True:
         clusters, _ = list_all(client, f"/subscriptions/{sub}/providers/{NAMESPACE}/connectedClusters", top=1000)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -225,11 +227,14 @@ async def test_writes_racing_a_group_deletion_leave_no_orphans(
     codes: collections.Counter[str] = collections.Counter()
 
     async def writer(w: int) -> None:
-        for i in range(200):
+        """PUT new clusters into the group until it is gone."""
+        deadline = time.monotonic() + 120
+        for i in itertools.count():
             r = await aclient.put(cluster_path(sub, group, f"late-{w}-{i}"), params=cv, json=cluster_body(key))
             codes[f"{r.status_code} {r.json()['error']['code'] if r.status_code >= 400 else ''}".strip()] += 1
             if r.status_code == 404:
                 return
+            assert time.monotonic() < deadline, f"group {group} still there after 120s: {codes}"
 
     await asyncio.gather(*(writer(w) for w in range(4)))
     assert set(codes) <= {"201", "409 ResourceGroupBeingDeleted", "404 ResourceGroupNotFound"}, codes

@@ -25,6 +25,7 @@ MAX_BATCH = 500
 # Beats waiting for a commit at most: beyond, shed load with 429 + Retry-After rather than queue without bound (a
 # herd of agents reconnecting at once backs off, jittered, instead of toppling the server).
 MAX_PENDING = 5000
+MAX_WRITE_WINDOW = 60.0
 
 
 @dataclass
@@ -38,6 +39,9 @@ class _Pending:
 class Heartbeats:
     """Records heartbeats with group commit: beats arriving while a commit is in flight share the next one.
 
+    A beat that only repeats what was stored less than ``window`` ago is checked (identity alive, certificate
+    valid) but not written: at 10,000 clusters that halves the writes and keeps reads to one query per batch.
+
     With one writer (SQLite) and a durable commit per transaction, one commit per beat caps a server at a few
     hundred beats a second; batching keeps every beat durable before it is acknowledged while the commit count
     follows the load instead of the beat count. At low load a batch is a single beat, so nothing waits.
@@ -50,6 +54,10 @@ class Heartbeats:
         self._identities = identities
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
+        self._stored: dict[str, _Stored] = {}
+        # An unchanged beat is written at most this often; in between, only the identity is checked (one read for a
+        # whole batch). lastConnectivityTime is then at most this stale, a tenth of the offline threshold at most.
+        self.window = dt.timedelta(seconds=min(MAX_WRITE_WINDOW, settings.offline_threshold_seconds / 10))
 
     async def record(self, caller: Caller, beat: Heartbeat) -> HeartbeatReply:
         """Store what the agent observed and when; the identity is re-checked on every beat (revocation)."""
@@ -93,23 +101,56 @@ class Heartbeats:
                     item.done.set_result(result)
 
     async def _write(self, batch: list[_Pending]) -> list[dict[str, Any] | Exception]:
-        results: list[dict[str, Any] | Exception] = []
-        async with self._db.transaction() as session:
-            for item in batch:
-                try:
-                    identity = await self._identities.resolve(session, item.object_id)
-                except HalyardError as exc:
-                    results.append(exc)
-                    continue
-                resource = await session.get(Resource, identity.resource_key)
-                if resource is None or resource.provisioning_state == "Deleting":
-                    results.append(
-                        Unauthenticated("The connected cluster is being deleted.", code="ClusterIdentityRevoked")
-                    )
-                    continue
-                resource.properties = merge(resource.properties, item.beat, item.at)
-                results.append(resource.properties)
-        return results
+        """Check every beat's identity with one read; write only the beats that change what is stored."""
+        results: list[dict[str, Any] | Exception | None] = [None] * len(batch)
+        live = await self._identities.live({item.object_id for item in batch})
+        to_write = []
+        for index, item in enumerate(batch):
+            problem = self._identities.problem(live.get(item.object_id), item.at)
+            if problem is not None:
+                results[index] = problem
+                continue
+            stored = self._stored.get(item.object_id)
+            if (
+                stored is not None
+                and stored.fingerprint == _fingerprint(item.beat)
+                and item.at - stored.at < self.window
+            ):
+                results[index] = stored.properties
+            else:
+                to_write.append(index)
+        if to_write:
+            async with self._db.transaction() as session:
+                for index in to_write:
+                    item = batch[index]
+                    try:
+                        identity = await self._identities.resolve(session, item.object_id)
+                    except HalyardError as exc:
+                        results[index] = exc
+                        continue
+                    resource = await session.get(Resource, identity.resource_key)
+                    if resource is None or resource.provisioning_state == "Deleting":
+                        results[index] = Unauthenticated(
+                            "The connected cluster is being deleted.", code="ClusterIdentityRevoked"
+                        )
+                        continue
+                    resource.properties = merge(resource.properties, item.beat, item.at)
+                    results[index] = resource.properties
+                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), resource.properties)
+        return [r if r is not None else RuntimeError("heartbeat not processed") for r in results]
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """What this process last wrote for a cluster identity (so an unchanged beat need not be written again)."""
+
+    at: dt.datetime
+    fingerprint: str
+    properties: dict[str, Any]
+
+
+def _fingerprint(beat: Heartbeat) -> str:
+    return beat.model_dump_json()
 
 
 def merge(properties: dict[str, Any], beat: Heartbeat, now: dt.datetime) -> dict[str, Any]:

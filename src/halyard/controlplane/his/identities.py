@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +34,12 @@ def his_url(settings: Settings) -> str:
 
 def dp_url(settings: Settings) -> str:
     return f"{settings.base_url}/dp"
+
+
+@dataclass(frozen=True)
+class LiveIdentity:
+    resource_key: str
+    cert_not_after: dt.datetime | None
 
 
 class ClusterIdentities:
@@ -164,17 +171,36 @@ class ClusterIdentities:
     async def resolve(self, session: AsyncSession, object_id: str) -> ClusterIdentity:
         """The live identity behind an agent token's object id; refuses revoked and expired clusters."""
         identity = await session.scalar(select(ClusterIdentity).where(ClusterIdentity.principal_id == object_id))
+        problem = self.problem(identity, self._clock.now())
+        if problem is not None:
+            raise problem
+        assert identity is not None
+        return identity
+
+    async def live(self, object_ids: set[str]) -> dict[str, LiveIdentity]:
+        """The identities behind several tokens' object ids, with one query (absent: revoked)."""
+        async with self._db.session() as session:
+            rows = await session.execute(
+                select(
+                    ClusterIdentity.principal_id, ClusterIdentity.resource_key, ClusterIdentity.cert_not_after
+                ).where(ClusterIdentity.principal_id.in_(object_ids))
+            )
+            return {row.principal_id: LiveIdentity(row.resource_key, row.cert_not_after) for row in rows}
+
+    @staticmethod
+    def problem(identity: ClusterIdentity | LiveIdentity | None, now: dt.datetime) -> Unauthenticated | None:
+        """Why an identity may not act now (revoked, expired), or None."""
         if identity is None:
-            raise Unauthenticated(
+            return Unauthenticated(
                 "The cluster identity behind this token was revoked (the connected cluster was deleted).",
                 code="ClusterIdentityRevoked",
             )
-        if identity.cert_not_after is None or identity.cert_not_after <= self._clock.now():
-            raise Unauthenticated(
+        if identity.cert_not_after is None or identity.cert_not_after <= now:
+            return Unauthenticated(
                 "The cluster certificate has expired. Delete the connected cluster and onboard it again.",
                 code="ClusterCertificateExpired",
             )
-        return identity
+        return None
 
     async def revoke(self, resource_id: str) -> None:
         """Forget the cluster's identity: its principal, keys and certificates stop working at once. Idempotent."""

@@ -240,3 +240,37 @@ def test_status_subresource_and_generation(api: httpx.Client) -> None:
             break
         time.sleep(0.05)
     assert st["observedGeneration"] == 2 and st["availableReplicas"] == 1
+
+
+def test_watch_list_initial_events(api: httpx.Client) -> None:
+    api.post("/api/v1/namespaces", json={"metadata": {"name": "wl"}})
+    api.post("/api/v1/namespaces/wl/configmaps", json=cm("first", "wl"))
+    url = "/api/v1/namespaces/wl/configmaps?watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+    assert api.get(url).status_code == 422  # without resourceVersionMatch=NotOlderThan, as a real server says
+    events = _watch_lines(api, url + "&resourceVersionMatch=NotOlderThan", 2)
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+def test_field_validation_warn_and_logs(api: httpx.Client) -> None:
+    body = cm("warned")
+    body["bogus"] = True
+    r = api.post("/api/v1/namespaces/default/configmaps?fieldValidation=Warn", json=body)
+    assert r.status_code == 201 and r.headers["warning"] == '299 - "unknown field \\"bogus\\""'
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "talker", "annotations": {
+        "sim.halyard.io/log": "hello\nworld"}}, "spec": {"containers": [{"name": "main", "image": "busybox"}]}}  # fmt: skip
+    api.post("/api/v1/namespaces/default/pods", json=pod)
+    deadline = time.monotonic() + 10
+    while api.get("/api/v1/namespaces/default/pods/talker").json()["status"]["phase"] != "Running":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert api.get("/api/v1/namespaces/default/pods/talker/log").text == "hello\nworld\n"
+    with api.stream("GET", "/api/v1/namespaces/default/pods/talker/log?follow=true&tailLines=1") as r:
+        lines = []
+        for line in r.iter_lines():
+            lines.append(line)
+            if len(lines) == 2:
+                break
+    assert lines == ["world", "[main] heartbeat 3"]
+    r = api.post("/api/v1/namespaces/default/pods/talker/exec?command=true")
+    assert (r.status_code, r.json()["reason"]) == (405, "MethodNotAllowed")

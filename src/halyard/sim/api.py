@@ -604,6 +604,7 @@ class ClusterApi:
             raise ApiError(400, f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
                            "ContainerCreating")  # fmt: skip
         lines = pod_log_lines(pod, container, self.settings.log_lines)
+        written = len(lines)  # what the container has written so far, whatever part of it is shown
         if "tailLines" in req.query:
             n = int(req.query["tailLines"])
             lines = lines[-n:] if n > 0 else []
@@ -617,7 +618,7 @@ class ClusterApi:
 
         async def follow() -> AsyncIterator[bytes]:
             yield text
-            n = len(lines)
+            n = written
             # The simulated container keeps writing a line a second for as long as the pod exists.
             while store.get("/pods", *key) is not None:
                 await asyncio.sleep(1.0)

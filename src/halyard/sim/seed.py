@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 import functools
-import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -130,8 +130,11 @@ def _ids(cluster: str, name: str) -> dict[str, str]:
 
 
 @functools.lru_cache(maxsize=8)
-def _template(nodes: int, version: str, distribution: str, shape: NodeShape) -> tuple[tuple[str, str], ...]:
-    """(storage key, JSON) of every seeded object, made once through the normal create path (so they are valid)."""
+def _template(nodes: int, version: str, distribution: str, shape: NodeShape) -> tuple[tuple[str, Obj], ...]:
+    """(storage key, object) of every seeded object, made once through the normal create path (so they are valid).
+
+    Clusters get deep copies, which share the template's strings: a thousand clusters' keys and values are one set
+    of string objects (a JSON round trip would double the memory per cluster)."""
     from halyard.core.clock import SystemClock
 
     c = VirtualCluster("template", SystemClock())
@@ -160,7 +163,7 @@ def _template(nodes: int, version: str, distribution: str, shape: NodeShape) -> 
     events = sorted(
         (int(o["metadata"]["resourceVersion"]), key, o) for key, b in c.store.objects.items() for o in b.values()
     )
-    return tuple((key, json.dumps(o)) for _, key, o in events)
+    return tuple((key, o) for _, key, o in events)
 
 
 def seed_cluster(
@@ -169,8 +172,8 @@ def seed_cluster(
     """Create what every new cluster has: a copy of a per-process template with fresh uids and timestamps
     (building each cluster through the create path made seeding the bulk of a 1,000-cluster start)."""
     now = c.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ")
-    for key, text in _template(nodes, version, distribution, shape or NodeShape()):
-        obj = json.loads(text)
+    for key, template in _template(nodes, version, distribution, shape or NodeShape()):
+        obj = copy.deepcopy(template)
         meta = obj["metadata"]
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now

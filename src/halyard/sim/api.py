@@ -537,8 +537,8 @@ class ClusterApi:
                          ns: str) -> Response:  # fmt: skip
         options = self._delete_options(req)
         ctx = self._ctx(req, user)
-        body, finished = c.delete(rt, ns, route.name, options, ctx)
-        return json_response(body, 200 if finished or body.get("kind") != "Status" else 202)
+        body, _ = c.delete(rt, ns, route.name, options, ctx)
+        return json_response(body)  # 200 also for a deletion a finalizer holds (a real server answers so)
 
     async def _do_deletecollection(self, c: VirtualCluster, req: Request, user: UserInfo, rt: ResourceType,
                                    route: Route, ns: str) -> Response:  # fmt: skip

@@ -48,6 +48,7 @@ class SimOptions:
     data_dir: Path = field(default_factory=lambda: DEFAULT_DATA_DIR)
     name_prefix: str = "sim"
     persist: bool = False  # save the clusters' objects to data_dir at stop, reload them at start
+    persist_interval: float = 30.0  # and save this often while running, when something changed
     client_certificates: bool = True  # put a client certificate (as well as a token) in each kubeconfig
     pod_start_delay: float = 0.5
     job_pod_run: float = 1.0
@@ -85,6 +86,7 @@ class SimServer:
         self.port = options.port
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
+        self._saver: asyncio.Task[None] | None = None
         self._ca_pem = b""
         self._ca_key: Any = None
         self._ca_cert: x509.Certificate | None = None
@@ -158,6 +160,8 @@ class SimServer:
         for name in self.clusters:
             self._write_kubeconfig(name)
         self.write_index()
+        if opts.persist:
+            self._saver = asyncio.create_task(self._save_periodically(), name="sim-persist")
         self.started_in = time.perf_counter() - began
         log.info("sim started url=%s clusters=%d seconds=%.2f", self.url, len(self.clusters), self.started_in)
 
@@ -209,7 +213,24 @@ class SimServer:
         """``<data-dir>/sim.json``: where scripts and tests find the clusters (owner-only: it holds tokens)."""
         write_private(self.data_dir / "sim.json", json.dumps(self.index(), indent=2).encode())
 
+    async def _save_periodically(self) -> None:
+        """Save every ``persist_interval`` seconds when something changed, so a crash loses little."""
+        last = self._version()
+        while True:
+            await asyncio.sleep(self.options.persist_interval)
+            now = self._version()
+            if now != last:
+                persistence.save(self.data_dir, self.clusters)
+                last = now
+
+    def _version(self) -> int:
+        return sum(c.store.rv for c in self.clusters.values()) + len(self.clusters)
+
     async def stop(self) -> None:
+        if self._saver is not None:
+            self._saver.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._saver
         if self._server is not None:
             self._server.should_exit = True
         if self._task is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -270,3 +271,24 @@ def test_human_age() -> None:
     assert tables.human_age("2026-01-01T23:55:00Z", now) == "5m"
     assert tables.human_age("2026-01-01T20:00:00Z", now) == "4h"
     assert tables.human_age("2025-12-30T00:00:00Z", now) == "3d"
+
+
+def test_protobuf_bodies_captured_from_real_clients() -> None:
+    """Bodies recorded from helm 3.17.2 (release Secret) and kubectl 1.33 (can-i review, create deployment)."""
+    data = Path(__file__).parent / "data" / "protobuf"
+    secret = protobuf.decode((data / "Secret.pb").read_bytes())
+    assert secret["metadata"]["name"] == "sh.helm.release.v1.demo.v1"
+    assert secret["metadata"]["labels"] == {"createdAt": "1795318035", "name": "demo", "owner": "helm",
+                                            "status": "pending-install", "version": "1"}  # fmt: skip
+    assert secret["type"] == "helm.sh/release.v1"
+    assert base64.b64decode(base64.b64decode(secret["data"]["release"]))[:2] == b"\x1f\x8b"  # helm's gzip
+    review = protobuf.decode((data / "SelfSubjectAccessReview.pb").read_bytes())
+    assert review["spec"] == {"resourceAttributes": {"namespace": "default", "verb": "create", "resource": "pods"}}
+    deploy = protobuf.decode((data / "Deployment.pb").read_bytes())
+    assert (deploy["apiVersion"], deploy["kind"], deploy["metadata"]) == (
+        "apps/v1",
+        "Deployment",
+        {"name": "web", "labels": {"app": "web"}},
+    )
+    assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"

@@ -126,8 +126,10 @@ async def test_controllers_deployment_job_daemonset() -> None:
             "selector": {"matchLabels": {"app": "w"}}, "template": template}})  # fmt: skip
         await _settle(lambda: ((c.store.get("apps/daemonsets", "kube-system", "d") or {}).get("status") or {})
                       .get("numberReady") == 2)  # fmt: skip
-        # Deleting the deployment garbage-collects its replica set and pods.
-        c.delete(_rt(c, "apps", "deployments"), "default", "w")
+        # Foreground deletion: the deployment stays, Terminating, until its replica set is gone.
+        marked, finished = c.delete(_rt(c, "apps", "deployments"), "default", "w", {"propagationPolicy": "Foreground"})
+        assert not finished and marked["metadata"]["finalizers"] == ["foregroundDeletion"]
+        await _settle(lambda: c.store.get("apps/deployments", "default", "w") is None)
         await _settle(lambda: not c.store.list("apps/replicasets", "default")
                       and not [p for p in c.store.list("/pods", "default") if "w-" in p["metadata"]["name"]])  # fmt: skip
     finally:

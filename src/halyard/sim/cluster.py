@@ -50,6 +50,7 @@ _GENERATION_KINDS = frozenset(
 )
 # Kinds whose DELETE answers with the object rather than a Status (the real registries' ReturnDeletedObject).
 _RETURNS_DELETED = frozenset({"Namespace", "Pod", "Service", "CustomResourceDefinition"})
+FOREGROUND = "foregroundDeletion"
 ADMIN = UserInfo("kubernetes-admin", ("system:masters", "system:authenticated"))
 
 
@@ -370,6 +371,12 @@ class VirtualCluster:
             return existing, False
         if policy == "Orphan":
             self.orphan_uids.add(existing["metadata"]["uid"])
+        if policy == "Foreground" and not existing["metadata"].get("deletionTimestamp") and rt.kind != "Namespace":
+            # The owner stays (Terminating) until the garbage collector has deleted its dependents.
+            existing = copy.deepcopy(existing)
+            finalizers = existing["metadata"].setdefault("finalizers", [])
+            if FOREGROUND not in finalizers:
+                finalizers.append(FOREGROUND)
         if self._finalizers(rt, existing):
             if existing["metadata"].get("deletionTimestamp"):
                 return existing, False

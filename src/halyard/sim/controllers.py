@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from halyard.sim.cluster import SYSTEM, VirtualCluster, rfc3339
+from halyard.sim.cluster import FOREGROUND, SYSTEM, VirtualCluster, rfc3339
 from halyard.sim.errors import ApiError
 from halyard.sim.resources import ResourceType
 from halyard.sim.selectors import labels_match, selector_from_label_selector
@@ -140,6 +140,8 @@ class ControllerManager:
         cn = c.name
         if ev.type == "DELETED":
             self.enqueue((cn, "gc", "", meta["uid"]))
+        elif meta.get("deletionTimestamp") and FOREGROUND in (meta.get("finalizers") or ()):
+            self.enqueue((cn, "foreground", ns, f"{ev.key}\x00{name}"))
         if ev.key == "apps/deployments":
             self.enqueue((cn, "deployment", ns, name))
         elif ev.key == "apps/replicasets":
@@ -187,6 +189,7 @@ class ControllerManager:
             "serviceaccount": self._service_account,
             "endpoints": self._endpoints,
             "gc": self._gc,
+            "foreground": self._foreground,
         }
         processed = 0
         while True:
@@ -650,6 +653,33 @@ class ControllerManager:
         new = copy.deepcopy(ns)
         new["spec"]["finalizers"] = [f for f in new["spec"].get("finalizers") or [] if f != "kubernetes"]
         c.update(self._rt(c, "/namespaces"), "", name, new, SYSTEM, subresource="finalize", managed_already=True)
+
+    def _foreground(self, c: VirtualCluster, ns: str, ref: str) -> None:
+        """Foreground deletion: delete the dependents, then let the owner go by dropping its finalizer."""
+        key, _, name = ref.partition("\x00")
+        owner = c.store.get(key, ns, name)
+        if owner is None or FOREGROUND not in (owner["metadata"].get("finalizers") or ()):
+            return
+        uid = owner["metadata"]["uid"]
+        for rt in c.registry.all_types():
+            if not rt.persisted:
+                continue
+            for obj in c.store.list(rt.key):
+                if any(r.get("uid") == uid for r in obj["metadata"].get("ownerReferences") or ()):
+                    self._delete(c, rt.key, obj)
+        if any(
+            any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or ())
+            for rt in c.registry.all_types()
+            if rt.persisted
+            for o in c.store.list(rt.key)
+        ):
+            self.later(0.2, (c.name, "foreground", ns, ref))
+            return
+        done = copy.deepcopy(owner)
+        done["metadata"]["finalizers"] = [f for f in owner["metadata"]["finalizers"] if f != FOREGROUND]
+        owner_rt = c.registry.by_key(key)
+        assert owner_rt is not None
+        c.update(owner_rt, ns, name, done, SYSTEM, managed_already=True)
 
     def _gc(self, c: VirtualCluster, _: str, uid: str) -> None:
         orphan = uid in c.orphan_uids

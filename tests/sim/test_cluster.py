@@ -134,3 +134,37 @@ async def test_controllers_deployment_job_daemonset() -> None:
                       and not [p for p in c.store.list("/pods", "default") if "w-" in p["metadata"]["name"]])  # fmt: skip
     finally:
         await mgr.stop()
+
+
+@pytest.mark.unit
+def test_custom_resources_are_pruned_and_validated() -> None:
+    c = _cluster()
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "required": ["size"], "properties": {
+        "size": {"type": "integer", "minimum": 1}, "color": {"type": "string", "enum": ["red", "blue"]},
+        "extra": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}}}}  # fmt: skip
+    crd = {"metadata": {"name": "gadgets.example.com"}, "spec": {
+        "group": "example.com", "scope": "Namespaced", "names": {"plural": "gadgets", "kind": "Gadget"},
+        "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": schema}}]}}  # fmt: skip
+    c.create(_rt(c, "apiextensions.k8s.io", "customresourcedefinitions"), "", crd)
+    gadget = c.registry.lookup("example.com", "v1", "gadgets")
+    assert gadget is not None
+
+    def body(spec: dict[str, Any]) -> dict[str, Any]:
+        return {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "g"}, "spec": spec}
+
+    ctx = WriteContext(field_validation="Warn")
+    stored = c.create(gadget, "default", body({"size": 2, "bogus": 1, "extra": {"free": "form"}}), ctx)
+    assert stored["spec"] == {"size": 2, "extra": {"free": "form"}}
+    assert ctx.warnings == ['unknown field "spec.bogus"']
+    with pytest.raises(ApiError) as e:
+        c.create(gadget, "default", body({"size": "big", "color": "green"}))
+    assert e.value.code == 422
+    causes = {(x["field"], x["reason"]) for x in e.value.details["causes"]}  # type: ignore[index]
+    assert causes == {("spec.size", "FieldValueTypeInvalid"), ("spec.color", "FieldValueNotSupported")}
+    with pytest.raises(ApiError) as e:
+        c.update(gadget, "default", "g", body({}))
+    assert e.value.details["causes"][0]["field"] == "spec.size"  # type: ignore[index]
+    with pytest.raises(ApiError) as e:
+        c.create(gadget, "default", body({"size": 1, "bogus": 1}) | {"metadata": {"name": "h"}},
+                 WriteContext(field_validation="Strict"))  # fmt: skip
+    assert e.value.code == 400 and 'unknown field "spec.bogus"' in e.value.message

@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from halyard.core.clock import Clock
-from halyard.sim import fieldmanager, patching
+from halyard.sim import crdschema, fieldmanager, patching
 from halyard.sim.errors import ApiError, already_exists, conflict, invalid, not_found, success_status
 from halyard.sim.rbac import RbacObjects, UserInfo
 from halyard.sim.resources import Registry, ResourceType
@@ -169,6 +169,8 @@ class VirtualCluster:
             meta["name"] = meta["generateName"] + "".join(self._rand.choice(_NAME_CHARS) for _ in range(5))
         self._validate_name(rt, meta.get("name"))
         self._validate_fields(rt, obj, ctx)
+        obj = self._check_custom(rt, obj, ctx)
+        meta = obj["metadata"]
         if self.store.get(rt.key, namespace if rt.namespaced else "", meta["name"]) is not None:
             raise already_exists(rt.group, rt.plural, meta["name"])
         for k in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"):
@@ -223,7 +225,8 @@ class VirtualCluster:
                 new.pop("status")
         else:
             self._validate_fields(rt, obj, ctx)
-            new = obj
+            new = self._check_custom(rt, obj, ctx)
+            meta = new["metadata"]
             if "status" in rt.subresources:
                 if "status" in existing:
                     new["status"] = copy.deepcopy(existing["status"])
@@ -452,6 +455,25 @@ class VirtualCluster:
         if ctx.field_validation == "Strict":
             raise ApiError(400, "strict decoding error: " + ", ".join(messages))
         ctx.warnings.extend(messages)
+
+    def _check_custom(self, rt: ResourceType, obj: Obj, ctx: WriteContext) -> Obj:
+        """A custom resource pruned and validated against its CRD version's schema (422 with causes if invalid)."""
+        if rt.crd is None:
+            return obj
+        version: dict[str, Any] = next(
+            (v for v in rt.crd["spec"].get("versions") or [] if v.get("name") == rt.version), {}
+        )
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        if not schema:
+            return obj
+        result = crdschema.check(schema, obj)
+        if result.causes:
+            raise invalid(rt.group, rt.kind, obj["metadata"].get("name", ""), result.causes)
+        if result.unknown and ctx.field_validation == "Strict":
+            raise ApiError(400, "strict decoding error: " + ", ".join(f'unknown field "{u}"' for u in result.unknown))
+        if ctx.field_validation == "Warn":
+            ctx.warnings.extend(f'unknown field "{u}"' for u in result.unknown)
+        return result.obj
 
     def _check_namespace_open(self, namespace: str) -> None:
         ns = self.store.get("/namespaces", "", namespace)

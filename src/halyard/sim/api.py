@@ -8,7 +8,6 @@ bytes or an async iterator of chunks (watch, follow logs). ``app.py`` adapts it 
 from __future__ import annotations
 
 import asyncio
-import base64
 import copy
 import datetime as dt
 import json
@@ -730,7 +729,3 @@ def pod_log_lines(pod: Obj, container: str, count: int) -> list[str]:
     return [f"[{container}] simulated container of pod {name} started from image {image}"] + [
         f"[{container}] log line {i}" for i in range(1, count)
     ]
-
-
-def b64(text: str) -> str:
-    return base64.b64encode(text.encode()).decode()

@@ -8,7 +8,6 @@ controllers (see ``controllers.py``); time comes from an injected clock.
 from __future__ import annotations
 
 import base64
-import builtins
 import copy
 import ipaddress
 import json
@@ -25,7 +24,7 @@ from halyard.core.clock import Clock
 from halyard.sim import crdschema, fieldmanager, patching
 from halyard.sim.errors import ApiError, already_exists, conflict, invalid, not_found, success_status
 from halyard.sim.rbac import RbacObjects, UserInfo
-from halyard.sim.resources import Registry, ResourceType
+from halyard.sim.resources import Registry, ResourceType, crd_types
 from halyard.sim.schemas import unknown_fields
 from halyard.sim.selectors import FieldRequirement, Requirement, fields_match, labels_match
 from halyard.sim.store import Obj, ObjectStore
@@ -663,14 +662,9 @@ class VirtualCluster:
     def _after_delete(self, rt: ResourceType, obj: Obj) -> None:
         if rt.kind == "CustomResourceDefinition" and rt.crd is None:
             self.registry.remove_crd(obj["metadata"]["name"])
-            for t in {x.key for x in self._crd_keys(obj)}:
+            for t in {x.key for x in crd_types(obj)}:
                 for o in self.store.list(t):
                     self.store.remove(t, o)
-
-    def _crd_keys(self, crd: Obj) -> builtins.list[ResourceType]:
-        from halyard.sim.resources import crd_types
-
-        return crd_types(crd)
 
     def issue_token(self, user: UserInfo) -> str:
         token = secrets.token_urlsafe(32)

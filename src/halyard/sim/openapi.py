@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from halyard.sim.resources import BUILTIN, ResourceType
-from halyard.sim.schemas import definition_name, schemas_for
+from halyard.sim.schemas import SchemaSet, definition_name, schemas_for
 
 V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
 V3_CONTENT_TYPE = "application/json"
@@ -100,9 +100,8 @@ def _crd_definition_name(group: str, version: str, kind: str) -> str:
 
 def custom_document(types: Iterable[ResourceType], k8s_version: str) -> tuple[bytes, str]:
     """The v3 document of one custom group/version, from the CRDs' ``openAPIV3Schema``."""
-    schemas = dict(schemas_for("meta_v1", ()))
-    meta_ref = f"#/components/schemas/{schemas_meta_name()}"
-    schemas.update(_meta_schemas())
+    schemas = dict(_meta_schemas())
+    meta_ref = f"#/components/schemas/{definition_name('meta_v1', 'ObjectMeta')}"
     paths: dict[str, Any] = {}
     for t in types:
         version_spec: dict[str, Any] = next(
@@ -122,14 +121,9 @@ def custom_document(types: Iterable[ResourceType], k8s_version: str) -> tuple[by
     return body, hashlib.sha512(body).hexdigest()[:64].upper()
 
 
-def schemas_meta_name() -> str:
-    return definition_name("meta_v1", "ObjectMeta")
-
-
 @functools.lru_cache(maxsize=1)
 def _meta_schemas() -> dict[str, Any]:
-    from halyard.sim.schemas import SchemaSet
-
+    """ObjectMeta and what it refers to: the part of a custom resource's schema its CRD does not give."""
     s = SchemaSet()
     s.ref_for("meta_v1", "ObjectMeta")
     return s.schemas

@@ -139,8 +139,3 @@ def _field_value(obj: Mapping[str, Any], path: tuple[str, ...]) -> str:
 
 def fields_match(reqs: list[FieldRequirement], obj: Mapping[str, Any]) -> bool:
     return all((_field_value(obj, r.path) == r.value) == r.equal for r in reqs)
-
-
-def field_names(reqs: list[FieldRequirement]) -> dict[str, str]:
-    """Equality requirements as ``{"metadata.name": "x"}`` (used to narrow a list to one key)."""
-    return {".".join(r.path): r.value for r in reqs if r.equal}

@@ -60,9 +60,6 @@ class ObjectStore:
         keys = sorted(k for k in bucket if namespace is None or k[0] == namespace)
         return [bucket[k] for k in keys]
 
-    def count(self) -> int:
-        return sum(len(b) for b in self.objects.values())
-
     # writes
     def put(self, key: str, obj: Obj, event_type: str) -> Obj:
         """Store ``obj`` (ADDED or MODIFIED), giving it the next resourceVersion. Returns the stored object."""

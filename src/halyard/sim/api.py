@@ -155,7 +155,7 @@ class ClusterApi:
 
     def _impersonate(self, c: VirtualCluster, req: Request, user: UserInfo) -> UserInfo:
         target = req.header("impersonate-user")
-        groups = [g for v in req.header_all("impersonate-group") for g in [v] if g]
+        groups = [g for g in req.header_all("impersonate-group") if g]
         uid = req.header("impersonate-uid")
         extra: dict[str, list[str]] = {}
         for k, v in req.headers:

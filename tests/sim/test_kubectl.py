@@ -64,6 +64,8 @@ def test_apply_rollout_watch_logs(kubectl: Tool) -> None:
     kubectl.run("-n", "demo", "rollout", "status", "deploy/web", "--timeout=30s")
     images = kubectl.run("-n", "demo", "get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}").stdout
     assert images.split() == ["nginx:1.27", "nginx:1.27"]
+    described = kubectl.run("-n", "demo", "describe", "deployment", "web").stdout
+    assert "ScalingReplicaSet" in described and "Scaled up replica set web-" in described
     logs = kubectl.run("-n", "demo", "logs", "deploy/web", "--tail=2").stdout.splitlines()
     assert logs == ["[nginx] log line 8", "[nginx] log line 9"]
 

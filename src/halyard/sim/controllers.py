@@ -23,6 +23,7 @@ from halyard.sim.selectors import labels_match, selector_from_label_selector
 from halyard.sim.store import Event, Obj
 
 log = logging.getLogger(__name__)
+MAX_EVENTS = 100  # per namespace
 
 Key = tuple[str, str, str, str]  # cluster, task, namespace, name (or uid for "gc")
 
@@ -106,6 +107,7 @@ class ControllerManager:
         self._pending: set[Key] = set()
         self._task: asyncio.Task[None] | None = None
         self._node_cursor: dict[str, int] = {}
+        self._event_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def attach(self, cluster: VirtualCluster) -> None:
@@ -249,7 +251,43 @@ class ControllerManager:
         if node:
             spec["nodeName"] = node
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec}
-        c.create(self._rt(c, "/pods"), meta["namespace"], pod, SYSTEM)
+        created = c.create(self._rt(c, "/pods"), meta["namespace"], pod, SYSTEM)
+        component = "job-controller" if owner["kind"] == "Job" else f"{owner['kind'].lower()}-controller"
+        self._event(c, owner, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component)
+
+    def _event(self, c: VirtualCluster, obj: Obj, reason: str, message: str, component: str) -> None:
+        """Record a Normal Event about ``obj`` (what ``kubectl describe`` shows), keeping at most
+        ``MAX_EVENTS`` per namespace as the real server's event TTL would."""
+        meta = obj["metadata"]
+        ns = meta.get("namespace") or "default"
+        namespace = c.store.get("/namespaces", "", ns)
+        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+            return
+        events_rt = self._rt(c, "/events")
+        existing = c.store.list("/events", ns)
+        for old in sorted(existing, key=lambda e: int(e["metadata"]["resourceVersion"]))[
+            : len(existing) - MAX_EVENTS + 1
+        ]:
+            self._delete(c, "/events", old)
+        now = rfc3339(c.clock)
+        self._event_seq += 1
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{self._event_seq:016x}", "namespace": ns},
+            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+                               "namespace": ns, "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")},
+            "reason": reason,
+            "message": message,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "type": "Normal",
+            "reportingComponent": component,
+            "reportingInstance": "",
+        }  # fmt: skip
+        c.create(events_rt, ns, event, SYSTEM)
 
     def _delete(self, c: VirtualCluster, key: str, obj: Obj) -> None:
         if obj["metadata"].get("deletionTimestamp"):
@@ -293,6 +331,8 @@ class ControllerManager:
             }
             current = c.create(rs_rt, ns, rs, SYSTEM)
             owned.append(current)
+            self._event(c, d, "ScalingReplicaSet", f"Scaled up replica set {current['metadata']['name']} from 0 "
+                        f"to {replicas}", "deployment-controller")  # fmt: skip
         elif current is not max(owned, key=_revision):
             # Rolling back to an older template: that replica set becomes the newest revision again.
             new = copy.deepcopy(current)
@@ -300,15 +340,21 @@ class ControllerManager:
             new["spec"]["replicas"] = replicas
             current = c.update(rs_rt, ns, new["metadata"]["name"], new, SYSTEM)
         elif int((current.get("spec") or {}).get("replicas", 0)) != replicas:
+            before = int((current.get("spec") or {}).get("replicas", 0))
             new = copy.deepcopy(current)
             new["spec"]["replicas"] = replicas
             current = c.update(rs_rt, ns, new["metadata"]["name"], new, SYSTEM)
+            self._event(c, d, "ScalingReplicaSet", f"Scaled {'up' if replicas > before else 'down'} replica set "
+                        f"{current['metadata']['name']} from {before} to {replicas}", "deployment-controller")  # fmt: skip
         for r in owned:
             if r is not current and (r["metadata"]["name"] != current["metadata"]["name"]):
                 if int((r.get("spec") or {}).get("replicas", 0)) != 0:
+                    before = int(r["spec"]["replicas"])
                     new = copy.deepcopy(r)
                     new["spec"]["replicas"] = 0
                     c.update(rs_rt, ns, new["metadata"]["name"], new, SYSTEM)
+                    self._event(c, d, "ScalingReplicaSet", f"Scaled down replica set {r['metadata']['name']} from "
+                                f"{before} to 0", "deployment-controller")  # fmt: skip
         owned = self._owned(c, "apps/replicasets", ns, d, "Deployment")
         cur = next((r for r in owned if r["metadata"]["name"] == current["metadata"]["name"]), current)
         revision_now = (cur["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", "1")
@@ -414,6 +460,8 @@ class ControllerManager:
             "conditions": [{"type": "PodScheduled", "status": "True", "lastTransitionTime": now}],
         }
         c.update(self._rt(c, "/pods"), ns, name, new, SYSTEM, managed_already=True)
+        self._event(c, pod, "Scheduled", f"Successfully assigned {ns}/{name} to {new['spec']['nodeName']}",
+                    "default-scheduler")  # fmt: skip
         pod = c.store.get("/pods", ns, name)
         if pod is not None:
             new = copy.deepcopy(pod)
@@ -467,6 +515,10 @@ class ControllerManager:
         }
         status["podIPs"] = [{"ip": status["podIP"]}]
         self._set_status(c, self._rt(c, "/pods"), pod, status)
+        for ct in pod["spec"].get("containers") or []:
+            self._event(c, pod, "Pulled", f'Container image "{ct.get("image")}" already present on machine', "kubelet")
+            self._event(c, pod, "Created", f"Created container: {ct.get('name')}", "kubelet")
+            self._event(c, pod, "Started", f"Started container {ct.get('name')}", "kubelet")
         if pod["spec"].get("restartPolicy") in ("Never", "OnFailure"):
             self.later(self.timing.job_pod_run, (c.name, "podfinish", ns, name))
 
@@ -508,6 +560,7 @@ class ControllerManager:
                     for t in ("SuccessCriteriaMet", "Complete")
                 ]  # fmt: skip
                 status["completionTime"] = now
+                self._event(c, job, "Completed", "Job completed", "job-controller")
         elif not spec.get("suspend"):
             for _ in range(min(parallelism - len(active), completions - succeeded - len(active))):
                 self._new_pod(c, job, spec.get("template") or {})

@@ -199,6 +199,13 @@ COLUMNS: dict[str, list[Column]] = {
     "Namespace": [_NAME, ("Status", "string", 0, _get("status", "phase", default="Active")), _AGE],
     "ConfigMap": [_NAME, ("Data", "integer", 0, lambda o, _: len(o.get("data") or {}) + len(o.get("binaryData") or {})), _AGE],
     "Secret": [_NAME, ("Type", "string", 0, _get("type")), ("Data", "integer", 0, lambda o, _: len(o.get("data") or {})), _AGE],
+    "Event": [
+        ("Last Seen", "string", 0, lambda o, now: human_age(o.get("lastTimestamp"), now)),
+        ("Type", "string", 0, _get("type")), ("Reason", "string", 0, _get("reason")),
+        ("Object", "string", 0, lambda o, _: f"{(o.get('involvedObject') or {}).get('kind', '').lower()}/"
+                                            f"{(o.get('involvedObject') or {}).get('name', '')}"),
+        ("Message", "string", 0, _get("message")),
+    ],
     "ServiceAccount": [_NAME, ("Secrets", "integer", 0, lambda o, _: len(o.get("secrets") or [])), _AGE],
 }  # fmt: skip
 

@@ -24,14 +24,20 @@ async def test_list_watch_apply(sim: Sim) -> None:
         await client.create(Namespace(metadata=ObjectMeta(name="lk")))
         events: list[tuple[str, str]] = []
 
+        opened = asyncio.Event()
+
         async def watch() -> None:
             async for kind, obj in client.watch(ConfigMap, namespace="lk"):
+                if obj.metadata.name == "sentinel":
+                    opened.set()
+                    continue
                 events.append((kind, obj.data["k"]))
                 if len(events) == 3:
                     return
 
         watcher = asyncio.create_task(watch())
-        await asyncio.sleep(0.5)
+        await client.create(ConfigMap(metadata=ObjectMeta(name="sentinel", namespace="lk")))
+        await asyncio.wait_for(opened.wait(), 10)  # the watch is open: what follows is seen through it
         cm = ConfigMap(metadata=ObjectMeta(name="agent", namespace="lk"), data={"k": "1"})
         applied = await client.apply(cm, field_manager="agent")
         assert applied.metadata.managedFields[0].manager == "agent"

@@ -88,7 +88,7 @@ def test_crd_serves_custom_resources() -> None:
     assert c.store.list(gadget.key) == []
 
 
-async def _settle(check: Any, timeout: float = 5) -> None:
+async def _settle(check: Any, timeout: float = 15) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
     while not check():
         if asyncio.get_running_loop().time() > deadline:

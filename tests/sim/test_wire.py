@@ -204,7 +204,7 @@ def test_finalizers_and_garbage_collection(api: httpx.Client) -> None:
     dep["metadata"]["finalizers"] = ["example.com/hold"]
     api.post("/api/v1/namespaces/gc/configmaps", json=dep)
     assert api.delete("/api/v1/namespaces/gc/configmaps/owner").status_code == 200
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     held: dict[str, Any] = {}
     while time.monotonic() < deadline:
         held = api.get("/api/v1/namespaces/gc/configmaps/dependent").json()
@@ -233,7 +233,7 @@ def test_status_subresource_and_generation(api: httpx.Client) -> None:
     assert labelled["metadata"]["generation"] == 2  # metadata changes do not bump generation
     scale = api.get("/apis/apps/v1/namespaces/gen/deployments/d/scale").json()
     assert scale["kind"] == "Scale" and scale["spec"]["replicas"] == 1
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         st = api.get("/apis/apps/v1/namespaces/gen/deployments/d").json().get("status", {})
         if st.get("observedGeneration") == 2 and st.get("availableReplicas") == 1:

@@ -274,3 +274,10 @@ def test_field_validation_warn_and_logs(api: httpx.Client) -> None:
     assert lines == ["world", "[main] heartbeat 3"]
     r = api.post("/api/v1/namespaces/default/pods/talker/exec?command=true")
     assert (r.status_code, r.json()["reason"]) == (405, "MethodNotAllowed")
+
+
+def test_cli_prints_where_the_kubeconfigs_are(sim: Sim) -> None:
+    log = (sim.data_dir.parent / f"{sim.data_dir.name}.log").read_text()
+    for c in sim.clusters:
+        assert f"export KUBECONFIG={c.kubeconfig}" in log
+    assert c.kubeconfig.stat().st_mode & 0o077 == 0  # credentials: owner-only

@@ -168,3 +168,17 @@ def test_custom_resources_are_pruned_and_validated() -> None:
         c.create(gadget, "default", body({"size": 1, "bogus": 1}) | {"metadata": {"name": "h"}},
                  WriteContext(field_validation="Strict"))  # fmt: skip
     assert e.value.code == 400 and 'unknown field "spec.bogus"' in e.value.message
+
+
+@pytest.mark.unit
+def test_distribution_profiles() -> None:
+    c = VirtualCluster("prod", ManualClock())
+    seed_cluster(c, nodes=2, version="v1.30.4", distribution="eks")
+    nodes = c.store.list("/nodes")
+    assert [n["metadata"]["name"] for n in nodes] == ["ip-10-0-0-2.ec2.internal", "ip-10-0-0-3.ec2.internal"]
+    assert all(n["spec"]["providerID"].startswith("aws:///us-east-1a/i-") for n in nodes)
+    assert nodes[0]["status"]["nodeInfo"]["kubeletVersion"] == "v1.30.4-eks-7f7a9a2"
+    assert "node-role.kubernetes.io/control-plane" not in nodes[0]["metadata"]["labels"]  # managed: no control plane
+    other = VirtualCluster("other", ManualClock())
+    seed_cluster(other, nodes=1, version="v1.30.4", distribution="eks")
+    assert other.store.list("/nodes")[0]["spec"]["providerID"] != nodes[0]["spec"]["providerID"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -20,10 +21,53 @@ class NodeShape:
     cpu: str = "4"
     memory: str = "16Gi"
     pods: str = "110"
-    os_image: str = "Ubuntu 22.04.4 LTS"
-    kernel: str = "5.15.0-105-generic"
-    runtime: str = "containerd://1.7.15"
     arch: str = "amd64"
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """How a distribution's nodes look: what the metadata agent reads to tell distribution and infrastructure."""
+
+    os_image: str
+    kernel: str
+    runtime: str
+    provider_id: str  # formatted with cluster, node, index and hexid (a per-node hex id)
+    kubelet_suffix: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    node_name: str = ""  # managed distributions name nodes their own way and show no control plane
+    instance_type: str = "sim.standard"
+
+
+_UBUNTU = ("Ubuntu 22.04.4 LTS", "5.15.0-105-generic")
+DISTRIBUTIONS: dict[str, Distribution] = {
+    "generic": Distribution(*_UBUNTU, "containerd://1.7.15", "generic://{cluster}/{node}"),
+    "kind": Distribution("Debian GNU/Linux 12 (bookworm)", "6.1.0-21-amd64", "containerd://1.7.18",
+                         "kind://docker/{cluster}/{node}"),
+    "k3s": Distribution(*_UBUNTU, "containerd://1.7.22-k3s1", "k3s://{node}", "+k3s1", instance_type="k3s"),
+    "rke2": Distribution(*_UBUNTU, "containerd://1.7.22-k3s1", "rke2://{node}", "+rke2r1", instance_type="rke2"),
+    "aks": Distribution("Ubuntu 22.04.5 LTS", "5.15.0-1073-azure", "containerd://1.7.20-1",
+                        "azure:///subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mc_{cluster}/"
+                        "providers/Microsoft.Compute/virtualMachineScaleSets/aks-nodepool1-vmss/virtualMachines/{index}",
+                        labels=(("kubernetes.azure.com/role", "agent"), ("agentpool", "nodepool1"),
+                                ("kubernetes.azure.com/cluster", "MC_{cluster}")),
+                        node_name="aks-nodepool1-vmss{index:06d}", instance_type="Standard_D4s_v3"),
+    "eks": Distribution("Amazon Linux 2023.6.20241031", "6.1.112-122.189.amzn2023.x86_64", "containerd://1.7.22",
+                        "aws:///us-east-1a/i-{hexid}", "-eks-7f7a9a2",
+                        labels=(("eks.amazonaws.com/nodegroup", "ng-1"),),
+                        node_name="ip-10-0-0-{ip}.ec2.internal", instance_type="m5.xlarge"),
+    "gke": Distribution("Container-Optimized OS from Google", "6.1.100+", "containerd://1.7.22",
+                        "gce://sim-project/us-central1-a/{node}", "-gke.1100000",
+                        labels=(("cloud.google.com/gke-nodepool", "default-pool"),),
+                        node_name="gke-{cluster}-default-pool-{index}", instance_type="e2-standard-4"),
+    "openshift": Distribution("Red Hat Enterprise Linux CoreOS 417.94.202410211619-0",
+                              "5.14.0-427.40.1.el9_4.x86_64", "cri-o://1.30.6", "openshift://{cluster}/{node}",
+                              labels=(("node.openshift.io/os_id", "rhcos"),)),
+}  # fmt: skip
+
+
+def distribution_profile(name: str) -> Distribution:
+    """The profile of ``name``; an unknown distribution looks generic with its own ``providerID`` scheme."""
+    return DISTRIBUTIONS.get(name) or Distribution(*_UBUNTU, "containerd://1.7.15", name + "://{cluster}/{node}")
 
 
 def _cluster_role(name: str, rules: list[dict[str, Any]], labels: dict[str, str] | None = None) -> Obj:
@@ -75,24 +119,37 @@ DEFAULT_CLUSTER_ROLES: tuple[Obj, ...] = (
 
 
 def node_object(name: str, index: int, version: str, distribution: str, shape: NodeShape, cluster: str) -> Obj:
+    profile = distribution_profile(distribution)
     ip = f"10.0.{index // 250}.{index % 250 + 2}"
+    if profile.node_name:
+        name = profile.node_name.format(cluster=cluster, index=index, ip=index % 250 + 2)
     labels = {
         "kubernetes.io/hostname": name,
         "kubernetes.io/os": "linux",
         "kubernetes.io/arch": shape.arch,
         "beta.kubernetes.io/os": "linux",
         "beta.kubernetes.io/arch": shape.arch,
-        "node.kubernetes.io/instance-type": "sim.standard",
+        "node.kubernetes.io/instance-type": profile.instance_type,
         "topology.kubernetes.io/zone": f"sim-{index % 3 + 1}",
+        **{k: v.format(cluster=cluster) for k, v in profile.labels},
     }
-    if index == 0:
+    if index == 0 and not profile.node_name:
         labels["node-role.kubernetes.io/control-plane"] = ""
     capacity = {"cpu": shape.cpu, "memory": shape.memory, "pods": shape.pods, "ephemeral-storage": "100Gi"}
+    kubelet = version + profile.kubelet_suffix
     return {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": labels},
-        "spec": {"providerID": f"{distribution}://{cluster}/{name}", "podCIDR": f"10.244.{index}.0/24"},
+        "spec": {
+            "providerID": profile.provider_id.format(
+                cluster=cluster,
+                node=name,
+                index=index,
+                hexid=hashlib.sha256(f"{cluster}/{name}".encode()).hexdigest()[:17],
+            ),
+            "podCIDR": f"10.244.{index}.0/24",
+        },
         "status": {
             "capacity": capacity,
             "allocatable": dict(capacity),
@@ -107,11 +164,11 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
                 )
             ],
             "nodeInfo": {
-                "kubeletVersion": version,
-                "kubeProxyVersion": version,
-                "osImage": shape.os_image,
-                "kernelVersion": shape.kernel,
-                "containerRuntimeVersion": shape.runtime,
+                "kubeletVersion": kubelet,
+                "kubeProxyVersion": kubelet,
+                "osImage": profile.os_image,
+                "kernelVersion": profile.kernel,
+                "containerRuntimeVersion": profile.runtime,
                 "operatingSystem": "linux",
                 "architecture": shape.arch,
                 **_ids(cluster, name),
@@ -122,10 +179,12 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
 
 
 def _ids(cluster: str, name: str) -> dict[str, str]:
+    """Stable machine identities (hashlib, not hash(): the same across restarts)."""
+    digest = hashlib.sha256(f"{cluster}/{name}".encode()).hexdigest()
     return {
-        "machineID": f"{abs(hash((cluster, name))):032x}"[:32],
-        "systemUUID": f"{abs(hash((name, cluster))):032x}"[:32],
-        "bootID": f"{abs(hash((cluster, name, 'boot'))):032x}"[:32],
+        "machineID": digest[:32],
+        "systemUUID": f"{digest[32:40]}-{digest[40:44]}-{digest[44:48]}-{digest[48:52]}-{digest[52:64]}",
+        "bootID": hashlib.sha256(f"boot/{cluster}/{name}".encode()).hexdigest()[:32],
     }
 
 
@@ -178,6 +237,12 @@ def seed_cluster(
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now
         if key == "/nodes":
-            obj["spec"]["providerID"] = f"{distribution}://{c.name}/{meta['name']}"
-            obj["status"]["nodeInfo"].update(_ids(c.name, meta["name"]))
+            # Node identities name the cluster: rebuild them for this one (the template was made for "template").
+            index = int(obj["spec"]["podCIDR"].split(".")[2])
+            fresh = node_object(meta["name"], index, version, distribution, shape or NodeShape(), c.name)
+            obj["metadata"]["name"] = fresh["metadata"]["name"]
+            obj["metadata"]["labels"] = fresh["metadata"]["labels"]
+            obj["spec"] = fresh["spec"]
+            obj["status"]["nodeInfo"] = fresh["status"]["nodeInfo"]
+            obj["status"]["addresses"] = fresh["status"]["addresses"]
         c.store.put(key, obj, "ADDED")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -20,7 +21,12 @@ def command(
         str, typer.Option("--kubernetes-version", help="Version the clusters report (/version, kubelets).")
     ] = "v1.31.2",
     distribution: Annotated[
-        str, typer.Option("--distribution", help="Distribution the nodes' providerID names (generic, k3s, aks...).")
+        str,
+        typer.Option(
+            "--distribution",
+            help="How the nodes look (names, providerID, OS, kubelet): generic, kind, k3s, rke2, aks, eks, gke, "
+            "openshift.",
+        ),
     ] = "generic",
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="HTTPS port; 0 picks a free one.")] = 6443,
@@ -34,6 +40,9 @@ def command(
         float, typer.Option("--pod-start-delay", help="Seconds from scheduling to Running and Ready.")
     ] = 0.5,
     name_prefix: Annotated[str, typer.Option("--name-prefix", help="Clusters are named <prefix>-01, -02...")] = "sim",
+    log_lines: Annotated[
+        int, typer.Option("--log-lines", min=0, help="Lines of simulated log per container (kubectl logs).")
+    ] = 10,
 ) -> None:
     """Serve virtual Kubernetes clusters that kubectl, helm and client libraries use unchanged."""
     options = SimOptions(
@@ -47,7 +56,10 @@ def command(
         persist=persist,
         pod_start_delay=pod_start_delay,
         name_prefix=name_prefix,
+        log_lines=log_lines,
     )
+    if not re.fullmatch(r"v\d+\.\d+\.\d+(\S*)", kubernetes_version):
+        raise typer.BadParameter("expected a version like v1.31.2", param_hint="--kubernetes-version")
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(options))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -131,6 +132,10 @@ class SimServer:
         for name in restored:
             if name not in self.clusters:
                 self._attach(restored[name])
+        # The seeded objects live as long as the process: take them out of the cyclic GC's sight, or every full
+        # collection walks millions of dicts (a ~50 ms pause at 1,000 clusters, seen as list p99s).
+        gc.collect()
+        gc.freeze()
         sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((opts.host, opts.port))

@@ -167,6 +167,8 @@ def test_watch_resource_versions_and_expiry(api: httpx.Client) -> None:
     events = _watch_lines(api, f"/api/v1/namespaces/wv/configmaps?watch=true&resourceVersion={rv}", 2)
     assert [(e["type"], e["object"]["data"]["x"]) for e in events] == [("ADDED", "1"), ("MODIFIED", "2")]
     assert int(events[1]["object"]["metadata"]["resourceVersion"]) > int(rv)
+    by_name = _watch_lines(api, f"/api/v1/namespaces/wv/configmaps/a?watch=true&resourceVersion={rv}", 2)
+    assert [e["type"] for e in by_name] == ["ADDED", "MODIFIED"]
     # A resourceVersion older than the watch history: the watch answers with a 410 Expired ERROR event.
     for i in range(260):
         api.put("/api/v1/namespaces/wv/configmaps/a", json=cm("a", "wv", x=str(i)))

@@ -256,9 +256,9 @@ class ClusterApi:
     def _verb(self, req: Request, route: Route) -> str:
         m = req.method
         if m == "GET":
-            if route.name:
-                return "get"
-            return "watch" if req.query.get("watch") in ("true", "1") else "list"
+            if req.query.get("watch") in ("true", "1") and not route.subresource:
+                return "watch"  # a watch of one object by name too (the deprecated form some clients still use)
+            return "get" if route.name else "list"
         if m == "POST":
             return "create"
         if m == "PUT":
@@ -393,6 +393,8 @@ class ClusterApi:
         q = req.query
         labels = parse_label_selector(q.get("labelSelector", ""))
         fields = parse_field_selector(q.get("fieldSelector", ""))
+        if route.name:
+            fields += parse_field_selector(f"metadata.name={route.name}")
         namespace = route.namespace if rt.namespaced else None
         rv = q.get("resourceVersion", "")
         send_initial = q.get("sendInitialEvents") == "true"

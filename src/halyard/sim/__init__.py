@@ -1,5 +1,10 @@
 """A Kubernetes API simulator: many small virtual clusters over the real Kubernetes REST protocol.
 
-Public surface: :class:`halyard.sim.server.SimServer` (start/stop in a running loop, or in a thread),
-:func:`halyard.sim.server.run_sim` (serve until cancelled) and :class:`halyard.sim.server.SimOptions`.
+Public surface: :class:`SimServer` (``await start()`` / ``await stop()`` in a running loop), :func:`run_sim` (serve
+until cancelled), :class:`SimThread` (a simulator on a background thread) and :class:`SimOptions`. After start,
+``<data_dir>/sim.json`` lists the clusters, their kubeconfigs, server URLs and the CA. See ``docs/sim.md``.
 """
+
+from halyard.sim.server import SimOptions, SimServer, SimThread, run_sim
+
+__all__ = ["SimOptions", "SimServer", "SimThread", "run_sim"]

@@ -21,7 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
 KUBECTL_DIR = Path(os.environ.get("HALYARD_KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin"))
 HELM = Path(os.environ.get("HALYARD_HELM", ROOT / ".cache" / "bin" / "helm"))
-KUBECTL_VERSIONS = ("1.28", "1.33")  # the oldest and newest the machine's kubectl version picker offers
+# The oldest and newest the machine's kubectl version picker offers, and 1.28, the version the wire reference was
+# recorded with (the last without protobuf request bodies).
+KUBECTL_VERSIONS = ("1.27", "1.28", "1.33")
 
 
 @dataclass
@@ -75,11 +77,11 @@ def start_sim(data_dir: Path, *args: str, timeout: float = 60) -> Sim:
 
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    """One simulator process with three virtual clusters for the session."""
+    """One simulator process for the session: a virtual cluster per kubectl version, and one for the rest."""
     base = tmp_path_factory.mktemp("sim")
     data_dir = base / "data"
     data_dir.mkdir()
-    s = start_sim(data_dir, "--clusters", "3", "--nodes", "3")
+    s = start_sim(data_dir, "--clusters", str(len(KUBECTL_VERSIONS) + 1), "--nodes", "3")
     yield s
     s.stop()
 

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 
 
 async def test_list_watch_apply(sim: Sim) -> None:
-    client = AsyncClient(KubeConfig.from_file(sim.clusters[2].kubeconfig))
+    client = AsyncClient(KubeConfig.from_file(sim.clusters[-1].kubeconfig))
     try:
         nodes = [n async for n in client.list(Node)]
         assert sorted(n.metadata.name for n in nodes) == ["control-plane", "node-1", "node-2"]

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_helm_lifecycle(sim: Sim, tmp_path: Path) -> None:
-    cluster = sim.clusters[2]
+    cluster = sim.clusters[-1]
     helm = Tool(helm_path(), cluster.kubeconfig, tmp_path)
     kubectl = Tool(kubectl_path(KUBECTL_VERSIONS[-1]), cluster.kubeconfig, tmp_path)
     chart = str(DATA / "tiny")

@@ -26,7 +26,7 @@ def client(sim: Sim, cluster: SimCluster, token: str | None = None, **kw: Any) -
 
 @pytest.fixture
 def api(sim: Sim) -> Iterator[httpx.Client]:
-    with client(sim, sim.clusters[2]) as c:
+    with client(sim, sim.clusters[-1]) as c:
         yield c
 
 
@@ -112,7 +112,7 @@ def test_forbidden_and_impersonation(sim: Sim, api: httpx.Client) -> None:
     api.post("/api/v1/namespaces/rbac/serviceaccounts", json={"metadata": {"name": "robot"}})
     token = api.post("/api/v1/namespaces/rbac/serviceaccounts/robot/token",
                      json={"spec": {"expirationSeconds": 600}}).json()["status"]["token"]  # fmt: skip
-    with client(sim, sim.clusters[2], token=token) as robot:
+    with client(sim, sim.clusters[-1], token=token) as robot:
         r = robot.get("/api/v1/namespaces/rbac/secrets")
         assert r.status_code == 403 and r.json()["reason"] == "Forbidden"
         assert r.json()["message"] == ('secrets is forbidden: User "system:serviceaccount:rbac:robot" cannot list '
@@ -124,7 +124,7 @@ def test_forbidden_and_impersonation(sim: Sim, api: httpx.Client) -> None:
         "metadata": {"name": "robot-view"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                                         "name": "view"},
         "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "rbac"}]})  # fmt: skip
-    with client(sim, sim.clusters[2], token=token) as robot:
+    with client(sim, sim.clusters[-1], token=token) as robot:
         assert robot.get("/api/v1/namespaces/rbac/configmaps").status_code == 200
         assert robot.get("/api/v1/namespaces/default/configmaps").status_code == 403
     # The admin impersonates: the request is evaluated as the impersonated user.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
@@ -12,6 +13,7 @@ from halyard.core.clock import ManualClock
 from halyard.sim.cluster import VirtualCluster, WriteContext
 from halyard.sim.controllers import ControllerManager, Timing
 from halyard.sim.errors import ApiError
+from halyard.sim.rbac import UserInfo
 from halyard.sim.resources import ResourceType
 from halyard.sim.seed import seed_cluster
 
@@ -182,3 +184,18 @@ def test_distribution_profiles() -> None:
     other = VirtualCluster("other", ManualClock())
     seed_cluster(other, nodes=1, version="v1.30.4", distribution="eks")
     assert other.store.list("/nodes")[0]["spec"]["providerID"] != nodes[0]["spec"]["providerID"]
+
+
+@pytest.mark.unit
+def test_issued_tokens_expire() -> None:
+    clock = ManualClock()
+    c = VirtualCluster("t", clock)
+    robot = UserInfo("system:serviceaccount:default:robot")
+    token, expires = c.issue_token(robot, dt.timedelta(seconds=600))
+    assert expires == clock.now() + dt.timedelta(seconds=600)
+    assert c.user_for_token(token) == robot and c.user_for_token(c.admin_token) is not None
+    clock.advance(601)
+    assert c.user_for_token(token) is None
+    assert c.user_for_token(c.admin_token) is not None  # the admin's token does not expire
+    c.issue_token(robot, dt.timedelta(seconds=60))
+    assert token not in c.tokens  # expired tokens are dropped when new ones are issued

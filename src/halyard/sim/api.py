@@ -145,7 +145,7 @@ class ClusterApi:
     def _authenticate(self, c: VirtualCluster, req: Request) -> UserInfo:
         auth = req.header("authorization")
         if auth[:7].lower() == "bearer ":
-            user = c.tokens.get(auth[7:].strip())
+            user = c.user_for_token(auth[7:].strip())
             if user is None:
                 raise ApiError(401, "Unauthorized", reason="Unauthorized")
             return user
@@ -636,8 +636,8 @@ class ClusterApi:
         user = UserInfo(f"system:serviceaccount:{ns}:{name}",
                         ("system:serviceaccounts", f"system:serviceaccounts:{ns}", "system:authenticated"),
                         sa["metadata"]["uid"])  # fmt: skip
-        token = c.issue_token(user)
-        expires = (self.clock.now() + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        token, expires_at = c.issue_token(user, dt.timedelta(seconds=seconds))
+        expires = expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")
         return json_response({
             "kind": "TokenRequest", "apiVersion": "authentication.k8s.io/v1",
             "metadata": {"name": name, "namespace": ns, "creationTimestamp": None},
@@ -655,7 +655,7 @@ class ClusterApi:
                "metadata": {"creationTimestamp": None, **(body.get("metadata") or {})}, "spec": spec}  # fmt: skip
         if rt.plural == "tokenreviews":
             self._authorize(c, user, Attributes("create", rt.group, rt.plural))
-            found = c.tokens.get(spec.get("token", ""))
+            found = c.user_for_token(spec.get("token", ""))
             out["status"] = {"authenticated": True, "user": found.as_status(),
                              "audiences": spec.get("audiences") or []} if found else {"authenticated": False}  # fmt: skip
             return json_response(out, 201)

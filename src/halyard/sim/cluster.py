@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import copy
+import datetime as dt
 import ipaddress
 import json
 import re
 import secrets
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,10 +97,10 @@ class VirtualCluster:
         self.admin_token = secrets.token_urlsafe(24)
         # Bearer tokens valid in this cluster: the admin's, and those issued through serviceaccounts/token.
         self.tokens: dict[str, UserInfo] = {self.admin_token: ADMIN}
+        self.token_expiry: dict[str, dt.datetime] = {}  # issued tokens expire; the admin's does not
         self._next_ip = 10
         self._rand = secrets.SystemRandom() if seed is None else __import__("random").Random(seed)
         self.orphan_uids: set[str] = set()  # deleted with propagationPolicy=Orphan: the GC must leave dependents
-        self.on_token_issued: Callable[[str, UserInfo], None] | None = None
 
     # ---- reads
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
@@ -666,12 +666,27 @@ class VirtualCluster:
                 for o in self.store.list(t):
                     self.store.remove(t, o)
 
-    def issue_token(self, user: UserInfo) -> str:
+    def issue_token(self, user: UserInfo, lifetime: dt.timedelta) -> tuple[str, dt.datetime]:
+        """A bound service-account token: valid for ``lifetime``, then refused (the expired ones are dropped)."""
+        now = self.clock.now()
+        for old in [t for t, at in self.token_expiry.items() if at <= now]:
+            self.tokens.pop(old, None)
+            del self.token_expiry[old]
         token = secrets.token_urlsafe(32)
+        expires = now + lifetime
         self.tokens[token] = user
-        if self.on_token_issued is not None:
-            self.on_token_issued(token, user)
-        return token
+        self.token_expiry[token] = expires
+        return token, expires
+
+    def user_for_token(self, token: str) -> UserInfo | None:
+        """Who a bearer token is, if it is valid in this cluster now."""
+        user = self.tokens.get(token)
+        if user is None:
+            return None
+        expires = self.token_expiry.get(token)
+        if expires is not None and expires <= self.clock.now():
+            return None
+        return user
 
 
 def _key(o: Obj) -> tuple[str, str]:

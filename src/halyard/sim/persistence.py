@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,10 @@ def save(directory: Path, clusters: dict[str, VirtualCluster]) -> None:
         doc["clusters"][name] = {
             "rv": c.store.rv,
             "adminToken": c.admin_token,
-            "tokens": {t: [u.name, list(u.groups), u.uid] for t, u in c.tokens.items()},
+            "tokens": {
+                t: [u.name, list(u.groups), u.uid, c.token_expiry[t].isoformat() if t in c.token_expiry else None]
+                for t, u in c.tokens.items()
+            },
             "objects": {key: list(bucket.values()) for key, bucket in c.store.objects.items() if bucket},
         }
     write_private(directory / STATE_FILE, json.dumps(doc, separators=(",", ":")).encode())
@@ -37,6 +41,9 @@ def load(directory: Path, clock: Clock, watch_history: int) -> dict[str, Virtual
         c = VirtualCluster(name, clock, watch_history=watch_history)
         c.admin_token = data["adminToken"]
         c.tokens = {t: UserInfo(u[0], tuple(u[1]), u[2]) for t, u in data.get("tokens", {}).items()}
+        c.token_expiry = {
+            t: dt.datetime.fromisoformat(u[3]) for t, u in data.get("tokens", {}).items() if len(u) > 3 and u[3]
+        }
         for key, objs in data.get("objects", {}).items():
             for obj in objs:
                 c.store.load(key, obj)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from halyard.sim import discovery, fieldmanager, patching, protobuf, tables
+from halyard.sim import discovery, fieldmanager, openapi, patching, protobuf, tables
 from halyard.sim.errors import ApiError
 from halyard.sim.rbac import Attributes, RbacObjects, UserInfo, authorize
 from halyard.sim.resources import BUILTIN
@@ -292,3 +292,21 @@ def test_protobuf_bodies_captured_from_real_clients() -> None:
     )
     assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+
+
+def test_openapi_documents() -> None:
+    body, digest = openapi.builtin_document("apps", "v1", "v1.31.2")
+    doc = json.loads(body)
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"] == {"group": "apps", "version": "v1", "kind": "Deployment"}
+    assert "fieldValidation" in [p["name"] for p in patch["parameters"]]  # kubectl looks for it on `patch`
+    deployment = doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment", "version": "v1"}]
+    spec = doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"]
+    assert "Number of desired pods" in spec["properties"]["replicas"]["description"]
+    pod_spec = doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]
+    assert pod_spec["containers"]["x-kubernetes-patch-merge-key"] == "name"
+    root = openapi.root_document("/clusters/c1", {"apis/apps/v1": digest})
+    assert root == {
+        "paths": {"apis/apps/v1": {"serverRelativeURL": f"/clusters/c1/openapi/v3/apis/apps/v1?hash={digest}"}}
+    }

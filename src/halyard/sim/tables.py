@@ -206,6 +206,8 @@ COLUMNS: dict[str, list[Column]] = {
                                             f"{(o.get('involvedObject') or {}).get('name', '')}"),
         ("Message", "string", 0, _get("message")),
     ],
+    "CustomResourceDefinition": [_NAME, ("Created At", "date", 0, _get("metadata", "creationTimestamp"))],
+    "Lease": [_NAME, ("Holder", "string", 0, _get("spec", "holderIdentity", default="")), _AGE],
     "ServiceAccount": [_NAME, ("Secrets", "integer", 0, lambda o, _: len(o.get("secrets") or [])), _AGE],
 }  # fmt: skip
 

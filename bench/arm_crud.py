@@ -540,7 +540,9 @@ async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> st
             put_statements, worker_statements = await put_and_wait("counted")
             path = cluster_path(sub, GROUP, "counted")
 
-            async def cpu_per_get(n: int = 800) -> tuple[float, int]:
+            async def cpu_per_get(n: int = 1000, repeats: int = 3) -> tuple[float, int]:
+                """The least CPU per GET over a few rounds: other load on the machine only ever adds to it."""
+
                 async def loop(k: int) -> None:
                     for _ in range(k):
                         assert (await client.get(path, params=v)).status_code == 200
@@ -549,9 +551,12 @@ async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> st
                 statements.clear()
                 await loop(1)
                 count = len(statements)
-                started = time.process_time()
-                await asyncio.gather(*(loop(n // 8) for _ in range(8)))
-                return (time.process_time() - started) / n * 1000, count
+                rounds = []
+                for _ in range(repeats):
+                    started = time.process_time()
+                    await asyncio.gather(*(loop(n // 8) for _ in range(8)))
+                    rounds.append((time.process_time() - started) / n * 1000)
+                return min(rounds), count
 
             caller = await cp.tokens.verify(client.headers["Authorization"][7:], audience=settings.audience)
             authorized = await cp.access.resolve(caller)
@@ -564,10 +569,13 @@ async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> st
             rows.append(["… and RBAC assignments not read", *(await cpu_per_get())])
             cp.directory.group, cp.directory.subscription = _returning(group), _returning(subscription)
             rows.append(["… and subscription/group not read", *(await cpu_per_get())])
-            started = time.process_time()
-            for _ in range(800):
-                await client.get("/healthz")
-            rows.append(["/healthz (framework and client floor)", (time.process_time() - started) / 800 * 1000, 0])
+            floor = []
+            for _ in range(3):
+                started = time.process_time()
+                for _ in range(1000):
+                    await client.get("/healthz")
+                floor.append((time.process_time() - started) / 1000 * 1000)
+            rows.append(["/healthz (framework and client floor)", min(floor), 0])
     finally:
         if pg is not None:
             pg.stop()
@@ -579,7 +587,7 @@ async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> st
         previous = cpu
     return "\n".join(
         [
-            f"{backend}: CPU per GET in-process (client included), each line cumulative",
+            f"{backend}: CPU per GET in-process (client included; least of 3 rounds of 1,000), each line cumulative",
             table(table_rows),
             f"{backend}: a PUT executes {put_statements} SQL statements in the request and its provisioning operation "
             f"{worker_statements} more in the worker (including its idle polls for due operations)",

@@ -135,27 +135,44 @@ async def onboard(server: ServerProcess, http: httpx.AsyncClient, count: int) ->
 
 
 async def heartbeat_fleet(
-    server: ServerProcess, http: httpx.AsyncClient, members: list[Member], interval: float, duration: float
+    server: ServerProcess,
+    http: httpx.AsyncClient,
+    members: list[Member],
+    interval: float,
+    duration: float,
+    connections: int,
 ) -> dict[str, Any]:
     url = f"{server.url}/dp{DP_HEARTBEAT_PATH}"
     latencies: list[float] = []
     failures = 0
     beat = Heartbeat(agentVersion="bench", kubernetesVersion="1.31.2", totalNodeCount=3, totalCoreCount=12,
-                     distribution="generic", infrastructure="generic", agentState="Succeeded").model_dump(mode="json")  # fmt: skip
+                     distribution="generic", infrastructure="generic", agentState="Succeeded")  # fmt: skip
+    body = beat.model_dump_json(exclude_none=True).encode()
+    headers = {"Content-Type": "application/json"}
     stop_at = time.perf_counter() + duration
+
+    # In-flight requests are bounded here, not in the connection pool: a pool queue thousands deep costs the
+    # generator O(queue) per request (httpcore), which would measure the generator, not the server.
+    slots = asyncio.Semaphore(connections)
+    lags: list[float] = []
 
     async def agent(member: Member) -> None:
         nonlocal failures
-        await asyncio.sleep(random.uniform(0, interval))
-        while time.perf_counter() < stop_at:
-            started = time.perf_counter()
-            try:
-                token = await member.identity.token()
-                await send(http, "POST", url, json=beat, headers={"Authorization": f"Bearer {token}"})
-                latencies.append(time.perf_counter() - started)
-            except Exception:
-                failures += 1
-            await asyncio.sleep(max(0.0, interval - (time.perf_counter() - started)))
+        due = time.perf_counter() + random.uniform(0, interval)
+        while True:
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            if time.perf_counter() >= stop_at:
+                return
+            async with slots:
+                started = time.perf_counter()
+                lags.append(started - due)  # how late the generator got to it (its own saturation)
+                try:
+                    token = await member.identity.token()
+                    await send(http, "POST", url, content=body, headers={**headers, "Authorization": f"Bearer {token}"})
+                    latencies.append(time.perf_counter() - started)
+                except Exception:
+                    failures += 1
+            due += interval
 
     pid = server.proc.pid  # type: ignore[union-attr]
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
@@ -173,6 +190,7 @@ async def heartbeat_fleet(
         "p50_ms": pct(50),
         "p99_ms": pct(99),
         "max_ms": round(ordered[-1] * 1000, 1) if ordered else 0.0,
+        "generator_lag_p99_ms": round(sorted(lags)[int(0.99 * (len(lags) - 1))] * 1000, 1) if lags else 0.0,
         "server_cpu_percent": round((cpu_seconds(pid) - cpu_before) / wall * 100, 1),
         "server_memory_mb": {k: round(v, 1) for k, v in memory_mb(pid).items()},
     }
@@ -185,7 +203,7 @@ async def run_size(count: int, args: argparse.Namespace, database_url: str | Non
             limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
             async with httpx.AsyncClient(verify=server.ca, timeout=60, limits=limits) as http:
                 members, timings = await onboard(server, http, count)
-                result = await heartbeat_fleet(server, http, members, args.interval, args.duration)
+                result = await heartbeat_fleet(server, http, members, args.interval, args.duration, args.connections)
             return {"clusters": count, "interval_seconds": args.interval, **timings, **result}
         finally:
             server.stop()

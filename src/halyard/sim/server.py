@@ -148,7 +148,10 @@ class SimServer:
             ssl_cert_reqs=ssl.CERT_OPTIONAL,
             http=TlsHttpProtocol,
             lifespan="off",
-            log_level="warning",
+            # No websockets: exec/attach/port-forward upgrades reach the app as plain requests and get a clear 405.
+            ws="none",
+            # uvicorn warns about every such upgrade it does not take; the simulator's own log says what matters.
+            log_level="error",
             access_log=False,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,

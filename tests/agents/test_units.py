@@ -175,3 +175,15 @@ def test_issued_certificate_round_trips_through_its_secret_and_renews_from_half_
 def test_proc_net_addresses_decode() -> None:
     assert _address("0100007F", 4) == "127.0.0.1"
     assert _address("00000000000000000000000001000000", 6) == "::1"
+
+
+def test_an_identity_may_act_only_while_it_exists_and_its_certificate_is_valid() -> None:
+    from halyard.controlplane.his.identities import ClusterIdentities, LiveIdentity
+
+    assert ClusterIdentities.problem(LiveIdentity("k", NOW + dt.timedelta(seconds=1)), NOW) is None
+    revoked = ClusterIdentities.problem(None, NOW)
+    expired = ClusterIdentities.problem(LiveIdentity("k", NOW), NOW)
+    never_certified = ClusterIdentities.problem(LiveIdentity("k", None), NOW)
+    assert revoked is not None and revoked.code == "ClusterIdentityRevoked"
+    assert expired is not None and expired.code == "ClusterCertificateExpired"
+    assert never_certified is not None and never_certified.code == "ClusterCertificateExpired"

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from halyard.core.logconfig import configure
 from halyard.sim.server import DEFAULT_DATA_DIR, SimOptions, SimServer
 
 
@@ -65,6 +66,7 @@ def command(
 
 
 async def _serve(options: SimOptions) -> None:
+    configure("warning")
     try:
         import uvloop
 

@@ -43,6 +43,10 @@ class TlsHttpProtocol(HttpToolsProtocol):
         if ssl_object is not None:
             self._peer_der = ssl_object.getpeercert(binary_form=True)
 
+    def _unsupported_upgrade_warning(self) -> None:
+        # exec/attach/port-forward ask to upgrade; the request then reaches the app, which answers 405. Nothing to warn.
+        pass
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
         if self._peer_der:

@@ -150,8 +150,9 @@ class SimServer:
             lifespan="off",
             # No websockets: exec/attach/port-forward upgrades reach the app as plain requests and get a clear 405.
             ws="none",
-            # uvicorn warns about every such upgrade it does not take; the simulator's own log says what matters.
-            log_level="error",
+            # Leave logging to the process: the simulator may run inside another server (``halyard up``).
+            log_config=None,
+            log_level=None,
             access_log=False,
             timeout_graceful_shutdown=1,
             timeout_keep_alive=30,

@@ -26,6 +26,7 @@ log = logging.getLogger("halyard.operations")
 
 Handler = Callable[[Operation], Awaitable[None]]
 LEASE = dt.timedelta(seconds=15)
+MAX_ATTEMPTS = 5  # runs of an operation whose handler fails unexpectedly before it is given up as Failed
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
@@ -140,7 +141,7 @@ class Operations:
                     "operation failed",
                     extra={"operation": op.id, "action": op.action, "error": type(exc).__name__},
                 )
-                if op.attempts < 5:
+                if op.attempts < MAX_ATTEMPTS:
                     return  # the lease lapses and it is retried
                 status, error = "Failed", {"code": "InternalServerError", "message": "The operation failed."}
         async with self._db.transaction() as session:

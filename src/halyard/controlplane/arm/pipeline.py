@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
+from halyard.controlplane.arm.operations import MAX_ATTEMPTS
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import ResourceType, normalize_location
@@ -346,6 +347,12 @@ class Pipeline:
             await rtype.behaviour.provision(op.target_id, self.cp)
         except HalyardError:
             await self._set_state(rid, "Failed")
+            raise
+        except Exception:
+            # The worker retries an unexpected error until its last attempt, then fails the operation: the
+            # resource fails with it rather than staying Provisioning for ever.
+            if op.attempts >= MAX_ATTEMPTS:
+                await self._set_state(rid, "Failed")
             raise
         await self._set_state(rid, "Succeeded")
 

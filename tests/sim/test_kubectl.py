@@ -136,6 +136,11 @@ def test_scale_wait_jobs_and_migration_to_server_side_apply(kubectl: Tool) -> No
     kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
     sets = kubectl.run("-n", "ops", "get", "rs", "-o", "jsonpath={.items[*].spec.replicas}").stdout.split()
     assert sorted(sets) == ["0", "3"]  # the rollback reused the first replica set
+    kubectl.run("drain", "node-1", "--ignore-daemonsets", "--timeout=30s")  # cordon, then evict
+    kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
+    on_node = kubectl.run("get", "pods", "-A", "--field-selector=spec.nodeName=node-1", "-o", "name").stdout
+    assert on_node == ""
+    kubectl.run("uncordon", "node-1")
     kubectl.run("-n", "ops", "create", "job", "once", "--image=busybox")
     kubectl.run("-n", "ops", "wait", "--for=condition=Complete", "job/once", "--timeout=30s")
     # A client-side-applied object taken over by server-side apply (kubectl rewrites managedFields on the way).

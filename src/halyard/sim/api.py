@@ -39,7 +39,7 @@ ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 # Paths every client may read before it has credentials sorted out (the real server's system:public-info-viewer).
 _PUBLIC = ("/version", "/healthz", "/livez", "/readyz")
 # Subresources a real server has that need real containers or nodes.
-_NO_CONTAINERS = frozenset({"exec", "attach", "portforward", "proxy", "eviction", "ephemeralcontainers", "binding"})
+_NO_CONTAINERS = frozenset({"exec", "attach", "portforward", "proxy", "ephemeralcontainers", "binding"})
 
 
 @dataclass
@@ -495,6 +495,11 @@ class ClusterApi:
             return self._review(c, user, rt, ns, body)
         if route.subresource == "token":
             return self._token_request(c, rt, ns, route.name, body)
+        if route.subresource == "eviction":
+            # No PodDisruptionBudgets here: an eviction is a deletion (kubectl drain uses it).
+            options = (body or {}).get("deleteOptions") or {}
+            c.delete(rt, ns, route.name, options, self._ctx(req, user))
+            return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}, 201)
         if route.name or route.subresource:
             raise ApiError(405, "the server does not allow this method on the requested resource",
                            reason="MethodNotAllowed")  # fmt: skip

@@ -15,10 +15,12 @@ _SUB_VERBS = {
     "log": ["get"],
     "token": ["create"],
     "finalize": ["update"],
+    "eviction": ["create"],
 }
 _SUB_KIND = {
     "scale": {"group": "autoscaling", "version": "v1", "kind": "Scale"},
     "token": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+    "eviction": {"group": "policy", "version": "v1", "kind": "Eviction"},
 }
 
 

@@ -75,7 +75,7 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("", "v1", "services", "Service", True, ("svc",), _ALL, ("status",)),
     _t("", "v1", "endpoints", "Endpoints", True, ("ep",)),
     _t("", "v1", "events", "Event", True, ("ev",)),
-    _t("", "v1", "pods", "Pod", True, ("po",), _ALL, ("status", "log")),
+    _t("", "v1", "pods", "Pod", True, ("po",), _ALL, ("status", "log", "eviction")),
     _t("apps", "v1", "deployments", "Deployment", True, ("deploy",), _ALL, ("status", "scale")),
     _t("apps", "v1", "replicasets", "ReplicaSet", True, ("rs",), _ALL, ("status", "scale")),
     _t("apps", "v1", "daemonsets", "DaemonSet", True, ("ds",), _ALL, ("status",)),

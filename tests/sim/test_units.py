@@ -310,3 +310,14 @@ def test_openapi_documents() -> None:
     assert root == {
         "paths": {"apis/apps/v1": {"serverRelativeURL": f"/clusters/c1/openapi/v3/apis/apps/v1?hash={digest}"}}
     }
+
+
+def test_taints_and_tolerations() -> None:
+    from halyard.sim.controllers import tolerates
+
+    node = {"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"},
+                                {"key": "soft", "effect": "PreferNoSchedule"}]}}  # fmt: skip
+    assert not tolerates({"spec": {}}, node)
+    assert tolerates({"spec": {"tolerations": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}, node)
+    assert tolerates({"spec": {"tolerations": [{"operator": "Exists"}]}}, node)
+    assert not tolerates({"spec": {"tolerations": [{"key": "dedicated", "value": "cpu"}]}}, node)

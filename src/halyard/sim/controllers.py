@@ -86,6 +86,23 @@ def _cond(kind: str, status: str, reason: str, message: str, now: str) -> dict[s
     }
 
 
+def _tolerated(taint: dict[str, Any], toleration: dict[str, Any]) -> bool:
+    if toleration.get("effect") and toleration["effect"] != taint.get("effect"):
+        return False
+    if toleration.get("operator") == "Exists":
+        return not toleration.get("key") or toleration["key"] == taint.get("key")
+    return toleration.get("key") == taint.get("key") and toleration.get("value", "") == taint.get("value", "")
+
+
+def tolerates(pod: Obj, node: Obj) -> bool:
+    """Whether the pod tolerates every NoSchedule/NoExecute taint of the node (what the scheduler checks)."""
+    tolerations = (pod.get("spec") or {}).get("tolerations") or []
+    for taint in (node.get("spec") or {}).get("taints") or []:
+        if taint.get("effect") in ("NoSchedule", "NoExecute") and not any(_tolerated(taint, t) for t in tolerations):
+            return False
+    return True
+
+
 def _revision(rs: Obj) -> int:
     return int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
 
@@ -441,6 +458,7 @@ class ControllerManager:
                 selector_from_label_selector({"matchLabels": (pod.get("spec") or {}).get("nodeSelector") or {}}),
                 n,
             )
+            and tolerates(pod, n)
         ]
         now = rfc3339(c.clock)
         new = copy.deepcopy(pod)
@@ -579,7 +597,8 @@ class ControllerManager:
             return
         pods = self._owned(c, "/pods", ns, ds, "DaemonSet")
         on_node = {(p.get("spec") or {}).get("nodeName") for p in pods}
-        nodes = [n["metadata"]["name"] for n in c.store.list("/nodes")]
+        template = (ds.get("spec") or {}).get("template") or {}
+        nodes = [n["metadata"]["name"] for n in c.store.list("/nodes") if tolerates(template, n)]
         for node in nodes:
             if node not in on_node:
                 self._new_pod(c, ds, (ds.get("spec") or {}).get("template") or {}, node=node)

@@ -491,6 +491,9 @@ class VirtualCluster:
             return True
         return rt.kind == "Namespace" and bool((obj.get("spec") or {}).get("finalizers"))
 
+    def skip_ips(self, count: int) -> None:
+        self._next_ip += count
+
     def allocate_ip(self, base: str) -> str:
         self._next_ip += 1
         return str(ipaddress.ip_address(base) + self._next_ip)

@@ -50,6 +50,7 @@ def load(directory: Path, clock: Clock, watch_history: int) -> dict[str, Virtual
                 if key == "apiextensions.k8s.io/customresourcedefinitions":
                     c.registry.set_crd(obj)
         c.store.rv = int(data["rv"])
+        c.skip_ips(sum(len(b) for b in c.store.objects.values()))  # new addresses must not clash with reloaded ones
         # Watch history is not persisted: any watch from before the restart gets 410 Expired and relists.
         c.store.compacted_rv = c.store.rv
         out[name] = c

@@ -26,6 +26,7 @@ log = logging.getLogger("halyard.operations")
 
 Handler = Callable[[Operation], Awaitable[None]]
 LEASE = dt.timedelta(seconds=15)
+CONCURRENCY = 8  # operations in flight per replica
 MAX_ATTEMPTS = 5  # runs of an operation whose handler fails unexpectedly before it is given up as Failed
 TERMINAL = ("Succeeded", "Failed", "Canceled")
 
@@ -86,26 +87,40 @@ class Operations:
             self._wake.clear()
 
     async def run_due(self) -> int:
-        """Claim and run every due operation once; returns how many ran."""
+        """Claim and run every due operation once; returns how many ran.
+
+        Operations on different resources run concurrently (bounded); those on the same resource run one after the
+        other in the order they were accepted, so a PUT and the PATCH that follows it never interleave.
+        """
         now = self._clock.now()
         async with self._db.session() as session:
             due = (
-                await session.scalars(
-                    select(Operation.id)
+                await session.execute(
+                    select(Operation.id, Operation.target_id)
                     .where(
                         Operation.status == "InProgress",
                         or_(Operation.lease_until.is_(None), Operation.lease_until < now),
                     )
-                    .limit(50)
+                    .order_by(Operation.started_at)
+                    .limit(200)
                 )
             ).all()
-        ran = 0
-        for op_id in due:
-            op = await self._claim(op_id)
-            if op is not None:
-                await self._run(op)
-                ran += 1
-        return ran
+        by_target: dict[str, list[str]] = {}
+        for op_id, target in due:
+            by_target.setdefault(target.lower(), []).append(op_id)
+        limit = asyncio.Semaphore(CONCURRENCY)
+
+        async def run_target(op_ids: list[str]) -> int:
+            ran = 0
+            async with limit:
+                for op_id in op_ids:
+                    op = await self._claim(op_id)
+                    if op is not None:
+                        await self._run(op)
+                        ran += 1
+            return ran
+
+        return sum(await asyncio.gather(*(run_target(ids) for ids in by_target.values())))
 
     async def _claim(self, op_id: str) -> Operation | None:
         now = self._clock.now()

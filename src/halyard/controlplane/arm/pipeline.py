@@ -57,10 +57,12 @@ class Pipeline:
         return Reply(200, self.render(rtype, resource, api_version), {"ETag": resource.etag})
 
     async def _load(self, rtype: ResourceType, rid: ResourceId) -> Resource:
-        await self.cp.directory.group(rid.subscription_id, rid.resource_group)
         async with self.cp.db.session() as session:
             resource = await session.get(Resource, rid.key)
         if resource is None:
+            # Only a miss pays for telling a missing group (or subscription) from a missing resource: a resource
+            # row exists only inside an existing group, since deleting the group deletes its resources first.
+            await self.cp.directory.group(rid.subscription_id, rid.resource_group)
             raise NotFound(
                 f"The Resource '{rtype.full_type}/{rid.name}' under resource group '{rid.resource_group}' was not found."
             )

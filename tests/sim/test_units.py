@@ -321,3 +321,18 @@ def test_taints_and_tolerations() -> None:
     assert tolerates({"spec": {"tolerations": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}, node)
     assert tolerates({"spec": {"tolerations": [{"operator": "Exists"}]}}, node)
     assert not tolerates({"spec": {"tolerations": [{"key": "dedicated", "value": "cpu"}]}}, node)
+
+
+def test_spec_validation_causes() -> None:
+    from halyard.sim.validation import validate
+
+    assert validate("Pod", {"spec": {}}) == [("FieldValueRequired", "spec.containers", "Required value")]
+    deploy = {"spec": {"template": {"spec": {"containers": [{"name": "Web"}, {"name": "x", "image": "i",
+                                                                            "ports": [{"containerPort": 0}]}]}}}}  # fmt: skip
+    fields = [(r, f) for r, f, _ in validate("Deployment", deploy)]
+    assert fields == [("FieldValueInvalid", "spec.template.spec.containers[0].name"),
+                      ("FieldValueRequired", "spec.template.spec.containers[0].image"),
+                      ("FieldValueInvalid", "spec.template.spec.containers[1].ports[0].containerPort")]  # fmt: skip
+    assert [f for _, f, _ in validate("Service", {"spec": {"ports": [{"port": 80}, {"port": 99999}]}})] == [
+        "spec.ports[0].name", "spec.ports[1].port", "spec.ports[1].name"]  # fmt: skip
+    assert validate("Service", {"spec": {"type": "ExternalName", "externalName": "example.com"}}) == []

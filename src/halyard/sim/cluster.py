@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from halyard.core.clock import Clock
-from halyard.sim import crdschema, fieldmanager, patching
+from halyard.sim import crdschema, fieldmanager, patching, validation
 from halyard.sim.errors import ApiError, already_exists, conflict, invalid, not_found, success_status
 from halyard.sim.rbac import RbacObjects, UserInfo
 from halyard.sim.resources import Registry, ResourceType, crd_types
@@ -181,6 +181,7 @@ class VirtualCluster:
         else:
             meta.pop("generation", None)
         self._default(rt, obj)
+        self._validate_spec(rt, obj)
         if "status" in rt.subresources and rt.crd is not None:
             obj.pop("status", None)
         if ctx.field_manager and "managedFields" not in meta:
@@ -249,6 +250,7 @@ class VirtualCluster:
                 if _spec_of(new) != _spec_of(existing):
                     meta["generation"] = old_meta["generation"] + 1
             self._keep_on_update(rt, existing, new)
+            self._validate_spec(rt, new)
         new["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
         sent = new["metadata"].get("managedFields")
         if sent is not None and sent != existing["metadata"].get("managedFields") and subresource != "status":
@@ -454,6 +456,13 @@ class VirtualCluster:
         if ctx.field_validation == "Strict":
             raise ApiError(400, "strict decoding error: " + ", ".join(messages))
         ctx.warnings.extend(messages)
+
+    def _validate_spec(self, rt: ResourceType, obj: Obj) -> None:
+        if rt.crd is not None:
+            return
+        causes = validation.validate(rt.kind, obj)
+        if causes:
+            raise invalid(rt.group, rt.kind, obj["metadata"].get("name", ""), causes)
 
     def _check_custom(self, rt: ResourceType, obj: Obj, ctx: WriteContext) -> Obj:
         """A custom resource pruned and validated against its CRD version's schema (422 with causes if invalid)."""

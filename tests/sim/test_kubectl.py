@@ -130,6 +130,9 @@ def test_scale_wait_jobs_and_migration_to_server_side_apply(kubectl: Tool) -> No
     kubectl.run("-n", "ops", "wait", "--for=condition=Available", "deployment/api", "--timeout=30s")
     kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
     assert len(kubectl.run("-n", "ops", "get", "pods", "-o", "name").stdout.split()) == 3
+    top = kubectl.run("top", "nodes").stdout.splitlines()
+    assert top[0].split()[:2] == ["NAME", "CPU(cores)"] and len(top) == 4
+    assert len(kubectl.run("-n", "ops", "top", "pods").stdout.splitlines()) == 4
     kubectl.run("-n", "ops", "set", "image", "deployment/api", "nginx=nginx:2")
     kubectl.run("-n", "ops", "rollout", "status", "deployment/api", "--timeout=30s")
     kubectl.run("-n", "ops", "rollout", "undo", "deployment/api")

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halyard.core.clock import Clock
-from halyard.sim import discovery, openapi, patching, protobuf, tables
+from halyard.sim import discovery, metrics, openapi, patching, protobuf, tables
 from halyard.sim.cluster import VirtualCluster, WriteContext, decode_body, rfc3339
 from halyard.sim.errors import ApiError, forbidden
 from halyard.sim.rbac import Attributes, UserInfo, authorize, rules_for
@@ -247,7 +247,7 @@ class ClusterApi:
             )  # fmt: skip
         ns = (route.namespace or "") if rt.namespaced else ""
         attrs = Attributes(verb, rt.group, rt.plural, route.subresource, ns, route.name)
-        if rt.persisted:
+        if rt.persisted or verb != "create":  # reviews (create-only, not stored) authorize what they review
             self._authorize(c, user, attrs)
         handler = getattr(self, f"_do_{verb}")
         result: Response = await handler(c, req, user, rt, route, ns)
@@ -330,9 +330,11 @@ class ClusterApi:
             group, version = parts[1], parts[2]
         else:
             return None
-        types = [t for t in c.registry.all_types() if t.group == group and t.version == version]
+        types = [
+            t for t in c.registry.all_types() if t.group == group and t.version == version and (t.model_module or t.crd)
+        ]
         if not types:
-            return None
+            return None  # unknown, or served without a schema (the metrics API)
         if all(t.crd is None for t in types):
             return openapi.builtin_document(group, version, self.settings.kubernetes_version)
         return openapi.custom_document(types, self.settings.kubernetes_version)
@@ -360,6 +362,8 @@ class ClusterApi:
     # ---- verbs
     async def _do_get(self, c: VirtualCluster, req: Request, user: UserInfo, rt: ResourceType, route: Route,
                       ns: str) -> Response:  # fmt: skip
+        if rt.group == metrics.GROUP:
+            return self._metrics(c, rt, ns, route.name, req)
         obj = c.get(rt, ns, route.name)
         if route.subresource == "scale":
             return json_response(self._scale(rt, obj))
@@ -371,6 +375,8 @@ class ClusterApi:
 
     async def _do_list(self, c: VirtualCluster, req: Request, user: UserInfo, rt: ResourceType, route: Route,
                        ns: str) -> Response:  # fmt: skip
+        if rt.group == metrics.GROUP:
+            return self._metrics(c, rt, route.namespace if rt.namespaced else None, "", req)
         q = req.query
         labels = parse_label_selector(q.get("labelSelector", ""))
         fields = parse_field_selector(q.get("fieldSelector", ""))
@@ -572,6 +578,27 @@ class ClusterApi:
         if req.query.get("orphanDependents") == "true":
             options["orphanDependents"] = True
         return options
+
+    # ---- the metrics API
+    def _metrics(self, c: VirtualCluster, rt: ResourceType, ns: str | None, name: str, req: Request) -> Response:
+        labels = parse_label_selector(req.query.get("labelSelector", ""))
+        now = rfc3339(self.clock)
+        if rt.plural == "nodes":
+            pods = c.store.list("/pods")
+            nodes = [n for n in c.store.list("/nodes") if (not name or n["metadata"]["name"] == name)]
+            items = [metrics.node_metrics(n, pods, now) for n in nodes if labels_match(labels, n)]
+        else:
+            chosen = [p for p in c.store.list("/pods", ns) if metrics.running(p) and labels_match(labels, p)]
+            items = [metrics.pod_metrics(p, now) for p in chosen if not name or p["metadata"]["name"] == name]
+        if not name:
+            return json_response(metrics.as_list(rt.kind, items))
+        if not items:
+            raise ApiError(
+                404,
+                f'{rt.plural}.{rt.group} "{name}" not found',
+                details={"name": name, "kind": rt.plural, "group": rt.group},
+            )
+        return json_response({"kind": rt.kind, "apiVersion": rt.group_version, **items[0]})
 
     # ---- subresources
     def _scale(self, rt: ResourceType, obj: Obj) -> dict[str, Any]:

@@ -80,7 +80,7 @@ def _document(paths: dict[str, Any], schemas: dict[str, Any], version: str) -> d
 @functools.lru_cache(maxsize=32)
 def builtin_document(group: str, version: str, k8s_version: str) -> tuple[bytes, str]:
     """The v3 document of a built-in group/version, serialised, and its hash. Shared by every cluster."""
-    members = [t for t in BUILTIN if t.group == group and t.version == version]
+    members = [t for t in BUILTIN if t.group == group and t.version == version and t.model_module]
     schemas: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     by_module: dict[str, list[tuple[str, str, str]]] = {}

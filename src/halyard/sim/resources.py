@@ -103,6 +103,10 @@ BUILTIN: tuple[ResourceType, ...] = (
     _t("authentication.k8s.io", "v1", "tokenreviews", "TokenReview", False, verbs=CREATE_ONLY, persisted=False),
     _t("authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False,
        verbs=CREATE_ONLY, persisted=False),
+    # The metrics API (kubectl top): computed from the pods and nodes, never stored, no OpenAPI schema.
+    ResourceType("metrics.k8s.io", "v1beta1", "nodes", "NodeMetrics", False, verbs=("get", "list"),
+                 persisted=False),
+    ResourceType("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True, verbs=("get", "list"), persisted=False),
 )  # fmt: skip
 
 # Groups in the order discovery lists them (the order real servers use: core first, then by priority).
@@ -115,6 +119,7 @@ BUILTIN_GROUP_ORDER = (
     "apiextensions.k8s.io",
     "authorization.k8s.io",
     "authentication.k8s.io",
+    "metrics.k8s.io",
 )
 
 

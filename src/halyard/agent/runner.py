@@ -45,9 +45,9 @@ async def run_agents(options: AgentOptions, *, stop: asyncio.Event | None = None
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    kube = connect(options.kubeconfig, options.context, in_cluster=options.in_cluster)  # KubeConfigError: no start
     options.state_dir.mkdir(parents=True, exist_ok=True)
     pid_path(options.state_dir).write_text(str(os.getpid()))
-    kube = connect(options.kubeconfig, options.context, in_cluster=options.in_cluster)
     try:
         needs_key = options.agents is None or "identity-operator" in options.agents
         config = await _wait_for_config(kube, stop, options.backoff_cap, needs_key)

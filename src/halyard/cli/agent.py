@@ -23,6 +23,8 @@ import typer
 
 from halyard.agent.options import AgentOptions
 from halyard.agent.runner import pid_path, run_agents
+from halyard.cli.errors import CliError
+from halyard.kube.client import KubeConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run Halyard's cluster agents outside the cluster (local agent mode).")
 LOG_FILE = "agent.log"
@@ -76,8 +78,11 @@ def run(
         agents=tuple(a.strip() for a in agents.split(",") if a.strip()) if agents else None,
         in_cluster=in_cluster,
     )
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_agents(options))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run_agents(options))
+    except KubeConfigError as exc:
+        raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
 
 
 @app.command("start")

@@ -199,3 +199,48 @@ def test_issued_tokens_expire() -> None:
     assert c.user_for_token(c.admin_token) is not None  # the admin's token does not expire
     c.issue_token(robot, dt.timedelta(seconds=60))
     assert token not in c.tokens  # expired tokens are dropped when new ones are issued
+
+
+@pytest.mark.unit
+def test_cron_schedules() -> None:
+    from halyard.sim.cron import next_after
+
+    t = dt.datetime(2026, 1, 1, 10, 7, 30, tzinfo=dt.UTC)  # a Thursday
+    assert next_after("*/15 * * * *", t) == t.replace(minute=15, second=0)
+    assert next_after("30 9 * * 1-5", t) == dt.datetime(2026, 1, 2, 9, 30, tzinfo=dt.UTC)
+    assert next_after("@yearly", t) == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
+    assert next_after("0 0 29 2 *", t) == dt.datetime(2028, 2, 29, tzinfo=dt.UTC)
+    with pytest.raises(ApiError) as e:
+        c = _cluster()
+        c.create(_rt(c, "batch", "cronjobs"), "default", {"metadata": {"name": "bad"}, "spec": {
+            "schedule": "61 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "image": "i"}]}}}}}})  # fmt: skip
+    assert e.value.details["causes"][0]["field"] == "spec.schedule"  # type: ignore[index]
+
+
+@pytest.mark.unit
+async def test_cronjob_creates_jobs_when_due() -> None:
+    clock = ManualClock(dt.datetime(2026, 1, 1, 10, 0, 30, tzinfo=dt.UTC))
+    c = VirtualCluster("t", clock)
+    seed_cluster(c, nodes=1, version="v1.31.2", distribution="generic")
+    mgr = ControllerManager(Timing(pod_start=0.01, job_pod_run=0.01))
+    mgr.attach(c)
+    mgr.start()
+    try:
+        c.create(_rt(c, "batch", "cronjobs"), "default", {"metadata": {"name": "tick"}, "spec": {
+            "schedule": "*/5 * * * *", "jobTemplate": {"spec": {"template": {"spec": {"containers": [
+                {"name": "c", "image": "i"}]}}}}}})  # fmt: skip
+        await asyncio.sleep(0.05)
+        assert c.store.list("batch/jobs", "default") == []  # not due before 10:05
+        clock.advance(20 * 60)  # 10:20:30: runs at 10:05, 10:10, 10:15 and 10:20 were missed; only the latest runs
+        mgr.enqueue(("t", "cronjob", "default", "tick"))
+        await _settle(lambda: len(c.store.list("batch/jobs", "default")) == 1)
+        job = c.store.list("batch/jobs", "default")[0]
+        assert (
+            job["metadata"]["name"] == f"tick-{int(dt.datetime(2026, 1, 1, 10, 20, tzinfo=dt.UTC).timestamp()) // 60}"
+        )
+        await _settle(lambda: ((c.store.get("batch/cronjobs", "default", "tick") or {}).get("status") or {})
+                      .get("lastSuccessfulTime") is not None)  # fmt: skip
+        assert c.store.get("batch/cronjobs", "default", "tick")["status"]["lastScheduleTime"] == "2026-01-01T10:20:00Z"  # type: ignore[index]
+    finally:
+        await mgr.stop()

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import datetime as dt
 import hashlib
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+from halyard.sim import cron
 from halyard.sim.cluster import FOREGROUND, SYSTEM, VirtualCluster, rfc3339
 from halyard.sim.errors import ApiError
 from halyard.sim.resources import ResourceType
@@ -103,6 +105,17 @@ def tolerates(pod: Obj, node: Obj) -> bool:
     return True
 
 
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.UTC)
+
+
+def _job_finished(job: Obj) -> bool:
+    return any(
+        c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
+        for c in (job.get("status") or {}).get("conditions") or []
+    )
+
+
 def _revision(rs: Obj) -> int:
     return int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
 
@@ -126,6 +139,7 @@ class ControllerManager:
         self._node_cursor: dict[str, int] = {}
         self._event_seq = 0
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
 
     def attach(self, cluster: VirtualCluster) -> None:
         self.clusters[cluster.name] = cluster
@@ -136,6 +150,9 @@ class ControllerManager:
         self._task = asyncio.create_task(self._run(), name="sim-controllers")
 
     async def stop(self) -> None:
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -149,8 +166,17 @@ class ControllerManager:
             self._queue.put_nowait(key)
 
     def later(self, delay: float, key: Key) -> None:
-        if self._loop is not None:
-            self._loop.call_later(delay, self.enqueue, key)
+        """Reconcile ``key`` after ``delay`` seconds; a key has at most one timer (the latest request wins)."""
+        if self._loop is None:
+            return
+        previous = self._timers.pop(key, None)
+        if previous is not None:
+            previous.cancel()
+        self._timers[key] = self._loop.call_later(delay, self._fire, key)
+
+    def _fire(self, key: Key) -> None:
+        self._timers.pop(key, None)
+        self.enqueue(key)
 
     # ---- event routing
     def _on_event(self, c: VirtualCluster, ev: Event) -> None:
@@ -177,6 +203,9 @@ class ControllerManager:
                 self._enqueue_owner(c, ev.obj, kind, task)
         elif ev.key == "batch/jobs":
             self.enqueue((cn, "job", ns, name))
+            self._enqueue_owner(c, ev.obj, "CronJob", "cronjob")
+        elif ev.key == "batch/cronjobs" and ev.type != "DELETED":
+            self.enqueue((cn, "cronjob", ns, name))
         elif ev.key == "apps/daemonsets":
             self.enqueue((cn, "daemonset", ns, name))
         elif ev.key == "apps/statefulsets":
@@ -202,6 +231,7 @@ class ControllerManager:
             "podstart": self._pod_start,
             "podfinish": self._pod_finish,
             "job": self._job,
+            "cronjob": self._cronjob,
             "daemonset": self._daemonset,
             "statefulset": self._statefulset,
             "namespace": self._namespace,
@@ -555,6 +585,69 @@ class ControllerManager:
             cs.update(ready=False, started=False, state={"terminated": {
                 "exitCode": 0, "reason": "Completed", "startedAt": started, "finishedAt": now}})  # fmt: skip
         self._set_status(c, self._rt(c, "/pods"), pod, status)
+
+    # ---- cron jobs
+    def _cronjob(self, c: VirtualCluster, ns: str, name: str) -> None:
+        """Create the Job a CronJob's schedule calls for (the latest missed run only, as with no deadline), keep
+        its history limits, and come back when the next run is due."""
+        cj = c.store.get("batch/cronjobs", ns, name)
+        if cj is None or cj["metadata"].get("deletionTimestamp"):
+            return
+        spec = cj.get("spec") or {}
+        status = copy.deepcopy(cj.get("status") or {})
+        now = c.clock.now()
+        last = _parse_time(status.get("lastScheduleTime") or cj["metadata"]["creationTimestamp"])
+        try:
+            due = cron.next_after(spec.get("schedule", ""), last)
+        except ValueError:
+            return  # refused at create; an old object with a bad schedule simply never runs
+        jobs_rt = self._rt(c, "batch/jobs")
+        jobs = self._owned(c, "batch/jobs", ns, cj, "CronJob")
+        active = [j for j in jobs if not _job_finished(j)]
+        if due <= now and not spec.get("suspend"):
+            latest = due
+            for _ in range(10_000):
+                following = cron.next_after(spec["schedule"], latest)
+                if following > now:
+                    break
+                latest = following
+            policy = spec.get("concurrencyPolicy", "Allow")
+            if policy == "Replace":
+                for j in active:
+                    self._delete(c, "batch/jobs", j)
+            if policy != "Forbid" or not active:
+                job_name = f"{name}-{int(latest.timestamp()) // 60}"
+                if c.store.get("batch/jobs", ns, job_name) is None:
+                    template = copy.deepcopy(spec.get("jobTemplate") or {})
+                    meta = template.get("metadata") or {}
+                    job = {"apiVersion": "batch/v1", "kind": "Job", "spec": template.get("spec") or {},
+                           "metadata": {"name": job_name, "namespace": ns, "labels": meta.get("labels") or {},
+                                        "annotations": {**(meta.get("annotations") or {}),
+                                                        "batch.kubernetes.io/cronjob-scheduled-timestamp":
+                                                            latest.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                                        "ownerReferences": [_owner_ref(cj)]}}  # fmt: skip
+                    c.create(jobs_rt, ns, job, SYSTEM)
+                    self._event(c, cj, "SuccessfulCreate", f"Created job {job_name}", "cronjob-controller")
+            status["lastScheduleTime"] = latest.strftime("%Y-%m-%dT%H:%M:%SZ")
+        jobs = self._owned(c, "batch/jobs", ns, cj, "CronJob")
+        finished = sorted((j for j in jobs if _job_finished(j)), key=lambda j: j["metadata"]["creationTimestamp"])
+        keep = int(spec.get("successfulJobsHistoryLimit", 3))
+        for old in finished[: max(0, len(finished) - keep)]:
+            self._delete(c, "batch/jobs", old)
+        if finished:
+            done = max((j.get("status") or {}).get("completionTime") or "" for j in finished)
+            if done:
+                status["lastSuccessfulTime"] = done
+        refs = [{"apiVersion": "batch/v1", "kind": "Job", "name": j["metadata"]["name"], "namespace": ns,
+                 "uid": j["metadata"]["uid"]} for j in jobs if not _job_finished(j)]  # fmt: skip
+        if refs:
+            status["active"] = refs
+        else:
+            status.pop("active", None)
+        self._set_status(c, self._rt(c, "batch/cronjobs"), cj, status)
+        following = cron.next_after(spec["schedule"], max(now, _parse_time(status.get("lastScheduleTime") or
+                                                                             cj["metadata"]["creationTimestamp"])))  # fmt: skip
+        self.later(min(60.0, max(0.05, (following - now).total_seconds() + 0.05)), (c.name, "cronjob", ns, name))
 
     # ---- jobs, daemon sets, stateful sets
     def _job(self, c: VirtualCluster, ns: str, name: str) -> None:

@@ -206,6 +206,14 @@ COLUMNS: dict[str, list[Column]] = {
                                             f"{(o.get('involvedObject') or {}).get('name', '')}"),
         ("Message", "string", 0, _get("message")),
     ],
+    "CronJob": [
+        _NAME, ("Schedule", "string", 0, _get("spec", "schedule")), ("Timezone", "string", 0, _get("spec", "timeZone")),
+        ("Suspend", "boolean", 0, lambda o, _: bool((o.get("spec") or {}).get("suspend"))),
+        ("Active", "integer", 0, lambda o, _: len((o.get("status") or {}).get("active") or [])),
+        ("Last Schedule", "string", 0, lambda o, now: human_age((o.get("status") or {}).get("lastScheduleTime"), now)
+         if (o.get("status") or {}).get("lastScheduleTime") else "<none>"),
+        _AGE,
+    ],
     "CustomResourceDefinition": [_NAME, ("Created At", "date", 0, _get("metadata", "creationTimestamp"))],
     "Lease": [_NAME, ("Holder", "string", 0, _get("spec", "holderIdentity", default="")), _AGE],
     "ServiceAccount": [_NAME, ("Secrets", "integer", 0, lambda o, _: len(o.get("secrets") or [])), _AGE],

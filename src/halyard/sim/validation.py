@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from halyard.sim import cron
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _TEMPLATED = {"Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job"}
 
@@ -22,8 +24,13 @@ def validate(kind: str, obj: dict[str, Any]) -> list[Cause]:
     if kind in _TEMPLATED:
         return _pod_spec((spec.get("template") or {}).get("spec") or {}, "spec.template.spec")
     if kind == "CronJob":
+        causes: list[Cause] = []
+        try:
+            cron.parse(spec.get("schedule") or "")
+        except ValueError as e:
+            causes.append(("FieldValueInvalid", "spec.schedule", f'Invalid value: "{spec.get("schedule")}": {e}'))
         job = (spec.get("jobTemplate") or {}).get("spec") or {}
-        return _pod_spec((job.get("template") or {}).get("spec") or {}, "spec.jobTemplate.spec.template.spec")
+        return causes + _pod_spec((job.get("template") or {}).get("spec") or {}, "spec.jobTemplate.spec.template.spec")
     if kind == "Service":
         return _service_ports(spec)
     return []

@@ -43,6 +43,7 @@ from halyard.core.clock import SystemClock
 API_VERSION = "2026-05-01"
 GROUP = "fleet"
 SETUP_CONCURRENCY = 48
+POOL_SIZE = 4
 
 
 @dataclass
@@ -136,7 +137,7 @@ async def onboard(server: ServerProcess, http: httpx.AsyncClient, count: int) ->
 
 async def heartbeat_fleet(
     server: ServerProcess,
-    http: httpx.AsyncClient,
+    pools: list[httpx.AsyncClient],
     members: list[Member],
     interval: float,
     duration: float,
@@ -156,7 +157,7 @@ async def heartbeat_fleet(
     slots = asyncio.Semaphore(connections)
     lags: list[float] = []
 
-    async def agent(member: Member) -> None:
+    async def agent(member: Member, http: httpx.AsyncClient) -> None:
         nonlocal failures
         due = time.perf_counter() + random.uniform(0, interval)
         while True:
@@ -176,7 +177,7 @@ async def heartbeat_fleet(
 
     pid = server.proc.pid  # type: ignore[union-attr]
     cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
-    await asyncio.gather(*(agent(m) for m in members))
+    await asyncio.gather(*(agent(m, pools[i % len(pools)]) for i, m in enumerate(members)))
     wall = time.perf_counter() - wall_before
     ordered = sorted(latencies)
 
@@ -201,9 +202,20 @@ async def run_size(count: int, args: argparse.Namespace, database_url: str | Non
         server = ServerProcess(Path(tmp) / "data", free_port(), database_url=database_url).start()
         try:
             limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
-            async with httpx.AsyncClient(verify=server.ca, timeout=60, limits=limits) as http:
-                members, timings = await onboard(server, http, count)
-                result = await heartbeat_fleet(server, http, members, args.interval, args.duration, args.connections)
+            # Many small pools rather than one large one: httpcore scans every connection of a pool (a poll(2) each)
+            # for every request, so one 64-connection pool costs the generator more CPU than the server spends.
+            small = httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE)
+            pools = [
+                httpx.AsyncClient(verify=server.ca, timeout=60, limits=small)
+                for _ in range(max(1, args.connections // POOL_SIZE))
+            ]
+            try:
+                async with httpx.AsyncClient(verify=server.ca, timeout=60, limits=limits) as http:
+                    members, timings = await onboard(server, http, count)
+                result = await heartbeat_fleet(server, pools, members, args.interval, args.duration, args.connections)
+            finally:
+                for pool in pools:
+                    await pool.aclose()
             return {"clusters": count, "interval_seconds": args.interval, **timings, **result}
         finally:
             server.stop()

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import logging
 import time
 import urllib.parse
 from collections.abc import AsyncIterator, Callable
@@ -33,6 +34,7 @@ from halyard.sim.selectors import (
 )
 from halyard.sim.store import Event, Obj, Watcher, deliver_filtered, object_key
 
+log = logging.getLogger(__name__)
 JSON = "application/json"
 PROTOBUF = "application/vnd.kubernetes.protobuf"
 ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
@@ -141,6 +143,11 @@ class ClusterApi:
             return await self._dispatch(c, req, user)
         except ApiError as e:
             return error_response(e)
+        except Exception:
+            # A bug of the simulator: say so as a real server would (a 500 Status), and log the type only.
+            log.exception("sim request failed method=%s path=%s", req.method, req.path)
+            return error_response(ApiError(500, "an error on the server (the simulator) has prevented the request "
+                                           "from succeeding", reason="InternalError"))  # fmt: skip
 
     def _authenticate(self, c: VirtualCluster, req: Request) -> UserInfo:
         auth = req.header("authorization")

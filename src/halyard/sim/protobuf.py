@@ -209,6 +209,6 @@ def decode(body: bytes) -> dict[str, Any]:
                 reason="UnsupportedMediaType",
             )
         obj = decode_message(message, base64.b64decode(envelope.get("raw", "")))
-    except (ValueError, UnicodeDecodeError, KeyError, struct.error) as e:
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, struct.error) as e:
         raise ApiError(400, f"cannot decode protobuf body: {e}") from e
     return {"apiVersion": api_version, "kind": kind, **obj}

@@ -11,8 +11,10 @@ from halyard.core.settings import Settings
 
 
 def command(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8443,
+    host: Annotated[
+        str | None, typer.Option(help="Address to listen on [default: 127.0.0.1, or HALYARD_HOST].")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [default: 8443, or HALYARD_PORT].")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="Where the SQLite database, keys and TLS files live.")] = None,
     database_url: Annotated[
         str | None,
@@ -25,10 +27,10 @@ def command(
     ] = None,
     tls_key: Annotated[Path | None, typer.Option(help="The key of --tls-cert.")] = None,
     insecure_http: Annotated[
-        bool, typer.Option(help="Plain HTTP (loopback only; the Azure clients refuse tokens over it).")
-    ] = False,
+        bool | None, typer.Option(help="Plain HTTP (loopback only; the Azure clients refuse tokens over it).")
+    ] = None,
     offline_threshold: Annotated[int | None, typer.Option(help="Seconds without heartbeat before Offline.")] = None,
-    log_format: Annotated[str, typer.Option(help="keyvalue or json.")] = "keyvalue",
+    log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
     from halyard.controlplane.server import run
@@ -42,13 +44,11 @@ def command(
         "tls_key": tls_key,
         "insecure_http": insecure_http,
         "log_format": log_format,
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "offline_threshold_seconds": offline_threshold,
     }
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    if offline_threshold is not None:
-        overrides["offline_threshold_seconds"] = offline_threshold
+    # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     try:
         settings.check()

@@ -65,6 +65,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
             await cp.keys.ensure()
             await cp.his.authority.ensure()
             await bootstrap(cp)
+            if db.is_sqlite:  # one server per SQLite file: leases left by a crash are this server's own
+                await cp.operations.release_leases()
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),

@@ -44,6 +44,10 @@ def command(
     log_lines: Annotated[
         int, typer.Option("--log-lines", min=0, help="Lines of simulated log per container (kubectl logs).")
     ] = 10,
+    watch_history: Annotated[
+        int,
+        typer.Option("--watch-history", min=1, help="Writes per cluster a watch can resume from (older: 410)."),
+    ] = 200,
 ) -> None:
     """Serve virtual Kubernetes clusters that kubectl, helm and client libraries use unchanged."""
     options = SimOptions(
@@ -58,6 +62,7 @@ def command(
         pod_start_delay=pod_start_delay,
         name_prefix=name_prefix,
         log_lines=log_lines,
+        watch_history=watch_history,
     )
     if not re.fullmatch(r"v\d+\.\d+\.\d+(\S*)", kubernetes_version):
         raise typer.BadParameter("expected a version like v1.31.2", param_hint="--kubernetes-version")

@@ -12,17 +12,16 @@ secret; the file permissions are what protect it (see docs/cli.md).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from halyard.cli.errors import CliError
+from halyard.core.files import write_private
 
 CONFIG_DIR_ENV = "HALYARD_CONFIG_DIR"
 
@@ -100,7 +99,7 @@ class ProfileStore:
     def _write(self, path: Path, data: dict[str, Any]) -> None:
         try:
             self._ensure_root()
-            _replace_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
+            write_private(path, (json.dumps(data, indent=2, sort_keys=True) + "\n").encode())
         except OSError as exc:
             raise CliError(f"Cannot write {path}: {exc.strerror or exc}.", "ConfigNotWritable") from None
 
@@ -176,19 +175,3 @@ class ProfileStore:
             self._token_path(server).unlink()
         except FileNotFoundError:
             pass
-
-
-def _replace_private(path: Path, data: bytes) -> None:
-    """Write an owner-only file atomically. The temporary file has a unique name, so that two commands run at the
-    same time (scripts do) each replace the file whole instead of writing into one shared temporary file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # created 0600
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

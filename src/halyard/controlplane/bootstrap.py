@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from halyard.controlplane.arm import rbac
 from halyard.controlplane.plane import ControlPlane
-from halyard.core.pki import write_private
+from halyard.core.files import write_private
 from halyard.store.models import Subscription, Tenant
 
 log = logging.getLogger("halyard.bootstrap")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import ipaddress
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +12,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes, PublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from halyard.core.files import write_private
 
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
@@ -132,23 +131,6 @@ class TlsFiles:
     ca_key: Path
     cert: Path
     key: Path
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a file readable only by its owner, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A temporary of its own (mkstemp: unique name, mode 0600) so concurrent writers never share one.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def ensure_server_tls(directory: Path, common_name: str, dns_names: list[str], ip_addresses: list[str]) -> TlsFiles:

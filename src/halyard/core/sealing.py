@@ -9,7 +9,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from halyard.core.pki import write_private
+from halyard.core.files import write_private
 
 
 class Sealer:

@@ -40,6 +40,11 @@ class AuthorizedCaller:
     def allowed_at_or_below(self, action: str, scope: str) -> bool:
         return rbac.allowed_at_or_below(self.assignments, action, scope)
 
+    def require_at_or_below(self, action: str, scope: str) -> None:
+        """For reads of containers (a subscription, its lists): a role anywhere inside is enough, as in ARM."""
+        if not self.allowed_at_or_below(action, scope):
+            self.require(action, scope)
+
 
 class Access:
     def __init__(self, db: Database, clock: Clock) -> None:

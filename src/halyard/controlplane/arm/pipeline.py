@@ -98,8 +98,7 @@ class Pipeline:
         can_all = caller.allowed(f"{rtype.full_type}/read", scope)
         async with self.cp.db.session() as session:
             rows = list((await session.scalars(query.order_by(Resource.id_key).limit(page + 1))).all())
-        if not can_all and not caller.allowed_at_or_below(f"{rtype.full_type}/read", scope):
-            caller.require(f"{rtype.full_type}/read", scope)
+        caller.require_at_or_below(f"{rtype.full_type}/read", scope)
         more = len(rows) > page
         rows = rows[:page]
         visible = [r for r in rows if can_all or caller.allowed(f"{rtype.full_type}/read", r.id)]

@@ -217,8 +217,7 @@ async def list_groups(
     version = resources_version(request)
     groups = await cp.directory.groups(subscriptionId)
     scope = subscription_scope(subscriptionId)
-    if not caller.allowed(READ, scope) and not caller.allowed_at_or_below(READ, scope):
-        caller.require(READ, scope)
+    caller.require_at_or_below(READ, scope)
     visible = [g for g in groups if caller.allowed(READ, group_scope(g.subscription_id, g.name))]
     if filter_:
         f = parse_filter(filter_)

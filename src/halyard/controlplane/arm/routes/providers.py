@@ -36,8 +36,7 @@ async def list_providers(
 ) -> JSONResponse:
     resources_version(request)
     sub = await cp.directory.subscription(subscriptionId)
-    if not caller.allowed_at_or_below("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id)):
-        caller.require("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id))
+    caller.require_at_or_below("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id))
     return JSONResponse({"value": [await _body(cp, p, sub.id) for p in cp.types.providers.values()]})
 
 
@@ -52,8 +51,7 @@ async def get_provider(
 ) -> JSONResponse:
     resources_version(request)
     sub = await cp.directory.subscription(subscriptionId)
-    if not caller.allowed_at_or_below("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id)):
-        caller.require("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id))
+    caller.require_at_or_below("Microsoft.Resources/subscriptions/read", subscription_scope(sub.id))
     return JSONResponse(await _body(cp, _provider(cp, resourceProviderNamespace), sub.id))
 
 

@@ -63,8 +63,7 @@ async def _list(
     async with cp.db.session() as session:
         rows = (await session.scalars(query)).all()
     scope = subscription_scope(sub.id)
-    if not caller.allowed_at_or_below("Microsoft.Resources/subscriptions/resources/read", scope):
-        caller.require("Microsoft.Resources/subscriptions/resources/read", scope)
+    caller.require_at_or_below("Microsoft.Resources/subscriptions/resources/read", scope)
     value = [
         generic_body(r, expand)
         for r in rows

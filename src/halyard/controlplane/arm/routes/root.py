@@ -75,8 +75,7 @@ async def get_subscription(
 ) -> JSONResponse:
     resources_version(request)
     sub = await cp.directory.subscription(subscriptionId)
-    if not caller.allowed_at_or_below("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}"):
-        caller.require("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}")
+    caller.require_at_or_below("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}")
     return JSONResponse(subscription_body(sub))
 
 
@@ -86,8 +85,7 @@ async def list_locations(
 ) -> JSONResponse:
     resources_version(request)
     sub = await cp.directory.subscription(subscriptionId)
-    if not caller.allowed_at_or_below("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}"):
-        caller.require("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}")
+    caller.require_at_or_below("Microsoft.Resources/subscriptions/read", f"/subscriptions/{sub.id}")
     value = [
         {
             "id": f"/subscriptions/{sub.id}/locations/{name}",

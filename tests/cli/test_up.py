@@ -19,9 +19,8 @@ from tests.support.processes import free_port
 pytestmark = pytest.mark.e2e
 
 
-def test_up_prints_working_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    port = free_port()
+def _up(data: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `halyard up` and read its output until it says how to stop it."""
     env = {k: v for k, v in os.environ.items() if k not in ("HALYARD_CONFIG_DIR", "REQUESTS_CA_BUNDLE")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "halyard", "up", "--data-dir", str(data), "--port", str(port)],
@@ -30,29 +29,60 @@ def test_up_prints_working_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         text=True,
         env=env,
     )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while not any(line.startswith("Press Ctrl-C") for line in lines):
+        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        lines.append(proc.stdout.readline())
+    return proc, lines
+
+
+def _agents_running(data: Path) -> list[Path]:
+    return [pid for pid in (data / "agents").glob("*/*.pid") if _alive(int(pid.read_text().strip() or 0))]
+
+
+def _alive(pid: int) -> bool:
     try:
-        assert proc.stdout is not None
-        lines: list[str] = []
-        deadline = time.monotonic() + 60
-        while not any(line.startswith("Press Ctrl-C") for line in lines):
-            assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
-            lines.append(proc.stdout.readline())
+        os.kill(pid, 0)
+    except (ProcessLookupError, ValueError):
+        return False
+    return pid > 0
+
+
+def _connected_row(lines: list[str]) -> list[str]:
+    row = next((line for line in lines if line.startswith("sim-01 ")), "")
+    return row.split()
+
+
+def test_up_connects_the_simulated_cluster_prints_working_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = free_port()
+    proc, lines = _up(data, port)
+    try:
         text = "".join(lines)
         assert f"Halyard is running at https://127.0.0.1:{port}" in text
         assert f"admin credentials: {data / 'admin.json'}" in text
+        # `connectedk8s show` of the simulated cluster, connected by local agents: name, status, version, nodes, cores.
+        assert _connected_row(lines)[:5] == ["sim-01", "Connected", "1.31.2", "3", "12"], text
+        assert _agents_running(data)
+
         login_line = next(line.strip() for line in lines if line.strip().startswith("halyard login "))
         assert f"--ca-cert {data / 'tls' / 'ca.pem'}" in login_line
-
         cli = Cli(tmp_path / "config", {})
         result = cli.run(*shlex.split(login_line)[1:], "-o", "none")
         assert result.code == 0, result.stderr
-        cli.ok("group", "create", "-n", "demo", "-l", "westus", "-o", "none")
-        assert cli.json("connectedk8s", "list") == []
-        # One simulated cluster runs beside the control plane.
+        assert [c["name"] for c in cli.json("connectedk8s", "list")] == ["sim-01"]
         kubeconfig = next(line.split("KUBECONFIG=", 1)[1].strip() for line in lines if "KUBECONFIG=" in line)
         assert Path(kubeconfig).is_file()
-        assert f"halyard connectedk8s connect -g demo -n sim-01 --kube-config {kubeconfig} --agent-mode local" in text
 
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+        assert not _agents_running(data), "Ctrl-C must stop the local agents with the rest"
+
+        # The next `up` resumes the same cluster and resource.
+        proc, lines = _up(data, port)
+        assert _connected_row(lines)[:2] == ["sim-01", "Connected"], "".join(lines)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -1,8 +1,10 @@
 """``halyard up`` (what ``make up`` runs): the control plane in the foreground on its embedded default.
 
-SQLite in the data directory, first-start bootstrap, one simulated Kubernetes cluster beside it (``halyard sim``),
-and once it answers: the URL, the admin credentials file and the next commands to try. Ctrl-C (or SIGTERM) stops
-both gracefully.
+SQLite in the data directory, first-start bootstrap, one simulated Kubernetes cluster beside it (``halyard sim``,
+persisted in the data directory on a fixed port), connected with local agents exactly as a user would connect it
+(``halyard login``, ``group create``, ``connectedk8s connect --agent-mode local``, then ``connectedk8s show``), and
+the URL, the admin credentials file and the next commands to try. Ctrl-C (or SIGTERM) stops the agents, the
+simulator and the control plane; the next ``up`` resumes the same cluster and resource.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shlex
 import signal
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -82,17 +86,115 @@ async def _announce(server: Any, settings: Any) -> None:
 
     while not server.started:
         await asyncio.sleep(0.05)
-    sim = SimServer(SimOptions(clusters=1, port=0, data_dir=settings.data_dir / "sim"))
+    # A fixed port and persisted objects keep the kubeconfig and the onboarded cluster valid from one `up` to the next.
+    sim = SimServer(SimOptions(clusters=1, port=settings.port + 1, data_dir=settings.data_dir / "sim", persist=True))
     try:
         await sim.start()
     except (OSError, RuntimeError) as exc:
         raise CliError(f"The simulated cluster did not start: {exc}", "StartFailed") from None
     try:
         cluster = next(iter(sim.clusters))
-        print(banner(settings.base_url, settings.data_dir, cluster, sim.kubeconfig_path(cluster)), flush=True)
+        kubeconfig = sim.kubeconfig_path(cluster)
+        print(banner(settings.base_url, settings.data_dir, cluster, kubeconfig), flush=True)
+        await _connect_demo(settings.data_dir, cluster, kubeconfig)
+        print("\nPress Ctrl-C to stop.", flush=True)
         await asyncio.Event().wait()  # until the server stops and cancels this task
     finally:
+        await asyncio.to_thread(_stop_agents, settings.data_dir)
         await sim.stop()
+
+
+DEMO_GROUP = "demo"
+
+
+def _cli_env(data_dir: Path) -> dict[str, str]:
+    """The CLI as a user runs it, with its profile and the local agents' state inside the data directory."""
+    return {**os.environ, "HALYARD_CONFIG_DIR": str(data_dir / "cli"), "HALYARD_AGENT_DIR": str(data_dir / "agents")}
+
+
+async def _halyard(data_dir: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "halyard",
+        *args,
+        env=_cli_env(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await proc.communicate()
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def _connect_demo(data_dir: Path, cluster: str, kubeconfig: Path) -> None:
+    """Connect the simulated cluster with the CLI and show the result; a failure is reported, not hidden."""
+    admin = json.loads((data_dir / "admin.json").read_text())
+    steps = [
+        [
+            "login",
+            "--service-principal",
+            "-u",
+            admin["clientId"],
+            "-p",
+            admin["clientSecret"],
+            "--tenant",
+            admin["tenant"],
+            "--server",
+            admin["server"],
+            "--ca-cert",
+            admin["caCert"],
+            "-o",
+            "none",
+        ],
+        ["group", "create", "-n", DEMO_GROUP, "-l", "eastus", "-o", "none"],
+        [
+            "connectedk8s",
+            "connect",
+            "-g",
+            DEMO_GROUP,
+            "-n",
+            cluster,
+            "--kube-config",
+            str(kubeconfig),
+            "--agent-mode",
+            "local",
+            "--yes",
+            "-o",
+            "none",
+        ],
+        [
+            "connectedk8s",
+            "show",
+            "-g",
+            DEMO_GROUP,
+            "-n",
+            cluster,
+            "-o",
+            "table",
+            "--query",
+            "{name:name, connectivityStatus:connectivityStatus, kubernetesVersion:kubernetesVersion, "
+            "totalNodeCount:totalNodeCount, totalCoreCount:totalCoreCount, agentVersion:agentVersion}",
+        ],
+    ]
+    print(f"Connecting the simulated cluster {cluster} as {DEMO_GROUP}/{cluster} (local agents)...", flush=True)
+    for step in steps:
+        code, out = await _halyard(data_dir, *step)
+        if code != 0:
+            print(
+                f"ERROR: `halyard {shlex.join(step[:2])}` failed while connecting the simulated cluster:\n{out}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+    print(f"\n$ halyard connectedk8s show -g {DEMO_GROUP} -n {cluster} -o table\n{out}", flush=True)
+
+
+def _stop_agents(data_dir: Path) -> None:
+    from halyard.cli.agent import stop_detached
+
+    root = data_dir / "agents"
+    for state_dir in sorted(root.iterdir()) if root.is_dir() else []:
+        stop_detached(state_dir)
 
 
 def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
@@ -123,12 +225,10 @@ def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
         "",
         "Try, in another terminal:",
         f"  {shlex.join(login)}",
-        "  halyard group create -n demo -l westus",
-        f"  halyard connectedk8s connect -g demo -n {cluster} --kube-config {shlex.quote(str(kubeconfig))} --agent-mode local",
         "  halyard connectedk8s list -o table",
+        f"  halyard connectedk8s show -g {DEMO_GROUP} -n {cluster}",
+        f"  kubectl --kubeconfig {shlex.quote(str(kubeconfig))} get nodes -o wide",
         "",
         f"Simulated Kubernetes cluster {cluster}: export KUBECONFIG={shlex.quote(str(kubeconfig))}",
-        "",
-        "Press Ctrl-C to stop.",
     ]
     return "\n".join(lines)

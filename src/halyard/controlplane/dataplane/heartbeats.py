@@ -8,15 +8,17 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+
 from halyard.api.agents import Heartbeat, HeartbeatReply
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import ClusterIdentities
 from halyard.controlplane.identity.tokens import Caller
 from halyard.core.clock import Clock, isoformat
-from halyard.core.errors import HalyardError, TooManyRequests, Unauthenticated
+from halyard.core.errors import TooManyRequests, Unauthenticated
 from halyard.core.settings import Settings
 from halyard.store import Database
-from halyard.store.models import Resource
+from halyard.store.models import ClusterIdentity, Resource
 
 # Writable properties the agents may fill in when the user left them empty (detected, not chosen).
 DETECTED = ("distribution", "infrastructure")
@@ -121,14 +123,27 @@ class Heartbeats:
                 to_write.append(index)
         if to_write:
             async with self._db.transaction() as session:
+                # The identities again (a delete may have come since the read) and their resources: two queries for
+                # the whole batch; the changed rows go out together at the commit.
+                ids = {batch[index].object_id for index in to_write}
+                identities = {
+                    row.principal_id: row
+                    for row in await session.scalars(
+                        select(ClusterIdentity).where(ClusterIdentity.principal_id.in_(ids))
+                    )
+                }
+                keys = {row.resource_key for row in identities.values()}
+                resources = {
+                    row.id_key: row for row in await session.scalars(select(Resource).where(Resource.id_key.in_(keys)))
+                }
                 for index in to_write:
                     item = batch[index]
-                    try:
-                        identity = await self._identities.resolve(session, item.object_id)
-                    except HalyardError as exc:
-                        results[index] = exc
+                    identity = identities.get(item.object_id)
+                    problem = self._identities.problem(identity, item.at)
+                    if problem is not None or identity is None:
+                        results[index] = problem
                         continue
-                    resource = await session.get(Resource, identity.resource_key)
+                    resource = resources.get(identity.resource_key)
                     if resource is None or resource.provisioning_state == "Deleting":
                         results[index] = Unauthenticated(
                             "The connected cluster is being deleted.", code="ClusterIdentityRevoked"

@@ -168,15 +168,6 @@ class ClusterIdentities:
         await session.flush()
         return identity
 
-    async def resolve(self, session: AsyncSession, object_id: str) -> ClusterIdentity:
-        """The live identity behind an agent token's object id; refuses revoked and expired clusters."""
-        identity = await session.scalar(select(ClusterIdentity).where(ClusterIdentity.principal_id == object_id))
-        problem = self.problem(identity, self._clock.now())
-        if problem is not None:
-            raise problem
-        assert identity is not None
-        return identity
-
     async def live(self, object_ids: set[str]) -> dict[str, LiveIdentity]:
         """The identities behind several tokens' object ids, with one query (absent: revoked)."""
         async with self._db.session() as session:

@@ -15,10 +15,11 @@ USER_AGENT = f"halyard-agent/{__version__}"
 class ControlPlaneError(Exception):
     """The control plane answered with an error (ARM or OAuth envelope), or could not be reached."""
 
-    def __init__(self, message: str, *, status: int = 0, code: str = "") -> None:
+    def __init__(self, message: str, *, status: int = 0, code: str = "", retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
+        self.retry_after = retry_after  # seconds the server asked us to wait (429/503), if it said
 
 
 def http_client(ca_bundle: str, *, timeout: float = 15.0) -> httpx.AsyncClient:
@@ -54,4 +55,16 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
             code, message = payload["error"], payload.get("error_description", message)
     except ValueError:
         pass
-    raise ControlPlaneError(f"{url}: {response.status_code} {code}: {message}", status=response.status_code, code=code)
+    raise ControlPlaneError(
+        f"{url}: {response.status_code} {code}: {message}",
+        status=response.status_code,
+        code=code,
+        retry_after=_seconds(response.headers.get("Retry-After")),
+    )
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

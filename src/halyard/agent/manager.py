@@ -79,7 +79,8 @@ class ControllerManager:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                delay = status.backoff.next_delay()
+                # The server's own Retry-After (load shedding) is a floor under the jittered backoff.
+                delay = max(status.backoff.next_delay(), getattr(exc, "retry_after", None) or 0.0)
                 status.healthy = False
                 status.error = AgentError(
                     message=_describe(exc), component=agent.name, time=self._clock.now(), severity="Error"

@@ -18,14 +18,15 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Namespace
 
 import halyard
-from halyard.agent.clusterconfig import ClusterConfig
+from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.controlplane import ControlPlaneError
-from halyard.agent.identity import IdentityOperator
+from halyard.agent.identity import IdentityOperator, Issued
 from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import EndpointMap
 from halyard.cli.agent import running_pid, state_dir_for
 from halyard.cli.onboarding import disconnect_cluster
 from halyard.core.clock import SystemClock
+from halyard.kube.client import connect as kube_connect
 from tests.agents.conftest import CERT_LIFETIME, OFFLINE_THRESHOLD, Cli
 from tests.agents.identity import heartbeat, read_identity, token_response
 from tests.agents.sockets import listening_addresses
@@ -206,13 +207,11 @@ def test_certificate_lapse_without_renewal_is_expired(cli: Cli, fresh_cluster: C
     assert token_response(cli.server, issued).status_code in (400, 401)
 
 
-async def _renew(cli: Cli, rid: str, current, *, kubeconfig: Path | None = None):  # type: ignore[no-untyped-def]
-    from halyard.kube.client import connect as kube_connect
-
+async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path | None = None) -> Issued:
+    """Ask his for a certificate as identity-operator does: with ``current`` (renewal) or the cluster's onboarding key
+    read from ``kubeconfig``'s cluster."""
     onboarding_key = None
     if kubeconfig is not None:
-        from halyard.agent.clusterconfig import load_cluster_config
-
         kube = kube_connect(kubeconfig)
         try:
             onboarding_key = (await load_cluster_config(kube)).onboarding_key
@@ -221,8 +220,9 @@ async def _renew(cli: Cli, rid: str, current, *, kubeconfig: Path | None = None)
     endpoints = EndpointMap.model_validate(
         httpx.get(f"{cli.server.url}/his/v1/endpoints", verify=cli.server.ca).json() | {"tenant": "t"}
     )
-    config = ClusterConfig(rid, endpoints, Path(cli.server.ca).read_text(), True, onboarding_key)  # type: ignore[arg-type]
+    config = ClusterConfig(rid, endpoints, Path(cli.server.ca).read_text(), True, onboarding_key)
     async with httpx.AsyncClient(verify=cli.server.ca) as http:
+        # request_certificate never touches the cluster, so no Kubernetes client is needed.
         operator = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
         return await operator.request_certificate(current)
 

@@ -171,8 +171,14 @@ def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_
     token = token_response(cli.server, issued).json()["access_token"]
     assert heartbeat(cli.server, token).status_code == 200
 
+    state = cli.agents_dir / state_dir_for(rid).name
+    assert running_pid(state) is not None
+    # No --kube-config: the delete finds the cluster through the kubeconfig its local agents were started with.
     deleted = cli.run("connectedk8s", "delete", "-g", group, "-n", "gone", "--yes")
     assert deleted.returncode == 0, deleted.stderr
+    assert "Removed: local agents, namespace halyard-system." in deleted.stderr
+    assert running_pid(state) is None
+    assert not namespace_exists(kubeconfig)
 
     # The token minted before the delete, the certificate's key and the certificate itself are all refused.
     refused = heartbeat(cli.server, token)
@@ -182,13 +188,10 @@ def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_
         asyncio.run(_renew(cli, rid, issued))
     assert renewal.value.status == 401
 
-    # What `connectedk8s delete` calls for the cluster side: agents stopped, namespace (Secrets, ConfigMap) gone.
-    state = cli.agents_dir / state_dir_for(rid).name
-    assert running_pid(state) is not None
-    removed = _in_agent_dir(cli, lambda: disconnect_cluster(rid, kubeconfig, None))
-    assert removed == ["local agents", "namespace halyard-system"]
-    assert running_pid(state) is None
-    assert not namespace_exists(kubeconfig)
+    # Deleting again (the resource is gone) still answers success and finds nothing left to remove.
+    again = cli.run("connectedk8s", "delete", "-g", group, "-n", "gone", "--yes", "--kube-config", str(kubeconfig))
+    assert again.returncode == 0, again.stderr
+    assert _in_agent_dir(cli, lambda: disconnect_cluster(rid, kubeconfig, None)) == []
 
 
 def test_certificate_lapse_without_renewal_is_expired(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:

@@ -53,6 +53,25 @@ def test_delete_no_wait_and_unknown_group(admin: Cli, server: ServerProcess) -> 
     assert unknown.error.startswith("ERROR: (ResourceGroupNotFound)")
 
 
+def test_delete_whose_cluster_cannot_be_cleaned_fails_loudly_unless_forced(
+    admin: Cli, server: ServerProcess, tmp_path: Path
+) -> None:
+    group = make_group(server)
+    missing = tmp_path / "no-such-kubeconfig"
+    for name, extra in ((unique("cc"), []), (unique("cc"), ["--force"])):
+        with server.client() as client:
+            client.put(cluster_path(server, group, name), params=CC_API, json=cluster_body()).raise_for_status()
+        result = admin.run(
+            "connectedk8s", "delete", "-g", group, "-n", name, "--yes", "--kube-config", str(missing), *extra
+        )
+        if extra:
+            assert result.code == 0 and result.stderr.startswith("WARNING: The resource is deleted, but the cluster")
+        else:
+            assert result.code == 1 and result.error.startswith("ERROR: (ClusterCleanupFailed) The resource is deleted")
+        # Either way the resource (and with it the cluster's identity) is gone; a rerun can finish the clean-up.
+        assert admin.run("connectedk8s", "show", "-g", group, "-n", name).error.startswith("ERROR: (ResourceNotFound)")
+
+
 def test_providers(admin: Cli) -> None:
     providers = admin.json("provider", "list", "--query", "[].namespace")
     assert "Microsoft.Kubernetes" in providers

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from halyard.kube.client import KubeConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run Halyard's cluster agents outside the cluster (local agent mode).")
 LOG_FILE = "agent.log"
+TARGET_FILE = "target.json"  # the kubeconfig and context the agents were started with (for delete's clean-up)
 STATE_ROOT = Path(os.environ.get("HALYARD_AGENT_DIR", Path.home() / ".local" / "share" / "halyard" / "agents"))
 
 KubeConfigOpt = Annotated[Path | None, typer.Option("--kubeconfig", "--kube-config", help="The cluster's kubeconfig.")]
@@ -135,6 +137,8 @@ def start_detached(
     if pid is not None:
         return pid
     state_dir.mkdir(parents=True, exist_ok=True)
+    target = {"kubeconfig": str(kubeconfig.resolve()) if kubeconfig else None, "context": context}
+    (state_dir / TARGET_FILE).write_text(json.dumps(target))
     args = [sys.executable, "-m", "halyard", "agent", "run", "--state-dir", str(state_dir)]
     if kubeconfig is not None:
         args += ["--kubeconfig", str(kubeconfig.resolve())]
@@ -155,6 +159,15 @@ def start_detached(
             return proc.pid
         time.sleep(0.05)
     return proc.pid
+
+
+def started_target(state_dir: Path) -> tuple[Path | None, str | None] | None:
+    """The kubeconfig and context local agents were last started with here, if any were."""
+    try:
+        target = json.loads((state_dir / TARGET_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return (Path(target["kubeconfig"]) if target.get("kubeconfig") else None), target.get("context")
 
 
 def stop_detached(state_dir: Path, timeout: float = 15.0) -> bool:

@@ -94,6 +94,11 @@ class Invocation:
         if not self.options.only_show_errors:
             print(f"WARNING: {message}", file=sys.stderr)
 
+    def note(self, message: str) -> None:
+        """What a command did besides its result (stderr, so output stays parseable)."""
+        if not self.options.only_show_errors:
+            print(message, file=sys.stderr)
+
     def progress(self, label: str) -> Any:
         """A spinner on stderr while a long operation runs (none with ``-o none`` or ``--only-show-errors``)."""
         if self.options.only_show_errors or self.options.output == "none" or not self.stderr.is_terminal:

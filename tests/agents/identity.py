@@ -28,7 +28,7 @@ def read_identity(kubeconfig: Path) -> Issued:
     return Issued.from_secret(secret.data or {})
 
 
-def token_response(server: ServerProcess, issued: Issued) -> httpx.Response:
+def token_response(server: ServerProcess, issued: Issued, audience: str | None = None) -> httpx.Response:
     """Ask the login service for an agent token with a client assertion signed by the cluster certificate's key."""
     now = int(time.time())
     assertion = jwt.encode(
@@ -50,7 +50,7 @@ def token_response(server: ServerProcess, issued: Issued) -> httpx.Response:
             "client_id": issued.response.clientId,
             "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": assertion,
-            "scope": issued.response.audience.rstrip("/") + "/.default",
+            "scope": (audience or issued.response.audience).rstrip("/") + "/.default",
         },
         verify=server.ca,
     )

@@ -170,6 +170,9 @@ def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_
     issued = read_identity(kubeconfig)
     token = token_response(cli.server, issued).json()["access_token"]
     assert heartbeat(cli.server, token).status_code == 200
+    # The cluster's key gets the agent services only, never a management token.
+    management = token_response(cli.server, issued, audience=cli.server.admin["audience"])
+    assert management.status_code == 400 and management.json()["error"] == "unauthorized_client"
 
     state = cli.agents_dir / state_dir_for(rid).name
     assert running_pid(state) is not None

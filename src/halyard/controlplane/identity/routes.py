@@ -8,6 +8,7 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
 from halyard.controlplane.identity.tokens import same_audience
 from halyard.controlplane.plane import ControlPlane, plane
@@ -140,6 +141,13 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
             "The request body must contain client_secret or client_assertion.",
             status=401,
             aadsts=7000218,
+        )
+    if principal.kind == PRINCIPAL_KIND and not same_audience(audience, cp.settings.agent_audience):
+        # A cluster's key lives in the cluster: whoever holds it gets the agent services, never the management API.
+        raise OAuthError(
+            "unauthorized_client",
+            "A connected cluster's identity may request tokens only for the agent services.",
+            aadsts=700016,
         )
     access_token, lifetime = cp.tokens.issue(
         tenant_id=t.id,

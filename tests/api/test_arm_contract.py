@@ -264,6 +264,7 @@ def test_metadata_endpoints_for_cloud_registration(server: ServerProcess) -> Non
     assert body["authentication"]["loginEndpoint"] == server.url
     assert body["authentication"]["audiences"][0] == server.admin["audience"]
     assert isinstance(body["suffixes"], dict)
+    assert body["dataplaneEndpoints"]["arcHybridIdentityServiceEndpoint"] == server.url + "/his"
 
 
 def test_list_cluster_user_credential_says_cluster_connect_is_not_there_yet(server: ServerProcess) -> None:

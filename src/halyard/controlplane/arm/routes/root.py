@@ -9,6 +9,7 @@ from halyard.controlplane.arm.apiversions import api_version_query, require_api_
 from halyard.controlplane.arm.resourcetypes import display_location
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.directory import subscription_body, tenant_body
+from halyard.controlplane.his.identities import dp_url, his_url
 
 RESOURCES_API_VERSIONS = (
     "2025-04-01",
@@ -124,6 +125,11 @@ async def metadata_endpoints(
             "media": base + "/",
             "graphAudience": cp.settings.audience,
             "graph": base + "/",
+            # Where az connectedk8s looks for the agent services (arm-api.md §3.2 step 4).
+            "dataplaneEndpoints": {
+                "arcConfigEndpoint": dp_url(cp.settings),
+                "arcHybridIdentityServiceEndpoint": his_url(cp.settings),
+            },
             "suffixes": {
                 "keyVaultDns": f".vault.{domain}",
                 "storage": domain,

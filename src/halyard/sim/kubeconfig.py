@@ -91,7 +91,7 @@ def kubeconfig(
 def write_kubeconfig(path: Path, config: dict[str, Any]) -> None:
     """Write an owner-only kubeconfig, as JSON (which is YAML, and ~50x faster to emit than PyYAML's dumper).
 
-    No fsync, unlike ``core.pki.write_private``: kubeconfigs are rewritten at every start, and a thousand fsyncs
+    No fsync, unlike ``core.files.write_private``: kubeconfigs are rewritten at every start, and a thousand fsyncs
     were a third of the start time of a 1,000-cluster simulator.
     """
     path.parent.mkdir(parents=True, exist_ok=True)

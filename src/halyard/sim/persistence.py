@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from halyard.core.clock import Clock
-from halyard.core.pki import write_private
+from halyard.core.files import write_private
 from halyard.sim.cluster import VirtualCluster
 from halyard.sim.rbac import UserInfo
 

@@ -25,7 +25,8 @@ import uvicorn
 from cryptography import x509
 
 from halyard.core.clock import Clock, SystemClock
-from halyard.core.pki import ensure_server_tls, load_key, write_private
+from halyard.core.files import write_private
+from halyard.core.pki import ensure_server_tls, load_key
 from halyard.sim import persistence
 from halyard.sim.api import ApiSettings, ClusterApi
 from halyard.sim.app import PREFIX, SimApp, TlsHttpProtocol

@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from halyard.core.clock import Clock, isoformat
+from halyard.core.clock import Clock
 from halyard.core.errors import Conflict, ResourceGroupNotFound, SubscriptionNotFound
 from halyard.store import Database
 from halyard.store.models import ProviderRegistration, Resource, ResourceGroup, Subscription, Tenant
@@ -127,11 +127,4 @@ def group_body(group: ResourceGroup) -> dict[str, Any]:
     }
     if group.managed_by:
         body["managedBy"] = group.managed_by
-    return body
-
-
-def group_expanded(group: ResourceGroup) -> dict[str, Any]:
-    body = group_body(group)
-    body["createdTime"] = isoformat(group.created_at)
-    body["changedTime"] = isoformat(group.changed_at)
     return body

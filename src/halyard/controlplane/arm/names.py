@@ -7,7 +7,6 @@ import re
 from halyard.core.errors import InvalidResourceName
 
 _GROUP = re.compile(r"^[-\w._()]{1,90}$", re.UNICODE)
-_GENERIC = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
 def check_group_name(name: str) -> None:
@@ -18,12 +17,3 @@ def check_group_name(name: str) -> None:
             "period (except at end), and Unicode characters that match the allowed characters, up to 90 characters.",
             code="InvalidResourceGroup" if name else "InvalidResourceName",
         )
-
-
-def check_resource_name(name: str, kind: str, pattern: re.Pattern[str] = _GENERIC, rule: str = "") -> None:
-    if not pattern.match(name):
-        rule = rule or (
-            "It must be 1-63 characters, start with a letter or digit, and contain only letters, digits, "
-            "'-', '_' and '.'."
-        )
-        raise InvalidResourceName(f"The {kind} name '{name}' is invalid. {rule}")

@@ -28,7 +28,6 @@ Handler = Callable[[Operation], Awaitable[None]]
 LEASE = dt.timedelta(seconds=15)
 CONCURRENCY = 8  # operations in flight per replica
 MAX_ATTEMPTS = 5  # runs of an operation whose handler fails unexpectedly before it is given up as Failed
-TERMINAL = ("Succeeded", "Failed", "Canceled")
 
 
 class Operations:
@@ -173,7 +172,7 @@ class Operations:
             if row is not None and row.status == "InProgress":
                 row.status, row.error, row.ended_at, row.lease_until = status, error, self._clock.now(), None
 
-    def status_body(self, op: Operation, base_url: str) -> dict[str, Any]:
+    def status_body(self, op: Operation) -> dict[str, Any]:
         body: dict[str, Any] = {
             "id": f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
             f"/operationStatuses/{op.id}",
@@ -199,13 +198,3 @@ class Operations:
         if location:
             headers["Location"] = f"{prefix}/operationResults/{op.id}?api-version={api_version}"
         return headers
-
-    async def wait(self, operation_id: str, timeout: float) -> Operation | None:
-        """Wait (polling the store) until the operation ends; used by callers that want a synchronous answer."""
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
-            op = await self.get(operation_id)
-            if op is None or op.status in TERMINAL or asyncio.get_running_loop().time() > deadline:
-                return op
-            self.kick()
-            await asyncio.sleep(0.05)

@@ -121,13 +121,14 @@ class ConnectedClusterBehaviour:
                 target="properties.agentPublicKeyCertificate",
             )
         self._check_private_link(props)
-        sealed = _unseal(existing, cp)
+        stored = _unseal(existing, cp)
+        sealed = stored
         configs = props.get("arcAgentryConfigurations")
         if configs is not None:
             sealed = {}
             for config in configs:
                 secret = config.pop("protectedSettings", None) or {}
-                previous = _sealed_feature(existing, cp, config["feature"])
+                previous = (stored or {}).get(config["feature"], {})
                 # A client echoing a GET back sends the redacted "" values: keep what was stored.
                 sealed[config["feature"]] = {k: (previous.get(k, v) if v == "" else v) for k, v in secret.items()}
         props.setdefault("privateLinkState", "Disabled")
@@ -171,8 +172,10 @@ class ConnectedClusterBehaviour:
         props["connectivityStatus"] = connectivity_status(
             props, cp.clock.now(), dt.timedelta(seconds=cp.settings.offline_threshold_seconds)
         )
-        for config in props.get("arcAgentryConfigurations", []) or []:
-            keys = _sealed_feature(resource, cp, config["feature"]).keys()
+        configs = props.get("arcAgentryConfigurations") or []
+        stored = (_unseal(resource, cp) or {}) if configs else {}  # decrypted once, and only when there is any
+        for config in configs:
+            keys = stored.get(config["feature"], {}).keys()
             if keys:
                 config["protectedSettings"] = {k: "" for k in keys}  # only the keys are ever returned
         if api_version < "2022":
@@ -221,10 +224,6 @@ def _unseal(resource: Resource | None, cp: ControlPlane) -> dict[str, Any] | Non
         return None
     value = cp.sealer.unseal_json(resource.sealed)
     return value if isinstance(value, dict) else None
-
-
-def _sealed_feature(resource: Resource | None, cp: ControlPlane, feature: str) -> dict[str, str]:
-    return (_unseal(resource, cp) or {}).get(feature, {})
 
 
 def connected_cluster_type() -> ResourceType:

@@ -164,19 +164,12 @@ async def put_assignment(
         raise InvalidRequest("The role assignment name must be a GUID.", code="InvalidRoleAssignmentId")
     await _check_scope_exists(cp, s)
     role = await cp.access.find_role(body.properties.roleDefinitionId)
-    principal = await cp.principals.get(body.properties.principalId)
-    if principal is None:
-        found = None
-        try:
-            found = await cp.principals.find(body.properties.principalId)
-        except NotFound:
-            pass
-        if found is None:
-            raise InvalidRequest(
-                f"Principal {body.properties.principalId} does not exist in the directory.",
-                code="PrincipalNotFound",
-            )
-        principal = found
+    try:
+        principal = await cp.principals.find(body.properties.principalId)  # object id or app id
+    except NotFound:
+        raise InvalidRequest(
+            f"Principal {body.properties.principalId} does not exist in the directory.", code="PrincipalNotFound"
+        ) from None
     row = await cp.access.assign(scope=s, role_id=role.id, principal_id=principal.id, assignment_id=roleAssignmentName)
     return JSONResponse(assignment_body(row), status_code=201)
 

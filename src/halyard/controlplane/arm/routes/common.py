@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
@@ -35,7 +35,3 @@ def reply(r: Reply) -> Response:
     if r.body is None:
         return Response(status_code=r.status, headers=r.headers)
     return JSONResponse(r.body, status_code=r.status, headers=r.headers)
-
-
-def base_path(request: Request) -> str:
-    return request.url.path

@@ -56,7 +56,7 @@ async def operation_status(
 ) -> JSONResponse:
     _require_any_version(request, cp, providerNamespace)
     op = await _operation(cp, caller, subscriptionId, providerNamespace, operationId)
-    return JSONResponse(cp.operations.status_body(op, cp.settings.base_url), headers=_progress_headers(cp, op))
+    return JSONResponse(cp.operations.status_body(op), headers=_progress_headers(cp, op))
 
 
 @router.get(

@@ -166,9 +166,8 @@ def test_connected_cluster_names_follow_arm_rules(server: ServerProcess, name: s
         if ok:
             assert r.status_code == 201, r.text
         else:
-            assert r.status_code in (400, 404), r.text
-            if r.status_code == 400:
-                assert r.json()["error"]["code"] == "InvalidResourceName"
+            assert r.status_code == 400, r.text
+            assert r.json()["error"]["code"] == "InvalidResourceName"
 
 
 @pytest.mark.parametrize(

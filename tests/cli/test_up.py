@@ -22,18 +22,22 @@ pytestmark = pytest.mark.e2e
 def _up(data: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
     """Start `halyard up` and read its output until it says how to stop it."""
     env = {k: v for k, v in os.environ.items() if k not in ("HALYARD_CONFIG_DIR", "REQUESTS_CA_BUNDLE")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "halyard", "up", "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        env=env,
-    )
+    stderr = data.parent / "up.stderr"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with open(stderr, "a") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "halyard", "up", "--data-dir", str(data), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
+        )
     assert proc.stdout is not None
     lines: list[str] = []
     deadline = time.monotonic() + 90
     while not any(line.startswith("Press Ctrl-C") for line in lines):
-        assert time.monotonic() < deadline and proc.poll() is None, "".join(lines)
+        ok = time.monotonic() < deadline and proc.poll() is None
+        assert ok, "".join(lines) + stderr.read_text()[-3000:]
         lines.append(proc.stdout.readline())
     return proc, lines
 

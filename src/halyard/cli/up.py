@@ -1,7 +1,7 @@
 """``halyard up`` (what ``make up`` runs): the control plane in the foreground on its embedded default.
 
 SQLite in the data directory, first-start bootstrap, one simulated Kubernetes cluster beside it (``halyard sim``,
-persisted in the data directory on a fixed port), connected with local agents exactly as a user would connect it
+persisted in the data directory), connected with local agents exactly as a user would connect it
 (``halyard login``, ``group create``, ``connectedk8s connect --agent-mode local``, then ``connectedk8s show``), and
 the URL, the admin credentials file and the next commands to try. Ctrl-C (or SIGTERM) stops the agents, the
 simulator and the control plane; the next ``up`` resumes the same cluster and resource.
@@ -86,8 +86,9 @@ async def _announce(server: Any, settings: Any) -> None:
 
     while not server.started:
         await asyncio.sleep(0.05)
-    # A fixed port and persisted objects keep the kubeconfig and the onboarded cluster valid from one `up` to the next.
-    sim = SimServer(SimOptions(clusters=1, port=settings.port + 1, data_dir=settings.data_dir / "sim", persist=True))
+    # Persisted objects keep the onboarded cluster from one `up` to the next; the kubeconfig (same path) is rewritten
+    # with whatever free port the simulator gets, so no second fixed port can collide.
+    sim = SimServer(SimOptions(clusters=1, port=0, data_dir=settings.data_dir / "sim", persist=True))
     try:
         await sim.start()
     except (OSError, RuntimeError) as exc:

@@ -46,7 +46,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def agent_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     data_dir = tmp_path_factory.mktemp("agent-sim") / "data"
     data_dir.mkdir()
-    sim = start_sim(data_dir, "--clusters", "10", "--nodes", "3")
+    sim = start_sim(data_dir, "--clusters", "12", "--nodes", "3")
     yield sim
     sim.stop()
 
@@ -100,22 +100,31 @@ class Cli:
         return [p for p in self.agents_dir.iterdir() if p.is_dir()] if self.agents_dir.exists() else []
 
 
-@pytest.fixture(scope="session")
-def cli(agent_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
-    home = tmp_path_factory.mktemp("agent-cli")
+def logged_in_cli(server: ServerProcess, home: Path) -> Cli:
+    """A CLI with its own config and agent directories under ``home``, logged in to ``server`` as its admin."""
     runner = Cli(
         env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents")},
         agents_dir=home / "agents",
-        server=agent_server,
+        server=server,
     )
-    admin = agent_server.admin
+    admin = server.admin
     runner.ok(
         "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant",
-        admin["tenant"], "--server", agent_server.url, "--ca-cert", agent_server.ca,
+        admin["tenant"], "--server", server.url, "--ca-cert", server.ca,
     )  # fmt: skip
-    yield runner
+    return runner
+
+
+def stop_agents(runner: Cli) -> None:
     for state_dir in runner.state_dirs():
         stop_detached(state_dir)
+
+
+@pytest.fixture(scope="session")
+def cli(agent_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    runner = logged_in_cli(agent_server, tmp_path_factory.mktemp("agent-cli"))
+    yield runner
+    stop_agents(runner)
 
 
 @pytest.fixture

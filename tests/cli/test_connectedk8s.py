@@ -1,4 +1,5 @@
-"""``halyard connectedk8s show/list/delete``, ``resource list`` and ``provider`` on a cluster created over REST."""
+"""``halyard connectedk8s show/list/delete/update`` (and ``upgrade``'s first refusal), ``resource list`` and
+``provider`` on clusters created over REST."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.api.helpers import CC_API, cluster_body, cluster_path, make_group, unique
+from tests.api.helpers import AGENT_PUBLIC_KEY, CC_API, cluster_body, cluster_path, make_group, unique
 from tests.cli.conftest import Cli
 from tests.support.processes import ServerProcess
 
@@ -98,3 +99,47 @@ def test_lists_follow_next_link_across_pages(fresh_server: ServerProcess, tmp_pa
     assert sorted(json.loads(listed.stdout)) == names
     pages = [line for line in listed.stderr.splitlines() if line.startswith("DEBUG: Response: 200 GET")]
     assert len(pages) == 3  # 2 + 2 + 1
+
+
+def test_update_patches_tags_and_distribution_and_puts_auto_upgrade(admin: Cli, server: ServerProcess) -> None:
+    group, name = make_group(server), unique("cc")
+    with server.client() as client:
+        body = cluster_body(distribution="generic")
+        client.put(cluster_path(server, group, name), params=CC_API, json=body).raise_for_status()
+
+    updated = admin.json(
+        "connectedk8s", "update", "-g", group, "-n", name, "--tags", "env=dev", "team", "--distribution", "k3s",
+        "--distribution-version", "1.31", "--auto-upgrade", "false",
+    )  # fmt: skip
+    shown = admin.json("connectedk8s", "show", "-g", group, "-n", name)
+    for cluster in (updated, shown):  # printed like show, and what show reads back
+        assert cluster["tags"] == {"env": "dev", "team": ""}
+        assert (cluster["distribution"], cluster["distributionVersion"]) == ("k3s", "1.31")
+        assert cluster["arcAgentProfile"]["agentAutoUpgrade"] == "Disabled"
+    assert shown["agentPublicKeyCertificate"] == AGENT_PUBLIC_KEY  # the full PUT keeps what it did not change
+    admin.ok("connectedk8s", "update", "-g", group, "-n", name, "--tags", "")
+    admin.ok("connectedk8s", "update", "-g", group, "-n", name, "--auto-upgrade", "true")
+    shown = admin.json("connectedk8s", "show", "-g", group, "-n", name)
+    assert shown["tags"] == {} and shown["arcAgentProfile"]["agentAutoUpgrade"] == "Enabled"
+    assert shown["distribution"] == "k3s"
+
+    nothing = admin.run("connectedk8s", "update", "-g", group, "-n", name)
+    assert nothing.code == 2 and nothing.error.startswith("ERROR: (UsageError) Nothing to update")
+    bad = admin.run("connectedk8s", "update", "-g", group, "-n", name, "--auto-upgrade", "maybe")
+    assert bad.code == 2 and "--auto-upgrade" in bad.error
+    missing = admin.run("connectedk8s", "update", "-g", group, "-n", unique("cc"), "--tags", "a=b")
+    assert missing.error.startswith("ERROR: (ResourceNotFound)")
+
+
+def test_upgrade_is_refused_while_auto_upgrade_is_on(admin: Cli, server: ServerProcess) -> None:
+    group, name = make_group(server), unique("cc")
+    with server.client() as client:
+        client.put(cluster_path(server, group, name), params=CC_API, json=cluster_body()).raise_for_status()
+    refused = admin.run("connectedk8s", "upgrade", "-g", group, "-n", name, "--agent-version", "0.1.0")
+    assert refused.error == (
+        f"ERROR: (AutoUpgradeEnabled) Auto-upgrade is enabled for '{name}', so its agents follow the newest version "
+        f"by themselves. To pin version 0.1.0, turn it off first: halyard connectedk8s update -g {group} -n {name} "
+        "--auto-upgrade false"
+    )
+    shown = admin.json("connectedk8s", "show", "-g", group, "-n", name)
+    assert "desiredAgentVersion" not in (shown.get("arcAgentProfile") or {})

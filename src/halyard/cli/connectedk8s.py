@@ -1,7 +1,7 @@
-"""``halyard connectedk8s show/list/delete``: connected clusters, as ``az connectedk8s``.
+"""``halyard connectedk8s show/list/delete/update/upgrade``: connected clusters, as ``az connectedk8s``.
 
-``connect`` installs the agents into a cluster, so it arrives with them; until then clusters are created with the
-API (or an SDK).
+``connect`` installs the agents into a cluster, so it arrives with them (``cli/onboarding.py``); ``upgrade`` moves
+them to another version (``cli/agentupgrade.py``). Both modules are imported only when their command runs.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from halyard.cli.context import Invocation
-from halyard.cli.errors import CliError
+from halyard.cli.errors import CliError, UsageError
+from halyard.cli.keyvalues import parse_tags
 from halyard.cli.resourceids import with_resource_group
 
 API_VERSION = "2026-05-01"  # the newest stable, as the SDK sends
@@ -28,6 +29,10 @@ TABLE = (
 )
 Group = Annotated[str, typer.Option("--resource-group", "-g", help="Name of the resource group.")]
 Name = Annotated[str, typer.Option("--name", "-n", help="Name of the connected cluster.")]
+KubeConfig = Annotated[Path | None, typer.Option("--kube-config", help="Path of the cluster's kubeconfig.")]
+KubeContext = Annotated[str | None, typer.Option("--kube-context", help="The kubeconfig context.")]
+Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")]
+AUTO_UPGRADE = {"true": "Enabled", "false": "Disabled"}
 
 
 def flatten(cluster: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +43,7 @@ def flatten(cluster: dict[str, Any]) -> dict[str, Any]:
     return dict(with_resource_group(flat))
 
 
-def _path(inv: Invocation, group: str, name: str | None = None) -> str:
+def cluster_path(inv: Invocation, group: str, name: str | None = None) -> str:
     base = (
         f"/subscriptions/{inv.subscription_id}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters"
     )
@@ -49,7 +54,7 @@ def _path(inv: Invocation, group: str, name: str | None = None) -> str:
 def show(ctx: typer.Context, resource_group: Group, name: Name) -> None:
     """Show a connected cluster."""
     inv = Invocation.of(ctx)
-    inv.emit(flatten(inv.arm.get(_path(inv, resource_group, name), API_VERSION)), TABLE)
+    inv.emit(flatten(inv.arm.get(cluster_path(inv, resource_group, name), API_VERSION)), TABLE)
 
 
 @app.command("list")
@@ -62,7 +67,7 @@ def list_clusters(
     """List connected clusters of a resource group, or of the subscription."""
     inv = Invocation.of(ctx)
     path = (
-        _path(inv, resource_group)
+        cluster_path(inv, resource_group)
         if resource_group
         else f"/subscriptions/{inv.subscription_id}/providers/Microsoft.Kubernetes/connectedClusters"
     )
@@ -74,14 +79,12 @@ def delete(
     ctx: typer.Context,
     resource_group: Group,
     name: Name,
-    kube_config: Annotated[
-        Path | None, typer.Option("--kube-config", help="Kubeconfig of the cluster to remove the agents from.")
-    ] = None,
-    kube_context: Annotated[str | None, typer.Option("--kube-context", help="The kubeconfig context.")] = None,
+    kube_config: KubeConfig = None,
+    kube_context: KubeContext = None,
     force: Annotated[
         bool, typer.Option("--force", help="Delete the resource even when the cluster cannot be cleaned up.")
     ] = False,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    yes: Yes = False,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Do not wait for the operation to finish.")] = False,
 ) -> None:
     """Delete a connected cluster: the resource (its agent identity is revoked with it), then the agents, their
@@ -89,7 +92,7 @@ def delete(
     from halyard.cli import agent as local_agents
 
     inv = Invocation.of(ctx)
-    path = _path(inv, resource_group, name)
+    path = cluster_path(inv, resource_group, name)
     inv.confirm("Are you sure you want to perform this operation?", yes)
     resource_id = path
     started = local_agents.started_target(local_agents.state_dir_for(resource_id))
@@ -100,6 +103,89 @@ def delete(
         with inv.progress("Running"):
             inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)
     _clean_cluster(inv, resource_id, kube_config, kube_context, force)
+
+
+@app.command("update")
+def update(
+    ctx: typer.Context,
+    resource_group: Group,
+    name: Name,
+    tags: Annotated[
+        list[str] | None, typer.Option("--tags", help='Space-separated tags: key[=value]; "" clears them.')
+    ] = None,
+    distribution: Annotated[str | None, typer.Option("--distribution", help="The Kubernetes distribution.")] = None,
+    distribution_version: Annotated[
+        str | None, typer.Option("--distribution-version", help="The distribution's version.")
+    ] = None,
+    auto_upgrade: Annotated[
+        str | None,
+        typer.Option(
+            "--auto-upgrade",
+            help="true: the agents follow the newest version by themselves; false: they "
+            "stay at their version until connectedk8s upgrade.",
+        ),
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Accepted as az accepts it; update asks nothing.")] = False,
+) -> None:
+    """Update a connected cluster's tags, distribution and agent auto-upgrade (PATCH, then a full PUT for the
+    agent profile, as az does)."""
+    inv = Invocation.of(ctx)
+    if auto_upgrade is not None and auto_upgrade.lower() not in AUTO_UPGRADE:
+        raise UsageError(f"argument --auto-upgrade: '{auto_upgrade}' is not true or false.")
+    patch: dict[str, Any] = {}
+    new_tags = parse_tags(tags)
+    if new_tags is not None:
+        patch["tags"] = new_tags
+    changes = {"distribution": distribution, "distributionVersion": distribution_version}
+    if any(v is not None for v in changes.values()):
+        patch["properties"] = {k: v for k, v in changes.items() if v is not None}
+    if not patch and auto_upgrade is None:
+        raise UsageError(
+            "Nothing to update: give at least one of --tags, --distribution, --distribution-version, --auto-upgrade."
+        )
+    path = cluster_path(inv, resource_group, name)
+    url = inv.arm.resource_url(path, API_VERSION)
+    cluster: dict[str, Any] | None = None
+    with inv.progress("Updating the connected cluster"):
+        if patch:
+            first = inv.arm.request("PATCH", path, params={"api-version": API_VERSION}, json=patch)
+            cluster = inv.arm.wait("PATCH", url, first)
+        if auto_upgrade is not None:
+            # The patch body has no agent profile: the full resource goes back with it changed.
+            cluster = inv.arm.get(path, API_VERSION)
+            properties = cluster.setdefault("properties", {})
+            profile = dict(properties.get("arcAgentProfile") or {})
+            properties["arcAgentProfile"] = {**profile, "agentAutoUpgrade": AUTO_UPGRADE[auto_upgrade.lower()]}
+            first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
+            cluster = inv.arm.wait("PUT", url, first)
+    inv.emit(flatten(cluster or inv.arm.get(path, API_VERSION)), TABLE)
+
+
+@app.command("upgrade")
+def upgrade(
+    ctx: typer.Context,
+    resource_group: Group,
+    name: Name,
+    agent_version: Annotated[str, typer.Option("--agent-version", help="The agent version to move to.")],
+    kube_config: KubeConfig = None,
+    kube_context: KubeContext = None,
+    upgrade_timeout: Annotated[
+        int, typer.Option("--upgrade-timeout", min=1, help="Seconds to wait for the agents to report the version.")
+    ] = 600,
+    no_wait: Annotated[
+        bool, typer.Option("--no-wait", help="Return once the version is set and the upgrade started.")
+    ] = False,
+) -> None:
+    """Upgrade a connected cluster's agents to --agent-version (auto-upgrade must be off: see update). Local agents
+    are restarted on this machine's halyard, which must be that version; in-cluster agents are upgraded with helm
+    in the cluster of --kube-config/--kube-context."""
+    from halyard.cli.agentupgrade import upgrade_agents
+
+    inv = Invocation.of(ctx)
+    cluster = upgrade_agents(
+        inv, resource_group, name, agent_version, kube_config, kube_context, upgrade_timeout, wait=not no_wait
+    )
+    inv.emit(flatten(cluster), TABLE)
 
 
 def _clean_cluster(

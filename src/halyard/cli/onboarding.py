@@ -185,25 +185,7 @@ class Onboarding:
     # ---- checks ------------------------------------------------------------------------------------------------
 
     def _kube(self, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
-        """Run one async step against the cluster, turning client failures into one clear error line."""
-
-        try:
-            return _with_cluster(self.kubeconfig, self.context, step)
-        except KubeConfigError as exc:
-            raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
-        except ApiError as exc:
-            raise CliError(
-                f"The Kubernetes API server refused a request: {exc.status.code} {exc.status.message}.",
-                "KubernetesApiError",
-            ) from None
-        except CliError:
-            raise
-        except Exception as exc:  # connection refused, TLS, DNS, timeouts (httpx under lightkube)
-            raise CliError(
-                f"The Kubernetes API server cannot be reached: {type(exc).__name__}: {exc}. Check the kubeconfig, "
-                "the context and that the cluster is running.",
-                "KubernetesConnectivityError",
-            ) from None
+        return on_cluster(self.kubeconfig, self.context, step)
 
     def _endpoints(self) -> EndpointMap:
         url = self.arm.server + "/his" + HIS_ENDPOINTS_PATH
@@ -316,12 +298,7 @@ class Onboarding:
         )
 
     def _helm(self) -> Helm:
-        try:
-            helm = Helm.find(self.kubeconfig, self.context)
-            agent_chart()
-        except HelmError as exc:
-            raise CliError(str(exc), "HelmNotFound") from None
-        return helm
+        return find_helm(self.kubeconfig, self.context)
 
     def _undo(self) -> None:
         try:
@@ -353,6 +330,37 @@ class Onboarding:
     def _ca_bundle(self) -> str:
         path = self.inv.profile.caCert
         return Path(path).read_text() if path else ""
+
+
+def on_cluster(kubeconfig: Path | None, context: str | None, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
+    """Run one async step against the cluster, turning client failures into one clear error line."""
+    try:
+        return _with_cluster(kubeconfig, context, step)
+    except KubeConfigError as exc:
+        raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
+    except ApiError as exc:
+        raise CliError(
+            f"The Kubernetes API server refused a request: {exc.status.code} {exc.status.message}.",
+            "KubernetesApiError",
+        ) from None
+    except CliError:
+        raise
+    except Exception as exc:  # connection refused, TLS, DNS, timeouts (httpx under lightkube)
+        raise CliError(
+            f"The Kubernetes API server cannot be reached: {type(exc).__name__}: {exc}. Check the kubeconfig, "
+            "the context and that the cluster is running.",
+            "KubernetesConnectivityError",
+        ) from None
+
+
+def find_helm(kubeconfig: Path | None, context: str | None) -> Helm:
+    """The real helm for the in-cluster agents, with the agent chart present: checked before anything is written."""
+    try:
+        helm = Helm.find(kubeconfig, context)
+        agent_chart()
+    except HelmError as exc:
+        raise CliError(str(exc), "HelmNotFound") from None
+    return helm
 
 
 def disconnect_cluster(resource_id: str, kubeconfig: Path | None, context: str | None) -> list[str]:

@@ -43,12 +43,16 @@ class Helm:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def install(self, chart: str, values: dict[str, str]) -> None:
-        args = ["upgrade", "--install", RELEASE, chart]
-        for key, value in values.items():
-            args += ["--set-string", f"{key}={value}"]
-        proc = self._run(*args)
-        if proc.returncode != 0:
-            raise HelmError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "helm install failed")
+        _check(self._run("upgrade", "--install", RELEASE, chart, *_set_strings(values)), "helm install failed")
+
+    def upgrade(self, chart: str, values: dict[str, str], *, wait_seconds: int | None = None) -> None:
+        """Upgrade the installed release to ``chart``, keeping its values but ``values``; with ``wait_seconds``,
+        until its Deployments have rolled out (``--wait``)."""
+        args = ["upgrade", RELEASE, chart, "--reuse-values", *_set_strings(values)]
+        if wait_seconds is not None:
+            args += ["--wait", "--timeout", f"{wait_seconds}s"]
+        # helm enforces --timeout itself; the process limit only guards against a helm that hangs beyond it.
+        _check(self._run(*args, timeout=(wait_seconds or 0) + 300), "helm upgrade failed")
 
     def installed(self) -> bool:
         return self._run("status", RELEASE).returncode == 0
@@ -61,6 +65,16 @@ class Helm:
         if proc.returncode != 0:
             raise HelmError(proc.stderr.strip() or "helm uninstall failed")
         return True
+
+
+def _set_strings(values: dict[str, str]) -> list[str]:
+    # --set-string: a tag such as 1.10 must stay the string "1.10", never become the number 1.1.
+    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
+
+
+def _check(proc: subprocess.CompletedProcess[str], fallback: str) -> None:
+    if proc.returncode != 0:
+        raise HelmError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else fallback)
 
 
 def agent_chart() -> str:

@@ -1,0 +1,138 @@
+"""``halyard connectedk8s upgrade`` end to end: a server offering two agent versions, the simulator, the CLI and
+the agents as separate processes. Local agents are restarted onto this machine's halyard; in-cluster agents are
+upgraded with the real helm."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, KubeConfig
+from lightkube.resources.apps_v1 import Deployment
+
+from halyard.cli.agent import running_pid, state_dir_for
+from halyard.cli.agentupgrade import installed_version
+from tests.agents.conftest import HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
+from tests.agents.test_onboarding import connect, resource_id
+from tests.sim.conftest import helm_path
+from tests.support.processes import ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+INSTALLED = installed_version()
+_major, _minor, *_ = INSTALLED.split(".")
+NEXT = f"{_major}.{int(_minor) + 1}.0"  # offered by the server, not installed here
+
+
+@pytest.fixture(scope="module")
+def upgrade_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A CLI logged in to a server of its own, which offers the installed version and the next one."""
+    server = ServerProcess(
+        tmp_path_factory.mktemp("upgrade-server") / "data",
+        free_port(),
+        extra_args=["--offline-threshold", str(OFFLINE_THRESHOLD)],
+        env={"HALYARD_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT), "HALYARD_AGENT_VERSIONS": f"{INSTALLED},{NEXT}"},
+    ).start()
+    runner = logged_in_cli(server, tmp_path_factory.mktemp("upgrade-cli"))
+    try:
+        yield runner
+    finally:
+        stop_agents(runner)
+        server.stop()
+
+
+def _error(proc: subprocess.CompletedProcess[str]) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1 and lines[0].startswith("ERROR: ("), proc.stderr
+    return lines[0]
+
+
+def _profile(cli: Cli, group: str, name: str) -> dict[str, Any]:
+    return cli.show(group, name).get("arcAgentProfile") or {}
+
+
+def test_local_agents_restart_onto_the_installed_version(upgrade_cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    cli, kubeconfig = upgrade_cli, fresh_cluster()
+    group = cli.group("upgrade-local")
+    assert connect(cli, group, "local", kubeconfig, "--disable-auto-upgrade").returncode == 0
+    state = cli.agents_dir / state_dir_for(resource_id(cli, group, "local")).name
+    before = running_pid(state)
+    assert before is not None
+
+    # A version the server offers but this machine does not have: refused before anything changes.
+    refused = cli.run("connectedk8s", "upgrade", "-g", group, "-n", "local", "--agent-version", NEXT)
+    assert _error(refused) == (
+        f"ERROR: (AgentVersionNotInstalled) The local agents run this machine's halyard {INSTALLED}; install halyard "
+        f"{NEXT} (pip install 'halyard=={NEXT}') and run upgrade again."
+    )
+    assert "desiredAgentVersion" not in _profile(cli, group, "local")
+    assert running_pid(state) == before
+
+    upgraded = cli.ok("connectedk8s", "upgrade", "-g", group, "-n", "local", "--agent-version", INSTALLED)
+    assert upgraded["agentVersion"] == INSTALLED and upgraded["connectivityStatus"] == "Connected"
+    assert upgraded["arcAgentProfile"]["desiredAgentVersion"] == INSTALLED
+    after = running_pid(state)
+    assert after is not None and after != before  # restarted, so it runs the installed code
+    assert _profile(cli, group, "local")["desiredAgentVersion"] == INSTALLED
+
+
+def test_in_cluster_agents_are_upgraded_with_helm(upgrade_cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    cli, kubeconfig = upgrade_cli, fresh_cluster()
+    group = cli.group("upgrade-incluster")
+    env = {"HALYARD_HELM": str(helm_path())}
+    connected = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "chart", "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "in-cluster", "--disable-auto-upgrade", "--no-wait", "--yes", env=env,
+    )  # fmt: skip
+    assert connected.returncode == 0, connected.stderr
+    upgrade = ("connectedk8s", "upgrade", "-g", group, "-n", "chart", "--kube-config", str(kubeconfig))
+
+    # The server decides which versions exist.
+    unknown = cli.run(*upgrade, "--agent-version", "9.9.9", env=env)
+    line = _error(unknown)
+    assert line.startswith("ERROR: (InvalidAgentVersion) ") and NEXT in line and INSTALLED in line
+    assert [r["revision"] for r in _history(kubeconfig)] == [1]
+
+    upgraded = cli.run(*upgrade, "--agent-version", NEXT, "--no-wait", "-o", "json", env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert json.loads(upgraded.stdout)["arcAgentProfile"]["desiredAgentVersion"] == NEXT
+    history = _history(kubeconfig)
+    assert [(r["revision"], r["status"]) for r in history] == [(1, "superseded"), (2, "deployed")]
+    assert _images(kubeconfig) == {f"ghcr.io/halyard/halyard-agent:{NEXT}"}
+    assert _profile(cli, group, "chart")["desiredAgentVersion"] == NEXT
+
+    # Waiting: helm waits for the rollout (the simulator runs the pods), then the resource must report the version;
+    # no agent runs in the simulator, so the upgrade times out, saying what the cluster last reported.
+    waited = cli.run(*upgrade, "--agent-version", NEXT, "--upgrade-timeout", "3", env=env)
+    assert _error(waited) == (
+        f"ERROR: (UpgradeTimeout) The agents did not report version {NEXT} within 3 s: the cluster last reported "
+        "agentVersion (none), connectivityStatus Connecting."
+    )
+    assert [r["revision"] for r in _history(kubeconfig)] == [1, 2, 3]
+
+
+def _history(kubeconfig: Path) -> list[dict[str, Any]]:
+    proc = subprocess.run(
+        [str(helm_path()), "history", "halyard-agent", "-n", "halyard-system", "--kubeconfig", str(kubeconfig),
+         "-o", "json"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    history: list[dict[str, Any]] = json.loads(proc.stdout)
+    return history
+
+
+def _images(kubeconfig: Path) -> set[str]:
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        return {
+            container.image
+            for deployment in client.list(Deployment, namespace="halyard-system")
+            for container in deployment.spec.template.spec.containers  # type: ignore[union-attr]
+            if container.image
+        }
+    finally:
+        client.close()

@@ -130,6 +130,10 @@ def upgrade_agents(
         properties["arcAgentProfile"] = {**profile, "desiredAgentVersion": version}
         first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
         updated: dict[str, Any] = inv.arm.wait("PUT", inv.arm.resource_url(path, API_VERSION), first) or cluster
+    # The pin as the server stored it: the image tag to deploy and the version the agents are to report.
+    version = str(
+        ((updated.get("properties") or {}).get("arcAgentProfile") or {}).get("desiredAgentVersion") or version
+    )
     with inv.progress(f"Upgrading the agents to {version}"):
         agents.apply(version, max(1, int(deadline - time.monotonic())) if wait else None)
     if not wait:
@@ -145,7 +149,16 @@ def _locate(path: str, kubeconfig: Path | None, context: str | None) -> Agents:
     if started is not None:
         return LocalAgents(state_dir, started[0], started[1])
     helm = find_helm(kubeconfig, context)
-    onboarded = on_cluster(kubeconfig, context, kube_onboarding.read_onboarding)
+    try:
+        onboarded = on_cluster(kubeconfig, context, kube_onboarding.read_onboarding)
+    except CliError as exc:
+        if exc.code != "KubeconfigError":
+            raise
+        raise CliError(
+            f"No local agents of this connected cluster run on this machine, so they are looked for in the cluster of "
+            f"the kubeconfig. {exc.message} Give the cluster's kubeconfig with --kube-config (and --kube-context).",
+            exc.code,
+        ) from None
     if onboarded is None or onboarded.resource_id.lower() != path.lower():
         what = f"is connected as {onboarded.resource_id}" if onboarded else "carries no Halyard agents"
         raise CliError(

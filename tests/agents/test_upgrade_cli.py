@@ -106,9 +106,9 @@ def test_in_cluster_agents_are_upgraded_with_helm(upgrade_cli: Cli, fresh_cluste
 
     # Waiting: helm waits for the rollout (the simulator runs the pods), then the resource must report the version;
     # no agent runs in the simulator, so the upgrade times out, saying what the cluster last reported.
-    waited = cli.run(*upgrade, "--agent-version", NEXT, "--upgrade-timeout", "3", env=env)
+    waited = cli.run(*upgrade, "--agent-version", NEXT, "--upgrade-timeout", "6", env=env)
     assert _error(waited) == (
-        f"ERROR: (UpgradeTimeout) The agents did not report version {NEXT} within 3 s: the cluster last reported "
+        f"ERROR: (UpgradeTimeout) The agents did not report version {NEXT} within 6 s: the cluster last reported "
         "agentVersion (none), connectivityStatus Connecting."
     )
     assert [r["revision"] for r in _history(kubeconfig)] == [1, 2, 3]

@@ -38,7 +38,8 @@ class Agents(Protocol):
     def check(self, version: str) -> None:
         """Refuse, before anything changes, a version that cannot be applied here."""
 
-    def apply(self, version: str, wait_seconds: int | None) -> None: ...
+    def apply(self, version: str, wait_seconds: int | None) -> None:
+        """Move the agents onto ``version``; with ``wait_seconds``, until the rollout is done, where there is one."""
 
     def check_alive(self) -> None:
         """Fail early while waiting if the agents cannot report any more."""

@@ -3,7 +3,8 @@
 In local mode every agent runs in one process and hands things over in memory; in-cluster each agent is its own
 Deployment with its own ServiceAccount, so the identity operator publishes a short-lived token (never the
 certificate key) in a Secret only resource-sync may read, the metadata operator publishes the cluster's facts in a
-ConfigMap, and the controller manager publishes the agents' health in another.
+ConfigMap, the controller manager publishes the agents' health in another, and resource-sync publishes the agent
+version the control plane wants (``targetAgentVersion`` of the heartbeat reply) for the controller manager.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from halyard.kube.facts import ClusterFacts
 TOKEN_SECRET = "halyard-agent-token"
 METADATA_CONFIGMAP = "halyard-cluster-metadata"
 HEALTH_CONFIGMAP = "halyard-agent-health"
+TARGET_CONFIGMAP = "halyard-agent-target"
 
 
 async def _get_data(kube: AsyncClient, kind: type[Secret] | type[ConfigMap], name: str) -> dict[str, str] | None:
@@ -117,6 +119,27 @@ class PublishedHealth:
             return None, []
         raw: list[dict[str, Any]] = json.loads(data.get("errors", "[]"))
         return data.get("state"), [AgentError.model_validate(e) for e in raw]
+
+
+async def publish_target(kube: AsyncClient, target: str | None) -> None:
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(name=TARGET_CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)),
+            data={"targetAgentVersion": target or ""},
+        ),
+        force=True,
+    )
+
+
+class PublishedTarget:
+    """The controller manager's view in-cluster of the agent version wanted: what resource-sync published."""
+
+    def __init__(self, kube: AsyncClient) -> None:
+        self._kube = kube
+
+    async def __call__(self) -> str | None:
+        data = await _get_data(self._kube, ConfigMap, TARGET_CONFIGMAP)
+        return (data or {}).get("targetAgentVersion") or None
 
 
 async def wait_for(check: Any, timeout: float, interval: float = 0.2) -> Any:

@@ -41,6 +41,7 @@ class ControllerManager:
         self._metrics = metrics
         self._backoff_cap = backoff_cap
         self._status = {a.name: _Status(backoff=Backoff(cap=backoff_cap, rng=random.Random())) for a in agents}
+        self._warnings: dict[str, AgentError] = {}
 
     @property
     def names(self) -> list[str]:
@@ -51,11 +52,22 @@ class ControllerManager:
         self._agents.append(agent)
         self._status[agent.name] = _Status(backoff=Backoff(cap=self._backoff_cap, rng=random.Random()))
 
+    def warn(self, key: str, message: str | None) -> None:
+        """Report (or, with None, withdraw) a condition worth the user's attention that is not a failure: it shows in
+        ``agentErrors`` with severity ``Warning`` and leaves ``agentState`` alone."""
+        if message is None:
+            self._warnings.pop(key, None)
+        elif key not in self._warnings or self._warnings[key].message != message:
+            self._warnings[key] = AgentError(
+                message=message, component=self.name, time=self._clock.now(), severity="Warning"
+            )
+
     def health(self) -> tuple[str | None, list[AgentError]]:
-        """``Succeeded`` when every agent's last reconcile worked, ``Failed`` otherwise, with the latest errors."""
+        """``Succeeded`` when every agent's last reconcile worked, ``Failed`` otherwise, with the latest errors and
+        the standing warnings (which never make the state ``Failed``)."""
         errors = [s.error for s in self._status.values() if s.error is not None]
         state = "Succeeded" if all(s.healthy for s in self._status.values()) else "Failed"
-        return state, errors
+        return state, errors + list(self._warnings.values())
 
     async def health_report(self) -> tuple[str | None, list[AgentError]]:
         """:meth:`health`, as resource-sync's health source."""

@@ -38,6 +38,14 @@ class AgentMetrics:
         self.restarts = Counter(
             "halyard_agent_restarts", "Agent restarts by the manager", ["agent"], registry=self.registry
         )
+        self.upgrade_checks = Counter(
+            "halyard_agent_upgrade_checks", "Agent version checks by the controller manager", registry=self.registry
+        )
+        self.upgrades_started = Counter(
+            "halyard_agent_upgrades_started",
+            "Agent upgrades started (a local restart, or agent Deployments patched)",
+            registry=self.registry,
+        )
 
 
 class MetricsAgent:

@@ -17,3 +17,5 @@ class AgentOptions:
     backoff_cap: float = 120.0
     agents: tuple[str, ...] | None = None  # None: every agent in this process (local mode); else one pod's share
     in_cluster: bool = False  # use the pod's service account instead of a kubeconfig
+    upgrade_check_seconds: float = 3600.0  # how often controller-manager re-checks the agent version (Arc: hourly)
+    restarted_for: str | None = None  # local mode: the agent version the previous process restarted this one for

@@ -8,6 +8,7 @@ identity operator, the metadata operator and the controller manager; in-cluster 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import DP_HEARTBEAT_PATH, AgentError, Heartbeat, HeartbeatReply
 from halyard.kube.facts import ClusterFacts
 
+log = logging.getLogger("halyard.agent")
 READY_WAIT = 30.0
 # The first beat waits this long for the cluster's metadata, so the resource shows it from the start.
 METADATA_WAIT = 5.0
@@ -41,6 +43,9 @@ class FactsSource(Protocol):
 
 
 Health = Callable[[], Awaitable[tuple[str | None, list[AgentError]]]]
+# Hands the control plane's targetAgentVersion on to the controller manager (in-cluster: through a ConfigMap).
+TargetSink = Callable[[str | None], Awaitable[None]]
+_UNSHARED = object()
 
 
 class ResourceSync:
@@ -56,6 +61,7 @@ class ResourceSync:
         *,
         health: Health,
         interval: float | None = None,
+        share_target: TargetSink | None = None,
     ) -> None:
         self._http = http
         self._url = dp_url.rstrip("/") + DP_HEARTBEAT_PATH
@@ -65,6 +71,8 @@ class ResourceSync:
         self._health = health
         self._interval = interval
         self._beats = 0
+        self._share_target = share_target
+        self._shared: object = _UNSHARED
         self.last_reply: HeartbeatReply | None = None
 
     async def reconcile(self) -> float:
@@ -85,7 +93,24 @@ class ResourceSync:
         self._metrics.heartbeats_sent.inc()
         self._beats += 1
         self.last_reply = reply
+        await self._hand_on_target(reply.targetAgentVersion)
         return self._interval or reply.heartbeatSeconds
+
+    async def _hand_on_target(self, target: str | None) -> None:
+        """Publish the wanted agent version when it changes. A failure is logged and retried with the next beat,
+        never held against the heartbeat, which is what keeps the cluster Connected."""
+        if self._share_target is None or self._shared == target:
+            return
+        try:
+            await self._share_target(target)
+        except Exception as exc:
+            log.warning("could not hand on the target agent version", extra={"target": target, "error": str(exc)})
+            return
+        self._shared = target
+
+    async def target(self) -> str | None:
+        """The agent version the control plane's last reply asked for (local mode: the upgrade check's source)."""
+        return self.last_reply.targetAgentVersion if self.last_reply is not None else None
 
     async def _beat(self) -> HeartbeatReply:
         token = await self._tokens.token()

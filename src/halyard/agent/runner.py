@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -23,6 +25,7 @@ from halyard.agent.metadata import MetadataOperator
 from halyard.agent.metrics import AgentMetrics, MetricsAgent
 from halyard.agent.options import AgentOptions
 from halyard.agent.resourcesync import ResourceSync
+from halyard.agent.upgrade import UpgradeCheck
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect
 
@@ -37,9 +40,25 @@ def pid_path(state_dir: Path) -> Path:
     return state_dir / PID_FILE
 
 
-async def run_agents(options: AgentOptions, *, stop: asyncio.Event | None = None, clock: Clock | None = None) -> None:
-    """Run until ``stop`` is set (or a termination signal arrives)."""
+@dataclass
+class Restart:
+    """Local mode's upgrade hook: stop every agent cleanly, then have the caller re-execute onto ``version``."""
+
+    stop: asyncio.Event
+    version: str | None = None
+
+    def __call__(self, version: str) -> None:
+        self.version = version
+        self.stop.set()
+
+
+async def run_agents(
+    options: AgentOptions, *, stop: asyncio.Event | None = None, clock: Clock | None = None
+) -> str | None:
+    """Run until ``stop`` is set (or a termination signal arrives). Returns the agent version to restart onto when
+    the upgrade check asked for a restart (the pid file is then kept: the same process carries on)."""
     stop = stop or asyncio.Event()
+    restart = Restart(stop)
     clock = clock or SystemClock()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -52,13 +71,14 @@ async def run_agents(options: AgentOptions, *, stop: asyncio.Event | None = None
         needs_key = options.agents is None or "identity-operator" in options.agents
         config = await _wait_for_config(kube, stop, options.backoff_cap, needs_key)
         if config is None:
-            return
-        await _run(options, kube, config, clock, stop)
+            return None
+        await _run(options, kube, config, clock, stop, restart)
     finally:
         await kube.close()
         with contextlib.suppress(FileNotFoundError):
-            if pid_path(options.state_dir).read_text().strip() == str(os.getpid()):
+            if restart.version is None and pid_path(options.state_dir).read_text().strip() == str(os.getpid()):
                 pid_path(options.state_dir).unlink()
+    return restart.version
 
 
 async def _wait_for_config(
@@ -78,13 +98,13 @@ async def _wait_for_config(
 
 
 async def _run(
-    options: AgentOptions, kube: AsyncClient, config: ClusterConfig, clock: Clock, stop: asyncio.Event
+    options: AgentOptions, kube: AsyncClient, config: ClusterConfig, clock: Clock, stop: asyncio.Event, restart: Restart
 ) -> None:
     metrics = AgentMetrics()
     async with http_client(config.ca_bundle) as http:
         metrics_agent = MetricsAgent(metrics, options.state_dir, options.metrics_port)
         manager = ControllerManager([metrics_agent], clock, metrics, backoff_cap=options.backoff_cap)
-        for agent in build_agents(options, kube, http, config, clock, metrics, manager):
+        for agent in build_agents(options, kube, http, config, clock, metrics, manager, restart):
             manager.add(agent)
         log.info("agents running", extra={"resource": config.resource_id, "agents": ",".join(manager.names)})
         try:
@@ -101,6 +121,7 @@ def build_agents(
     clock: Clock,
     metrics: AgentMetrics,
     manager: ControllerManager,
+    restart: Restart,
 ) -> list[Agent]:
     """The agents this process runs. All of them (local mode) hand over in memory; a subset (one Deployment per
     agent, in-cluster) hands over through the cluster (``handoff.py``)."""
@@ -110,7 +131,7 @@ def build_agents(
         raise ValueError(f"unknown agents {sorted(unknown)}; known: {', '.join(AGENTS)}")
     split = options.agents is not None
     agents: list[Agent] = []
-    identity = metadata = None
+    identity = metadata = sync = None
     if "identity-operator" in selected:
         identity = IdentityOperator(
             kube, http, config, clock, metrics, renew_fraction=options.renew_fraction, publish=split
@@ -120,17 +141,39 @@ def build_agents(
         metadata = MetadataOperator(kube, interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT, publish=split)
         agents.append(metadata)
     if "resource-sync" in selected:
-        agents.append(
-            ResourceSync(
-                http,
-                config.endpoints.dp,
-                identity or handoff.PublishedToken(kube),
-                metadata or handoff.PublishedFacts(kube),
-                metrics,
-                health=handoff.PublishedHealth(kube) if split else manager.health_report,
-                interval=options.heartbeat_seconds,
-            )
+        sync = ResourceSync(
+            http,
+            config.endpoints.dp,
+            identity or handoff.PublishedToken(kube),
+            metadata or handoff.PublishedFacts(kube),
+            metrics,
+            health=handoff.PublishedHealth(kube) if split else manager.health_report,
+            interval=options.heartbeat_seconds,
+            share_target=functools.partial(handoff.publish_target, kube) if split else None,
         )
+        agents.append(sync)
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock))
+        agents.append(
+            UpgradeCheck(
+                handoff.PublishedTarget(kube),
+                metrics,
+                manager.warn,
+                mode="in-cluster",
+                interval=options.upgrade_check_seconds,
+                kube=kube,
+            )
+        )
+    elif "controller-manager" in selected and sync is not None:
+        agents.append(
+            UpgradeCheck(
+                sync.target,
+                metrics,
+                manager.warn,
+                mode="local",
+                interval=options.upgrade_check_seconds,
+                restart=restart,
+                restarted_for=options.restarted_for,
+            )
+        )
     return agents

@@ -87,3 +87,6 @@ class HeartbeatReply(BaseModel):
     heartbeatSeconds: float = Field(description="When the server wants the next beat.")
     desiredAgentVersion: str | None = None
     agentAutoUpgrade: str = "Enabled"
+    targetAgentVersion: str | None = Field(
+        default=None, description="The agent version this cluster should run (None: stay on the running one)."
+    )

@@ -24,6 +24,7 @@ import typer
 
 from halyard.agent.options import AgentOptions
 from halyard.agent.runner import pid_path, run_agents
+from halyard.agent.upgrade import DEFAULT_CHECK_SECONDS, RESTARTED_FOR_ENV
 from halyard.cli.errors import CliError
 from halyard.kube.client import KubeConfigError
 
@@ -63,6 +64,15 @@ def run(
         typer.Option("--agents", help="Comma-separated agents to run (one pod's share in-cluster); default: all."),
     ] = None,
     in_cluster: Annotated[bool, typer.Option("--in-cluster", help="Use the pod's service account.")] = False,
+    upgrade_check_seconds: Annotated[
+        float,
+        typer.Option(
+            "--upgrade-check-seconds",
+            envvar="HALYARD_AGENT_UPGRADE_CHECK_SECONDS",
+            min=1,
+            help="How often controller-manager re-checks the agent version the control plane wants.",
+        ),
+    ] = DEFAULT_CHECK_SECONDS,
 ) -> None:
     """Run the agents in the foreground until SIGTERM or Ctrl-C."""
     from halyard.core.logconfig import configure
@@ -79,12 +89,32 @@ def run(
         metrics_port=metrics_port,
         agents=tuple(a.strip() for a in agents.split(",") if a.strip()) if agents else None,
         in_cluster=in_cluster,
+        upgrade_check_seconds=upgrade_check_seconds,
+        restarted_for=os.environ.pop(RESTARTED_FOR_ENV, None),
     )
+    restart_onto = None
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(run_agents(options))
+            restart_onto = asyncio.run(run_agents(options))
     except KubeConfigError as exc:
         raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
+    if restart_onto is not None:
+        _restart_onto_installed(restart_onto)
+
+
+def _restart_onto_installed(version: str) -> None:
+    """Local mode's upgrade: the loop has stopped cleanly; become a fresh ``halyard agent run`` with the same
+    arguments, importing the halyard installed now. Same pid (the pid file stays valid, ``agent stop`` still
+    works), same session and log."""
+    logging.getLogger("halyard.agent").warning(
+        "agents restarting onto the installed halyard", extra={"version": version}
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.environ[RESTARTED_FOR_ENV] = version
+    os.execv(sys.executable, [sys.executable, "-m", "halyard", *sys.argv[1:]])  # noqa: S606 - our own interpreter and arguments
 
 
 @app.command("start")

@@ -30,6 +30,13 @@ def command(
         bool | None, typer.Option(help="Plain HTTP (loopback only; the Azure clients refuse tokens over it).")
     ] = None,
     offline_threshold: Annotated[int | None, typer.Option(help="Seconds without heartbeat before Offline.")] = None,
+    agent_versions: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated agent versions offered to clusters; the highest is the latest "
+            "[default: this server's version, or HALYARD_AGENT_VERSIONS]."
+        ),
+    ] = None,
     log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
@@ -47,6 +54,7 @@ def command(
         "data_dir": data_dir,
         "database_url": database_url,
         "offline_threshold_seconds": offline_threshold,
+        "agent_versions": agent_versions,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -8,6 +8,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from halyard import __version__
+from halyard.core.agentversions import AgentCatalog
+
 DEFAULT_LOCATIONS = ["eastus", "westus", "westeurope", "northeurope", "local"]
 
 
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_seconds: float = Field(default=30.0, description="How often agents are asked to heartbeat.")
     operation_retry_after_seconds: int = 1
+    agent_versions: str = Field(
+        default=__version__,
+        description="Comma-separated agent versions this control plane offers; the highest is the latest.",
+    )
     locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
     page_size: int = 100
     log_format: str = "keyvalue"
@@ -69,8 +76,14 @@ class Settings(BaseSettings):
         """The audience of tokens for the agent-facing services (his, dp, relay); never valid on the management API."""
         return f"https://agents.{self.domain or 'halyard.local'}/"
 
+    @property
+    def agent_catalog(self) -> AgentCatalog:
+        """The offered agent versions (ValueError if ``agent_versions`` does not parse: :meth:`check` says so)."""
+        return AgentCatalog.parse(self.agent_versions)
+
     def check(self) -> None:
         """Refuse unsafe combinations before anything listens."""
+        self.agent_catalog  # noqa: B018 - parsed for its ValueError
         if self.insecure_http and not _is_loopback(self.host):
             raise ValueError(
                 f"plain HTTP is allowed only on a loopback address; {self.host!r} is not. "

@@ -54,6 +54,7 @@ class Heartbeats:
         self._clock = clock
         self._settings = settings
         self._identities = identities
+        self._catalog = settings.agent_catalog
         self._pending: list[_Pending] = []
         self._writer: asyncio.Task[None] | None = None
         self._stored: dict[str, _Stored] = {}
@@ -82,6 +83,9 @@ class Heartbeats:
             heartbeatSeconds=self._settings.heartbeat_interval_seconds,
             desiredAgentVersion=profile.get("desiredAgentVersion"),
             agentAutoUpgrade=profile.get("agentAutoUpgrade", "Enabled"),
+            targetAgentVersion=self._catalog.target(
+                profile.get("agentAutoUpgrade"), profile.get("desiredAgentVersion")
+            ),
         )
 
     async def _drain(self) -> None:

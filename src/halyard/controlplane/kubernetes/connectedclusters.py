@@ -121,6 +121,7 @@ class ConnectedClusterBehaviour:
                 target="properties.agentPublicKeyCertificate",
             )
         self._check_private_link(props)
+        _check_agent_version(props, old, cp)
         stored = _unseal(existing, cp)
         sealed = stored
         configs = props.get("arcAgentryConfigurations")
@@ -217,6 +218,22 @@ class ConnectedClusterBehaviour:
                 "properties.privateLinkScopeResourceId may be set only when privateLinkState is Enabled.",
                 target="properties.privateLinkScopeResourceId",
             )
+
+
+def _check_agent_version(props: dict[str, Any], old: dict[str, Any], cp: ControlPlane) -> None:
+    """A pinned ``desiredAgentVersion`` must be one this control plane offers (empty: no pin)."""
+    desired = (props.get("arcAgentProfile") or {}).get("desiredAgentVersion")
+    if not desired:
+        return
+    catalog = cp.settings.agent_catalog
+    # A client echoing a GET back keeps a pin the catalog has since withdrawn: the target rule then ignores it.
+    if catalog.find(desired) is None and desired != (old.get("arcAgentProfile") or {}).get("desiredAgentVersion"):
+        raise InvalidRequest(
+            f"Agent version {desired!r} is not offered by this control plane; offered versions: "
+            f"{', '.join(catalog.versions)}.",
+            code="InvalidAgentVersion",
+            target="properties.arcAgentProfile.desiredAgentVersion",
+        )
 
 
 def _unseal(resource: Resource | None, cp: ControlPlane) -> dict[str, Any] | None:

@@ -1,0 +1,268 @@
+"""Agent versions and upgrades: the catalog and target rule (pure), controller-manager's decision and image rewrite
+(pure), and end to end: local agents say truthfully that they cannot upgrade themselves, split agents patch the
+chart's Deployments."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lightkube import Client, KubeConfig
+from lightkube.resources.apps_v1 import Deployment
+
+import halyard
+from halyard.agent.manager import ControllerManager
+from halyard.agent.metrics import AgentMetrics
+from halyard.agent.upgrade import ANNOTATION, TARGET_POLL, UpgradeCheck, decide, with_tag
+from halyard.cli.agent import stop_detached
+from halyard.core.agentversions import AgentCatalog
+from halyard.core.clock import ManualClock
+from halyard.core.settings import Settings
+from tests.agents.conftest import HEARTBEAT, Cli
+from tests.agents.test_onboarding import connect
+from tests.sim.conftest import helm_path
+from tests.support.processes import ServerProcess, free_port
+
+RUNNING = halyard.__version__
+NEXT = "9.9.9"  # offered by this module's server, never installed: local agents cannot restart onto it
+AGENTS = ("controller-manager", "identity-operator", "metadata-operator", "resource-sync")
+
+
+# --- the catalog and the target rule ------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_catalog_orders_by_version_and_the_highest_is_latest() -> None:
+    catalog = AgentCatalog.parse(" 0.10.0, 0.2.0,0.9.1 ,")
+    assert catalog.versions == ("0.10.0", "0.9.1", "0.2.0") and catalog.latest == "0.10.0"
+    assert catalog.find("0.2") == "0.2.0" and catalog.find("0.3.0") is None and catalog.find("nonsense") is None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("text", ["", " , ", "0.1.0,latest"])
+def test_settings_refuse_agent_versions_that_do_not_parse(text: str) -> None:
+    with pytest.raises(ValueError, match="agent_versions"):
+        Settings(agent_versions=text).check()
+    assert Settings().agent_catalog.versions == (RUNNING,)  # default: the server's own version
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("auto_upgrade", "desired", "target"),
+    [
+        ("Enabled", None, "0.3.0"),
+        (None, "0.2.0", "0.3.0"),  # Enabled by default; a pin is ignored while auto-upgrade is on
+        ("Disabled", "0.2", "0.2.0"),  # the offered spelling
+        ("Disabled", None, None),  # stay put
+        ("Disabled", "0.1.5", None),  # a pin no longer offered is not followed
+    ],
+)
+def test_target_follows_auto_upgrade_and_the_pin(auto_upgrade: str | None, desired: str | None, target: str) -> None:
+    assert AgentCatalog.parse("0.2.0,0.3.0").target(auto_upgrade, desired) == target
+
+
+# --- controller-manager's decision ------------------------------------------------------------------------------
+
+
+@pytest.mark.unit
+def test_decision_does_nothing_without_a_different_target() -> None:
+    assert decide("0.1.0", None, "local", "0.2.0").action == "none"
+    assert decide("0.1.0", "0.1", "in-cluster", None).action == "none"
+
+
+@pytest.mark.unit
+def test_decision_in_cluster_patches_and_locally_restarts_only_onto_the_installed_halyard() -> None:
+    assert decide("0.1.0", "0.2.0", "in-cluster", None) == decide("0.1.0", "0.2.0", "in-cluster", "0.1.0")
+    assert decide("0.1.0", "0.2.0", "in-cluster", None).action == "patch"
+    assert decide("0.1.0", "0.2.0", "local", "0.2.0").action == "restart"
+    report = decide("0.1.0", "0.2.0", "local", "0.1.0")
+    assert report.action == "report"
+    assert report.message and "0.2.0 is wanted" in report.message and "halyard 0.1.0" in report.message
+    assert "pip install 'halyard==0.2.0'" in report.message
+    # A restart onto 0.2.0 that still runs 0.1.0 (another halyard on the path) is reported, not repeated forever.
+    again = decide("0.1.0", "0.2.0", "local", "0.2.0", restarted_for="0.2.0")
+    assert again.action == "report" and again.message and "still run 0.1.0" in again.message
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    ("image", "rewritten"),
+    [
+        ("ghcr.io/halyard/halyard-agent:0.1.0", "ghcr.io/halyard/halyard-agent:0.2.0"),
+        ("mirror.example:5000/halyard/halyard-agent:0.1.0", "mirror.example:5000/halyard/halyard-agent:0.2.0"),
+        ("mirror.example:5000/halyard/halyard-agent", "mirror.example:5000/halyard/halyard-agent:0.2.0"),
+        ("ghcr.io/halyard/halyard-agent:0.1.0@sha256:" + "a" * 64, "ghcr.io/halyard/halyard-agent:0.2.0"),
+        ("halyard-agent", "halyard-agent:0.2.0"),
+    ],
+)
+def test_image_tag_rewrite_keeps_registry_and_repository(image: str, rewritten: str) -> None:
+    assert with_tag(image, "0.2.0") == rewritten
+
+
+@pytest.mark.unit
+def test_a_version_that_is_no_image_tag_is_refused() -> None:
+    with pytest.raises(ValueError, match="image tag"):
+        with_tag("ghcr.io/halyard/halyard-agent:0.1.0", "0.2.0+local")
+
+
+@pytest.mark.unit
+def test_a_warning_shows_in_agent_errors_without_failing_the_state() -> None:
+    clock = ManualClock(dt.datetime(2026, 6, 1, tzinfo=dt.UTC))
+    manager = ControllerManager([], clock, AgentMetrics())
+    manager.warn("agent-upgrade", "install halyard 0.2.0")
+    state, errors = manager.health()
+    assert state == "Succeeded"
+    assert [(e.severity, e.component, e.message) for e in errors] == [
+        ("Warning", "controller-manager", "install halyard 0.2.0")
+    ]
+    manager.warn("agent-upgrade", None)
+    assert manager.health() == ("Succeeded", [])
+
+
+@pytest.mark.unit
+async def test_a_changed_target_is_acted_on_at_once_an_unchanged_one_on_the_interval() -> None:
+    target: list[str | None] = [None]
+    restarts: list[str] = []
+    warnings: dict[str, str | None] = {}
+    metrics = AgentMetrics()
+
+    async def wanted() -> str | None:
+        return target[0]
+
+    check = UpgradeCheck(
+        wanted, metrics, warnings.__setitem__, mode="local", interval=3600, restart=restarts.append,
+        installed=lambda: "0.2.0", running="0.1.0",
+    )  # fmt: skip
+    assert await check.reconcile() == TARGET_POLL
+    assert await check.reconcile() == TARGET_POLL  # unchanged and not due: no second check
+    assert metrics.registry.get_sample_value("halyard_agent_upgrade_checks_total") == 1
+    target[0] = "0.2.0"
+    await check.reconcile()
+    assert restarts == ["0.2.0"] and metrics.registry.get_sample_value("halyard_agent_upgrades_started_total") == 1
+    target[0] = "0.3.0"
+    await check.reconcile()
+    assert restarts == ["0.2.0"] and "install halyard 0.3.0" in (warnings["agent-upgrade"] or "")
+
+
+# --- end to end ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def upgrade_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A control plane offering a version beyond the installed one, and the CLI logged in to it."""
+    home = tmp_path_factory.mktemp("upgrade")
+    server = ServerProcess(
+        home / "data",
+        free_port(),
+        env={"HALYARD_AGENT_VERSIONS": f"{RUNNING},{NEXT}", "HALYARD_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT)},
+    ).start()
+    runner = Cli(
+        env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents")},
+        agents_dir=home / "agents",
+        server=server,
+    )
+    try:
+        admin = server.admin
+        runner.ok(
+            "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant",
+            admin["tenant"], "--server", server.url, "--ca-cert", server.ca,
+        )  # fmt: skip
+        yield runner
+    finally:
+        for state_dir in runner.state_dirs():
+            stop_detached(state_dir)
+        server.stop()
+
+
+def _wait(check: Callable[[], Any], timeout: float = 30) -> Any:
+    """``check()``'s first true value within ``timeout`` seconds, else None."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() >= deadline:
+            return value
+        time.sleep(0.5)
+
+
+@pytest.mark.e2e
+def test_local_agents_warn_that_they_cannot_upgrade_and_stay_connected(
+    upgrade_cli: Cli, fresh_cluster: Callable[[], Path]
+) -> None:
+    cli = upgrade_cli
+    group = cli.group("upgrade-local")
+    proc = connect(cli, group, "local", fresh_cluster(), env={"HALYARD_AGENT_UPGRADE_CHECK_SECONDS": "2"})
+    assert proc.returncode == 0, proc.stderr
+
+    def warned() -> dict[str, Any] | None:
+        shown = cli.show(group, "local")
+        errors = shown["arcAgentProfile"].get("agentErrors") or []
+        return shown if any(e["severity"] == "Warning" for e in errors) else None
+
+    shown = _wait(warned)
+    assert shown, f"no upgrade warning within 30 s: {cli.show(group, 'local')['arcAgentProfile']}"
+    (warning,) = shown["arcAgentProfile"]["agentErrors"]
+    assert warning["component"] == "controller-manager"
+    assert f"agent version {NEXT} is wanted" in warning["message"]
+    assert f"pip install 'halyard=={NEXT}'" in warning["message"]
+    assert shown["connectivityStatus"] == "Connected"
+    assert shown["arcAgentProfile"]["agentState"] == "Succeeded"
+    assert shown["agentVersion"] == RUNNING
+
+
+@pytest.mark.e2e
+def test_split_controller_manager_sets_the_chart_deployments_to_the_target(
+    upgrade_cli: Cli, fresh_cluster: Callable[[], Path]
+) -> None:
+    """What the chart's pods run (one agent per process), as local processes against the chart installed in the
+    simulator (which runs no pods): resource-sync hands the target to controller-manager, which patches."""
+    cli = upgrade_cli
+    kubeconfig = fresh_cluster()
+    group = cli.group("upgrade-split")
+    proc = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "split", "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "in-cluster", "--no-wait", "--yes", "-o", "json", env={"HALYARD_HELM": str(helm_path())},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    logs = cli.agents_dir / "upgrade-split.log"
+    logs.parent.mkdir(parents=True, exist_ok=True)
+    run = [sys.executable, "-m", "halyard", "agent", "run", "--kubeconfig", str(kubeconfig)]
+    with open(logs, "ab") as log:
+        processes = [
+            subprocess.Popen(
+                [*run, "--agents", agent, "--state-dir", str(cli.agents_dir / f"upgrade-split-{agent}")],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **cli.env},
+            )
+            for agent in AGENTS
+        ]
+    try:
+
+        def upgraded() -> list[Any] | None:
+            deployments: list[Any] = list(client.list(Deployment, namespace="halyard-system"))
+            images = [str(c.image) for d in deployments for c in d.spec.template.spec.containers]
+            return deployments if images and all(i.endswith(f":{NEXT}") for i in images) else None
+
+        deployments = _wait(upgraded)
+        assert deployments, (
+            f"the Deployments do not run {NEXT} within 30 s; the agents' log:\n{logs.read_text()[-3000:]}"
+        )
+        assert {d.metadata.name for d in deployments} == set(AGENTS)
+        for deployment in deployments:
+            assert deployment.metadata.annotations[ANNOTATION] == NEXT
+            (container,) = deployment.spec.template.spec.containers
+            assert container.image == f"ghcr.io/halyard/halyard-agent:{NEXT}"
+    finally:
+        client.close()
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(15)

@@ -73,6 +73,14 @@ def test_template_is_least_privilege() -> None:
         if "halyard-onboarding" in rule.get("resourceNames", [])
     }
     assert readers == {"identity-operator"}
+    # Auto-upgrade: controller-manager alone may patch Deployments, and only the chart's own agents, in its namespace.
+    patchers = {
+        r["metadata"]["name"]: rule.get("resourceNames")
+        for r in by_kind["Role"]
+        for rule in r["rules"]
+        if "deployments" in rule["resources"] and set(rule["verbs"]) - {"get", "list"}
+    }
+    assert patchers == {"controller-manager": sorted(AGENTS)}
     deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
     assert set(deployments) == AGENTS
     for name, deployment in deployments.items():

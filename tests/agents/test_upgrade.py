@@ -5,11 +5,12 @@ chart's Deployments."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +19,16 @@ from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import Deployment
 
 import halyard
+from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.manager import ControllerManager
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.upgrade import ANNOTATION, TARGET_POLL, UpgradeCheck, decide, with_tag
-from halyard.cli.agent import stop_detached
+from halyard.cli.agent import running_pid, state_dir_for, stop_detached
 from halyard.core.agentversions import AgentCatalog
 from halyard.core.clock import ManualClock
 from halyard.core.settings import Settings
 from tests.agents.conftest import HEARTBEAT, Cli
-from tests.agents.test_onboarding import connect
+from tests.agents.test_onboarding import connect, resource_id
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
 
@@ -126,6 +128,33 @@ def test_a_warning_shows_in_agent_errors_without_failing_the_state() -> None:
     assert manager.health() == ("Succeeded", [])
 
 
+class _NoDeployments:
+    """Just enough of lightkube's AsyncClient for DeploymentHealth: no Deployments; what is published is kept."""
+
+    def __init__(self) -> None:
+        self.applied: list[Any] = []
+        self.deployments: list[Any] = []
+
+    async def list(self, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        for item in self.deployments:
+            yield item
+
+    async def apply(self, obj: Any, **kwargs: Any) -> None:
+        self.applied.append(obj)
+
+
+@pytest.mark.unit
+async def test_in_cluster_the_pods_own_failures_and_warnings_are_published_with_the_deployments_health() -> None:
+    clock = ManualClock()
+    manager = ControllerManager([], clock, AgentMetrics())
+    kube = _NoDeployments()
+    health = DeploymentHealth(kube, clock, own=manager.health)  # type: ignore[arg-type]
+    manager.warn("agent-upgrade", "wanted 0.2.0")
+    await health.reconcile()
+    assert kube.applied[-1].data["state"] == "Succeeded"
+    assert json.loads(kube.applied[-1].data["errors"])[0]["severity"] == "Warning"
+
+
 @pytest.mark.unit
 async def test_a_changed_target_is_acted_on_at_once_an_unchanged_one_on_the_interval() -> None:
     target: list[str | None] = [None]
@@ -214,6 +243,37 @@ def test_local_agents_warn_that_they_cannot_upgrade_and_stay_connected(
     assert shown["connectivityStatus"] == "Connected"
     assert shown["arcAgentProfile"]["agentState"] == "Succeeded"
     assert shown["agentVersion"] == RUNNING
+
+
+@pytest.mark.e2e
+def test_local_agents_restart_onto_the_installed_halyard_and_never_loop(
+    upgrade_cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
+) -> None:
+    """The halyard installed here (as its metadata says) is the target: the agents restart onto it in place. This
+    "install" is only metadata on PYTHONPATH, so the restarted agents still run the old code: they say so rather
+    than restart again."""
+    cli = upgrade_cli
+    dist = tmp_path / "site" / f"halyard-{NEXT}.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: halyard\nVersion: {NEXT}\n")
+    env = {"HALYARD_AGENT_UPGRADE_CHECK_SECONDS": "2", "PYTHONPATH": str(dist.parent)}
+    group = cli.group("upgrade-restart")
+    proc = connect(cli, group, "restart", fresh_cluster(), env=env)
+    assert proc.returncode == 0, proc.stderr
+
+    def warned() -> dict[str, Any] | None:
+        shown = cli.show(group, "restart")
+        errors = shown["arcAgentProfile"].get("agentErrors") or []
+        return shown if any("still run" in e["message"] for e in errors) else None
+
+    shown = _wait(warned)
+    state_dir = cli.agents_dir / state_dir_for(resource_id(cli, group, "restart")).name
+    log = (state_dir / "agent.log").read_text()
+    assert shown, f"no 'still run' warning within 30 s: {cli.show(group, 'restart')['arcAgentProfile']}\n{log}"
+    assert log.count("agents restarting onto the installed halyard") == 1
+    assert log.count('msg="agents running"') == 2  # the same process, before and after the restart
+    assert running_pid(state_dir) is not None  # the pid file survived the re-execution
+    assert shown["connectivityStatus"] == "Connected" and shown["arcAgentProfile"]["agentState"] == "Succeeded"
 
 
 @pytest.mark.e2e

@@ -153,7 +153,7 @@ def build_agents(
         )
         agents.append(sync)
     if "controller-manager" in selected and split:
-        agents.append(DeploymentHealth(kube, clock))
+        agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(
             UpgradeCheck(
                 handoff.PublishedTarget(kube),

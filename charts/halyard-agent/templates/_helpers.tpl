@@ -1,4 +1,4 @@
-{{/* Common labels: every object is marked as Halyard's (the controller manager lists Deployments by it). */}}
+{{/* Common labels: every object is marked as Halyard's; the controller manager lists the agent Deployments by part-of (Helm overwrites managed-by). */}}
 {{- define "halyard-agent.labels" -}}
 app.kubernetes.io/managed-by: halyard
 app.kubernetes.io/part-of: halyard-agent

@@ -31,6 +31,7 @@ from lightkube.types import PatchType
 from packaging.version import InvalidVersion, Version
 
 from halyard import __version__
+from halyard.agent.deployments import AGENT_DEPLOYMENTS
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
 
@@ -42,8 +43,6 @@ TARGET_POLL = 3.0  # how soon a changed target is acted on (reading it is cheap:
 # Set across a local restart to the version restarted for, so a restart that did not take cannot loop.
 RESTARTED_FOR_ENV = "HALYARD_AGENT_RESTARTED_FOR"
 WARNING_KEY = "agent-upgrade"
-# The chart's Deployments carry it (and match on it); Helm overwrites app.kubernetes.io/managed-by with "Helm".
-AGENT_DEPLOYMENTS = {"app.kubernetes.io/part-of": "halyard-agent"}
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")  # what an OCI image tag may be
 
 Target = Callable[[], Awaitable[str | None]]

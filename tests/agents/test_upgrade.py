@@ -184,7 +184,7 @@ async def test_a_changed_target_is_acted_on_at_once_an_unchanged_one_on_the_inte
 
 
 @pytest.fixture(scope="module")
-def upgrade_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+def versions_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """A control plane offering a version beyond the installed one, and the CLI logged in to it."""
     home = tmp_path_factory.mktemp("upgrade")
     server = ServerProcess(
@@ -222,9 +222,9 @@ def _wait(check: Callable[[], Any], timeout: float = 30) -> Any:
 
 @pytest.mark.e2e
 def test_local_agents_warn_that_they_cannot_upgrade_and_stay_connected(
-    upgrade_cli: Cli, fresh_cluster: Callable[[], Path]
+    versions_cli: Cli, fresh_cluster: Callable[[], Path]
 ) -> None:
-    cli = upgrade_cli
+    cli = versions_cli
     group = cli.group("upgrade-local")
     proc = connect(cli, group, "local", fresh_cluster(), env={"HALYARD_AGENT_UPGRADE_CHECK_SECONDS": "2"})
     assert proc.returncode == 0, proc.stderr
@@ -247,12 +247,12 @@ def test_local_agents_warn_that_they_cannot_upgrade_and_stay_connected(
 
 @pytest.mark.e2e
 def test_local_agents_restart_onto_the_installed_halyard_and_never_loop(
-    upgrade_cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
+    versions_cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
 ) -> None:
     """The halyard installed here (as its metadata says) is the target: the agents restart onto it in place. This
     "install" is only metadata on PYTHONPATH, so the restarted agents still run the old code: they say so rather
     than restart again."""
-    cli = upgrade_cli
+    cli = versions_cli
     dist = tmp_path / "site" / f"halyard-{NEXT}.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: halyard\nVersion: {NEXT}\n")
@@ -278,11 +278,11 @@ def test_local_agents_restart_onto_the_installed_halyard_and_never_loop(
 
 @pytest.mark.e2e
 def test_split_controller_manager_sets_the_chart_deployments_to_the_target(
-    upgrade_cli: Cli, fresh_cluster: Callable[[], Path]
+    versions_cli: Cli, fresh_cluster: Callable[[], Path]
 ) -> None:
     """What the chart's pods run (one agent per process), as local processes against the chart installed in the
     simulator (which runs no pods): resource-sync hands the target to controller-manager, which patches."""
-    cli = upgrade_cli
+    cli = versions_cli
     kubeconfig = fresh_cluster()
     group = cli.group("upgrade-split")
     proc = cli.run(

@@ -55,6 +55,16 @@ def test_settings_refuse_agent_versions_that_do_not_parse(text: str) -> None:
     assert Settings().agent_catalog.versions == (RUNNING,)  # default: the server's own version
 
 
+@pytest.mark.e2e
+def test_the_server_refuses_to_start_with_an_agent_version_that_does_not_parse(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "halyard", "server", "--data-dir", str(tmp_path), "--agent-versions", "0.1.0,latest"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode != 0 and "agent version 'latest' is not a version" in proc.stderr
+    assert not (tmp_path / "admin.json").exists()
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize(
     ("auto_upgrade", "desired", "target"),

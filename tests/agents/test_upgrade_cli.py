@@ -15,14 +15,14 @@ from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import Deployment
 
 from halyard.cli.agent import running_pid, state_dir_for
-from halyard.cli.agentupgrade import installed_version
+from halyard.cli.agentupgrade import local_agent_version
 from tests.agents.conftest import HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
 from tests.agents.test_onboarding import connect, resource_id
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
-INSTALLED = installed_version()
+INSTALLED = local_agent_version()
 _major, _minor, *_ = INSTALLED.split(".")
 NEXT = f"{_major}.{int(_minor) + 1}.0"  # offered by the server, not installed here
 

@@ -8,13 +8,13 @@ there: local agents run this machine's installed halyard and are restarted onto 
 
 from __future__ import annotations
 
-import importlib.metadata
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import halyard
+from halyard.agent.upgrade import installed_version, same_version
 from halyard.cli import agent as local_agents
 from halyard.cli.connectedk8s import API_VERSION, cluster_path
 from halyard.cli.context import Invocation
@@ -24,12 +24,9 @@ from halyard.kube import onboarding as kube_onboarding
 from halyard.kube.helm import RELEASE, Helm, HelmError, agent_chart
 
 
-def installed_version() -> str:
-    """The version of the halyard installed here, which is what local agents run once (re)started."""
-    try:
-        return importlib.metadata.version("halyard")
-    except importlib.metadata.PackageNotFoundError:  # run from a source tree without installing
-        return halyard.__version__
+def local_agent_version() -> str:
+    """The version local agents run once (re)started: the halyard installed here (else, from a source tree, this)."""
+    return installed_version() or halyard.__version__
 
 
 class Agents(Protocol):
@@ -54,8 +51,8 @@ class LocalAgents:
     context: str | None
 
     def check(self, version: str) -> None:
-        installed = installed_version()
-        if version != installed:
+        installed = local_agent_version()
+        if not same_version(version, installed):
             raise CliError(
                 f"The local agents run this machine's halyard {installed}; install halyard {version} "
                 f"(pip install 'halyard=={version}') and run upgrade again.",
@@ -185,7 +182,7 @@ def _wait_for_version(
             resource = inv.arm.get(path, API_VERSION)
             properties = resource.get("properties") or {}
             status = properties.get("connectivityStatus")
-            if properties.get("agentVersion") == version and status == "Connected":
+            if same_version(str(properties.get("agentVersion")), version) and status == "Connected":
                 return resource
             if status == "Expired":
                 raise CliError(

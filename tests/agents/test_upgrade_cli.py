@@ -5,18 +5,21 @@ upgraded with the real helm."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import Deployment
 
 from halyard.cli.agent import running_pid, state_dir_for
 from halyard.cli.agentupgrade import local_agent_version
 from tests.agents.conftest import HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
+from tests.agents.test_chart import CHART
 from tests.agents.test_onboarding import connect, resource_id
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
@@ -25,6 +28,8 @@ pytestmark = pytest.mark.e2e
 INSTALLED = local_agent_version()
 _major, _minor, *_ = INSTALLED.split(".")
 NEXT = f"{_major}.{int(_minor) + 1}.0"  # offered by the server, not installed here
+NEW_ARG = "--upgrade-check-seconds="  # rendered from a value the chart gained after its first release
+NEW_DEFAULT = yaml.safe_load((CHART / "values.yaml").read_text())["upgradeCheckSeconds"]
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +84,19 @@ def test_local_agents_restart_onto_the_installed_version(upgrade_cli: Cli, fresh
     assert _profile(cli, group, "local")["desiredAgentVersion"] == INSTALLED
 
 
-def test_in_cluster_agents_are_upgraded_with_helm(upgrade_cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+def test_in_cluster_agents_are_upgraded_with_helm(
+    upgrade_cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
+) -> None:
     cli, kubeconfig = upgrade_cli, fresh_cluster()
     group = cli.group("upgrade-incluster")
     env = {"HALYARD_HELM": str(helm_path())}
     connected = cli.run(
         "connectedk8s", "connect", "-g", group, "-n", "chart", "-l", "eastus", "--kube-config", str(kubeconfig),
-        "--agent-mode", "in-cluster", "--disable-auto-upgrade", "--no-wait", "--yes", env=env,
+        "--agent-mode", "in-cluster", "--disable-auto-upgrade", "--no-wait", "--yes",
+        env={**env, "HALYARD_AGENT_CHART": str(_older_chart(tmp_path))},
     )  # fmt: skip
     assert connected.returncode == 0, connected.stderr
+    assert not any(a.startswith(NEW_ARG) for a in _args(kubeconfig))
     upgrade = ("connectedk8s", "upgrade", "-g", group, "-n", "chart", "--kube-config", str(kubeconfig))
 
     # The server decides which versions exist.
@@ -102,6 +111,8 @@ def test_in_cluster_agents_are_upgraded_with_helm(upgrade_cli: Cli, fresh_cluste
     history = _history(kubeconfig)
     assert [(r["revision"], r["status"]) for r in history] == [(1, "superseded"), (2, "deployed")]
     assert _images(kubeconfig) == {f"ghcr.io/halyard/halyard-agent:{NEXT}"}
+    # The chart's new value took its default (a reuse of the old value set would render it empty).
+    assert {a for a in _args(kubeconfig) if a.startswith(NEW_ARG)} == {f"{NEW_ARG}{NEW_DEFAULT}"}
     assert _profile(cli, group, "chart")["desiredAgentVersion"] == NEXT
 
     # Waiting: helm waits for the rollout (the simulator runs the pods), then the resource must report the version;
@@ -112,6 +123,18 @@ def test_in_cluster_agents_are_upgraded_with_helm(upgrade_cli: Cli, fresh_cluste
         "agentVersion (none), connectivityStatus Connecting."
     )
     assert [r["revision"] for r in _history(kubeconfig)] == [1, 2, 3]
+
+
+def _older_chart(tmp_path: Path) -> Path:
+    """The agent chart as released before it had ``upgradeCheckSeconds``: the upgrade brings a value it lacked."""
+    chart = tmp_path / "halyard-agent"
+    shutil.copytree(CHART, chart)
+    for name, marker in (("values.yaml", "upgradeCheckSeconds:"), ("templates/deployments.yaml", NEW_ARG)):
+        lines = (chart / name).read_text().splitlines(keepends=True)
+        kept = [line for line in lines if marker not in line]
+        assert len(kept) == len(lines) - 1, f"{name} has not one {marker!r} line: choose another value the chart added"
+        (chart / name).write_text("".join(kept))
+    return chart
 
 
 def _history(kubeconfig: Path) -> list[dict[str, Any]]:
@@ -125,14 +148,21 @@ def _history(kubeconfig: Path) -> list[dict[str, Any]]:
     return history
 
 
-def _images(kubeconfig: Path) -> set[str]:
+def _containers(kubeconfig: Path) -> list[Any]:
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
-        return {
-            container.image
+        return [
+            container
             for deployment in client.list(Deployment, namespace="halyard-system")
             for container in deployment.spec.template.spec.containers  # type: ignore[union-attr]
-            if container.image
-        }
+        ]
     finally:
         client.close()
+
+
+def _images(kubeconfig: Path) -> set[str]:
+    return {c.image for c in _containers(kubeconfig)}
+
+
+def _args(kubeconfig: Path) -> list[str]:
+    return [arg for c in _containers(kubeconfig) for arg in c.args or []]

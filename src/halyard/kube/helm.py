@@ -46,13 +46,20 @@ class Helm:
         _check(self._run("upgrade", "--install", RELEASE, chart, *_set_strings(values)), "helm install failed")
 
     def upgrade(self, chart: str, values: dict[str, str], *, wait_seconds: int | None = None) -> None:
-        """Upgrade the installed release to ``chart``, keeping its values but ``values``; with ``wait_seconds``,
-        until its Deployments have rolled out (``--wait``)."""
-        args = ["upgrade", RELEASE, chart, "--reuse-values", *_set_strings(values)]
+        """Upgrade the installed release to ``chart``, keeping the values it was given but ``values``; with
+        ``wait_seconds``, until its Deployments have rolled out (``--wait``).
+
+        ``--reset-then-reuse-values`` rather than ``--reuse-values``: the latter reuses the whole old value set, so
+        a value the new chart adds stays unset (it rendered ``--upgrade-check-seconds=`` and no agent started).
+        """
+        args = ["upgrade", RELEASE, chart, "--reset-then-reuse-values", *_set_strings(values)]
         if wait_seconds is not None:
             args += ["--wait", "--timeout", f"{wait_seconds}s"]
         # helm enforces --timeout itself; the process limit only guards against a helm that hangs beyond it.
-        _check(self._run(*args, timeout=(wait_seconds or 0) + 300), "helm upgrade failed")
+        proc = self._run(*args, timeout=(wait_seconds or 0) + 300)
+        if "unknown flag: --reset-then-reuse-values" in proc.stderr:
+            raise HelmError(f"helm 3.14 or newer is needed to upgrade the agents ({self.binary} is older)")
+        _check(proc, "helm upgrade failed")
 
     def installed(self) -> bool:
         return self._run("status", RELEASE).returncode == 0

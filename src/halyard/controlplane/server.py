@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import socket
 
@@ -77,7 +78,18 @@ def build_server(settings: Settings) -> uvicorn.Server:
         timeout_graceful_shutdown=30,  # in-flight requests finish; new connections are refused
         proxy_headers=False,
     )
-    return uvicorn.Server(config)
+    return _Server(config)
+
+
+class _Server(uvicorn.Server):
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What start-up built (modules, schemas, compiled queries, the app) lives as long as the process. Frozen,
+        # it is never scanned again, so a full garbage collection, which stops the event loop and every request in
+        # flight, walks only the working set: at 10,000 heartbeating clusters full collections went from 60-290 ms
+        # to mostly under 30 ms (docs/benchmarks.md, fleet).
+        gc.collect()
+        gc.freeze()
 
 
 def run(settings: Settings) -> None:

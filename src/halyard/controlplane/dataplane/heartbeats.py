@@ -35,7 +35,7 @@ class _Pending:
     object_id: str
     beat: Heartbeat
     at: dt.datetime
-    done: asyncio.Future[dict[str, Any]]
+    done: asyncio.Future[ReplyBasis]
 
 
 class Heartbeats:
@@ -74,18 +74,15 @@ class Heartbeats:
         self._pending.append(item)
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._drain(), name="heartbeat-writer")
-        properties = await item.done
-        profile = properties.get("arcAgentProfile") or {}
+        basis = await item.done
         return HeartbeatReply(
             connectivityStatus=connectivity_status(
-                properties, now, dt.timedelta(seconds=self._settings.offline_threshold_seconds)
+                basis.status_properties(), now, dt.timedelta(seconds=self._settings.offline_threshold_seconds)
             ),
             heartbeatSeconds=self._settings.heartbeat_interval_seconds,
-            desiredAgentVersion=profile.get("desiredAgentVersion"),
-            agentAutoUpgrade=profile.get("agentAutoUpgrade", "Enabled"),
-            targetAgentVersion=self._catalog.target(
-                profile.get("agentAutoUpgrade"), profile.get("desiredAgentVersion")
-            ),
+            desiredAgentVersion=basis.desired_version,
+            agentAutoUpgrade=basis.auto_upgrade or "Enabled",
+            targetAgentVersion=self._catalog.target(basis.auto_upgrade, basis.desired_version),
         )
 
     async def _drain(self) -> None:
@@ -106,9 +103,9 @@ class Heartbeats:
                 else:
                     item.done.set_result(result)
 
-    async def _write(self, batch: list[_Pending]) -> list[dict[str, Any] | Exception]:
+    async def _write(self, batch: list[_Pending]) -> list[ReplyBasis | Exception]:
         """Check every beat's identity with one read; write only the beats that change what is stored."""
-        results: list[dict[str, Any] | Exception | None] = [None] * len(batch)
+        results: list[ReplyBasis | Exception | None] = [None] * len(batch)
         live = await self._identities.live({item.object_id for item in batch})
         to_write = []
         for index, item in enumerate(batch):
@@ -122,7 +119,7 @@ class Heartbeats:
                 and stored.fingerprint == _fingerprint(item.beat)
                 and item.at - stored.at < self.window
             ):
-                results[index] = stored.properties
+                results[index] = stored.basis
             else:
                 to_write.append(index)
         if to_write:
@@ -154,18 +151,51 @@ class Heartbeats:
                         )
                         continue
                     resource.properties = merge(resource.properties, item.beat, item.at)
-                    results[index] = resource.properties
-                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), resource.properties)
+                    basis = ReplyBasis.of(resource.properties)
+                    results[index] = basis
+                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis)
         return [r if r is not None else RuntimeError("heartbeat not processed") for r in results]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
+class ReplyBasis:
+    """The few stored properties a heartbeat's reply is computed from.
+
+    Kept per cluster between writes instead of the resource's whole properties: at 10,000 clusters those dicts were
+    a few hundred thousand objects that every full garbage collection walked, pausing the event loop (and every
+    beat in flight) for 100-300 ms. This is two objects per cluster.
+    """
+
+    last_connectivity: str | None
+    certificate_expiry: str | None
+    desired_version: str | None
+    auto_upgrade: str | None
+
+    @classmethod
+    def of(cls, properties: dict[str, Any]) -> ReplyBasis:
+        profile = properties.get("arcAgentProfile") or {}
+        return cls(
+            properties.get("lastConnectivityTime"),
+            properties.get("managedIdentityCertificateExpirationTime"),
+            profile.get("desiredAgentVersion"),
+            profile.get("agentAutoUpgrade"),
+        )
+
+    def status_properties(self) -> dict[str, Any]:
+        """The properties ``connectivity_status`` reads."""
+        return {
+            "lastConnectivityTime": self.last_connectivity,
+            "managedIdentityCertificateExpirationTime": self.certificate_expiry,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class _Stored:
     """What this process last wrote for a cluster identity (so an unchanged beat need not be written again)."""
 
     at: dt.datetime
     fingerprint: str
-    properties: dict[str, Any]
+    basis: ReplyBasis
 
 
 def _fingerprint(beat: Heartbeat) -> str:

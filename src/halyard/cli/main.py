@@ -58,7 +58,7 @@ app.add_typer(role.app, name="role")
 
 # Commands whose modules import the control plane, the agents or the simulator (about a second of imports):
 # loaded only when the command line names them, so everyday commands start fast.
-LIGHT_CONNECTEDK8S = frozenset({"show", "list", "delete"})
+LIGHT_CONNECTEDK8S = frozenset({"show", "list", "delete", "update"})
 
 
 def load_commands_for(words: Sequence[str]) -> None:

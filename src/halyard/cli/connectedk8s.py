@@ -182,8 +182,9 @@ def upgrade(
     from halyard.cli.agentupgrade import upgrade_agents
 
     inv = Invocation.of(ctx)
+    kubeconfig = kube_config.expanduser() if kube_config else None
     cluster = upgrade_agents(
-        inv, resource_group, name, agent_version, kube_config, kube_context, upgrade_timeout, wait=not no_wait
+        inv, resource_group, name, agent_version, kubeconfig, kube_context, upgrade_timeout, wait=not no_wait
     )
     inv.emit(flatten(cluster), TABLE)
 

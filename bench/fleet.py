@@ -30,6 +30,8 @@ import platform
 import random
 import shutil
 import ssl
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -201,28 +203,47 @@ def heartbeat_request(host: str, path: str, token: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def heartbeat_fleet(
-    server: ServerProcess, members: list[Member], interval: float, duration: float, connections: int
-) -> dict[str, Any]:
-    host = f"127.0.0.1:{server.port}"
-    path = f"/dp{DP_HEARTBEAT_PATH}"
-    beat = Heartbeat(agentVersion="bench", kubernetesVersion="1.31.2", totalNodeCount=3, totalCoreCount=12,
-                     distribution="generic", infrastructure="generic", agentState="Succeeded")  # fmt: skip
-    body = beat.model_dump_json(exclude_none=True).encode()
-    requests = [heartbeat_request(host, path, await m.identity.token(), body) for m in members]
-    tls = ssl.create_default_context(cafile=server.ca)
+@dataclass
+class Drive:
+    """What the generator saw: latencies of 200 replies, how late it got to due beats, everything else."""
+
+    latencies: list[float]
+    lags: list[float]
+    statuses: dict[int, int]
+    errors: int
+    reconnects: int
+    wall: float
+
+    def figures(self) -> dict[str, Any]:
+        ordered = sorted(self.latencies)
+        return {
+            "heartbeats": len(ordered),
+            "not_ok": {str(k): v for k, v in self.statuses.items() if k != 200},
+            "connection_errors": self.errors,
+            "reconnects": self.reconnects,
+            "rate_per_second": round(len(ordered) / self.wall, 1),
+            "p50_ms": percentile(ordered, 50),
+            "p99_ms": percentile(ordered, 99),
+            "max_ms": round(ordered[-1] * 1000, 1) if ordered else 0.0,
+            "generator_lag_p99_ms": percentile(sorted(self.lags), 99),
+        }
+
+
+def percentile(ordered: list[float], p: float) -> float:
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 1) if ordered else 0.0
+
+
+async def drive(port: int, ca: str, requests: list[bytes], interval: float, duration: float, connections: int) -> Drive:
+    """Every request is one cluster's heartbeat, sent every ``interval`` from a random phase for ``duration``."""
+    tls = ssl.create_default_context(cafile=ca)
     idle: asyncio.Queue[KeepAlive] = asyncio.Queue()
-    pool = [KeepAlive("127.0.0.1", server.port, tls) for _ in range(connections)]
+    pool = [KeepAlive("127.0.0.1", port, tls) for _ in range(connections)]
     for connection in pool:
         idle.put_nowait(connection)
-    latencies: list[float] = []
-    lags: list[float] = []
-    statuses: dict[int, int] = {}
-    errors = 0
+    result = Drive([], [], {}, 0, 0, 0.0)
     stop_at = time.perf_counter() + duration
 
     async def agent(request: bytes) -> None:
-        nonlocal errors
         due = time.perf_counter() + random.uniform(0, interval)
         while True:
             await asyncio.sleep(max(0.0, due - time.perf_counter()))
@@ -230,48 +251,82 @@ async def heartbeat_fleet(
                 return
             # Waiting for a free connection counts: an agent waits for its own connection too.
             started = time.perf_counter()
-            lags.append(started - due)  # how late the generator got to it (its own saturation)
+            result.lags.append(started - due)  # how late the generator got to it (its own saturation)
             connection = await idle.get()
             try:
                 status = await connection.exchange(request)
-                statuses[status] = statuses.get(status, 0) + 1
+                result.statuses[status] = result.statuses.get(status, 0) + 1
                 if status == 200:
-                    latencies.append(time.perf_counter() - started)
+                    result.latencies.append(time.perf_counter() - started)
             except (OSError, ConnectionError):
-                errors += 1
+                result.errors += 1
             finally:
                 idle.put_nowait(connection)
             due += interval
 
-    pid = server.proc.pid  # type: ignore[union-attr]
-    histogram_before = await server_histogram(server)
-    cpu_before, wall_before = cpu_seconds(pid), time.perf_counter()
+    started = time.perf_counter()
     await asyncio.gather(*(agent(r) for r in requests))
-    wall = time.perf_counter() - wall_before
-    cpu = cpu_seconds(pid) - cpu_before
-    histogram = subtract(await server_histogram(server), histogram_before)
+    result.wall = time.perf_counter() - started
     for connection in pool:
         connection.close()
-    ordered = sorted(latencies)
+    result.reconnects = sum(c.reconnects for c in pool)
+    return result
 
-    def pct(values: list[float], p: float) -> float:
-        return round(values[min(len(values) - 1, int(p / 100 * len(values)))] * 1000, 1) if values else 0.0
 
-    return {
-        "heartbeats": len(latencies),
-        "not_ok": {str(k): v for k, v in statuses.items() if k != 200},
-        "connection_errors": errors,
-        "reconnects": sum(c.reconnects for c in pool),
-        "rate_per_second": round(len(latencies) / wall, 1),
-        "p50_ms": pct(ordered, 50),
-        "p99_ms": pct(ordered, 99),
-        "max_ms": round(ordered[-1] * 1000, 1) if ordered else 0.0,
+async def heartbeat_fleet(server: ServerProcess, members: list[Member], args: argparse.Namespace) -> dict[str, Any]:
+    host = f"127.0.0.1:{server.port}"
+    path = f"/dp{DP_HEARTBEAT_PATH}"
+    beat = Heartbeat(agentVersion="bench", kubernetesVersion="1.31.2", totalNodeCount=3, totalCoreCount=12,
+                     distribution="generic", infrastructure="generic", agentState="Succeeded")  # fmt: skip
+    body = beat.model_dump_json(exclude_none=True).encode()
+    requests = [heartbeat_request(host, path, await m.identity.token(), body) for m in members]
+    pid = server.proc.pid  # type: ignore[union-attr]
+    histogram_before = await server_histogram(server)
+    cpu_before = cpu_seconds(pid)
+    seen = await drive(server.port, server.ca, requests, args.interval, args.duration, args.connections)
+    cpu = cpu_seconds(pid) - cpu_before
+    histogram = subtract(await server_histogram(server), histogram_before)
+    figures = {
+        **seen.figures(),
         "server_p99_bucket_ms": bucket_quantile(histogram, 0.99),
-        "generator_lag_p99_ms": pct(sorted(lags), 99),
-        "server_cpu_percent": round(cpu / wall * 100, 1),
-        "server_cpu_ms_per_beat": round(cpu / max(1, len(latencies)) * 1000, 2),
+        "server_cpu_percent": round(cpu / seen.wall * 100, 1),
+        "server_cpu_ms_per_beat": round(cpu / max(1, len(seen.latencies)) * 1000, 2),
         "server_memory_mb": {k: round(v, 1) for k, v in memory_mb(pid).items()},
     }
+    if args.baseline:
+        base = await baseline(server, requests, args)
+        figures["baseline"] = base
+        if base["p99_ms"]:
+            figures["p99_over_baseline"] = round(figures["p99_ms"] / base["p99_ms"], 1)
+    return figures
+
+
+async def baseline(server: ServerProcess, requests: list[bytes], args: argparse.Namespace) -> dict[str, Any]:
+    """The same beats, the same generator, the same TLS and HTTP stack, against a fixed-reply responder
+    (``bench/responder.py``): the bare transport's latency, run right after the fleet's on the same machine."""
+    port = free_port()
+    tls = server.data_dir / "tls"
+    responder = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.responder:app", "--loop", "uvloop", "--http", "httptools",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+         "--ssl-certfile", str(tls / "server.pem"), "--ssl-keyfile", str(tls / "server.key")],
+    )  # fmt: skip
+    try:
+        probe = KeepAlive("127.0.0.1", port, ssl.create_default_context(cafile=server.ca))
+        for _ in range(100):
+            try:
+                await probe.exchange(requests[0])
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        probe.close()
+        cpu_before = cpu_seconds(responder.pid)
+        seen = await drive(port, server.ca, requests, args.interval, args.duration, args.connections)
+        cpu = cpu_seconds(responder.pid) - cpu_before
+        return {**seen.figures(), "cpu_ms_per_beat": round(cpu / max(1, len(seen.latencies)) * 1000, 2)}
+    finally:
+        responder.kill()  # nothing to shut down gracefully: it holds no state
+        responder.wait(10)
 
 
 async def server_histogram(server: ServerProcess) -> dict[float, float]:
@@ -322,7 +377,7 @@ async def run_size(count: int, args: argparse.Namespace, database_url: str | Non
                         server = ServerProcess(data, server.port, database_url=database_url).start()
                 for member in members:
                     await member.identity.token()
-            result = await heartbeat_fleet(server, members, args.interval, args.duration, args.connections)
+            result = await heartbeat_fleet(server, members, args)
             return {"clusters": count, "interval_seconds": args.interval, **timings, **result}
         finally:
             server.stop()
@@ -374,6 +429,8 @@ async def main() -> None:
     parser.add_argument("--connections", type=int, default=64, help="HTTPS connections the generator keeps open")
     parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                        help="also drive the same beats at a fixed-reply responder on the same stack (a ratio)")  # fmt: skip
     parser.add_argument("--state", type=Path, default=None,
                         help="keep each onboarded SQLite fleet here and reuse it on the next run (skips setup)")  # fmt: skip
     args = parser.parse_args()

@@ -133,7 +133,7 @@ async def onboard(server: ServerProcess, http: httpx.AsyncClient, count: int) ->
 
     async def certify(item: tuple[str, ec.EllipticCurvePrivateKey]) -> Member:
         rid, key = item
-        config = ClusterConfig(rid, endpoints, ca, True, key)
+        config = ClusterConfig(rid, endpoints, ca, key)
         identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
         identity.issued = await identity.request_certificate(None)
         identity.ready.set()
@@ -408,7 +408,7 @@ async def reuse(server: ServerProcess, http: httpx.AsyncClient, saved: Path) -> 
         # The saved fleet's server listened on another port: the token endpoint moves with the server.
         endpoint = urlsplit(issued.response.tokenEndpoint)._replace(netloc=urlsplit(server.url).netloc).geturl()
         issued = replace(issued, response=issued.response.model_copy(update={"tokenEndpoint": endpoint}))
-        config = ClusterConfig(entry["name"], endpoints, ca, True, issued.key)
+        config = ClusterConfig(entry["name"], endpoints, ca, issued.key)
         identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
         identity.issued = issued
         identity.ready.set()

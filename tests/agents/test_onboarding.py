@@ -226,7 +226,7 @@ async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path
     endpoints = EndpointMap.model_validate(
         httpx.get(f"{cli.server.url}/his/v1/endpoints", verify=cli.server.ca).json() | {"tenant": "t"}
     )
-    config = ClusterConfig(rid, endpoints, Path(cli.server.ca).read_text(), True, onboarding_key)
+    config = ClusterConfig(rid, endpoints, Path(cli.server.ca).read_text(), onboarding_key)
     async with httpx.AsyncClient(verify=cli.server.ca) as http:
         # request_certificate never touches the cluster, so no Kubernetes client is needed.
         operator = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]

@@ -30,3 +30,9 @@ def test_only_an_offered_agent_version_may_be_pinned(server: ServerProcess) -> N
 
         r = c.put(path, params=CC_API, json=cluster_body(arcAgentProfile={"desiredAgentVersion": ""}))
         assert r.status_code == 200, r.text  # empty: no pin
+
+        # Stored as offered, so the image tag helm deploys and the one controller-manager rolls to are the same.
+        respelled = {"agentAutoUpgrade": "Disabled", "desiredAgentVersion": halyard.__version__ + ".0"}
+        r = c.put(path, params=CC_API, json=cluster_body(arcAgentProfile=respelled))
+        assert r.status_code == 200, r.text
+        assert r.json()["properties"]["arcAgentProfile"]["desiredAgentVersion"] == halyard.__version__

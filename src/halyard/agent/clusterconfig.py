@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -25,7 +24,6 @@ class ClusterConfig:
     resource_id: str
     endpoints: EndpointMap
     ca_bundle: str  # PEM; empty means the system trust store
-    auto_upgrade: bool
     onboarding_key: PrivateKeyTypes | None  # only the identity operator reads (and may read) it
 
 
@@ -51,7 +49,6 @@ async def load_cluster_config(client: AsyncClient, *, onboarding_key: bool = Tru
             resource_id=data[names.KEY_RESOURCE_ID],
             endpoints=endpoints,
             ca_bundle=data.get(names.KEY_CA_BUNDLE, ""),
-            auto_upgrade=json.loads(data.get(names.KEY_AUTO_UPGRADE, "true")),
             onboarding_key=load_pem_private_key(key_pem, password=None) if key_pem else None,
         )
     except (KeyError, ValueError) as exc:

@@ -16,7 +16,6 @@ KEY_RESOURCE_NAME = "RESOURCE_NAME"
 KEY_LOCATION = "LOCATION"
 KEY_ENDPOINTS = "ENDPOINTS"  # JSON of api.agents.EndpointMap
 KEY_CA_BUNDLE = "CA_BUNDLE"  # PEM the agents trust for the control plane's TLS
-KEY_AUTO_UPGRADE = "AUTO_UPGRADE"
 # Keys of the Secrets.
 KEY_ONBOARDING_KEY = "onboarding.key"
 KEY_TLS_CERT = "tls.crt"

@@ -160,7 +160,6 @@ class Onboarding:
                         endpoints=endpoints,
                         ca_bundle=self._ca_bundle(),
                         onboarding_key_pem=key_pem,
-                        auto_upgrade=auto_upgrade,
                     )
                 )
                 if helm is not None:

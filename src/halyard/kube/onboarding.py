@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 
 from lightkube import AsyncClient
@@ -78,7 +77,6 @@ async def install(
     endpoints: EndpointMap,
     ca_bundle: str,
     onboarding_key_pem: bytes,
-    auto_upgrade: bool,
 ) -> None:
     """Create (or update) the namespace, the onboarding Secret and the cluster ConfigMap. Idempotent."""
     labels = dict(names.MANAGED_BY_LABEL)
@@ -103,7 +101,6 @@ async def install(
                 names.KEY_LOCATION: location,
                 names.KEY_ENDPOINTS: endpoints.model_dump_json(),
                 names.KEY_CA_BUNDLE: ca_bundle,
-                names.KEY_AUTO_UPGRADE: json.dumps(auto_upgrade),
             },
         ),
         force=True,

@@ -221,13 +221,19 @@ class ConnectedClusterBehaviour:
 
 
 def _check_agent_version(props: dict[str, Any], old: dict[str, Any], cp: ControlPlane) -> None:
-    """A pinned ``desiredAgentVersion`` must be one this control plane offers (empty: no pin)."""
-    desired = (props.get("arcAgentProfile") or {}).get("desiredAgentVersion")
+    """A pinned ``desiredAgentVersion`` must be one this control plane offers (empty: no pin); it is stored in the
+    offered spelling (``0.2`` as ``0.2.0``), so the image tag helm deploys and the one the agents roll to agree."""
+    profile = props.get("arcAgentProfile") or {}
+    desired = profile.get("desiredAgentVersion")
     if not desired:
         return
     catalog = cp.settings.agent_catalog
+    offered = catalog.find(desired)
+    if offered is not None:
+        props["arcAgentProfile"] = {**profile, "desiredAgentVersion": offered}
+        return
     # A client echoing a GET back keeps a pin the catalog has since withdrawn: the target rule then ignores it.
-    if catalog.find(desired) is None and desired != (old.get("arcAgentProfile") or {}).get("desiredAgentVersion"):
+    if desired != (old.get("arcAgentProfile") or {}).get("desiredAgentVersion"):
         raise InvalidRequest(
             f"Agent version {desired!r} is not offered by this control plane; offered versions: "
             f"{', '.join(catalog.versions)}.",

@@ -23,11 +23,11 @@ from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.manager import ControllerManager
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.upgrade import ANNOTATION, TARGET_POLL, UpgradeCheck, decide, with_tag
-from halyard.cli.agent import running_pid, state_dir_for, stop_detached
+from halyard.cli.agent import running_pid, state_dir_for
 from halyard.core.agentversions import AgentCatalog
 from halyard.core.clock import ManualClock
 from halyard.core.settings import Settings
-from tests.agents.conftest import HEARTBEAT, Cli
+from tests.agents.conftest import HEARTBEAT, Cli, logged_in_cli, stop_agents
 from tests.agents.test_onboarding import connect, resource_id
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
@@ -202,21 +202,11 @@ def versions_cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
         free_port(),
         env={"HALYARD_AGENT_VERSIONS": f"{RUNNING},{NEXT}", "HALYARD_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT)},
     ).start()
-    runner = Cli(
-        env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents")},
-        agents_dir=home / "agents",
-        server=server,
-    )
+    runner = logged_in_cli(server, home)
     try:
-        admin = server.admin
-        runner.ok(
-            "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant",
-            admin["tenant"], "--server", server.url, "--ca-cert", server.ca,
-        )  # fmt: skip
         yield runner
     finally:
-        for state_dir in runner.state_dirs():
-            stop_detached(state_dir)
+        stop_agents(runner)
         server.stop()
 
 

@@ -41,8 +41,10 @@ class _Pending:
 class Heartbeats:
     """Records heartbeats with group commit: beats arriving while a commit is in flight share the next one.
 
-    A beat that only repeats what was stored less than ``window`` ago is checked (identity alive, certificate
-    valid) but not written: at 10,000 clusters that halves the writes and keeps reads to one query per batch.
+    A beat that only repeats what was stored less than ``window`` ago, onto a resource no one has written since, is
+    checked (identity alive, certificate valid, resource etag unchanged) but not written: at 10,000 clusters that
+    halves the writes and keeps reads to one query per batch. The etag check is what lets a user's change (a pinned
+    agent version, auto-upgrade off) reach the agents with their next beat, whichever replica took the change.
 
     With one writer (SQLite) and a durable commit per transaction, one commit per beat caps a server at a few
     hundred beats a second; batching keeps every beat durable before it is acknowledged while the commit count
@@ -109,14 +111,16 @@ class Heartbeats:
         live = await self._identities.live({item.object_id for item in batch})
         to_write = []
         for index, item in enumerate(batch):
-            problem = self._identities.problem(live.get(item.object_id), item.at)
-            if problem is not None:
+            identity = live.get(item.object_id)
+            problem = self._identities.problem(identity, item.at)
+            if problem is not None or identity is None:
                 results[index] = problem
                 continue
             stored = self._stored.get(item.object_id)
             if (
                 stored is not None
                 and stored.fingerprint == _fingerprint(item.beat)
+                and stored.etag == identity.resource_etag  # a user write (a new pin, say) is answered at once
                 and item.at - stored.at < self.window
             ):
                 results[index] = stored.basis
@@ -139,12 +143,12 @@ class Heartbeats:
                 }
                 for index in to_write:
                     item = batch[index]
-                    identity = identities.get(item.object_id)
-                    problem = self._identities.problem(identity, item.at)
-                    if problem is not None or identity is None:
+                    row = identities.get(item.object_id)
+                    problem = self._identities.problem(row, item.at)
+                    if problem is not None or row is None:
                         results[index] = problem
                         continue
-                    resource = resources.get(identity.resource_key)
+                    resource = resources.get(row.resource_key)
                     if resource is None or resource.provisioning_state == "Deleting":
                         results[index] = Unauthenticated(
                             "The connected cluster is being deleted.", code="ClusterIdentityRevoked"
@@ -153,7 +157,7 @@ class Heartbeats:
                     resource.properties = merge(resource.properties, item.beat, item.at)
                     basis = ReplyBasis.of(resource.properties)
                     results[index] = basis
-                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis)
+                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis, resource.etag)
         return [r if r is not None else RuntimeError("heartbeat not processed") for r in results]
 
 
@@ -196,6 +200,7 @@ class _Stored:
     at: dt.datetime
     fingerprint: str
     basis: ReplyBasis
+    etag: str  # the resource's, when written: the basis holds until a user write changes it
 
 
 def _fingerprint(beat: Heartbeat) -> str:

@@ -40,6 +40,9 @@ def dp_url(settings: Settings) -> str:
 class LiveIdentity:
     resource_key: str
     cert_not_after: dt.datetime | None
+    # The resource's etag: every user write changes it (heartbeats do not), so whoever caches what the resource
+    # said can tell it is stale. None when the resource is gone.
+    resource_etag: str | None = None
 
 
 class ClusterIdentities:
@@ -169,14 +172,20 @@ class ClusterIdentities:
         return identity
 
     async def live(self, object_ids: set[str]) -> dict[str, LiveIdentity]:
-        """The identities behind several tokens' object ids, with one query (absent: revoked)."""
+        """The identities behind several tokens' object ids and their resources' etags, with one query (absent:
+        revoked)."""
         async with self._db.session() as session:
             rows = await session.execute(
                 select(
-                    ClusterIdentity.principal_id, ClusterIdentity.resource_key, ClusterIdentity.cert_not_after
-                ).where(ClusterIdentity.principal_id.in_(object_ids))
+                    ClusterIdentity.principal_id,
+                    ClusterIdentity.resource_key,
+                    ClusterIdentity.cert_not_after,
+                    Resource.etag,
+                )
+                .outerjoin(Resource, Resource.id_key == ClusterIdentity.resource_key)
+                .where(ClusterIdentity.principal_id.in_(object_ids))
             )
-            return {row.principal_id: LiveIdentity(row.resource_key, row.cert_not_after) for row in rows}
+            return {row.principal_id: LiveIdentity(row.resource_key, row.cert_not_after, row.etag) for row in rows}
 
     @staticmethod
     def problem(identity: ClusterIdentity | LiveIdentity | None, now: dt.datetime) -> Unauthenticated | None:

@@ -15,6 +15,7 @@ RG_API = {"api-version": "2024-11-01"}
 CC_API = {"api-version": "2026-05-01"}
 SP_API = {"api-version": "2026-01-01"}
 AUTHZ_API = {"api-version": "2022-04-01"}
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
 
@@ -60,12 +61,13 @@ class Principal:
 
 
 def make_principal(server: ServerProcess, role: str | None = None, scope: str | None = None) -> Principal:
+    """A new service principal, with ``role`` at ``scope`` when given ("" is the tenant root)."""
     with server.client() as c:
         r = c.post("/providers/Halyard.Directory/servicePrincipals", params=SP_API, json={"displayName": unique("sp")})
         assert r.status_code == 201, r.text
         body = r.json()
         principal = Principal(body["appId"], body["id"], body["password"])
-        if role and scope:
+        if role and scope is not None:
             r = c.put(
                 f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
                 params=AUTHZ_API,

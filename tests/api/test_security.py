@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import httpx
 import pytest
 
 from tests.api.helpers import (
+    AUTHZ_API,
     CC_API,
     CONTRIBUTOR,
+    OWNER,
     READER,
     RG_API,
     cluster_body,
@@ -50,13 +53,15 @@ def _routes(server: ServerProcess) -> list[tuple[str, str]]:
     ]
 
 
-def _fill(server: ServerProcess, path: str) -> str:
+def _fill(server: ServerProcess, path: str) -> list[str]:
+    """The request paths that reach a route: a route at any scope is walked at a subscription and at the root."""
     values = {
         "subscriptionId": server.admin["subscription"],
         "scope": f"subscriptions/{server.admin['subscription']}",
         "tenant": server.admin["tenant"],
     }
-    return re.sub(r"\{(\w+)(?::path)?\}", lambda m: values.get(m.group(1), "x1"), path)
+    filled = re.sub(r"\{(\w+)(?::path)?\}", lambda m: values.get(m.group(1), "x1"), path)
+    return [filled, path.replace("/{scope}", "", 1)] if path.startswith("/{scope}/") else [filled]
 
 
 def test_route_inventory_is_known(server: ServerProcess) -> None:
@@ -83,18 +88,21 @@ def test_every_route_refuses_callers_without_a_management_token(server: ServerPr
                 token_kind
             ]
             headers = {"Authorization": f"Bearer {token}"} if token else {}
-            r = c.request(
-                method,
-                _fill(server, path),
-                params={"api-version": "2026-05-01"},
-                headers=headers,
-                json={} if method in ("PUT", "POST", "PATCH") else None,
-            )
-            assert r.status_code == 401, f"{method} {path} answered {r.status_code} to a {token_kind} token: {r.text}"
-            assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, path)
-            if method != "HEAD":
-                assert r.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken")
-            checked += 1
+            for url in _fill(server, path):
+                r = c.request(
+                    method,
+                    url,
+                    params={"api-version": "2026-05-01"},
+                    headers=headers,
+                    json={} if method in ("PUT", "POST", "PATCH") else None,
+                )
+                assert r.status_code == 401, (
+                    f"{method} {url} answered {r.status_code} to a {token_kind} token: {r.text}"
+                )
+                assert r.headers.get("WWW-Authenticate", "").startswith("Bearer"), (method, url)
+                if method != "HEAD":
+                    assert r.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken")
+                checked += 1
     assert checked > 25
 
 
@@ -167,6 +175,42 @@ def test_role_on_one_group_gives_nothing_on_another(server: ServerProcess) -> No
             json={"properties": {"roleDefinitionId": READER, "principalId": worker.object_id}},
         )
         assert r.status_code == 403
+
+
+def test_roles_at_the_tenant_root_reach_every_subscription_and_only_root_owners_grant_them(
+    server: ServerProcess,
+) -> None:
+    root = "/providers/Microsoft.Authorization/roleAssignments"
+    group = make_group(server)
+    reader = make_principal(server, READER, "")  # "" + the path above: the root scope, "/"
+    assignment = f"{root}/{uuid.uuid4()}"
+    with server.client() as admin:
+        listed = admin.get(root, params=AUTHZ_API)
+        assert listed.status_code == 200, listed.text
+        mine = [a for a in listed.json()["value"] if a["properties"]["principalId"] == reader.object_id]
+        assert [(a["properties"]["scope"], a["id"].split("/roleAssignments/")[0]) for a in mine] == [
+            ("/", "/providers/Microsoft.Authorization")
+        ]
+    with server.client(server.token(reader.app_id, reader.secret)) as c:
+        assert c.get(group_path(server, group), params=RG_API).status_code == 200  # reaches every subscription
+        assert c.put(cluster_path(server, group, "c1"), params=CC_API, json=cluster_body()).status_code == 403
+        body = {"properties": {"roleDefinitionId": CONTRIBUTOR, "principalId": reader.object_id}}
+        r = c.put(assignment, params=AUTHZ_API, json=body)  # a Reader cannot grant itself more
+        assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed", r.text
+    owner_of_sub = make_principal(server, OWNER, f"/subscriptions/{server.admin['subscription']}")
+    with server.client(server.token(owner_of_sub.app_id, owner_of_sub.secret)) as c:
+        r = c.put(assignment, params=AUTHZ_API, json=body)  # a subscription's Owner does not own the root
+        assert r.status_code == 403, r.text
+    with server.client() as admin:
+        (mine,) = mine
+        # The SDKs' spelling of scope "/" (their URL template is "/{scope}/providers/…").
+        r = admin.delete(
+            f"{server.url}//providers/Microsoft.Authorization/roleAssignments/{mine['name']}", params=AUTHZ_API
+        )
+        assert r.status_code == 200, r.text
+        assert admin.get(f"{root}/{mine['name']}", params=AUTHZ_API).status_code == 404
+    with server.client(server.token(reader.app_id, reader.secret)) as c:
+        assert c.get(group_path(server, group), params=RG_API).status_code == 403
 
 
 def test_deleted_principal_token_stops_working_at_once(server: ServerProcess) -> None:

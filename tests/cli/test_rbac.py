@@ -100,3 +100,26 @@ def test_role_input_errors(admin: Cli, server: ServerProcess) -> None:
     assert nobody.error.startswith("ERROR: (PrincipalNotFound) Cannot find user or service principal")
     no_scope = admin.run("role", "assignment", "create", "--assignee", "x", "--role", "Reader")
     assert no_scope.code == 2 and "--scope is required" in no_scope.error
+
+
+def test_a_role_at_the_tenant_root_reaches_every_group(admin: Cli, server: ServerProcess, tmp_path: Path) -> None:
+    group = unique("rg")
+    admin.ok("group", "create", "-n", group, "-l", "westus", "-o", "none")
+    sp = admin.json("ad", "sp", "create", "--display-name", unique("auditor"))
+    assignment = admin.json(
+        "role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader", "--scope", "/"
+    )
+    assert (assignment["scope"], assignment["id"].split("/roleAssignments/")[0]) == (
+        "/",
+        "/providers/Microsoft.Authorization",
+    )
+    listed = admin.json("role", "assignment", "list", "--assignee", sp["appId"], "--scope", "/")
+    assert [a["id"] for a in listed] == [assignment["id"]]
+
+    auditor = Cli(tmp_path / "auditor-config", {})
+    assert auditor.login(server, sp["appId"], sp["password"], "-o", "none").code == 0
+    assert auditor.json("group", "show", "-n", group)["name"] == group
+
+    admin.ok("role", "assignment", "delete", "--assignee", sp["appId"], "--role", "Reader", "--scope", "/")
+    assert auditor.run("group", "show", "-n", group).error.startswith("ERROR: (AuthorizationFailed)")
+    admin.ok("ad", "sp", "delete", "--id", sp["appId"])

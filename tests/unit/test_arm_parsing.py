@@ -9,12 +9,26 @@ pytestmark = pytest.mark.unit
 
 
 def test_canonical_paths_fix_literal_case_and_slashes_but_keep_names() -> None:
-    m = CanonicalPathMiddleware(app=None)  # type: ignore[arg-type]
-    m.add_route_paths(["/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Kubernetes/connectedClusters/{n}"])
+    routes = ["/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Kubernetes/connectedClusters/{n}"]
+    m = CanonicalPathMiddleware(app=None, route_paths=routes)  # type: ignore[arg-type]
     assert (
         m.canonical("//SUBSCRIPTIONS/S1/resourcegroups/MyRG/providers/microsoft.kubernetes/connectedclusters/MyC/")
         == "/subscriptions/S1/resourceGroups/MyRG/providers/Microsoft.Kubernetes/connectedClusters/MyC"
     )
+
+
+def test_routes_at_any_scope_also_serve_the_tenant_root() -> None:
+    routes = [
+        "/{scope}/providers/Microsoft.Authorization/roleAssignments/{name}",
+        "/providers/Microsoft.Kubernetes/operations",
+    ]
+    m = CanonicalPathMiddleware(app=None, route_paths=routes)  # type: ignore[arg-type]
+    root = "//providers/Microsoft.Authorization/roleAssignments/a"  # what the route's scope pattern matches as "/"
+    assert m.canonical("/providers/microsoft.authorization/roleassignments/a") == root
+    assert m.canonical("//providers/Microsoft.Authorization/roleAssignments/a") == root  # the SDKs' scope "/"
+    scoped = "/subscriptions/s/providers/Microsoft.Authorization/roleAssignments/a"
+    assert m.canonical(scoped.lower().replace("/s/", "/S/")) == scoped.replace("/s/", "/S/")
+    assert m.canonical("/providers/Microsoft.Kubernetes/operations") == "/providers/Microsoft.Kubernetes/operations"
 
 
 def test_resource_ids_parse_and_round_trip() -> None:

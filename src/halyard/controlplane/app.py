@@ -112,14 +112,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
     for rtype in types.all():
         app.include_router(resource_type_router(rtype))
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(CanonicalPathMiddleware, literals=_literals(list(app.openapi()["paths"])))
+    app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     return app
-
-
-def _literals(paths: list[str]) -> list[str]:
-    middleware = CanonicalPathMiddleware(app=None)  # type: ignore[arg-type]
-    middleware.add_route_paths(paths)
-    return list(middleware.literals.values())
 
 
 async def _keep_keys(cp: ControlPlane) -> None:

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from halyard.core.errors import InvalidRequest
 
 _PARAM = re.compile(r"^\{.*\}$")
+SCOPE_PREFIX = "/{scope}/"  # how a route declared at any scope (``/{scope:path}/…``) reads in the OpenAPI paths
 
 
 class CanonicalPathMiddleware:
@@ -18,20 +19,31 @@ class CanonicalPathMiddleware:
 
     az sends ``resourcegroups``, the SDKs ``resourceGroups``; ``--endpoint-resource-manager https://h/`` makes az send
     ``//metadata/endpoints``. Names (the parameters) keep the caller's casing; ARM compares them case-insensitively.
+
+    Routes declared at any scope (``/{scope}/providers/Microsoft.Authorization/roleAssignments``) also serve the
+    tenant root, where the scope is empty: ``/providers/Microsoft.Authorization/roleAssignments`` (and the SDKs'
+    ``//providers/…`` for scope ``/``) is given back its empty scope segment so those routes match it.
     """
 
-    def __init__(self, app: ASGIApp, literals: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, route_paths: Iterable[str] = ()) -> None:
         self.app = app
-        self.literals: dict[str, str] = {}
-        self.add(literals)
-
-    def add(self, literals: Iterable[str]) -> None:
-        for literal in literals:
-            self.literals.setdefault(literal.lower(), literal)
+        self.literals: dict[str, str] = {}  # lower-cased: as the routes spell it
+        self.root_scoped: set[tuple[str, ...]] = set()  # lower-cased literal heads of the routes at any scope
+        self.add_route_paths(route_paths)
 
     def add_route_paths(self, paths: Iterable[str]) -> None:
+        """Learn the literal segments (and the routes at any scope) of these route paths (OpenAPI spelling)."""
         for path in paths:
-            self.add(seg for seg in path.split("/") if seg and not _PARAM.match(seg))
+            for seg in path.split("/"):
+                if seg and not _PARAM.match(seg):
+                    self.literals.setdefault(seg.lower(), seg)
+            if path.startswith(SCOPE_PREFIX):
+                head = []
+                for seg in path[len(SCOPE_PREFIX) :].split("/"):
+                    if _PARAM.match(seg):
+                        break
+                    head.append(seg.lower())
+                self.root_scoped.add(tuple(head))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -45,7 +57,14 @@ class CanonicalPathMiddleware:
 
     def canonical(self, path: str) -> str:
         segments = [s for s in path.split("/") if s]
-        return "/" + "/".join(self.literals.get(s.lower(), s) for s in segments)
+        canonical = "/" + "/".join(self.literals.get(s.lower(), s) for s in segments)
+        if segments and any(
+            segments[0].lower() == head[0] for head in self.root_scoped
+        ):  # rare: keep it off the hot path
+            lowered = tuple(s.lower() for s in segments)
+            if any(lowered[: len(head)] == head for head in self.root_scoped):
+                return "/" + canonical  # the empty scope: the tenant root
+        return canonical
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from halyard.cli.agentupgrade import local_agent_version
 from tests.agents.conftest import HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
 from tests.agents.test_chart import CHART
 from tests.agents.test_onboarding import connect, resource_id
+from tests.api.helpers import CC_API, cluster_body
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
 
@@ -166,3 +167,26 @@ def _images(kubeconfig: Path) -> set[str]:
 
 def _args(kubeconfig: Path) -> list[str]:
     return [arg for c in _containers(kubeconfig) for arg in c.args or []]
+
+
+def test_upgrade_of_a_cluster_whose_agents_are_nowhere_is_refused_and_changes_nothing(
+    upgrade_cli: Cli, fresh_cluster: Callable[[], Path]
+) -> None:
+    cli = upgrade_cli
+    group = cli.group("upgrade-nowhere")
+    with cli.server.client() as c:  # a resource whose agents were never installed (or were removed by hand)
+        r = c.put(
+            resource_id(cli, group, "bare"),
+            params=CC_API,
+            json=cluster_body(arcAgentProfile={"agentAutoUpgrade": "Disabled"}),
+        )
+        assert r.status_code == 201, r.text
+    refused = cli.run(
+        "connectedk8s", "upgrade", "-g", group, "-n", "bare", "--agent-version", NEXT, "--kube-config",
+        str(fresh_cluster()),
+    )  # fmt: skip
+    assert _error(refused) == (
+        "ERROR: (AgentsNotFound) No local agents of this connected cluster run on this machine, and the cluster of the "
+        "kubeconfig carries no Halyard agents. Give the cluster's kubeconfig with --kube-config (and --kube-context)."
+    )
+    assert "desiredAgentVersion" not in _profile(cli, group, "bare")

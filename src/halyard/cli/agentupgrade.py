@@ -146,7 +146,6 @@ def _locate(path: str, kubeconfig: Path | None, context: str | None) -> Agents:
     started = local_agents.started_target(state_dir)
     if started is not None:
         return LocalAgents(state_dir, started[0], started[1])
-    helm = find_helm(kubeconfig, context)
     try:
         onboarded = on_cluster(kubeconfig, context, kube_onboarding.read_onboarding)
     except CliError as exc:
@@ -164,6 +163,7 @@ def _locate(path: str, kubeconfig: Path | None, context: str | None) -> Agents:
             "Give the cluster's kubeconfig with --kube-config (and --kube-context).",
             "AgentsNotFound",
         )
+    helm = find_helm(kubeconfig, context)  # only now: where there are no agents, a missing helm is beside the point
     if not helm.installed():
         raise CliError(
             f"The cluster has no agent release '{RELEASE}' in namespace halyard-system. Install the agents again with "

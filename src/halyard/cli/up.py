@@ -131,22 +131,7 @@ async def _connect_demo(data_dir: Path, cluster: str, kubeconfig: Path) -> None:
     """Connect the simulated cluster with the CLI and show the result; a failure is reported, not hidden."""
     admin = json.loads((data_dir / "admin.json").read_text())
     steps = [
-        [
-            "login",
-            "--service-principal",
-            "-u",
-            admin["clientId"],
-            "-p",
-            admin["clientSecret"],
-            "--tenant",
-            admin["tenant"],
-            "--server",
-            admin["server"],
-            "--ca-cert",
-            admin["caCert"],
-            "-o",
-            "none",
-        ],
+        [*_login(admin, admin["server"], admin["caCert"]), "-o", "none"],
         ["group", "create", "-n", DEMO_GROUP, "-l", "eastus", "-o", "none"],
         [
             "connectedk8s",
@@ -198,26 +183,20 @@ def _stop_agents(data_dir: Path) -> None:
         stop_detached(state_dir)
 
 
+def _login(admin: dict[str, str], server: str, ca: str) -> list[str]:
+    """The arguments of ``halyard login`` as the bootstrap admin of ``admin.json``."""
+    return [
+        "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant",
+        admin["tenant"], "--server", server, "--ca-cert", ca,
+    ]  # fmt: skip
+
+
 def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
     """What to do next, with the exact login line (from ``admin.json``) and the CA to trust."""
     admin_file = data_dir / "admin.json"
     admin = json.loads(admin_file.read_text())
     ca = admin.get("caCert") or str(data_dir / "tls" / "ca.pem")
-    login = [
-        "halyard",
-        "login",
-        "--service-principal",
-        "-u",
-        admin["clientId"],
-        "-p",
-        admin["clientSecret"],
-        "--tenant",
-        admin["tenant"],
-        "--server",
-        url,
-        "--ca-cert",
-        ca,
-    ]
+    login = ["halyard", *_login(admin, url, ca)]
     lines = [
         "",
         f"Halyard is running at {url}",

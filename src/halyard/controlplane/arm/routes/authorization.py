@@ -189,8 +189,8 @@ async def get_assignment(
     _version(request)
     s = _scope(scope)
     caller.require(f"{NS}/roleAssignments/read", s)
-    row = await cp.access.get_assignment(roleAssignmentName)
-    if row is None or row.scope_key != s.lower():
+    row = await _assignment_at(cp, s, roleAssignmentName)
+    if row is None:
         raise NotFound(f"Role assignment '{roleAssignmentName}' does not exist.", code="RoleAssignmentNotFound")
     return JSONResponse(assignment_body(row))
 
@@ -210,11 +210,17 @@ async def delete_assignment(
     _version(request)
     s = _scope(scope)
     caller.require(f"{NS}/roleAssignments/delete", s)
-    row = await cp.access.get_assignment(roleAssignmentName)
-    if row is None or row.scope_key != s.lower():
+    row = await _assignment_at(cp, s, roleAssignmentName)
+    if row is None:
         return Response(status_code=204)
     await cp.access.unassign(row.id)
     return JSONResponse(assignment_body(row))
+
+
+async def _assignment_at(cp: ControlPlane, scope: str, name: str) -> RoleAssignment | None:
+    """The assignment ``name`` if it is at ``scope`` (one at another scope is not found here, as in ARM)."""
+    row = await cp.access.get_assignment(name)
+    return row if row is not None and row.scope_key == scope.lower() else None
 
 
 async def _check_scope_exists(cp: ControlPlane, scope: str) -> None:

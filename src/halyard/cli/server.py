@@ -37,6 +37,15 @@ def command(
             "[default: this server's version, or HALYARD_AGENT_VERSIONS]."
         ),
     ] = None,
+    login_failure_burst: Annotated[
+        int | None,
+        typer.Option(
+            help="Failed logins allowed per client address before the token endpoint answers 429, then one more "
+            "every HALYARD_LOGIN_FAILURE_REFILL_SECONDS (6); 0 turns it off, e.g. behind a proxy that limits "
+            "[default: 10, or HALYARD_LOGIN_FAILURE_BURST].",
+            min=0,
+        ),
+    ] = None,
     log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
@@ -55,6 +64,7 @@ def command(
         "database_url": database_url,
         "offline_threshold_seconds": offline_threshold,
         "agent_versions": agent_versions,
+        "login_failure_burst": login_failure_burst,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -48,7 +48,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OAuthError)
     async def _oauth(_: Request, exc: OAuthError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

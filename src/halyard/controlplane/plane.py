@@ -17,6 +17,7 @@ from halyard.controlplane.his.authority import CertificateAuthority
 from halyard.controlplane.his.identities import ClusterIdentities
 from halyard.controlplane.identity.keys import KeyRing
 from halyard.controlplane.identity.principals import Principals
+from halyard.controlplane.identity.throttle import LoginThrottle
 from halyard.controlplane.identity.tokens import TokenService
 from halyard.core.clock import Clock
 from halyard.core.sealing import Sealer
@@ -33,6 +34,7 @@ class ControlPlane:
     keys: KeyRing
     tokens: TokenService
     principals: Principals
+    login_throttle: LoginThrottle
     access: Access
     directory: Directory
     operations: Operations
@@ -65,6 +67,9 @@ class ControlPlane:
             keys=keys,
             tokens=TokenService(keys, clock, issuer_base=settings.base_url, lifetime=lifetime),
             principals=Principals(db, clock),
+            login_throttle=LoginThrottle(
+                clock, burst=settings.login_failure_burst, refill_seconds=settings.login_failure_refill_seconds
+            ),
             access=Access(db, clock),
             directory=Directory(db, clock),
             operations=Operations(db, clock, retry_after=settings.operation_retry_after_seconds),

@@ -120,12 +120,21 @@ class ServiceUnavailable(HalyardError):
 class OAuthError(Exception):
     """An OAuth2 token-endpoint error, in the body shape MSAL understands (not the ARM envelope)."""
 
-    def __init__(self, error: str, description: str, *, status: int = 400, aadsts: int = 0) -> None:
+    def __init__(
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        aadsts: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(description)
         self.error = error
         self.description = description
         self.status = status
         self.aadsts = aadsts
+        self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
         prefix = f"AADSTS{self.aadsts}: " if self.aadsts else ""

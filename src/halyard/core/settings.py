@@ -37,6 +37,17 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_seconds: float = Field(default=30.0, description="How often agents are asked to heartbeat.")
     operation_retry_after_seconds: int = 1
+    # A person mistyping a secret fails a few times; a script guessing fails thousands. 10, then one every 6 s (ten a
+    # minute) never slows the first and makes the second hopeless against 40-character secrets.
+    login_failure_burst: int = Field(
+        default=10,
+        ge=0,
+        description="Failed logins allowed per client address before the token endpoint answers 429; 0 turns the "
+        "throttle off (behind a proxy every client shares the proxy's address: raise it, or let the proxy limit).",
+    )
+    login_failure_refill_seconds: float = Field(
+        default=6.0, gt=0, description="Seconds for an address to earn back one allowed failed login."
+    )
     agent_versions: str = Field(
         default=__version__,
         description="Comma-separated agent versions this control plane offers; the highest is the latest.",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -19,6 +22,11 @@ from halyard.store.models import Credential, Principal, RoleAssignment, UsedAsse
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SECRET_LIFETIME = dt.timedelta(days=365)
+T = TypeVar("T")
+# scrypt costs ~50 ms of CPU and 16 MiB per call. hashlib releases the GIL while it runs, so it runs in a worker thread
+# and the event loop keeps serving (agent heartbeats included); at most this many at once, so a flood of logins waits
+# its turn as cheap coroutines instead of piling up threads and memory.
+SCRYPT_CONCURRENCY = 2
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,7 @@ class Principals:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
+        self._scrypt = asyncio.Semaphore(SCRYPT_CONCURRENCY)
 
     async def create_service_principal(self, tenant_id: str, display_name: str) -> NewCredential:
         now = self._clock.now()
@@ -44,10 +53,11 @@ class Principals:
             created_at=now,
         )
         secret = new_secret()
+        secret_hash = await self._off_loop(hash_secret, secret)  # hashed before the transaction: no lock held
         async with self._db.transaction() as session:
             session.add(principal)
             await session.flush()
-            session.add(self._secret_credential(principal.id, secret, now))
+            session.add(self._secret_credential(principal.id, secret, secret_hash, now))
         return NewCredential(principal, secret, now + SECRET_LIFETIME)
 
     async def add_public_key(
@@ -75,13 +85,14 @@ class Principals:
         """A new client secret; unless ``append``, every older secret stops working at once."""
         now = self._clock.now()
         secret = new_secret()
+        secret_hash = await self._off_loop(hash_secret, secret)
         async with self._db.transaction() as session:
             principal = await self._by_app_id(session, app_id)
             if not append:
                 await session.execute(
                     delete(Credential).where(Credential.principal_id == principal.id, Credential.kind == "secret")
                 )
-            session.add(self._secret_credential(principal.id, secret, now))
+            session.add(self._secret_credential(principal.id, secret, secret_hash, now))
         return NewCredential(principal, secret, now + SECRET_LIFETIME)
 
     async def list_service_principals(self, tenant_id: str) -> list[Principal]:
@@ -129,15 +140,20 @@ class Principals:
     async def authenticate_secret(self, tenant_id: str, client_id: str, secret: str) -> Principal:
         principal, creds = await self._client(tenant_id, client_id, "secret")
         now = self._clock.now()
-        if not any(c.secret_hash and c.expires_at > now and verify_secret(secret, c.secret_hash) for c in creds):
-            raise OAuthError(
-                "invalid_client",
-                f"Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
-                f"value, not the client secret ID, for a secret added to app '{client_id}'.",
-                status=401,
-                aadsts=7000215,
-            )
-        return principal
+        for cred in creds:
+            if (
+                cred.secret_hash
+                and cred.expires_at > now
+                and await self._off_loop(verify_secret, secret, cred.secret_hash)
+            ):
+                return principal
+        raise OAuthError(
+            "invalid_client",
+            f"Invalid client secret provided. Ensure the secret being sent in the request is the client secret "
+            f"value, not the client secret ID, for a secret added to app '{client_id}'.",
+            status=401,
+            aadsts=7000215,
+        )
 
     async def authenticate_assertion(
         self, tenant_id: str, client_id: str, assertion: str, audiences: list[str]
@@ -203,13 +219,18 @@ class Principals:
             raise NotFound(f"Service principal '{id_or_app_id}' does not exist.", code="PrincipalNotFound")
         return principal
 
+    async def _off_loop(self, scrypt: Callable[..., T], *args: str) -> T:
+        """``scrypt(*args)`` in a worker thread, no more than :data:`SCRYPT_CONCURRENCY` at once."""
+        async with self._scrypt:
+            return await asyncio.to_thread(scrypt, *args)
+
     @staticmethod
-    def _secret_credential(principal_id: str, secret: str, now: dt.datetime) -> Credential:
+    def _secret_credential(principal_id: str, secret: str, secret_hash: str, now: dt.datetime) -> Credential:
         return Credential(
             id=str(uuid.uuid4()),
             principal_id=principal_id,
             kind="secret",
-            secret_hash=hash_secret(secret),
+            secret_hash=secret_hash,
             hint=secret[:3],
             created_at=now,
             expires_at=now + SECRET_LIFETIME,

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
+from halyard.controlplane.identity.throttle import address_key
 from halyard.controlplane.identity.tokens import same_audience
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import OAuthError
@@ -102,6 +103,36 @@ async def authorize(tenant: str, cp: Plane) -> JSONResponse:
 
 @router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=_TOKEN_FORM, operation_id="Token")
 async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
+    # The peer address of the connection, never X-Forwarded-For: anyone can write that header, and a guesser would
+    # send a new value with every request. Behind a reverse proxy every client shares the proxy's address (see
+    # docs/security.md). Counted here, before any scrypt or signature work, and in memory (per replica).
+    address = address_key(request.client.host if request.client else None)
+    wait = cp.login_throttle.begin(address)
+    if wait:
+        # 429 + Retry-After is what both clients back off on: MSAL (az) holds the answer for Retry-After seconds
+        # instead of resending, azure-core's retry policy waits that long. The error is temporarily_unavailable, not
+        # invalid_client: the credentials in this request were not even checked and may well be right, and
+        # invalid_client would have az tell the user their secret is wrong. AADSTS50053 is Entra's "locked: too
+        # many sign-in attempts", so the code leads whoever searches it to the right cause.
+        raise OAuthError(
+            "temporarily_unavailable",
+            f"Too many failed sign-in attempts from this address. Try again in {wait} seconds.",
+            status=429,
+            aadsts=50053,
+            headers={"Retry-After": str(wait)},
+        )
+    failed = False
+    try:
+        return await _token(tenant, request, cp)
+    except OAuthError as exc:
+        # invalid_client is the credential failures: a wrong secret, a bad, expired or replayed assertion.
+        failed = exc.error == "invalid_client"
+        raise
+    finally:
+        cp.login_throttle.end(address, failed=failed)
+
+
+async def _token(tenant: str, request: Request, cp: ControlPlane) -> JSONResponse:
     t = await _tenant(cp, tenant)
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("application/x-www-form-urlencoded"):

@@ -1,0 +1,94 @@
+"""Floods of bad client secrets against a real server: answered 429 once over the limit, and never stall the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+
+import httpx
+import pytest
+
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+BURST, REFILL_SECONDS = 12, 2.0
+
+
+def _form(server: ServerProcess, **credentials: str) -> dict[str, str]:
+    return {
+        "grant_type": "client_credentials",
+        "client_id": server.admin["clientId"],
+        "scope": server.admin["audience"] + ".default",
+        **credentials,
+    }
+
+
+async def _healthz_while(server: ServerProcess, work: asyncio.Future[list[httpx.Response]]) -> list[float]:
+    """Seconds each /healthz took, asked one after another until ``work`` is done."""
+    latencies = []
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ca, timeout=30) as client:
+        await client.get("/healthz")  # connected before measuring
+        while not work.done():
+            started = time.monotonic()
+            assert (await client.get("/healthz")).status_code == 200
+            latencies.append(time.monotonic() - started)
+            await asyncio.sleep(0.01)
+    return latencies
+
+
+async def test_bad_secrets_are_throttled_per_address_and_never_stall_the_server(fresh_server: ServerProcess) -> None:
+    fresh_server.env = {
+        "HALYARD_LOGIN_FAILURE_BURST": str(BURST),
+        "HALYARD_LOGIN_FAILURE_REFILL_SECONDS": str(REFILL_SECONDS),
+    }
+    server = fresh_server.start()
+    url = f"/{server.admin['tenant']}/oauth2/v2.0/token"
+    good = _form(server, client_secret=server.admin["clientSecret"])
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ca, timeout=30) as client:
+        # Ten wrong secrets at once: ten scrypts (~50 ms of CPU each) in flight while /healthz is asked again and again.
+        flood = asyncio.gather(*(client.post(url, data=_form(server, client_secret=f"wrong{i}")) for i in range(10)))
+        latencies = await _healthz_while(server, flood)
+        assert {(r.status_code, r.json()["error"]) for r in await flood} == {(401, "invalid_client")}
+        assert len(latencies) >= 3, latencies
+        # Were scrypt on the event loop, each /healthz would wait out at least one 50 ms scrypt.
+        assert statistics.median(latencies) < 0.025, latencies
+        assert max(latencies) < 0.25, latencies
+
+        # Bad client assertions count too.
+        for _ in range(BURST - 10):
+            r = await client.post(
+                url,
+                data=_form(
+                    server,
+                    client_assertion_type="urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                    client_assertion="not.a.jwt",
+                ),
+            )
+            assert (r.status_code, r.json()["error"]) == (401, "invalid_client")
+
+        # Over the limit: 429 before any secret is checked, in the shape MSAL reads, with when to come back.
+        started = time.monotonic()
+        r = await client.post(url, data=_form(server, client_secret="wrong-again"))
+        assert r.status_code == 429, r.text
+        wait = int(r.headers["Retry-After"])
+        assert 1 <= wait <= REFILL_SECONDS
+        body = r.json()
+        assert body["error"] == "temporarily_unavailable"
+        assert body["error_codes"] == [50053] and body["error_description"].startswith("AADSTS50053: ")
+        # The right secret from the same address waits too: the throttle cannot tell a guesser who guessed right.
+        r = await client.post(url, data=good)
+        assert r.status_code == 429 and int(r.headers["Retry-After"]) <= wait
+
+    # Another address is not held back by this one's failures (127.0.0.2 is loopback too on Linux).
+    other = httpx.AsyncHTTPTransport(local_address="127.0.0.2", verify=server.ca)
+    async with httpx.AsyncClient(base_url=server.url, transport=other, timeout=30) as client:
+        r = await client.post(url, data=good)
+        assert r.status_code == 200, r.text
+
+    await asyncio.sleep(max(0.0, wait - (time.monotonic() - started)))
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ca, timeout=30) as client:
+        r = await client.post(url, data=good)
+        assert r.status_code == 200, r.text
+        assert r.json()["token_type"] == "Bearer"

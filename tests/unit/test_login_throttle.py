@@ -86,6 +86,21 @@ def test_attempts_in_flight_are_counted_before_they_finish() -> None:
     assert throttle.begin("10.0.0.1") == 0
 
 
+def test_cheap_attempts_are_not_limited_in_flight_but_their_failures_count() -> None:
+    # Assertions (agents): fifty at once from one NAT address all go through; only failures use up the burst.
+    throttle = _throttle(ManualClock())
+    assert [throttle.begin("10.0.0.1", reserve=False) for _ in range(50)] == [0] * 50
+    for _ in range(50):
+        throttle.end("10.0.0.1", failed=False, reserve=False)
+    assert throttle.begin("10.0.0.1") == 0  # nothing was spent
+    throttle.end("10.0.0.1", failed=False)
+    for _ in range(3):
+        assert throttle.begin("10.0.0.1", reserve=False) == 0
+        throttle.end("10.0.0.1", failed=True, reserve=False)
+    assert throttle.begin("10.0.0.1", reserve=False) == 6  # three bad assertions: refused like bad secrets
+    assert throttle.begin("10.0.0.1") == 6
+
+
 def test_addresses_are_independent() -> None:
     clock = ManualClock()
     throttle = _throttle(clock)

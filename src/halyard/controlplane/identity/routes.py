@@ -107,7 +107,11 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
     # send a new value with every request. Behind a reverse proxy every client shares the proxy's address (see
     # docs/security.md). Counted here, before any scrypt or signature work, and in memory (per replica).
     address = address_key(request.client.host if request.client else None)
-    wait = cp.login_throttle.begin(address)
+    form = await _form(request)
+    # A client secret costs a scrypt, so its attempt reserves a failure up front (concurrent guesses are bounded); an
+    # assertion is cheap and is only counted if it fails (agents behind one NAT address may all sign in at once).
+    costly = not form.get("client_assertion")
+    wait = cp.login_throttle.begin(address, reserve=costly)
     if wait:
         # 429 + Retry-After is what both clients back off on: MSAL (az) holds the answer for Retry-After seconds
         # instead of resending, azure-core's retry policy waits that long. The error is temporarily_unavailable, not
@@ -123,17 +127,17 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
         )
     failed = False
     try:
-        return await _token(tenant, request, cp)
+        return await _token(tenant, form, cp)
     except OAuthError as exc:
         # invalid_client is the credential failures: a wrong secret, a bad, expired or replayed assertion.
         failed = exc.error == "invalid_client"
         raise
     finally:
-        cp.login_throttle.end(address, failed=failed)
+        cp.login_throttle.end(address, failed=failed, reserve=costly)
 
 
-async def _token(tenant: str, request: Request, cp: ControlPlane) -> JSONResponse:
-    t = await _tenant(cp, tenant)
+async def _form(request: Request) -> dict[str, str]:
+    """The token request's form fields (OAuth sends form-encoded bodies only)."""
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("application/x-www-form-urlencoded"):
         raise OAuthError(
@@ -146,6 +150,11 @@ async def _token(tenant: str, request: Request, cp: ControlPlane) -> JSONRespons
         form = {k: v[0] for k, v in parse_qs(raw.decode(), keep_blank_values=True, strict_parsing=False).items()}
     except UnicodeDecodeError:
         raise OAuthError("invalid_request", "The request body is not valid UTF-8.") from None
+    return form
+
+
+async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
+    t = await _tenant(cp, tenant)
     grant = form.get("grant_type", "")
     if grant != "client_credentials":
         raise OAuthError(

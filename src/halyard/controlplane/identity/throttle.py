@@ -1,8 +1,10 @@
 """Failed-login throttling per source address: a token bucket of allowed failures, pure (the clock is passed in).
 
-Each address may fail ``burst`` times, then earns one more failure every ``refill_seconds``. An attempt reserves a
-failure *before* any work is done (:meth:`LoginThrottle.begin`) and gives it back unless it failed on credentials
-(:meth:`LoginThrottle.end`): so concurrent attempts from one address are bounded too, not only finished ones.
+Each address may fail ``burst`` times, then earns one more failure every ``refill_seconds``. A costly attempt (a
+client secret: scrypt) reserves a failure *before* any work is done (:meth:`LoginThrottle.begin`) and gives it back
+unless it failed on credentials (:meth:`LoginThrottle.end`): so concurrent guesses from one address are bounded too,
+not only finished ones. A cheap attempt (a signed assertion) is only checked, and counted if it fails: many agents
+behind one NAT address may sign in at once (after a control-plane restart, say) without being refused.
 """
 
 from __future__ import annotations
@@ -44,28 +46,32 @@ class LoginThrottle:
     def enabled(self) -> bool:
         return self.burst > 0
 
-    def begin(self, address: str) -> int:
-        """0 when ``address`` may attempt a login now (one failure is then reserved for it, settle it with
-        :meth:`end`); otherwise the whole seconds to wait before it may, for a ``Retry-After`` header."""
+    def begin(self, address: str, *, reserve: bool = True) -> int:
+        """0 when ``address`` may attempt a login now; otherwise the whole seconds to wait before it may, for a
+        ``Retry-After`` header. With ``reserve`` an allowed attempt takes one failure at once; settle every allowed
+        attempt with :meth:`end` (the same ``reserve``)."""
         if not self.enabled:
             return 0
         bucket = self._current(address)
         if bucket.tokens >= 1:
-            bucket.tokens -= 1
+            if reserve:
+                bucket.tokens -= 1
             return 0
         return max(1, math.ceil((1 - bucket.tokens) * self.refill_seconds))
 
-    def end(self, address: str, *, failed: bool) -> None:
-        """Settle an attempt :meth:`begin` allowed: a failure keeps its reservation, anything else returns it.
+    def end(self, address: str, *, failed: bool, reserve: bool = True) -> None:
+        """Settle an attempt :meth:`begin` allowed: a failure costs one (its reservation, or taken now), anything
+        else costs nothing (a reservation is returned).
 
         A success returns only its own reservation; it does not wipe the address's earlier failures. Otherwise
         whoever holds one valid credential could log in with it every few guesses and guess another's without end.
         """
-        if not self.enabled or failed:
+        if not self.enabled or failed == reserve:  # a reserved failure is paid; an unreserved success costs nothing
             return
         bucket = self._buckets.get(address)
-        if bucket is not None:  # None: forgotten meanwhile, and a forgotten address starts full anyway
-            bucket.tokens = min(float(self.burst), bucket.tokens + 1)
+        if bucket is None:  # forgotten meanwhile: a forgotten address starts full, as if new
+            bucket = self._current(address)
+        bucket.tokens = min(float(self.burst), bucket.tokens + (1 if reserve else -1))
 
     def __len__(self) -> int:
         return len(self._buckets)

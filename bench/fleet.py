@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -156,6 +158,7 @@ class KeepAlive:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self.reconnects = 0
+        self.retry_after: float | None = None  # the last response's Retry-After (seconds), if it had one
 
     async def _open(self) -> None:
         self._reader, self._writer = await asyncio.open_connection(self._host, self._port, ssl=self._tls)
@@ -175,7 +178,7 @@ class KeepAlive:
                 self.close()
                 continue
             status = int(head[9:12])
-            length, closing = 0, False
+            length, closing, self.retry_after = 0, False, None
             for line in head.split(b"\r\n")[1:]:
                 name, _, value = line.partition(b":")
                 name = name.strip().lower()
@@ -183,6 +186,8 @@ class KeepAlive:
                     length = int(value)
                 elif name == b"connection" and value.strip().lower() == b"close":
                     closing = True
+                elif name == b"retry-after":
+                    self.retry_after = float(value)
             await self._reader.readexactly(length)
             if closing:
                 self.close()
@@ -273,13 +278,18 @@ async def drive(port: int, ca: str, requests: list[bytes], interval: float, dura
     return result
 
 
-async def heartbeat_fleet(server: ServerProcess, members: list[Member], args: argparse.Namespace) -> dict[str, Any]:
+async def beat_requests(server: ServerProcess, members: list[Member]) -> list[bytes]:
+    """Every member's heartbeat, encoded once with its agent token."""
     host = f"127.0.0.1:{server.port}"
     path = f"/dp{DP_HEARTBEAT_PATH}"
     beat = Heartbeat(agentVersion="bench", kubernetesVersion="1.31.2", totalNodeCount=3, totalCoreCount=12,
                      distribution="generic", infrastructure="generic", agentState="Succeeded")  # fmt: skip
     body = beat.model_dump_json(exclude_none=True).encode()
-    requests = [heartbeat_request(host, path, await m.identity.token(), body) for m in members]
+    return [heartbeat_request(host, path, await m.identity.token(), body) for m in members]
+
+
+async def heartbeat_fleet(server: ServerProcess, members: list[Member], args: argparse.Namespace) -> dict[str, Any]:
+    requests = await beat_requests(server, members)
     pid = server.proc.pid  # type: ignore[union-attr]
     histogram_before = await server_histogram(server)
     cpu_before = cpu_seconds(pid)
@@ -305,21 +315,8 @@ async def baseline(server: ServerProcess, requests: list[bytes], args: argparse.
     """The same beats, the same generator, the same TLS and HTTP stack, against a fixed-reply responder
     (``bench/responder.py``): the bare transport's latency, run right after the fleet's on the same machine."""
     port = free_port()
-    tls = server.data_dir / "tls"
-    responder = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "bench.responder:app", "--loop", "uvloop", "--http", "httptools",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
-         "--ssl-certfile", str(tls / "server.pem"), "--ssl-keyfile", str(tls / "server.key")],
-    )  # fmt: skip
+    responder = await start_responder(server, port)
     try:
-        probe = KeepAlive("127.0.0.1", port, ssl.create_default_context(cafile=server.ca))
-        for _ in range(100):
-            try:
-                await probe.exchange(requests[0])
-                break
-            except OSError:
-                await asyncio.sleep(0.1)
-        probe.close()
         cpu_before = cpu_seconds(responder.pid)
         seen = await drive(port, server.ca, requests, args.interval, args.duration, args.connections)
         cpu = cpu_seconds(responder.pid) - cpu_before
@@ -327,6 +324,28 @@ async def baseline(server: ServerProcess, requests: list[bytes], args: argparse.
     finally:
         responder.kill()  # nothing to shut down gracefully: it holds no state
         responder.wait(10)
+
+
+async def start_responder(server: ServerProcess, port: int) -> subprocess.Popen[bytes]:
+    """``bench/responder.py`` on ``port`` with the server's TLS certificate, once it answers."""
+    tls = server.data_dir / "tls"
+    responder = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "bench.responder:app", "--loop", "uvloop", "--http", "httptools",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log",
+         "--ssl-certfile", str(tls / "server.pem"), "--ssl-keyfile", str(tls / "server.key")],
+    )  # fmt: skip
+    probe = KeepAlive("127.0.0.1", port, ssl.create_default_context(cafile=server.ca))
+    try:
+        for _ in range(300):
+            try:
+                await probe.exchange(b"GET /healthz HTTP/1.1\r\nHost: responder\r\n\r\n")
+                return responder
+            except OSError:
+                await asyncio.sleep(0.1)
+    finally:
+        probe.close()
+    responder.kill()
+    raise RuntimeError(f"the responder did not answer on port {port} within 30 s")
 
 
 async def server_histogram(server: ServerProcess) -> dict[float, float]:
@@ -358,7 +377,12 @@ def bucket_quantile(histogram: dict[float, float], q: float) -> float | None:
     return None
 
 
-async def run_size(count: int, args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def onboarded_fleet(
+    count: int, args: argparse.Namespace, database_url: str | None
+) -> AsyncIterator[tuple[ServerProcess, list[Member], dict[str, Any]]]:
+    """A running server with ``count`` onboarded clusters, each holding a fresh agent token; with ``args.state``,
+    reused from (or saved to) ``args.state/fleet-<count>``. The server is stopped on exit; its log is kept there."""
     with tempfile.TemporaryDirectory(prefix="halyard-fleet-") as tmp:
         data = Path(tmp) / "data"
         saved = args.state / f"fleet-{count}" if args.state and database_url is None else None
@@ -368,6 +392,7 @@ async def run_size(count: int, args: argparse.Namespace, database_url: str | Non
         try:
             limits = httpx.Limits(max_connections=args.connections, max_keepalive_connections=args.connections)
             async with httpx.AsyncClient(verify=server.ca, timeout=60, limits=limits) as http:
+                timings: dict[str, Any]
                 if saved is not None and (saved / "members.json").exists():
                     members, timings = await reuse(server, http, saved), {"reused": str(saved)}
                 else:
@@ -377,12 +402,17 @@ async def run_size(count: int, args: argparse.Namespace, database_url: str | Non
                         server = ServerProcess(data, server.port, database_url=database_url).start()
                 for member in members:
                     await member.identity.token()
-            result = await heartbeat_fleet(server, members, args)
-            return {"clusters": count, "interval_seconds": args.interval, **timings, **result}
+            yield server, members, timings
         finally:
             server.stop()
             if saved is not None and server.log_path is not None:
                 shutil.copy(server.log_path, saved / "server.log")  # the temporary directory goes with the run
+
+
+async def run_size(count: int, args: argparse.Namespace, database_url: str | None) -> dict[str, Any]:
+    async with onboarded_fleet(count, args, database_url) as (server, members, timings):
+        result = await heartbeat_fleet(server, members, args)
+        return {"clusters": count, "interval_seconds": args.interval, **timings, **result}
 
 
 def save(server: ServerProcess, members: list[Member], saved: Path) -> None:

@@ -125,6 +125,15 @@ def test_in_cluster_agents_are_upgraded_with_helm(
     )
     assert [r["revision"] for r in _history(kubeconfig)] == [1, 2, 3]
 
+    # Connecting again, as first done, is idempotent: the pin stays and so does the version the agents run.
+    again = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "chart", "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "in-cluster", "--disable-auto-upgrade", "--no-wait", "--yes", env=env,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert _profile(cli, group, "chart")["desiredAgentVersion"] == NEXT
+    assert _images(kubeconfig) == {f"ghcr.io/halyard/halyard-agent:{NEXT}"}
+
 
 def _older_chart(tmp_path: Path) -> Path:
     """The agent chart as released before it had ``upgradeCheckSeconds``: the upgrade brings a value it lacked."""

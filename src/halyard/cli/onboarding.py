@@ -142,7 +142,7 @@ class Onboarding:
                 "agentPublicKeyCertificate": public_key,
                 "distribution": distribution or _prop(existing, "distribution") or facts.distribution,
                 "infrastructure": infrastructure or _prop(existing, "infrastructure") or facts.infrastructure,
-                "arcAgentProfile": {"agentAutoUpgrade": "Enabled" if auto_upgrade else "Disabled"},
+                "arcAgentProfile": _agent_profile(existing, auto_upgrade),
             },
         }
         if distribution_version:
@@ -164,6 +164,9 @@ class Onboarding:
                 )
                 if helm is not None:
                     values = {"image.registry": self.registry} if self.registry else {}
+                    pinned = _pinned_version(resource)
+                    if pinned:  # a re-run keeps the agents on the version pinned with upgrade, not the chart's
+                        values["image.tag"] = pinned
                     helm.install(agent_chart(), values)
                 else:
                     local_agents.start_detached(self.state_dir, self.kubeconfig, self.context)
@@ -425,6 +428,24 @@ def _public_key_b64(private_pem: bytes) -> str:
 
 def _prop(resource: dict[str, Any] | None, key: str) -> Any:
     return ((resource or {}).get("properties") or {}).get(key)
+
+
+def _agent_profile(existing: dict[str, Any] | None, auto_upgrade: bool) -> dict[str, Any]:
+    """The flag's auto-upgrade, keeping a version pinned since (``connectedk8s upgrade``): a re-run of connect
+    is idempotent, it does not undo what other commands set."""
+    profile: dict[str, Any] = {"agentAutoUpgrade": "Enabled" if auto_upgrade else "Disabled"}
+    pinned = (_prop(existing, "arcAgentProfile") or {}).get("desiredAgentVersion")
+    if pinned:
+        profile["desiredAgentVersion"] = pinned
+    return profile
+
+
+def _pinned_version(resource: dict[str, Any]) -> str | None:
+    """The agent version the resource pins (auto-upgrade off and a desired version), as the server stored it."""
+    profile = _prop(resource, "arcAgentProfile") or {}
+    if profile.get("agentAutoUpgrade") == "Disabled" and profile.get("desiredAgentVersion"):
+        return str(profile["desiredAgentVersion"])
+    return None
 
 
 def _normal(location: str) -> str:

@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -485,11 +485,16 @@ async def main() -> None:
                                            "cpus": os.cpu_count(), "results": results}, indent=2))  # fmt: skip
 
 
-if __name__ == "__main__":
+def run(entry: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Run a benchmark's main on uvloop (as the server runs) when it is installed."""
     try:
         import uvloop
 
         uvloop.install()
     except ImportError:
         pass
-    asyncio.run(main())
+    asyncio.run(entry())
+
+
+if __name__ == "__main__":
+    run(main)

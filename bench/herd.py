@@ -35,7 +35,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.fleet import KeepAlive, beat_requests, cpu_seconds, memory_mb, onboarded_fleet, percentile, start_responder
+from bench.fleet import (
+    KeepAlive,
+    beat_requests,
+    cpu_seconds,
+    memory_mb,
+    onboarded_fleet,
+    percentile,
+    run,
+    start_responder,
+)
 from tests.support.processes import ServerProcess, free_port
 
 from halyard.agent.backoff import Backoff
@@ -196,10 +205,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    asyncio.run(main())
+    run(main)

@@ -227,3 +227,31 @@ async def test_secret_checks_run_off_the_event_loop_a_few_at_a_time(
     assert most == SCRYPT_CONCURRENCY  # the flood waited its turn instead of taking a thread each
     # Eight scrypts take hundreds of milliseconds; on the loop, the ticker would get only a turn between each two.
     assert len(ticks) > elapsed / 0.01, (len(ticks), elapsed)
+
+
+async def test_a_flood_beyond_the_secret_check_queue_is_shed_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Many addresses, each within its own limit: the queue for scrypt turns is what bounds them.
+    monkeypatch.setattr(principals_module, "MAX_SECRET_CHECKS", 3)
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await db.migrate()
+    async with db.transaction() as session:
+        session.add(Tenant(id="tenant-1", display_name="t", default_domain="t.local"))
+    principals = Principals(db, ManualClock())
+    created = await principals.create_service_principal("tenant-1", "sp")
+
+    async def bad_login() -> OAuthError:
+        with pytest.raises(OAuthError) as refused:
+            await principals.authenticate_secret("tenant-1", created.principal.app_id, "wrong")
+        return refused.value
+
+    errors = await asyncio.gather(*(bad_login() for _ in range(8)))
+    assert (
+        sorted((e.error, e.status) for e in errors)
+        == [("invalid_client", 401)] * 3 + [("temporarily_unavailable", 503)] * 5
+    )
+    assert all(1 <= int(e.headers["Retry-After"]) <= 5 for e in errors if e.status == 503)
+    # The queue empties as the checks finish: the next login is checked, and a right secret passes.
+    assert (await principals.authenticate_secret("tenant-1", created.principal.app_id, created.secret)) is not None
+    await db.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ T = TypeVar("T")
 # and the event loop keeps serving (agent heartbeats included); at most this many at once, so a flood of logins waits
 # its turn as cheap coroutines instead of piling up threads and memory.
 SCRYPT_CONCURRENCY = 2
+# Secret checks waiting or running at most (about 1.6 s of queue at 2 x 50 ms): beyond, a login is shed at once with
+# 503 + Retry-After. The per-address throttle cannot bound a flood from many addresses, each within its own limit;
+# without this, such a flood would make every login (and its memory) wait without bound.
+MAX_SECRET_CHECKS = 64
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class Principals:
         self._db = db
         self._clock = clock
         self._scrypt = asyncio.Semaphore(SCRYPT_CONCURRENCY)
+        self._secret_checks = 0  # waiting for or holding a scrypt turn
 
     async def create_service_principal(self, tenant_id: str, display_name: str) -> NewCredential:
         now = self._clock.now()
@@ -140,13 +146,24 @@ class Principals:
     async def authenticate_secret(self, tenant_id: str, client_id: str, secret: str) -> Principal:
         principal, creds = await self._client(tenant_id, client_id, "secret")
         now = self._clock.now()
-        for cred in creds:
-            if (
-                cred.secret_hash
-                and cred.expires_at > now
-                and await self._off_loop(verify_secret, secret, cred.secret_hash)
-            ):
-                return principal
+        if self._secret_checks >= MAX_SECRET_CHECKS:
+            raise OAuthError(
+                "temporarily_unavailable",
+                "The login service is busy checking other sign-ins; retry after the indicated time.",
+                status=503,
+                headers={"Retry-After": str(random.randint(1, 5))},  # spread the retries
+            )
+        self._secret_checks += 1
+        try:
+            for cred in creds:
+                if (
+                    cred.secret_hash
+                    and cred.expires_at > now
+                    and await self._off_loop(verify_secret, secret, cred.secret_hash)
+                ):
+                    return principal
+        finally:
+            self._secret_checks -= 1
         raise OAuthError(
             "invalid_client",
             f"Invalid client secret provided. Ensure the secret being sent in the request is the client secret "

@@ -139,7 +139,13 @@ def test_agents_reconnect_after_the_control_plane_restarts(cli: Cli, fresh_clust
 def test_rerun_is_idempotent_and_mixups_are_refused(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
     first_cluster, second_cluster = fresh_cluster(), fresh_cluster()
     group = cli.group("agents-rerun")
-    assert connect(cli, group, "rerun", first_cluster).returncode == 0
+    # No --agent-mode: nothing runs in a simulated cluster, so its agents run here (the default elsewhere: in-cluster).
+    first = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "rerun", "-l", "eastus", "--kube-config", str(first_cluster),
+        "--yes", "-o", "none",
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert "agents run on this machine (--agent-mode local)" in first.stderr
     key = cli.show(group, "rerun")["agentPublicKeyCertificate"]
     pid = running_pid(cli.agents_dir / state_dir_for(resource_id(cli, group, "rerun")).name)
 

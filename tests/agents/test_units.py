@@ -22,7 +22,14 @@ from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.proofs import verify_proof
 from halyard.core.clock import isoformat
 from halyard.core.errors import Unauthenticated
-from halyard.kube.facts import cluster_facts, detect_distribution, detect_infrastructure, parse_cpu, total_cores
+from halyard.kube.facts import (
+    SIMULATED_ANNOTATION,
+    cluster_facts,
+    detect_distribution,
+    detect_infrastructure,
+    parse_cpu,
+    total_cores,
+)
 from tests.agents.sockets import _address
 
 pytestmark = pytest.mark.unit
@@ -86,6 +93,13 @@ def test_distribution_and_infrastructure_detection(
 def test_cluster_facts_count_linux_nodes_and_strip_the_v() -> None:
     facts = cluster_facts({"gitVersion": "v1.31.2"}, [_node("a", "4"), _node("w", "8", os="windows")])
     assert (facts.kubernetes_version, facts.node_count, facts.core_count, facts.linux_nodes) == ("1.31.2", 2, 12, 1)
+    assert not facts.simulated
+
+
+def test_a_simulated_cluster_is_known_by_its_nodes_annotation() -> None:
+    node = _node("a", "4")
+    node["metadata"]["annotations"] = {SIMULATED_ANNOTATION: "true"}
+    assert cluster_facts({"gitVersion": "v1.31.2"}, [node]).simulated
 
 
 def test_backoff_grows_is_capped_jittered_and_resets() -> None:

@@ -55,8 +55,13 @@ def connect(
     infrastructure: Annotated[str | None, typer.Option("--infrastructure", help="Detected when omitted.")] = None,
     disable_auto_upgrade: Annotated[bool, typer.Option("--disable-auto-upgrade")] = False,
     agent_mode: Annotated[
-        str, typer.Option("--agent-mode", help="in-cluster (Helm chart) or local (a supervised local process).")
-    ] = "in-cluster",
+        str | None,
+        typer.Option(
+            "--agent-mode",
+            help="in-cluster (Helm chart; the default) or local (a supervised local process; the default for a "
+            "halyard sim cluster, where nothing runs).",
+        ),
+    ] = None,
     onboarding_timeout: Annotated[
         int, typer.Option("--onboarding-timeout", help="Seconds to wait for the agents to connect.")
     ] = 1200,
@@ -68,7 +73,7 @@ def connect(
 ) -> None:
     """Connect a Kubernetes cluster: create its connected-cluster resource and install Halyard's agents in it."""
     inv = Invocation.of(ctx)
-    if agent_mode not in AGENT_MODES:
+    if agent_mode is not None and agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
     if not NAME_PATTERN.match(name):
         raise CliError(f"The connected cluster name '{name}' is invalid. {NAME_RULE}", "InvalidResourceName")
@@ -94,7 +99,7 @@ class Onboarding:
         name: str,
         kubeconfig: Path | None,
         context: str | None,
-        agent_mode: str = "local",
+        agent_mode: str | None = "local",  # None: in-cluster, or local for a simulated cluster
         registry: str | None = None,
     ) -> None:
         self.inv = inv
@@ -121,9 +126,16 @@ class Onboarding:
         timeout: int,
         wait: bool,
     ) -> dict[str, Any]:
-        helm = self._helm() if self.agent_mode == "in-cluster" else None
         with self.inv.progress("Checking the cluster"):
             facts = self._kube(_check_cluster)
+        if self.agent_mode is None:
+            self.agent_mode = "local" if facts.simulated else "in-cluster"
+            if facts.simulated:
+                self.inv.note(
+                    "The cluster is a Halyard simulator, where nothing runs: its agents run on this machine "
+                    "(--agent-mode local)."
+                )
+        helm = self._helm() if self.agent_mode == "in-cluster" else None
         with self.inv.progress("Checking the control plane"):
             endpoints = self._endpoints()
             group_location = self._check_group()

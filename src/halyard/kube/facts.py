@@ -27,6 +27,9 @@ _DISTRO_BY_LABEL = (
     ("k3s.io/hostname", "k3s"),
     ("minikube.k8s.io/name", "minikube"),
 )
+# The annotation `halyard sim` puts on its nodes. The simulator otherwise looks like the distribution it plays;
+# this tells the CLI that nothing can run in it, so connect defaults to local agents there.
+SIMULATED_ANNOTATION = "sim.halyard.io/simulated"
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class ClusterFacts:
     linux_nodes: int
     distribution: str
     infrastructure: str
+    simulated: bool = False  # a `halyard sim` cluster: its pods run nothing, so agents cannot run in it
 
 
 def parse_cpu(quantity: str) -> float:
@@ -86,7 +90,12 @@ def cluster_facts(version: Mapping[str, Any], nodes: Sequence[Mapping[str, Any]]
         linux_nodes=sum(1 for n in nodes if _os(n) == "linux"),
         distribution=detect_distribution(nodes, git_version),
         infrastructure=detect_infrastructure(nodes),
+        simulated=any(_annotations(n).get(SIMULATED_ANNOTATION) == "true" for n in nodes),
     )
+
+
+def _annotations(node: Mapping[str, Any]) -> Mapping[str, Any]:
+    return (node.get("metadata") or {}).get("annotations") or {}
 
 
 def _capacity(node: Mapping[str, Any]) -> Mapping[str, Any]:

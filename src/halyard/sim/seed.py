@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from halyard.kube.facts import SIMULATED_ANNOTATION
 from halyard.sim.cluster import VirtualCluster, WriteContext
 from halyard.sim.resources import ResourceType
 from halyard.sim.store import Obj
@@ -140,7 +141,7 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": labels},
+        "metadata": {"name": name, "labels": labels, "annotations": {SIMULATED_ANNOTATION: "true"}},
         "spec": {
             "providerID": profile.provider_id.format(
                 cluster=cluster,

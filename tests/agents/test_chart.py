@@ -199,3 +199,33 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             proc.terminate()
         for proc in processes:
             proc.wait(15)
+
+
+def test_agents_whose_image_cannot_be_pulled_are_reported_at_once_and_a_rerun_fixes_them(
+    cli: Cli, fresh_cluster: Callable[[], Path]
+) -> None:
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-unpullable")
+    env = {"HALYARD_HELM": str(helm_path())}
+    connect_in_cluster = ("connectedk8s", "connect", "-g", group, "-n", "mirrorless", "-l", "eastus", "--kube-config",
+                          str(kubeconfig), "--agent-mode", "in-cluster", "--yes")  # fmt: skip
+    # registry.invalid stands for a registry the cluster cannot reach: the simulated kubelet cannot pull from it.
+    started = time.monotonic()
+    stuck = cli.run(*connect_in_cluster, "--agent-registry", "registry.invalid", env=env)
+    assert time.monotonic() - started < 60, "connect waited instead of reporting the stuck pods"
+    lines = stuck.stderr.strip().splitlines()
+    assert stuck.returncode == 1 and len(lines) == 1, stuck.stderr
+    assert lines[0].startswith("ERROR: (AgentsNotRunning) The agents cannot start: pod ")
+    assert ': ImagePullBackOff (Back-off pulling image "registry.invalid/halyard/halyard-agent:' in lines[0]
+    assert lines[0].endswith("mirror the image and run connect again with --agent-registry.")
+    assert cli.show(group, "mirrorless")["connectivityStatus"] == "Connecting"  # kept, to be completed by a re-run
+
+    fixed = cli.run(*connect_in_cluster, "--no-wait", env=env)
+    assert fixed.returncode == 0, fixed.stderr
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        images = {c.image for d in client.list(Deployment, namespace="halyard-system")
+                  for c in d.spec.template.spec.containers}  # type: ignore[union-attr]  # fmt: skip
+    finally:
+        client.close()
+    assert {image.split(":")[0] for image in images} == {"ghcr.io/halyard/halyard-agent"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from typing import Any
 
 import jwt
 import pytest
@@ -22,6 +23,7 @@ from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.proofs import verify_proof
 from halyard.core.clock import isoformat
 from halyard.core.errors import Unauthenticated
+from halyard.kube.agentpods import cannot_pull, pod_problems
 from halyard.kube.facts import (
     SIMULATED_ANNOTATION,
     cluster_facts,
@@ -201,3 +203,22 @@ def test_an_identity_may_act_only_while_it_exists_and_its_certificate_is_valid()
     assert revoked is not None and revoked.code == "ClusterIdentityRevoked"
     assert expired is not None and expired.code == "ClusterCertificateExpired"
     assert never_certified is not None and never_certified.code == "ClusterCertificateExpired"
+
+
+def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told_apart() -> None:
+    def pod(name: str, *states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+        statuses = [{"name": c, "state": state} for c, state in states]
+        return {"metadata": {"name": name}, "status": {"containerStatuses": statuses}}
+
+    pulling = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "r.invalid/a:1"'}}
+    crashing = {"waiting": {"reason": "CrashLoopBackOff"}}
+    starting = {"waiting": {"reason": "ContainerCreating"}}
+    running = {"running": {"startedAt": "2026-12-05T00:00:00Z"}}
+    assert (
+        pod_problems([pod("a", ("agent", running)), pod("b", ("agent", starting)), {"metadata": {"name": "c"}}]) == []
+    )
+    crash = pod_problems([pod("p1", ("agent", running), ("sidecar", crashing))])
+    assert crash == ["pod p1: container sidecar: CrashLoopBackOff"] and not cannot_pull(crash)
+    pull = pod_problems([pod("p2", ("agent", pulling))])
+    assert pull == ['pod p2: container agent: ImagePullBackOff (Back-off pulling image "r.invalid/a:1")']
+    assert cannot_pull(pull)

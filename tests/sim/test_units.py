@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from halyard.sim import discovery, fieldmanager, openapi, patching, protobuf, tables
+from halyard.sim.controllers import pullable, registry_host
 from halyard.sim.errors import ApiError
 from halyard.sim.rbac import Attributes, RbacObjects, UserInfo, authorize
 from halyard.sim.resources import BUILTIN
@@ -336,3 +337,20 @@ def test_spec_validation_causes() -> None:
     assert [f for _, f, _ in validate("Service", {"spec": {"ports": [{"port": 80}, {"port": 99999}]}})] == [
         "spec.ports[0].name", "spec.ports[1].port", "spec.ports[1].name"]  # fmt: skip
     assert validate("Service", {"spec": {"type": "ExternalName", "externalName": "example.com"}}) == []
+
+
+@pytest.mark.parametrize(
+    ("image", "registry", "pullable_"),
+    [
+        ("ghcr.io/halyard/halyard-agent:0.1.0", "ghcr.io", True),
+        ("nginx:1.27", "docker.io", True),
+        ("library/nginx", "docker.io", True),
+        ("localhost/agent:1", "localhost", True),
+        ("mirror.example:5000/halyard/agent:1", "mirror.example:5000", True),
+        ("registry.invalid/halyard/halyard-agent:0.1.0", "registry.invalid", False),
+        ("mirror.invalid:5000/agent", "mirror.invalid:5000", False),
+    ],
+)
+def test_images_from_a_reserved_invalid_registry_cannot_be_pulled(image: str, registry: str, pullable_: bool) -> None:
+    assert registry_host(image) == registry
+    assert pullable(image) is pullable_

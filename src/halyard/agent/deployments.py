@@ -19,9 +19,6 @@ from halyard.api.agents import AgentError
 from halyard.core.clock import Clock
 
 INTERVAL = 15.0
-# The chart's Deployments carry it (and select their pods by it); Helm overwrites app.kubernetes.io/managed-by with
-# "Helm", so that label cannot find them.
-AGENT_DEPLOYMENTS = {"app.kubernetes.io/part-of": "halyard-agent"}
 
 
 class DeploymentHealth:
@@ -36,7 +33,7 @@ class DeploymentHealth:
 
     async def reconcile(self) -> float:
         errors: list[AgentError] = []
-        selector: dict[str, Any] = dict(AGENT_DEPLOYMENTS)
+        selector: dict[str, Any] = dict(names.AGENT_WORKLOAD_LABEL)
         async for deployment in self._kube.list(Deployment, namespace=names.NAMESPACE, labels=selector):
             wanted = (deployment.spec.replicas if deployment.spec else None) or 0
             ready = (deployment.status.readyReplicas if deployment.status else None) or 0

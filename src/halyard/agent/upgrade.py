@@ -31,7 +31,6 @@ from lightkube.types import PatchType
 from packaging.version import InvalidVersion, Version
 
 from halyard import __version__
-from halyard.agent.deployments import AGENT_DEPLOYMENTS
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
 
@@ -111,7 +110,7 @@ def installed_version() -> str | None:
 async def patch_deployments(kube: AsyncClient, version: str) -> list[str]:
     """Point every agent Deployment's containers at ``version``; the names of those that changed."""
     patched = []
-    labels: dict[str, Any] = dict(AGENT_DEPLOYMENTS)
+    labels: dict[str, Any] = dict(names.AGENT_WORKLOAD_LABEL)
     async for deployment in kube.list(Deployment, namespace=names.NAMESPACE, labels=labels):
         name = deployment.metadata.name if deployment.metadata else None
         pod = deployment.spec.template.spec if deployment.spec else None

@@ -7,6 +7,9 @@ CLUSTER_CONFIGMAP = "halyard-clusterconfig"
 ONBOARDING_SECRET = "halyard-onboarding"
 IDENTITY_SECRET = "halyard-identity"
 MANAGED_BY_LABEL = {"app.kubernetes.io/managed-by": "halyard"}
+# The chart's Deployments and their pods carry it (and select by it); Helm overwrites app.kubernetes.io/managed-by
+# with "Helm", so that label cannot find them.
+AGENT_WORKLOAD_LABEL = {"app.kubernetes.io/part-of": "halyard-agent"}
 
 # Keys of the ConfigMap.
 KEY_RESOURCE_ID = "RESOURCE_ID"

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 
+from halyard.api import cluster as names
 from halyard.api.agents import HIS_ENDPOINTS_PATH, EndpointMap, ServiceEndpoints
 from halyard.cli import agent as local_agents
 from halyard.cli.arm import ArmClient
@@ -29,6 +30,7 @@ from halyard.cli.errors import CliError, UsageError
 from halyard.cli.keyvalues import parse_tags
 from halyard.controlplane.kubernetes.connectedclusters import NAME_PATTERN, NAME_RULE
 from halyard.kube import onboarding as kube_onboarding
+from halyard.kube.agentpods import agent_pod_problems, cannot_pull
 from halyard.kube.client import KubeConfigError, server_version
 from halyard.kube.client import connect as kube_connect
 from halyard.kube.facts import ClusterFacts
@@ -39,6 +41,8 @@ PROVIDER = "Microsoft.Kubernetes"
 PROVIDERS_API_VERSION = "2022-12-01"
 GROUPS_API_VERSION = "2022-12-01"
 AGENT_MODES = ("in-cluster", "local")
+POD_CHECK_SECONDS = 3.0  # how often the wait for in-cluster agents looks at their pods
+LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
 T = TypeVar("T")
 
 
@@ -291,6 +295,7 @@ class Onboarding:
     def _wait_connected(self, timeout: int) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         resource: dict[str, Any] = {}
+        next_pod_check = time.monotonic() + POD_CHECK_SECONDS
         with self.inv.progress("Waiting for the agents to connect"):
             while time.monotonic() < deadline:
                 resource = self._get(self.resource_id) or {}
@@ -304,12 +309,40 @@ class Onboarding:
                         f"The local agents stopped before connecting. Their log: {self.state_dir / local_agents.LOG_FILE}",
                         "AgentsNotRunning",
                     )
+                if self.agent_mode == "in-cluster" and time.monotonic() >= next_pod_check:
+                    self._check_agent_pods()
+                    next_pod_check = time.monotonic() + POD_CHECK_SECONDS
                 time.sleep(0.5)
         raise CliError(
             f"The agents did not connect within {timeout} s (status {_prop(resource, 'connectivityStatus')}). "
-            f"Their log: {self.state_dir / local_agents.LOG_FILE}",
+            + self._where_agents_tell(),
             "OnboardingTimeout",
         )
+
+    def _check_agent_pods(self) -> None:
+        """Stop waiting when the agents' pods are stuck in a state only the user can get them out of."""
+        problems = self._kube(agent_pod_problems)
+        if not problems:
+            return
+        hint = (
+            "If the cluster cannot reach the image's registry, mirror the image and run connect again with "
+            "--agent-registry."
+            if cannot_pull(problems)
+            else self._where_agents_tell()
+        )
+        raise CliError(
+            f"The agents cannot start: {'; '.join(problems)}. The connected cluster and the agents' release are kept, "
+            f"so fixing the cause and running connect again completes the onboarding. {hint}",
+            "AgentsNotRunning",
+        )
+
+    def _where_agents_tell(self) -> str:
+        if self.agent_mode == "in-cluster":
+            return (
+                f"Their pods: kubectl -n {names.NAMESPACE} get pods -l {LABEL_SELECTOR}; their logs: kubectl -n "
+                f"{names.NAMESPACE} logs -l {LABEL_SELECTOR} --all-containers."
+            )
+        return f"Their log: {self.state_dir / local_agents.LOG_FILE}"
 
     def _helm(self) -> Helm:
         return find_helm(self.kubeconfig, self.context)

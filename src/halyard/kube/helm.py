@@ -43,7 +43,11 @@ class Helm:
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def install(self, chart: str, values: dict[str, str]) -> None:
-        _check(self._run("upgrade", "--install", RELEASE, chart, *_set_strings(values)), "helm install failed")
+        """Install the release, or make an installed one exactly ``chart`` with ``values``: ``--reset-values``,
+        because helm otherwise reuses the previous values whenever none are given, so a value dropped from a re-run
+        (``--agent-registry``, say) would silently stay."""
+        args = ("upgrade", "--install", RELEASE, chart, "--reset-values", *_set_strings(values))
+        _check(self._run(*args), "helm install failed")
 
     def upgrade(self, chart: str, values: dict[str, str], *, wait_seconds: int | None = None) -> None:
         """Upgrade the installed release to ``chart``, keeping the values it was given but ``values``; with

@@ -120,6 +120,18 @@ def _revision(rs: Obj) -> int:
     return int((rs["metadata"].get("annotations") or {}).get("deployment.kubernetes.io/revision", 0))
 
 
+def registry_host(image: str) -> str:
+    """The registry an image reference names (``docker.io`` when its first part is no host, as the runtimes read it)."""
+    first, _, rest = image.partition("/")
+    return first if rest and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def pullable(image: str) -> bool:
+    """Whether the simulated kubelet can pull ``image``: every registry is reachable except those under the reserved
+    ``.invalid`` domain (RFC 2606), which stand for a registry the cluster cannot reach."""
+    return not registry_host(image).split(":", 1)[0].endswith(".invalid")
+
+
 def _pod_ready(pod: Obj) -> bool:
     return any(
         c.get("type") == "Ready" and c.get("status") == "True"
@@ -302,9 +314,11 @@ class ControllerManager:
         component = "job-controller" if owner["kind"] == "Job" else f"{owner['kind'].lower()}-controller"
         self._event(c, owner, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", component)
 
-    def _event(self, c: VirtualCluster, obj: Obj, reason: str, message: str, component: str) -> None:
-        """Record a Normal Event about ``obj`` (what ``kubectl describe`` shows), keeping at most
-        ``MAX_EVENTS`` per namespace as the real server's event TTL would."""
+    def _event(
+        self, c: VirtualCluster, obj: Obj, reason: str, message: str, component: str, kind: str = "Normal"
+    ) -> None:
+        """Record an Event (``kind`` Normal or Warning) about ``obj`` (what ``kubectl describe`` shows), keeping at
+        most ``MAX_EVENTS`` per namespace as the real server's event TTL would."""
         meta = obj["metadata"]
         ns = meta.get("namespace") or "default"
         namespace = c.store.get("/namespaces", "", ns)
@@ -330,7 +344,7 @@ class ControllerManager:
             "firstTimestamp": now,
             "lastTimestamp": now,
             "count": 1,
-            "type": "Normal",
+            "type": kind,
             "reportingComponent": component,
             "reportingInstance": "",
         }  # fmt: skip
@@ -534,6 +548,10 @@ class ControllerManager:
             ),
             "10.0.0.1",
         )
+        unpullable = [ct for ct in pod["spec"].get("containers") or [] if not pullable(str(ct.get("image") or ""))]
+        if unpullable:
+            self._pull_failed(c, pod, host_ip, unpullable, now)
+            return
         conds = [
             {"type": t, "status": "True", "lastTransitionTime": now}
             for t in ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
@@ -569,6 +587,35 @@ class ControllerManager:
             self._event(c, pod, "Started", f"Started container {ct.get('name')}", "kubelet")
         if pod["spec"].get("restartPolicy") in ("Never", "OnFailure"):
             self.later(self.timing.job_pod_run, (c.name, "podfinish", ns, name))
+
+    def _pull_failed(
+        self, c: VirtualCluster, pod: Obj, host_ip: str, unpullable: list[dict[str, Any]], now: str
+    ) -> None:
+        """The pod stays Pending, its containers waiting in ImagePullBackOff, as a kubelet leaves it when the
+        registry cannot be reached."""
+        bad = {ct.get("name") for ct in unpullable}
+        status = {
+            "phase": "Pending",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
+                {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now,
+                 "message": f"containers with unready status: [{' '.join(sorted(map(str, bad)))}]"},
+            ],
+            "hostIP": host_ip,
+            "startTime": now,
+            "qosClass": "BestEffort",
+            "containerStatuses": [
+                {"name": ct.get("name"), "image": ct.get("image"), "imageID": "", "ready": False, "started": False,
+                 "restartCount": 0,
+                 "state": {"waiting": {"reason": "ImagePullBackOff",
+                                       "message": f'Back-off pulling image "{ct.get("image")}"'}}}
+                for ct in pod["spec"].get("containers") or [] if ct.get("name") in bad
+            ],
+        }  # fmt: skip
+        self._set_status(c, self._rt(c, "/pods"), pod, status)
+        for ct in unpullable:
+            message = f'Failed to pull image "{ct.get("image")}": dial tcp: lookup {registry_host(str(ct.get("image")))}: no such host'
+            self._event(c, pod, "Failed", message, "kubelet", kind="Warning")
 
     def _pod_finish(self, c: VirtualCluster, ns: str, name: str) -> None:
         pod = c.store.get("/pods", ns, name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from halyard.controlplane.identity import principals as principals_module
-from halyard.controlplane.identity.principals import SCRYPT_CONCURRENCY, Principals
+from halyard.controlplane.identity.principals import SCRYPT_CONCURRENCY, NewCredential, Principals
 from halyard.controlplane.identity.throttle import LoginThrottle, address_key
 from halyard.core.clock import ManualClock
 from halyard.core.errors import OAuthError
@@ -176,15 +176,20 @@ def test_settings_default_and_environment(monkeypatch: pytest.MonkeyPatch) -> No
         Settings()
 
 
-async def test_secret_checks_run_off_the_event_loop_a_few_at_a_time(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def _principal_with_secret(tmp_path: Path) -> tuple[Database, Principals, NewCredential]:
+    """A store with one tenant and a service principal with a client secret."""
     db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
     await db.migrate()
     async with db.transaction() as session:
         session.add(Tenant(id="tenant-1", display_name="t", default_domain="t.local"))
     principals = Principals(db, ManualClock())
-    created = await principals.create_service_principal("tenant-1", "sp")
+    return db, principals, await principals.create_service_principal("tenant-1", "sp")
+
+
+async def test_secret_checks_run_off_the_event_loop_a_few_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db, principals, created = await _principal_with_secret(tmp_path)
 
     running, most, lock = 0, 0, threading.Lock()
     real_verify = principals_module.verify_secret
@@ -234,12 +239,7 @@ async def test_a_flood_beyond_the_secret_check_queue_is_shed_at_once(
 ) -> None:
     # Many addresses, each within its own limit: the queue for scrypt turns is what bounds them.
     monkeypatch.setattr(principals_module, "MAX_SECRET_CHECKS", 3)
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
-    await db.migrate()
-    async with db.transaction() as session:
-        session.add(Tenant(id="tenant-1", display_name="t", default_domain="t.local"))
-    principals = Principals(db, ManualClock())
-    created = await principals.create_service_principal("tenant-1", "sp")
+    db, principals, created = await _principal_with_secret(tmp_path)
 
     async def bad_login() -> OAuthError:
         with pytest.raises(OAuthError) as refused:

@@ -220,8 +220,12 @@ def test_agents_whose_image_cannot_be_pulled_are_reported_at_once_and_a_rerun_fi
     assert lines[0].endswith("mirror the image and run connect again with --agent-registry.")
     assert cli.show(group, "mirrorless")["connectivityStatus"] == "Connecting"  # kept, to be completed by a re-run
 
-    fixed = cli.run(*connect_in_cluster, "--no-wait", env=env)
-    assert fixed.returncode == 0, fixed.stderr
+    # The re-run waits like the first: nothing runs in the simulator's pods, so it ends on the timeout, never on
+    # the replaced pods still stuck on the old registry.
+    fixed = cli.run(*connect_in_cluster, "--onboarding-timeout", "8", env=env)
+    assert fixed.returncode == 1, fixed.stderr
+    assert fixed.stderr.startswith("ERROR: (OnboardingTimeout) The agents did not connect within 8 s"), fixed.stderr
+    assert "Their pods: kubectl -n halyard-system get pods -l app.kubernetes.io/part-of=halyard-agent" in fixed.stderr
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
         images = {c.image for d in client.list(Deployment, namespace="halyard-system")

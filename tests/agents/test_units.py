@@ -206,9 +206,14 @@ def test_an_identity_may_act_only_while_it_exists_and_its_certificate_is_valid()
 
 
 def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told_apart() -> None:
-    def pod(name: str, *states: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    def pod(name: str, *states: tuple[str, dict[str, Any]], image: str = "r.invalid/a:1") -> dict[str, Any]:
         statuses = [{"name": c, "state": state} for c, state in states]
-        return {"metadata": {"name": name}, "status": {"containerStatuses": statuses}}
+        containers = [{"name": c, "image": image} for c, _ in states]
+        return {
+            "metadata": {"name": name},
+            "spec": {"containers": containers},
+            "status": {"containerStatuses": statuses},
+        }
 
     pulling = {"waiting": {"reason": "ImagePullBackOff", "message": 'Back-off pulling image "r.invalid/a:1"'}}
     crashing = {"waiting": {"reason": "CrashLoopBackOff"}}
@@ -222,3 +227,7 @@ def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told
     pull = pod_problems([pod("p2", ("agent", pulling))])
     assert pull == ['pod p2: container agent: ImagePullBackOff (Back-off pulling image "r.invalid/a:1")']
     assert cannot_pull(pull)
+    # A re-run fixed the registry: the old rollout's pod, still stuck on its way out, is not the new agents' problem.
+    rollout = [pod("old", ("agent", pulling)), pod("new", ("agent", starting), image="ghcr.io/a:1")]
+    assert pod_problems(rollout, current_images={"ghcr.io/a:1"}) == []
+    assert pod_problems(rollout, current_images={"r.invalid/a:1"}) == [pull[0].replace("p2", "old")]

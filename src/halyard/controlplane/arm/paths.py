@@ -57,13 +57,10 @@ class CanonicalPathMiddleware:
 
     def canonical(self, path: str) -> str:
         segments = [s for s in path.split("/") if s]
-        canonical = "/" + "/".join(self.literals.get(s.lower(), s) for s in segments)
-        if segments and any(
-            segments[0].lower() == head[0] for head in self.root_scoped
-        ):  # rare: keep it off the hot path
-            lowered = tuple(s.lower() for s in segments)
-            if any(lowered[: len(head)] == head for head in self.root_scoped):
-                return "/" + canonical  # the empty scope: the tenant root
+        lowered = [s.lower() for s in segments]
+        canonical = "/" + "/".join(self.literals.get(low, s) for s, low in zip(segments, lowered, strict=True))
+        if any(tuple(lowered[: len(head)]) == head for head in self.root_scoped):
+            return "/" + canonical  # the empty scope: the tenant root
         return canonical
 
 

@@ -100,8 +100,9 @@ class Cli:
         return [p for p in self.agents_dir.iterdir() if p.is_dir()] if self.agents_dir.exists() else []
 
 
-def logged_in_cli(server: ServerProcess, home: Path) -> Cli:
-    """A CLI with its own config and agent directories under ``home``, logged in to ``server`` as its admin."""
+def logged_in_cli(server: ServerProcess, home: Path, url: str | None = None) -> Cli:
+    """A CLI with its own config and agent directories under ``home``, logged in to ``server`` as its admin (at
+    ``url`` when its public URL is not its own address)."""
     runner = Cli(
         env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents")},
         agents_dir=home / "agents",
@@ -110,7 +111,7 @@ def logged_in_cli(server: ServerProcess, home: Path) -> Cli:
     admin = server.admin
     runner.ok(
         "login", "--service-principal", "-u", admin["clientId"], "-p", admin["clientSecret"], "--tenant",
-        admin["tenant"], "--server", server.url, "--ca-cert", server.ca,
+        admin["tenant"], "--server", url or server.url, "--ca-cert", server.ca,
     )  # fmt: skip
     return runner
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import ipaddress
 import json
 import os
@@ -19,7 +20,7 @@ from lightkube.resources.core_v1 import Namespace
 
 import halyard
 from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
-from halyard.agent.controlplane import ControlPlaneError
+from halyard.agent.controlplane import ControlPlaneError, http_client
 from halyard.agent.identity import IdentityOperator, Issued
 from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import EndpointMap
@@ -27,9 +28,11 @@ from halyard.cli.agent import running_pid, state_dir_for
 from halyard.cli.onboarding import disconnect_cluster
 from halyard.core.clock import SystemClock
 from halyard.kube.client import connect as kube_connect
-from tests.agents.conftest import CERT_LIFETIME, OFFLINE_THRESHOLD, Cli
+from tests.agents.conftest import CERT_LIFETIME, HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
 from tests.agents.identity import heartbeat, read_identity, token_response
 from tests.agents.sockets import listening_addresses
+from tests.support.processes import ServerProcess, free_port
+from tests.support.relay import Relay
 
 pytestmark = pytest.mark.e2e
 
@@ -134,6 +137,50 @@ def test_agents_reconnect_after_the_control_plane_restarts(cli: Cli, fresh_clust
     assert running_pid(state) == pid  # the same process reconnected; nothing was duplicated
     listed = cli.ok("connectedk8s", "list", "-g", group)
     assert [c["name"] for c in listed] == ["restart"]
+
+
+AGENT_REQUEST_TIMEOUT = inspect.signature(http_client).parameters["timeout"].default
+
+
+def test_agents_ride_out_a_silent_network_loss_and_reconnect(tmp_path: Path, fresh_cluster: Callable[[], Path]) -> None:
+    """The link to the control plane goes dark (no reset: requests just hang), then comes back. The agents' own
+    request timeout frees them from the hung connections; they back off and come back as the same process."""
+    relay_port = free_port()
+    server = ServerProcess(
+        tmp_path / "data",
+        free_port(),
+        # The agents learn their endpoints from the server: make them the relay's, so their traffic crosses it.
+        extra_args=["--offline-threshold", str(OFFLINE_THRESHOLD), "--public-url", f"https://127.0.0.1:{relay_port}"],
+        env={"HALYARD_HEARTBEAT_INTERVAL_SECONDS": str(HEARTBEAT)},
+    )
+    with Relay(upstream=server.port, port=relay_port) as relay:
+        server.start()
+        # Onboarding goes through the relay like everything the agents do; watching goes straight to the server.
+        cli = logged_in_cli(server, tmp_path / "home", url=f"https://127.0.0.1:{relay_port}")
+        watch = logged_in_cli(server, tmp_path / "watch")
+        try:
+            group = cli.group("agents-dark")
+            proc = connect(cli, group, "dark", fresh_cluster())
+            assert proc.returncode == 0, proc.stderr
+            state = cli.agents_dir / state_dir_for(resource_id(cli, group, "dark")).name
+            pid = running_pid(state)
+            metrics_url = f"http://127.0.0.1:{int((state / 'metrics.port').read_text())}/metrics"
+            failed_before = _metric(httpx.get(metrics_url).text, "halyard_agent_heartbeats_failed_total")
+
+            relay.blackhole()
+            dark_at = time.monotonic()
+            watch.wait_status(group, "dark", "Offline", timeout=OFFLINE_THRESHOLD + 10)
+            # Dark beyond the agents' 15 s request timeout: a hung beat must fail, not wedge the heartbeat loop.
+            time.sleep(max(0.0, AGENT_REQUEST_TIMEOUT + 2 - (time.monotonic() - dark_at)))
+            assert _metric(httpx.get(metrics_url).text, "halyard_agent_heartbeats_failed_total") > failed_before
+            relay.restore()  # the path is back; the middlebox forgot the old flows, so they are reset
+            back = watch.wait_status(group, "dark", "Connected", timeout=20)
+            assert running_pid(state) == pid  # the same agents, no restart and nothing duplicated
+            assert [c["name"] for c in watch.ok("connectedk8s", "list", "-g", group)] == ["dark"]
+            assert back["agentVersion"] == halyard.__version__
+        finally:
+            stop_agents(cli)
+            server.stop()
 
 
 def test_rerun_is_idempotent_and_mixups_are_refused(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import jwt
@@ -23,7 +24,7 @@ from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.proofs import verify_proof
 from halyard.core.clock import isoformat
 from halyard.core.errors import Unauthenticated
-from halyard.kube.agentpods import cannot_pull, pod_problems
+from halyard.kube.agentpods import pod_problems
 from halyard.kube.facts import (
     SIMULATED_ANNOTATION,
     cluster_facts,
@@ -222,12 +223,12 @@ def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told
     assert (
         pod_problems([pod("a", ("agent", running)), pod("b", ("agent", starting)), {"metadata": {"name": "c"}}]) == []
     )
-    crash = pod_problems([pod("p1", ("agent", running), ("sidecar", crashing))])
-    assert crash == ["pod p1: container sidecar: CrashLoopBackOff"] and not cannot_pull(crash)
-    pull = pod_problems([pod("p2", ("agent", pulling))])
-    assert pull == ['pod p2: container agent: ImagePullBackOff (Back-off pulling image "r.invalid/a:1")']
-    assert cannot_pull(pull)
+    (crash,) = pod_problems([pod("p1", ("agent", running), ("sidecar", crashing))])
+    assert str(crash) == "pod p1: container sidecar: CrashLoopBackOff" and not crash.cannot_pull
+    (pull,) = pod_problems([pod("p2", ("agent", pulling))])
+    assert str(pull) == 'pod p2: container agent: ImagePullBackOff (Back-off pulling image "r.invalid/a:1")'
+    assert pull.cannot_pull
     # A re-run fixed the registry: the old rollout's pod, still stuck on its way out, is not the new agents' problem.
     rollout = [pod("old", ("agent", pulling)), pod("new", ("agent", starting), image="ghcr.io/a:1")]
     assert pod_problems(rollout, current_images={"ghcr.io/a:1"}) == []
-    assert pod_problems(rollout, current_images={"r.invalid/a:1"}) == [pull[0].replace("p2", "old")]
+    assert pod_problems(rollout, current_images={"r.invalid/a:1"}) == [replace(pull, pod="old")]

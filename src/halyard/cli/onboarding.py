@@ -30,7 +30,7 @@ from halyard.cli.errors import CliError, UsageError
 from halyard.cli.keyvalues import parse_tags
 from halyard.controlplane.kubernetes.connectedclusters import NAME_PATTERN, NAME_RULE
 from halyard.kube import onboarding as kube_onboarding
-from halyard.kube.agentpods import agent_pod_problems, cannot_pull
+from halyard.kube.agentpods import agent_pod_problems
 from halyard.kube.client import KubeConfigError, server_version
 from halyard.kube.client import connect as kube_connect
 from halyard.kube.facts import ClusterFacts
@@ -103,7 +103,7 @@ class Onboarding:
         name: str,
         kubeconfig: Path | None,
         context: str | None,
-        agent_mode: str | None = "local",  # None: in-cluster, or local for a simulated cluster
+        agent_mode: str | None = None,  # None: in-cluster, or local for a simulated cluster
         registry: str | None = None,
     ) -> None:
         self.inv = inv
@@ -315,7 +315,7 @@ class Onboarding:
                 time.sleep(0.5)
         raise CliError(
             f"The agents did not connect within {timeout} s (status {_prop(resource, 'connectivityStatus')}). "
-            + self._where_agents_tell(),
+            + self._where_to_look(),
             "OnboardingTimeout",
         )
 
@@ -327,16 +327,16 @@ class Onboarding:
         hint = (
             "If the cluster cannot reach the image's registry, mirror the image and run connect again with "
             "--agent-registry."
-            if cannot_pull(problems)
-            else self._where_agents_tell()
+            if any(p.cannot_pull for p in problems)
+            else self._where_to_look()
         )
         raise CliError(
-            f"The agents cannot start: {'; '.join(problems)}. The connected cluster and the agents' release are kept, "
+            f"The agents cannot start: {'; '.join(map(str, problems))}. The connected cluster and the agents' release are kept, "
             f"so fixing the cause and running connect again completes the onboarding. {hint}",
             "AgentsNotRunning",
         )
 
-    def _where_agents_tell(self) -> str:
+    def _where_to_look(self) -> str:
         if self.agent_mode == "in-cluster":
             return (
                 f"Their pods: kubectl -n {names.NAMESPACE} get pods -l {LABEL_SELECTOR}; their logs: kubectl -n "

@@ -4,6 +4,7 @@ of waiting out its timeout (an image the cluster cannot pull, a container that k
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from lightkube import AsyncClient
@@ -18,33 +19,43 @@ PULL_FAILURES = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName
 STUCK = PULL_FAILURES | {"CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
 
 
-def pod_problems(pods: Iterable[Mapping[str, Any]], current_images: Collection[str] | None = None) -> list[str]:
-    """One line per container that is stuck, e.g. ``pod p: container c: ImagePullBackOff (Back-off pulling image
-    "x")``, in pod and container order. With ``current_images`` (what the Deployments ask for now), a container of
-    another image is ignored: it belongs to a pod of the previous rollout, on its way out (a re-run that fixed the
-    registry must not fail on the pods it replaces)."""
+@dataclass(frozen=True)
+class Stuck:
+    """A container waiting for a reason in :data:`STUCK`."""
+
+    pod: str
+    container: str
+    reason: str
+    message: str = ""
+
+    @property
+    def cannot_pull(self) -> bool:
+        return self.reason in PULL_FAILURES
+
+    def __str__(self) -> str:
+        detail = f" ({self.message})" if self.message else ""
+        return f"pod {self.pod}: container {self.container}: {self.reason}{detail}"
+
+
+def pod_problems(pods: Iterable[Mapping[str, Any]], current_images: Collection[str] | None = None) -> list[Stuck]:
+    """Every stuck container (shown as ``pod p: container c: ImagePullBackOff (Back-off pulling image "x")``), in
+    pod and container order. With ``current_images`` (what the Deployments ask for now), a container of another
+    image is ignored: it belongs to a pod of the previous rollout, on its way out (a re-run that fixed the registry
+    must not fail on the pods it replaces)."""
     problems = []
     for pod in pods:
         name = (pod.get("metadata") or {}).get("name", "?")
         wanted = {c.get("name"): c.get("image") for c in (pod.get("spec") or {}).get("containers") or []}
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        for status in statuses:
-            waiting = (status.get("state") or {}).get("waiting") or {}
-            reason = waiting.get("reason")
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
             if current_images is not None and wanted.get(status.get("name")) not in current_images:
                 continue
-            if reason in STUCK:
-                detail = f" ({waiting['message']})" if waiting.get("message") else ""
-                problems.append(f"pod {name}: container {status.get('name', '?')}: {reason}{detail}")
+            waiting = (status.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in STUCK:
+                problems.append(Stuck(name, status.get("name", "?"), waiting["reason"], waiting.get("message", "")))
     return problems
 
 
-def cannot_pull(problems: Iterable[str]) -> bool:
-    """Whether any of ``pod_problems``' lines is an image that could not be pulled."""
-    return any(f": {reason}" in line for line in problems for reason in PULL_FAILURES)
-
-
-async def agent_pod_problems(client: AsyncClient) -> list[str]:
+async def agent_pod_problems(client: AsyncClient) -> list[Stuck]:
     """``pod_problems`` of the chart's pods in the agents' namespace, for the images its Deployments ask for now."""
     labels: dict[str, Any] = dict(names.AGENT_WORKLOAD_LABEL)
     current: set[str] = {

@@ -593,13 +593,13 @@ class ControllerManager:
     ) -> None:
         """The pod stays Pending, its containers waiting in ImagePullBackOff, as a kubelet leaves it when the
         registry cannot be reached."""
-        bad = {ct.get("name") for ct in unpullable}
+        names = " ".join(sorted(str(ct.get("name")) for ct in unpullable))
         status = {
             "phase": "Pending",
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": now},
                 {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": now,
-                 "message": f"containers with unready status: [{' '.join(sorted(map(str, bad)))}]"},
+                 "message": f"containers with unready status: [{names}]"},
             ],
             "hostIP": host_ip,
             "startTime": now,
@@ -609,12 +609,13 @@ class ControllerManager:
                  "restartCount": 0,
                  "state": {"waiting": {"reason": "ImagePullBackOff",
                                        "message": f'Back-off pulling image "{ct.get("image")}"'}}}
-                for ct in pod["spec"].get("containers") or [] if ct.get("name") in bad
+                for ct in unpullable
             ],
         }  # fmt: skip
         self._set_status(c, self._rt(c, "/pods"), pod, status)
         for ct in unpullable:
-            message = f'Failed to pull image "{ct.get("image")}": dial tcp: lookup {registry_host(str(ct.get("image")))}: no such host'
+            image = str(ct.get("image"))
+            message = f'Failed to pull image "{image}": dial tcp: lookup {registry_host(image)}: no such host'
             self._event(c, pod, "Failed", message, "kubelet", kind="Warning")
 
     def _pod_finish(self, c: VirtualCluster, ns: str, name: str) -> None:

@@ -19,9 +19,10 @@ from halyard.agent.backoff import Backoff
 from halyard.agent.identity import Issued
 from halyard.api.agents import PROOF_ISSUER, AgentError, CertificateResponse, Heartbeat
 from halyard.api.proofs import csr_digest, signing_algorithm
-from halyard.controlplane.dataplane.heartbeats import merge
+from halyard.controlplane.dataplane.heartbeats import reported
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.proofs import verify_proof
+from halyard.controlplane.kubernetes.connectedclusters import with_reports
 from halyard.core.clock import isoformat
 from halyard.core.errors import Unauthenticated
 from halyard.kube.agentpods import pod_problems
@@ -131,7 +132,9 @@ def test_heartbeat_merge_reports_metadata_and_keeps_what_the_user_chose() -> Non
         agentState="Failed",
         agentErrors=[AgentError(message="boom", component="metadata-operator", time=NOW)],
     )
-    merged = merge(props, beat, NOW)
+    report = reported(beat, NOW)
+    assert "distribution" not in report and report["detected"] == {"distribution": "generic", "infrastructure": "aws"}
+    merged = with_reports(props, report)
     assert merged is not props and "lastConnectivityTime" not in props
     assert merged["distribution"] == "k3s" and merged["infrastructure"] == "aws"
     assert (merged["kubernetesVersion"], merged["totalNodeCount"], merged["totalCoreCount"]) == ("1.31.2", 3, 12)

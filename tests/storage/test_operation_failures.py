@@ -26,7 +26,7 @@ async def test_unexpected_provisioning_errors_end_in_failed(tmp_path: Path) -> N
     cp = app.state.plane
     attempts = 0
 
-    async def broken(resource_id: str, _cp: object) -> None:
+    async def broken(_resource: object, _ctx: object) -> None:
         nonlocal attempts
         attempts += 1
         raise RuntimeError("the provisioning backend is down")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
@@ -22,15 +22,16 @@ from halyard.controlplane.arm.routes import (
     resources,
     root,
 )
+from halyard.controlplane.arm.routes.provideroperations import provider_operations_router
 from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
+from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
 from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
-from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
-from halyard.controlplane.plane import ControlPlane
+from halyard.controlplane.plane import ControlPlane, TypeServices
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -40,20 +41,17 @@ log = logging.getLogger("halyard.server")
 KEY_CHECK_INTERVAL = 60.0
 
 
-def default_types() -> ResourceTypes:
-    types = ResourceTypes()
-    types.add(connected_cluster_type())
-    types.add_extra("Microsoft.Kubernetes", "operations", connected_cluster_type().api_versions)
-    types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", connected_cluster_type().api_versions)
-    return types
-
-
-def create_app(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    types: Callable[[TypeServices], ResourceTypes] = declare_types,
+) -> FastAPI:
     """The whole control plane as one ASGI app. Starting it migrates the store and bootstraps a first start."""
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = db or Database(settings.database)
-    types = default_types()
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
 
@@ -109,7 +107,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         dataplane_routes.router,
     ):
         app.include_router(router)
-    for rtype in types.all():
+    app.include_router(provider_operations_router(cp.types))
+    for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
@@ -25,6 +26,16 @@ from halyard.core.settings import Settings
 from halyard.store import Database
 
 
+@dataclass(frozen=True)
+class TypeServices:
+    """What resource types may be built with: each type's behaviour takes the few it needs, when it is built."""
+
+    settings: Settings
+    clock: Clock
+    sealer: Sealer
+    his: ClusterIdentities
+
+
 @dataclass
 class ControlPlane:
     settings: Settings
@@ -44,12 +55,26 @@ class ControlPlane:
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self)
+        self.pipeline = Pipeline(
+            db=self.db,
+            clock=self.clock,
+            settings=self.settings,
+            sealer=self.sealer,
+            directory=self.directory,
+            operations=self.operations,
+            types=self.types,
+        )
 
     @classmethod
     def build(
-        cls, settings: Settings, db: Database, clock: Clock, sealer: Sealer, types: ResourceTypes
+        cls,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        sealer: Sealer,
+        declare_types: Callable[[TypeServices], ResourceTypes],
     ) -> ControlPlane:
+        """The services of one process; ``declare_types`` builds the resource types with the services they use."""
         lifetime = dt.timedelta(seconds=settings.token_lifetime_seconds)
         keys = KeyRing(
             db,
@@ -73,7 +98,7 @@ class ControlPlane:
             access=Access(db, clock),
             directory=Directory(db, clock),
             operations=Operations(db, clock, retry_after=settings.operation_retry_after_seconds),
-            types=types,
+            types=declare_types(TypeServices(settings=settings, clock=clock, sealer=sealer, his=his)),
             his=his,
             heartbeats=Heartbeats(db, clock, settings, his),
         )

@@ -23,9 +23,11 @@ from halyard.core.errors import AuthorizationFailed, InvalidRequest, Unauthentic
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import ClusterIdentity, Credential, Principal, Resource, RoleAssignment, Subscription
+from halyard.store.reports import Report, put_reports
 
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
 PRINCIPAL_KIND = "Cluster"
+REPORTER = "his"  # what the identity service reports on a connected cluster: its certificate's expiry
 
 
 def his_url(settings: Settings) -> str:
@@ -124,9 +126,8 @@ class ClusterIdentities:
             identity.cert_not_after = not_after
             identity.certificates_issued += 1
             identity.renewed_at = now
-            row = await session.get(Resource, rid.key)
-            if row is not None:
-                row.properties = {**row.properties, "managedIdentityCertificateExpirationTime": isoformat(not_after)}
+            expiry = {"managedIdentityCertificateExpirationTime": isoformat(not_after)}
+            await put_reports(session, [Report(rid.key, REPORTER, expiry, now)])
         return CertificateResponse(
             certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
             caCertificate=self.authority.certificate_pem,

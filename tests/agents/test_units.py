@@ -141,6 +141,10 @@ def test_heartbeat_merge_reports_metadata_and_keeps_what_the_user_chose() -> Non
     assert merged["lastConnectivityTime"] == isoformat(NOW)
     assert merged["arcAgentProfile"]["agentAutoUpgrade"] == "Disabled"
     assert merged["arcAgentProfile"]["agentErrors"][0]["component"] == "metadata-operator"
+    # A later beat without metadata (not gathered yet) keeps what the previous one reported.
+    later = reported(Heartbeat(agentVersion="1.2.4"), NOW, report)
+    assert (later["totalNodeCount"], later["kubernetesVersion"], later["agentVersion"]) == (3, "1.31.2", "1.2.4")
+    assert later["detected"] == report["detected"] and later["arcAgentProfile"]["agentErrors"] == []
 
 
 def _csr(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:

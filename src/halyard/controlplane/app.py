@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
+from halyard.controlplane.agentfacing.arrival import ArrivalMiddleware
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.arm.routes import (
@@ -68,6 +69,7 @@ def create_app(
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
+            asyncio.create_task(cp.access.watch(), name="access-changes"),
         ]
         log.info(
             "control plane ready",
@@ -112,6 +114,7 @@ def create_app(
         app.include_router(resource_type_router(rtype))
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
+    app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)
     return app
 
 

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from halyard.controlplane.agentfacing.arrival import Listeners
+from halyard.controlplane.agentfacing.clusters import ClusterOfIdentity
+from halyard.controlplane.agentfacing.endpoints import EndpointMaps
 from halyard.controlplane.arm.access import Access
 from halyard.controlplane.arm.operations import Operations
 from halyard.controlplane.arm.pipeline import Pipeline
@@ -52,6 +55,9 @@ class ControlPlane:
     types: ResourceTypes
     his: ClusterIdentities
     heartbeats: Heartbeats
+    listeners: Listeners
+    endpoints: EndpointMaps
+    clusters_of_identities: ClusterOfIdentity
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -101,6 +107,9 @@ class ControlPlane:
             types=declare_types(TypeServices(settings=settings, clock=clock, sealer=sealer, his=his)),
             his=his,
             heartbeats=Heartbeats(db, clock, settings, his),
+            listeners=Listeners(),
+            endpoints=EndpointMaps(settings),
+            clusters_of_identities=ClusterOfIdentity(db),
         )
 
 

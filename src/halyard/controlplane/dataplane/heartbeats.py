@@ -18,7 +18,7 @@ from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import TooManyRequests, Unauthenticated
 from halyard.core.settings import Settings
 from halyard.store import Database
-from halyard.store.models import ClusterIdentity, Resource
+from halyard.store.models import ClusterIdentity, Resource, ResourceReport
 from halyard.store.reports import Report, put_reports
 
 # Writable properties the agents detect; shown when the user left them empty (reported under "detected").
@@ -151,6 +151,15 @@ class Heartbeats:
                 resources = {
                     row.id_key: row for row in await session.scalars(select(Resource).where(Resource.id_key.in_(keys)))
                 }
+                # The previous reports, for what a beat may leave out (metadata not gathered yet): it is kept.
+                previous = {
+                    row.id_key: row.properties
+                    for row in await session.scalars(
+                        select(ResourceReport).where(
+                            ResourceReport.id_key.in_(keys), ResourceReport.reporter == REPORTER
+                        )
+                    )
+                }
                 reports: dict[str, Report] = {}
                 written: dict[str, _Stored] = {}
                 for index in to_write:
@@ -166,9 +175,8 @@ class Heartbeats:
                             "The connected cluster is being deleted.", code="ClusterIdentityRevoked"
                         )
                         continue
-                    reports[row.resource_key] = Report(
-                        row.resource_key, REPORTER, reported(item.beat, item.at), item.at
-                    )
+                    values = reported(item.beat, item.at, previous.get(row.resource_key))
+                    reports[row.resource_key] = Report(row.resource_key, REPORTER, values, item.at)
                     basis = ReplyBasis.of(resource.properties, item.at, row.cert_not_after)
                     results[index] = basis
                     written[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis, resource.etag)
@@ -234,14 +242,18 @@ def _fingerprint(beat: Heartbeat) -> str:
     return beat.model_dump_json()
 
 
-def reported(beat: Heartbeat, now: dt.datetime) -> dict[str, Any]:
-    """What a heartbeat reports about the cluster: its ``dp`` report, which replaces the previous one whole."""
+def reported(beat: Heartbeat, now: dt.datetime, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a heartbeat reports about the cluster: its ``dp`` report. Metadata the beat leaves out (not gathered
+    yet, as when resource-sync starts before metadata-operator) keeps its previous value."""
+    previous = previous or {}
     values: dict[str, Any] = {"agentVersion": beat.agentVersion, "lastConnectivityTime": isoformat(now)}
     for key in ("kubernetesVersion", "totalNodeCount", "totalCoreCount"):
         value = getattr(beat, key)
         if value is not None:
             values[key] = value
-    detected = {key: getattr(beat, key) for key in DETECTED if getattr(beat, key)}
+        elif key in previous:
+            values[key] = previous[key]
+    detected = {**previous.get("detected", {}), **{key: getattr(beat, key) for key in DETECTED if getattr(beat, key)}}
     if detected:
         values["detected"] = detected
     profile: dict[str, Any] = {

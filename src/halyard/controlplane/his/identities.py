@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.api.agents import HIS_CERTIFICATE_PATH, CertificateRequest, CertificateResponse
 from halyard.api.proofs import csr_digest
+from halyard.controlplane.agentfacing.endpoints import his_url
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.his.authority import CertificateAuthority
 from halyard.controlplane.his.proofs import presented_certificate, verify_proof
@@ -28,14 +29,6 @@ from halyard.store.reports import Report, put_reports
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
 PRINCIPAL_KIND = "Cluster"
 REPORTER = "his"  # what the identity service reports on a connected cluster: its certificate's expiry
-
-
-def his_url(settings: Settings) -> str:
-    return f"{settings.base_url}/his"
-
-
-def dp_url(settings: Settings) -> str:
-    return f"{settings.base_url}/dp"
 
 
 @dataclass(frozen=True)

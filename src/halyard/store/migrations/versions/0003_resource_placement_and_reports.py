@@ -47,6 +47,30 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id_key", "reporter"),
     )
     _split_reported_properties()
+    if op.get_bind().dialect.name == "postgresql":
+        _notify_access_changes()
+
+
+ACCESS_TABLES = ("role_assignments", "role_definitions", "principals")
+
+
+def _notify_access_changes() -> None:
+    """Replicas cache callers' role assignments: tell them, on commit, when what those derive from changes."""
+    op.execute(
+        """
+        CREATE OR REPLACE FUNCTION halyard_notify_access() RETURNS trigger AS $$
+        BEGIN
+            PERFORM pg_notify('halyard_access', TG_TABLE_NAME);
+            RETURN NULL;
+        END;
+        $$ LANGUAGE plpgsql
+        """
+    )
+    for table in ACCESS_TABLES:
+        op.execute(
+            f"CREATE TRIGGER {table}_notify_access AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {table} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION halyard_notify_access()"
+        )
 
 
 def _split_reported_properties() -> None:
@@ -95,6 +119,10 @@ def _split_reported_properties() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        for table in ACCESS_TABLES:
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_notify_access ON {table}")
+        op.execute("DROP FUNCTION IF EXISTS halyard_notify_access()")
     op.drop_table("resource_reports")
     with op.batch_alter_table("resources", schema=None) as batch_op:
         batch_op.drop_index("ix_resources_parent")

@@ -8,37 +8,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import clean_shell_env, start_up
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
-
-
-def _up(data: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
-    """Start `halyard up` and read its output until it says how to stop it."""
-    env = {k: v for k, v in os.environ.items() if k not in ("HALYARD_CONFIG_DIR", "REQUESTS_CA_BUNDLE")}
-    stderr = data.parent / "up.stderr"
-    data.parent.mkdir(parents=True, exist_ok=True)
-    with open(stderr, "a") as errors:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "halyard", "up", "--data-dir", str(data), "--port", str(port)],
-            stdout=subprocess.PIPE,
-            stderr=errors,
-            text=True,
-            env=env,
-        )
-    assert proc.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    while not any(line.startswith("Press Ctrl-C") for line in lines):
-        ok = time.monotonic() < deadline and proc.poll() is None
-        assert ok, "".join(lines) + stderr.read_text()[-3000:]
-        lines.append(proc.stdout.readline())
-    return proc, lines
 
 
 def _agents_running(data: Path) -> list[Path]:
@@ -61,7 +38,7 @@ def _connected_row(lines: list[str]) -> list[str]:
 def test_up_connects_the_simulated_cluster_prints_working_next_steps_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()
-    proc, lines = _up(data, port)
+    proc, lines = start_up(data, port)
     try:
         text = "".join(lines)
         assert f"Halyard is running at https://127.0.0.1:{port}" in text
@@ -88,7 +65,7 @@ def test_up_connects_the_simulated_cluster_prints_working_next_steps_and_stops_o
         assert not _agents_running(data), "Ctrl-C must stop the local agents with the rest"
 
         # The next `up` resumes the same cluster and resource.
-        proc, lines = _up(data, port)
+        proc, lines = start_up(data, port)
         assert _connected_row(lines)[:2] == ["sim-01", "Connected"], "".join(lines)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0
@@ -106,9 +83,7 @@ def _try_commands(lines: list[str]) -> list[str]:
 
 
 def _clean_shell(home: Path, script: str) -> subprocess.CompletedProcess[str]:
-    """``script`` in bash with nothing of this environment: a new HOME, the system PATH (no virtual environment)."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
+    env = clean_shell_env(home)
     assert shutil.which("halyard", path=env["PATH"]) is None, "the test needs a PATH where halyard is not found"
     return subprocess.run(
         ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, env=env, cwd=home, timeout=120

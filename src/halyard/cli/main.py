@@ -112,6 +112,8 @@ def _show_global_options(command: Any) -> None:
         with formatter.section("Global Options (anywhere on the line, as in az)"):
             formatter.write_dl(GLOBAL_OPTIONS)
 
+    # Set on the built click commands rather than through a command class: the commands are declared in every
+    # command module, and this is the one place that knows the global options.
     pending = [command]
     while pending:
         current = pending.pop()

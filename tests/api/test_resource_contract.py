@@ -298,6 +298,9 @@ async def test_deleting_a_parent_deletes_its_children_and_extensions(plane: Plan
     _, part = await _create(plane, parts, widget_params)
     _, addon = await _create(plane, addons, widget_params)
     assert part.startswith(widget + "/parts/") and addon.startswith(widget + f"/providers/{EXTENSIONS}/addons/")
+    listed = await plane.client.get(f"/subscriptions/{plane.subscription}/resources", params=RG_API)
+    ids = {x["id"] for x in listed.json()["value"]}
+    assert widget in ids and part not in ids and addon not in ids  # as ARM: top-level resources only
     r = await plane.client.delete(widget, params=_api(widgets))
     assert (await _wait(plane, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
     for path, rtype in ((widget, widgets), (part, parts), (addon, addons)):

@@ -3,6 +3,9 @@ asks (``GET …/providers/Microsoft.Kubernetes/agentVersions``)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tests.api.helpers import CC_API, cluster_body, cluster_path, make_group, unique
@@ -41,3 +44,19 @@ def test_upgrade_to_a_version_the_server_does_not_offer_says_so_before_anything_
     )
     shown = admin.json("connectedk8s", "show", "-g", group, "-n", name)
     assert "desiredAgentVersion" not in shown["arcAgentProfile"]
+
+
+def test_agent_versions_are_for_those_who_may_read_clusters_somewhere_in_the_subscription(
+    admin: Cli, server: ServerProcess, tmp_path: Path
+) -> None:
+    sp = json.loads(admin.ok("ad", "sp", "create", "--display-name", unique("versions-bot")))
+    bot = Cli(tmp_path / "bot-config", {})  # no role yet: it sees no subscription
+    assert bot.login(server, sp["appId"], sp["password"], "--allow-no-subscriptions", "-o", "none").code == 0
+    url = f"/subscriptions/{server.admin['subscription']}/providers/Microsoft.Kubernetes/agentVersions"
+    ask = ("rest", "--method", "get", "--url", url + "?api-version=2026-05-01", "--query", "value[].name")
+    assert bot.run(*ask).error.startswith(f"ERROR: (AuthorizationFailed) The client '{sp['appId']}'")
+    group = make_group(server)
+    scope = f"/subscriptions/{server.admin['subscription']}/resourceGroups/{group}"
+    admin.ok("role", "assignment", "create", "--assignee", sp["appId"], "--role", "Reader", "--scope", scope)
+    assert bot.json(*ask) == admin.json(*ask)  # a role on one group is enough, as for listing clusters
+    admin.ok("ad", "sp", "delete", "--id", sp["appId"])

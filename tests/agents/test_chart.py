@@ -19,8 +19,8 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
-from halyard.cli.agent import state_dir_for
-from halyard.cli.onboarding import disconnect_cluster
+from halyard.cli.agentplacement import disconnect_cluster
+from halyard.cli.localagents import state_dir_for
 from tests.agents.conftest import Cli
 from tests.agents.test_onboarding import connect, namespace_exists, resource_id
 from tests.sim.conftest import helm_path

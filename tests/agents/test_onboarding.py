@@ -24,8 +24,8 @@ from halyard.agent.controlplane import ControlPlaneError, http_client
 from halyard.agent.identity import IdentityOperator, Issued
 from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import EndpointMap
-from halyard.cli.agent import running_pid, state_dir_for
-from halyard.cli.onboarding import disconnect_cluster
+from halyard.cli.agentplacement import disconnect_cluster
+from halyard.cli.localagents import running_pid, state_dir_for
 from halyard.core.clock import SystemClock
 from halyard.kube.client import connect as kube_connect
 from tests.agents.conftest import CERT_LIFETIME, HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
@@ -288,7 +288,7 @@ async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path
 
 def _in_agent_dir(cli: Cli, action: Callable[[], list[str]]) -> list[str]:
     """Run a CLI library call with the session's agent directory (as the CLI process would see it)."""
-    import halyard.cli.agent as agent_module
+    import halyard.cli.localagents as agent_module
 
     saved = agent_module.STATE_ROOT
     agent_module.STATE_ROOT = cli.agents_dir

@@ -23,7 +23,7 @@ from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.manager import ControllerManager
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.upgrade import ANNOTATION, TARGET_POLL, UpgradeCheck, decide, with_tag
-from halyard.cli.agent import running_pid, state_dir_for
+from halyard.cli.localagents import running_pid, state_dir_for
 from halyard.core.agentversions import AgentCatalog
 from halyard.core.clock import ManualClock
 from halyard.core.settings import Settings

@@ -42,3 +42,17 @@ async def list_cluster_user_credential(
         "issue credentials for yet. Reach the cluster's API server directly until cluster connect ships.",
         code="ClusterConnectNotAvailable",
     )
+
+
+@router.get(f"/subscriptions/{{subscriptionId}}/providers/{NAMESPACE}/agentVersions", operation_id="AgentVersions_List")
+async def list_agent_versions(
+    request: Request, subscriptionId: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
+) -> JSONResponse:
+    """The agent versions this control plane offers (a Halyard addition; Azure's CLI asks its data plane for the
+    chart instead): what ``arcAgentProfile.desiredAgentVersion`` accepts, highest first, so a client can check a
+    version before it changes anything. Readable by whoever may read connected clusters in the subscription."""
+    require_api_version(request, API_VERSIONS, f"{NAMESPACE}/agentVersions")
+    caller.require_at_or_below(f"{TYPE}/read", f"/subscriptions/{subscriptionId}")
+    catalog = cp.settings.agent_catalog
+    value = [{"name": v, "properties": {"latest": v == catalog.latest}} for v in catalog.versions]
+    return JSONResponse({"value": value})

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from halyard.api import cluster as cluster_names
 from halyard.api.agents import EndpointMap
 from halyard.cli import connectedclusters, resourceids
 from halyard.cli.agentplacement import InClusterAgents
@@ -20,7 +19,6 @@ from halyard.cli.argv import GlobalOptions
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError
 from halyard.cli.kubesession import KubeSession
-from halyard.controlplane.kubernetes import connectedclusters as controlplane_clusters
 from halyard.kube import helm as helm_module
 from halyard.kube.facts import ClusterFacts
 from halyard.kube.helm import Helm, HelmError
@@ -150,13 +148,6 @@ def test_progress_without_a_terminal_is_a_line_every_so_often(capfd: pytest.Capt
     with quiet.progress("Silent"):
         time.sleep(0.1)
     assert "Silent" not in capfd.readouterr().err
-
-
-def test_connect_checks_the_name_rule_the_control_plane_enforces() -> None:
-    """connect checks names with the api layer's copy of the rule (so it does not load the control plane); the
-    control plane's must be the same until it imports that copy."""
-    assert cluster_names.CLUSTER_NAME_PATTERN.pattern == controlplane_clusters.NAME_PATTERN.pattern
-    assert cluster_names.CLUSTER_NAME_RULE == controlplane_clusters.NAME_RULE
 
 
 def test_no_command_module_imports_another() -> None:

@@ -177,7 +177,7 @@ async def _connect_demo(data_dir: Path, cluster: str, kubeconfig: Path) -> None:
 
 
 def _stop_agents(data_dir: Path) -> None:
-    from halyard.cli.agent import stop_detached
+    from halyard.cli.localagents import stop_detached
 
     root = data_dir / "agents"
     for state_dir in sorted(root.iterdir()) if root.is_dir() else []:

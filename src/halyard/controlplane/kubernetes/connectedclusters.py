@@ -6,7 +6,6 @@ import base64
 import binascii
 import copy
 import datetime as dt
-import re
 import textwrap
 import uuid
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import BaseModel
 
+from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
 from halyard.controlplane.arm.resourcetypes import Action, Desired, RenderContext, ResourceType, WriteContext
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.kubernetes.models import (
@@ -71,11 +71,6 @@ NEWER_FIELDS = (
     "securityProfile",
     "inboundConnectivityState",
     "miscellaneousProperties",
-)
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9]([-_.a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$")
-NAME_RULE = (
-    "It must be 1-63 characters, start and end with a letter or digit, and contain only letters, digits, '-', '_' "
-    "and '.'."
 )
 
 
@@ -267,8 +262,8 @@ def connected_cluster_type(services: TypeServices) -> ResourceType:
         patch_model=ConnectedClusterPatch,
         response_model=ConnectedClusterOut,
         behaviour=ConnectedClusterBehaviour(services.sealer, services.settings.agent_catalog, services.his),
-        name_pattern=NAME_PATTERN,
-        name_rule=NAME_RULE,
+        name_pattern=CLUSTER_NAME_PATTERN,
+        name_rule=CLUSTER_NAME_RULE,
         display="connected cluster",
         sync_patch_versions=frozenset({"2021-03-01", "2021-10-01"}),
         actions=(LIST_USER_CREDENTIAL,),

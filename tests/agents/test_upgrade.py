@@ -58,12 +58,13 @@ def test_settings_refuse_agent_versions_that_do_not_parse(text: str) -> None:
 
 @pytest.mark.e2e
 def test_the_server_refuses_to_start_with_an_agent_version_that_does_not_parse(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, "-m", "halyard", "server", "--data-dir", str(tmp_path), "--agent-versions", "0.1.0,latest"],
+        [sys.executable, "-m", "halyard", "server", "--data-dir", str(data), "--agent-versions", "0.1.0,latest"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode != 0 and "agent version 'latest' is not a version" in proc.stderr
-    assert not (tmp_path / "admin.json").exists()
+    assert not data.exists(), sorted(data.rglob("*"))  # nothing at all: no store, keys, TLS or admin.json
 
 
 @pytest.mark.unit

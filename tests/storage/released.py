@@ -3,7 +3,8 @@
 A fixture lives in ``tests/storage/released/<revision>/`` and was written by the server of that revision (the last
 commit whose newest migration it is) through its own API: groups, connected clusters (their managed identities and
 provisioning operations), a service principal with a secret, a role assignment, an operation still in flight at
-shutdown, and, where the server has the cluster identity service, an onboarded cluster identity. It holds:
+shutdown, and, where the server has the cluster identity and heartbeat services, an onboarded cluster identity and
+what its agents reported in a heartbeat. It holds:
 
 - ``rows.json``: every row of every table, as that server wrote them (datetimes as ISO strings, binary as base64);
 - ``written.json``: what was made through the API (the expectations of the upgrade test), and when;
@@ -131,7 +132,45 @@ def _onboard(url: str, ca: str, resource_id: str, onboarding_key: Any) -> dict[s
             return await operator.request_certificate(None)
 
     issued = asyncio.run(ask())
-    return {"cluster": resource_id, "certificateNotAfter": _iso(issued.response.notAfter)}
+    token = _agent_token(issued, ca)
+    beat = httpx.post(f"{url}/dp/v1/heartbeat", json=REPORTED, headers={"Authorization": f"Bearer {token}"},
+                      verify=ca)  # fmt: skip
+    assert beat.status_code == 200, beat.text
+    return {"cluster": resource_id, "certificateNotAfter": _iso(issued.response.notAfter), "reported": REPORTED}
+
+
+# What the onboarded cluster's agents report in one heartbeat (the fields the agents fill in).
+REPORTED = {
+    "agentVersion": "0.1.0",
+    "kubernetesVersion": "1.31.2",
+    "totalNodeCount": 3,
+    "totalCoreCount": 12,
+    "agentState": "Succeeded",
+}
+
+
+def _agent_token(issued: Any, ca: str) -> str:
+    """An agent token for the cluster identity, by a client assertion signed with its certificate's key."""
+    import time
+    import uuid
+
+    import jwt
+
+    from halyard.agent.identity import ASSERTION_TYPE
+    from halyard.api.proofs import signing_algorithm
+
+    now, client_id = int(time.time()), issued.response.clientId
+    claims = {"iss": client_id, "sub": client_id, "aud": issued.response.tokenEndpoint, "jti": uuid.uuid4().hex,
+              "iat": now, "exp": now + 300}  # fmt: skip
+    assertion = jwt.encode(claims, issued.key, algorithm=signing_algorithm(issued.key))
+    r = httpx.post(
+        issued.response.tokenEndpoint,
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_assertion_type": ASSERTION_TYPE,
+              "client_assertion": assertion, "scope": issued.response.audience.rstrip("/") + "/.default"},
+        verify=ca,
+    )  # fmt: skip
+    assert r.status_code == 200, r.text
+    return str(r.json()["access_token"])
 
 
 def _iso(value: dt.datetime) -> str:

@@ -88,6 +88,12 @@ async def test_a_released_schema_is_upgraded_in_place_and_every_row_served(
             assert served == dt.datetime.fromisoformat(written["identity"]["certificateNotAfter"]), served
             # The identity row's own expiry (moved with the rows) still makes it connectable, not Expired.
             assert shown["properties"]["connectivityStatus"] != "Expired", shown["properties"]
+            # What its agents reported before the upgrade is served after it.
+            reported = written["identity"].get("reported")
+            if reported:
+                served_report = {k: shown["properties"].get(k) for k in reported if k != "agentState"}
+                served_report["agentState"] = shown["properties"]["arcAgentProfile"].get("agentState")
+                assert served_report == reported, shown["properties"]
 
     # The old server's principal signs in with its secret, and its role assignment holds: it reads, but not writes.
     principal = written["principal"]

@@ -66,11 +66,9 @@ def test_connect_reaches_connected_with_metadata_then_offline_and_back(
 ) -> None:
     kubeconfig = fresh_cluster()
     group = cli.group("agents-main")
-    started = time.monotonic()
     proc = connect(cli, group, "main", kubeconfig)
     assert proc.returncode == 0, proc.stderr
-    shown = json.loads(proc.stdout)
-    assert time.monotonic() - started < 30
+    shown = json.loads(proc.stdout)  # connect returns once the resource reports Connected (bench/onboard.py: time)
     assert shown["connectivityStatus"] == "Connected"
     assert shown["kubernetesVersion"] == "1.31.2"
     assert shown["totalNodeCount"] == 3
@@ -239,7 +237,8 @@ def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_
     # The token minted before the delete, the certificate's key and the certificate itself are all refused.
     refused = heartbeat(cli.server, token)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "ClusterIdentityRevoked"
-    assert token_response(cli.server, issued).status_code in (400, 401)
+    login = token_response(cli.server, issued)
+    assert (login.status_code, login.json()["error"]) == (400, "unauthorized_client"), login.text  # principal gone
     with pytest.raises(ControlPlaneError) as renewal:
         asyncio.run(_renew(cli, rid, issued))
     assert renewal.value.status == 401
@@ -263,7 +262,8 @@ def test_certificate_lapse_without_renewal_is_expired(cli: Cli, fresh_cluster: C
     with pytest.raises(ControlPlaneError) as again:
         asyncio.run(_renew(cli, resource_id(cli, group, "lapse"), None, kubeconfig=kubeconfig))
     assert again.value.code == "ClusterCertificateExpired"
-    assert token_response(cli.server, issued).status_code in (400, 401)
+    login = token_response(cli.server, issued)
+    assert (login.status_code, login.json()["error"]) == (401, "invalid_client"), login.text  # its key has lapsed
 
 
 async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path | None = None) -> Issued:

@@ -165,18 +165,20 @@ def test_proof_binds_key_resource_url_csr_and_time() -> None:
     digest = csr_digest(_csr(ec.generate_private_key(ec.SECP256R1())))
     args = {"audience": "https://h/his/v1/certificate", "resource_id": "/RID", "digest": digest, "now": NOW}
     assert verify_proof(_proof(onboarding, digest), onboarding.public_key(), **args)["csr"] == digest
+    foreign, untimely = "is not valid for this cluster", "has expired or lives too long"
     bad = [
-        (_proof(other, digest), "another key"),
-        (_proof(onboarding, "x"), "another CSR"),
-        (_proof(onboarding, digest, sub="/other"), "another resource"),
-        (_proof(onboarding, digest, aud="https://evil/his/v1/certificate"), "another URL"),
-        (_proof(onboarding, digest, iat=NOW.timestamp() - 600), "stale"),
-        (_proof(onboarding, digest, life=3600), "too long-lived"),
+        (_proof(other, digest), "another key", foreign),
+        (_proof(onboarding, "x"), "another CSR", foreign),
+        (_proof(onboarding, digest, sub="/other"), "another resource", foreign),
+        (_proof(onboarding, digest, aud="https://evil/his/v1/certificate"), "another URL", foreign),
+        (_proof(onboarding, digest, iat=NOW.timestamp() - 600), "stale", untimely),
+        (_proof(onboarding, digest, life=3600), "too long-lived", untimely),
     ]
-    for proof, why in bad:
-        with pytest.raises(Unauthenticated):
+    for proof, why, reason in bad:
+        with pytest.raises(Unauthenticated) as refused:
             verify_proof(proof, onboarding.public_key(), **args)
             pytest.fail(f"accepted a proof from {why}")
+        assert (refused.value.code, reason in refused.value.message) == ("InvalidProof", True), (why, refused.value)
 
 
 def test_issued_certificate_round_trips_through_its_secret_and_renews_from_half_life() -> None:

@@ -31,6 +31,7 @@ from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
 from halyard.controlplane.plane import ControlPlane
+from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -111,6 +112,12 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         app.include_router(router)
     for rtype in types.all():
         app.include_router(resource_type_router(rtype))
+    limits = BodyLimits(
+        management_bytes=settings.request_body_limit_bytes,
+        agent_bytes=settings.agent_body_limit_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
+    app.add_middleware(RequestBodyMiddleware, limits=limits)
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     return app

@@ -1,6 +1,6 @@
 """Role assignments under hostile input (issue 11, finding 6): a reused name is a 409, never a 500; scopes are stored
 in one spelling, and forms that only look like a scope (``..``, a name below a group that is no resource id) are
-refused."""
+refused. And the smaller leaks of finding 7: which groups exist, and a Location built from the Host header."""
 
 from __future__ import annotations
 
@@ -8,7 +8,18 @@ import uuid
 
 import pytest
 
-from tests.api.helpers import AUTHZ_API, READER, group_path, make_group, make_principal
+from tests.api.helpers import (
+    AUTHZ_API,
+    CC_API,
+    READER,
+    RG_API,
+    cluster_body,
+    cluster_path,
+    group_path,
+    make_group,
+    make_principal,
+    unique,
+)
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -58,3 +69,30 @@ def test_a_scope_is_stored_in_the_directorys_spelling(server: ServerProcess) -> 
         r = c.put(f"{shouted}{ASSIGNMENTS}/{uuid.uuid4()}", params=AUTHZ_API, json=_body(principal.object_id))
         assert r.status_code == 201, r.text
         assert r.json()["properties"]["scope"] == group_path(server, group)
+
+
+def test_a_reader_elsewhere_cannot_tell_an_existing_group_from_a_missing_one(server: ServerProcess) -> None:
+    mine, other = make_group(server), make_group(server)
+    reader = make_principal(server, READER, group_path(server, mine))
+    with server.client(server.token(reader.app_id, reader.secret)) as c:
+        assert c.get(f"{group_path(server, mine)}/resources", params=RG_API).status_code == 200
+        existing = c.get(f"{group_path(server, other)}/resources", params=RG_API)
+        missing = c.get(f"{group_path(server, unique('rg'))}/resources", params=RG_API)
+    assert existing.status_code == missing.status_code == 403, (existing.text, missing.text)
+    assert existing.json()["error"]["code"] == missing.json()["error"]["code"] == "AuthorizationFailed"
+
+
+def test_location_comes_from_the_configured_url_not_the_host_header(server: ServerProcess) -> None:
+    group = make_group(server)
+    seen = []
+    with server.client() as c:
+        for _ in range(5):  # an operation polled at once is still in progress (almost always on the first try)
+            r = c.put(cluster_path(server, group, unique("cc")), params=CC_API, json=cluster_body())
+            assert r.status_code == 201, r.text
+            result = r.headers["Azure-AsyncOperation"].replace("/operationStatuses/", "/operationResults/")
+            poll = c.get(result, headers={"Host": "evil.example"})
+            if poll.status_code == 202:
+                seen.append(poll.headers["Location"])
+                break
+    assert seen, "no operation was seen in progress"
+    assert seen[0].startswith(server.url + "/subscriptions/"), seen

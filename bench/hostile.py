@@ -24,19 +24,20 @@ import argparse
 import asyncio
 import base64
 import json
+import multiprocessing
 import os
 import platform
 import ssl
 import time
 import uuid
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 from bench.fleet import (
-    Member,
     beat_requests,
     cpu_seconds,
     drive,
@@ -50,8 +51,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from tests.support.processes import ServerProcess
 
+from halyard.agent.identity import Issued
 from halyard.api.agents import DP_HEARTBEAT_PATH, HIS_CERTIFICATE_PATH, PROOF_ISSUER
 from halyard.api.proofs import csr_digest, signing_algorithm
 
@@ -85,39 +86,36 @@ async def exchange(host: str, port: int, tls: ssl.SSLContext, source: str, reque
         writer.transport.abort()
 
 
-async def poison(server: ServerProcess, member: Member, tls: ssl.SSLContext, stop: asyncio.Event) -> Counter[int]:
+async def poison(port: int, token: str, tls: ssl.SSLContext, stop: asyncio.Event) -> Counter[int]:
     """Poisoned and oversized beats from one cluster, one after another, as fast as they are answered."""
-    host, path, token = f"127.0.0.1:{server.port}", f"/dp{DP_HEARTBEAT_PATH}", await member.identity.token()
+    host, path = f"127.0.0.1:{port}", f"/dp{DP_HEARTBEAT_PATH}"
     requests = [heartbeat_request(host, path, token, body) for body in poisoned_bodies()]
     # A Content-Length far over the limit, with no body behind it: refused before anything is read.
     requests.append(heartbeat_request(host, path, token, b"").replace(b"Content-Length: 0", b"Content-Length: 5242880"))
     seen: Counter[int] = Counter()
     while not stop.is_set():
         for request in requests:
-            seen[await exchange("127.0.0.1", server.port, tls, POISONER, request)] += 1
+            seen[await exchange("127.0.0.1", port, tls, POISONER, request)] += 1
     return seen
 
 
-async def pile_certificates(server: ServerProcess, member: Member, stop: asyncio.Event) -> Counter[int]:
+async def pile_certificates(url: str, ca: str, name: str, issued: Issued, stop: asyncio.Event) -> Counter[int]:
     """Certificate requests from one cluster without pause (4 at a time), each proven with its current key."""
-    issued = member.identity.issued
-    assert issued is not None
-    url = f"{server.url}/his{HIS_CERTIFICATE_PATH}"
     x5c = [base64.b64encode(issued.certificate.public_bytes(serialization.Encoding.DER)).decode()]
     seen: Counter[int] = Counter()
-    transport = httpx.AsyncHTTPTransport(verify=server.ca, local_address=PILER)
+    transport = httpx.AsyncHTTPTransport(verify=ca, local_address=PILER)
     async with httpx.AsyncClient(transport=transport, timeout=30) as http:
 
         async def worker() -> None:
             while not stop.is_set():
                 key = ec.generate_private_key(ec.SECP256R1())
-                name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pile")])
-                csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+                subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pile")])
+                csr = x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
                 now = int(time.time())
-                claims = {"iss": PROOF_ISSUER, "sub": member.name, "aud": url, "iat": now, "exp": now + 120,
+                claims = {"iss": PROOF_ISSUER, "sub": name, "aud": url, "iat": now, "exp": now + 120,
                           "jti": uuid.uuid4().hex, "csr": csr_digest(csr)}  # fmt: skip
                 proof = jwt.encode(claims, issued.key, algorithm=signing_algorithm(issued.key), headers={"x5c": x5c})  # type: ignore[arg-type]
-                body = {"resourceId": member.name, "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
+                body = {"resourceId": name, "csr": csr.public_bytes(serialization.Encoding.PEM).decode(),
                         "proof": proof}  # fmt: skip
                 try:
                     seen[(await http.post(url, json=body)).status_code] += 1
@@ -169,6 +167,43 @@ async def probe_health(port: int, tls: ssl.SSLContext, stop: asyncio.Event) -> l
     return latencies
 
 
+@dataclass(frozen=True)
+class Attack:
+    """What the attacking process needs (picklable: it runs in a process of its own, so the honest generator's
+    event loop, and so its measurement, is not slowed by the attackers' work)."""
+
+    port: int
+    ca: str
+    poisoner_token: str
+    piler_name: str
+    piler_secret: dict[str, str]
+    slow: int
+
+
+def attack(plan: Attack, started: Any, stop: Any, results: Any) -> None:
+    """The attackers, until ``stop`` is set; what each got is put on ``results``."""
+
+    async def main() -> None:
+        tls = ssl.create_default_context(cafile=plan.ca)
+        halt = asyncio.Event()
+        url = f"https://127.0.0.1:{plan.port}/his{HIS_CERTIFICATE_PATH}"
+        issued = Issued.from_secret(plan.piler_secret)
+        tasks = [
+            asyncio.create_task(poison(plan.port, plan.poisoner_token, tls, halt)),
+            asyncio.create_task(pile_certificates(url, plan.ca, plan.piler_name, issued, halt)),
+            asyncio.create_task(slow_headers(plan.port, tls, plan.slow, halt)),
+            asyncio.create_task(probe_health(plan.port, tls, halt)),
+        ]
+        await asyncio.sleep(2)  # the slow connections are open before the honest beats are measured
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.2)
+        halt.set()
+        results.put(await asyncio.gather(*tasks))
+
+    run(main)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clusters", type=int, default=1000, help="honest clusters")
@@ -184,29 +219,30 @@ async def main() -> None:
     async with onboarded_fleet(args.clusters + 2, args, None) as (server, members, timings):
         honest, poisoner, piler = members[:-2], members[-2], members[-1]
         pid = server.proc.pid  # type: ignore[union-attr]
-        tls = ssl.create_default_context(cafile=server.ca)
         requests = await beat_requests(server, honest)
 
         cpu = cpu_seconds(pid)
         calm = await drive(server.port, server.ca, requests, args.interval, args.duration, args.connections)
         calm_cpu = cpu_seconds(pid) - cpu
 
-        stop = asyncio.Event()
-        attackers = [
-            asyncio.create_task(poison(server, poisoner, tls, stop)),
-            asyncio.create_task(pile_certificates(server, piler, stop)),
-            asyncio.create_task(slow_headers(server.port, tls, args.slow, stop)),
-            asyncio.create_task(probe_health(server.port, tls, stop)),
-        ]
-        await asyncio.sleep(2)  # the slow connections are open before the honest beats start
+        assert piler.identity.issued is not None
+        plan = Attack(server.port, server.ca, await poisoner.identity.token(), piler.name,
+                      piler.identity.issued.secret_data(), args.slow)  # fmt: skip
+        spawn = multiprocessing.get_context("spawn")
+        started, stop, results = spawn.Event(), spawn.Event(), spawn.Queue()
+        attacker = spawn.Process(target=attack, args=(plan, started, stop, results))
+        attacker.start()
+        await asyncio.to_thread(started.wait, 60)
         cpu = cpu_seconds(pid)
         attacked = await drive(server.port, server.ca, requests, args.interval, args.duration, args.connections)
         attacked_cpu = cpu_seconds(pid) - cpu
         stop.set()
-        poisoned, piled, slow, health = await asyncio.gather(*attackers)
+        poisoned, piled, slow, health = await asyncio.to_thread(results.get, True, 60)
+        await asyncio.to_thread(attacker.join, 30)
 
         calm_figures, attacked_figures = calm.figures(), attacked.figures()
         reachable = sorted(h for h in health if h != float("inf"))
+        p99_ratio = round(attacked_figures["p99_ms"] / calm_figures["p99_ms"], 2) if calm_figures["p99_ms"] else None
         result: dict[str, Any] = {
             "machine": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
@@ -217,9 +253,7 @@ async def main() -> None:
             **timings,
             "undisturbed": {**calm_figures, "server_cpu_percent": round(calm_cpu / calm.wall * 100, 1)},
             "under_attack": {**attacked_figures, "server_cpu_percent": round(attacked_cpu / attacked.wall * 100, 1)},
-            "p99_ratio": round(attacked_figures["p99_ms"] / calm_figures["p99_ms"], 2)
-            if calm_figures["p99_ms"]
-            else None,
+            "p99_ratio": p99_ratio,
             "poisoned_beats": {str(k): v for k, v in sorted(poisoned.items())},
             "certificate_requests": {str(k): v for k, v in sorted(piled.items())},
             "slow_header_connections": dict(sorted(slow.items())),

@@ -26,4 +26,4 @@ def storable(value: str) -> str:
 
 Text = Annotated[str, AfterValidator(storable)]
 # A name a machine chose (a version, a component, a distribution): printable ASCII, no spaces at either end.
-Token = Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+_:/-]*$")]
+Token = Annotated[str, Field(pattern=r"^(?:[0-9A-Za-z][0-9A-Za-z.+_:/-]*)?$")]

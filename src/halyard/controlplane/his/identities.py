@@ -72,8 +72,11 @@ class ClusterIdentities:
         (delete and onboard again), as in Azure Arc. Each proof is single-use (its ``jti``), each cluster gets at
         most :data:`ISSUE_BURST` certificates at once, and holds at most two keys: its current and the new one.
         """
-        csr = _parse_csr(request.csr)
         rid = _cluster_id(request.resourceId)
+        # A cluster past its allowance is answered before any signature is checked (the check is most of the cost);
+        # only a verified request spends the allowance, so nobody else can use it up.
+        self._check_allowance(rid.key, spend=False)
+        csr = _parse_csr(request.csr)
         now = self._clock.now()
         async with self._db.session() as session:
             resource = await session.get(Resource, rid.key)
@@ -103,13 +106,7 @@ class ClusterIdentities:
                 f"The connected cluster '{request.resourceId}' does not exist (it may have been deleted).",
                 code="ClusterNotFound",
             )
-        wait = self._issuance.begin(rid.key)
-        if wait:
-            raise TooManyRequests(
-                f"Too many certificates were requested for this cluster; try again in {wait} seconds.",
-                code="TooManyCertificateRequests",
-                headers={"Retry-After": str(wait)},
-            )
+        self._check_allowance(rid.key, spend=True)
         expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
         if not await spend_once(self._db, f"his:{claims['jti']}", expires, now):
             raise Unauthenticated("The proof of possession was already used.", code="InvalidProof")
@@ -168,6 +165,15 @@ class ClusterIdentities:
             issuedAt=now,
             notAfter=not_after,
         )
+
+    def _check_allowance(self, key: str, *, spend: bool) -> None:
+        wait = self._issuance.begin(key, reserve=spend)
+        if wait:
+            raise TooManyRequests(
+                f"Too many certificates were requested for this cluster; try again in {wait} seconds.",
+                code="TooManyCertificateRequests",
+                headers={"Retry-After": str(wait)},
+            )
 
     async def _create(self, session: AsyncSession, resource: Resource, now: dt.datetime) -> ClusterIdentity:
         subscription = await session.get(Subscription, resource.subscription_id)

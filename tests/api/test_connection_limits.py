@@ -4,6 +4,7 @@ connections per address; and the data directory readable by its owner only (find
 from __future__ import annotations
 
 import os
+import resource
 import socket
 import ssl
 import stat
@@ -148,4 +149,31 @@ def test_data_directory_is_owner_only_and_a_loose_one_is_fixed_at_start(tmp_path
         assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in dirs)
         assert "made owner-only" in proc.log()
     finally:
+        proc.stop()
+
+
+def test_stalled_clients_cannot_take_every_descriptor(tmp_path: Path) -> None:
+    # Started with 256 descriptors, as some systems start processes: the server raises its own limit, and one
+    # address holds at most its share, so 300 stalled connections from one host leave room for everyone else.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+    try:
+        proc = ServerProcess(tmp_path / "data", free_port()).start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    stalled: list[socket.socket] = []
+    try:
+        assert proc.proc is not None
+        limits = Path(f"/proc/{proc.proc.pid}/limits").read_text()
+        open_files = next(line for line in limits.splitlines() if line.startswith("Max open files")).split()
+        assert int(open_files[3]) > 256, open_files
+        for _ in range(300):
+            sock = socket.socket()
+            sock.bind(("127.0.0.2", 0))
+            sock.connect(("127.0.0.1", proc.port))  # a TCP connection that never even starts its TLS handshake
+            stalled.append(sock)
+        assert _healthy(proc)
+    finally:
+        for sock in stalled:
+            sock.close()
         proc.stop()

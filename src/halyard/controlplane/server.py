@@ -6,6 +6,7 @@ import gc
 import ipaddress
 import logging
 import os
+import resource
 import socket
 
 import uvicorn
@@ -62,11 +63,20 @@ def build_server(settings: Settings) -> uvicorn.Server:
         )
     cert, key = prepare_tls(settings)
     app = create_app(settings)
+    descriptors = _raise_descriptor_limit()
+    per_address = settings.connections_per_address
+    if per_address and per_address > descriptors // 4:
+        # One address must never hold the descriptors every other client (and the database) needs.
+        log.warning(
+            "connections per address lowered to a quarter of the descriptor limit",
+            extra={"configured": per_address, "descriptors": descriptors},
+        )
+        per_address = max(1, descriptors // 4)
     guard = ConnectionGuard(
         header_timeout_seconds=settings.header_timeout_seconds,
         header_limit_bytes=settings.header_limit_bytes,
         header_count_limit=settings.header_count_limit,
-        per_address=settings.connections_per_address,
+        per_address=per_address,
     )
     config = uvicorn.Config(
         app,
@@ -84,6 +94,20 @@ def build_server(settings: Settings) -> uvicorn.Server:
         proxy_headers=False,
     )
     return _Server(config)
+
+
+def _raise_descriptor_limit(wanted: int = 65536) -> int:
+    """Raise the open-file soft limit toward the hard one (many systems start processes at 256 or 1024, a few hundred
+    stalled clients' worth); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 class _Server(uvicorn.Server):

@@ -178,6 +178,11 @@ class Attack:
     piler_name: str
     piler_secret: dict[str, str]
     slow: int
+    attacks: tuple[str, ...] = ("poison", "pile", "slow")
+
+
+async def _nothing(empty: Counter[Any]) -> Counter[Any]:
+    return empty
 
 
 def attack(plan: Attack, started: Any, stop: Any, results: Any) -> None:
@@ -188,18 +193,22 @@ def attack(plan: Attack, started: Any, stop: Any, results: Any) -> None:
         halt = asyncio.Event()
         url = f"https://127.0.0.1:{plan.port}/his{HIS_CERTIFICATE_PATH}"
         issued = Issued.from_secret(plan.piler_secret)
+        idle: Counter[Any] = Counter()
         tasks = [
-            asyncio.create_task(poison(plan.port, plan.poisoner_token, tls, halt)),
-            asyncio.create_task(pile_certificates(url, plan.ca, plan.piler_name, issued, halt)),
-            asyncio.create_task(slow_headers(plan.port, tls, plan.slow, halt)),
-            asyncio.create_task(probe_health(plan.port, tls, halt)),
+            poison(plan.port, plan.poisoner_token, tls, halt) if "poison" in plan.attacks else _nothing(idle),
+            pile_certificates(url, plan.ca, plan.piler_name, issued, halt)
+            if "pile" in plan.attacks
+            else _nothing(idle),
+            slow_headers(plan.port, tls, plan.slow, halt) if "slow" in plan.attacks else _nothing(idle),
+            probe_health(plan.port, tls, halt),
         ]
+        running = [asyncio.create_task(t) for t in tasks]
         await asyncio.sleep(2)  # the slow connections are open before the honest beats are measured
         started.set()
         while not stop.is_set():
             await asyncio.sleep(0.2)
         halt.set()
-        results.put(await asyncio.gather(*tasks))
+        results.put(await asyncio.gather(*running))
 
     run(main)
 
@@ -211,6 +220,7 @@ async def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of each phase")
     parser.add_argument("--slow", type=int, default=200, help="slow-header connections during the attack")
     parser.add_argument("--connections", type=int, default=64, help="HTTPS connections of the honest generator")
+    parser.add_argument("--attacks", default="poison,pile,slow", help="which attackers run (to tell their costs apart)")
     parser.add_argument("--state", type=Path, default=None, help="as bench/fleet.py: reuse an onboarded fleet")
     parser.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = parser.parse_args()
@@ -227,7 +237,7 @@ async def main() -> None:
 
         assert piler.identity.issued is not None
         plan = Attack(server.port, server.ca, await poisoner.identity.token(), piler.name,
-                      piler.identity.issued.secret_data(), args.slow)  # fmt: skip
+                      piler.identity.issued.secret_data(), args.slow, tuple(args.attacks.split(",")))  # fmt: skip
         spawn = multiprocessing.get_context("spawn")
         started, stop, results = spawn.Event(), spawn.Event(), spawn.Queue()
         attacker = spawn.Process(target=attack, args=(plan, started, stop, results))
@@ -250,6 +260,7 @@ async def main() -> None:
             "clusters": args.clusters,
             "interval_seconds": args.interval,
             "duration_seconds": args.duration,
+            "attacks": args.attacks,
             **timings,
             "undisturbed": {**calm_figures, "server_cpu_percent": round(calm_cpu / calm.wall * 100, 1)},
             "under_attack": {**attacked_figures, "server_cpu_percent": round(attacked_cpu / attacked.wall * 100, 1)},

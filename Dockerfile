@@ -2,7 +2,7 @@
 #   docker build -t ghcr.io/halyard/halyard-agent:0.1.0 .
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 RUN pip install --no-cache-dir --prefix=/install .
 

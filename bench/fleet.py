@@ -464,11 +464,7 @@ async def main() -> None:
     parser.add_argument("--state", type=Path, default=None,
                         help="keep each onboarded SQLite fleet here and reuse it on the next run (skips setup)")  # fmt: skip
     args = parser.parse_args()
-    pg = (
-        PostgresServer(Path(tempfile.mkdtemp(prefix="halyard-fleet-pg-"))).start()
-        if args.backend == "postgres"
-        else None
-    )
+    pg = PostgresServer().start() if args.backend == "postgres" else None  # in a temporary directory of its own
     results = []
     try:
         for count in args.clusters:

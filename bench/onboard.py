@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.sim.conftest import start_sim
 from tests.support.processes import ServerProcess, free_port
 
-from halyard.cli.agent import stop_detached
+from halyard.cli.localagents import stop_detached
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from halyard.cli.agent import stop_detached
+from halyard.cli.localagents import stop_detached
 from tests.sim.conftest import Sim, start_sim
 from tests.support.processes import ServerProcess, free_port
 

@@ -24,8 +24,8 @@ from halyard.agent.controlplane import ControlPlaneError, http_client
 from halyard.agent.identity import IdentityOperator, Issued
 from halyard.agent.metrics import AgentMetrics
 from halyard.api.agents import EndpointMap
-from halyard.cli.agent import running_pid, state_dir_for
-from halyard.cli.onboarding import disconnect_cluster
+from halyard.cli.agentplacement import disconnect_cluster
+from halyard.cli.localagents import running_pid, state_dir_for
 from halyard.core.clock import SystemClock
 from halyard.kube.client import connect as kube_connect
 from tests.agents.conftest import CERT_LIFETIME, HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
@@ -66,11 +66,9 @@ def test_connect_reaches_connected_with_metadata_then_offline_and_back(
 ) -> None:
     kubeconfig = fresh_cluster()
     group = cli.group("agents-main")
-    started = time.monotonic()
     proc = connect(cli, group, "main", kubeconfig)
     assert proc.returncode == 0, proc.stderr
-    shown = json.loads(proc.stdout)
-    assert time.monotonic() - started < 30
+    shown = json.loads(proc.stdout)  # connect returns once the resource reports Connected (bench/onboard.py: time)
     assert shown["connectivityStatus"] == "Connected"
     assert shown["kubernetesVersion"] == "1.31.2"
     assert shown["totalNodeCount"] == 3
@@ -239,7 +237,8 @@ def test_delete_revokes_the_identity_and_cleanup_removes_agents(cli: Cli, fresh_
     # The token minted before the delete, the certificate's key and the certificate itself are all refused.
     refused = heartbeat(cli.server, token)
     assert refused.status_code == 401 and refused.json()["error"]["code"] == "ClusterIdentityRevoked"
-    assert token_response(cli.server, issued).status_code in (400, 401)
+    login = token_response(cli.server, issued)
+    assert (login.status_code, login.json()["error"]) == (400, "unauthorized_client"), login.text  # principal gone
     with pytest.raises(ControlPlaneError) as renewal:
         asyncio.run(_renew(cli, rid, issued))
     assert renewal.value.status == 401
@@ -263,7 +262,8 @@ def test_certificate_lapse_without_renewal_is_expired(cli: Cli, fresh_cluster: C
     with pytest.raises(ControlPlaneError) as again:
         asyncio.run(_renew(cli, resource_id(cli, group, "lapse"), None, kubeconfig=kubeconfig))
     assert again.value.code == "ClusterCertificateExpired"
-    assert token_response(cli.server, issued).status_code in (400, 401)
+    login = token_response(cli.server, issued)
+    assert (login.status_code, login.json()["error"]) == (401, "invalid_client"), login.text  # its key has lapsed
 
 
 async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path | None = None) -> Issued:
@@ -288,7 +288,7 @@ async def _renew(cli: Cli, rid: str, current: Issued | None, *, kubeconfig: Path
 
 def _in_agent_dir(cli: Cli, action: Callable[[], list[str]]) -> list[str]:
     """Run a CLI library call with the session's agent directory (as the CLI process would see it)."""
-    import halyard.cli.agent as agent_module
+    import halyard.cli.localagents as agent_module
 
     saved = agent_module.STATE_ROOT
     agent_module.STATE_ROOT = cli.agents_dir

@@ -100,7 +100,8 @@ def test_bad_input_is_one_clear_error_and_leaves_nothing(
     if case != "no-group":
         assert cli.ok("connectedk8s", "list", "-g", group) == []
     assert not namespace_exists(cluster)
-    assert not cli.state_dirs() or all(not (d / "agent.pid").exists() for d in cli.state_dirs() if "err-" in d.name)
+    # No local agents' state of this cluster at all (pid, logs, key), not only no pid file.
+    assert [d.name for d in cli.state_dirs() if name in d.name] == []
 
 
 def test_in_cluster_without_helm_is_refused_before_anything_is_created(cli: Cli, cluster: Path) -> None:

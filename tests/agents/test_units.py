@@ -19,9 +19,10 @@ from halyard.agent.backoff import Backoff
 from halyard.agent.identity import Issued
 from halyard.api.agents import PROOF_ISSUER, AgentError, CertificateResponse, Heartbeat
 from halyard.api.proofs import csr_digest, signing_algorithm
-from halyard.controlplane.dataplane.heartbeats import merge
+from halyard.controlplane.dataplane.heartbeats import reported
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.proofs import verify_proof
+from halyard.controlplane.kubernetes.connectedclusters import with_reports
 from halyard.core.clock import isoformat
 from halyard.core.errors import Unauthenticated
 from halyard.kube.agentpods import pod_problems
@@ -131,13 +132,19 @@ def test_heartbeat_merge_reports_metadata_and_keeps_what_the_user_chose() -> Non
         agentState="Failed",
         agentErrors=[AgentError(message="boom", component="metadata-operator", time=NOW)],
     )
-    merged = merge(props, beat, NOW)
+    report = reported(beat, NOW)
+    assert "distribution" not in report and report["detected"] == {"distribution": "generic", "infrastructure": "aws"}
+    merged = with_reports(props, report)
     assert merged is not props and "lastConnectivityTime" not in props
     assert merged["distribution"] == "k3s" and merged["infrastructure"] == "aws"
     assert (merged["kubernetesVersion"], merged["totalNodeCount"], merged["totalCoreCount"]) == ("1.31.2", 3, 12)
     assert merged["lastConnectivityTime"] == isoformat(NOW)
     assert merged["arcAgentProfile"]["agentAutoUpgrade"] == "Disabled"
     assert merged["arcAgentProfile"]["agentErrors"][0]["component"] == "metadata-operator"
+    # A later beat without metadata (not gathered yet) keeps what the previous one reported.
+    later = reported(Heartbeat(agentVersion="1.2.4"), NOW, report)
+    assert (later["totalNodeCount"], later["kubernetesVersion"], later["agentVersion"]) == (3, "1.31.2", "1.2.4")
+    assert later["detected"] == report["detected"] and later["arcAgentProfile"]["agentErrors"] == []
 
 
 def _csr(key: ec.EllipticCurvePrivateKey) -> x509.CertificateSigningRequest:
@@ -158,18 +165,20 @@ def test_proof_binds_key_resource_url_csr_and_time() -> None:
     digest = csr_digest(_csr(ec.generate_private_key(ec.SECP256R1())))
     args = {"audience": "https://h/his/v1/certificate", "resource_id": "/RID", "digest": digest, "now": NOW}
     assert verify_proof(_proof(onboarding, digest), onboarding.public_key(), **args)["csr"] == digest
+    foreign, untimely = "is not valid for this cluster", "has expired or lives too long"
     bad = [
-        (_proof(other, digest), "another key"),
-        (_proof(onboarding, "x"), "another CSR"),
-        (_proof(onboarding, digest, sub="/other"), "another resource"),
-        (_proof(onboarding, digest, aud="https://evil/his/v1/certificate"), "another URL"),
-        (_proof(onboarding, digest, iat=NOW.timestamp() - 600), "stale"),
-        (_proof(onboarding, digest, life=3600), "too long-lived"),
+        (_proof(other, digest), "another key", foreign),
+        (_proof(onboarding, "x"), "another CSR", foreign),
+        (_proof(onboarding, digest, sub="/other"), "another resource", foreign),
+        (_proof(onboarding, digest, aud="https://evil/his/v1/certificate"), "another URL", foreign),
+        (_proof(onboarding, digest, iat=NOW.timestamp() - 600), "stale", untimely),
+        (_proof(onboarding, digest, life=3600), "too long-lived", untimely),
     ]
-    for proof, why in bad:
-        with pytest.raises(Unauthenticated):
+    for proof, why, reason in bad:
+        with pytest.raises(Unauthenticated) as refused:
             verify_proof(proof, onboarding.public_key(), **args)
             pytest.fail(f"accepted a proof from {why}")
+        assert (refused.value.code, reason in refused.value.message) == ("InvalidProof", True), (why, refused.value)
 
 
 def test_issued_certificate_round_trips_through_its_secret_and_renews_from_half_life() -> None:

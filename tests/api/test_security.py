@@ -7,6 +7,9 @@ import uuid
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.api.helpers import (
     AUTHZ_API,
@@ -108,11 +111,25 @@ def test_every_route_refuses_callers_without_a_management_token(server: ServerPr
 
 def test_proof_authenticated_routes_refuse_requests_without_a_valid_proof(server: ServerProcess) -> None:
     with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as c:
+        key = ec.generate_private_key(ec.SECP256R1())
+        csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, hashes.SHA256())
+        pem = csr.public_bytes(serialization.Encoding.PEM).decode()
+        group = make_group(server)
+        unknown, known = cluster_path(server, group, "never-created"), cluster_path(server, group, "created")
+        with server.client() as admin:
+            assert admin.put(known, params=CC_API, json=cluster_body()).status_code == 201
+        # Each refusal says exactly what is wrong, in the order the service checks: the body, the CSR, the
+        # cluster, the proof.
+        refusals = [
+            ({}, 400, "InvalidRequestContent"),
+            ({"resourceId": known, "csr": "garbage", "proof": "garbage"}, 400, "InvalidCsr"),
+            ({"resourceId": unknown, "csr": pem, "proof": "garbage"}, 401, "ClusterNotFound"),
+            ({"resourceId": known, "csr": pem, "proof": "garbage"}, 401, "InvalidProof"),
+        ]
         for method, path in PROOF_AUTHENTICATED:
-            for body in ({}, {"resourceId": "/subscriptions/x", "csr": "garbage", "proof": "garbage"}):
+            for body, status, code in refusals:
                 r = c.request(method, path, json=body, headers={"Authorization": f"Bearer {server.token()}"})
-                assert r.status_code in (400, 401, 403), (path, body, r.status_code, r.text)
-                assert "error" in r.json()
+                assert (r.status_code, r.json()["error"]["code"]) == (status, code), (path, body, r.text)
 
 
 def _forged(server: ServerProcess) -> str:
@@ -227,8 +244,11 @@ def test_deleted_principal_token_stops_working_at_once(server: ServerProcess) ->
         r = c.get("/subscriptions", params=RG_API)
         assert r.status_code == 401
         assert "no longer exists" in r.json()["error"]["message"]
-    with pytest.raises(httpx.HTTPStatusError):
+    with pytest.raises(httpx.HTTPStatusError) as refused:
         server.token(sp.app_id, sp.secret)
+    answer = refused.value.response
+    assert (answer.status_code, answer.json()["error"]) == (400, "unauthorized_client"), answer.text
+    assert answer.json()["error_description"].startswith("AADSTS700016: "), answer.text
 
 
 def test_token_endpoint_errors_are_what_msal_understands(server: ServerProcess) -> None:
@@ -266,5 +286,7 @@ def test_secrets_are_stored_hashed_and_never_logged(server: ServerProcess) -> No
     db.close()
     assert hashes and all(h.startswith("scrypt$") for h in hashes)
     assert server.admin["clientSecret"] not in " ".join(hashes)
-    assert server.admin["clientSecret"] not in server.log()
+    log = server.whole_log()  # from the session's first line: the secret was minted at the first start
+    assert 'msg="control plane ready"' in log, log[:2000]
+    assert server.admin["clientSecret"] not in log
     assert (server.data_dir / "admin.json").stat().st_mode & 0o077 == 0

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,35 @@ class Cli:
             server.ca,
             *extra,
         )
+
+
+def start_up(data: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
+    """Start `halyard up` (stderr to ``up.stderr`` beside ``data``) and read its output until it says how to stop it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("HALYARD_CONFIG_DIR", "REQUESTS_CA_BUNDLE")}
+    stderr = data.parent / "up.stderr"
+    data.parent.mkdir(parents=True, exist_ok=True)
+    with open(stderr, "a") as errors:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "halyard", "up", "--data-dir", str(data), "--port", str(port)],
+            stdout=subprocess.PIPE,
+            stderr=errors,
+            text=True,
+            env=env,
+        )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    while not any(line.startswith("Press Ctrl-C") for line in lines):
+        ok = time.monotonic() < deadline and proc.poll() is None
+        assert ok, "".join(lines) + stderr.read_text()[-3000:]
+        lines.append(proc.stdout.readline())
+    return proc, lines
+
+
+def clean_shell_env(home: Path) -> dict[str, str]:
+    """A fresh login shell's environment: its own HOME, the system PATH (no virtual environment), nothing of ours."""
+    home.mkdir(parents=True, exist_ok=True)
+    return {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 
 
 @pytest.fixture

@@ -88,6 +88,14 @@ def test_login_errors_are_one_clear_line(cli: Cli, server: ServerProcess) -> Non
     )  # fmt: skip
     assert untrusted.error.startswith(f"ERROR: (CertificateVerificationFailed) The certificate of {server.url}")
 
+    # http:// to the TLS listener: the server hangs up unanswered, and the error says to use https.
+    plain = server.url.replace("https://", "http://")
+    unanswered = cli.run("login", "--service-principal", "-u", "a", "-p", "b", "--tenant", "t", "--server", plain)
+    assert unanswered.error == (
+        f"ERROR: (HttpsRequired) {plain} closed the connection without answering a plain-HTTP request: Halyard "
+        f"serves HTTPS (unless started with --insecure-http). Use {server.url}."
+    )
+
     not_url = cli.run("login", "--service-principal", "-u", "a", "-p", "b", "--tenant", "t", "--server", "nope")
     assert (
         not_url.code == 2 and not_url.error == "ERROR: (UsageError) argument --server: 'nope' is not an https:// URL."

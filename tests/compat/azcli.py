@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -47,6 +49,40 @@ def az_environment(executable: Path, home: Path, ca: str) -> dict[str, str]:
 
 
 @dataclass
+class Exchange:
+    """One HTTP request az made and what it was answered, as its ``--debug`` log shows them."""
+
+    method: str
+    url: str
+    status: int | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # of the response, names lower-cased
+
+    @property
+    def path(self) -> str:
+        return urlsplit(self.url).path
+
+
+def exchanges(debug_log: str) -> list[Exchange]:
+    """The requests and responses in az's ``--debug`` output (azure.cli.core.sdk.policies logs each)."""
+    found: list[Exchange] = []
+    url, in_response_headers = "", False
+    for line in debug_log.splitlines():
+        if match := re.search(r"Request URL: '([^']*)'", line):
+            url, in_response_headers = match[1], False
+        elif (match := re.search(r"Request method: '([^']*)'", line)) and url:
+            found.append(Exchange(match[1], url))
+        elif (match := re.search(r"Response status: (\d+)", line)) and found:
+            found[-1].status = int(match[1])
+        elif "Response headers:" in line:
+            in_response_headers = True
+        elif "Response content:" in line:
+            in_response_headers = False
+        elif in_response_headers and (match := re.search(r"^.*?:\s+'([^']+)': '([^']*)'$", line)) and found:
+            found[-1].headers[match[1].lower()] = match[2]
+    return found
+
+
+@dataclass
 class AzureCli:
     executable: Path
     env: dict[str, str]
@@ -59,6 +95,12 @@ class AzureCli:
         succeeded = result.returncode == 0
         assert succeeded == ok, f"az {' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
         return result
+
+    def traced(self, *args: str) -> tuple[Any, list[Exchange]]:
+        """Run a successful ``az args... -o json --debug``: its parsed output (None if none) and the HTTP exchanges
+        it made, in order."""
+        result = self.run(*args, "-o", "json", "--debug")
+        return (json.loads(result.stdout) if result.stdout.strip() else None), exchanges(result.stderr)
 
     def json(self, *args: str) -> Any:
         """The parsed JSON output of a successful ``az args... -o json``."""

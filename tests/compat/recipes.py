@@ -1,5 +1,5 @@
-"""What docs/azure-cli.md gives and promises: its setup recipes, read from the page itself so the tests run exactly
-what users copy, and how long a long-running operation may take."""
+"""What docs/azure-cli.md gives: its setup recipes, read from the page itself so the tests run exactly what users
+copy."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import re
 from pathlib import Path
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "azure-cli.md"
-# Halyard sends Retry-After, so an operation takes about a second; without it azure-core would wait 30 s a poll.
-LRO_BUDGET_SECONDS = 10
 
 
 def recipe(language: str) -> str:

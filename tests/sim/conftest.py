@@ -19,9 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "data"
-KUBECTL_DIR = Path(os.environ.get("HALYARD_KUBECTL_DIR", "/usr/lib/google-cloud-sdk/bin"))
+KUBECTL_DIR = Path(os.environ.get("HALYARD_KUBECTL_DIR", ROOT / ".cache" / "kubectl"))
 HELM = Path(os.environ.get("HALYARD_HELM", ROOT / ".cache" / "bin" / "helm"))
-# The oldest and newest the machine's kubectl version picker offers, and 1.28, the version the wire reference was
+# The oldest and newest kubectl of the google-cloud-sdk version picker, and 1.28, the version the wire reference was
 # recorded with (the last without protobuf request bodies).
 KUBECTL_VERSIONS = ("1.27", "1.28", "1.33")
 
@@ -90,8 +90,8 @@ def kubectl_path(version: str) -> Path:
     path = KUBECTL_DIR / f"kubectl.{version}"
     if not path.exists():
         pytest.fail(
-            f"{path} is missing: these tests drive the real kubectl {version}. Install the google-cloud-sdk kubectl "
-            "version picker (apt package kubectl from the google-cloud-sdk repository) or set HALYARD_KUBECTL_DIR."
+            f"{path} is missing: these tests drive the real kubectl {version}. Run `scripts/install-kubectl.sh` "
+            "(make test does) or set HALYARD_KUBECTL_DIR to a directory of kubectl.<major.minor> binaries."
         )
     return path
 

@@ -40,6 +40,17 @@ def test_seeded_cluster() -> None:
 
 
 @pytest.mark.unit
+def test_the_control_plane_node_is_tainted_when_there_are_workers() -> None:
+    taint = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+    nodes = _cluster().store.list("/nodes")
+    assert [n["spec"].get("taints") for n in nodes] == [[taint], None]
+    # A single-node cluster (kind's default) runs its workloads on the control plane: no taint.
+    single = VirtualCluster("one", ManualClock())
+    seed_cluster(single, nodes=1, version="v1.31.2", distribution="generic")
+    assert [n["spec"].get("taints") for n in single.store.list("/nodes")] == [None]
+
+
+@pytest.mark.unit
 def test_terminating_namespace_refuses_new_objects() -> None:
     c = _cluster()
     ns, cm = _rt(c, "", "namespaces"), _rt(c, "", "configmaps")
@@ -115,7 +126,9 @@ async def test_controllers_deployment_job_daemonset() -> None:
 
         await _settle(deployed)
         pods = c.store.list("/pods", "default")
-        assert len(pods) == 3 and all(p["status"]["phase"] == "Running" and p["spec"]["nodeName"] for p in pods)
+        assert len(pods) == 3 and all(p["status"]["phase"] == "Running" for p in pods)
+        # The control plane's NoSchedule taint keeps workloads on the worker, as on a real cluster.
+        assert {p["spec"]["nodeName"] for p in pods} == {"node-1"}
         c.create(_rt(c, "batch", "jobs"), "default", {"metadata": {"name": "j"}, "spec": {
             "completions": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i"}]}}}})  # fmt: skip
 
@@ -124,8 +137,10 @@ async def test_controllers_deployment_job_daemonset() -> None:
             return any(x["type"] == "Complete" for x in st.get("conditions") or [])
 
         await _settle(completed)
+        # A DaemonSet that tolerates the control plane's taint (as kube-proxy does) runs there too.
+        tolerant = {**template, "spec": {**template["spec"], "tolerations": [{"operator": "Exists"}]}}
         c.create(_rt(c, "apps", "daemonsets"), "kube-system", {"metadata": {"name": "d"}, "spec": {
-            "selector": {"matchLabels": {"app": "w"}}, "template": template}})  # fmt: skip
+            "selector": {"matchLabels": {"app": "w"}}, "template": tolerant}})  # fmt: skip
         await _settle(lambda: ((c.store.get("apps/daemonsets", "kube-system", "d") or {}).get("status") or {})
                       .get("numberReady") == 2)  # fmt: skip
         # Foreground deletion: the deployment stays, Terminating, until its replica set is gone.

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.sim.conftest import DATA, KUBECTL_VERSIONS, Sim, Tool, kubectl_path
+from tests.support.processes import LineReader
 
 pytestmark = pytest.mark.e2e
 
@@ -48,9 +49,11 @@ def test_apply_rollout_watch_logs(kubectl: Tool) -> None:
     watch = kubectl.popen("-n", "demo", "get", "configmap", "settings", "--watch", "-o", "name")
     try:
         assert watch.stdout is not None
-        assert watch.stdout.readline().strip() == "configmap/settings"  # the initial list: the watch is open
+        lines = LineReader(watch.stdout)
+        # The initial list: the watch is open.
+        assert lines.next(30, "the watch's initial list").strip() == "configmap/settings"
         kubectl.run("-n", "demo", "patch", "configmap", "settings", "-p", '{"data":{"color":"red"}}')
-        assert watch.stdout.readline().strip() == "configmap/settings"  # the update, through the watch
+        assert lines.next(30, "the update, through the watch").strip() == "configmap/settings"
     finally:
         watch.kill()
         watch.wait()

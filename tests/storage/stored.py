@@ -36,6 +36,17 @@ async def query(server: ServerProcess, sql: str, **params: Any) -> list[tuple[An
         await db.close()
 
 
+async def execute(server: ServerProcess, *statements: str) -> None:
+    """Statements run in one transaction against the server's database (the test's own changes to the store)."""
+    db = Database(database_url(server))
+    try:
+        async with db.transaction() as session:
+            for statement in statements:
+                await session.execute(text(statement))
+    finally:
+        await db.close()
+
+
 async def integrity_problems(server: ServerProcess) -> list[str]:
     """The backend's own consistency checks (SQLite: integrity and foreign keys; PostgreSQL: amcheck-free basics)."""
     problems: list[str] = []

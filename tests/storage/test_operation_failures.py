@@ -26,7 +26,7 @@ async def test_unexpected_provisioning_errors_end_in_failed(tmp_path: Path) -> N
     cp = app.state.plane
     attempts = 0
 
-    async def broken(resource_id: str, _cp: object) -> None:
+    async def broken(_resource: object, _ctx: object) -> None:
         nonlocal attempts
         attempts += 1
         raise RuntimeError("the provisioning backend is down")
@@ -49,9 +49,12 @@ async def test_unexpected_provisioning_errors_end_in_failed(tmp_path: Path) -> N
         assert created.status_code == 201
 
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            while attempts < attempt:  # the worker runs it once its lease has lapsed
+            for _ in range(3000):  # the worker runs it once its lease has lapsed
+                if attempts >= attempt:
+                    break
                 cp.operations.kick()
                 await asyncio.sleep(0.01)
+            assert attempts == attempt, f"attempt {attempt} did not run after the lease lapsed ({attempts} ran)"
             clock.advance(LEASE.total_seconds() + 1)
         status = await client.get(created.headers["Azure-AsyncOperation"])
         for _ in range(500):

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -22,6 +24,27 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+class LineReader:
+    """The lines of a child's output, each waited for with a deadline of its own: a child that stops writing fails
+    the test with what it was waited for, not at the suite's global timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._lines.put(line)
+        self._lines.put("")  # end of output
+
+    def next(self, timeout: float, waiting_for: str) -> str:
+        """The next line ("" once the output has ended)."""
+        try:
+            return self._lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError(f"no output line within {timeout} s, waiting for {waiting_for}") from None
 
 
 @dataclass
@@ -71,7 +94,13 @@ class ServerProcess:
         raise TimeoutError(f"server not ready in {timeout}s: {self.log()}")
 
     def log(self) -> str:
+        """The end of the server's log, for error messages."""
         return self.log_path.read_text()[-4000:] if self.log_path and self.log_path.exists() else ""
+
+    def whole_log(self) -> str:
+        """Everything this server's log file holds, from its first start on (it is appended to across restarts)."""
+        assert self.log_path is not None, "not started"
+        return self.log_path.read_text()
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
         if self.proc is None:

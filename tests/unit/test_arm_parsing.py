@@ -44,6 +44,77 @@ def test_resource_ids_parse_and_round_trip() -> None:
         ResourceId.parse("/subscriptions/s/resourceGroups/g")
 
 
+CLUSTER = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Kubernetes/connectedClusters/c"
+
+
+@pytest.mark.parametrize(
+    ("text", "subscription", "group", "full_type", "name", "parent"),
+    [
+        (CLUSTER, "s", "g", "Microsoft.Kubernetes/connectedClusters", "c", None),
+        (
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/p"
+            "/privateEndpointConnections/e",
+            "s",
+            "g",
+            "Microsoft.HybridCompute/privateLinkScopes/privateEndpointConnections",
+            "e",
+            "/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/p",
+        ),
+        (
+            CLUSTER + "/providers/Microsoft.KubernetesConfiguration/extensions/flux",
+            "s",
+            "g",
+            "Microsoft.KubernetesConfiguration/extensions",
+            "flux",
+            CLUSTER,
+        ),
+        (
+            CLUSTER + "/providers/Microsoft.HybridCompute/settings/default",
+            "s",
+            "g",
+            "Microsoft.HybridCompute/settings",
+            "default",
+            CLUSTER,
+        ),
+        ("/subscriptions/s/providers/Halyard.T/things/t", "s", None, "Halyard.T/things", "t", None),
+        ("/providers/Halyard.T/things/t", None, None, "Halyard.T/things", "t", None),
+        # A resource may be named 'providers': the id's own part starts at the last 'providers' that fits.
+        (
+            "/subscriptions/s/resourceGroups/g/providers/Halyard.T/things/providers",
+            "s",
+            "g",
+            "Halyard.T/things",
+            "providers",
+            None,
+        ),
+    ],
+)
+def test_resource_ids_of_every_placement_parse_and_round_trip(
+    text: str, subscription: str | None, group: str | None, full_type: str, name: str, parent: str | None
+) -> None:
+    rid = ResourceId.parse(text)
+    assert (rid.subscription_id, rid.resource_group, rid.full_type, rid.name) == (subscription, group, full_type, name)
+    assert str(rid) == text and ResourceId.parse(str(rid)) == rid
+    assert (str(rid.parent) if rid.parent else None) == parent
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "/subscriptions/s",
+        "/subscriptions/s/resourceGroups/g/providers/NS/t",  # a type without a name
+        "/subscriptions/s/resourceGroups/g/providers/NS/t/n/x",  # a child type without a name
+        "/tenants/t/providers/NS/t/n",  # not a scope ARM knows
+        "/subscriptions/s/resourceGroups/g/extra/providers/NS/t/n",
+    ],
+)
+def test_malformed_resource_ids_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidRequest) as refused:
+        ResourceId.parse(bad)
+    assert refused.value.code == "InvalidResourceId"
+
+
 def test_filter_parses_what_az_sends() -> None:
     f = parse_filter("resourceGroup eq 'rg1' and resourceType eq 'Microsoft.Kubernetes/connectedClusters'")
     assert f.matches(group="RG1", type_="microsoft.kubernetes/connectedclusters", name="c", location="eastus", tags={})

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -191,47 +190,48 @@ async def test_secret_checks_run_off_the_event_loop_a_few_at_a_time(
 ) -> None:
     db, principals, created = await _principal_with_secret(tmp_path)
 
-    running, most, lock = 0, 0, threading.Lock()
+    # Every secret check is held until the test lets it go. Run on the event loop, the first one would block the
+    # loop, and with it this test, until its hold gives up: that is what `held_up_the_loop` records.
+    release = threading.Event()
+    running, most, held_up_the_loop, lock = 0, 0, False, threading.Lock()
     real_verify = principals_module.verify_secret
 
-    def counting_verify(secret: str, stored: str) -> bool:
-        nonlocal running, most
+    def held_verify(secret: str, stored: str) -> bool:
+        nonlocal running, most, held_up_the_loop
         with lock:
             running += 1
             most = max(most, running)
         try:
+            if not held_up_the_loop and not release.wait(timeout=10):
+                held_up_the_loop = True  # and the other checks go straight on: one hold shows it
             return real_verify(secret, stored)
         finally:
             with lock:
                 running -= 1
 
-    monkeypatch.setattr(principals_module, "verify_secret", counting_verify)
-
-    ticks: list[float] = []
-    stop = asyncio.Event()
-
-    async def ticker() -> None:
-        while not stop.is_set():
-            ticks.append(time.monotonic())
-            await asyncio.sleep(0.001)
+    monkeypatch.setattr(principals_module, "verify_secret", held_verify)
 
     async def bad_login() -> None:
         with pytest.raises(OAuthError) as refused:
             await principals.authenticate_secret("tenant-1", created.principal.app_id, "wrong")
         assert refused.value.error == "invalid_client"
 
-    ticking = asyncio.create_task(ticker())
-    started = time.monotonic()
-    await asyncio.gather(*(bad_login() for _ in range(8)))
-    elapsed = time.monotonic() - started
-    stop.set()
-    await ticking
+    flood = asyncio.gather(*(bad_login() for _ in range(8)))
+    try:
+        # The loop keeps turning while the checks are held: this coroutine sees them start, a few at a time.
+        for _ in range(1000):
+            if running == SCRYPT_CONCURRENCY:
+                break
+            await asyncio.sleep(0.005)
+        for _ in range(10):  # and the rest of the flood waits for a turn instead of taking a thread each
+            await asyncio.sleep(0)
+        assert (running, held_up_the_loop) == (SCRYPT_CONCURRENCY, False)
+    finally:
+        release.set()
+        await asyncio.wait_for(flood, 60)
+    assert (most, held_up_the_loop) == (SCRYPT_CONCURRENCY, False)
     assert (await principals.authenticate_secret("tenant-1", created.principal.app_id, created.secret)) is not None
     await db.close()
-
-    assert most == SCRYPT_CONCURRENCY  # the flood waited its turn instead of taking a thread each
-    # Eight scrypts take hundreds of milliseconds; on the loop, the ticker would get only a turn between each two.
-    assert len(ticks) > elapsed / 0.01, (len(ticks), elapsed)
 
 
 async def test_a_flood_beyond_the_secret_check_queue_is_shed_at_once(

@@ -5,6 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# The agents' process writes its pid here in its state directory; the CLI reads it to find and stop local agents.
+PID_FILE = "agent.pid"
+
+
+def pid_path(state_dir: Path) -> Path:
+    return state_dir / PID_FILE
+
 
 @dataclass(frozen=True)
 class AgentOptions:

@@ -9,7 +9,6 @@ import logging
 import os
 import signal
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 from lightkube import AsyncClient
@@ -23,21 +22,16 @@ from halyard.agent.identity import IdentityOperator
 from halyard.agent.manager import Agent, ControllerManager
 from halyard.agent.metadata import MetadataOperator
 from halyard.agent.metrics import AgentMetrics, MetricsAgent
-from halyard.agent.options import AgentOptions
+from halyard.agent.options import AgentOptions, pid_path
 from halyard.agent.resourcesync import ResourceSync
 from halyard.agent.upgrade import UpgradeCheck
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect
 
 log = logging.getLogger("halyard.agent")
-PID_FILE = "agent.pid"
 # Every agent this package runs; the controller manager supervises them (in local mode, in this very process).
 AGENTS = ("identity-operator", "metadata-operator", "resource-sync", "controller-manager")
 DEFAULT_HEARTBEAT = 30.0
-
-
-def pid_path(state_dir: Path) -> Path:
-    return state_dir / PID_FILE
 
 
 @dataclass

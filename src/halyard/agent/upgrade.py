@@ -17,8 +17,6 @@ See docs/decisions/005-agent-upgrades.md.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.metadata
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -28,11 +26,11 @@ from typing import Any, Literal
 from lightkube import AsyncClient
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.types import PatchType
-from packaging.version import InvalidVersion, Version
 
 from halyard import __version__
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
+from halyard.core.agentversions import installed_version, same_version
 
 log = logging.getLogger("halyard.agent")
 Mode = Literal["local", "in-cluster"]
@@ -52,13 +50,6 @@ class Decision:
     action: Literal["none", "restart", "report", "patch"]
     version: str | None = None
     message: str | None = None  # the Warning to show, for "report"
-
-
-def same_version(a: str, b: str) -> bool:
-    try:
-        return Version(a) == Version(b)
-    except InvalidVersion:
-        return a == b
 
 
 def decide(
@@ -96,15 +87,6 @@ def with_tag(image: str, tag: str) -> str:
     if name.rfind(":") > name.rfind("/"):  # a colon before the last slash is a registry's port, not a tag
         name = name[: name.rfind(":")]
     return f"{name}:{tag}"
-
-
-def installed_version() -> str | None:
-    """The halyard installed on this machine now (read fresh: a pip install since the agents started shows)."""
-    importlib.invalidate_caches()
-    try:
-        return importlib.metadata.version("halyard")
-    except importlib.metadata.PackageNotFoundError:
-        return None
 
 
 async def patch_deployments(kube: AsyncClient, version: str) -> list[str]:

@@ -1,6 +1,17 @@
-"""Names of what onboarding writes into a cluster, shared by the CLI (which writes them) and the agents."""
+"""Names of what onboarding writes into a cluster, shared by the CLI (which writes them) and the agents; and the
+connected cluster's resource-name rule, which the CLI checks before it touches anything."""
 
 from __future__ import annotations
+
+import re
+
+# ARM's rule for Microsoft.Kubernetes/connectedClusters names. The control plane enforces it on every write; connect
+# checks it first without importing the control plane (its store and migrations are most of a second to load).
+CLUSTER_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9]([-_.a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$")
+CLUSTER_NAME_RULE = (
+    "It must be 1-63 characters, start and end with a letter or digit, and contain only letters, digits, '-', '_' "
+    "and '.'."
+)
 
 NAMESPACE = "halyard-system"
 CLUSTER_CONFIGMAP = "halyard-clusterconfig"

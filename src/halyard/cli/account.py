@@ -8,7 +8,7 @@ import typer
 
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
-from halyard.cli.login import account_entry, choose_default, fetch_subscriptions
+from halyard.cli.subscriptions import account_entry, choose_default, fetch_subscriptions
 
 app = typer.Typer(help="Manage the subscriptions of your logins.", no_args_is_help=True)
 TABLE = (

@@ -10,12 +10,9 @@ from typing import Annotated, Any
 
 import typer
 
-from halyard.cli.arm import arm_error, json_body
 from halyard.cli.context import Invocation
-from halyard.cli.errors import CliError
+from halyard.cli.directory import API_VERSION, BASE
 
-API_VERSION = "2026-01-01"
-BASE = "/providers/Halyard.Directory/servicePrincipals"
 CREDENTIALS_WARNING = (
     "The output includes credentials that you must protect. Be sure that you do not include these credentials in "
     "your code or check the credentials into your source control."
@@ -29,23 +26,6 @@ sp.add_typer(credential, name="credential")
 
 TABLE = (("DisplayName", "displayName"), ("AppId", "appId"), ("ObjectId", "id"), ("Created", "createdDateTime"))
 Id = Annotated[str, typer.Option("--id", help="App id or object id of the service principal.")]
-
-
-def resolve_object_id(inv: Invocation, assignee: str) -> str:
-    """The object id of a service principal named by app id or object id."""
-    response = inv.arm.send("GET", f"{BASE}/{assignee}", params={"api-version": API_VERSION})
-    if response.status_code == 404:
-        raise CliError(
-            f"Cannot find user or service principal in graph database for '{assignee}'.", "PrincipalNotFound"
-        )
-    if response.status_code == 403:
-        raise CliError(
-            f"Not allowed to look up '{assignee}' in the directory; give its object id with --assignee-object-id.",
-            "AuthorizationFailed",
-        )
-    if response.status_code >= 400:
-        raise arm_error(response)
-    return str(json_body(response)["id"])
 
 
 def _secret(body: dict[str, Any], *, with_name: bool) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """``halyard connectedk8s show/list/delete/update/upgrade``: connected clusters, as ``az connectedk8s``.
 
-``connect`` installs the agents into a cluster, so it arrives with them (``cli/onboarding.py``); ``upgrade`` moves
-them to another version (``cli/agentupgrade.py``). Both modules are imported only when their command runs.
+``connect`` is a command module of its own (``cli/onboarding.py``), registered when the command line names it: it
+imports what installing agents needs. These commands call the libraries ``connectedclusters`` (ids, output),
+``agentplacement`` (where the agents run), ``agentupgrade`` and ``kubesession``.
 """
 
 from __future__ import annotations
@@ -11,22 +12,18 @@ from typing import Annotated, Any
 
 import typer
 
+from halyard.api import cluster as names
+from halyard.cli import localagents
+from halyard.cli.agentplacement import remove_agents
+from halyard.cli.agentupgrade import upgrade_agents
+from halyard.cli.connectedclusters import API_VERSION, TABLE, cluster_id, clusters_collection, flatten
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
 from halyard.cli.keyvalues import parse_tags
-from halyard.cli.resourceids import with_resource_group
+from halyard.cli.kubesession import KubeSession
+from halyard.kube.helm import RELEASE
 
-API_VERSION = "2026-05-01"  # the newest stable, as the SDK sends
 app = typer.Typer(help="Manage connected Kubernetes clusters.", no_args_is_help=True)
-TABLE = (
-    ("Name", "name"),
-    ("ResourceGroup", "resourceGroup"),
-    ("Location", "location"),
-    ("ConnectivityStatus", "connectivityStatus"),
-    ("KubernetesVersion", "kubernetesVersion"),
-    ("TotalNodeCount", "totalNodeCount"),
-    ("ProvisioningState", "provisioningState"),
-)
 Group = Annotated[str, typer.Option("--resource-group", "-g", help="Name of the resource group.")]
 Name = Annotated[str, typer.Option("--name", "-n", help="Name of the connected cluster.")]
 KubeConfig = Annotated[Path | None, typer.Option("--kube-config", help="Path of the cluster's kubeconfig.")]
@@ -35,26 +32,11 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confir
 AUTO_UPGRADE = {"true": "Enabled", "false": "Disabled"}
 
 
-def flatten(cluster: dict[str, Any]) -> dict[str, Any]:
-    """The cluster as az prints it: ``properties`` lifted to the top level, plus ``resourceGroup``."""
-    properties = cluster.get("properties") or {}
-    flat = {k: v for k, v in cluster.items() if k != "properties"}
-    flat.update(properties)
-    return dict(with_resource_group(flat))
-
-
-def cluster_path(inv: Invocation, group: str, name: str | None = None) -> str:
-    base = (
-        f"/subscriptions/{inv.subscription_id}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters"
-    )
-    return f"{base}/{name}" if name else base
-
-
 @app.command("show")
 def show(ctx: typer.Context, resource_group: Group, name: Name) -> None:
     """Show a connected cluster."""
     inv = Invocation.of(ctx)
-    inv.emit(flatten(inv.arm.get(cluster_path(inv, resource_group, name), API_VERSION)), TABLE)
+    inv.emit(flatten(inv.arm.get(cluster_id(inv.subscription_id, resource_group, name), API_VERSION)), TABLE)
 
 
 @app.command("list")
@@ -66,11 +48,7 @@ def list_clusters(
 ) -> None:
     """List connected clusters of a resource group, or of the subscription."""
     inv = Invocation.of(ctx)
-    path = (
-        cluster_path(inv, resource_group)
-        if resource_group
-        else f"/subscriptions/{inv.subscription_id}/providers/Microsoft.Kubernetes/connectedClusters"
-    )
+    path = clusters_collection(inv.subscription_id, resource_group)
     inv.emit([flatten(c) for c in inv.arm.list(path, API_VERSION)], TABLE)
 
 
@@ -89,20 +67,22 @@ def delete(
 ) -> None:
     """Delete a connected cluster: the resource (its agent identity is revoked with it), then the agents, their
     Secrets, RBAC and namespace in the cluster (from --kube-config, or the kubeconfig its local agents use)."""
-    from halyard.cli import agent as local_agents
-
     inv = Invocation.of(ctx)
-    path = cluster_path(inv, resource_group, name)
+    path = cluster_id(inv.subscription_id, resource_group, name)
     inv.confirm("Are you sure you want to perform this operation?", yes)
-    resource_id = path
-    started = local_agents.started_target(local_agents.state_dir_for(resource_id))
+    started = localagents.started_target(localagents.state_dir_for(path))
+    cluster_known = kube_config is not None or started is not None
     if kube_config is None and started is not None:
         kube_config, kube_context = started[0], kube_context or started[1]
     first = inv.arm.request("DELETE", path, params={"api-version": API_VERSION})
     if not no_wait and first.status_code not in (200, 204):
         with inv.progress("Running"):
             inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)
-    _clean_cluster(inv, resource_id, kube_config, kube_context, force)
+    if not cluster_known:
+        inv.warn(_left_in_cluster(resource_group, name))
+        return
+    with KubeSession(kube_config.expanduser() if kube_config else None, kube_context) as kube:
+        _clean_cluster(inv, path, kube, force)
 
 
 @app.command("update")
@@ -143,7 +123,7 @@ def update(
         raise UsageError(
             "Nothing to update: give at least one of --tags, --distribution, --distribution-version, --auto-upgrade."
         )
-    path = cluster_path(inv, resource_group, name)
+    path = cluster_id(inv.subscription_id, resource_group, name)
     url = inv.arm.resource_url(path, API_VERSION)
     cluster: dict[str, Any] | None = None
     with inv.progress("Updating the connected cluster"):
@@ -176,33 +156,20 @@ def upgrade(
         bool, typer.Option("--no-wait", help="Return once the version is set and the upgrade started.")
     ] = False,
 ) -> None:
-    """Upgrade a connected cluster's agents to --agent-version (auto-upgrade must be off: see update). Local agents
-    are restarted on this machine's halyard, which must be that version; in-cluster agents are upgraded with helm
-    in the cluster of --kube-config/--kube-context."""
-    from halyard.cli.agentupgrade import upgrade_agents
-
+    """Upgrade a connected cluster's agents to --agent-version (auto-upgrade must be off: see update). The version
+    must be one the server offers (checked first). Local agents are restarted on this machine's halyard, which must
+    be that version; in-cluster agents are upgraded with helm in the cluster of --kube-config/--kube-context."""
     inv = Invocation.of(ctx)
-    kubeconfig = kube_config.expanduser() if kube_config else None
-    cluster = upgrade_agents(
-        inv, resource_group, name, agent_version, kubeconfig, kube_context, upgrade_timeout, wait=not no_wait
-    )
+    with KubeSession(kube_config.expanduser() if kube_config else None, kube_context) as kube:
+        cluster = upgrade_agents(inv, kube, resource_group, name, agent_version, upgrade_timeout, wait=not no_wait)
     inv.emit(flatten(cluster), TABLE)
 
 
-def _clean_cluster(
-    inv: Invocation, resource_id: str, kube_config: Path | None, context: str | None, force: bool
-) -> None:
+def _clean_cluster(inv: Invocation, resource_id: str, kube: KubeSession, force: bool) -> None:
     """Remove what onboarding installed. The identity is already revoked, so agents left behind can do nothing;
     still, a clean-up that fails is an error (``--force``: a warning), and running delete again retries it."""
-    from halyard.cli import agent as local_agents
-    from halyard.cli.onboarding import disconnect_cluster
-
-    if kube_config is None:
-        if local_agents.stop_detached(local_agents.state_dir_for(resource_id)):
-            inv.note("Stopped the cluster's local agents.")
-        return
     try:
-        removed = disconnect_cluster(resource_id, kube_config, context)
+        removed = remove_agents(resource_id, kube)
     except Exception as exc:  # any failure to reach or clean the cluster is reported the same way
         message = (
             f"The resource is deleted, but the cluster's agents could not be removed ({type(exc).__name__}: {exc}). "
@@ -214,3 +181,15 @@ def _clean_cluster(
         raise CliError(message, "ClusterCleanupFailed") from None
     if removed:
         inv.note("Removed: " + ", ".join(removed) + ".")
+
+
+def _left_in_cluster(group: str, name: str) -> str:
+    """What a delete that knows no cluster leaves there, and the command that removes it (delete of a resource
+    that is gone succeeds, so the same delete with the kubeconfig only cleans up)."""
+    return (
+        f"The connected cluster is deleted and its identity revoked, but nothing was removed from its Kubernetes "
+        f"cluster: no --kube-config was given and no local agents of it run on this machine. If it was connected "
+        f"with in-cluster agents, the Helm release {RELEASE} and the namespace {names.NAMESPACE} (its agents, "
+        f"Secrets and ConfigMap) are still there; remove them with: halyard connectedk8s delete -g {group} "
+        f"-n {name} --kube-config <the cluster's kubeconfig> --yes"
+    )

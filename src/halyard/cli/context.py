@@ -18,13 +18,17 @@ from halyard.cli.arm import ArmClient
 from halyard.cli.errors import CliError
 from halyard.cli.output import Columns, render
 from halyard.cli.profile import Profile, ProfileStore, Subscription
+from halyard.cli.progresslines import EVERY_SECONDS, ProgressLines
 from halyard.cli.tokens import TokenProvider
 from halyard.cli.transport import Transport, tls_verify
 
 
 class Invocation:
-    def __init__(self, options: GlobalOptions, store: ProfileStore | None = None) -> None:
+    def __init__(
+        self, options: GlobalOptions, store: ProfileStore | None = None, *, progress_every: float = EVERY_SECONDS
+    ) -> None:
         self.options = options
+        self.progress_every = progress_every
         self.store = store or ProfileStore()
         self._transport: Transport | None = None
         self._profile: Profile | None = None
@@ -100,9 +104,12 @@ class Invocation:
             print(message, file=sys.stderr)
 
     def progress(self, label: str) -> Any:
-        """A spinner on stderr while a long operation runs (none with ``-o none`` or ``--only-show-errors``)."""
-        if self.options.only_show_errors or self.options.output == "none" or not self.stderr.is_terminal:
+        """A spinner on stderr while a long operation runs; without a terminal, a line every ``progress_every``
+        seconds instead (neither with ``-o none`` or ``--only-show-errors``)."""
+        if self.options.only_show_errors or self.options.output == "none":
             return nullcontext()
+        if not self.stderr.is_terminal:
+            return ProgressLines(label, self.progress_every)
         return self.stderr.status(f"{label} ..", spinner="line")
 
     def confirm(self, question: str, yes: bool) -> None:

@@ -9,7 +9,8 @@ import typer
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError
 from halyard.cli.keyvalues import parse_tags
-from halyard.cli.resource import odata_quote
+from halyard.cli.odata import odata_quote
+from halyard.cli.resourceids import group_scope, groups_collection
 
 API_VERSION = "2024-11-01"  # what az group sends
 app = typer.Typer(help="Manage resource groups.", no_args_is_help=True)
@@ -20,7 +21,7 @@ NoWait = Annotated[bool, typer.Option("--no-wait", help="Do not wait for the ope
 
 
 def _path(inv: Invocation, name: str) -> str:
-    return f"/subscriptions/{inv.subscription_id}/resourcegroups/{name}"
+    return group_scope(inv.subscription_id, name)
 
 
 @app.command("create")
@@ -50,7 +51,7 @@ def list_groups(
     if tag:
         key, sep, value = tag.partition("=")
         params["$filter"] = f"tagName eq {odata_quote(key)}" + (f" and tagValue eq {odata_quote(value)}" if sep else "")
-    inv.emit(inv.arm.list(f"/subscriptions/{inv.subscription_id}/resourcegroups", API_VERSION, params), TABLE)
+    inv.emit(inv.arm.list(groups_collection(inv.subscription_id), API_VERSION, params), TABLE)
 
 
 @app.command("show")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlsplit
 
 import typer
@@ -13,12 +13,12 @@ import typer
 from halyard.cli.arm import ArmClient
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
-from halyard.cli.profile import Profile, Subscription
+from halyard.cli.profile import Profile
+from halyard.cli.subscriptions import account_entry, choose_default, fetch_subscriptions
 from halyard.cli.tokens import TokenProvider, fetch_audience, request_token
 
 SERVER_ENV = "HALYARD_SERVER"
 DEFAULT_SERVER = "https://127.0.0.1:8443"
-SUBSCRIPTIONS_API_VERSION = "2022-12-01"
 
 
 def login(
@@ -94,42 +94,6 @@ def logout(
     if inv.store.current_server() == url:
         remaining = inv.store.profiles()
         inv.store.set_current(remaining[0].server if remaining else None)
-
-
-def fetch_subscriptions(arm: ArmClient, tenant: str) -> list[Subscription]:
-    """The subscriptions the principal can see, as the profile keeps them."""
-    return [
-        Subscription(
-            id=s["subscriptionId"],
-            name=s.get("displayName", s["subscriptionId"]),
-            state=s.get("state", "Enabled"),
-            tenantId=s.get("tenantId", tenant),
-            homeTenantId=s.get("tenantId", tenant),
-            managedByTenants=s.get("managedByTenants", []),
-        )
-        for s in arm.list("/subscriptions", SUBSCRIPTIONS_API_VERSION)
-    ]
-
-
-def choose_default(profile: Profile, keep: str | None) -> None:
-    """Keep the default subscription when it is still there and enabled; else the first enabled one."""
-    enabled = [s.id for s in profile.subscriptions if s.state == "Enabled"]
-    profile.default = keep if keep in enabled else (enabled[0] if enabled else None)
-
-
-def account_entry(profile: Profile, sub: Subscription, *, is_current: bool) -> dict[str, Any]:
-    """A subscription as ``az account list`` shows it, with the server it belongs to."""
-    return {
-        "id": sub.id,
-        "name": sub.name,
-        "state": sub.state,
-        "tenantId": sub.tenantId,
-        "homeTenantId": sub.homeTenantId,
-        "managedByTenants": sub.managedByTenants,
-        "isDefault": is_current and sub.id == profile.default,
-        "server": profile.server,
-        "user": {"name": profile.clientId, "type": "servicePrincipal"},
-    }
 
 
 def _server_url(value: str) -> str:

@@ -7,9 +7,12 @@ import importlib.util
 import sys
 import traceback
 from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+import typer.core
 
+import halyard
 from halyard.cli import (
     account,
     ad,
@@ -23,7 +26,7 @@ from halyard.cli import (
     server,
     up,
 )
-from halyard.cli.argv import GlobalOptions, split_global_options
+from halyard.cli.argv import PASSTHROUGH_COMMANDS, GlobalOptions, split_global_options
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError
 
@@ -31,15 +34,27 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's plain help, as az and kubectl print theirs: rich's boxed tables cut option names and defaults short
+    # (`--kubernetes-vers…`) on an 80-column terminal, where click wraps the help text and keeps the names whole.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},  # as az
     help="Halyard: Kubernetes clusters anywhere, one control plane.",
-    epilog="Global options (anywhere on the line, as in az): --output/-o json|jsonc|table|tsv|yaml|none, "
-    "--query JMESPATH, --subscription NAME_OR_ID, --debug, --only-show-errors.",
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"halyard {halyard.__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, callback=_print_version, help="Print halyard's version and exit."),
+    ] = False,
+) -> None:
     """Halyard: Kubernetes clusters anywhere, one control plane."""
 
 
@@ -64,6 +79,8 @@ LIGHT_CONNECTEDK8S = frozenset({"show", "list", "delete", "update"})
 def load_commands_for(words: Sequence[str]) -> None:
     """Register the heavy commands this command line needs (all of them for the top-level help)."""
     names = [w for w in words if not w.startswith("-")]
+    if not names and "--version" in words:
+        return
     first = names[0] if names else None
     second = names[1] if len(names) > 1 else None
     if first in (None, "connectedk8s") and second not in LIGHT_CONNECTEDK8S:
@@ -73,6 +90,36 @@ def load_commands_for(words: Sequence[str]) -> None:
     # ``halyard sim`` joins as soon as its module exists (it is written alongside).
     if first in (None, "sim") and importlib.util.find_spec("halyard.cli.sim") is not None:
         _register(app, "sim", "halyard.cli.sim", "command")
+
+
+# What argv.split_global_options takes out of every command line before click parses it, as click's help shows
+# options (az calls them "Global Arguments").
+GLOBAL_OPTIONS = (
+    ("-o, --output FORMAT", "json, jsonc, table, tsv, yaml or none.  [default: json]"),
+    ("--query JMESPATH", "Filter and reshape the result first (https://jmespath.org)."),
+    ("--subscription NAME_OR_ID", "The subscription to act on (default: the one `account set` chose)."),
+    ("--debug", "Log every HTTP request to stderr; tracebacks of unexpected errors."),
+    ("--only-show-errors", "No warnings on stderr."),
+)
+# Commands that take none of them (their own options are all there is): long-running processes.
+NO_GLOBAL_OPTIONS = PASSTHROUGH_COMMANDS | {"up", "agent"}
+
+
+def _show_global_options(command: Any) -> None:
+    """Every command's help (typer's click commands) ends with the global options it accepts."""
+
+    def format_epilog(ctx: Any, formatter: Any) -> None:
+        with formatter.section("Global Options (anywhere on the line, as in az)"):
+            formatter.write_dl(GLOBAL_OPTIONS)
+
+    # Set on the built click commands rather than through a command class: the commands are declared in every
+    # command module, and this is the one place that knows the global options.
+    pending = [command]
+    while pending:
+        current = pending.pop()
+        current.format_epilog = format_epilog
+        if isinstance(current, typer.core.TyperGroup):
+            pending.extend(c for name, c in current.commands.items() if name not in NO_GLOBAL_OPTIONS)
 
 
 def _register(group: typer.Typer, name: str, module: str, attribute: str) -> None:
@@ -89,6 +136,7 @@ def run(argv: Sequence[str]) -> int:
         invocation = Invocation(options)
         load_commands_for(rest)
         command = typer.main.get_command(app)
+        _show_global_options(command)
         result = command.main(args=rest, prog_name="halyard", standalone_mode=False, obj=invocation)
         return result if isinstance(result, int) else 0
     except CliError as exc:

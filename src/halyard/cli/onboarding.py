@@ -1,5 +1,6 @@
 """``halyard connectedk8s connect``: pre-check a cluster, create its connectedCluster resource, install the agents,
-and wait for ``Connected``. Also the cluster-side cleanup ``connectedk8s delete`` calls (:func:`disconnect_cluster`).
+and wait for ``Connected``. A command module only: where the agents run is ``agentplacement``, the cluster is
+reached through one ``KubeSession`` for the whole command, and nothing here is imported by another command.
 
 Order matters for "nothing half-created": every check that can fail runs before the first write; a failure after
 the resource is created deletes it again.
@@ -7,43 +8,35 @@ the resource is created deletes it again.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import sys
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 
-from halyard.api import cluster as names
 from halyard.api.agents import HIS_ENDPOINTS_PATH, EndpointMap, ServiceEndpoints
-from halyard.cli import agent as local_agents
+from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
+from halyard.cli.agentplacement import AGENT_MODES, Agents, choose, remove_agents
 from halyard.cli.arm import ArmClient
-from halyard.cli.connectedk8s import API_VERSION, flatten
+from halyard.cli.connectedclusters import API_VERSION, NAMESPACE, cluster_id, flatten, pinned_version, prop
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
 from halyard.cli.keyvalues import parse_tags
-from halyard.controlplane.kubernetes.connectedclusters import NAME_PATTERN, NAME_RULE
+from halyard.cli.kubesession import KubeSession
+from halyard.cli.resourceids import group_scope, provider_id
 from halyard.kube import onboarding as kube_onboarding
-from halyard.kube.agentpods import agent_pod_problems
-from halyard.kube.client import KubeConfigError, server_version
-from halyard.kube.client import connect as kube_connect
+from halyard.kube.client import server_version
 from halyard.kube.facts import ClusterFacts
-from halyard.kube.helm import Helm, HelmError, agent_chart
 from halyard.kube.observe import observe_cluster
 
-PROVIDER = "Microsoft.Kubernetes"
+PROVIDER = NAMESPACE
 PROVIDERS_API_VERSION = "2022-12-01"
 GROUPS_API_VERSION = "2022-12-01"
-AGENT_MODES = ("in-cluster", "local")
-POD_CHECK_SECONDS = 3.0  # how often the wait for in-cluster agents looks at their pods
-LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
-T = TypeVar("T")
 
 
 def connect(
@@ -63,7 +56,7 @@ def connect(
         typer.Option(
             "--agent-mode",
             help="in-cluster (Helm chart; the default) or local (a supervised local process; the default for a "
-            "halyard sim cluster, where nothing runs).",
+            "halyard sim cluster, where nothing runs, and where in-cluster asks for --yes).",
         ),
     ] = None,
     onboarding_timeout: Annotated[
@@ -79,19 +72,22 @@ def connect(
     inv = Invocation.of(ctx)
     if agent_mode is not None and agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
-    if not NAME_PATTERN.match(name):
-        raise CliError(f"The connected cluster name '{name}' is invalid. {NAME_RULE}", "InvalidResourceName")
-    onboarding = Onboarding(inv, resource_group, name, kube_config, kube_context, agent_mode, agent_registry)
-    result = onboarding.run(
-        location=location,
-        tags=parse_tags(tags) or {},
-        distribution=distribution,
-        distribution_version=distribution_version,
-        infrastructure=infrastructure,
-        auto_upgrade=not disable_auto_upgrade,
-        timeout=onboarding_timeout,
-        wait=not no_wait,
-    )
+    if not CLUSTER_NAME_PATTERN.match(name):
+        raise CliError(f"The connected cluster name '{name}' is invalid. {CLUSTER_NAME_RULE}", "InvalidResourceName")
+    kubeconfig = kube_config.expanduser().resolve() if kube_config else None
+    with KubeSession(kubeconfig, kube_context) as kube:
+        onboarding = Onboarding(inv, kube, resource_group, name, agent_mode, agent_registry)
+        result = onboarding.run(
+            location=location,
+            tags=parse_tags(tags) or {},
+            distribution=distribution,
+            distribution_version=distribution_version,
+            infrastructure=infrastructure,
+            auto_upgrade=not disable_auto_upgrade,
+            timeout=onboarding_timeout,
+            wait=not no_wait,
+            yes=yes,
+        )
     inv.emit(flatten(result))
 
 
@@ -99,24 +95,20 @@ class Onboarding:
     def __init__(
         self,
         inv: Invocation,
+        kube: KubeSession,
         group: str,
         name: str,
-        kubeconfig: Path | None,
-        context: str | None,
         agent_mode: str | None = None,  # None: in-cluster, or local for a simulated cluster
         registry: str | None = None,
     ) -> None:
         self.inv = inv
+        self.kube = kube
         self.agent_mode = agent_mode
         self.registry = registry
         self.arm: ArmClient = inv.arm
         self.group = group
         self.name = name
-        self.kubeconfig = kubeconfig.expanduser().resolve() if kubeconfig else None
-        self.context = context
-        self.resource_id = (
-            f"/subscriptions/{inv.subscription_id}/resourceGroups/{group}/providers/{PROVIDER}/connectedClusters/{name}"
-        )
+        self.resource_id = cluster_id(inv.subscription_id, group, name)
 
     def run(
         self,
@@ -129,24 +121,26 @@ class Onboarding:
         auto_upgrade: bool,
         timeout: int,
         wait: bool,
+        yes: bool = False,
     ) -> dict[str, Any]:
         with self.inv.progress("Checking the cluster"):
-            facts = self._kube(_check_cluster)
-        if self.agent_mode is None:
-            self.agent_mode = "local" if facts.simulated else "in-cluster"
-            if facts.simulated:
-                self.inv.note(
-                    "The cluster is a Halyard simulator, where nothing runs: its agents run on this machine "
-                    "(--agent-mode local)."
-                )
-        helm = self._helm() if self.agent_mode == "in-cluster" else None
+            facts = self.kube.run(_check_cluster)
+        if self.agent_mode is None and facts.simulated:
+            self.inv.note(
+                "The cluster is a Halyard simulator, where nothing runs: its agents run on this machine "
+                "(--agent-mode local)."
+            )
+        agents = choose(self.agent_mode, facts, self.kube, self.resource_id)  # in-cluster: helm checked here
         with self.inv.progress("Checking the control plane"):
             endpoints = self._endpoints()
             group_location = self._check_group()
             location = location or group_location
             self._check_provider(location)
             existing = self._get(self.resource_id)
-            onboarded = self._kube(kube_onboarding.read_onboarding)
+            onboarded = self.kube.run(kube_onboarding.read_onboarding)
+        obstacle = agents.obstacle(facts, endpoints)
+        if obstacle:
+            self._confirm_despite(obstacle, yes)
         key_pem = self._decide_key(existing, onboarded)
         created = existing is None
         public_key = _public_key_b64(key_pem)
@@ -156,8 +150,8 @@ class Onboarding:
             "identity": {"type": "SystemAssigned"},
             "properties": {
                 "agentPublicKeyCertificate": public_key,
-                "distribution": distribution or _prop(existing, "distribution") or facts.distribution,
-                "infrastructure": infrastructure or _prop(existing, "infrastructure") or facts.infrastructure,
+                "distribution": distribution or prop(existing, "distribution") or facts.distribution,
+                "infrastructure": infrastructure or prop(existing, "infrastructure") or facts.infrastructure,
                 "arcAgentProfile": _agent_profile(existing, auto_upgrade),
             },
         }
@@ -168,7 +162,7 @@ class Onboarding:
                 first = self.arm.request("PUT", self.resource_id, params={"api-version": API_VERSION}, json=body)
                 resource = self.arm.wait("PUT", self._url(self.resource_id), first) or {}
             with self.inv.progress("Installing the agents"):
-                self._kube(
+                self.kube.run(
                     lambda c: kube_onboarding.install(
                         c,
                         resource_id=str(resource.get("id") or self.resource_id),
@@ -178,32 +172,31 @@ class Onboarding:
                         onboarding_key_pem=key_pem,
                     )
                 )
-                if helm is not None:
-                    values = {"image.registry": self.registry} if self.registry else {}
-                    pinned = _pinned_version(resource)
-                    if pinned:  # a re-run keeps the agents on the version pinned with upgrade, not the chart's
-                        values["image.tag"] = pinned
-                    helm.install(agent_chart(), values)
-                else:
-                    local_agents.start_detached(self.state_dir, self.kubeconfig, self.context)
-        except BaseException as exc:
+                agents.install(registry=self.registry, pinned=pinned_version(resource))
+        except BaseException:
             if created:  # leave nothing half-created: no resource without agents, no agents without a resource
                 self._undo()
-            if isinstance(exc, HelmError):
-                raise CliError(f"Installing the agent chart failed: {exc}", "HelmInstallFailed") from None
             raise
         if not wait:
             return resource
-        return self._wait_connected(timeout)
-
-    @property
-    def state_dir(self) -> Path:
-        return local_agents.state_dir_for(self.resource_id)
+        return self._wait_connected(agents, timeout, obstacle)
 
     # ---- checks ------------------------------------------------------------------------------------------------
 
-    def _kube(self, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
-        return on_cluster(self.kubeconfig, self.context, step)
+    def _confirm_despite(self, obstacle: str, yes: bool) -> None:
+        """Ask before installing agents that evidently cannot connect (a simulator, a loopback control plane):
+        without a terminal, refuse at once rather than wait out the onboarding timeout; ``--yes`` goes ahead (the
+        tests run such agents' processes themselves)."""
+        if yes:
+            return
+        if not sys.stdin.isatty():
+            raise CliError(
+                f"{obstacle} Connect with --agent-mode local, or add --yes to install the agents in the cluster "
+                "anyway.",
+                "AgentsCannotConnect",
+            )
+        self.inv.warn(obstacle)
+        self.inv.confirm("Install the agents in the cluster anyway?", yes)
 
     def _endpoints(self) -> EndpointMap:
         url = self.arm.server + "/his" + HIS_ENDPOINTS_PATH
@@ -229,7 +222,7 @@ class Onboarding:
         return EndpointMap(**services.model_dump(), tenant=self.inv.subscription().tenantId)
 
     def _check_group(self) -> str:
-        path = f"/subscriptions/{self.inv.subscription_id}/resourcegroups/{self.group}"
+        path = group_scope(self.inv.subscription_id, self.group)
         response = self.arm.send("GET", path, params={"api-version": GROUPS_API_VERSION})
         if response.status_code == 404:
             raise CliError(
@@ -241,9 +234,7 @@ class Onboarding:
         return str(group.get("location", ""))
 
     def _check_provider(self, location: str) -> None:
-        provider = self.arm.get(
-            f"/subscriptions/{self.inv.subscription_id}/providers/{PROVIDER}", PROVIDERS_API_VERSION
-        )
+        provider = self.arm.get(provider_id(self.inv.subscription_id, PROVIDER), PROVIDERS_API_VERSION)
         state = str(provider.get("registrationState", ""))
         if state not in ("Registered", "Registering"):
             raise CliError(
@@ -273,7 +264,7 @@ class Onboarding:
                 )
             onboarded = None  # left behind by a deleted resource: overwritten below
         if existing is not None:
-            stored = _prop(existing, "agentPublicKeyCertificate")
+            stored = prop(existing, "agentPublicKeyCertificate")
             if (
                 onboarded is None
                 or not onboarded.onboarding_key_pem
@@ -292,64 +283,29 @@ class Onboarding:
 
     # ---- after the PUT -----------------------------------------------------------------------------------------
 
-    def _wait_connected(self, timeout: int) -> dict[str, Any]:
+    def _wait_connected(self, agents: Agents, timeout: int, obstacle: str | None) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         resource: dict[str, Any] = {}
-        next_pod_check = time.monotonic() + POD_CHECK_SECONDS
         with self.inv.progress("Waiting for the agents to connect"):
             while time.monotonic() < deadline:
                 resource = self._get(self.resource_id) or {}
-                status = _prop(resource, "connectivityStatus")
+                status = prop(resource, "connectivityStatus")
                 if status == "Connected":
                     return resource
                 if status == "Expired":
                     break
-                if self.agent_mode == "local" and local_agents.running_pid(self.state_dir) is None:
-                    raise CliError(
-                        f"The local agents stopped before connecting. Their log: {self.state_dir / local_agents.LOG_FILE}",
-                        "AgentsNotRunning",
-                    )
-                if self.agent_mode == "in-cluster" and time.monotonic() >= next_pod_check:
-                    self._check_agent_pods()
-                    next_pod_check = time.monotonic() + POD_CHECK_SECONDS
+                agents.check_alive()
                 time.sleep(0.5)
+        cause = f" Likely cause: {obstacle}" if obstacle else ""
         raise CliError(
-            f"The agents did not connect within {timeout} s (status {_prop(resource, 'connectivityStatus')}). "
-            + self._where_to_look(),
+            f"The agents did not connect within {timeout} s (status {prop(resource, 'connectivityStatus')}).{cause} "
+            + agents.where_to_look(),
             "OnboardingTimeout",
         )
 
-    def _check_agent_pods(self) -> None:
-        """Stop waiting when the agents' pods are stuck in a state only the user can get them out of."""
-        problems = self._kube(agent_pod_problems)
-        if not problems:
-            return
-        hint = (
-            "If the cluster cannot reach the image's registry, mirror the image and run connect again with "
-            "--agent-registry."
-            if any(p.cannot_pull for p in problems)
-            else self._where_to_look()
-        )
-        raise CliError(
-            f"The agents cannot start: {'; '.join(map(str, problems))}. The connected cluster and the agents' release are kept, "
-            f"so fixing the cause and running connect again completes the onboarding. {hint}",
-            "AgentsNotRunning",
-        )
-
-    def _where_to_look(self) -> str:
-        if self.agent_mode == "in-cluster":
-            return (
-                f"Their pods: kubectl -n {names.NAMESPACE} get pods -l {LABEL_SELECTOR}; their logs: kubectl -n "
-                f"{names.NAMESPACE} logs -l {LABEL_SELECTOR} --all-containers."
-            )
-        return f"Their log: {self.state_dir / local_agents.LOG_FILE}"
-
-    def _helm(self) -> Helm:
-        return find_helm(self.kubeconfig, self.context)
-
     def _undo(self) -> None:
         try:
-            disconnect_cluster(self.resource_id, self.kubeconfig, self.context)
+            remove_agents(self.resource_id, self.kube)
         except Exception as exc:  # best effort: report what is left, do not hide the original error
             self.inv.warn(f"could not remove the agents after the failed onboarding: {exc}")
         self._delete_resource()
@@ -379,76 +335,6 @@ class Onboarding:
         return Path(path).read_text() if path else ""
 
 
-def on_cluster(kubeconfig: Path | None, context: str | None, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
-    """Run one async step against the cluster, turning client failures into one clear error line."""
-    try:
-        return _with_cluster(kubeconfig, context, step)
-    except KubeConfigError as exc:
-        raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
-    except ApiError as exc:
-        raise CliError(
-            f"The Kubernetes API server refused a request: {exc.status.code} {exc.status.message}.",
-            "KubernetesApiError",
-        ) from None
-    except CliError:
-        raise
-    except Exception as exc:  # connection refused, TLS, DNS, timeouts (httpx under lightkube)
-        raise CliError(
-            f"The Kubernetes API server cannot be reached: {type(exc).__name__}: {exc}. Check the kubeconfig, "
-            "the context and that the cluster is running.",
-            "KubernetesConnectivityError",
-        ) from None
-
-
-def find_helm(kubeconfig: Path | None, context: str | None) -> Helm:
-    """The real helm for the in-cluster agents, with the agent chart present: checked before anything is written."""
-    try:
-        helm = Helm.find(kubeconfig, context)
-        agent_chart()
-    except HelmError as exc:
-        raise CliError(str(exc), "HelmNotFound") from None
-    return helm
-
-
-def disconnect_cluster(resource_id: str, kubeconfig: Path | None, context: str | None) -> list[str]:
-    """Remove what onboarding put on this machine and in the cluster for ``resource_id``; what was removed.
-
-    Stops the local agents of the resource; then, if the cluster is onboarded as that resource (or carries no
-    onboarding), uninstalls the agent chart (Deployments, RBAC) and deletes the ``halyard-system`` namespace
-    (Secrets, ConfigMap). A cluster onboarded as another resource is left alone.
-    """
-    removed = []
-    if local_agents.stop_detached(local_agents.state_dir_for(resource_id)):
-        removed.append("local agents")
-
-    async def ours(client: AsyncClient) -> bool:
-        onboarded = await kube_onboarding.read_onboarding(client)
-        return onboarded is None or onboarded.resource_id.lower() == resource_id.lower()
-
-    if not _with_cluster(kubeconfig, context, ours):
-        return removed
-    try:
-        helm: Helm | None = Helm.find(kubeconfig, context)
-    except HelmError:
-        helm = None  # no helm on this machine: it installed no chart
-    if helm is not None and helm.uninstall():
-        removed.append("agent chart")
-    if _with_cluster(kubeconfig, context, kube_onboarding.uninstall):
-        removed.append("namespace halyard-system")
-    return removed
-
-
-def _with_cluster(kubeconfig: Path | None, context: str | None, step: Callable[[AsyncClient], Awaitable[T]]) -> T:
-    async def run() -> T:
-        client = kube_connect(kubeconfig, context)
-        try:
-            return await step(client)
-        finally:
-            await client.close()
-
-    return asyncio.run(run())
-
-
 async def _check_cluster(client: AsyncClient) -> ClusterFacts:
     await server_version(client)  # the API server answers (and these credentials are accepted)
     missing = await kube_onboarding.missing_access(client)
@@ -471,26 +357,14 @@ def _public_key_b64(private_pem: bytes) -> str:
     return base64.b64encode(der).decode()
 
 
-def _prop(resource: dict[str, Any] | None, key: str) -> Any:
-    return ((resource or {}).get("properties") or {}).get(key)
-
-
 def _agent_profile(existing: dict[str, Any] | None, auto_upgrade: bool) -> dict[str, Any]:
     """The flag's auto-upgrade, keeping a version pinned since (``connectedk8s upgrade``): a re-run of connect
     is idempotent, it does not undo what other commands set."""
     profile: dict[str, Any] = {"agentAutoUpgrade": "Enabled" if auto_upgrade else "Disabled"}
-    pinned = (_prop(existing, "arcAgentProfile") or {}).get("desiredAgentVersion")
+    pinned = (prop(existing, "arcAgentProfile") or {}).get("desiredAgentVersion")
     if pinned:
         profile["desiredAgentVersion"] = pinned
     return profile
-
-
-def _pinned_version(resource: dict[str, Any]) -> str | None:
-    """The agent version the resource pins (auto-upgrade off and a desired version), as the server stored it."""
-    profile = _prop(resource, "arcAgentProfile") or {}
-    if profile.get("agentAutoUpgrade") == "Disabled" and profile.get("desiredAgentVersion"):
-        return str(profile["desiredAgentVersion"])
-    return None
 
 
 def _normal(location: str) -> str:

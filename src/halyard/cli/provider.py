@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from halyard.cli.context import Invocation
+from halyard.cli.resourceids import provider_id
 
 API_VERSION = "2024-11-01"
 app = typer.Typer(help="Manage resource providers.", no_args_is_help=True)
@@ -21,8 +22,7 @@ Wait = Annotated[bool, typer.Option("--wait", help="Wait for the registration to
 
 
 def _path(inv: Invocation, namespace: str | None = None) -> str:
-    base = f"/subscriptions/{inv.subscription_id}/providers"
-    return f"{base}/{namespace}" if namespace else base
+    return provider_id(inv.subscription_id, namespace)
 
 
 @app.command("list")

@@ -7,7 +7,8 @@ from typing import Annotated
 import typer
 
 from halyard.cli.context import Invocation
-from halyard.cli.resourceids import with_resource_group
+from halyard.cli.odata import odata_quote
+from halyard.cli.resourceids import all_resources, with_resource_group
 
 API_VERSION = "2024-11-01"
 app = typer.Typer(help="Manage resources.", no_args_is_help=True)
@@ -18,11 +19,6 @@ TABLE = (
     ("Type", "type"),
     ("Status", "provisioningState"),
 )
-
-
-def odata_quote(value: str) -> str:
-    """A string literal of an OData ``$filter``."""
-    return "'" + value.replace("'", "''") + "'"
 
 
 @app.command("list")
@@ -47,5 +43,5 @@ def list_resources(
     if location:
         clauses.append(f"location eq {odata_quote(location)}")
     params = {"$filter": " and ".join(clauses), "$expand": "createdTime,changedTime,provisioningState"}
-    items = inv.arm.list(f"/subscriptions/{inv.subscription_id}/resources", API_VERSION, params)
+    items = inv.arm.list(all_resources(inv.subscription_id), API_VERSION, params)
     inv.emit(with_resource_group(items), TABLE)

@@ -10,13 +10,13 @@ from typing import Annotated, Any
 
 import typer
 
-from halyard.cli.ad import resolve_object_id
 from halyard.cli.context import Invocation
+from halyard.cli.directory import resolve_object_id
 from halyard.cli.errors import CliError, UsageError
-from halyard.cli.resourceids import group_scope
+from halyard.cli.resourceids import extension_id, group_scope, subscription_scope
 
 API_VERSION = "2022-04-01"
-AUTHORIZATION = "providers/Microsoft.Authorization"
+AUTHORIZATION = "Microsoft.Authorization"
 
 app = typer.Typer(help="Manage role definitions and assignments.", no_args_is_help=True)
 definition = typer.Typer(help="Role definitions.", no_args_is_help=True)
@@ -41,11 +41,7 @@ def _scope(inv: Invocation, scope: str | None, resource_group: str | None) -> st
         return group_scope(inv.subscription_id, resource_group)
     if scope:
         return "/" + scope.strip("/") if scope.strip("/") else "/"
-    return f"/subscriptions/{inv.subscription_id}"
-
-
-def _under(scope: str, rest: str) -> str:
-    return f"{scope.rstrip('/')}/{rest}"
+    return subscription_scope(inv.subscription_id)
 
 
 def _flatten_definition(item: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +59,7 @@ def _flatten_assignment(item: dict[str, Any], role_names: dict[str, str]) -> dic
 
 def _definitions(inv: Invocation, scope: str) -> list[dict[str, Any]]:
     return [
-        _flatten_definition(d) for d in inv.arm.list(_under(scope, f"{AUTHORIZATION}/roleDefinitions"), API_VERSION)
+        _flatten_definition(d) for d in inv.arm.list(extension_id(scope, AUTHORIZATION, "roleDefinitions"), API_VERSION)
     ]
 
 
@@ -122,7 +118,7 @@ def create(
         raise UsageError("the following arguments are required: --assignee or --assignee-object-id")
     role_id = _resolve_role(inv, role, target)
     body = {"properties": {"roleDefinitionId": role_id, "principalId": principal}}
-    path = _under(target, f"{AUTHORIZATION}/roleAssignments/{uuid.uuid4()}")
+    path = extension_id(target, AUTHORIZATION, "roleAssignments", str(uuid.uuid4()))
     created = inv.arm.call("PUT", path, API_VERSION, json=body)
     inv.emit(_flatten_assignment(created, {role_id.rstrip("/").split("/")[-1].lower(): role}), ASSIGNMENT_TABLE)
 
@@ -139,7 +135,7 @@ def _assignments(
     names = _role_names(inv, scope)
     items = [
         _flatten_assignment(a, names)
-        for a in inv.arm.list(_under(scope, f"{AUTHORIZATION}/roleAssignments"), API_VERSION, params)
+        for a in inv.arm.list(extension_id(scope, AUTHORIZATION, "roleAssignments"), API_VERSION, params)
     ]
     if exact_scope:
         items = [a for a in items if str(a.get("scope", "")).lower() == scope.lower()]

@@ -85,6 +85,16 @@ def translate_network_errors(url: str) -> Iterator[None]:
         raise CliError(f"Cannot connect to {origin}: {_reason(exc)}.", "ConnectionError") from None
     except httpx.TimeoutException:
         raise CliError(f"{origin} did not answer in time.", "Timeout") from None
+    except httpx.RemoteProtocolError as exc:
+        parts = urlsplit(url)
+        if parts.scheme == "http":
+            # A TLS listener drops a plain-HTTP request unanswered; httpx then says only "Server disconnected".
+            raise CliError(
+                f"{origin} closed the connection without answering a plain-HTTP request: Halyard serves HTTPS "
+                f"(unless started with --insecure-http). Use https://{parts.netloc}.",
+                "HttpsRequired",
+            ) from None
+        raise CliError(f"The request to {origin} failed: {_reason(exc)}.", "ConnectionError") from None
     except httpx.UnsupportedProtocol:
         raise CliError(f"'{url}' is not an http(s) URL.", "InvalidUrl") from None
     except httpx.InvalidURL as exc:

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import shlex
+import shutil
 import signal
 import sys
 from collections.abc import Callable
@@ -176,7 +177,7 @@ async def _connect_demo(data_dir: Path, cluster: str, kubeconfig: Path) -> None:
 
 
 def _stop_agents(data_dir: Path) -> None:
-    from halyard.cli.agent import stop_detached
+    from halyard.cli.localagents import stop_detached
 
     root = data_dir / "agents"
     for state_dir in sorted(root.iterdir()) if root.is_dir() else []:
@@ -192,23 +193,46 @@ def _login(admin: dict[str, str], server: str, ca: str) -> list[str]:
 
 
 def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
-    """What to do next, with the exact login line (from ``admin.json``) and the CA to trust."""
+    """What to do next: commands that run as printed in another terminal (a fresh shell, without this virtual
+    environment on its PATH), with the exact login line (from ``admin.json``) and the CA to trust."""
     admin_file = data_dir / "admin.json"
     admin = json.loads(admin_file.read_text())
     ca = admin.get("caCert") or str(data_dir / "tls" / "ca.pem")
     login = ["halyard", *_login(admin, url, ca)]
+    path = path_line()
+    commands = [
+        *([path] if path else []),
+        shlex.join(login),
+        "halyard connectedk8s list -o table",
+        f"halyard connectedk8s show -g {DEMO_GROUP} -n {cluster} -o table",
+        f"export KUBECONFIG={shlex.quote(str(kubeconfig))}",
+        *(["kubectl get nodes -o wide"] if shutil.which("kubectl") else []),
+    ]
     lines = [
         "",
         f"Halyard is running at {url}",
         f"  admin credentials: {admin_file} (readable only by you)",
         f"  CA certificate:    {ca}",
+        f"  simulated cluster: {cluster}, kubeconfig {kubeconfig}",
         "",
         "Try, in another terminal:",
-        f"  {shlex.join(login)}",
-        "  halyard connectedk8s list -o table",
-        f"  halyard connectedk8s show -g {DEMO_GROUP} -n {cluster}",
-        f"  kubectl --kubeconfig {shlex.quote(str(kubeconfig))} get nodes -o wide",
+        *(f"  {c}" for c in commands),
         "",
-        f"Simulated Kubernetes cluster {cluster}: export KUBECONFIG={shlex.quote(str(kubeconfig))}",
     ]
     return "\n".join(lines)
+
+
+def path_line() -> str | None:
+    """``export PATH=...`` that makes ``halyard`` this installation's, when a fresh shell would not find it by name.
+
+    A virtual environment (what ``make up`` runs from: ``.venv/bin/halyard``) is on no other shell's PATH, so its
+    bin directory is exported; a system or pipx installation found on PATH as it is needs nothing."""
+    bin_dir = Path(sys.executable).absolute().parent  # not resolved: a venv's python is a link to the system's
+    script = bin_dir / "halyard"
+    if not script.exists():
+        return None
+    found = shutil.which("halyard")
+    in_venv = sys.prefix != sys.base_prefix
+    if not in_venv and found and Path(found).resolve() == script.resolve():
+        return None
+    return f'export PATH={shlex.quote(str(bin_dir))}:"$PATH"'

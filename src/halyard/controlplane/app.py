@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
+from halyard.controlplane.agentfacing.arrival import ArrivalMiddleware
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.arm.routes import (
@@ -22,15 +23,16 @@ from halyard.controlplane.arm.routes import (
     resources,
     root,
 )
+from halyard.controlplane.arm.routes.provideroperations import provider_operations_router
 from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
+from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
 from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
-from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
-from halyard.controlplane.plane import ControlPlane
+from halyard.controlplane.plane import ControlPlane, TypeServices
 from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
@@ -41,20 +43,17 @@ log = logging.getLogger("halyard.server")
 KEY_CHECK_INTERVAL = 60.0
 
 
-def default_types() -> ResourceTypes:
-    types = ResourceTypes()
-    types.add(connected_cluster_type())
-    types.add_extra("Microsoft.Kubernetes", "operations", connected_cluster_type().api_versions)
-    types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", connected_cluster_type().api_versions)
-    return types
-
-
-def create_app(settings: Settings, *, clock: Clock | None = None, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    db: Database | None = None,
+    types: Callable[[TypeServices], ResourceTypes] = declare_types,
+) -> FastAPI:
     """The whole control plane as one ASGI app. Starting it migrates the store and bootstraps a first start."""
     clock = clock or SystemClock()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = db or Database(settings.database)
-    types = default_types()
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
 
@@ -71,6 +70,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
+            asyncio.create_task(cp.access.watch(), name="access-changes"),
         ]
         log.info(
             "control plane ready",
@@ -110,7 +110,8 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
         dataplane_routes.router,
     ):
         app.include_router(router)
-    for rtype in types.all():
+    app.include_router(provider_operations_router(cp.types))
+    for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
     limits = BodyLimits(
         management_bytes=settings.request_body_limit_bytes,
@@ -120,6 +121,7 @@ def create_app(settings: Settings, *, clock: Clock | None = None, db: Database |
     app.add_middleware(RequestBodyMiddleware, limits=limits)
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
+    app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)
     return app
 
 

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from halyard.controlplane.agentfacing.arrival import Listeners
+from halyard.controlplane.agentfacing.clusters import ClusterOfIdentity
+from halyard.controlplane.agentfacing.endpoints import EndpointMaps
 from halyard.controlplane.arm.access import Access
 from halyard.controlplane.arm.operations import Operations
 from halyard.controlplane.arm.pipeline import Pipeline
@@ -25,6 +29,16 @@ from halyard.core.settings import Settings
 from halyard.store import Database
 
 
+@dataclass(frozen=True)
+class TypeServices:
+    """What resource types may be built with: each type's behaviour takes the few it needs, when it is built."""
+
+    settings: Settings
+    clock: Clock
+    sealer: Sealer
+    his: ClusterIdentities
+
+
 @dataclass
 class ControlPlane:
     settings: Settings
@@ -41,15 +55,32 @@ class ControlPlane:
     types: ResourceTypes
     his: ClusterIdentities
     heartbeats: Heartbeats
+    listeners: Listeners
+    endpoints: EndpointMaps
+    clusters_of_identities: ClusterOfIdentity
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
-        self.pipeline = Pipeline(self)
+        self.pipeline = Pipeline(
+            db=self.db,
+            clock=self.clock,
+            settings=self.settings,
+            sealer=self.sealer,
+            directory=self.directory,
+            operations=self.operations,
+            types=self.types,
+        )
 
     @classmethod
     def build(
-        cls, settings: Settings, db: Database, clock: Clock, sealer: Sealer, types: ResourceTypes
+        cls,
+        settings: Settings,
+        db: Database,
+        clock: Clock,
+        sealer: Sealer,
+        declare_types: Callable[[TypeServices], ResourceTypes],
     ) -> ControlPlane:
+        """The services of one process; ``declare_types`` builds the resource types with the services they use."""
         lifetime = dt.timedelta(seconds=settings.token_lifetime_seconds)
         keys = KeyRing(
             db,
@@ -73,9 +104,12 @@ class ControlPlane:
             access=Access(db, clock),
             directory=Directory(db, clock),
             operations=Operations(db, clock, retry_after=settings.operation_retry_after_seconds),
-            types=types,
+            types=declare_types(TypeServices(settings=settings, clock=clock, sealer=sealer, his=his)),
             his=his,
             heartbeats=Heartbeats(db, clock, settings, his),
+            listeners=Listeners(),
+            endpoints=EndpointMaps(settings),
+            clusters_of_identities=ClusterOfIdentity(db),
         )
 
 

@@ -1,13 +1,18 @@
-"""The agent versions a control plane offers, and which one a cluster's agents should run (pure, no I/O).
+"""The agent versions a control plane offers, and which one a cluster's agents should run (pure but for reading the installed version).
 
 The catalog comes from the server setting ``agent_versions`` (``HALYARD_AGENT_VERSIONS``, comma-separated); the
 highest version is the latest. A cluster's target follows ``arcAgentProfile`` as Azure Arc does: with
 ``agentAutoUpgrade`` Enabled (the default) the latest offered version, with it Disabled the pinned
 ``desiredAgentVersion`` if there is one, else none (the agents stay on what they run).
+
+Also how versions compare (``0.2`` is ``0.2.0``) and which halyard is installed here (package metadata, the one
+read beyond the arguments): what the agents' upgrade check and the CLI's ``connectedk8s upgrade`` share.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
@@ -52,3 +57,19 @@ class AgentCatalog:
             return self.latest
         # A pin the catalog no longer offers is not followed: the agents stay put rather than chase a withdrawn one.
         return self.find(desired) if desired else None
+
+
+def same_version(a: str, b: str) -> bool:
+    try:
+        return Version(a) == Version(b)
+    except InvalidVersion:
+        return a == b
+
+
+def installed_version() -> str | None:
+    """The halyard installed on this machine now (read fresh: a pip install since the agents started shows)."""
+    importlib.invalidate_caches()
+    try:
+        return importlib.metadata.version("halyard")
+    except importlib.metadata.PackageNotFoundError:
+        return None

@@ -11,8 +11,12 @@ from pathlib import Path
 from halyard.api import cluster as names
 
 RELEASE = "halyard-agent"
+_SOURCE_ROOT = Path(__file__).resolve().parents[3]
 # The chart ships in the source tree (charts/halyard-agent); HALYARD_AGENT_CHART points elsewhere (an OCI ref too).
-_SOURCE_CHART = Path(__file__).resolve().parents[3] / "charts" / "halyard-agent"
+_SOURCE_CHART = _SOURCE_ROOT / "charts" / "halyard-agent"
+# Where the source tree's scripts/install-helm.sh (run by `make system-deps`) puts helm: found without a PATH change.
+INSTALL_SCRIPT = _SOURCE_ROOT / "scripts" / "install-helm.sh"
+PROJECT_HELM = _SOURCE_ROOT / ".cache" / "bin" / "helm"
 
 
 class HelmError(Exception):
@@ -27,11 +31,16 @@ class Helm:
 
     @classmethod
     def find(cls, kubeconfig: Path | None, context: str | None) -> Helm:
-        binary = os.environ.get("HALYARD_HELM") or shutil.which("helm")
-        if not binary or not Path(binary).exists():
-            raise HelmError(
-                "helm is not installed: install Helm 3 (https://helm.sh/docs/intro/install/) or set HALYARD_HELM"
-            )
+        """``$HALYARD_HELM`` when set (and then only it), else ``helm`` on PATH, else the helm the source tree's
+        ``scripts/install-helm.sh`` installed (``.cache/bin/helm``)."""
+        explicit = os.environ.get("HALYARD_HELM")
+        if explicit:
+            if not Path(explicit).exists():
+                raise HelmError(f"HALYARD_HELM is {explicit}, which does not exist: point it at a helm 3 binary")
+            return cls(explicit, kubeconfig, context)
+        binary = shutil.which("helm") or (str(PROJECT_HELM) if os.access(PROJECT_HELM, os.X_OK) else None)
+        if binary is None:
+            raise HelmError(f"helm is not installed: {how_to_install_helm()}")
         return cls(binary, kubeconfig, context)
 
     def _run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -86,6 +95,16 @@ def _set_strings(values: dict[str, str]) -> list[str]:
 def _check(proc: subprocess.CompletedProcess[str], fallback: str) -> None:
     if proc.returncode != 0:
         raise HelmError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else fallback)
+
+
+def how_to_install_helm() -> str:
+    """The way to get helm from here: the project's script in a source tree, else helm's own instructions."""
+    if INSTALL_SCRIPT.exists():
+        return (
+            f"run {INSTALL_SCRIPT} (make system-deps runs it; it installs {PROJECT_HELM}, which halyard finds), "
+            "put helm 3 on PATH, or set HALYARD_HELM"
+        )
+    return "install Helm 3 (https://helm.sh/docs/intro/install/) or set HALYARD_HELM to its path"
 
 
 def agent_chart() -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
@@ -13,7 +14,9 @@ from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
 
 from halyard.api import cluster as names
-from halyard.api.agents import EndpointMap
+
+if TYPE_CHECKING:  # an annotation only: readers of the onboarding (delete, upgrade) need not load the wire models
+    from halyard.api.agents import EndpointMap
 
 # (verb, group, resource, namespace): what installing the agents needs.
 REQUIRED_ACCESS = (

@@ -62,11 +62,16 @@ class SimApp:
         if scope["type"] != "http":
             return
         path: str = scope["path"]
-        if not path.startswith(PREFIX):
+        if path.startswith(PREFIX):
+            name, _, rest = path[len(PREFIX) :].partition("/")
+        elif (own := self._token_cluster(scope)) is not None:
+            # A pod's in-cluster client: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT/, no cluster in
+            # the path, with the service-account token its cluster issued. That token says which cluster it is.
+            name, rest = own, path[1:]
+        else:
             resp = self._root(path)
             await _send_plain(send, resp)
             return
-        name, _, rest = path[len(PREFIX) :].partition("/")
         cluster = self.clusters.get(name)
         if cluster is None:
             await _send_plain(send, error_response(ApiError(404, f'virtual cluster "{name}" not found', details={})))
@@ -91,6 +96,14 @@ class SimApp:
             await _send_plain(send, resp)
             return
         await _send_stream(send, receive, resp)
+
+    def _token_cluster(self, scope: Scope) -> str | None:
+        """The cluster that issued the request's bearer token through ``serviceaccounts/token``, if any."""
+        for key, value in scope["headers"]:
+            if key.lower() == b"authorization" and value[:7].lower() == b"bearer ":
+                token = value[7:].decode("latin-1").strip()
+                return next((n for n, c in self.clusters.items() if token in c.token_expiry), None)
+        return None
 
     def _root(self, path: str) -> Response:
         if path in ("/healthz", "/livez", "/readyz"):

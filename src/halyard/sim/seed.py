@@ -119,7 +119,17 @@ DEFAULT_CLUSTER_ROLES: tuple[Obj, ...] = (
 )  # fmt: skip
 
 
-def node_object(name: str, index: int, version: str, distribution: str, shape: NodeShape, cluster: str) -> Obj:
+# What kubeadm (and kind, k3s, rke2) put on a control-plane node, so that workloads without the toleration land on
+# the workers, as on a real cluster.
+CONTROL_PLANE_TAINT = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
+
+
+def node_object(
+    name: str, index: int, version: str, distribution: str, shape: NodeShape, cluster: str, *, nodes: int
+) -> Obj:
+    """Node ``index`` of a cluster of ``nodes``: the first is the control plane (tainted ``NoSchedule`` when there
+    are workers to run pods: a single-node cluster, like kind's, is left untainted), unless the distribution is a
+    managed one whose control plane is not a node."""
     profile = distribution_profile(distribution)
     ip = f"10.0.{index // 250}.{index % 250 + 2}"
     if profile.node_name:
@@ -134,7 +144,8 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
         "topology.kubernetes.io/zone": f"sim-{index % 3 + 1}",
         **{k: v.format(cluster=cluster) for k, v in profile.labels},
     }
-    if index == 0 and not profile.node_name:
+    control_plane = index == 0 and not profile.node_name
+    if control_plane:
         labels["node-role.kubernetes.io/control-plane"] = ""
     capacity = {"cpu": shape.cpu, "memory": shape.memory, "pods": shape.pods, "ephemeral-storage": "100Gi"}
     kubelet = version + profile.kubelet_suffix
@@ -150,6 +161,7 @@ def node_object(name: str, index: int, version: str, distribution: str, shape: N
                 hexid=hashlib.sha256(f"{cluster}/{name}".encode()).hexdigest()[:17],
             ),
             "podCIDR": f"10.244.{index}.0/24",
+            **({"taints": [dict(CONTROL_PLANE_TAINT)]} if control_plane and nodes > 1 else {}),
         },
         "status": {
             "capacity": capacity,
@@ -210,7 +222,9 @@ def _template(nodes: int, version: str, distribution: str, shape: NodeShape) -> 
         c.create(rt("v1", "Namespace"), "", {"metadata": {"name": ns}}, quiet)
     for i in range(nodes):
         name = "control-plane" if i == 0 else f"node-{i}"
-        c.create(rt("v1", "Node"), "", node_object(name, i, version, distribution, shape, "template"), quiet)
+        c.create(
+            rt("v1", "Node"), "", node_object(name, i, version, distribution, shape, "template", nodes=nodes), quiet
+        )
     for obj in DEFAULT_CLUSTER_ROLES:
         c.create(rt(obj["apiVersion"], obj["kind"]), "", obj, quiet)
     for ns in _NAMESPACES:
@@ -240,7 +254,7 @@ def seed_cluster(
         if key == "/nodes":
             # Node identities name the cluster: rebuild them for this one (the template was made for "template").
             index = int(obj["spec"]["podCIDR"].split(".")[2])
-            fresh = node_object(meta["name"], index, version, distribution, shape or NodeShape(), c.name)
+            fresh = node_object(meta["name"], index, version, distribution, shape or NodeShape(), c.name, nodes=nodes)
             obj["metadata"]["name"] = fresh["metadata"]["name"]
             obj["metadata"]["labels"] = fresh["metadata"]["labels"]
             obj["spec"] = fresh["spec"]

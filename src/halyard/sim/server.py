@@ -71,6 +71,19 @@ class _Server(uvicorn.Server):
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's serve without its "Started/Finished server process" lines: the simulator is a listener inside
+        a process (``halyard up`` runs it beside the control plane, whose uvicorn already says them), and says
+        itself when it has started."""
+        if not self.config.loaded:
+            self.config.load()
+        self.lifespan = self.config.lifespan_class(self.config)
+        await self.startup(sockets=sockets)
+        if not self.should_exit:
+            await self.main_loop()
+        if self.started:
+            await self.shutdown(sockets=sockets)
+
 
 class SimServer:
     """Many virtual clusters behind one HTTPS listener, each at ``https://host:port/clusters/<name>``."""

@@ -15,6 +15,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from halyard.store.changes import CommitWatch
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Key of the PostgreSQL advisory lock replicas take for their start-up work (any constant of our own; "HALYARD").
 STARTUP_LOCK = 0x48414C59415244
@@ -38,7 +40,10 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.changes = CommitWatch()
+        self._sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=self.changes.session_class
+        )
         # SQLite has one writer; queueing writers here avoids "database is locked" storms under bursts.
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
 

@@ -72,13 +72,19 @@ class ResourceGroup(Base):
 
 
 class Resource(Base):
-    """Every ARM resource other than subscriptions and groups, keyed by its lower-cased id."""
+    """Every ARM resource other than subscriptions and groups, keyed by its lower-cased id.
+
+    ``properties`` is what users wrote; what agents and the server report about the resource is in
+    ``ResourceReport`` rows, merged when the resource is rendered, so neither side's writes overwrite the other's.
+    """
 
     __tablename__ = "resources"
     id_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
     id: Mapped[str] = mapped_column(String(1024))
-    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"))
-    group_key: Mapped[str] = mapped_column(String(90))
+    subscription_id: Mapped[str | None] = mapped_column(ForeignKey("subscriptions.id"), nullable=True)  # tenant: None
+    group_key: Mapped[str] = mapped_column(String(90))  # "" outside a group
+    # The lower-cased id of the resource this one is a child or an extension of: its lists and delete cascade.
+    parent_key: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     type_key: Mapped[str] = mapped_column(String(256))
     type: Mapped[str] = mapped_column(String(256))
     name: Mapped[str] = mapped_column(String(256))
@@ -101,7 +107,22 @@ class Resource(Base):
     __table_args__ = (
         Index("ix_resources_sub_type", "subscription_id", "type_key", "id_key"),
         Index("ix_resources_sub_group", "subscription_id", "group_key", "id_key"),
+        Index("ix_resources_parent", "parent_key", "type_key", "id_key"),
     )
+
+
+class ResourceReport(Base):
+    """What one reporter (``dp`` for heartbeats, ``his`` for certificates, ...) last said about a resource.
+
+    Each reporter replaces its own row whole, with no read first: reports never race users' writes nor each
+    other. Rendering merges them onto the resource's properties.
+    """
+
+    __tablename__ = "resource_reports"
+    id_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    reporter: Mapped[str] = mapped_column(String(32), primary_key=True)
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reported_at: Mapped[dt.datetime]
 
 
 class Operation(Base):

@@ -174,8 +174,7 @@ class Operations:
 
     def status_body(self, op: Operation) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "id": f"/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
-            f"/operationStatuses/{op.id}",
+            "id": f"{_scope(op)}/providers/{op.namespace}/locations/{op.location}/operationStatuses/{op.id}",
             "name": op.id,
             "resourceId": op.target_id,
             "status": op.status,
@@ -191,10 +190,15 @@ class Operations:
     def headers(
         self, op: Operation, base_url: str, api_version: str, *, location: bool, async_op: bool
     ) -> dict[str, str]:
-        prefix = f"{base_url}/subscriptions/{op.subscription_id}/providers/{op.namespace}/locations/{op.location}"
+        prefix = f"{base_url}{_scope(op)}/providers/{op.namespace}/locations/{op.location}"
         headers = {"Retry-After": str(self.retry_after)}
         if async_op:
             headers["Azure-AsyncOperation"] = f"{prefix}/operationStatuses/{op.id}?api-version={api_version}"
         if location:
             headers["Location"] = f"{prefix}/operationResults/{op.id}?api-version={api_version}"
         return headers
+
+
+def _scope(op: Operation) -> str:
+    """Where an operation is followed: its subscription, or the tenant root for a tenant resource's."""
+    return f"/subscriptions/{op.subscription_id}" if op.subscription_id else ""

@@ -66,21 +66,64 @@ class CanonicalPathMiddleware:
 
 @dataclass(frozen=True)
 class ResourceId:
-    subscription_id: str
-    resource_group: str
+    """An ARM resource id: a scope, then one provider's chain of types and names.
+
+    ``/subscriptions/s/resourceGroups/g/providers/NS/t1/n1`` (a group's resource),
+    ``…/providers/NS/t1/n1/t2/n2`` (a child of t1), ``…/providers/NS/t1/n1/providers/NS2/t3/n3`` (an extension
+    resource: its scope is the resource it extends), ``/subscriptions/s/providers/NS/t/n`` and ``/providers/NS/t/n``
+    (subscription and tenant resources).
+    """
+
+    scope: str  # "" (tenant), "/subscriptions/s", "/subscriptions/s/resourceGroups/g", or a resource id
     namespace: str
-    type: str  # e.g. "connectedClusters"
-    name: str
+    types: tuple[str, ...]
+    names: tuple[str, ...]
+
+    @classmethod
+    def in_group(cls, subscription_id: str, group: str, namespace: str, type_name: str, name: str) -> ResourceId:
+        return cls(group_scope(subscription_id, group), namespace, (type_name,), (name,))
+
+    @property
+    def name(self) -> str:
+        return self.names[-1]
+
+    @property
+    def type(self) -> str:
+        """The type below the namespace: ``connectedClusters``, ``privateLinkScopes/privateEndpointConnections``."""
+        return "/".join(self.types)
 
     @property
     def full_type(self) -> str:
         return f"{self.namespace}/{self.type}"
 
+    @property
+    def subscription_id(self) -> str | None:
+        parts = self.scope.split("/")
+        return parts[2] if len(parts) > 2 and parts[1].lower() == "subscriptions" else None
+
+    @property
+    def resource_group(self) -> str | None:
+        parts = self.scope.split("/")
+        return parts[4] if len(parts) > 4 and parts[3].lower() == "resourcegroups" else None
+
+    @property
+    def parent(self) -> ResourceId | None:
+        """The resource this one lives under: the parent of a child, the extended resource of an extension."""
+        if len(self.types) > 1:
+            return ResourceId(self.scope, self.namespace, self.types[:-1], self.names[:-1])
+        if "/providers/" in self.scope.lower():
+            return ResourceId.parse(self.scope)
+        return None
+
+    def child(self, type_name: str, name: str) -> ResourceId:
+        return ResourceId(self.scope, self.namespace, (*self.types, type_name), (*self.names, name))
+
+    def extension(self, namespace: str, type_name: str, name: str) -> ResourceId:
+        return ResourceId(str(self), namespace, (type_name,), (name,))
+
     def __str__(self) -> str:
-        return (
-            f"/subscriptions/{self.subscription_id}/resourceGroups/{self.resource_group}"
-            f"/providers/{self.namespace}/{self.type}/{self.name}"
-        )
+        chain = "".join(f"/{t}/{n}" for t, n in zip(self.types, self.names, strict=True))
+        return f"{self.scope}/providers/{self.namespace}{chain}"
 
     @property
     def key(self) -> str:
@@ -89,14 +132,33 @@ class ResourceId:
     @classmethod
     def parse(cls, text: str) -> ResourceId:
         parts = [p for p in text.split("/") if p]
-        if (
-            len(parts) != 8
-            or parts[0].lower() != "subscriptions"
-            or parts[2].lower() != "resourcegroups"
-            or parts[4].lower() != "providers"
-        ):
-            raise InvalidRequest(f"'{text}' is not a valid resource id.", code="InvalidResourceId")
-        return cls(parts[1], parts[3], parts[5], parts[6], parts[7])
+        # The last 'providers' followed by a namespace and whole type/name pairs starts the id's own part; what is
+        # before it is the scope (a resource's own name may be 'providers', hence from the end).
+        for index in range(len(parts) - 3, -1, -1):
+            rest = parts[index + 1 :]
+            if parts[index].lower() == "providers" and len(rest) >= 3 and len(rest) % 2 == 1:
+                scope = _scope(parts[:index], text)
+                return cls(scope, rest[0], tuple(rest[1::2]), tuple(rest[2::2]))
+        raise _invalid(text)
+
+
+def _scope(parts: list[str], text: str) -> str:
+    lowered = [p.lower() for p in parts]
+    if not parts:
+        return ""
+    if lowered[0] != "subscriptions" or len(parts) < 2:
+        if lowered[0] == "providers":
+            return str(ResourceId.parse("/" + "/".join(parts)))
+        raise _invalid(text)
+    if len(parts) == 2:
+        return subscription_scope(parts[1])
+    if lowered[2] == "resourcegroups" and len(parts) == 4:
+        return group_scope(parts[1], parts[3])
+    return str(ResourceId.parse("/" + "/".join(parts)))
+
+
+def _invalid(text: str) -> InvalidRequest:
+    return InvalidRequest(f"'{text}' is not a valid resource id.", code="InvalidResourceId")
 
 
 def subscription_scope(subscription_id: str) -> str:

@@ -1,21 +1,33 @@
-"""The one ARM resource pipeline: validate → authorize → persist → async operation, for every resource type."""
+"""The one ARM resource pipeline: validate → authorize → persist → async operation, for every resource type.
+
+Where a resource lives (tenant, subscription, group, under a parent resource) comes from its type's declaration;
+the pipeline checks what that implies (the group exists and is not being deleted, the parent exists and is not
+being deleted), lists by container and deletes a resource's children and extensions with it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
-from halyard.controlplane.arm.operations import MAX_ATTEMPTS
+from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
-from halyard.controlplane.arm.resourcetypes import ResourceType, normalize_location
-from halyard.controlplane.directory import new_etag
-from halyard.core.clock import isoformat
+from halyard.controlplane.arm.resourcetypes import (
+    RenderContext,
+    ResourceType,
+    ResourceTypes,
+    WriteContext,
+    normalize_location,
+)
+from halyard.controlplane.directory import Directory, new_etag
+from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import (
     Conflict,
     HalyardError,
@@ -25,10 +37,12 @@ from halyard.core.errors import (
     PreconditionFailed,
     ResourceGroupNotFound,
 )
-from halyard.store.models import Operation, Resource, ResourceGroup
+from halyard.core.sealing import Sealer
+from halyard.core.settings import Settings
+from halyard.store import Database
+from halyard.store.models import Operation, Resource, ResourceGroup, ResourceReport
 
-if TYPE_CHECKING:
-    from halyard.controlplane.plane import ControlPlane
+Reported = dict[str, Any]
 
 
 @dataclass
@@ -42,31 +56,75 @@ def principal_type(caller: AuthorizedCaller) -> str:
     return "Application" if caller.caller.kind == "ServicePrincipal" else "ManagedIdentity"
 
 
+def merge_reports(reports: Iterable[ResourceReport]) -> Reported:
+    """One resource's reports as one mapping; each reporter owns its keys, applied in reporter order."""
+    merged: Reported = {}
+    for report in sorted(reports, key=lambda r: r.reporter):
+        merged.update(report.properties or {})
+    return merged
+
+
 class Pipeline:
-    def __init__(self, cp: ControlPlane) -> None:
-        self.cp = cp
-        cp.operations.handle("resource/put", self._provision)
-        cp.operations.handle("resource/patch", self._provision)
-        cp.operations.handle("resource/delete", self._delete_op)
+    def __init__(
+        self,
+        *,
+        db: Database,
+        clock: Clock,
+        settings: Settings,
+        sealer: Sealer,
+        directory: Directory,
+        operations: Operations,
+        types: ResourceTypes,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._settings = settings
+        self._sealer = sealer
+        self._directory = directory
+        self._operations = operations
+        self._types = types
+        operations.handle("resource/put", self._provision)
+        operations.handle("resource/patch", self._provision)
+        operations.handle("resource/delete", self._delete_op)
 
     # ---- reads -------------------------------------------------------------------------------------------------
 
     async def get(self, caller: AuthorizedCaller, rtype: ResourceType, rid: ResourceId, api_version: str) -> Reply:
-        caller.require(f"{rtype.full_type}/read", str(rid))
-        resource = await self._load(rtype, rid)
-        return Reply(200, self.render(rtype, resource, api_version), {"ETag": resource.etag})
+        caller.require(rtype.action("read"), str(rid))
+        resource, reported = await self.load(rtype, rid)
+        return Reply(200, self.render(rtype, resource, reported, api_version), {"ETag": resource.etag})
 
-    async def _load(self, rtype: ResourceType, rid: ResourceId) -> Resource:
-        async with self.cp.db.session() as session:
-            resource = await session.get(Resource, rid.key)
-        if resource is None:
-            # Only a miss pays for telling a missing group (or subscription) from a missing resource: a resource
-            # row exists only inside an existing group, since deleting the group deletes its resources first.
-            await self.cp.directory.group(rid.subscription_id, rid.resource_group)
+    async def load(self, rtype: ResourceType, rid: ResourceId) -> tuple[Resource, Reported]:
+        """The resource with its reports (one query), or the ARM error naming what is missing."""
+        async with self._db.session() as session:
+            found = await _with_reports(session, [rid.key])
+        if rid.key not in found:
+            # Only a miss pays for telling a missing group, subscription or parent from a missing resource: a
+            # resource row exists only inside an existing group and parent, which delete what they hold first.
+            await self._container_exists(rid)
+            raise NotFound(f"The Resource '{_described(rid)}' {_where(rid)}was not found.")
+        return found[rid.key]
+
+    async def _container_exists(self, rid: ResourceId) -> None:
+        if rid.subscription_id is not None:
+            if rid.resource_group is not None:
+                await self._directory.group(rid.subscription_id, rid.resource_group)
+            else:
+                await self._directory.subscription(rid.subscription_id)
+        parent = rid.parent
+        if parent is not None:
+            await self._exists(parent)
+
+    async def _exists(self, parent: ResourceId) -> None:
+        """A parent resource (and its own container) exists, or the error naming what is missing."""
+        async with self._db.session() as session:
+            found = await session.get(Resource, parent.key) is not None
+        if not found:
+            await self._container_exists(parent)
             raise NotFound(
-                f"The Resource '{rtype.full_type}/{rid.name}' under resource group '{rid.resource_group}' was not found."
+                f"The parent resource '{_described(parent)}' {_where(parent)}was not found.",
+                code="ParentResourceNotFound",
             )
-        return resource
 
     async def list(
         self,
@@ -74,49 +132,58 @@ class Pipeline:
         rtype: ResourceType,
         api_version: str,
         *,
-        subscription_id: str,
+        subscription_id: str | None,
         group: str | None,
+        parent: ResourceId | None,
         skip_token: str | None,
         top: int | None,
         base_path: str,
     ) -> Reply:
-        scope = f"/subscriptions/{subscription_id}" + (f"/resourceGroups/{group}" if group else "")
-        if group:
-            await self.cp.directory.group(subscription_id, group)
+        """One page of a type's resources in a container: a parent resource, a group, a subscription or the tenant."""
+        query = select(Resource).where(Resource.type_key == rtype.key)
+        if parent is not None:
+            scope = str(parent)
+            await self._exists(parent)
+            query = query.where(Resource.parent_key == parent.key)
+        elif subscription_id is not None:
+            scope = f"/subscriptions/{subscription_id}" + (f"/resourceGroups/{group}" if group else "")
+            if group:
+                await self._directory.group(subscription_id, group)
+                query = query.where(Resource.group_key == group.lower())
+            else:
+                await self._directory.subscription(subscription_id)
+            query = query.where(Resource.subscription_id == subscription_id.lower())
         else:
-            await self.cp.directory.subscription(subscription_id)
-        page = min(top or self.cp.settings.page_size, self.cp.settings.page_size)
-        query = select(Resource).where(
-            Resource.subscription_id == subscription_id.lower(), Resource.type_key == rtype.key
-        )
-        if group:
-            query = query.where(Resource.group_key == group.lower())
+            scope = "/"
+        page = min(top or self._settings.page_size, self._settings.page_size)
         after = decode_skip_token(skip_token)
         if after:
             query = query.where(Resource.id_key > after)
+        read = rtype.action("read")
         # A caller with access to only some groups sees only their resources (as ARM filters lists).
-        can_all = caller.allowed(f"{rtype.full_type}/read", scope)
-        async with self.cp.db.session() as session:
+        can_all = caller.allowed(read, scope)
+        caller.require_at_or_below(read, scope)
+        async with self._db.session() as session:
             rows = list((await session.scalars(query.order_by(Resource.id_key).limit(page + 1))).all())
-        caller.require_at_or_below(f"{rtype.full_type}/read", scope)
-        more = len(rows) > page
-        rows = rows[:page]
-        visible = [r for r in rows if can_all or caller.allowed(f"{rtype.full_type}/read", r.id)]
-        body: dict[str, Any] = {"value": [self.render(rtype, r, api_version) for r in visible]}
+            more = len(rows) > page
+            rows = rows[:page]
+            visible = [r for r in rows if can_all or caller.allowed(read, r.id)]
+            reports = await _reports(session, [r.id_key for r in visible])
+        body: dict[str, Any] = {
+            "value": [self.render(rtype, r, reports.get(r.id_key, {}), api_version) for r in visible]
+        }
         if more:
-            body["nextLink"] = next_link(self.cp.settings.base_url, base_path, api_version, rows[-1].id_key, top)
+            body["nextLink"] = next_link(self._settings.base_url, base_path, api_version, rows[-1].id_key, top)
         return Reply(200, body)
 
-    def render(self, rtype: ResourceType, resource: Resource, api_version: str) -> dict[str, Any]:
-        properties = rtype.behaviour.render_properties(resource, api_version, self.cp)
+    def render(self, rtype: ResourceType, resource: Resource, reported: Reported, api_version: str) -> dict[str, Any]:
+        ctx = RenderContext(now=self._clock.now(), settings=self._settings, api_version=api_version)
+        properties = rtype.behaviour.render_properties(resource, reported, ctx)
         properties["provisioningState"] = resource.provisioning_state
-        body: dict[str, Any] = {
-            "id": resource.id,
-            "name": resource.name,
-            "type": rtype.full_type,
-            "location": resource.location,
-            "tags": resource.tags or {},
-        }
+        body: dict[str, Any] = {"id": resource.id, "name": resource.name, "type": rtype.full_type}
+        if rtype.requires_location or resource.location:
+            body["location"] = resource.location
+        body["tags"] = resource.tags or {}
         if resource.identity is not None:
             body["identity"] = resource.identity
         if resource.kind:
@@ -132,20 +199,44 @@ class Pipeline:
         body["properties"] = properties
         return body
 
+    async def render_stored(self, rtype: ResourceType, rid: ResourceId, api_version: str) -> dict[str, Any] | None:
+        """The resource as a GET would answer it, or None if it is gone (operation results)."""
+        async with self._db.session() as session:
+            found = await _with_reports(session, [rid.key])
+        if rid.key not in found:
+            return None
+        resource, reported = found[rid.key]
+        return self.render(rtype, resource, reported, api_version)
+
     # ---- writes ------------------------------------------------------------------------------------------------
 
     async def _check_writable(self, rtype: ResourceType, rid: ResourceId) -> None:
         if not rtype.name_pattern.match(rid.name):
             raise InvalidResourceName(f"The {rtype.display} name '{rid.name}' is invalid. {rtype.name_rule}")
-        await self.cp.directory.subscription(rid.subscription_id)
-        state = await self.cp.directory.registration_state(rid.subscription_id, rtype.namespace)
+        if rid.subscription_id is None:
+            return
+        await self._directory.subscription(rid.subscription_id)
+        state = await self._directory.registration_state(rid.subscription_id, rtype.namespace)
         if state not in ("Registered", "Registering"):
             raise Conflict(
                 f"The subscription is not registered to use namespace '{rtype.namespace}'. Register it with "
                 f"'halyard provider register -n {rtype.namespace}'.",
                 code="MissingSubscriptionRegistration",
             )
-        await self.cp.directory.group(rid.subscription_id, rid.resource_group)
+        if rid.resource_group is not None:
+            await self._directory.group(rid.subscription_id, rid.resource_group)
+
+    def _context(
+        self, session: AsyncSession, rid: ResourceId, api_version: str, caller: AuthorizedCaller | None
+    ) -> WriteContext:
+        return WriteContext(
+            session=session,
+            now=self._clock.now(),
+            settings=self._settings,
+            api_version=api_version,
+            resource_id=rid,
+            caller=caller,
+        )
 
     async def put(
         self,
@@ -158,16 +249,16 @@ class Pipeline:
         if_match: str | None,
         if_none_match: str | None,
     ) -> Reply:
-        caller.require(f"{rtype.full_type}/write", str(rid))
+        caller.require(rtype.action("write"), str(rid))
         await self._check_writable(rtype, rid)
-        now = self.cp.clock.now()
-        async with self.cp.db.transaction() as session:
-            await self._lock_in_live_group(session, rid)
+        async with self._db.transaction() as session:
+            await self._lock_in_live_container(session, rid)
+            ctx = self._context(session, rid, api_version, caller)
             existing = await session.get(Resource, rid.key)
             _preconditions(existing, if_match, if_none_match)
             if existing is not None and existing.provisioning_state == "Deleting":
                 raise Conflict(f"The {rtype.display} '{rid.name}' is being deleted.", code="ResourceBeingDeleted")
-            desired = rtype.behaviour.desired(body, existing, api_version, self.cp)
+            desired = await rtype.behaviour.desired(body, existing, ctx)
             location = self._location(rtype, desired.location)
             if existing is not None and existing.location and location != existing.location:
                 raise InvalidRequest(
@@ -175,15 +266,17 @@ class Pipeline:
                     f"to '{location}'.",
                     code="InvalidResourceLocation",
                 )
+            parent = rid.parent
             resource = existing or Resource(
                 id_key=rid.key,
                 id=str(rid),
-                subscription_id=rid.subscription_id.lower(),
-                group_key=rid.resource_group.lower(),
+                subscription_id=rid.subscription_id.lower() if rid.subscription_id else None,
+                group_key=(rid.resource_group or "").lower(),
+                parent_key=parent.key if parent is not None else None,
                 type_key=rtype.key,
                 type=rtype.full_type,
                 name=rid.name,
-                created_at=now,
+                created_at=ctx.now,
                 created_by=caller.caller.app_id,
                 created_by_type=principal_type(caller),
             )
@@ -193,26 +286,20 @@ class Pipeline:
             resource.identity = desired.identity
             resource.kind = desired.kind
             if desired.sealed is not None:
-                resource.sealed = self.cp.sealer.seal_json(desired.sealed)
+                resource.sealed = self._sealer.seal_json(desired.sealed)
             resource.provisioning_state = "Accepted"
             resource.etag = new_etag()
-            resource.changed_at = now
+            resource.changed_at = ctx.now
             resource.changed_by = caller.caller.app_id
             resource.changed_by_type = principal_type(caller)
             if existing is None:
                 session.add(resource)
-            op = self.cp.operations.create(
-                session,
-                subscription_id=rid.subscription_id.lower(),
-                namespace=rtype.namespace,
-                location=location or "global",
-                action="resource/put",
-                target_id=resource.id,
-            )
-        self.cp.operations.kick()
-        headers = self.cp.operations.headers(op, self.cp.settings.base_url, api_version, location=False, async_op=True)
+            op = self._operation(session, rtype, rid, location, "resource/put")
+            reported = merge_reports(await _reports_of(session, rid.key)) if existing is not None else {}
+        self._operations.kick()
+        headers = self._operations.headers(op, self._settings.base_url, api_version, location=False, async_op=True)
         headers["ETag"] = resource.etag
-        return Reply(201 if existing is None else 200, self.render(rtype, resource, api_version), headers)
+        return Reply(201 if existing is None else 200, self.render(rtype, resource, reported, api_version), headers)
 
     async def patch(
         self,
@@ -224,45 +311,36 @@ class Pipeline:
         *,
         if_match: str | None,
     ) -> Reply:
-        caller.require(f"{rtype.full_type}/write", str(rid))
+        caller.require(rtype.action("write"), str(rid))
         await self._check_writable(rtype, rid)
-        now = self.cp.clock.now()
         synchronous = api_version in rtype.sync_patch_versions
-        async with self.cp.db.transaction() as session:
-            await self._lock_in_live_group(session, rid)
+        async with self._db.transaction() as session:
+            await self._lock_in_live_container(session, rid)
+            ctx = self._context(session, rid, api_version, caller)
             existing = await session.get(Resource, rid.key)
             if existing is None:
-                raise NotFound(
-                    f"The Resource '{rtype.full_type}/{rid.name}' under resource group '{rid.resource_group}' "
-                    "was not found."
-                )
+                raise NotFound(f"The Resource '{_described(rid)}' {_where(rid)}was not found.")
             _preconditions(existing, if_match, None)
             if existing.provisioning_state == "Deleting":
                 raise Conflict(f"The {rtype.display} '{rid.name}' is being deleted.", code="ResourceBeingDeleted")
-            desired = rtype.behaviour.patched(body, existing, api_version, self.cp)
+            desired = await rtype.behaviour.patched(body, existing, ctx)
             existing.tags = desired.tags
             existing.properties = desired.properties
             if desired.sealed is not None:
-                existing.sealed = self.cp.sealer.seal_json(desired.sealed)
+                existing.sealed = self._sealer.seal_json(desired.sealed)
             existing.etag = new_etag()
-            existing.changed_at = now
+            existing.changed_at = ctx.now
             existing.changed_by = caller.caller.app_id
             existing.changed_by_type = principal_type(caller)
             op: Operation | None = None
             if not synchronous:
                 existing.provisioning_state = "Updating"
-                op = self.cp.operations.create(
-                    session,
-                    subscription_id=rid.subscription_id.lower(),
-                    namespace=rtype.namespace,
-                    location=existing.location or "global",
-                    action="resource/patch",
-                    target_id=existing.id,
-                )
+                op = self._operation(session, rtype, rid, existing.location, "resource/patch")
+            reported = merge_reports(await _reports_of(session, rid.key))
         if op is None:
-            return Reply(200, self.render(rtype, existing, api_version), {"ETag": existing.etag})
-        self.cp.operations.kick()
-        headers = self.cp.operations.headers(op, self.cp.settings.base_url, api_version, location=True, async_op=True)
+            return Reply(200, self.render(rtype, existing, reported, api_version), {"ETag": existing.etag})
+        self._operations.kick()
+        headers = self._operations.headers(op, self._settings.base_url, api_version, location=True, async_op=True)
         return Reply(202, None, headers)
 
     async def delete(
@@ -274,48 +352,68 @@ class Pipeline:
         *,
         if_match: str | None,
     ) -> Reply:
-        caller.require(f"{rtype.full_type}/delete", str(rid))
-        await self.cp.directory.group(rid.subscription_id, rid.resource_group)
-        async with self.cp.db.transaction() as session:
-            await self.cp.db.lock(session, rid.key)
+        caller.require(rtype.action("delete"), str(rid))
+        async with self._db.transaction() as session:
+            await self._db.lock(session, rid.key)
             existing = await session.get(Resource, rid.key)
             if existing is None:
+                await self._container_exists(rid)
                 return Reply(204, None)
             _preconditions(existing, if_match, None)
             existing.provisioning_state = "Deleting"
-            existing.changed_at = self.cp.clock.now()
-            op = self.cp.operations.create(
-                session,
-                subscription_id=rid.subscription_id.lower(),
-                namespace=rtype.namespace,
-                location=existing.location or "global",
-                action="resource/delete",
-                target_id=existing.id,
-            )
-        self.cp.operations.kick()
+            existing.changed_at = self._clock.now()
+            op = self._operation(session, rtype, rid, existing.location, "resource/delete")
+        self._operations.kick()
         return Reply(
             202,
             None,
-            self.cp.operations.headers(op, self.cp.settings.base_url, api_version, location=True, async_op=True),
+            self._operations.headers(op, self._settings.base_url, api_version, location=True, async_op=True),
         )
 
-    async def _lock_in_live_group(self, session: AsyncSession, rid: ResourceId) -> None:
-        """Within a write's transaction: take the resource's lock, and check its group still exists and is not being
-        deleted, holding the group row (FOR SHARE on PostgreSQL) so a group deletion cannot start until this write
-        has committed and is then seen by it. Otherwise a resource written during a group deletion outlives it."""
-        await self.cp.db.lock(session, rid.key)
-        group = await session.get(
-            ResourceGroup,
-            (rid.subscription_id.lower(), rid.resource_group.lower()),
-            with_for_update={"read": True},
+    def _operation(
+        self, session: AsyncSession, rtype: ResourceType, rid: ResourceId, location: str | None, action: str
+    ) -> Operation:
+        return self._operations.create(
+            session,
+            subscription_id=(rid.subscription_id or "").lower(),
+            namespace=rtype.namespace,
+            location=location or "global",
+            action=action,
+            target_id=str(rid),
         )
-        if group is None:
-            raise ResourceGroupNotFound(f"Resource group '{rid.resource_group}' could not be found.")
-        if group.provisioning_state == "Deleting":
-            raise Conflict(
-                f"Resource group '{group.name}' is being deleted; no resource can be written in it.",
-                code="ResourceGroupBeingDeleted",
+
+    async def _lock_in_live_container(self, session: AsyncSession, rid: ResourceId) -> None:
+        """Within a write's transaction: take the resource's lock, and check that its group and its parent still
+        exist and are not being deleted, holding their rows (FOR SHARE on PostgreSQL) so that their deletion cannot
+        start until this write has committed, and then sees it. Otherwise a resource written during the deletion of
+        its group or parent outlives it."""
+        await self._db.lock(session, rid.key)
+        if rid.subscription_id is not None and rid.resource_group is not None:
+            group = await session.get(
+                ResourceGroup,
+                (rid.subscription_id.lower(), rid.resource_group.lower()),
+                with_for_update={"read": True},
             )
+            if group is None:
+                raise ResourceGroupNotFound(f"Resource group '{rid.resource_group}' could not be found.")
+            if group.provisioning_state == "Deleting":
+                raise Conflict(
+                    f"Resource group '{group.name}' is being deleted; no resource can be written in it.",
+                    code="ResourceGroupBeingDeleted",
+                )
+        parent = rid.parent
+        if parent is not None:
+            row = await session.get(Resource, parent.key, with_for_update={"read": True})
+            if row is None:
+                raise NotFound(
+                    f"The parent resource '{_described(parent)}' {_where(parent)}was not found.",
+                    code="ParentResourceNotFound",
+                )
+            if row.provisioning_state == "Deleting":
+                raise Conflict(
+                    f"The parent resource '{row.id}' is being deleted; nothing can be written under it.",
+                    code="ParentResourceBeingDeleted",
+                )
 
     def _location(self, rtype: ResourceType, location: str | None) -> str | None:
         if not location:
@@ -323,7 +421,7 @@ class Pipeline:
                 raise InvalidRequest("The 'location' property is required.", code="LocationRequired")
             return None
         normalized = normalize_location(location)
-        allowed = [normalize_location(x) for x in (rtype.locations or self.cp.settings.locations)]
+        allowed = [normalize_location(x) for x in (rtype.locations or self._settings.locations)]
         if normalized not in allowed:
             raise InvalidRequest(
                 f"The provided location '{location}' is not available for resource type '{rtype.full_type}'. "
@@ -334,18 +432,28 @@ class Pipeline:
 
     # ---- operation handlers ------------------------------------------------------------------------------------
 
-    async def _provision(self, op: Operation) -> None:
-        rid = ResourceId.parse(op.target_id)
-        rtype = self.cp.types.get(rid.full_type)
+    def _type_of(self, rid: ResourceId) -> ResourceType:
+        rtype = self._types.get(rid.full_type)
         if rtype is None:
             raise HalyardError(f"Unknown resource type {rid.full_type}.")
-        async with self.cp.db.transaction() as session:
+        return rtype
+
+    async def _provision(self, op: Operation) -> None:
+        rid = ResourceId.parse(op.target_id)
+        rtype = self._type_of(rid)
+        async with self._db.transaction() as session:
             resource = await session.get(Resource, rid.key)
             if resource is None or resource.provisioning_state == "Deleting":
                 raise Conflict("The resource was deleted before it was provisioned.", code="Canceled")
             resource.provisioning_state = "Provisioning" if op.action == "resource/put" else "Updating"
         try:
-            await rtype.behaviour.provision(op.target_id, self.cp)
+            async with self._db.transaction() as session:
+                await self._db.lock(session, rid.key)
+                resource = await session.get(Resource, rid.key)
+                if resource is None or resource.provisioning_state == "Deleting":
+                    raise Conflict("The resource was deleted before it was provisioned.", code="Canceled")
+                await rtype.behaviour.provision(resource, self._context(session, rid, "", None))
+                resource.provisioning_state = "Succeeded"
         except HalyardError:
             await self._set_state(rid, "Failed")
             raise
@@ -355,10 +463,9 @@ class Pipeline:
             if op.attempts >= MAX_ATTEMPTS:
                 await self._set_state(rid, "Failed")
             raise
-        await self._set_state(rid, "Succeeded")
 
     async def _set_state(self, rid: ResourceId, state: str) -> None:
-        async with self.cp.db.transaction() as session:
+        async with self._db.transaction() as session:
             resource = await session.get(Resource, rid.key)
             if resource is not None and resource.provisioning_state != "Deleting":
                 resource.provisioning_state = state
@@ -367,19 +474,75 @@ class Pipeline:
         await self.delete_now(op.target_id)
 
     async def delete_now(self, resource_id: str) -> None:
-        """Deprovision and remove one resource (used by DELETE and by resource-group deletion); idempotent."""
+        """Deprovision and remove one resource with everything under it (its children and extensions, deepest
+        first); used by DELETE and by resource-group deletion. Idempotent and resumable."""
         rid = ResourceId.parse(resource_id)
-        rtype = self.cp.types.get(rid.full_type)
-        async with self.cp.db.session() as session:
+        async with self._db.transaction() as session:
+            # Marked first, under the row's lock: from now on no child can be written under it.
+            await self._db.lock(session, rid.key)
             resource = await session.get(Resource, rid.key)
-        if resource is None:
-            return
+            if resource is None:
+                return
+            resource.provisioning_state = "Deleting"
+        while True:
+            async with self._db.session() as session:
+                children: Sequence[str] = (
+                    await session.scalars(select(Resource.id).where(Resource.parent_key == rid.key).limit(100))
+                ).all()
+            if not children:
+                break
+            for child in children:
+                await self.delete_now(child)
+        rtype = self._types.get(rid.full_type)
         if rtype is not None:
-            await rtype.behaviour.deprovision(resource, self.cp)
-        async with self.cp.db.transaction() as session:
-            resource = await session.get(Resource, rid.key)
-            if resource is not None:
-                await session.delete(resource)
+            await rtype.behaviour.deprovision(resource)
+        async with self._db.transaction() as session:
+            row = await session.get(Resource, rid.key)
+            if row is not None:
+                await session.delete(row)
+            for report in await _reports_of(session, rid.key):
+                await session.delete(report)
+
+
+async def _reports_of(session: AsyncSession, key: str) -> list[ResourceReport]:
+    return list((await session.scalars(select(ResourceReport).where(ResourceReport.id_key == key))).all())
+
+
+async def _reports(session: AsyncSession, keys: list[str]) -> dict[str, Reported]:
+    if not keys:
+        return {}
+    rows = (await session.scalars(select(ResourceReport).where(ResourceReport.id_key.in_(keys)))).all()
+    by_key: dict[str, list[ResourceReport]] = {}
+    for row in rows:
+        by_key.setdefault(row.id_key, []).append(row)
+    return {key: merge_reports(reports) for key, reports in by_key.items()}
+
+
+async def _with_reports(session: AsyncSession, keys: list[str]) -> dict[str, tuple[Resource, Reported]]:
+    """Resources and their reports in one query (an outer join: a resource has a report per reporter, or none)."""
+    rows = (
+        await session.execute(
+            select(Resource, ResourceReport)
+            .outerjoin(ResourceReport, ResourceReport.id_key == Resource.id_key)
+            .where(Resource.id_key.in_(keys))
+        )
+    ).all()
+    resources: dict[str, Resource] = {}
+    reports: dict[str, list[ResourceReport]] = {}
+    for resource, report in rows:
+        resources[resource.id_key] = resource
+        if report is not None:
+            reports.setdefault(resource.id_key, []).append(report)
+    return {key: (resource, merge_reports(reports.get(key, ()))) for key, resource in resources.items()}
+
+
+def _described(rid: ResourceId) -> str:
+    chain = "/".join(f"{t}/{n}" for t, n in zip(rid.types[:-1], rid.names[:-1], strict=True))
+    return f"{rid.namespace}/{chain + '/' if chain else ''}{rid.types[-1]}/{rid.name}"
+
+
+def _where(rid: ResourceId) -> str:
+    return f"under resource group '{rid.resource_group}' " if rid.resource_group is not None else ""
 
 
 def _preconditions(existing: Resource | None, if_match: str | None, if_none_match: str | None) -> None:

@@ -18,10 +18,12 @@ from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import TooManyRequests, Unauthenticated
 from halyard.core.settings import Settings
 from halyard.store import Database
-from halyard.store.models import ClusterIdentity, Resource
+from halyard.store.models import ClusterIdentity, Resource, ResourceReport
+from halyard.store.reports import Report, put_reports
 
-# Writable properties the agents may fill in when the user left them empty (detected, not chosen).
+# Writable properties the agents detect; shown when the user left them empty (reported under "detected").
 DETECTED = ("distribution", "infrastructure")
+REPORTER = "dp"  # the data plane's report row on a connected cluster
 # Beats per commit at most: bounds a transaction's length (and the write lock's hold on SQLite).
 MAX_BATCH = 500
 # Beats waiting for a commit at most: beyond, shed load with 429 + Retry-After rather than queue without bound (a
@@ -92,18 +94,25 @@ class Heartbeats:
             batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
             try:
                 results = await self._write(batch)
-            except Exception as exc:  # the store failed: every beat of the batch fails alike
-                for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
+            except Exception as exc:
+                if len(batch) > 1:
+                    # A beat the store refuses must not fail the others committed with it: each alone, again.
+                    await self._write_alone(batch)
+                elif not batch[0].done.done():
+                    batch[0].done.set_exception(exc)
                 continue
-            for item, result in zip(batch, results, strict=True):
-                if item.done.done():
-                    continue  # the caller went away
-                if isinstance(result, Exception):
-                    item.done.set_exception(result)
-                else:
-                    item.done.set_result(result)
+            _settle(batch, results)
+
+    async def _write_alone(self, batch: list[_Pending]) -> None:
+        for item in batch:
+            if item.done.done():
+                continue  # the caller went away
+            try:
+                results = await self._write([item])
+            except Exception as exc:  # the store refuses this beat: it fails alone
+                item.done.set_exception(exc)
+                continue
+            _settle([item], results)
 
     async def _write(self, batch: list[_Pending]) -> list[ReplyBasis | Exception]:
         """Check every beat's identity with one read; write only the beats that change what is stored."""
@@ -128,8 +137,9 @@ class Heartbeats:
                 to_write.append(index)
         if to_write:
             async with self._db.transaction() as session:
-                # The identities again (a delete may have come since the read) and their resources: two queries for
-                # the whole batch; the changed rows go out together at the commit.
+                # The identities again (a delete may have come since the read) and their resources, which are read,
+                # never written: what a beat says goes into the cluster's own report row (one upsert for the whole
+                # batch), so a user's write between this read and the commit is never overwritten.
                 ids = {batch[index].object_id for index in to_write}
                 identities = {
                     row.principal_id: row
@@ -141,6 +151,17 @@ class Heartbeats:
                 resources = {
                     row.id_key: row for row in await session.scalars(select(Resource).where(Resource.id_key.in_(keys)))
                 }
+                # The previous reports, for what a beat may leave out (metadata not gathered yet): it is kept.
+                previous = {
+                    row.id_key: row.properties
+                    for row in await session.scalars(
+                        select(ResourceReport).where(
+                            ResourceReport.id_key.in_(keys), ResourceReport.reporter == REPORTER
+                        )
+                    )
+                }
+                reports: dict[str, Report] = {}
+                written: dict[str, _Stored] = {}
                 for index in to_write:
                     item = batch[index]
                     row = identities.get(item.object_id)
@@ -154,10 +175,13 @@ class Heartbeats:
                             "The connected cluster is being deleted.", code="ClusterIdentityRevoked"
                         )
                         continue
-                    resource.properties = merge(resource.properties, item.beat, item.at)
-                    basis = ReplyBasis.of(resource.properties)
+                    values = reported(item.beat, item.at, previous.get(row.resource_key))
+                    reports[row.resource_key] = Report(row.resource_key, REPORTER, values, item.at)
+                    basis = ReplyBasis.of(resource.properties, item.at, row.cert_not_after)
                     results[index] = basis
-                    self._stored[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis, resource.etag)
+                    written[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis, resource.etag)
+                await put_reports(session, list(reports.values()))
+            self._stored.update(written)  # only once committed: a refused batch is written again, beat by beat
         return [r if r is not None else RuntimeError("heartbeat not processed") for r in results]
 
 
@@ -176,11 +200,12 @@ class ReplyBasis:
     auto_upgrade: str | None
 
     @classmethod
-    def of(cls, properties: dict[str, Any]) -> ReplyBasis:
+    def of(cls, properties: dict[str, Any], beat_at: dt.datetime, certificate_expiry: dt.datetime | None) -> ReplyBasis:
+        """From what the user wrote (the agent-version pin), the beat's time and the certificate's expiry."""
         profile = properties.get("arcAgentProfile") or {}
         return cls(
-            properties.get("lastConnectivityTime"),
-            properties.get("managedIdentityCertificateExpirationTime"),
+            isoformat(beat_at),
+            isoformat(certificate_expiry) if certificate_expiry else None,
             profile.get("desiredAgentVersion"),
             profile.get("agentAutoUpgrade"),
         )
@@ -191,6 +216,16 @@ class ReplyBasis:
             "lastConnectivityTime": self.last_connectivity,
             "managedIdentityCertificateExpirationTime": self.certificate_expiry,
         }
+
+
+def _settle(batch: list[_Pending], results: list[ReplyBasis | Exception]) -> None:
+    for item, result in zip(batch, results, strict=True):
+        if item.done.done():
+            continue  # the caller went away
+        if isinstance(result, Exception):
+            item.done.set_exception(result)
+        else:
+            item.done.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,25 +242,27 @@ def _fingerprint(beat: Heartbeat) -> str:
     return beat.model_dump_json()
 
 
-def merge(properties: dict[str, Any], beat: Heartbeat, now: dt.datetime) -> dict[str, Any]:
-    """The resource's properties with a heartbeat applied (a new dict: the JSON column sees the change)."""
-    props = dict(properties)
-    props["agentVersion"] = beat.agentVersion
+def reported(beat: Heartbeat, now: dt.datetime, previous: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What a heartbeat reports about the cluster: its ``dp`` report. Metadata the beat leaves out (not gathered
+    yet, as when resource-sync starts before metadata-operator) keeps its previous value."""
+    previous = previous or {}
+    values: dict[str, Any] = {"agentVersion": beat.agentVersion, "lastConnectivityTime": isoformat(now)}
     for key in ("kubernetesVersion", "totalNodeCount", "totalCoreCount"):
         value = getattr(beat, key)
         if value is not None:
-            props[key] = value
-    for key in DETECTED:
-        value = getattr(beat, key)
-        if value and not props.get(key):
-            props[key] = value
-    props["lastConnectivityTime"] = isoformat(now)
-    profile = dict(props.get("arcAgentProfile") or {})
+            values[key] = value
+        elif key in previous:
+            values[key] = previous[key]
+    detected = {**previous.get("detected", {}), **{key: getattr(beat, key) for key in DETECTED if getattr(beat, key)}}
+    if detected:
+        values["detected"] = detected
+    profile: dict[str, Any] = {
+        "agentErrors": [
+            {"message": e.message, "severity": e.severity, "component": e.component, "time": isoformat(e.time)}
+            for e in beat.agentErrors
+        ]
+    }
     if beat.agentState is not None:
         profile["agentState"] = beat.agentState
-    profile["agentErrors"] = [
-        {"message": e.message, "severity": e.severity, "component": e.component, "time": isoformat(e.time)}
-        for e in beat.agentErrors
-    ]
-    props["arcAgentProfile"] = profile
-    return props
+    values["arcAgentProfile"] = profile
+    return values

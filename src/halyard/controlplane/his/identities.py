@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.api.agents import HIS_CERTIFICATE_PATH, CertificateRequest, CertificateResponse
 from halyard.api.proofs import certificate_thumbprint, csr_digest
+from halyard.controlplane.agentfacing.endpoints import his_url
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.his.authority import CertificateAuthority
 from halyard.controlplane.his.proofs import invalid_proof, presented_certificate, verify_proof
@@ -25,22 +26,16 @@ from halyard.core.errors import AuthorizationFailed, InvalidRequest, TooManyRequ
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import ClusterIdentity, Credential, Principal, Resource, RoleAssignment, Subscription
+from halyard.store.reports import Report, put_reports
 
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
 PRINCIPAL_KIND = "Cluster"
+REPORTER = "his"  # what the identity service reports on a connected cluster: its certificate's expiry
 # Certificates one cluster may be issued: an agent asks once at onboarding and once per renewal (from half its
 # 90-day lifetime), so ten at once and one more every six minutes never slows an honest cluster, and bounds one that
 # piles up requests (2,000 in 12 s were issued before). Per replica, in memory.
 ISSUE_BURST = 10
 ISSUE_REFILL_SECONDS = 360.0
-
-
-def his_url(settings: Settings) -> str:
-    return f"{settings.base_url}/his"
-
-
-def dp_url(settings: Settings) -> str:
-    return f"{settings.base_url}/dp"
 
 
 @dataclass(frozen=True)
@@ -152,9 +147,8 @@ class ClusterIdentities:
             identity.cert_not_after = not_after
             identity.certificates_issued += 1
             identity.renewed_at = now
-            row = await session.get(Resource, rid.key)
-            if row is not None:
-                row.properties = {**row.properties, "managedIdentityCertificateExpirationTime": isoformat(not_after)}
+            expiry = {"managedIdentityCertificateExpirationTime": isoformat(not_after)}
+            await put_reports(session, [Report(rid.key, REPORTER, expiry, now)])
         return CertificateResponse(
             certificate=cert.public_bytes(serialization.Encoding.PEM).decode(),
             caCertificate=self.authority.certificate_pem,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Request
 
 from halyard.api.agents import (
     HIS_CERTIFICATE_PATH,
@@ -13,7 +13,7 @@ from halyard.api.agents import (
     CertificateResponse,
     ServiceEndpoints,
 )
-from halyard.controlplane.his.identities import dp_url, his_url
+from halyard.controlplane.agentfacing.arrival import arrival_of
 from halyard.controlplane.plane import ControlPlane, plane
 
 router = APIRouter(prefix="/his", tags=["his"])
@@ -27,13 +27,6 @@ async def issue_certificate(body: CertificateRequest, cp: Plane) -> CertificateR
 
 
 @router.get(HIS_ENDPOINTS_PATH, operation_id="His_Endpoints")
-async def endpoints(cp: Plane) -> ServiceEndpoints:
+async def endpoints(request: Request, cp: Plane) -> ServiceEndpoints:
     """Where agents reach each service; onboarding copies it into the cluster (unauthenticated, like discovery)."""
-    base = cp.settings.base_url
-    return ServiceEndpoints(
-        management=base,
-        login=base,
-        his=his_url(cp.settings),
-        dp=dp_url(cp.settings),
-        agentAudience=cp.settings.agent_audience,
-    )
+    return cp.endpoints.for_cluster(None, arrival_of(request))

@@ -6,28 +6,31 @@ import base64
 import binascii
 import copy
 import datetime as dt
-import re
 import textwrap
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import BaseModel
 
-from halyard.controlplane.arm.paths import ResourceId
-from halyard.controlplane.arm.resourcetypes import Desired, ResourceType
+from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
+from halyard.controlplane.arm.resourcetypes import Action, Desired, RenderContext, ResourceType, WriteContext
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.kubernetes.models import (
     ConnectedClusterOut,
     ConnectedClusterPatch,
     ConnectedClusterPut,
 )
+from halyard.core.agentversions import AgentCatalog
 from halyard.core.errors import InvalidRequest
+from halyard.core.sealing import Sealer
 from halyard.store.models import Resource, Subscription
 
 if TYPE_CHECKING:
-    from halyard.controlplane.plane import ControlPlane
+    from halyard.controlplane.his.identities import ClusterIdentities
+    from halyard.controlplane.plane import TypeServices
 
 NAMESPACE = "Microsoft.Kubernetes"
 API_VERSIONS = (
@@ -42,18 +45,19 @@ API_VERSIONS = (
     "2021-10-01",
     "2021-03-01",
 )
-# Agent-reported or server-computed: never taken from a client's PUT.
-READ_ONLY = (
+# What the agents (dp) and the identity service (his) report: rendered from their reports, never from a PUT.
+REPORTED = (
     "kubernetesVersion",
     "totalNodeCount",
     "totalCoreCount",
     "agentVersion",
-    "offering",
     "lastConnectivityTime",
     "managedIdentityCertificateExpirationTime",
-    "connectivityStatus",
-    "inboundConnectivityState",
-    "miscellaneousProperties",
+)
+LIST_USER_CREDENTIAL = Action(
+    "listClusterUserCredential",
+    "List cluster user credential",
+    "Get credentials to reach the cluster's API server through cluster connect.",
 )
 # Fields the 2021 api-versions do not know; older clients are not sent what they cannot model.
 NEWER_FIELDS = (
@@ -67,11 +71,6 @@ NEWER_FIELDS = (
     "securityProfile",
     "inboundConnectivityState",
     "miscellaneousProperties",
-)
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9]([-_.a-zA-Z0-9]{0,61}[a-zA-Z0-9])?$")
-NAME_RULE = (
-    "It must be 1-63 characters, start and end with a letter or digit, and contain only letters, digits, '-', '_' "
-    "and '.'."
 )
 
 
@@ -108,7 +107,14 @@ def parse_agent_public_key(value: str) -> rsa.RSAPublicKey | ec.EllipticCurvePub
 
 
 class ConnectedClusterBehaviour:
-    def desired(self, body: BaseModel, existing: Resource | None, api_version: str, cp: ControlPlane) -> Desired:
+    """Onboarding keys, protected settings sealed, the agents' reports merged and connectivity computed when read."""
+
+    def __init__(self, sealer: Sealer, catalog: AgentCatalog, his: ClusterIdentities) -> None:
+        self._sealer = sealer
+        self._catalog = catalog
+        self._his = his
+
+    async def desired(self, body: BaseModel, existing: Resource | None, ctx: WriteContext) -> Desired:
         assert isinstance(body, ConnectedClusterPut)
         props = body.properties.model_dump(exclude_none=True)
         parse_agent_public_key(props["agentPublicKeyCertificate"])
@@ -121,8 +127,8 @@ class ConnectedClusterBehaviour:
                 target="properties.agentPublicKeyCertificate",
             )
         self._check_private_link(props)
-        _check_agent_version(props, old, cp)
-        stored = _unseal(existing, cp)
+        _check_agent_version(props, old, self._catalog)
+        stored = self._unseal(existing)
         sealed = stored
         configs = props.get("arcAgentryConfigurations")
         if configs is not None:
@@ -134,16 +140,6 @@ class ConnectedClusterBehaviour:
                 sealed[config["feature"]] = {k: (previous.get(k, v) if v == "" else v) for k, v in secret.items()}
         props.setdefault("privateLinkState", "Disabled")
         props.setdefault("azureHybridBenefit", "NotApplicable")
-        for key in READ_ONLY:
-            if key in old:
-                props[key] = old[key]
-        props.setdefault("connectivityStatus", "Connecting")
-        if "arcAgentProfile" in old:
-            merged = dict(props.get("arcAgentProfile", {}))
-            for key in ("agentState", "agentErrors"):
-                if key in old["arcAgentProfile"]:
-                    merged[key] = old["arcAgentProfile"][key]
-            props["arcAgentProfile"] = merged
         identity = {"type": body.identity.type}
         if body.identity.type == "SystemAssigned" and existing is not None and existing.identity:
             identity.update({k: v for k, v in existing.identity.items() if k in ("principalId", "tenantId")})
@@ -156,7 +152,7 @@ class ConnectedClusterBehaviour:
             sealed=sealed,
         )
 
-    def patched(self, body: BaseModel, existing: Resource, api_version: str, cp: ControlPlane) -> Desired:
+    async def patched(self, body: BaseModel, existing: Resource, ctx: WriteContext) -> Desired:
         assert isinstance(body, ConnectedClusterPatch)
         props = copy.deepcopy(existing.properties)
         if body.properties is not None:
@@ -167,42 +163,43 @@ class ConnectedClusterBehaviour:
         tags = body.tags if body.tags is not None else existing.tags
         return Desired(location=existing.location, tags=tags, properties=props, identity=existing.identity)
 
-    def render_properties(self, resource: Resource, api_version: str, cp: ControlPlane) -> dict[str, Any]:
-        props = copy.deepcopy(resource.properties)
+    def render_properties(self, resource: Resource, reported: Mapping[str, Any], ctx: RenderContext) -> dict[str, Any]:
+        props = with_reports(resource.properties, reported)
         # Computed at read time from the last heartbeat and the certificate's expiry: exact, no scan needed.
         props["connectivityStatus"] = connectivity_status(
-            props, cp.clock.now(), dt.timedelta(seconds=cp.settings.offline_threshold_seconds)
+            props, ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds)
         )
         configs = props.get("arcAgentryConfigurations") or []
-        stored = (_unseal(resource, cp) or {}) if configs else {}  # decrypted once, and only when there is any
+        stored = (self._unseal(resource) or {}) if configs else {}  # decrypted once, and only when there is any
         for config in configs:
             keys = stored.get(config["feature"], {}).keys()
             if keys:
                 config["protectedSettings"] = {k: "" for k in keys}  # only the keys are ever returned
-        if api_version < "2022":
+        if ctx.api_version < "2022":
             for key in NEWER_FIELDS:
                 props.pop(key, None)
         return props
 
-    async def provision(self, resource_id: str, cp: ControlPlane) -> None:
+    async def provision(self, resource: Resource, ctx: WriteContext) -> None:
         """Give a SystemAssigned cluster its identity (principal and tenant ids)."""
-        rid = ResourceId.parse(resource_id)
-        async with cp.db.transaction() as session:
-            resource = await session.get(Resource, rid.key)
-            if resource is None:
-                return
-            sub = await session.get(Subscription, resource.subscription_id)
-            identity = dict(resource.identity or {"type": "SystemAssigned"})
-            if identity.get("type") == "SystemAssigned" and not identity.get("principalId"):
-                identity["principalId"] = str(uuid.uuid4())
-                identity["tenantId"] = sub.tenant_id if sub else None
-            elif identity.get("type") == "None":
-                identity = {"type": "None"}
-            resource.identity = identity
+        sub = await ctx.session.get(Subscription, resource.subscription_id)
+        identity = dict(resource.identity or {"type": "SystemAssigned"})
+        if identity.get("type") == "SystemAssigned" and not identity.get("principalId"):
+            identity["principalId"] = str(uuid.uuid4())
+            identity["tenantId"] = sub.tenant_id if sub else None
+        elif identity.get("type") == "None":
+            identity = {"type": "None"}
+        resource.identity = identity
 
-    async def deprovision(self, resource: Resource, cp: ControlPlane) -> None:
+    async def deprovision(self, resource: Resource) -> None:
         """Revoke the cluster identity: its certificates and agent tokens are refused from now on."""
-        await cp.his.revoke(resource.id)
+        await self._his.revoke(resource.id)
+
+    def _unseal(self, resource: Resource | None) -> dict[str, Any] | None:
+        if resource is None or resource.sealed is None:
+            return None
+        value = self._sealer.unseal_json(resource.sealed)
+        return value if isinstance(value, dict) else None
 
     @staticmethod
     def _check_private_link(props: dict[str, Any]) -> None:
@@ -220,14 +217,28 @@ class ConnectedClusterBehaviour:
             )
 
 
-def _check_agent_version(props: dict[str, Any], old: dict[str, Any], cp: ControlPlane) -> None:
+def with_reports(properties: dict[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:
+    """A cluster's properties as users wrote them with what the agents and ``his`` reported merged in (a copy)."""
+    props = copy.deepcopy(properties)
+    for key in REPORTED:
+        if key in reported:
+            props[key] = reported[key]
+    for key, value in (reported.get("detected") or {}).items():
+        if not props.get(key):  # what the user wrote wins over what the agents detected
+            props[key] = value
+    agent_profile = reported.get("arcAgentProfile")
+    if agent_profile:
+        props["arcAgentProfile"] = {**props.get("arcAgentProfile", {}), **agent_profile}
+    return props
+
+
+def _check_agent_version(props: dict[str, Any], old: dict[str, Any], catalog: AgentCatalog) -> None:
     """A pinned ``desiredAgentVersion`` must be one this control plane offers (empty: no pin); it is stored in the
     offered spelling (``0.2`` as ``0.2.0``), so the image tag helm deploys and the one the agents roll to agree."""
     profile = props.get("arcAgentProfile") or {}
     desired = profile.get("desiredAgentVersion")
     if not desired:
         return
-    catalog = cp.settings.agent_catalog
     offered = catalog.find(desired)
     if offered is not None:
         props["arcAgentProfile"] = {**profile, "desiredAgentVersion": offered}
@@ -242,14 +253,7 @@ def _check_agent_version(props: dict[str, Any], old: dict[str, Any], cp: Control
         )
 
 
-def _unseal(resource: Resource | None, cp: ControlPlane) -> dict[str, Any] | None:
-    if resource is None or resource.sealed is None:
-        return None
-    value = cp.sealer.unseal_json(resource.sealed)
-    return value if isinstance(value, dict) else None
-
-
-def connected_cluster_type() -> ResourceType:
+def connected_cluster_type(services: TypeServices) -> ResourceType:
     return ResourceType(
         namespace=NAMESPACE,
         type_name="connectedClusters",
@@ -257,9 +261,10 @@ def connected_cluster_type() -> ResourceType:
         put_model=ConnectedClusterPut,
         patch_model=ConnectedClusterPatch,
         response_model=ConnectedClusterOut,
-        behaviour=ConnectedClusterBehaviour(),
-        name_pattern=NAME_PATTERN,
-        name_rule=NAME_RULE,
+        behaviour=ConnectedClusterBehaviour(services.sealer, services.settings.agent_catalog, services.his),
+        name_pattern=CLUSTER_NAME_PATTERN,
+        name_rule=CLUSTER_NAME_RULE,
         display="connected cluster",
         sync_patch_versions=frozenset({"2021-03-01", "2021-10-01"}),
+        actions=(LIST_USER_CREDENTIAL,),
     )

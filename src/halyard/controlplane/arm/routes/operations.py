@@ -10,7 +10,7 @@ from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.arm.routes.root import ApiVersion, resources_version
 from halyard.controlplane.plane import ControlPlane
 from halyard.core.errors import HalyardError, InvalidApiVersion, MissingApiVersion, NotFound
-from halyard.store.models import Operation, Resource
+from halyard.store.models import Operation
 
 router = APIRouter(tags=["Operations"], responses=ERRORS)
 AnyVersion = Annotated[str | None, Query(alias="api-version", description="Any api-version the provider serves.")]
@@ -54,8 +54,31 @@ async def operation_status(
     cp: Plane,
     api_version: AnyVersion = None,
 ) -> JSONResponse:
-    _require_any_version(request, cp, providerNamespace)
-    op = await _operation(cp, caller, subscriptionId, providerNamespace, operationId)
+    return await _status(request, caller, cp, subscriptionId, providerNamespace, operationId)
+
+
+@router.get(
+    "/providers/{providerNamespace}/locations/{location}/operationStatuses/{operationId}",
+    operation_id="TenantOperationStatuses_Get",
+)
+async def tenant_operation_status(
+    request: Request,
+    providerNamespace: str,
+    location: str,
+    operationId: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: AnyVersion = None,
+) -> JSONResponse:
+    """A tenant resource's operation (it has no subscription to be followed under)."""
+    return await _status(request, caller, cp, "", providerNamespace, operationId)
+
+
+async def _status(
+    request: Request, caller: Caller, cp: ControlPlane, subscription_id: str, namespace: str, op_id: str
+) -> JSONResponse:
+    _require_any_version(request, cp, namespace)
+    op = await _operation(cp, caller, subscription_id, namespace, op_id)
     return JSONResponse(cp.operations.status_body(op), headers=_progress_headers(cp, op))
 
 
@@ -73,8 +96,30 @@ async def operation_result(
     cp: Plane,
     api_version: AnyVersion = None,
 ) -> Response:
-    version = _require_any_version(request, cp, providerNamespace)
-    op = await _operation(cp, caller, subscriptionId, providerNamespace, operationId)
+    return await _result(request, caller, cp, subscriptionId, providerNamespace, operationId)
+
+
+@router.get(
+    "/providers/{providerNamespace}/locations/{location}/operationResults/{operationId}",
+    operation_id="TenantOperationResults_Get",
+)
+async def tenant_operation_result(
+    request: Request,
+    providerNamespace: str,
+    location: str,
+    operationId: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: AnyVersion = None,
+) -> Response:
+    return await _result(request, caller, cp, "", providerNamespace, operationId)
+
+
+async def _result(
+    request: Request, caller: Caller, cp: ControlPlane, subscription_id: str, namespace: str, op_id: str
+) -> Response:
+    version = _require_any_version(request, cp, namespace)
+    op = await _operation(cp, caller, subscription_id, namespace, op_id)
     if op.status == "InProgress":
         return Response(status_code=202, headers={**_progress_headers(cp, op), "Location": _self_link(cp, request)})
     if op.status != "Succeeded":
@@ -87,11 +132,10 @@ async def operation_result(
         return Response(status_code=204)
     rid = ResourceId.parse(op.target_id)
     rtype = cp.types.get(rid.full_type)
-    async with cp.db.session() as session:
-        resource = await session.get(Resource, rid.key)
-    if rtype is None or resource is None:
+    body = await cp.pipeline.render_stored(rtype, rid, version) if rtype is not None else None
+    if body is None:
         return Response(status_code=204)
-    return JSONResponse(cp.pipeline.render(rtype, resource, version))
+    return JSONResponse(body)
 
 
 @router.get(

@@ -1,4 +1,4 @@
-"""The generic resource listing (``az resource list``) with ``$filter`` and ``$expand``."""
+"""The generic resource listing (``az resource list``) with ``$filter`` and ``$expand``: top-level resources."""
 
 from typing import Annotated, Any
 
@@ -60,7 +60,12 @@ async def _list(
     if group:
         criteria.resource_group = group
     expand = {e.strip().lower() for e in (expand_ or "").split(",") if e.strip()} & EXPANDABLE
-    query = select(Resource).where(Resource.subscription_id == sub.id).order_by(Resource.id_key)
+    # Top-level resources only, as ARM lists them: children and extension resources are listed under their parent.
+    query = (
+        select(Resource)
+        .where(Resource.subscription_id == sub.id, Resource.parent_key.is_(None))
+        .order_by(Resource.id_key)
+    )
     if criteria.resource_group:
         query = query.where(Resource.group_key == criteria.resource_group.lower())
     if criteria.resource_type:

@@ -1,147 +1,165 @@
-"""Routes for one resource type, generated from its ResourceType: the same five verbs for every type."""
+"""Routes for one resource type, generated from its ResourceType: the same verbs for every type and placement.
 
+The path parameters differ by placement (a child's route names its parent too), so each endpoint's signature is
+built from the type's route: FastAPI then documents every parameter in the OpenAPI document as usual.
+"""
+
+import inspect
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import Response
 
+from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
-from halyard.controlplane.arm.paths import ResourceId
-from halyard.controlplane.arm.resourcetypes import ResourceType
-from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane, reply
+from halyard.controlplane.arm.auth import authenticated
+from halyard.controlplane.arm.resourcetypes import Placement, ResourceType
+from halyard.controlplane.arm.routes.common import ERRORS, reply
+from halyard.controlplane.plane import ControlPlane, plane
+
+Handler = Callable[..., Awaitable[Response]]
+_KW = inspect.Parameter.KEYWORD_ONLY
+
+
+def _param(name: str, annotation: Any, default: Any = inspect.Parameter.empty) -> inspect.Parameter:
+    return inspect.Parameter(name, _KW, annotation=annotation, default=default)
+
+
+def _endpoint(handler: Handler, path: str, extra: list[inspect.Parameter]) -> Handler:
+    """An endpoint whose signature declares the path's parameters, then ``extra``; it calls ``handler``."""
+
+    async def endpoint(**kwargs: Any) -> Response:
+        return await handler(**kwargs)
+
+    names = [seg[1:-1] for seg in path.split("/") if seg.startswith("{")]
+    params = [_param("request", Request)]
+    params += [_param(name, Annotated[str, Path()]) for name in names]
+    params += [
+        _param("caller", Annotated[AuthorizedCaller, Depends(authenticated)]),
+        _param("cp", Annotated[ControlPlane, Depends(plane)]),
+        *extra,
+    ]
+    endpoint.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    endpoint.__name__ = handler.__name__
+    return endpoint
 
 
 def resource_type_router(rtype: ResourceType) -> APIRouter:
     router = APIRouter(tags=[rtype.full_type], responses=ERRORS)
-    group_path = f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}/providers/{rtype.namespace}/{rtype.type_name}"
-    item_path = group_path + "/{resourceName}"
-    sub_path = f"/subscriptions/{{subscriptionId}}/providers/{rtype.namespace}/{rtype.type_name}"
-    api_version = api_version_query(rtype.api_versions)
-    put_model: Any = rtype.put_model
-    patch_model: Any = rtype.patch_model
+    op_prefix = rtype.type_path.replace("/", "_")
+    versions = rtype.api_versions
+    api_version = _param("api_version_", Annotated[str | None, api_version_query(versions)], None)
+    if_match = _param("if_match", Annotated[str | None, Header(alias="If-Match")], None)
+    if_none_match = _param("if_none_match", Annotated[str | None, Header(alias="If-None-Match")], None)
+    paging = [
+        _param("skip_token", Annotated[str | None, Query(alias="$skipToken")], None),
+        _param("top", Annotated[int | None, Query(alias="$top", ge=1, le=1000)], None),
+    ]
     ok: dict[int | str, dict[str, Any]] = {200: {"model": rtype.response_model}}
 
-    def rid(subscription_id: str, group: str, name: str) -> ResourceId:
-        return ResourceId(subscription_id, group, rtype.namespace, rtype.type_name, name)
-
     def version(request: Request) -> str:
-        return require_api_version(request, rtype.api_versions, rtype.full_type)
+        return require_api_version(request, versions, rtype.full_type)
 
-    @router.get(item_path, responses=ok, operation_id=f"{rtype.type_name}_Get")
-    async def get_item(
-        request: Request,
-        subscriptionId: str,
-        resourceGroupName: str,
-        resourceName: str,
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-    ) -> Response:
+    async def get_item(request: Request, caller: AuthorizedCaller, cp: ControlPlane, **_: Any) -> Response:
         v = version(request)
-        return reply(await cp.pipeline.get(caller, rtype, rid(subscriptionId, resourceGroupName, resourceName), v))
+        return reply(await cp.pipeline.get(caller, rtype, rtype.resource_id(request.path_params), v))
 
-    @router.put(
-        item_path, responses={**ok, 201: {"model": rtype.response_model}}, operation_id=f"{rtype.type_name}_Put"
-    )
     async def put_item(
         request: Request,
-        subscriptionId: str,
-        resourceGroupName: str,
-        resourceName: str,
-        body: Annotated[put_model, Body()],
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
-        if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+        caller: AuthorizedCaller,
+        cp: ControlPlane,
+        body: Any,
+        if_match: str | None,
+        if_none_match: str | None,
+        **_: Any,
     ) -> Response:
         v = version(request)
-        target = rid(subscriptionId, resourceGroupName, resourceName)
+        target = rtype.resource_id(request.path_params)
         r = await cp.pipeline.put(caller, rtype, target, v, body, if_match=if_match, if_none_match=if_none_match)
         return reply(r)
 
-    @router.patch(
-        item_path, responses={**ok, 202: {"description": "Accepted"}}, operation_id=f"{rtype.type_name}_Update"
-    )
     async def patch_item(
-        request: Request,
-        subscriptionId: str,
-        resourceGroupName: str,
-        resourceName: str,
-        body: Annotated[patch_model, Body()],
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+        request: Request, caller: AuthorizedCaller, cp: ControlPlane, body: Any, if_match: str | None, **_: Any
     ) -> Response:
         v = version(request)
-        target = rid(subscriptionId, resourceGroupName, resourceName)
+        target = rtype.resource_id(request.path_params)
         return reply(await cp.pipeline.patch(caller, rtype, target, v, body, if_match=if_match))
 
-    @router.delete(
-        item_path,
-        responses={202: {"description": "Accepted"}, 204: {"description": "No content"}},
-        operation_id=f"{rtype.type_name}_Delete",
-    )
     async def delete_item(
-        request: Request,
-        subscriptionId: str,
-        resourceGroupName: str,
-        resourceName: str,
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-        if_match: Annotated[str | None, Header(alias="If-Match")] = None,
+        request: Request, caller: AuthorizedCaller, cp: ControlPlane, if_match: str | None, **_: Any
     ) -> Response:
         v = version(request)
-        target = rid(subscriptionId, resourceGroupName, resourceName)
+        target = rtype.resource_id(request.path_params)
         return reply(await cp.pipeline.delete(caller, rtype, target, v, if_match=if_match))
 
-    @router.get(group_path, operation_id=f"{rtype.type_name}_ListByResourceGroup")
-    async def list_group(
+    async def list_items(
         request: Request,
-        subscriptionId: str,
-        resourceGroupName: str,
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-        skip_token: Annotated[str | None, Query(alias="$skipToken")] = None,
-        top: Annotated[int | None, Query(alias="$top", ge=1, le=1000)] = None,
+        caller: AuthorizedCaller,
+        cp: ControlPlane,
+        skip_token: str | None,
+        top: int | None,
+        **_: Any,
     ) -> Response:
         v = version(request)
+        params = request.path_params
         r = await cp.pipeline.list(
             caller,
             rtype,
             v,
-            subscription_id=subscriptionId,
-            group=resourceGroupName,
+            subscription_id=params.get("subscriptionId") if rtype.parent is None else None,
+            group=params.get("resourceGroupName") if rtype.parent is None else None,
+            parent=rtype.container_id(params),
             skip_token=skip_token,
             top=top,
             base_path=request.url.path,
         )
         return reply(r)
 
-    @router.get(sub_path, operation_id=f"{rtype.type_name}_ListBySubscription")
-    async def list_subscription(
-        request: Request,
-        subscriptionId: str,
-        caller: Caller,
-        cp: Plane,
-        api_version_: Annotated[str | None, api_version] = None,
-        skip_token: Annotated[str | None, Query(alias="$skipToken")] = None,
-        top: Annotated[int | None, Query(alias="$top", ge=1, le=1000)] = None,
-    ) -> Response:
-        v = version(request)
-        r = await cp.pipeline.list(
-            caller,
-            rtype,
-            v,
-            subscription_id=subscriptionId,
-            group=None,
-            skip_token=skip_token,
-            top=top,
-            base_path=request.url.path,
+    item = rtype.item_path
+    router.add_api_route(
+        item,
+        _endpoint(get_item, item, [api_version]),
+        methods=["GET"],
+        responses=ok,
+        operation_id=f"{op_prefix}_Get",
+    )
+    router.add_api_route(
+        item,
+        _endpoint(
+            put_item,
+            item,
+            [_param("body", Annotated[rtype.put_model, Body()]), api_version, if_match, if_none_match],
+        ),
+        methods=["PUT"],
+        responses={**ok, 201: {"model": rtype.response_model}},
+        operation_id=f"{op_prefix}_Put",
+    )
+    router.add_api_route(
+        item,
+        _endpoint(patch_item, item, [_param("body", Annotated[rtype.patch_model, Body()]), api_version, if_match]),
+        methods=["PATCH"],
+        responses={**ok, 202: {"description": "Accepted"}},
+        operation_id=f"{op_prefix}_Update",
+    )
+    router.add_api_route(
+        item,
+        _endpoint(delete_item, item, [api_version, if_match]),
+        methods=["DELETE"],
+        responses={202: {"description": "Accepted"}, 204: {"description": "No content"}},
+        operation_id=f"{op_prefix}_Delete",
+    )
+    collections = [(rtype.collection_path, "List")]
+    if rtype.placement is Placement.GROUP:
+        collections = [
+            (rtype.collection_path, "ListByResourceGroup"),
+            (f"/subscriptions/{{subscriptionId}}/providers/{rtype.namespace}/{rtype.type_name}", "ListBySubscription"),
+        ]
+    for path, name in collections:
+        router.add_api_route(
+            path,
+            _endpoint(list_items, path, [api_version, *paging]),
+            methods=["GET"],
+            operation_id=f"{op_prefix}_{name}",
         )
-        return reply(r)
-
     return router

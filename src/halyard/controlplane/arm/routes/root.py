@@ -5,11 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from halyard.controlplane.agentfacing.endpoints import dp_url, his_url
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.resourcetypes import display_location
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.directory import subscription_body, tenant_body
-from halyard.controlplane.his.identities import dp_url, his_url
 
 RESOURCES_API_VERSIONS = (
     "2025-04-01",

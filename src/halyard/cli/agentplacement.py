@@ -1,0 +1,271 @@
+"""Where a connected cluster's agents run, chosen once per command: on this machine (``--agent-mode local``, a
+supervised ``halyard agent run`` process) or in the cluster (``in-cluster``, the ``halyard-agent`` Helm chart).
+
+Commands hold an :class:`Agents` and never branch on the mode: ``connect`` installs through it and watches it,
+``upgrade`` moves it onto a version, and both ask it where to look when the agents do not report. What onboarding
+writes into the cluster whatever the mode (namespace, Secret, ConfigMap) is ``kube/onboarding.py``; removing all
+of it, and the agents of either mode, is :func:`remove_agents`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+from urllib.parse import urlsplit
+
+import halyard
+from halyard.api import cluster as names
+from halyard.cli import localagents
+from halyard.cli.errors import CliError
+from halyard.cli.kubesession import KubeSession
+from halyard.core.agentversions import installed_version, same_version
+from halyard.kube import onboarding as kube_onboarding
+from halyard.kube.agentpods import agent_pod_problems
+from halyard.kube.facts import ClusterFacts
+from halyard.kube.helm import RELEASE, Helm, HelmError, agent_chart
+
+AGENT_MODES = ("in-cluster", "local")
+POD_CHECK_SECONDS = 3.0  # how often a wait for in-cluster agents looks at their pods
+if TYPE_CHECKING:  # only annotations: the wire models' import is connect's cost, not every connectedk8s command's
+    from halyard.api.agents import EndpointMap
+
+LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
+
+
+def local_agent_version() -> str:
+    """The version local agents run once (re)started: the halyard installed here (else, from a source tree, this)."""
+    return installed_version() or halyard.__version__
+
+
+class Agents(Protocol):
+    """Where one connected cluster's agents run, and what a command can do with them there."""
+
+    def install(self, *, registry: str | None, pinned: str | None) -> None:
+        """Start or install the agents (``connect``); ``pinned``: the version the resource pins, if any."""
+
+    def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
+        """What will evidently keep these agents from ever connecting from this cluster, if anything."""
+
+    def check(self, version: str) -> None:
+        """Refuse, before anything changes, a version that cannot be applied here."""
+
+    def apply(self, version: str, wait_seconds: int | None) -> None:
+        """Move the agents onto ``version``; with ``wait_seconds``, until the rollout is done, where there is one."""
+
+    def check_alive(self) -> None:
+        """Fail early while waiting if the agents cannot report (any more)."""
+
+    def where_to_look(self) -> str:
+        """Where the user sees why the agents do not report (a sentence)."""
+
+
+@dataclass(frozen=True)
+class LocalAgents:
+    """Agents this CLI runs on this machine for the cluster of ``kubeconfig``."""
+
+    state_dir: Path
+    kubeconfig: Path | None
+    context: str | None
+
+    def install(self, *, registry: str | None, pinned: str | None) -> None:
+        # The local process runs this machine's halyard: neither the registry nor a pinned image tag applies.
+        self._start()
+
+    def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
+        return None  # they run here, where the control plane was just reached
+
+    def check(self, version: str) -> None:
+        installed = local_agent_version()
+        if not same_version(version, installed):
+            raise CliError(
+                f"The local agents run this machine's halyard {installed}; install halyard {version} "
+                f"(pip install 'halyard=={version}') and run upgrade again.",
+                "AgentVersionNotInstalled",
+            )
+
+    def apply(self, version: str, wait_seconds: int | None) -> None:
+        # A stop and a fresh start, as delete and connect do: the new process imports the installed code.
+        localagents.stop_detached(self.state_dir)
+        self._start()
+
+    def check_alive(self) -> None:
+        if localagents.running_pid(self.state_dir) is None:
+            raise CliError(f"The local agents stopped. {self.where_to_look()}", "AgentsNotRunning")
+
+    def where_to_look(self) -> str:
+        return f"Their log: {self.state_dir / localagents.LOG_FILE}"
+
+    def _start(self) -> None:
+        try:
+            localagents.start_detached(self.state_dir, self.kubeconfig, self.context)
+        except RuntimeError as exc:
+            raise CliError(f"The local agents did not start: {exc}", "AgentsNotRunning") from None
+
+
+@dataclass
+class InClusterAgents:
+    """The chart's Deployments in the cluster of the command's Kubernetes session."""
+
+    session: KubeSession
+    helm: Helm
+    chart: str
+    _next_pod_check: float = field(default=0.0, repr=False)
+
+    @classmethod
+    def find(cls, session: KubeSession) -> InClusterAgents:
+        """The in-cluster agents of the session's cluster, with helm and the chart checked before anything is
+        written."""
+        try:
+            helm = Helm.find(session.kubeconfig, session.context)
+            chart = agent_chart()
+        except HelmError as exc:
+            raise CliError(str(exc), "HelmNotFound") from None
+        return cls(session, helm, chart, _next_pod_check=time.monotonic() + POD_CHECK_SECONDS)
+
+    def install(self, *, registry: str | None, pinned: str | None) -> None:
+        values = {"image.registry": registry} if registry else {}
+        if pinned:  # a re-run keeps the agents on the version pinned with upgrade, not the chart's
+            values["image.tag"] = pinned
+        try:
+            self.helm.install(self.chart, values)
+        except HelmError as exc:
+            raise CliError(f"Installing the agent chart failed: {exc}", "HelmInstallFailed") from None
+
+    def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
+        if facts.simulated:
+            return (
+                "The cluster is a Halyard simulator: its pods run nothing, so agents installed in it never connect "
+                "(unless you run their processes yourself)."
+            )
+        loopback = sorted({url for url in (endpoints.his, endpoints.dp) if _is_loopback(url)})
+        if loopback:
+            return (
+                f"The control plane gives its agent endpoints as {', '.join(loopback)}, a loopback address, which "
+                "pods cannot reach: start the control plane with a --public-url (HALYARD_PUBLIC_URL) the cluster can reach."
+            )
+        return None
+
+    def check(self, version: str) -> None:
+        """The image tag is the version; whether it exists is for the server's list and the registry to say."""
+
+    def apply(self, version: str, wait_seconds: int | None) -> None:
+        try:
+            self.helm.upgrade(self.chart, {"image.tag": version}, wait_seconds=wait_seconds)
+        except HelmError as exc:
+            raise CliError(
+                f"helm upgrade of the release {RELEASE} failed: {exc}. The resource already asks for {version}; fix "
+                "the cause and run the same upgrade again.",
+                "HelmUpgradeFailed",
+            ) from None
+
+    def check_alive(self) -> None:
+        """Stop waiting when the agents' pods are stuck in a state only the user can get them out of."""
+        if time.monotonic() < self._next_pod_check:
+            return
+        problems = self.session.run(agent_pod_problems)
+        self._next_pod_check = time.monotonic() + POD_CHECK_SECONDS
+        if not problems:
+            return
+        hint = (
+            "If the cluster cannot reach the image's registry, mirror the image and run connect again with "
+            "--agent-registry."
+            if any(p.cannot_pull for p in problems)
+            else self.where_to_look()
+        )
+        raise CliError(
+            f"The agents cannot start: {'; '.join(map(str, problems))}. The connected cluster and the agents' release "
+            f"are kept, so fixing the cause and running the same command again completes it. {hint}",
+            "AgentsNotRunning",
+        )
+
+    def where_to_look(self) -> str:
+        return (
+            f"Their pods: kubectl -n {names.NAMESPACE} get pods -l {LABEL_SELECTOR}; their logs: kubectl -n "
+            f"{names.NAMESPACE} logs -l {LABEL_SELECTOR} --all-containers."
+        )
+
+
+def choose(mode: str | None, facts: ClusterFacts, session: KubeSession, resource_id: str) -> Agents:
+    """``connect``'s placement: ``mode`` when given, else local on a simulated cluster (nothing runs there) and
+    in-cluster elsewhere."""
+    if (mode or ("local" if facts.simulated else "in-cluster")) == "local":
+        return LocalAgents(localagents.state_dir_for(resource_id), session.kubeconfig, session.context)
+    return InClusterAgents.find(session)
+
+
+def locate(resource_id: str, session: KubeSession) -> Agents:
+    """Where the agents of ``resource_id`` run now: local agents when this CLI started some for it (as ``delete``
+    finds them), else the chart's release in the session's cluster, which must be onboarded as it."""
+    state_dir = localagents.state_dir_for(resource_id)
+    started = localagents.started_target(state_dir)
+    if started is not None:
+        return LocalAgents(state_dir, started[0], started[1])
+    try:
+        onboarded = session.run(kube_onboarding.read_onboarding)
+    except CliError as exc:
+        if exc.code != "KubeconfigError":
+            raise
+        raise CliError(
+            f"No local agents of this connected cluster run on this machine, so they are looked for in the cluster of "
+            f"the kubeconfig. {exc.message} Give the cluster's kubeconfig with --kube-config (and --kube-context).",
+            exc.code,
+        ) from None
+    if onboarded is None or onboarded.resource_id.lower() != resource_id.lower():
+        what = f"is connected as {onboarded.resource_id}" if onboarded else "carries no Halyard agents"
+        raise CliError(
+            f"No local agents of this connected cluster run on this machine, and the cluster of the kubeconfig {what}. "
+            "Give the cluster's kubeconfig with --kube-config (and --kube-context).",
+            "AgentsNotFound",
+        )
+    agents = InClusterAgents.find(session)  # only now: where there are no agents, a missing helm is beside the point
+    if not agents.helm.installed():
+        raise CliError(
+            f"The cluster has no agent release '{RELEASE}' in namespace {names.NAMESPACE}. Install the agents again "
+            "with halyard connectedk8s connect --agent-mode in-cluster.",
+            "AgentsNotFound",
+        )
+    return agents
+
+
+def remove_agents(resource_id: str, session: KubeSession) -> list[str]:
+    """Remove what onboarding put on this machine and in the session's cluster for ``resource_id``; what was
+    removed. The client's own exceptions pass through (the caller reports any failure as one).
+
+    Stops the local agents of the resource; then, if the cluster is onboarded as that resource (or carries no
+    onboarding), uninstalls the agent chart (Deployments, RBAC) and deletes the ``halyard-system`` namespace
+    (Secrets, ConfigMap). A cluster onboarded as another resource is left alone.
+    """
+    removed = []
+    if localagents.stop_detached(localagents.state_dir_for(resource_id)):
+        removed.append("local agents")
+    onboarded = session.run_raw(kube_onboarding.read_onboarding)
+    if onboarded is not None and onboarded.resource_id.lower() != resource_id.lower():
+        return removed
+    try:
+        helm: Helm | None = Helm.find(session.kubeconfig, session.context)
+    except HelmError:
+        helm = None  # no helm on this machine: it installed no chart
+    if helm is not None and helm.uninstall():
+        removed.append("agent chart")
+    if session.run_raw(kube_onboarding.uninstall):
+        removed.append(f"namespace {names.NAMESPACE}")
+    return removed
+
+
+def disconnect_cluster(resource_id: str, kubeconfig: Path | None, context: str | None) -> list[str]:
+    """:func:`remove_agents` in a session of its own (for callers outside a command, such as tests)."""
+    with KubeSession(kubeconfig, context) as session:
+        return remove_agents(resource_id, session)
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

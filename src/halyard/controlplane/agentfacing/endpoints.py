@@ -1,0 +1,36 @@
+"""Where agents reach each control-plane service: the one place that builds an endpoint map.
+
+Every cluster gets its map from here, at onboarding (``GET /his/v1/endpoints``) and wherever the agents are told
+again. Today every cluster and arrival gets the server's own base URL; private link (endpoint FQDNs of the
+cluster's scope) and gateways (the gateway's URL) change what this returns, not the agents.
+"""
+
+from __future__ import annotations
+
+from halyard.api.agents import ServiceEndpoints
+from halyard.controlplane.agentfacing.arrival import Arrival
+from halyard.core.settings import Settings
+
+
+def his_url(settings: Settings) -> str:
+    return f"{settings.base_url}/his"
+
+
+def dp_url(settings: Settings) -> str:
+    return f"{settings.base_url}/dp"
+
+
+class EndpointMaps:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def for_cluster(self, cluster_id: str | None, arrival: Arrival) -> ServiceEndpoints:
+        """The map for one cluster (None: a cluster still onboarding), as reached through ``arrival``."""
+        base = self._settings.base_url
+        return ServiceEndpoints(
+            management=base,
+            login=base,
+            his=his_url(self._settings),
+            dp=dp_url(self._settings),
+            agentAudience=self._settings.agent_audience,
+        )

@@ -1,0 +1,20 @@
+"""The resource types this control plane serves: one registration line per type.
+
+A new type is a module (its models and behaviour, and a function that declares it) and one line here. Types are
+built with the services their behaviours use (``TypeServices``), never with the whole control plane.
+"""
+
+from __future__ import annotations
+
+from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
+from halyard.controlplane.plane import TypeServices
+
+
+def declare_types(services: TypeServices) -> ResourceTypes:
+    types = ResourceTypes()
+    clusters = connected_cluster_type(services)
+    types.add(clusters)
+    types.add_extra("Microsoft.Kubernetes", "operations", clusters.api_versions)
+    types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", clusters.api_versions)
+    return types

@@ -1,0 +1,195 @@
+"""Each in-cluster agent under its own service account, as its pod runs it: the chart's least-privilege roles are
+enough for every agent to do its part, and refuse each what it must not do.
+
+The chart is installed into a simulated cluster; every agent then runs as its own process the way its pod runs it
+(``agent run --in-cluster --agents=<name>``), through the in-cluster path of ``halyard.kube.client``: the token of
+its ServiceAccount (asked from the cluster's TokenRequest API, as the kubelet does) mounted at
+/var/run/secrets/kubernetes.io/serviceaccount (a tmpfs on /run in a mount namespace of the process's own), and
+KUBERNETES_SERVICE_HOST/PORT pointing at the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.models.apps_v1 import DeploymentSpec
+from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
+from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import ConfigMap, Node, Secret, ServiceAccount, ServiceAccountToken
+from lightkube.resources.rbac_authorization_v1 import ClusterRole
+
+from tests.agents.conftest import Cli
+from tests.agents.test_chart import AGENTS
+from tests.sim.conftest import Sim, helm_path
+
+pytestmark = pytest.mark.e2e
+
+NS = "halyard-system"
+# The kubelet's mount, made in the agent's own mount namespace: nothing outside the process sees it.
+MOUNT = (
+    "mount -t tmpfs tmpfs /run && mkdir -p /run/secrets/kubernetes.io/serviceaccount && "
+    'cp "$SA_DIR"/token "$SA_DIR"/ca.crt "$SA_DIR"/namespace /run/secrets/kubernetes.io/serviceaccount/ && exec "$@"'
+)
+
+
+def _can_mount() -> None:
+    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", "mount -t tmpfs tmpfs /run"],
+                           capture_output=True, text=True)  # fmt: skip
+    if probe.returncode != 0:
+        pytest.fail(
+            "running an agent as its pod does needs a mount namespace of its own (unshare --mount; root or "
+            f"CAP_SYS_ADMIN), to mount its service-account token where the in-cluster client reads it: {probe.stderr}",
+            pytrace=False,
+        )
+
+
+def _mounted_token(admin: Client, agent: str, ca: Path, into: Path) -> Path:
+    """The ServiceAccount's token as the kubelet mounts it: token, ca.crt, namespace."""
+    request = ServiceAccountToken(
+        metadata=ObjectMeta(name=agent, namespace=NS),
+        spec=TokenRequestSpec(audiences=["https://kubernetes.default.svc"], expirationSeconds=3600),
+    )
+    issued = admin.create(request, name=agent, namespace=NS)
+    assert issued.status is not None
+    into.mkdir(parents=True)
+    (into / "token").write_text(issued.status.token)
+    (into / "ca.crt").write_bytes(ca.read_bytes())
+    (into / "namespace").write_text(NS)
+    return into
+
+
+def _as(sa_dir: Path, sim: Sim) -> Client:
+    """A client of the cluster exactly as the agent's in-cluster configuration makes it, from its mounted token."""
+    url = urlsplit(sim.url)
+    saved = {k: os.environ.get(k) for k in ("KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")}
+    os.environ.update(KUBERNETES_SERVICE_HOST=str(url.hostname), KUBERNETES_SERVICE_PORT=str(url.port))
+    try:
+        return Client(KubeConfig.from_service_account(str(sa_dir)))
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _refused(call: Callable[[], object]) -> int:
+    try:
+        call()
+    except ApiError as exc:
+        return int(exc.status.code or 0)
+    return 200
+
+
+def test_each_agent_works_under_its_own_service_account_and_no_further(
+    cli: Cli, fresh_cluster: Callable[[], Path], agent_sim: Sim, tmp_path: Path
+) -> None:
+    _can_mount()
+    kubeconfig = fresh_cluster()
+    group = cli.group("agents-sa")
+    installed = cli.run(
+        "connectedk8s", "connect", "-g", group, "-n", "least", "-l", "eastus", "--kube-config", str(kubeconfig),
+        "--agent-mode", "in-cluster", "--no-wait", "--yes", "-o", "json", env={"HALYARD_HELM": str(helm_path())},
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr
+    admin = Client(KubeConfig.from_file(str(kubeconfig)))
+    url = urlsplit(agent_sim.url)
+    processes: list[subprocess.Popen[bytes]] = []
+    try:
+        assert AGENTS <= {s.metadata.name for s in admin.list(ServiceAccount, namespace=NS)}  # type: ignore[union-attr]
+        accounts = {agent: _mounted_token(admin, agent, agent_sim.ca, tmp_path / "sa" / agent) for agent in AGENTS}
+        service = {"KUBERNETES_SERVICE_HOST": str(url.hostname), "KUBERNETES_SERVICE_PORT": str(url.port)}
+        for agent, sa_dir in sorted(accounts.items()):
+            pod = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT, "sh"]
+            run = [sys.executable, "-m", "halyard", "agent", "run", "--in-cluster", f"--agents={agent}",
+                   f"--state-dir={tmp_path / 'state' / agent}"]  # fmt: skip
+            with open(tmp_path / f"{agent}.log", "wb") as log:  # the child keeps its own copy
+                env = {**os.environ, **cli.env, **service, "SA_DIR": str(sa_dir)}
+                processes.append(subprocess.Popen([*pod, *run], stdout=log, stderr=subprocess.STDOUT, env=env))
+
+        # Every agent did its part with only its own grants: identity (certificate, token), metadata (nodes),
+        # health (controller-manager), and resource-sync reporting all of it.
+        try:
+            shown = cli.wait_status(group, "least", "Connected", timeout=60)
+        except AssertionError:
+            logs = {a: (tmp_path / f"{a}.log").read_text()[-1500:] for a in sorted(AGENTS)}
+            raise AssertionError(f"the agents did not connect under their service accounts: {logs}") from None
+        deadline = time.monotonic() + 30
+        while "agentState" not in shown["arcAgentProfile"]:  # published by controller-manager, relayed by resource-sync
+            assert time.monotonic() < deadline, f"no agent state within 30 s: {shown}"
+            time.sleep(0.5)
+            shown = cli.show(group, "least")
+        assert shown["arcAgentProfile"]["agentState"] == "Succeeded", shown["arcAgentProfile"]
+        assert shown["totalNodeCount"] == 3 and shown["kubernetesVersion"]
+        assert (admin.get(Secret, "halyard-agent-token", namespace=NS).data or {})["token"]
+        for name in ("halyard-cluster-metadata", "halyard-agent-health"):
+            admin.get(ConfigMap, name, namespace=NS)
+        for proc in processes:
+            assert proc.poll() is None, f"an agent exited ({proc.returncode}): see {tmp_path}"
+
+        # And nothing beyond: other namespaces' Secrets, Secrets of its own namespace it was not granted, listing
+        # Secrets, cluster-wide writes, and Deployments not its own.
+        foreign = Deployment(
+            metadata=ObjectMeta(name="someone-elses", namespace=NS),
+            spec=DeploymentSpec(
+                selector=LabelSelector(matchLabels={"app": "someone-elses"}),
+                template=PodTemplateSpec(
+                    metadata=ObjectMeta(labels={"app": "someone-elses"}),
+                    spec=PodSpec(containers=[Container(name="c", image="nginx")]),
+                ),
+            ),
+        )
+        admin.create(foreign)
+        bump = {"metadata": {"annotations": {"touched": "yes"}}}
+        for agent, sa_dir in sorted(accounts.items()):
+            client = _as(sa_dir, agent_sim)
+            try:
+                refusals = {
+                    "kube-system Secret": _refused(lambda: client.get(Secret, "bootstrap", namespace="kube-system")),
+                    "list Secrets": _refused(lambda: list(client.list(Secret, namespace=NS))),
+                    "create ClusterRole": _refused(
+                        lambda: client.create(ClusterRole(metadata=ObjectMeta(name=f"taken-by-{agent}"), rules=[]))
+                    ),
+                    "patch Node": _refused(lambda: client.patch(Node, "node-1", bump)),
+                    "patch other Deployment": _refused(
+                        lambda: client.patch(Deployment, "someone-elses", bump, namespace=NS)
+                    ),
+                }
+                if agent != "identity-operator":  # only the identity operator reads the onboarding key
+                    refusals["onboarding Secret"] = _refused(
+                        lambda: client.get(Secret, "halyard-onboarding", namespace=NS)
+                    )
+                if agent != "controller-manager":  # only the controller manager patches the agents' Deployments
+                    refusals["patch agent Deployment"] = _refused(
+                        lambda: client.patch(Deployment, agent, bump, namespace=NS)
+                    )
+                assert refusals == dict.fromkeys(refusals, 403), (agent, refusals)
+            finally:
+                client.close()
+        # What each is granted, it may: the controller manager patches the agents' Deployments (auto-upgrade).
+        manager = _as(accounts["controller-manager"], agent_sim)
+        try:
+            manager.patch(Deployment, "resource-sync", bump, namespace=NS)
+        finally:
+            manager.close()
+    finally:
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        admin.close()

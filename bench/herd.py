@@ -148,6 +148,9 @@ async def stampede(
 
 async def herd_at_server(server: ServerProcess, requests: list[bytes], outage: float) -> dict[str, Any]:
     server.stop()
+    # Every simulated cluster connects from 127.0.0.1, where real ones come from addresses of their own: without
+    # this the per-address connection limit (256) would shed the herd as if the whole fleet sat behind one NAT.
+    server.env["HALYARD_CONNECTIONS_PER_ADDRESS"] = "0"
     generator_cpu = time.process_time()
 
     async def restart() -> None:

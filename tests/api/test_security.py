@@ -118,12 +118,13 @@ def test_proof_authenticated_routes_refuse_requests_without_a_valid_proof(server
         unknown, known = cluster_path(server, group, "never-created"), cluster_path(server, group, "created")
         with server.client() as admin:
             assert admin.put(known, params=CC_API, json=cluster_body()).status_code == 201
-        # Each refusal says exactly what is wrong, in the order the service checks: the body, the CSR, the
-        # cluster, the proof.
+        # Each refusal says what is wrong, in the order the service checks: the body, the CSR, the proof. Whether
+        # the cluster exists is not told to a caller that has not proven it holds the cluster's key: a missing
+        # cluster reads as a bad proof (issue 11, finding 7).
         refusals = [
             ({}, 400, "InvalidRequestContent"),
             ({"resourceId": known, "csr": "garbage", "proof": "garbage"}, 400, "InvalidCsr"),
-            ({"resourceId": unknown, "csr": pem, "proof": "garbage"}, 401, "ClusterNotFound"),
+            ({"resourceId": unknown, "csr": pem, "proof": "garbage"}, 401, "InvalidProof"),
             ({"resourceId": known, "csr": pem, "proof": "garbage"}, 401, "InvalidProof"),
         ]
         for method, path in PROOF_AUTHENTICATED:
@@ -247,8 +248,9 @@ def test_deleted_principal_token_stops_working_at_once(server: ServerProcess) ->
     with pytest.raises(httpx.HTTPStatusError) as refused:
         server.token(sp.app_id, sp.secret)
     answer = refused.value.response
-    assert (answer.status_code, answer.json()["error"]) == (400, "unauthorized_client"), answer.text
-    assert answer.json()["error_description"].startswith("AADSTS700016: "), answer.text
+    # Answered as any wrong credential is: the token endpoint does not tell which client ids exist (issue 11).
+    assert (answer.status_code, answer.json()["error"]) == (401, "invalid_client"), answer.text
+    assert answer.json()["error_description"].startswith("AADSTS7000215: "), answer.text
 
 
 def test_token_endpoint_errors_are_what_msal_understands(server: ServerProcess) -> None:

@@ -1,6 +1,7 @@
 import pytest
 
 from halyard.controlplane.arm import rbac
+from halyard.controlplane.arm.rbac import canonical_scope
 
 pytestmark = pytest.mark.unit
 SUB = "/subscriptions/s1"
@@ -62,3 +63,40 @@ def test_is_allowed_combines_scope_and_role() -> None:
     )
     assert rbac.allowed_at_or_below([rbac.Assignment(RG_A, rbac.READER)], "Microsoft.Resources/subscriptions/read", SUB)
     assert not rbac.is_allowed([rbac.Assignment(RG_A, rbac.READER)], "Microsoft.Resources/subscriptions/read", SUB)
+
+
+@pytest.mark.parametrize(
+    ("scope", "canonical"),
+    [
+        ("", "/"),
+        ("/", "/"),
+        ("SUBSCRIPTIONS/s1/", "/subscriptions/s1"),
+        ("/subscriptions/s1/resourcegroups/RG1", "/subscriptions/s1/resourceGroups/RG1"),
+        ("/subscriptions/s1/resourceGroups/g/PROVIDERS/Ns/t/n", "/subscriptions/s1/resourceGroups/g/providers/Ns/t/n"),
+        (
+            "/subscriptions/s1/resourceGroups/g/providers/Ns/t/n/c/m",
+            "/subscriptions/s1/resourceGroups/g/providers/Ns/t/n/c/m",
+        ),
+        ("/subscriptions/s1/providers/Ns/t/n", "/subscriptions/s1/providers/Ns/t/n"),
+    ],
+)
+def test_canonical_scope_spells_arms_literals(scope: str, canonical: str) -> None:
+    assert canonical_scope(scope) == canonical
+
+
+@pytest.mark.parametrize(
+    "scope",
+    [
+        "/subscriptions/s1/resourceGroups/rg1/../rg2",
+        "/subscriptions/s1/resourceGroups/RG1/x",
+        "/subscriptions/s1//resourceGroups/g",
+        "/subscriptions/./resourceGroups/g",
+        "/subscriptions",
+        "/tenants/t1",
+        "/subscriptions/s1/resourceGroups/g/providers/Ns/t",
+        "/subscriptions/s1/resourceGroups/g/notproviders/Ns/t/n",
+    ],
+)
+def test_canonical_scope_refuses_what_only_looks_like_a_scope(scope: str) -> None:
+    with pytest.raises(ValueError):
+        canonical_scope(scope)

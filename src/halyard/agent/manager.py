@@ -59,7 +59,7 @@ class ControllerManager:
             self._warnings.pop(key, None)
         elif key not in self._warnings or self._warnings[key].message != message:
             self._warnings[key] = AgentError(
-                message=message, component=self.name, time=self._clock.now(), severity="Warning"
+                message=reportable(message), component=self.name, time=self._clock.now(), severity="Warning"
             )
 
     def health(self) -> tuple[str | None, list[AgentError]]:
@@ -117,5 +117,10 @@ class ControllerManager:
 
 
 def _describe(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text[:2000]
+    return reportable(str(exc) or type(exc).__name__)
+
+
+def reportable(text: str) -> str:
+    """``text`` as the heartbeat's bounds accept it (``api/agents.py``): at most 2,000 characters of valid text
+    without NUL (an exception's text may hold anything, and the whole beat would be refused)."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "")[:2000]

@@ -7,8 +7,11 @@ like the rest of the ARM-shaped API.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from halyard.api.text import Text, Token
 
 # The proof of possession an agent signs (a JWT) names this as its issuer; the audience is the URL it posts to.
 PROOF_ISSUER = "halyard-agent"
@@ -59,12 +62,23 @@ class CertificateResponse(BaseModel):
     notAfter: dt.datetime
 
 
+# Bounds of what a cluster may report. Every reported field ends up in the resource every reader of the
+# subscription lists, so each is bounded in type, length, count and range: a misbehaving (or hostile) cluster is
+# refused with 400 at the edge instead of writing megabytes, or text that cannot be stored, into the resource.
+MAX_AGENT_ERRORS = 32
+MAX_ERROR_MESSAGE = 2048
+MAX_NODES = 100_000  # Kubernetes supports 5,000 nodes per cluster; ample room, and far from a 4,300-digit integer
+MAX_CORES = 10_000_000
+AgentState = Literal["Succeeded", "Failed", "Updating"]
+Severity = Literal["Error", "Warning", "Information"]
+
+
 class AgentError(BaseModel):
     """One agent's latest failure, as ``arcAgentProfile.agentErrors`` shows it."""
 
-    message: str = Field(max_length=2048)
-    severity: str = "Error"
-    component: str = Field(max_length=64)
+    message: Text = Field(max_length=MAX_ERROR_MESSAGE)
+    severity: Severity = "Error"
+    component: Token = Field(max_length=64)
     time: dt.datetime
 
 
@@ -72,14 +86,14 @@ class Heartbeat(BaseModel):
     """What resource-sync reports on every beat; every field reflects the cluster as observed now."""
 
     model_config = ConfigDict(extra="ignore")
-    agentVersion: str = Field(max_length=64)
-    kubernetesVersion: str | None = Field(default=None, max_length=64)
-    totalNodeCount: int | None = Field(default=None, ge=0)
-    totalCoreCount: int | None = Field(default=None, ge=0)
-    distribution: str | None = Field(default=None, max_length=64)
-    infrastructure: str | None = Field(default=None, max_length=64)
-    agentState: str | None = Field(default=None, max_length=64)
-    agentErrors: list[AgentError] = Field(default_factory=list, max_length=32)
+    agentVersion: Token = Field(max_length=64)
+    kubernetesVersion: Token | None = Field(default=None, max_length=64)
+    totalNodeCount: int | None = Field(default=None, ge=0, le=MAX_NODES)
+    totalCoreCount: int | None = Field(default=None, ge=0, le=MAX_CORES)
+    distribution: Token | None = Field(default=None, max_length=64)
+    infrastructure: Token | None = Field(default=None, max_length=64)
+    agentState: AgentState | None = None
+    agentErrors: list[AgentError] = Field(default_factory=list, max_length=MAX_AGENT_ERRORS)
 
 
 class HeartbeatReply(BaseModel):

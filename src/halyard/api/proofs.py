@@ -17,6 +17,15 @@ def csr_digest(csr: x509.CertificateSigningRequest) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
 
 
+def certificate_thumbprint(cert: x509.Certificate) -> str:
+    """A certificate's ``x5t#S256``: base64url SHA-256 of its DER, as an agent names its key in client assertions."""
+    return (
+        base64.urlsafe_b64encode(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
+        .rstrip(b"=")
+        .decode()
+    )
+
+
 def signing_algorithm(key: PrivateKeyTypes) -> str:
     """The JWS algorithm for a key: ES256/ES384 for EC, RS256 for RSA."""
     if isinstance(key, ec.EllipticCurvePrivateKey):

@@ -46,6 +46,57 @@ def command(
             min=0,
         ),
     ] = None,
+    request_body_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest management API request body in bytes, 413 beyond [default: 4194304, or "
+            "HALYARD_REQUEST_BODY_LIMIT_BYTES].",
+            min=1,
+        ),
+    ] = None,
+    agent_body_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest body of the token endpoint, his and dp in bytes [default: 131072, or "
+            "HALYARD_AGENT_BODY_LIMIT_BYTES].",
+            min=1,
+        ),
+    ] = None,
+    body_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a request body may take to arrive, 408 beyond [default: 30, or HALYARD_BODY_TIMEOUT_SECONDS]."
+        ),
+    ] = None,
+    header_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a request's headers may take to arrive, 408 beyond [default: 10, or "
+            "HALYARD_HEADER_TIMEOUT_SECONDS]."
+        ),
+    ] = None,
+    header_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Largest request line and headers in bytes, 431 beyond [default: 65536, or "
+            "HALYARD_HEADER_LIMIT_BYTES].",
+            min=1,
+        ),
+    ] = None,
+    header_count_limit: Annotated[
+        int | None,
+        typer.Option(
+            help="Most header fields in a request, 431 beyond [default: 100, or HALYARD_HEADER_COUNT_LIMIT].", min=1
+        ),
+    ] = None,
+    connections_per_address: Annotated[
+        int | None,
+        typer.Option(
+            help="Open connections per client address (IPv6: per /64), 503 beyond; 0 turns it off, e.g. "
+            "behind a proxy or a NAT [default: 256, or HALYARD_CONNECTIONS_PER_ADDRESS].",
+            min=0,
+        ),
+    ] = None,
     log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
@@ -65,6 +116,13 @@ def command(
         "offline_threshold_seconds": offline_threshold,
         "agent_versions": agent_versions,
         "login_failure_burst": login_failure_burst,
+        "request_body_limit_bytes": request_body_limit,
+        "agent_body_limit_bytes": agent_body_limit,
+        "body_timeout_seconds": body_timeout,
+        "header_timeout_seconds": header_timeout,
+        "header_limit_bytes": header_limit,
+        "header_count_limit": header_count_limit,
+        "connections_per_address": connections_per_address,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

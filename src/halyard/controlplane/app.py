@@ -33,6 +33,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -112,6 +113,12 @@ def create_app(
     app.include_router(provider_operations_router(cp.types))
     for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
+    limits = BodyLimits(
+        management_bytes=settings.request_body_limit_bytes,
+        agent_bytes=settings.agent_body_limit_bytes,
+        timeout_seconds=settings.body_timeout_seconds,
+    )
+    app.add_middleware(RequestBodyMiddleware, limits=limits)
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)

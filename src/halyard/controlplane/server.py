@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import gc
 import ipaddress
+import logging
+import os
+import resource
 import socket
 
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from halyard.controlplane.app import create_app
+from halyard.controlplane.connections import ConnectionGuard
+from halyard.core.files import make_private_tree
 from halyard.core.logconfig import configure
 from halyard.core.pki import ensure_server_tls
 from halyard.core.settings import Settings
@@ -43,26 +47,37 @@ def prepare_tls(settings: Settings) -> tuple[str | None, str | None]:
     return str(files.cert), str(files.key)
 
 
-class _HttpProtocol(HttpToolsProtocol):
-    """Drops idle keep-alive connections at once when the server shuts down.
-
-    A TLS close waits for the peer's close_notify, which an idle pooled client (an SDK session) never sends, so a
-    plain close held the graceful shutdown for the 30 s SSL shutdown timeout. An idle connection has nothing in flight.
-    """
-
-    def shutdown(self) -> None:
-        idle = self.cycle is None or self.cycle.response_complete
-        if idle and self.transport.get_write_buffer_size() == 0:
-            self.transport.abort()
-        else:
-            super().shutdown()
+log = logging.getLogger("halyard.server")
 
 
 def build_server(settings: Settings) -> uvicorn.Server:
     settings.check()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # Every file this process creates from here on (the database and its -wal/-shm, keys, TLS) is owner-only,
+    # whatever the umask it was started with; what an earlier start left readable is fixed, and said.
+    os.umask(0o077)
+    changed = make_private_tree(settings.data_dir)
+    if changed:
+        log.warning(
+            "data directory was readable by other users; made owner-only (0700 directories, 0600 files)",
+            extra={"data_dir": str(settings.data_dir), "changed": "; ".join(changed[:20])},
+        )
     cert, key = prepare_tls(settings)
     app = create_app(settings)
+    descriptors = _raise_descriptor_limit()
+    per_address = settings.connections_per_address
+    if per_address and per_address > descriptors // 4:
+        # One address must never hold the descriptors every other client (and the database) needs.
+        log.warning(
+            "connections per address lowered to a quarter of the descriptor limit",
+            extra={"configured": per_address, "descriptors": descriptors},
+        )
+        per_address = max(1, descriptors // 4)
+    guard = ConnectionGuard(
+        header_timeout_seconds=settings.header_timeout_seconds,
+        header_limit_bytes=settings.header_limit_bytes,
+        header_count_limit=settings.header_count_limit,
+        per_address=per_address,
+    )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -70,7 +85,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         ssl_certfile=cert,
         ssl_keyfile=key,
         loop="uvloop",
-        http=_HttpProtocol,
+        http=guard.protocol(),
         lifespan="on",
         log_config=None,
         access_log=False,
@@ -79,6 +94,20 @@ def build_server(settings: Settings) -> uvicorn.Server:
         proxy_headers=False,
     )
     return _Server(config)
+
+
+def _raise_descriptor_limit(wanted: int = 65536) -> int:
+    """Raise the open-file soft limit toward the hard one (many systems start processes at 256 or 1024, a few hundred
+    stalled clients' worth); the limit in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return wanted if soft == resource.RLIM_INFINITY else soft
 
 
 class _Server(uvicorn.Server):

@@ -48,6 +48,28 @@ class Settings(BaseSettings):
     login_failure_refill_seconds: float = Field(
         default=6.0, gt=0, description="Seconds for an address to earn back one allowed failed login."
     )
+    # What one client may cost before it is authenticated (docs/security.md, "Limits"). Each is per request or per
+    # connection, so one client cannot spend the memory, descriptors or time every other client needs.
+    request_body_limit_bytes: int = Field(
+        default=4 * 1024 * 1024, gt=0, description="Largest request body of the management API (413 beyond)."
+    )
+    agent_body_limit_bytes: int = Field(
+        default=128 * 1024, gt=0, description="Largest request body of the token endpoint, his and dp (413 beyond)."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Seconds a request body may take to arrive after its headers (408 beyond)."
+    )
+    header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds a request's headers may take to arrive (408, connection closed)."
+    )
+    header_limit_bytes: int = Field(default=64 * 1024, gt=0, description="Largest request line plus headers (431).")
+    header_count_limit: int = Field(default=100, gt=0, description="Most header fields in one request (431).")
+    connections_per_address: int = Field(
+        default=256,
+        ge=0,
+        description="Open connections allowed per client address (IPv6: per /64); more are answered 503 and closed. "
+        "0 turns the limit off (behind a proxy or a NAT every client shares one address: raise it).",
+    )
     agent_versions: str = Field(
         default=__version__,
         description="Comma-separated agent versions this control plane offers; the highest is the latest.",

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from halyard.controlplane.arm import rbac
 from halyard.controlplane.identity.tokens import Caller
@@ -152,29 +153,51 @@ class Access:
         self, *, scope: str, role_id: str, principal_id: str, assignment_id: str | None = None
     ) -> RoleAssignment:
         scope = "/" + scope.strip("/")
-        async with self._db.transaction() as session:
-            if await session.get(Principal, principal_id) is None:
-                raise InvalidRequest(f"Principal '{principal_id}' does not exist.", code="PrincipalNotFound")
-            existing = await session.scalar(
-                select(RoleAssignment).where(
-                    RoleAssignment.scope_key == rbac.normalize_scope(scope),
-                    RoleAssignment.role_definition_id == role_id,
-                    RoleAssignment.principal_id == principal_id,
+        scope_key = rbac.normalize_scope(scope)
+        # An assignment's scope, role and principal never change, as in ARM: a PUT reusing a name with other values
+        # is a conflict (it was an IntegrityError, a 500, when the name was someone else's assignment elsewhere).
+        taken = Conflict(
+            f"The role assignment '{assignment_id}' already exists with another scope, role or principal; those "
+            "cannot be updated. Delete it first, or use a new name.",
+            code="RoleAssignmentUpdateNotPermitted",
+        )
+        try:
+            async with self._db.transaction() as session:
+                if await session.get(Principal, principal_id) is None:
+                    raise InvalidRequest(f"Principal '{principal_id}' does not exist.", code="PrincipalNotFound")
+                if assignment_id:
+                    named = await session.get(RoleAssignment, assignment_id)
+                    if named is not None:
+                        same = (named.scope_key, named.role_definition_id, named.principal_id) == (
+                            scope_key,
+                            role_id,
+                            principal_id,
+                        )
+                        if not same:
+                            raise taken
+                        return named
+                existing = await session.scalar(
+                    select(RoleAssignment).where(
+                        RoleAssignment.scope_key == scope_key,
+                        RoleAssignment.role_definition_id == role_id,
+                        RoleAssignment.principal_id == principal_id,
+                    )
                 )
-            )
-            if existing is not None:
-                if assignment_id and existing.id != assignment_id:
-                    raise Conflict("The role assignment already exists.", code="RoleAssignmentExists")
-                return existing
-            row = RoleAssignment(
-                id=assignment_id or str(uuid.uuid4()),
-                scope=scope,
-                scope_key=rbac.normalize_scope(scope),
-                role_definition_id=role_id,
-                principal_id=principal_id,
-                created_at=self._clock.now(),
-            )
-            session.add(row)
+                if existing is not None:
+                    if assignment_id and existing.id != assignment_id:
+                        raise Conflict("The role assignment already exists.", code="RoleAssignmentExists")
+                    return existing
+                row = RoleAssignment(
+                    id=assignment_id or str(uuid.uuid4()),
+                    scope=scope,
+                    scope_key=scope_key,
+                    role_definition_id=role_id,
+                    principal_id=principal_id,
+                    created_at=self._clock.now(),
+                )
+                session.add(row)
+        except IntegrityError:  # the same name written by two requests at once
+            raise taken from None
         return row
 
     async def assignments(self, *, scope: str | None = None, principal_id: str | None = None) -> list[RoleAssignment]:

@@ -86,6 +86,45 @@ def normalize_scope(scope: str) -> str:
     return scope
 
 
+_LITERALS = {"subscriptions": "subscriptions", "resourcegroups": "resourceGroups", "providers": "providers"}
+
+
+def canonical_scope(scope: str) -> str:
+    """The one spelling of an assignable scope: ``/``, a subscription, a resource group or a resource id, with ARM's
+    literal segments (``resourceGroups``) and no ``.``/``..`` or empty segments; ValueError for anything else.
+
+    A scope is compared lower-cased, so ``…/rg1/../rg2`` or ``…/RG1/x`` never granted more than it says; stored as
+    written, it misled whoever read the list of assignments. Names keep the caller's casing (the route replaces the
+    group's with its own).
+    """
+    stripped = scope.strip("/")
+    if not stripped:
+        return "/"
+    parts = stripped.split("/")
+    if any(p in ("", ".", "..") or p != p.strip() for p in parts):
+        raise ValueError(f"The scope '{scope}' is not canonical: no empty, '.' or '..' segments.")
+    lowered = [p.lower() for p in parts]
+    # subscriptions/{id}[/resourceGroups/{name}][/providers/{namespace}/{type}/{name}[/{type}/{name}]...]
+    n = len(parts)
+    if lowered[0] != "subscriptions" or n == 1 or n == 3:
+        valid = False
+    elif n == 2:
+        valid = True
+    elif lowered[2] == "resourcegroups":
+        valid = n == 4 or (n >= 8 and n % 2 == 0 and lowered[4] == "providers")
+    else:
+        valid = n >= 6 and n % 2 == 0 and lowered[2] == "providers"
+    if not valid:
+        raise ValueError(
+            f"The scope '{scope}' is not a valid scope: use '/', /subscriptions/{{id}}, "
+            "/subscriptions/{id}/resourceGroups/{name} or a resource id."
+        )
+    for index in (0, 2, 4):
+        if index < n and lowered[index] in _LITERALS:
+            parts[index] = _LITERALS[lowered[index]]
+    return "/" + "/".join(parts)
+
+
 def scope_covers(assigned: str, target: str) -> bool:
     """Whether an assignment at ``assigned`` applies at ``target`` (inheritance flows downward only)."""
     a, t = normalize_scope(assigned), normalize_scope(target)

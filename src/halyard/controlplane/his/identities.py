@@ -13,14 +13,16 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.api.agents import HIS_CERTIFICATE_PATH, CertificateRequest, CertificateResponse
-from halyard.api.proofs import csr_digest
+from halyard.api.proofs import certificate_thumbprint, csr_digest
 from halyard.controlplane.agentfacing.endpoints import his_url
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.his.authority import CertificateAuthority
-from halyard.controlplane.his.proofs import presented_certificate, verify_proof
+from halyard.controlplane.his.proofs import invalid_proof, presented_certificate, verify_proof
+from halyard.controlplane.identity.principals import THUMBPRINT_HINT, spend_once
+from halyard.controlplane.identity.throttle import LoginThrottle
 from halyard.controlplane.kubernetes.connectedclusters import parse_agent_public_key
 from halyard.core.clock import Clock, isoformat
-from halyard.core.errors import AuthorizationFailed, InvalidRequest, Unauthenticated
+from halyard.core.errors import AuthorizationFailed, InvalidRequest, TooManyRequests, Unauthenticated
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import ClusterIdentity, Credential, Principal, Resource, RoleAssignment, Subscription
@@ -29,6 +31,11 @@ from halyard.store.reports import Report, put_reports
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
 PRINCIPAL_KIND = "Cluster"
 REPORTER = "his"  # what the identity service reports on a connected cluster: its certificate's expiry
+# Certificates one cluster may be issued: an agent asks once at onboarding and once per renewal (from half its
+# 90-day lifetime), so ten at once and one more every six minutes never slows an honest cluster, and bounds one that
+# piles up requests (2,000 in 12 s were issued before). Per replica, in memory.
+ISSUE_BURST = 10
+ISSUE_REFILL_SECONDS = 360.0
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,8 @@ class ClusterIdentities:
         self._clock = clock
         self._settings = settings
         self.authority = authority
+        # A token bucket of issuances per cluster (the login throttle's bucket, every request counted).
+        self._issuance = LoginThrottle(clock, burst=ISSUE_BURST, refill_seconds=ISSUE_REFILL_SECONDS)
 
     @property
     def lifetime(self) -> dt.timedelta:
@@ -55,19 +64,19 @@ class ClusterIdentities:
         """A certificate for the CSR's key, if the proof shows possession of the onboarding or current cluster key.
 
         The onboarding key works until a certificate of this identity has lapsed: an expired cluster stays expired
-        (delete and onboard again), as in Azure Arc.
+        (delete and onboard again), as in Azure Arc. Each proof is single-use (its ``jti``), each cluster gets at
+        most :data:`ISSUE_BURST` certificates at once, and holds at most two keys: its current and the new one.
         """
-        csr = _parse_csr(request.csr)
         rid = _cluster_id(request.resourceId)
+        # A cluster past its allowance is answered before any signature is checked (the check is most of the cost);
+        # only a verified request spends the allowance, so nobody else can use it up.
+        self._check_allowance(rid.key, spend=False)
+        csr = _parse_csr(request.csr)
         now = self._clock.now()
         async with self._db.session() as session:
             resource = await session.get(Resource, rid.key)
             identity = await session.get(ClusterIdentity, rid.key)
-        if resource is None or resource.provisioning_state in ("Deleting", "Failed"):
-            raise Unauthenticated(
-                f"The connected cluster '{request.resourceId}' does not exist (it may have been deleted).",
-                code="ClusterNotFound",
-            )
+        gone = resource is None or resource.provisioning_state in ("Deleting", "Failed")
         presented = presented_certificate(request.proof)
         if presented is not None:
             client_id = self.authority.verify(presented)
@@ -77,12 +86,25 @@ class ClusterIdentities:
                     code="InvalidClusterCertificate",
                 )
             proof_key = presented.public_key()
+        elif resource is None or gone:
+            # Before any proof is checked, a missing cluster reads as a bad proof: an anonymous caller must not
+            # learn which clusters exist.
+            raise invalid_proof()
         else:
             proof_key = parse_agent_public_key(str(resource.properties.get("agentPublicKeyCertificate", "")))
         audience = his_url(self._settings) + HIS_CERTIFICATE_PATH
-        verify_proof(
-            request.proof, proof_key, audience=audience, resource_id=resource.id, digest=csr_digest(csr), now=now
+        claims = verify_proof(
+            request.proof, proof_key, audience=audience, resource_id=request.resourceId, digest=csr_digest(csr), now=now
         )
+        if resource is None or gone:  # a holder of the cluster's certificate may know
+            raise Unauthenticated(
+                f"The connected cluster '{request.resourceId}' does not exist (it may have been deleted).",
+                code="ClusterNotFound",
+            )
+        self._check_allowance(rid.key, spend=True)
+        expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
+        if not await spend_once(self._db, f"his:{claims['jti']}", expires, now):
+            raise Unauthenticated("The proof of possession was already used.", code="InvalidProof")
         if identity is not None and identity.cert_not_after is not None and identity.cert_not_after <= now:
             raise AuthorizationFailed(
                 f"The cluster certificate expired at {isoformat(identity.cert_not_after)}. Delete the connected "
@@ -98,11 +120,16 @@ class ClusterIdentities:
                 lifetime=self.lifetime,
             )
             not_after = cert.not_valid_after_utc
-            # Lapsed keys go; the previous certificate stays usable until it lapses, so a renewal never cuts off
-            # an agent that still holds a token minted with it.
-            await session.execute(
-                delete(Credential).where(Credential.principal_id == identity.principal_id, Credential.expires_at <= now)
+            # An identity keeps two keys: the newest it had (its agents may still sign with it until they hold the
+            # new certificate) and the new one. Every older key goes, so the keys of an identity are bounded
+            # however many certificates it asks for.
+            keys = await session.scalars(
+                select(Credential)
+                .where(Credential.principal_id == identity.principal_id, Credential.kind == "publicKey")
+                .order_by(Credential.created_at.desc(), Credential.id)
             )
+            for old in list(keys.all())[1:]:
+                await session.delete(old)
             session.add(
                 Credential(
                     id=str(uuid.uuid4()),
@@ -111,6 +138,7 @@ class ClusterIdentities:
                     public_key_pem=csr.public_key()
                     .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
                     .decode(),
+                    hint=certificate_thumbprint(cert)[:THUMBPRINT_HINT],  # what agents' assertions name (x5t#S256)
                     created_at=now,
                     expires_at=not_after,
                 )
@@ -131,6 +159,15 @@ class ClusterIdentities:
             issuedAt=now,
             notAfter=not_after,
         )
+
+    def _check_allowance(self, key: str, *, spend: bool) -> None:
+        wait = self._issuance.begin(key, reserve=spend)
+        if wait:
+            raise TooManyRequests(
+                f"Too many certificates were requested for this cluster; try again in {wait} seconds.",
+                code="TooManyCertificateRequests",
+                headers={"Retry-After": str(wait)},
+            )
 
     async def _create(self, session: AsyncSession, resource: Resource, now: dt.datetime) -> ClusterIdentity:
         subscription = await session.get(Subscription, resource.subscription_id)

@@ -16,6 +16,15 @@ from halyard.core.errors import Unauthenticated
 ALGORITHMS = ["ES256", "ES384", "RS256", "PS256"]
 
 
+def invalid_proof() -> Unauthenticated:
+    """What any proof that does not prove possession of this cluster's key is told (one answer for every cause)."""
+    return Unauthenticated(
+        "The proof of possession is not valid for this cluster: it must be signed with the cluster's onboarding key "
+        "or current certificate key.",
+        code="InvalidProof",
+    )
+
+
 def presented_certificate(proof: str) -> x509.Certificate | None:
     """The certificate a renewal proof carries in its ``x5c`` header, or None for an onboarding-key proof."""
     try:
@@ -35,11 +44,7 @@ def verify_proof(
     proof: str, key: PublicKeyTypes, *, audience: str, resource_id: str, digest: str, now: dt.datetime
 ) -> dict[str, Any]:
     """The proof's claims if ``key`` signed it for this URL, resource and CSR, and it is fresh."""
-    bad = Unauthenticated(
-        "The proof of possession is not valid for this cluster: it must be signed with the cluster's onboarding key "
-        "or current certificate key.",
-        code="InvalidProof",
-    )
+    bad = invalid_proof()
     try:
         claims: dict[str, Any] = jwt.decode(
             proof,
@@ -48,7 +53,12 @@ def verify_proof(
             audience=audience,
             issuer=PROOF_ISSUER,
             # Time is checked below against the injected clock.
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False, "require": ["exp", "iat", "sub"]},
+            options={
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "require": ["exp", "iat", "sub", "jti"],
+            },
         )
     except jwt.PyJWTError:
         raise bad from None

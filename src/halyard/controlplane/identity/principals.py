@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import random
 import uuid
 from collections.abc import Callable
@@ -32,6 +33,37 @@ SCRYPT_CONCURRENCY = 2
 # 503 + Retry-After. The per-address throttle cannot bound a flood from many addresses, each within its own limit;
 # without this, such a flood would make every login (and its memory) wait without bound.
 MAX_SECRET_CHECKS = 64
+# Assertion checks in progress at most; beyond, shed with 503 like secret checks. Each tries at most
+# MAX_ASSERTION_KEYS keys (the one its x5t#S256 names, when it names one), so one costs a signature check or two.
+MAX_ASSERTION_CHECKS = 64
+MAX_ASSERTION_KEYS = 4
+# How a public-key credential's ``hint`` holds its certificate's x5t#S256: the first characters (48 bits, ample
+# to tell one identity's current key from its next).
+THUMBPRINT_HINT = 8
+
+
+async def spend_once(db: Database, jti: str, expires_at: dt.datetime, now: dt.datetime) -> bool:
+    """Record a single-use token id (an assertion's, a proof's) until it expires; False if it was seen already."""
+    if len(jti) > 128:  # the caller chose it: stored by its digest, which fits the column whatever its length
+        jti = "sha256:" + hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest()
+    try:
+        async with db.transaction() as session:
+            if await session.get(UsedAssertion, jti) is not None:
+                return False
+            await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < now))
+            session.add(UsedAssertion(jti=jti, expires_at=expires_at))
+    except IntegrityError:  # the same id presented twice at the same moment
+        return False
+    return True
+
+
+def _busy() -> OAuthError:
+    return OAuthError(
+        "temporarily_unavailable",
+        "The login service is busy checking other sign-ins; retry after the indicated time.",
+        status=503,
+        headers={"Retry-After": str(random.randint(1, 5))},  # spread the retries
+    )
 
 
 @dataclass(frozen=True)
@@ -47,6 +79,8 @@ class Principals:
         self._clock = clock
         self._scrypt = asyncio.Semaphore(SCRYPT_CONCURRENCY)
         self._secret_checks = 0  # waiting for or holding a scrypt turn
+        self._assertion_checks = 0
+        self._decoy: str | None = None  # a hash no secret matches, checked for an unknown client id
 
     async def create_service_principal(self, tenant_id: str, display_name: str) -> NewCredential:
         now = self._clock.now()
@@ -126,18 +160,18 @@ class Principals:
             await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == principal.id))
             await session.delete(principal)
 
-    async def _client(self, tenant_id: str, client_id: str, kind: str) -> tuple[Principal, list[Credential]]:
-        """The principal a token request names, with its credentials of one kind."""
+    async def _client(self, tenant_id: str, client_id: str, kind: str) -> tuple[Principal | None, list[Credential]]:
+        """The principal a token request names (None: no such client), with its credentials of one kind.
+
+        An unknown client id is answered as a wrong credential is (invalid_client, counted by the throttle), not
+        with Entra's unauthorized_client: that answer told anyone which client ids exist, without limit.
+        """
         async with self._db.session() as session:
             principal = await session.scalar(
                 select(Principal).where(Principal.app_id == client_id, Principal.tenant_id == tenant_id)
             )
             if principal is None:
-                raise OAuthError(
-                    "unauthorized_client",
-                    f"Application with identifier '{client_id}' was not found in the directory '{tenant_id}'.",
-                    aadsts=700016,
-                )
+                return None, []
             creds = await session.scalars(
                 select(Credential).where(Credential.principal_id == principal.id, Credential.kind == kind)
             )
@@ -147,20 +181,17 @@ class Principals:
         principal, creds = await self._client(tenant_id, client_id, "secret")
         now = self._clock.now()
         if self._secret_checks >= MAX_SECRET_CHECKS:
-            raise OAuthError(
-                "temporarily_unavailable",
-                "The login service is busy checking other sign-ins; retry after the indicated time.",
-                status=503,
-                headers={"Retry-After": str(random.randint(1, 5))},  # spread the retries
-            )
+            raise _busy()
         self._secret_checks += 1
         try:
-            for cred in creds:
-                if (
-                    cred.secret_hash
-                    and cred.expires_at > now
-                    and await self._off_loop(verify_secret, secret, cred.secret_hash)
-                ):
+            hashes = [c.secret_hash for c in creds if c.secret_hash and c.expires_at > now]
+            if principal is None or not hashes:
+                # The same scrypt as a real check, so the time taken does not tell an unknown client id either.
+                if self._decoy is None:
+                    self._decoy = await self._off_loop(hash_secret, new_secret())
+                await self._off_loop(verify_secret, secret, self._decoy)
+            for secret_hash in hashes:
+                if principal is not None and await self._off_loop(verify_secret, secret, secret_hash):
                     return principal
         finally:
             self._secret_checks -= 1
@@ -175,10 +206,25 @@ class Principals:
     async def authenticate_assertion(
         self, tenant_id: str, client_id: str, assertion: str, audiences: list[str]
     ) -> Principal:
-        """private_key_jwt (RFC 7523): a JWT the client signed with a key registered for it."""
+        """private_key_jwt (RFC 7523): a JWT the client signed with a key registered for it.
+
+        The key is the one the assertion's ``x5t#S256`` header names (a cluster's certificate), else each of the
+        principal's keys (at most :data:`MAX_ASSERTION_KEYS`, newest first): one check costs a signature or two,
+        however many keys an identity was ever given.
+        """
+        if self._assertion_checks >= MAX_ASSERTION_CHECKS:
+            raise _busy()
+        self._assertion_checks += 1
+        try:
+            return await self._check_assertion(tenant_id, client_id, assertion, audiences)
+        finally:
+            self._assertion_checks -= 1
+
+    async def _check_assertion(self, tenant_id: str, client_id: str, assertion: str, audiences: list[str]) -> Principal:
         bad = OAuthError("invalid_client", "The client assertion is not valid.", status=401, aadsts=700027)
         try:
             claims = jwt.decode(assertion, options={"verify_signature": False})
+            header = jwt.get_unverified_header(assertion)
         except jwt.PyJWTError:
             raise bad from None
         if not client_id:
@@ -186,12 +232,21 @@ class Principals:
         if claims.get("iss") != client_id or claims.get("sub") != client_id:
             raise bad
         principal, creds = await self._client(tenant_id, client_id, "publicKey")
+        if principal is None:
+            raise bad
         now = self._clock.now()
+        usable = sorted(
+            (c for c in creds if c.expires_at > now and c.public_key_pem),
+            key=lambda c: c.created_at,
+            reverse=True,
+        )
+        thumbprint = header.get("x5t#S256")
+        if isinstance(thumbprint, str) and thumbprint:
+            named = [c for c in usable if c.hint and c.hint == thumbprint[:THUMBPRINT_HINT]]
+            usable = named or [c for c in usable if not c.hint]  # keys registered without a certificate
         verified: dict[str, object] | None = None
-        for cred in creds:
-            if cred.expires_at <= now or not cred.public_key_pem:
-                continue
-            key = serialization.load_pem_public_key(cred.public_key_pem.encode())
+        for cred in usable[:MAX_ASSERTION_KEYS]:
+            key = serialization.load_pem_public_key((cred.public_key_pem or "").encode())
             try:
                 verified = jwt.decode(
                     assertion,
@@ -217,15 +272,8 @@ class Principals:
         return principal
 
     async def _remember(self, jti: str, expires_at: dt.datetime) -> None:
-        replayed = OAuthError("invalid_client", "The client assertion was already used.", aadsts=700024)
-        try:
-            async with self._db.transaction() as session:
-                if await session.get(UsedAssertion, jti) is not None:
-                    raise replayed
-                await session.execute(delete(UsedAssertion).where(UsedAssertion.expires_at < self._clock.now()))
-                session.add(UsedAssertion(jti=jti, expires_at=expires_at))
-        except IntegrityError:  # the same assertion presented twice at the same moment
-            raise replayed from None
+        if not await spend_once(self._db, jti, expires_at, self._clock.now()):
+            raise OAuthError("invalid_client", "The client assertion was already used.", aadsts=700024)
 
     @staticmethod
     async def _by_app_id(session, id_or_app_id: str) -> Principal:  # type: ignore[no-untyped-def]

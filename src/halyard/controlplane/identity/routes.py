@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -111,16 +112,21 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
     # A client secret costs a scrypt, so its attempt reserves a failure up front (concurrent guesses are bounded); an
     # assertion is cheap and is only counted if it fails (agents behind one NAT address may all sign in at once).
     costly = not form.get("client_assertion")
-    wait = cp.login_throttle.begin(address, reserve=costly)
+    # Failures are counted per client id and address (and per address across all its client ids): a principal
+    # mistyped ten times locks out only itself, from that address, for a while.
+    principal = form.get("client_id", "")
+    wait = cp.login_throttle.begin(address, reserve=costly, principal=principal)
     if wait:
         # 429 + Retry-After is what both clients back off on: MSAL (az) holds the answer for Retry-After seconds
         # instead of resending, azure-core's retry policy waits that long. The error is temporarily_unavailable, not
         # invalid_client: the credentials in this request were not even checked and may well be right, and
         # invalid_client would have az tell the user their secret is wrong. AADSTS50053 is Entra's "locked: too
         # many sign-in attempts", so the code leads whoever searches it to the right cause.
+        lifts = (cp.clock.now() + dt.timedelta(seconds=wait)).astimezone(dt.UTC).strftime("%H:%M:%S UTC")
         raise OAuthError(
             "temporarily_unavailable",
-            f"Too many failed sign-in attempts from this address. Try again in {wait} seconds.",
+            f"Too many failed sign-in attempts for this client from this address. Try again in {wait} seconds "
+            f"(at {lifts}).",
             status=429,
             aadsts=50053,
             headers={"Retry-After": str(wait)},
@@ -133,7 +139,7 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
         failed = exc.error == "invalid_client"
         raise
     finally:
-        cp.login_throttle.end(address, failed=failed, reserve=costly)
+        cp.login_throttle.end(address, failed=failed, reserve=costly, principal=principal)
 
 
 async def _form(request: Request) -> dict[str, str]:

@@ -1,6 +1,11 @@
 """Failed-login throttling per source address: a token bucket of allowed failures, pure (the clock is passed in).
 
-Each address may fail ``burst`` times, then earns one more failure every ``refill_seconds``. A costly attempt (a
+Each address may fail ``burst`` times, then earns one more failure every ``refill_seconds``. When the attempt names
+its principal (the token endpoint's ``client_id``), failures are counted per principal *and* address, with a wider
+bucket (:data:`ADDRESS_FACTOR` times the burst) for the address as a whole: ten mistyped secrets for one principal
+no longer lock out every other principal signing in from the same machine, while a spray across many principals
+from one address is still bounded. A failure never takes a bucket below zero, so however many failed at once, an
+address waits at most ``refill_seconds`` after the last of them. A costly attempt (a
 client secret: scrypt) reserves a failure *before* any work is done (:meth:`LoginThrottle.begin`) and gives it back
 unless it failed on credentials (:meth:`LoginThrottle.end`): so concurrent guesses from one address are bounded too,
 not only finished ones. A cheap attempt (a signed assertion) is only checked, and counted if it fails: many agents
@@ -18,12 +23,15 @@ from halyard.core.clock import Clock
 
 # Enough addresses for any real deployment's clients; ~200 bytes each, so the table stays under a few MiB.
 DEFAULT_MAX_ADDRESSES = 10_000
+# An address may fail this many times the per-principal burst across all the principals it names.
+ADDRESS_FACTOR = 5
 
 
 @dataclass
 class _Bucket:
     tokens: float  # failures this address may still have now
     at: float  # when ``tokens`` was computed (seconds since the epoch)
+    burst: float  # the most it holds
 
 
 class LoginThrottle:
@@ -40,26 +48,40 @@ class LoginThrottle:
         self.max_addresses = max_addresses
         # Least recently seen first: when full, the address forgotten is the one quiet for longest. Forgetting
         # only ever lets an address try again sooner; it never refuses one that should pass.
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()  # by address, or by address and principal
+        self._addresses: OrderedDict[str, _Bucket] = OrderedDict()  # by address, when attempts name a principal
 
     @property
     def enabled(self) -> bool:
         return self.burst > 0
 
-    def begin(self, address: str, *, reserve: bool = True) -> int:
-        """0 when ``address`` may attempt a login now; otherwise the whole seconds to wait before it may, for a
-        ``Retry-After`` header. With ``reserve`` an allowed attempt takes one failure at once; settle every allowed
-        attempt with :meth:`end` (the same ``reserve``)."""
+    def begin(self, address: str, *, reserve: bool = True, principal: str | None = None) -> int:
+        """0 when ``address`` may attempt a login now (for ``principal``, when given); otherwise the whole seconds to
+        wait before it may, for a ``Retry-After`` header. With ``reserve`` an allowed attempt takes one failure at
+        once; settle every allowed attempt with :meth:`end` (the same ``reserve`` and ``principal``)."""
         if not self.enabled:
             return 0
-        bucket = self._current(address)
-        if bucket.tokens >= 1:
-            if reserve:
+        buckets = self._buckets_of(address, principal)
+        wait = max(self._wait(bucket) for bucket in buckets)
+        if wait == 0 and reserve:
+            for bucket in buckets:
                 bucket.tokens -= 1
+        return wait
+
+    def _wait(self, bucket: _Bucket) -> int:
+        if bucket.tokens >= 1:
             return 0
         return max(1, math.ceil((1 - bucket.tokens) * self.refill_seconds))
 
-    def end(self, address: str, *, failed: bool, reserve: bool = True) -> None:
+    def _buckets_of(self, address: str, principal: str | None) -> list[_Bucket]:
+        if principal is None:
+            return [self._current(self._buckets, address, self.burst)]
+        return [
+            self._current(self._buckets, f"{address}\n{principal}", self.burst),
+            self._current(self._addresses, address, self.burst * ADDRESS_FACTOR),
+        ]
+
+    def end(self, address: str, *, failed: bool, reserve: bool = True, principal: str | None = None) -> None:
         """Settle an attempt :meth:`begin` allowed: a failure costs one (its reservation, or taken now), anything
         else costs nothing (a reservation is returned).
 
@@ -68,25 +90,28 @@ class LoginThrottle:
         """
         if not self.enabled or failed == reserve:  # a reserved failure is paid; an unreserved success costs nothing
             return
-        bucket = self._buckets.get(address)
-        if bucket is None:  # forgotten meanwhile: a forgotten address starts full, as if new
-            bucket = self._current(address)
-        bucket.tokens = min(float(self.burst), bucket.tokens + (1 if reserve else -1))
+        for bucket in self._buckets_of(address, principal):  # one forgotten meanwhile starts full, as if new
+            if reserve:
+                bucket.tokens = min(bucket.burst, bucket.tokens + 1)
+            else:
+                # Counted after the work: many may fail at once. Never below zero, or a burst of them would lock
+                # the address (and the right credential with it) out for minutes.
+                bucket.tokens = max(0.0, bucket.tokens - 1)
 
     def __len__(self) -> int:
         return len(self._buckets)
 
-    def _current(self, address: str) -> _Bucket:
+    def _current(self, table: OrderedDict[str, _Bucket], key: str, burst: int) -> _Bucket:
         now = self._clock.now().timestamp()
-        bucket = self._buckets.get(address)
+        bucket = table.get(key)
         if bucket is None:
-            bucket = self._buckets[address] = _Bucket(float(self.burst), now)
-            if len(self._buckets) > self.max_addresses:
-                self._buckets.popitem(last=False)
+            bucket = table[key] = _Bucket(float(burst), now, float(burst))
+            if len(table) > self.max_addresses:
+                table.popitem(last=False)
         else:
-            self._buckets.move_to_end(address)
+            table.move_to_end(key)
             elapsed = max(0.0, now - bucket.at)  # a clock stepped back earns nothing, and takes nothing
-            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed / self.refill_seconds)
+            bucket.tokens = min(float(burst), bucket.tokens + elapsed / self.refill_seconds)
             bucket.at = now
         return bucket
 

@@ -6,9 +6,33 @@ resource, ``provisioningState`` included.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from halyard.api.text import Text, storable
+from halyard.controlplane.arm.tags import Tags
+
+# Every string is storable text and every collection bounded: what a caller writes here, every reader of the
+# subscription lists (lengths as ARM's for tags; generous elsewhere, never unbounded).
+MAX_ITEMS = 64
+Short = Annotated[Text, Field(max_length=256)]
+ResourceIdText = Annotated[Text, Field(max_length=1024)]
+MAX_SETTINGS = 64
+
+
+def _check_settings(settings: dict[str, str]) -> dict[str, str]:
+    if len(settings) > MAX_SETTINGS:
+        raise ValueError(f"at most {MAX_SETTINGS} settings are allowed per feature")
+    for key, value in settings.items():
+        if len(key) > 256 or len(value) > 16384:
+            raise ValueError("a setting's name may have at most 256 characters and its value 16384")
+        storable(key)
+        storable(value)
+    return settings
+
+
+FeatureSettings = Annotated[dict[str, str], AfterValidator(_check_settings)]
 
 
 class _Lenient(BaseModel):
@@ -21,36 +45,36 @@ class Identity(_Lenient):
 
 class AadProfile(_Lenient):
     enableAzureRBAC: bool | None = None
-    adminGroupObjectIDs: list[str] | None = None
-    tenantID: str | None = None
+    adminGroupObjectIDs: list[Short] | None = Field(default=None, max_length=MAX_ITEMS)
+    tenantID: Short | None = None
 
 
 class SystemComponent(_Lenient):
-    type: str | None = None
-    userSpecifiedVersion: str | None = None
-    majorVersion: int | None = None
+    type: Short | None = None
+    userSpecifiedVersion: Short | None = None
+    majorVersion: int | None = Field(default=None, ge=0, le=1_000_000)
 
 
 class ArcAgentProfile(_Lenient):
-    desiredAgentVersion: str | None = None
+    desiredAgentVersion: Short | None = None
     agentAutoUpgrade: Literal["Enabled", "Disabled"] | None = None
-    systemComponents: list[SystemComponent] | None = None
+    systemComponents: list[SystemComponent] | None = Field(default=None, max_length=MAX_ITEMS)
 
 
 class Gateway(_Lenient):
     enabled: bool | None = None
-    resourceId: str | None = None
+    resourceId: ResourceIdText | None = None
 
 
 class ArcAgentryConfiguration(_Lenient):
-    feature: str = Field(min_length=1, max_length=64)
-    settings: dict[str, str] | None = None
-    protectedSettings: dict[str, str] | None = None
+    feature: Text = Field(min_length=1, max_length=64)
+    settings: FeatureSettings | None = None
+    protectedSettings: FeatureSettings | None = None
 
 
 class OidcIssuerProfile(_Lenient):
     enabled: bool | None = None
-    selfHostedIssuerUrl: str | None = None
+    selfHostedIssuerUrl: Text | None = Field(default=None, max_length=2048)
 
 
 class WorkloadIdentity(_Lenient):
@@ -62,40 +86,41 @@ class SecurityProfile(_Lenient):
 
 
 class ConnectedClusterProperties(_Lenient):
-    agentPublicKeyCertificate: str = Field(
-        description="Base64 DER of the agents' onboarding public key (RSA PKCS#1 as az sends it, or SPKI)."
+    agentPublicKeyCertificate: Text = Field(
+        max_length=16384,
+        description="Base64 DER of the agents' onboarding public key (RSA PKCS#1 as az sends it, or SPKI).",
     )
-    distribution: str | None = Field(default=None, max_length=64)
-    distributionVersion: str | None = Field(default=None, max_length=64)
-    infrastructure: str | None = Field(default=None, max_length=64)
+    distribution: Text | None = Field(default=None, max_length=64)
+    distributionVersion: Text | None = Field(default=None, max_length=64)
+    infrastructure: Text | None = Field(default=None, max_length=64)
     privateLinkState: Literal["Enabled", "Disabled"] | None = None
-    privateLinkScopeResourceId: str | None = None
+    privateLinkScopeResourceId: ResourceIdText | None = None
     azureHybridBenefit: Literal["True", "False", "NotApplicable"] | None = None
     aadProfile: AadProfile | None = None
     arcAgentProfile: ArcAgentProfile | None = None
     gateway: Gateway | None = None
-    arcAgentryConfigurations: list[ArcAgentryConfiguration] | None = None
+    arcAgentryConfigurations: list[ArcAgentryConfiguration] | None = Field(default=None, max_length=MAX_ITEMS)
     oidcIssuerProfile: OidcIssuerProfile | None = None
     securityProfile: SecurityProfile | None = None
 
 
 class ConnectedClusterPut(_Lenient):
-    location: str = Field(min_length=1, max_length=64)
-    tags: dict[str, str] | None = None
+    location: Text = Field(min_length=1, max_length=64)
+    tags: Tags | None = None
     identity: Identity
     kind: Literal["ProvisionedCluster", "AWS", "GCP"] | None = None
     properties: ConnectedClusterProperties
 
 
 class ConnectedClusterPatchProperties(_Lenient):
-    distribution: str | None = Field(default=None, max_length=64)
-    distributionVersion: str | None = Field(default=None, max_length=64)
+    distribution: Text | None = Field(default=None, max_length=64)
+    distributionVersion: Text | None = Field(default=None, max_length=64)
     azureHybridBenefit: Literal["True", "False", "NotApplicable"] | None = None
     gateway: Gateway | None = None
 
 
 class ConnectedClusterPatch(_Lenient):
-    tags: dict[str, str] | None = None
+    tags: Tags | None = None
     properties: ConnectedClusterPatchProperties | None = None
 
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from halyard.controlplane.arm import rbac
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.plane import ControlPlane
@@ -32,7 +33,11 @@ def _version(request: Request) -> str:
 
 
 def _scope(scope: str) -> str:
-    return "/" + scope.strip("/") if scope.strip("/") else "/"
+    """The scope of the request path in its one spelling (400 ``InvalidScope`` for ``..`` and other forms)."""
+    try:
+        return rbac.canonical_scope(scope)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), code="InvalidScope") from None
 
 
 def definition_body(defn: RoleDefinition, scope: str = "/") -> dict[str, Any]:
@@ -162,7 +167,7 @@ async def put_assignment(
     caller.require(f"{NS}/roleAssignments/write", s)
     if len(roleAssignmentName) != 36:
         raise InvalidRequest("The role assignment name must be a GUID.", code="InvalidRoleAssignmentId")
-    await _check_scope_exists(cp, s)
+    s = await _check_scope_exists(cp, s)
     role = await cp.access.find_role(body.properties.roleDefinitionId)
     try:
         principal = await cp.principals.find(body.properties.principalId)  # object id or app id
@@ -223,12 +228,14 @@ async def _assignment_at(cp: ControlPlane, scope: str, name: str) -> RoleAssignm
     return row if row is not None and row.scope_key == scope.lower() else None
 
 
-async def _check_scope_exists(cp: ControlPlane, scope: str) -> None:
+async def _check_scope_exists(cp: ControlPlane, scope: str) -> str:
+    """``scope`` with the subscription and group as the directory spells them, once both are known to exist."""
     parts = [p for p in scope.split("/") if p]
     if not parts:
-        return
+        return "/"
     if parts[0].lower() != "subscriptions" or len(parts) < 2:
         raise InvalidRequest(f"The scope '{scope}' is not valid.", code="InvalidScope")
-    await cp.directory.subscription(parts[1])
+    parts[1] = (await cp.directory.subscription(parts[1])).id
     if len(parts) >= 4 and parts[2].lower() == "resourcegroups":
-        await cp.directory.group(parts[1], parts[3])
+        parts[3] = (await cp.directory.group(parts[1], parts[3])).name
+    return "/" + "/".join(parts)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
+from halyard.api.text import Text
 from halyard.controlplane.arm.filters import parse_filter
 from halyard.controlplane.arm.names import check_group_name
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
@@ -14,6 +15,7 @@ from halyard.controlplane.arm.paths import group_scope, subscription_scope
 from halyard.controlplane.arm.resourcetypes import normalize_location
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.arm.routes.root import ApiVersion, resources_version
+from halyard.controlplane.arm.tags import Tags
 from halyard.controlplane.directory import group_body, new_etag
 from halyard.controlplane.plane import ControlPlane
 from halyard.core.errors import Conflict, InvalidRequest, ResourceGroupNotFound
@@ -26,15 +28,15 @@ READ, WRITE, DELETE = (f"Microsoft.Resources/subscriptions/resourceGroups/{v}" f
 
 class GroupPut(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    location: str = Field(min_length=1, max_length=64)
-    tags: dict[str, str] | None = None
-    managedBy: str | None = None
+    location: Text = Field(min_length=1, max_length=64)
+    tags: Tags | None = None
+    managedBy: Text | None = Field(default=None, max_length=1024)
 
 
 class GroupPatch(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    tags: dict[str, str] | None = None
-    managedBy: str | None = None
+    tags: Tags | None = None
+    managedBy: Text | None = Field(default=None, max_length=1024)
 
 
 class GroupOut(BaseModel):

@@ -121,7 +121,7 @@ async def _result(
     version = _require_any_version(request, cp, namespace)
     op = await _operation(cp, caller, subscription_id, namespace, op_id)
     if op.status == "InProgress":
-        return Response(status_code=202, headers={**_progress_headers(cp, op), "Location": str(request.url)})
+        return Response(status_code=202, headers={**_progress_headers(cp, op), "Location": _self_link(cp, request)})
     if op.status != "Succeeded":
         error = HalyardError(
             op.error.get("message", "The operation failed.") if op.error else "The operation failed.",
@@ -156,10 +156,17 @@ async def resources_operation_result(
         raise NotFound(f"The operation '{operationId}' was not found.", code="OperationNotFound")
     caller.require("Microsoft.Resources/subscriptions/operationresults/read", op.target_id)
     if op.status == "InProgress":
-        return Response(status_code=202, headers={**_progress_headers(cp, op), "Location": str(request.url)})
+        return Response(status_code=202, headers={**_progress_headers(cp, op), "Location": _self_link(cp, request)})
     if op.status != "Succeeded":
         return JSONResponse(
             {"error": op.error or {"code": "OperationFailed", "message": "The operation failed."}},
             status_code=400,
         )
     return Response(status_code=200)
+
+
+def _self_link(cp: ControlPlane, request: Request) -> str:
+    """This request's URL on the configured base URL: never built from the request's Host header, which the
+    client writes (a Location pointing at any host it likes would be a redirect it chose)."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return f"{cp.settings.base_url}{request.url.path}{query}"

@@ -48,6 +48,11 @@ async def _list(
     expand_: str | None,
     top: int | None,
 ) -> JSONResponse:
+    read = "Microsoft.Resources/subscriptions/resources/read"
+    # Authorized before the group is looked up: a caller without access there gets 403 whether or not it exists
+    # (a 404 for a missing group and an empty list for an existing one told a Reader elsewhere which groups exist).
+    scope = subscription_scope(subscription_id) + (f"/resourceGroups/{group}" if group else "")
+    caller.require_at_or_below(read, scope)
     sub = await cp.directory.subscription(subscription_id)
     if group:
         await cp.directory.group(sub.id, group)
@@ -67,8 +72,6 @@ async def _list(
         query = query.where(Resource.type_key == criteria.resource_type.lower())
     async with cp.db.session() as session:
         rows = (await session.scalars(query)).all()
-    scope = subscription_scope(sub.id)
-    caller.require_at_or_below("Microsoft.Resources/subscriptions/resources/read", scope)
     value = [
         generic_body(r, expand)
         for r in rows

@@ -1,0 +1,183 @@
+"""What a connection may cost before its request reaches the app: descriptors per address, header size and time.
+
+uvicorn's httptools protocol reads headers for as long as a client cares to send them, of any size and number, and
+accepts any number of connections from one address. A few hundred clients stopping mid-headers held every descriptor
+the process had (``/healthz`` unreachable). :class:`GuardedHttpProtocol` is that protocol with the limits applied;
+the body's own limits are :mod:`halyard.controlplane.requestbody`'s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from halyard.controlplane.identity.throttle import address_key
+
+
+@dataclass
+class ConnectionGuard:
+    """The limits and the open connections per address, shared by every connection of one server."""
+
+    header_timeout_seconds: float = 10.0
+    header_limit_bytes: int = 64 * 1024
+    header_count_limit: int = 100
+    per_address: int = 256  # 0: no limit
+    open: Counter[str] = field(default_factory=Counter)
+
+    def admit(self, address: str) -> bool:
+        """Count a new connection from ``address``; False (not counted) when the address has its fill."""
+        if self.per_address and self.open[address] >= self.per_address:
+            return False
+        self.open[address] += 1
+        return True
+
+    def release(self, address: str) -> None:
+        self.open[address] -= 1
+        if self.open[address] <= 0:
+            del self.open[address]
+
+    def protocol(self) -> Any:
+        """The protocol factory for ``uvicorn.Config(http=...)``."""
+        return functools.partial(GuardedHttpProtocol, guard=self)
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with per-address, header-size and header-time limits.
+
+    Also drops idle keep-alive connections at once when the server shuts down: a TLS close waits for the peer's
+    close_notify, which an idle pooled client (an SDK session) never sends, so a plain close held the graceful shutdown
+    for the 30 s SSL shutdown timeout. An idle connection has nothing in flight.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        guard: ConnectionGuard,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.guard = guard
+        self._address: str | None = None  # set once admitted, so only admitted connections are released
+        self._in_headers = True  # reading a request line and headers (from the start, and after each response)
+        self._header_bytes = 0  # bytes received while reading this request's headers
+        self._parsed_bytes = 0  # bytes of its request line and header fields, as parsed
+        self._header_count = 0
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        address = address_key(self.client[0] if self.client else None)
+        if not self.guard.admit(address):
+            self._refuse(503, b"Too many connections from this address.", retry_after=True)
+            return
+        self._address = address
+        self._expect_headers()
+        self._start_header_timer()  # a connection that never sends a whole request is closed too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        if self._address is not None:
+            self.guard.release(self._address)
+            self._address = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._address is None or self.transport.is_closing():
+            return
+        if self._in_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if self._in_headers and not self.transport.is_closing():
+            if self._header_bytes > self.guard.header_limit_bytes:
+                self._refuse(431, b"The request headers are too large.")
+            elif self._header_count > self.guard.header_count_limit:
+                self._refuse(431, b"The request has too many header fields.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._header_timer is None:  # the first byte of a request after a response: its headers are now timed
+            self._start_header_timer()
+
+    def on_url(self, url: bytes) -> None:
+        self._parsed_bytes += len(url)
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._parsed_bytes += len(name) + len(value)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers = False
+        self._cancel_header_timer()
+        # A request read in one piece never shows as a stall in data_received: its headers are measured here.
+        if self._header_count > self.guard.header_count_limit:
+            self._refuse(431, b"The request has too many header fields.")
+            return
+        if self._parsed_bytes > self.guard.header_limit_bytes:
+            self._refuse(431, b"The request headers are too large.")
+            return
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            # Idle until the next request is the keep-alive timeout's to close (a 408 written to an idle pooled
+            # connection could be read as the answer to the client's next request).
+            self._expect_headers()
+
+    def shutdown(self) -> None:
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and self.transport.get_write_buffer_size() == 0:
+            self.transport.abort()
+        else:
+            super().shutdown()
+
+    def _expect_headers(self) -> None:
+        self._in_headers = True
+        self._header_bytes = 0
+        self._parsed_bytes = 0
+        self._header_count = 0
+        self._cancel_header_timer()
+
+    def _start_header_timer(self) -> None:
+        self._header_timer = self.loop.call_later(self.guard.header_timeout_seconds, self._headers_too_slow)
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        # A request that started and stalled, or a connection that never sent a whole one.
+        if self._in_headers and not self.transport.is_closing():
+            self._refuse(408, b"The request headers did not arrive in time.")
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _refuse(self, status: int, message: bytes, *, retry_after: bool = False) -> None:
+        """Answer ``status`` with an ARM error body and close the connection (no request reaches the app)."""
+        self._in_headers = False
+        self._cancel_header_timer()
+        code = {408: b"RequestTimeout", 431: b"RequestHeaderFieldsTooLarge", 503: b"TooManyConnections"}[status]
+        body = b'{"error":{"code":"' + code + b'","message":"' + message + b'"}}'
+        reason = {408: b"Request Timeout", 431: b"Request Header Fields Too Large", 503: b"Service Unavailable"}[status]
+        head = [
+            b"HTTP/1.1 %d %s\r\n" % (status, reason),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+        ]
+        if retry_after:
+            head.append(b"retry-after: 5\r\n")
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()

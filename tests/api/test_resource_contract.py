@@ -214,6 +214,19 @@ async def test_create_read_update_delete_with_async_operations(plane: Plane, ful
 
 
 @pytest.mark.parametrize("full_type", TYPES)
+async def test_arm_tag_limits_hold_for_every_type(plane: Plane, full_type: str) -> None:
+    rtype = plane.types.get(full_type)
+    assert rtype is not None
+    container = await _container(plane, rtype)
+    path = rtype.item_path.format(**container, **{rtype.name_param: "tagged"})
+    for tags in ({f"t{i}": "v" for i in range(51)}, {"x" * 513: "v"}, {"k": "v" * 257}, {"a/b": "v"}):
+        r = await plane.client.put(path, params=_api(rtype), json={**_example(rtype), "tags": tags})
+        assert r.status_code == 400, r.text
+        assert "tag" in r.json()["error"]["message"].lower()
+    assert (await plane.client.get(path, params=_api(rtype))).status_code == 404  # nothing was stored
+
+
+@pytest.mark.parametrize("full_type", TYPES)
 async def test_lists_page_with_next_link(plane: Plane, full_type: str) -> None:
     rtype = plane.types.get(full_type)
     assert rtype is not None

@@ -20,12 +20,14 @@ from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import (
+    Desired,
     RenderContext,
     ResourceType,
     ResourceTypes,
     WriteContext,
     normalize_location,
 )
+from halyard.controlplane.arm.tags import check_tags
 from halyard.controlplane.directory import Directory, new_etag
 from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import (
@@ -140,29 +142,32 @@ class Pipeline:
         base_path: str,
     ) -> Reply:
         """One page of a type's resources in a container: a parent resource, a group, a subscription or the tenant."""
-        query = select(Resource).where(Resource.type_key == rtype.key)
+        read = rtype.action("read")
         if parent is not None:
             scope = str(parent)
+        elif subscription_id is not None:
+            scope = f"/subscriptions/{subscription_id}" + (f"/resourceGroups/{group}" if group else "")
+        else:
+            scope = "/"
+        # Authorized before anything is looked up: an outsider learns nothing of what exists (403 alike).
+        caller.require_at_or_below(read, scope)
+        query = select(Resource).where(Resource.type_key == rtype.key)
+        if parent is not None:
             await self._exists(parent)
             query = query.where(Resource.parent_key == parent.key)
         elif subscription_id is not None:
-            scope = f"/subscriptions/{subscription_id}" + (f"/resourceGroups/{group}" if group else "")
             if group:
                 await self._directory.group(subscription_id, group)
                 query = query.where(Resource.group_key == group.lower())
             else:
                 await self._directory.subscription(subscription_id)
             query = query.where(Resource.subscription_id == subscription_id.lower())
-        else:
-            scope = "/"
         page = min(top or self._settings.page_size, self._settings.page_size)
         after = decode_skip_token(skip_token)
         if after:
             query = query.where(Resource.id_key > after)
-        read = rtype.action("read")
         # A caller with access to only some groups sees only their resources (as ARM filters lists).
         can_all = caller.allowed(read, scope)
-        caller.require_at_or_below(read, scope)
         async with self._db.session() as session:
             rows = list((await session.scalars(query.order_by(Resource.id_key).limit(page + 1))).all())
             more = len(rows) > page
@@ -258,7 +263,7 @@ class Pipeline:
             _preconditions(existing, if_match, if_none_match)
             if existing is not None and existing.provisioning_state == "Deleting":
                 raise Conflict(f"The {rtype.display} '{rid.name}' is being deleted.", code="ResourceBeingDeleted")
-            desired = await rtype.behaviour.desired(body, existing, ctx)
+            desired = _checked(await rtype.behaviour.desired(body, existing, ctx))
             location = self._location(rtype, desired.location)
             if existing is not None and existing.location and location != existing.location:
                 raise InvalidRequest(
@@ -323,7 +328,7 @@ class Pipeline:
             _preconditions(existing, if_match, None)
             if existing.provisioning_state == "Deleting":
                 raise Conflict(f"The {rtype.display} '{rid.name}' is being deleted.", code="ResourceBeingDeleted")
-            desired = await rtype.behaviour.patched(body, existing, ctx)
+            desired = _checked(await rtype.behaviour.patched(body, existing, ctx))
             existing.tags = desired.tags
             existing.properties = desired.properties
             if desired.sealed is not None:
@@ -534,6 +539,15 @@ async def _with_reports(session: AsyncSession, keys: list[str]) -> dict[str, tup
         if report is not None:
             reports.setdefault(resource.id_key, []).append(report)
     return {key: (resource, merge_reports(reports.get(key, ()))) for key, resource in resources.items()}
+
+
+def _checked(desired: Desired) -> Desired:
+    """ARM's tag rules for every type, whatever its models declare (``arm/tags.py``)."""
+    try:
+        check_tags(desired.tags)
+    except ValueError as exc:
+        raise InvalidRequest(f"The tags are not valid: {exc}.", code="InvalidTags", target="tags") from None
+    return desired
 
 
 def _described(rid: ResourceId) -> str:

@@ -1,6 +1,7 @@
 """Tokens and signing keys against a real (temporary) SQLite store, with a clock the test moves."""
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import jwt
@@ -61,6 +62,36 @@ async def test_expired_token_is_refused(ring: KeyRing) -> None:
     ring._clock.advance(3600 + 31)  # type: ignore[attr-defined]
     with pytest.raises(InvalidAuthenticationToken, match="expired"):
         await _verify(service, token)
+
+
+async def test_a_token_verified_before_is_still_checked_for_time_audience_and_key(ring: KeyRing) -> None:
+    service = _service(ring)
+    token, _ = service.issue(tenant_id="t", object_id="o", app_id="a", kind="ServicePrincipal", audience=AUD)
+    later, _ = service.issue(tenant_id="t", object_id="p", app_id="a", kind="ServicePrincipal", audience=AUD)
+    assert (await _verify(service, token)).object_id == "o"  # verified, and remembered
+    with pytest.raises(InvalidAuthenticationToken, match="audience"):
+        await _verify(service, token, "https://agents.halyard.local/")
+    ring._clock.advance(3600 + 31)  # type: ignore[attr-defined]
+    with pytest.raises(InvalidAuthenticationToken, match="expired"):
+        await _verify(service, token)
+    ring._clock.advance(-(3600 + 31))  # type: ignore[attr-defined]
+    assert (await _verify(service, later)).object_id == "p"
+    kid = jwt.get_unverified_header(later)["kid"]
+    ring._keys[kid] = replace(ring._keys[kid], retires_at=ring._clock.now())
+    with pytest.raises(InvalidAuthenticationToken, match="unknown or retired key"):
+        await _verify(service, later)
+
+
+async def test_a_cluster_token_names_its_cluster(ring: KeyRing) -> None:
+    service = _service(ring)
+    cluster = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Kubernetes/connectedClusters/c"
+    token, _ = service.issue(
+        tenant_id="t", object_id="o", app_id="a", kind="Cluster", audience=AUD, resource_id=cluster
+    )
+    assert jwt.decode(token, options={"verify_signature": False})["xms_mirid"] == cluster
+    assert (await _verify(service, token)).resource_id == cluster
+    plain, _ = service.issue(tenant_id="t", object_id="o", app_id="a", kind="ServicePrincipal", audience=AUD)
+    assert (await _verify(service, plain)).resource_id is None
 
 
 async def test_tampered_and_foreign_tokens_are_refused(ring: KeyRing) -> None:

@@ -201,6 +201,7 @@ async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONRes
         app_id=principal.app_id,
         kind=principal.kind,
         audience=audience,
+        resource_id=principal.resource_id if principal.kind == PRINCIPAL_KIND else None,
     )
     return JSONResponse(
         {

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.processes import ServerProcess
+from tests.support.processes import LineReader, ServerProcess
 
 # Variables that would make a test depend on the machine it runs on.
 _MACHINE_ENV = ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER", "HALYARD_CONFIG_DIR", "SSL_CERT_FILE")
@@ -95,11 +95,16 @@ def start_up(data: Path, port: int) -> tuple[subprocess.Popen[str], list[str]]:
         )
     assert proc.stdout is not None
     lines: list[str] = []
+    reader = LineReader(
+        proc.stdout
+    )  # each line waited for with a deadline: a silent `up` fails, naming what it printed
     deadline = time.monotonic() + 90
     while not any(line.startswith("Press Ctrl-C") for line in lines):
-        ok = time.monotonic() < deadline and proc.poll() is None
-        assert ok, "".join(lines) + stderr.read_text()[-3000:]
-        lines.append(proc.stdout.readline())
+        left = deadline - time.monotonic()
+        assert left > 0 and proc.poll() is None, "".join(lines) + stderr.read_text()[-3000:]
+        line = reader.next(left, "the banner's 'Press Ctrl-C' line")
+        assert line or proc.poll() is None, "".join(lines) + stderr.read_text()[-3000:]
+        lines.append(line)
     return proc, lines
 
 

@@ -41,6 +41,7 @@ import httpx
 from sqlalchemy import event, func, insert, select
 from tests.storage.arm import CLUSTERS, agent_public_key, cluster_body, cluster_path, put_group, wait_async_operation
 from tests.storage.stored import database_url
+from tests.support.inprocess import sign_in_admin
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ServerProcess, free_port
 
@@ -516,13 +517,7 @@ async def breakdown(backend: str, args: argparse.Namespace, workdir: Path) -> st
             app.router.lifespan_context(app),
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.base_url, timeout=60) as client,
         ):
-            admin = json.loads((settings.data_dir / "admin.json").read_text())
-            token = await client.post(
-                f"/{admin['tenant']}/oauth2/v2.0/token",
-                data={"grant_type": "client_credentials", "client_id": admin["clientId"],
-                      "client_secret": admin["clientSecret"], "scope": admin["audience"] + ".default"},
-            )  # fmt: skip
-            client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+            admin = await sign_in_admin(client, settings.data_dir)
             sub, key, v = admin["subscription"], agent_public_key(), {"api-version": CLUSTERS}
             await client.put(f"/subscriptions/{sub}/resourceGroups/{GROUP}", params={"api-version": "2024-11-01"},
                              json={"location": "eastus"})  # fmt: skip

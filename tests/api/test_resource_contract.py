@@ -12,7 +12,6 @@ In-process (ASGI, no TLS): what is under test is the pipeline's contract, not th
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +28,7 @@ from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
 from tests.api.resource_examples import EXAMPLES
 from tests.api.throwaway_types import EXTENSIONS, NAMESPACE, WIDGET_LIMIT, declare_with_throwaways, example
+from tests.support.inprocess import secret_token, sign_in_admin
 
 pytestmark = pytest.mark.e2e
 
@@ -65,22 +65,10 @@ class Plane:
             )
             assert r.status_code == 201, r.text
         client = httpx.AsyncClient(transport=self.transport, base_url="http://t")
-        client.headers["Authorization"] = f"Bearer {await _token(client, self.admin, sp['appId'], sp['password'])}"
+        client.headers["Authorization"] = (
+            f"Bearer {await secret_token(client, self.admin, sp['appId'], sp['password'])}"
+        )
         return client
-
-
-async def _token(client: httpx.AsyncClient, admin: dict[str, Any], client_id: str, secret: str) -> str:
-    r = await client.post(
-        f"/{admin['tenant']}/oauth2/v2.0/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": secret,
-            "scope": admin["audience"] + ".default",
-        },
-    )
-    assert r.status_code == 200, r.text
-    return str(r.json()["access_token"])
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +77,7 @@ async def plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plane
     app = create_app(Settings(data_dir=data, insecure_http=True), types=declare_with_throwaways)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
-        admin = json.loads((Path(data) / "admin.json").read_text())
-        c.headers["Authorization"] = f"Bearer {await _token(c, admin, admin['clientId'], admin['clientSecret'])}"
+        admin = await sign_in_admin(c, Path(data))
         yield Plane(c, app.state.plane.types, admin, transport)
 
 

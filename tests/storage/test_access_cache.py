@@ -12,36 +12,18 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cryptography.fernet import Fernet
 
-from halyard.core.pki import ensure_server_tls
 from tests.storage.arm import put_group
+from tests.storage.replicas import replicas_of
 from tests.storage.stored import query
 from tests.support.postgres import PostgresServer
-from tests.support.processes import ServerProcess, free_port
+from tests.support.processes import ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 AUTHZ = {"api-version": "2022-04-01"}
 RG = {"api-version": "2024-11-01"}
 REVOCATION_BOUND = 1.0  # seconds: what docs/security.md promises
-
-
-def _replicas(url: str, tmp_path: Path) -> list[ServerProcess]:
-    shared_tls = ensure_server_tls(tmp_path / "shared-tls", "halyard", ["localhost"], ["127.0.0.1"])
-    env = {"HALYARD_DATA_KEY": Fernet.generate_key().decode()}
-    ports = [free_port() for _ in range(2)]
-    public_url = f"https://127.0.0.1:{ports[0]}"  # stands in for the load balancer's address: the tokens' issuer
-    replicas = []
-    for i, port in enumerate(ports):
-        data_dir = tmp_path / f"replica{i}"
-        (data_dir / "tls").mkdir(parents=True)
-        for path in (shared_tls.ca_cert, shared_tls.ca_key):
-            shutil.copy(path, data_dir / "tls" / path.name)
-        replicas.append(
-            ServerProcess(data_dir, port, database_url=url, env=env, extra_args=["--public-url", public_url])
-        )
-    return replicas
 
 
 def _status_within(client: httpx.Client, path: str, status: int, bound: float) -> float:
@@ -59,7 +41,7 @@ def test_a_revocation_on_one_replica_stops_access_on_another_within_a_second(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
-    a, b = _replicas(url, tmp_path)
+    a, b = replicas_of(url, tmp_path, 2)
     try:
         a.start(60)
         shutil.copy(a.data_dir / "admin.json", b.data_dir / "admin.json")  # only the first replica bootstraps

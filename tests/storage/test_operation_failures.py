@@ -4,7 +4,6 @@ end Failed with its operation, not stay Provisioning for ever. In-process app on
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from halyard.controlplane.arm.operations import LEASE, MAX_ATTEMPTS
 from halyard.core.clock import ManualClock
 from halyard.core.settings import Settings
 from tests.storage.arm import CLUSTERS, agent_public_key, cluster_body, cluster_path, group_path
+from tests.support.inprocess import sign_in_admin
 
 pytestmark = pytest.mark.unit
 
@@ -34,13 +34,7 @@ async def test_unexpected_provisioning_errors_end_in_failed(tmp_path: Path) -> N
     cp.types.get("Microsoft.Kubernetes/connectedClusters").behaviour.provision = broken
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        admin = json.loads((tmp_path / "admin.json").read_text())
-        token = await client.post(
-            f"/{admin['tenant']}/oauth2/v2.0/token",
-            data={"grant_type": "client_credentials", "client_id": admin["clientId"],
-                  "client_secret": admin["clientSecret"], "scope": admin["audience"] + ".default"},
-        )  # fmt: skip
-        client.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        admin = await sign_in_admin(client, tmp_path)
         sub = admin["subscription"]
         await client.put(group_path(sub, "g"), params={"api-version": "2024-11-01"}, json={"location": "eastus"})
         created = await client.put(

@@ -5,15 +5,14 @@ without the shared data key refuses to start."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-from halyard.core.pki import ensure_server_tls
 from tests.storage.arm import CLUSTERS, agent_public_key, cluster_path, put_cluster, put_group, wait_async_operation
+from tests.storage.replicas import replicas_of
 from tests.storage.stored import query
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ServerProcess, free_port
@@ -35,20 +34,7 @@ async def test_replicas_started_together_bootstrap_once_and_share_everything(
     postgres_server: PostgresServer, tmp_path: Path
 ) -> None:
     url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
-    # What the operator shares between replicas: the data key, the CA (or --tls-cert), the public URL.
-    shared_tls = ensure_server_tls(tmp_path / "shared-tls", "halyard", ["localhost"], ["127.0.0.1"])
-    env = {"HALYARD_DATA_KEY": Fernet.generate_key().decode()}
-    ports = [free_port() for _ in range(REPLICAS)]
-    public_url = f"https://127.0.0.1:{ports[0]}"  # stands in for the load balancer's address
-    replicas = []
-    for i, port in enumerate(ports):
-        data_dir = tmp_path / f"replica{i}"
-        (data_dir / "tls").mkdir(parents=True)
-        for path in (shared_tls.ca_cert, shared_tls.ca_key):
-            shutil.copy(path, data_dir / "tls" / path.name)
-        replicas.append(
-            ServerProcess(data_dir, port, database_url=url, env=env, extra_args=["--public-url", public_url])
-        )
+    replicas = replicas_of(url, tmp_path, REPLICAS)
     try:
         errors: list[BaseException] = []
         await asyncio.gather(*(asyncio.to_thread(_start, r, errors) for r in replicas))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -32,6 +31,7 @@ from halyard.api.proofs import csr_digest
 from halyard.controlplane.app import create_app
 from halyard.core.settings import Settings
 from halyard.store import Database
+from tests.support.inprocess import sign_in_admin
 from tests.support.postgres import PostgresServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
@@ -123,13 +123,7 @@ async def test_a_heartbeat_committing_after_a_user_put_keeps_the_users_change(
     app = create_app(Settings(data_dir=tmp_path, insecure_http=True), db=db)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as user:
-        admin = json.loads((tmp_path / "admin.json").read_text())
-        token = await user.post(
-            f"/{admin['tenant']}/oauth2/v2.0/token",
-            data={"grant_type": "client_credentials", "client_id": admin["clientId"],
-                  "client_secret": admin["clientSecret"], "scope": admin["audience"] + ".default"},
-        )  # fmt: skip
-        user.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        admin = await sign_in_admin(user, tmp_path)
         group = f"/subscriptions/{admin['subscription']}/resourceGroups/g"
         assert (await user.put(group, params={"api-version": "2024-11-01"}, json={"location": "eastus"})).is_success
         onboarding = ec.generate_private_key(ec.SECP256R1())

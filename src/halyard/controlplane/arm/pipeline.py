@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
@@ -300,7 +300,7 @@ class Pipeline:
             if existing is None:
                 session.add(resource)
             op = self._operation(session, rtype, rid, location, "resource/put")
-            reported = merge_reports(await _reports_of(session, rid.key)) if existing is not None else {}
+            reported = (await _reports(session, [rid.key])).get(rid.key, {}) if existing is not None else {}
         self._operations.kick()
         headers = self._operations.headers(op, self._settings.base_url, api_version, location=False, async_op=True)
         headers["ETag"] = resource.etag
@@ -341,7 +341,7 @@ class Pipeline:
             if not synchronous:
                 existing.provisioning_state = "Updating"
                 op = self._operation(session, rtype, rid, existing.location, "resource/patch")
-            reported = merge_reports(await _reports_of(session, rid.key))
+            reported = (await _reports(session, [rid.key])).get(rid.key, {})
         if op is None:
             return Reply(200, self.render(rtype, existing, reported, api_version), {"ETag": existing.etag})
         self._operations.kick()
@@ -505,12 +505,7 @@ class Pipeline:
             row = await session.get(Resource, rid.key)
             if row is not None:
                 await session.delete(row)
-            for report in await _reports_of(session, rid.key):
-                await session.delete(report)
-
-
-async def _reports_of(session: AsyncSession, key: str) -> list[ResourceReport]:
-    return list((await session.scalars(select(ResourceReport).where(ResourceReport.id_key == key))).all())
+            await session.execute(delete(ResourceReport).where(ResourceReport.id_key == rid.key))
 
 
 async def _reports(session: AsyncSession, keys: list[str]) -> dict[str, Reported]:

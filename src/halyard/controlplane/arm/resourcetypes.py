@@ -21,7 +21,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.apiversions import newest_stable_first
 from halyard.controlplane.arm.paths import ResourceId, group_scope, subscription_scope
-from halyard.core.errors import InvalidRequest
 from halyard.core.settings import Settings
 from halyard.store.models import Resource
 
@@ -65,10 +64,6 @@ class WriteContext:
     api_version: str
     resource_id: ResourceId
     caller: AuthorizedCaller | None  # None when the operation worker runs the write
-
-    async def resource(self, resource_id: ResourceId | str) -> Resource | None:
-        rid = resource_id if isinstance(resource_id, ResourceId) else ResourceId.parse(resource_id)
-        return await self.session.get(Resource, rid.key)
 
     async def count(self, rtype: ResourceType, *, subscription_id: str | None = None) -> int:
         """How many resources of a type there are, in one subscription or in all."""
@@ -259,13 +254,6 @@ class ResourceType:
         """The parent resource a collection route names (None for top-level types)."""
         return self.parent.resource_id(params) if self.parent is not None else None
 
-    def check_id(self, rid: ResourceId) -> None:
-        """Refuse an id that does not name a resource of this type (ids arrive in bodies: scopes, links)."""
-        if rid.full_type.lower() != self.key or (self.parent is not None and rid.parent is None):
-            raise InvalidRequest(
-                f"'{rid}' is not the id of a {self.display} ({self.full_type}).", code="InvalidResourceId"
-            )
-
 
 @dataclass
 class Provider:
@@ -343,10 +331,6 @@ class ResourceTypes:
 
     def all(self) -> list[ResourceType]:
         return list(self._types.values())
-
-    def children(self, rtype: ResourceType) -> list[ResourceType]:
-        """The types whose resources live under this type's (deleted with them)."""
-        return [t for t in self._types.values() if t.parent is rtype]
 
     def provider_body(
         self, provider: Provider, subscription_id: str, state: str, locations: list[str]

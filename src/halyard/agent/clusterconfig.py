@@ -25,6 +25,7 @@ class ClusterConfig:
     endpoints: EndpointMap
     ca_bundle: str  # PEM; empty means the system trust store
     onboarding_key: PrivateKeyTypes | None  # only the identity operator reads (and may read) it
+    features: frozenset[str] = names.DEFAULT_FEATURES  # optional agent features turned on (read at start)
 
 
 async def load_cluster_config(client: AsyncClient, *, onboarding_key: bool = True) -> ClusterConfig:
@@ -50,6 +51,7 @@ async def load_cluster_config(client: AsyncClient, *, onboarding_key: bool = Tru
             endpoints=endpoints,
             ca_bundle=data.get(names.KEY_CA_BUNDLE, ""),
             onboarding_key=load_pem_private_key(key_pem, password=None) if key_pem else None,
+            features=names.parse_features(data.get(names.KEY_FEATURES)),
         )
     except (KeyError, ValueError) as exc:
         raise NotOnboarded(f"the onboarding configuration is incomplete or corrupt ({exc})") from None

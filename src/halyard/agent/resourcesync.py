@@ -62,6 +62,7 @@ class ResourceSync:
         health: Health,
         interval: float | None = None,
         share_target: TargetSink | None = None,
+        features: frozenset[str] = frozenset(),
     ) -> None:
         self._http = http
         self._url = dp_url.rstrip("/") + DP_HEARTBEAT_PATH
@@ -72,6 +73,7 @@ class ResourceSync:
         self._interval = interval
         self._beats = 0
         self._share_target = share_target
+        self._features = sorted(features)
         self._shared: object = _UNSHARED
         self.last_reply: HeartbeatReply | None = None
 
@@ -116,7 +118,7 @@ class ResourceSync:
         token = await self._tokens.token()
         state, errors = await self._health()
         facts = await self._facts.facts(METADATA_WAIT if self._beats == 0 else 0)
-        beat = Heartbeat(agentVersion=__version__, agentState=state, agentErrors=errors)
+        beat = Heartbeat(agentVersion=__version__, agentState=state, agentErrors=errors, features=self._features)
         if facts is not None:
             beat = beat.model_copy(
                 update={

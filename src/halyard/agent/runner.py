@@ -144,6 +144,7 @@ def build_agents(
             health=handoff.PublishedHealth(kube) if split else manager.health_report,
             interval=options.heartbeat_seconds,
             share_target=functools.partial(handoff.publish_target, kube) if split else None,
+            features=config.features,
         )
         agents.append(sync)
     if "controller-manager" in selected and split:

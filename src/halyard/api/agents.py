@@ -94,6 +94,9 @@ class Heartbeat(BaseModel):
     infrastructure: Token | None = Field(default=None, max_length=64)
     agentState: AgentState | None = None
     agentErrors: list[AgentError] = Field(default_factory=list, max_length=MAX_AGENT_ERRORS)
+    features: list[Token] | None = Field(
+        default=None, max_length=8, description="The optional agent features turned on (None: an older agent)."
+    )
 
 
 class HeartbeatReply(BaseModel):

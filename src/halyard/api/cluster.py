@@ -30,6 +30,28 @@ KEY_RESOURCE_NAME = "RESOURCE_NAME"
 KEY_LOCATION = "LOCATION"
 KEY_ENDPOINTS = "ENDPOINTS"  # JSON of api.agents.EndpointMap
 KEY_CA_BUNDLE = "CA_BUNDLE"  # PEM the agents trust for the control plane's TLS
+KEY_FEATURES = "FEATURES"  # comma-separated optional agent features on (absent: DEFAULT_FEATURES)
+
+# Optional agent features, as `az connectedk8s enable-features/disable-features --features` names them. Cluster
+# connect is on unless turned off (as Arc's chart has it); azure-rbac (guard) is off until enabled.
+FEATURE_CLUSTER_CONNECT = "cluster-connect"
+FEATURE_AZURE_RBAC = "azure-rbac"
+FEATURES = (FEATURE_CLUSTER_CONNECT, FEATURE_AZURE_RBAC)
+DEFAULT_FEATURES = frozenset({FEATURE_CLUSTER_CONNECT})
+
+
+def parse_features(text: str | None) -> frozenset[str]:
+    """The features a FEATURES value turns on (None: the defaults); unknown names are ignored, so an older agent
+    reads a newer CLI's value without failing."""
+    if text is None:
+        return DEFAULT_FEATURES
+    return frozenset(f for f in (part.strip() for part in text.split(",")) if f in FEATURES)
+
+
+def format_features(features: frozenset[str]) -> str:
+    return ",".join(f for f in FEATURES if f in features)
+
+
 # Keys of the Secrets.
 KEY_ONBOARDING_KEY = "onboarding.key"
 KEY_TLS_CERT = "tls.crt"

@@ -265,4 +265,9 @@ def reported(beat: Heartbeat, now: dt.datetime, previous: dict[str, Any] | None 
     if beat.agentState is not None:
         profile["agentState"] = beat.agentState
     values["arcAgentProfile"] = profile
+    # Which optional agents run (cluster-connect, azure-rbac): not rendered, read by the relay to explain a refusal.
+    if beat.features is not None:
+        values["features"] = sorted(set(beat.features))
+    elif "features" in previous:
+        values["features"] = previous["features"]
     return values

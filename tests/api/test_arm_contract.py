@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import time
 
 import httpx
+import jwt
 import pytest
+import yaml
 
 from tests.api.helpers import CC_API, RG_API, cluster_body, cluster_path, group_path, make_group, unique
 from tests.support.processes import ServerProcess
@@ -266,16 +269,32 @@ def test_metadata_endpoints_for_cloud_registration(server: ServerProcess) -> Non
     assert body["dataplaneEndpoints"]["arcHybridIdentityServiceEndpoint"] == server.url + "/his"
 
 
-def test_list_cluster_user_credential_says_cluster_connect_is_not_there_yet(server: ServerProcess) -> None:
+def test_list_cluster_user_credential_returns_a_relay_kubeconfig_and_a_cluster_bound_token(
+    server: ServerProcess,
+) -> None:
     group = make_group(server)
     with server.client() as c:
         c.put(cluster_path(server, group, "cc"), params=CC_API, json=cluster_body()).raise_for_status()
-        r = c.post(
-            f"{cluster_path(server, group, 'cc')}/listClusterUserCredential",
-            params=CC_API,
-            json={"authenticationMethod": "Token", "clientProxy": True},
+        path = f"{cluster_path(server, group, 'cc')}/listClusterUserCredential"
+        r = c.post(path, params=CC_API, json={"authenticationMethod": "AAD", "clientProxy": False})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        kubeconfig = yaml.safe_load(base64.b64decode(body["kubeconfigs"][0]["value"]))
+        cluster_id = cluster_path(server, group, "cc")
+        assert kubeconfig["clusters"][0]["cluster"]["server"] == f"{server.url}/relay/v1{cluster_id}"
+        assert base64.b64decode(kubeconfig["clusters"][0]["cluster"]["certificate-authority-data"]).startswith(
+            b"-----BEGIN CERTIFICATE-----"
         )
-        assert r.status_code == 400 and r.json()["error"]["code"] == "ClusterConnectNotAvailable"
+        assert kubeconfig["users"][0]["user"]["exec"]["args"][0] == "get-token"
+        hybrid = body["hybridConnectionConfig"]
+        claims = jwt.decode(hybrid["token"], options={"verify_signature": False})
+        assert claims["xms_mirid"] == cluster_id and claims["aud"] != server.admin["audience"]
+        assert hybrid["expirationTime"] == claims["exp"] and hybrid["hybridConnectionName"] == cluster_id
+        # Token mode needs the local proxy; a cluster that does not exist is a 404.
+        r = c.post(path, params=CC_API, json={"authenticationMethod": "Token", "clientProxy": False})
+        assert r.status_code == 400 and "proxy" in r.json()["error"]["message"]
+        r = c.post(path, params=CC_API, json={"authenticationMethod": "Token", "clientProxy": True})
+        assert r.status_code == 200 and "token" in r.json()["hybridConnectionConfig"]
         r = c.post(
             f"{cluster_path(server, group, 'missing')}/listClusterUserCredential",
             params=CC_API,

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import functools
 import logging
 import os
 import signal
+import ssl
+import time
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 from lightkube import AsyncClient
 
 from halyard.agent import handoff
+from halyard.agent.authproxy import ApiServer, AssertionVerifier, AuthProxy, OwnCredential
 from halyard.agent.backoff import Backoff
 from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
+from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.identity import IdentityOperator
@@ -23,14 +29,15 @@ from halyard.agent.manager import Agent, ControllerManager
 from halyard.agent.metadata import MetadataOperator
 from halyard.agent.metrics import AgentMetrics, MetricsAgent
 from halyard.agent.options import AgentOptions, pid_path
-from halyard.agent.resourcesync import ResourceSync
+from halyard.agent.resourcesync import ResourceSync, TokenSource
 from halyard.agent.upgrade import UpgradeCheck
+from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.core.clock import Clock, SystemClock
-from halyard.kube.client import connect
+from halyard.kube.client import connect, load_config
 
 log = logging.getLogger("halyard.agent")
 # Every agent this package runs; the controller manager supervises them (in local mode, in this very process).
-AGENTS = ("identity-operator", "metadata-operator", "resource-sync", "controller-manager")
+AGENTS = ("identity-operator", "metadata-operator", "resource-sync", "controller-manager", "clusterconnect-agent")
 DEFAULT_HEARTBEAT = 30.0
 
 
@@ -147,6 +154,8 @@ def build_agents(
             features=config.features,
         )
         agents.append(sync)
+    if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
+        agents.append(cluster_connect(options, kube, http, config, identity or handoff.PublishedToken(kube)))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(
@@ -172,3 +181,40 @@ def build_agents(
             )
         )
     return agents
+
+
+def cluster_connect(
+    options: AgentOptions, kube: AsyncClient, http: httpx.AsyncClient, config: ClusterConfig, tokens: TokenSource
+) -> ClusterConnect:
+    """clusterconnect-agent with its auth-proxy beside it (one process: streams pass in memory, no listener)."""
+    endpoints = config.endpoints
+    login = endpoints.login.rstrip("/")
+    verifier = AssertionVerifier(
+        http,
+        jwks_url=f"{login}/{endpoints.tenant}/discovery/v2.0/keys",
+        issuer=f"{login}/{endpoints.tenant}/v2.0",
+        cluster_id=config.resource_id,
+        now=time.time,
+    )
+    cluster = load_config(options.kubeconfig, options.context, in_cluster=options.in_cluster).cluster
+    proxy = AuthProxy(
+        ApiServer.of(cluster.server, _api_tls(cluster)),
+        verifier,
+        OwnCredential(kube, in_cluster=options.in_cluster, now=time.time),
+    )
+    tls = ssl.create_default_context(cadata=config.ca_bundle) if config.ca_bundle else ssl.create_default_context()
+    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy)
+
+
+def _api_tls(cluster: Any) -> ssl.SSLContext:
+    """Trust for the API server as the kubeconfig (or the pod's service account) gives it."""
+    if cluster.insecure:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        return context
+    if cluster.certificate_auth_data:
+        return ssl.create_default_context(cadata=base64.b64decode(cluster.certificate_auth_data).decode())
+    if cluster.certificate_auth:
+        return ssl.create_default_context(cafile=cluster.certificate_auth)
+    return ssl.create_default_context()

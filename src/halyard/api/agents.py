@@ -30,6 +30,11 @@ class ServiceEndpoints(BaseModel):
     his: str = Field(description="The hybrid identity service base URL (cluster certificates).")
     dp: str = Field(description="The agent data plane base URL (heartbeat, metadata).")
     agentAudience: str = Field(description="The audience of agent tokens (distinct from the management audience).")
+    relay: str | None = Field(default=None, description="The relay base URL (cluster connect); older maps lack it.")
+
+    def relay_url(self) -> str:
+        """The relay, or where it is on a control plane whose map predates it (beside the management API)."""
+        return self.relay or f"{self.management.rstrip('/')}/relay"
 
 
 class EndpointMap(ServiceEndpoints):

@@ -33,6 +33,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
@@ -56,6 +57,7 @@ def create_app(
     db = db or Database(settings.database)
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
+    relay = Relay(cp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +81,7 @@ def create_app(
         try:
             yield
         finally:
+            relay.close()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -93,6 +96,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.plane = cp
+    app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.metrics = health.Metrics()
     install_error_handlers(app)
     for router in (

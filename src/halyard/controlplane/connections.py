@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,10 @@ class ConnectionGuard:
     header_count_limit: int = 100
     per_address: int = 256  # 0: no limit
     open: Counter[str] = field(default_factory=Counter)
+    # Connections whose first request targets ``divert_prefix`` are handed, unparsed, to ``divert`` (the relay
+    # carries bytes, which uvicorn cannot hand an app): (transport, bytes read so far, release of its count).
+    divert_prefix: bytes = b"/relay/"
+    divert: Callable[[asyncio.Transport, bytes, Callable[[], None]], None] | None = None
 
     def admit(self, address: str) -> bool:
         """Count a new connection from ``address``; False (not counted) when the address has its fill."""
@@ -73,6 +78,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._parsed_bytes = 0  # bytes of its request line and header fields, as parsed
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._sniff: bytearray | None = bytearray() if guard.divert is not None else None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -94,6 +100,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._address is None or self.transport.is_closing():
             return
+        if self._sniff is not None:
+            self._sniff += data
+            verdict = _targets(self._sniff, self.guard.divert_prefix)
+            if verdict is None:
+                return  # too few bytes to tell yet
+            data, self._sniff = bytes(self._sniff), None
+            if verdict:
+                self._hand_over(data)
+                return
         if self._in_headers:
             self._header_bytes += len(data)
         super().data_received(data)
@@ -102,6 +117,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self._refuse(431, b"The request headers are too large.")
             elif self._header_count > self.guard.header_count_limit:
                 self._refuse(431, b"The request has too many header fields.")
+
+    def _hand_over(self, data: bytes) -> None:
+        """Give the connection to ``guard.divert``: uvicorn forgets it, and the per-address count is released when
+        the new owner says so."""
+        self._cancel_header_timer()
+        self.connections.discard(self)
+        address, self._address = self._address, None
+        assert self.guard.divert is not None and address is not None
+        self.guard.divert(self.transport, data, functools.partial(self.guard.release, address))
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -181,3 +205,14 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             head.append(b"retry-after: 5\r\n")
         self.transport.write(b"".join([*head, b"\r\n", body]))
         self.transport.close()
+
+
+def _targets(start: bytes | bytearray, prefix: bytes) -> bool | None:
+    """Whether a request line beginning with ``start`` targets ``prefix``; None while too short to tell."""
+    space = start.find(b" ", 0, 16)
+    if space < 0:
+        return None if len(start) < 16 else False
+    target = start[space + 1 : space + 1 + len(prefix)]
+    if not prefix.startswith(target):
+        return False
+    return True if len(target) == len(prefix) else None

@@ -77,6 +77,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         header_limit_bytes=settings.header_limit_bytes,
         header_count_limit=settings.header_count_limit,
         per_address=per_address,
+        divert=app.state.relay.accept,
     )
     config = uvicorn.Config(
         app,

@@ -110,6 +110,17 @@ class Settings(BaseSettings):
         return f"https://agents.{self.domain or 'halyard.local'}/"
 
     @property
+    def relay_audience(self) -> str:
+        """The audience of the stream tokens ``listClusterUserCredential`` hands the local proxy (bound to one
+        cluster by their ``xms_mirid`` claim); never valid on the management API or the agent services."""
+        return f"https://relay.{self.domain or 'halyard.local'}/"
+
+    @property
+    def relay_url(self) -> str:
+        """Where users' kubectl and the agents' tunnels reach the relay."""
+        return f"{self.base_url}/relay"
+
+    @property
     def agent_catalog(self) -> AgentCatalog:
         """The offered agent versions (ValueError if ``agent_versions`` does not parse: :meth:`check` says so)."""
         return AgentCatalog.parse(self.agent_versions)

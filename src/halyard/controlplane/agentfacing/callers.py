@@ -38,7 +38,13 @@ async def agent_request(
     """The calling cluster (from its agent token) and how its connection arrived; 401 otherwise."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthenticated("The 'Authorization' header is missing or not a Bearer token.")
-    caller = await cp.tokens.verify(credentials.credentials, audience=cp.settings.agent_audience)
+    caller, cluster_id = await cluster_of_agent_token(cp, credentials.credentials)
+    return AgentRequest(caller, cluster_id, arrival_of(request))
+
+
+async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:
+    """The cluster identity an agent token proves and its cluster's resource id; Unauthenticated otherwise."""
+    caller = await cp.tokens.verify(token, audience=cp.settings.agent_audience)
     if caller.kind != PRINCIPAL_KIND:
         raise Unauthenticated("Only connected-cluster agents may call this service.", code="NotAClusterIdentity")
     # The token names its cluster (its xms_mirid claim); one minted before it did is looked up once.
@@ -48,7 +54,7 @@ async def agent_request(
             "The cluster identity behind this token was revoked (the connected cluster was deleted).",
             code="ClusterIdentityRevoked",
         )
-    return AgentRequest(caller, cluster_id, arrival_of(request))
+    return caller, cluster_id
 
 
 AgentCaller = Annotated[AgentRequest, Depends(agent_request)]

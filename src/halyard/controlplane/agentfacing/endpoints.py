@@ -33,4 +33,5 @@ class EndpointMaps:
             his=his_url(self._settings),
             dp=dp_url(self._settings),
             agentAudience=self._settings.agent_audience,
+            relay=self._settings.relay_url,
         )

@@ -6,6 +6,7 @@ import datetime as dt
 import hashlib
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
 
@@ -67,16 +68,19 @@ class TokenService:
         kind: str,
         audience: str,
         resource_id: str | None = None,
+        lifetime: dt.timedelta | None = None,
+        claims: dict[str, Any] | None = None,
     ) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds (``resource_id``: the cluster a cluster identity is)."""
+        """A signed access token and its lifetime in seconds (``resource_id``: the cluster a cluster identity is, or
+        the cluster a relay token opens streams to; ``lifetime`` shorter than the default for assertions)."""
         now = self._clock.now()
-        lifetime = int(self.lifetime.total_seconds())
-        claims = {
+        lifetime_s = int((lifetime or self.lifetime).total_seconds())
+        body: dict[str, Any] = {
             "aud": audience,
             "iss": self.issuer(tenant_id),
             "iat": int(now.timestamp()),
             "nbf": int(now.timestamp()) - 60,
-            "exp": int(now.timestamp()) + lifetime,
+            "exp": int(now.timestamp()) + lifetime_s,
             "sub": object_id,
             "oid": object_id,
             "tid": tenant_id,
@@ -88,10 +92,11 @@ class TokenService:
             "hyk": kind,
         }
         if resource_id is not None:
-            claims["xms_mirid"] = resource_id
+            body["xms_mirid"] = resource_id
+        body.update(claims or {})
         key = self._keys.signing_key()
-        token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
-        return token, lifetime
+        token = jwt.encode(body, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
+        return token, lifetime_s
 
     async def verify(self, token: str, *, audience: str) -> Caller:
         """The caller a token proves, or InvalidAuthenticationToken saying what is wrong with it.

@@ -5,11 +5,14 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
+from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.kubernetes.connectedclusters import API_VERSIONS, LIST_USER_CREDENTIAL, NAMESPACE
 from halyard.controlplane.kubernetes.models import CredentialRequest
+from halyard.controlplane.relay.credentials import user_credential
 from halyard.core.errors import HalyardError
+from halyard.store.models import ResourceReport
 
 router = APIRouter(tags=[f"{NAMESPACE}/connectedClusters"], responses=ERRORS)
 ApiVersion = Annotated[str | None, api_version_query(API_VERSIONS)]
@@ -37,10 +40,26 @@ async def list_cluster_user_credential(
     rid = rtype.resource_id(request.path_params)
     caller.require(rtype.action(f"{LIST_USER_CREDENTIAL.name}/action"), str(rid))
     await cp.pipeline.get(caller, rtype, rid, version)  # 404 for a cluster that does not exist
-    raise HalyardError(
-        "Cluster connect is not available in this Halyard release: listClusterUserCredential has no relay to "
-        "issue credentials for yet. Reach the cluster's API server directly until cluster connect ships.",
-        code="ClusterConnectNotAvailable",
+    token_mode = body.authenticationMethod == "Token"
+    if token_mode and not body.clientProxy:
+        raise HalyardError(
+            "authenticationMethod 'Token' needs clientProxy true: kubectl's bearer token is then the service-account "
+            "token for the API server and cannot also prove who you are to the relay. Use `halyard connectedk8s "
+            "proxy --token SA_TOKEN`, or authenticationMethod 'AAD'.",
+            code="InvalidRequestContent",
+        )
+    async with cp.db.session() as session:
+        report = await session.get(ResourceReport, (str(rid).lower(), "dp"))
+    features = (report.properties if report is not None else {}).get("features")
+    if isinstance(features, list) and FEATURE_CLUSTER_CONNECT not in features:
+        raise HalyardError(
+            f"Cluster connect is disabled on '{resourceName}'. Enable it with `halyard connectedk8s enable-features "
+            f"-g {resourceGroupName} -n {resourceName} --features cluster-connect`.",
+            code="ClusterConnectDisabled",
+        )
+    cluster_id = str(rid)
+    return JSONResponse(
+        user_credential(cp.settings, cp.tokens, caller, cluster_id, token_mode=token_mode, now=cp.clock.now())
     )
 
 

@@ -1,0 +1,125 @@
+"""Joining two transports into one byte pipe, with flow control both ways.
+
+Written against asyncio ``Protocol``s with pause/resume rather than StreamReader/``drain()``: measured on this
+kind of machine, the Protocol form relays at about 0.64× raw loopback against 0.32-0.46× for streams (see
+``shared/reference/baselines.md``). Each direction pauses reading its source while the destination's write buffer
+is above the transport's high-water mark, so memory per stream is bounded by two write buffers whatever the
+speeds of the two ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+HIGH_WATER = 1024 * 1024  # bytes buffered towards one end before its source is paused
+LOW_WATER = 256 * 1024
+
+
+class _End(asyncio.Protocol):
+    """One side of a pipe: what its transport reads is written to the other side's transport."""
+
+    def __init__(self, pipe: Pipe) -> None:
+        self.pipe = pipe
+        self.transport: asyncio.Transport | None = None
+        self.peer: _End | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pragma: no cover - ends are adopted
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.pipe.bytes_from(self, len(data))
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            peer.transport.write(data)
+
+    def eof_received(self) -> bool | None:
+        # TLS transports cannot half-close, so a finished side closes the other once its buffer has drained.
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            if peer.transport.can_write_eof():
+                peer.transport.write_eof()
+                return True
+            peer.transport.close()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        peer = self.peer
+        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
+            if exc is None:
+                peer.transport.close()  # flushes what is buffered first
+            else:
+                peer.transport.abort()
+        self.pipe.end_closed(exc)
+
+    # The peer's writes back up: stop reading this side until they drain.
+    def pause_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            self.peer.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
+            self.peer.transport.resume_reading()
+
+
+class Pipe:
+    """Two transports joined; ``done`` resolves when both ends have closed. Counts the bytes each way."""
+
+    def __init__(
+        self,
+        a: asyncio.Transport,
+        b: asyncio.Transport,
+        *,
+        a_first: bytes = b"",
+        b_first: bytes = b"",
+        on_close: Callable[[Pipe], None] | None = None,
+    ) -> None:
+        """Join ``a`` and ``b``. ``a_first`` is what ``a`` already sent (it goes to ``b`` first), and the other way
+        round; both transports may be paused on entry and are resumed here."""
+        self.a_to_b = 0
+        self.b_to_a = 0
+        self._on_close = on_close
+        self._open = 2
+        self.error: Exception | None = None
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._a, self._b = _End(self), _End(self)
+        self._a.peer, self._b.peer = self._b, self._a
+        for end, transport in ((self._a, a), (self._b, b)):
+            end.transport = transport
+            transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
+            transport.set_protocol(end)
+        if a_first:
+            self._a.data_received(a_first)
+        if b_first:
+            self._b.data_received(b_first)
+        for transport in (a, b):
+            if transport.is_closing():
+                continue
+            if not transport.is_reading():
+                transport.resume_reading()
+        # An end that closed before it was adopted never calls connection_lost on its new protocol.
+        for end, transport in ((self._a, a), (self._b, b)):
+            if transport.is_closing() and not end.closed:
+                end.connection_lost(None)
+
+    def bytes_from(self, end: _End, count: int) -> None:
+        if end is self._a:
+            self.a_to_b += count
+        else:
+            self.b_to_a += count
+
+    def end_closed(self, exc: Exception | None) -> None:
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._open -= 1
+        if self._open == 0 and not self.done.done():
+            self.done.set_result(None)
+            if self._on_close is not None:
+                self._on_close(self)
+
+    def close(self) -> None:
+        for end in (self._a, self._b):
+            if end.transport is not None and not end.transport.is_closing():
+                end.transport.abort()

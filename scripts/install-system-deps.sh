@@ -8,6 +8,8 @@ if ! { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb 
   || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
   need+=(postgresql)
 fi
+# HAProxy: the load balancer the multi-replica cluster-connect test puts in front of two replicas, as operators do.
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 # kubectl is not one of them: the tests drive given versions, which scripts/install-kubectl.sh puts in .cache/kubectl.
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

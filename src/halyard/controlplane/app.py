@@ -69,6 +69,7 @@ def create_app(
             await bootstrap(cp)
             if db.is_sqlite:  # one server per SQLite file: leases left by a crash are this server's own
                 await cp.operations.release_leases()
+        await relay.start()
         tasks = [
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
@@ -81,7 +82,7 @@ def create_app(
         try:
             yield
         finally:
-            relay.close()
+            await relay.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from pathlib import Path
 
 from pydantic import Field
@@ -28,6 +29,12 @@ class Settings(BaseSettings):
     ca_bundle: Path | None = Field(default=None, description="The CA bundle clients should trust (set at start).")
     public_url: str | None = Field(
         default=None, description="The URL clients use to reach this server; derived from host and port."
+    )
+    relay_peer_address: str | None = Field(
+        default=None,
+        description="host:port at which the other replicas reach this one's relay (replicas on PostgreSQL forward "
+        "users' streams to the replica holding the cluster's tunnel); default: the listen host and port, or this "
+        "machine's host name and the port when listening on every address. Covered by the server certificate.",
     )
     token_lifetime_seconds: int = 3600
     signing_key_rotation_days: int = 30
@@ -114,6 +121,24 @@ class Settings(BaseSettings):
         """The audience of the stream tokens ``listClusterUserCredential`` hands the local proxy (bound to one
         cluster by their ``xms_mirid`` claim); never valid on the management API or the agent services."""
         return f"https://relay.{self.domain or 'halyard.local'}/"
+
+    @property
+    def relay_peer_audience(self) -> str:
+        """The audience of the tokens one replica signs to forward a stream to another (the replicas share the
+        signing keys); never valid anywhere else, and no other token is valid there."""
+        return f"https://relay-peers.{self.domain or 'halyard.local'}/"
+
+    @property
+    def peer_address(self) -> str:
+        """Where the other replicas reach this one (``relay_peer_address``, or the listen address)."""
+        if self.relay_peer_address:
+            return self.relay_peer_address
+        host = self.host
+        if host in ("0.0.0.0", "::"):
+            host = socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
 
     @property
     def relay_url(self) -> str:

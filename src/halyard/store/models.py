@@ -238,3 +238,26 @@ class ClusterIdentity(Base):
     certificates_issued: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime]
     renewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class RelayReplica(Base):
+    """A replica serving the relay, where the others reach it, and how long it is believed alive.
+
+    A replica renews its lease every few seconds; one whose lease has lapsed (crashed, cut off) is ignored by the
+    others, so its routes stop being used without anyone having to remove them first.
+    """
+
+    __tablename__ = "relay_replicas"
+    replica_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    peer_address: Mapped[str] = mapped_column(String(512))  # host:port, reachable from the other replicas
+    started_at: Mapped[dt.datetime]
+    lease_until: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class RelayRoute(Base):
+    """Which replica holds a connected cluster's tunnel (one row per cluster: the newest tunnel wins)."""
+
+    __tablename__ = "relay_routes"
+    cluster_key: Mapped[str] = mapped_column(String(1024), primary_key=True)  # the cluster's lower-cased id
+    replica_id: Mapped[str] = mapped_column(String(64), index=True)
+    since: Mapped[dt.datetime]

@@ -13,6 +13,8 @@ Paths under ``/relay/v1``:
 - ``/subscriptions/…/connectedClusters/<name>``: a user's stream. Either an ``Upgrade: halyard-stream/1`` request
   (the local proxy: after the 101 the connection carries kubectl's bytes) or kubectl itself, whose requests keep
   that prefix (the kubeconfig ``listClusterUserCredential`` returns), which auth-proxy strips.
+- ``/peer/subscriptions/…/connectedClusters/<name>``: a user's stream forwarded by another replica (PostgreSQL,
+  several replicas: :mod:`.routing` says which replica holds a tunnel, :mod:`.peers` carries the stream there).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.kubernetes.connectedclusters import with_reports
 from halyard.controlplane.plane import ControlPlane
 from halyard.controlplane.relay.entry import Connection, HeadReader, RelayError
+from halyard.controlplane.relay.peers import Peers, Upstream, not_here
+from halyard.controlplane.relay.routing import Routing
 from halyard.controlplane.relay.tunnels import Tunnel, TunnelTable
 from halyard.core.errors import HalyardError, Unauthenticated
 from halyard.store.models import Resource, ResourceReport
@@ -92,6 +96,23 @@ class Relay:
         self.pipes: set[Pipe] = set()
         self.streams_opened = 0
         self.streams_refused = 0
+        # Several replicas share a PostgreSQL database; SQLite has one server, which holds every tunnel itself.
+        self.routing = None if cp.db.is_sqlite else Routing(cp.db, cp.clock, cp.settings.peer_address)
+        self.peers = Peers(cp.settings, cp.tokens, self.routing) if self.routing is not None else None
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """At start-up, after migrations: this replica's lease in the routing table."""
+        if self.routing is not None:
+            await self.routing.start()
+
+    async def stop(self) -> None:
+        """At shutdown: tunnels and streams closed (see :meth:`close`), this replica's routes removed."""
+        self.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        if self.routing is not None:
+            await self.routing.stop()
 
     # The listener hands over connections here.
     def accept(self, transport: asyncio.Transport, first: bytes, release: Callable[[], None]) -> None:
@@ -117,6 +138,8 @@ class Relay:
             await self._register_tunnel(conn, head, rest)
         elif sub is not None and sub.startswith("/streams/"):
             await self._data_connection(conn, head, rest, sub[len("/streams/") :])
+        elif sub is not None and sub.startswith("/peer/") and self.peers is not None:
+            await self._peer_stream(conn, head, rest, sub[len("/peer") :])
         elif (target := user_target(path)) is not None:
             await self._user_stream(conn, head, rest, target)
         else:
@@ -137,6 +160,8 @@ class Relay:
             raise RelayError(426, "UpgradeRequired", f"The tunnel endpoint needs 'Upgrade: {TUNNEL_UPGRADE}'.")
         cluster_id = await self._agent(head)
         tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn))
+        if self.routing is not None:
+            await self.routing.register(cluster_id)  # before the 101: a route never lags the tunnel it names
         conn.transport.write(_switching(TUNNEL_UPGRADE))
         self.tunnels.add(tunnel)
         tunnel.adopt(conn.transport, rest)
@@ -146,6 +171,10 @@ class Relay:
         conn.release()
         if self.tunnels.remove(tunnel):
             log.info("tunnel closed", extra={"cluster": tunnel.cluster_id})
+            if self.routing is not None:
+                task = asyncio.ensure_future(self.routing.unregister(tunnel.cluster_id))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
 
     def _refused(self, stream_id: bytes, reason: str) -> None:
         pending = self._pending.pop(stream_id, None)
@@ -202,36 +231,75 @@ class Relay:
         started = time.monotonic()
         caller = await self._user(head, target.cluster_id)
         await self._cluster(target.cluster_id)
-        agent, agent_rest = await self.open_stream(target.cluster_id)
         header: dict[str, Any] = {"v": 1, "mode": method, "prefix": "" if upgrade else target.prefix}
         if method == "AAD":
             header["assertion"] = self._assertion(caller, target.cluster_id)
-        agent.transport.write(header_frame(header).encode())
+        upstream = await self._upstream(target.cluster_id, header, caller)
         if upgrade:
             conn.transport.write(_switching(STREAM_UPGRADE))
             first = rest
         else:
             first = head.raw + rest  # kubectl's first request goes on as it came
+        self._join(conn, first, upstream, caller.caller.object_id, target.cluster_id, method, started)
+
+    async def _upstream(self, cluster_id: str, header: dict[str, Any], caller: AuthorizedCaller) -> Upstream:
+        """The stream's way to the cluster: this replica's tunnel, else the replica the routing table names."""
+        if self.tunnels.get(cluster_id) is None and self.peers is not None:
+            forwarded = await self.peers.forward(cluster_id, header, caller.caller)
+            if forwarded is not None:
+                return forwarded
+        return await self._local_upstream(cluster_id, header)
+
+    async def _local_upstream(self, cluster_id: str, header: dict[str, Any]) -> Upstream:
+        agent, agent_rest = await self.open_stream(cluster_id)
+        agent.transport.write(header_frame(header).encode())
+        return Upstream(agent.transport, agent_rest, agent.release, "local")
+
+    async def _peer_stream(self, conn: Connection, head: Head, rest: bytes, cluster_path: str) -> None:
+        """A stream another replica forwards: it has authenticated and authorised the user and built the header."""
+        target = user_target(PREFIX + cluster_path)
+        if target is None or STREAM_UPGRADE not in head.tokens("upgrade"):
+            raise RelayError(404, "NotFound", "No peer endpoint at this path.")
+        assert self.peers is not None
+        started = time.monotonic()
+        caller, header = await self.peers.verify(head, target.cluster_id)
+        if self.tunnels.get(target.cluster_id) is None:
+            raise not_here(target.cluster_id)  # never forwarded on: the forwarding replica reads the table again
+        upstream = await self._local_upstream(target.cluster_id, header)
+        conn.transport.write(_switching(STREAM_UPGRADE))
+        self._join(conn, rest, upstream, caller.object_id, target.cluster_id, str(header.get("mode")), started)
+
+    def _join(
+        self,
+        conn: Connection,
+        first: bytes,
+        upstream: Upstream,
+        principal: str,
+        cluster_id: str,
+        method: str,
+        started: float,
+    ) -> None:
+        """Carry the stream: ``conn`` (a user, or a forwarding replica) joined to its upstream."""
         self.streams_opened += 1
-        principal = caller.caller.object_id
 
         def closed(pipe: Pipe) -> None:
             self.pipes.discard(pipe)
             conn.release()
-            agent.release()
+            upstream.release()
             log.info(
                 "stream closed",
                 extra={
                     "principal": principal,
-                    "cluster": target.cluster_id,
+                    "cluster": cluster_id,
                     "mode": method,
+                    "via": upstream.via,
                     "bytes_in": pipe.a_to_b,
                     "bytes_out": pipe.b_to_a,
                     "seconds": round(time.monotonic() - started, 3),
                 },
             )
 
-        pipe = Pipe(conn.transport, agent.transport, a_first=first, b_first=agent_rest, on_close=closed)
+        pipe = Pipe(conn.transport, upstream.transport, a_first=first, b_first=upstream.first, on_close=closed)
         self.pipes.add(pipe)
 
     async def _user(self, head: Head, cluster_id: str) -> AuthorizedCaller:

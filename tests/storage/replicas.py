@@ -11,14 +11,15 @@ from halyard.core.pki import ensure_server_tls
 from tests.support.processes import ServerProcess, free_port
 
 
-def replicas_of(url: str, tmp_path: Path, count: int) -> list[ServerProcess]:
+def replicas_of(url: str, tmp_path: Path, count: int, public_url: str | None = None) -> list[ServerProcess]:
     """``count`` servers (not started) sharing what the operator shares between replicas: the database, the data
-    key, the CA (or --tls-cert) and the public URL, which the first one's address stands in for (a load balancer's).
+    key, the CA (or --tls-cert) and the public URL (a load balancer's), which the first one's address stands in for
+    unless given.
     """
     shared_tls = ensure_server_tls(tmp_path / "shared-tls", "halyard", ["localhost"], ["127.0.0.1"])
     env = {"HALYARD_DATA_KEY": Fernet.generate_key().decode()}
     ports = [free_port() for _ in range(count)]
-    public_url = f"https://127.0.0.1:{ports[0]}"
+    public_url = public_url or f"https://127.0.0.1:{ports[0]}"
     replicas = []
     for i, port in enumerate(ports):
         data_dir = tmp_path / f"replica{i}"

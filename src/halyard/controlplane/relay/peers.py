@@ -16,6 +16,11 @@ once. A does not check the user again: it asks its agent for a data connection, 
 and joins the two, so the bytes go user → B → A → agent. A answers 503 ``TunnelNotHere`` when the tunnel has left
 it; B then reads the table again (the agent may have registered elsewhere) and, if no live replica holds the tunnel,
 answers the user 503 with why, never waiting longer than the dial's timeout.
+
+The agent's data connection for a stream goes through the load balancer too, so it may land on a replica other than
+the one that asked for it (C). C authenticates the agent as usual and, holding no such stream, hands the connection
+to the replica the routing table names for the agent's cluster (the one holding its tunnel, which is the one that
+asked) over ``GET /relay/v1/peer-stream/<stream id>``, with a peer token naming the cluster and the stream.
 """
 
 from __future__ import annotations
@@ -73,7 +78,7 @@ class Peers:
         self.forwarded = 0
         self.accepted = 0
 
-    # At B: the user's replica.
+    # At B: the user's replica (or C, where an agent's data connection landed).
     async def forward(self, cluster_id: str, header: dict[str, Any], user: Caller) -> Upstream | None:
         """A connection to the live replica holding the cluster's tunnel, ready to carry the stream; None when the
         table names none. A replica that cannot be reached, or no longer holds the tunnel, sends this back to the
@@ -85,8 +90,9 @@ class Peers:
             if route is None or route == tried:
                 break
             tried = route
+            token = self._token(route, cluster_id, user, {"hys": header})
             try:
-                upstream = await self._open(route, cluster_id, header, user)
+                upstream = await self._dial(route, f"/relay/v1/peer{cluster_id}", token)
             except _Unreachable as exc:
                 failure = str(exc)
                 log.warning(
@@ -106,21 +112,39 @@ class Peers:
             f"The tunnel of cluster '{name}' is held by the control-plane replica at {tried.peer_address}, which "
             f"could not be reached ({failure[:200]}). The cluster's agent reconnects to a live replica within "
             "seconds; retry shortly.",
-            headers={"Retry-After": "5"},
+            headers={"Retry-After": "1"},  # an agent whose replica died dials again at once
         )
 
-    async def _open(self, route: Route, cluster_id: str, header: dict[str, Any], user: Caller) -> Upstream:
+    async def forward_data(self, cluster_id: str, agent: Caller, stream_hex: str) -> Upstream | None:
+        """A connection to the replica holding the cluster's tunnel, which waits for this data connection; None when
+        none is known or it cannot be reached (the agent is told the stream is not found)."""
+        route = await self.routing.lookup(cluster_id)
+        if route is None:
+            return None
+        token = self._token(route, cluster_id, agent, {"hyd": stream_hex})
+        try:
+            return await self._dial(route, f"/relay/v1/peer-stream/{stream_hex}", token)
+        except _Unreachable as exc:
+            log.warning("peer replica unreachable", extra={"cluster": cluster_id, "peer": route.peer_address,
+                                                            "error": str(exc)})  # fmt: skip
+            return None
+
+    def _token(self, route: Route, cluster_id: str, who: Caller, claims: dict[str, Any]) -> str:
+        """A peer token for the replica of ``route`` only, about this cluster, on behalf of ``who``."""
         token, _ = self._tokens.issue(
-            tenant_id=user.tenant_id,
-            object_id=user.object_id,
-            app_id=user.app_id,
+            tenant_id=who.tenant_id,
+            object_id=who.object_id,
+            app_id=who.app_id,
             kind=PEER_KIND,
             audience=self._settings.relay_peer_audience,
             resource_id=cluster_id,
             lifetime=PEER_TOKEN_LIFETIME,
-            claims={"hyp": route.replica_id, "hyf": self.routing.replica_id, "hys": header},
+            claims={"hyp": route.replica_id, "hyf": self.routing.replica_id, **claims},
         )
-        url = f"{self._settings.scheme}://{route.peer_address}/relay/v1/peer{cluster_id}"
+        return token
+
+    async def _dial(self, route: Route, path: str, token: str) -> Upstream:
+        url = f"{self._settings.scheme}://{route.peer_address}{path}"
         try:
             upgraded = await dial(
                 url,
@@ -156,9 +180,9 @@ class Peers:
         return self._ssl
 
     # At A: the replica holding the tunnel.
-    async def verify(self, head: Head, cluster_id: str) -> tuple[Caller, dict[str, Any]]:
-        """The user a forwarding replica vouches for and the stream header it built; 401 for anything but a fresh
-        peer token for this replica and this cluster, used once."""
+    async def verify(self, head: Head, cluster_id: str | None) -> tuple[Caller, dict[str, Any]]:
+        """Who a forwarding replica acts for and the token's claims; 401 for anything but a fresh peer token for
+        this replica (and this cluster, when given), used once."""
         value = head.get("authorization")
         scheme, _, token = value.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -169,14 +193,11 @@ class Peers:
         claims = jwt.decode(token, options={"verify_signature": False})
         if caller.kind != PEER_KIND or claims.get("hyp") != self.routing.replica_id:
             raise InvalidAuthenticationToken("The peer token is not for this replica.")
-        if (caller.resource_id or "").lower() != cluster_id.lower():
+        if not caller.resource_id or (cluster_id is not None and caller.resource_id.lower() != cluster_id.lower()):
             raise InvalidAuthenticationToken("The peer token is for another cluster.")
-        header = claims.get("hys")
-        if not isinstance(header, dict):
-            raise InvalidAuthenticationToken("The peer token carries no stream header.")
         self._use_once(str(claims.get("uti", "")))
         self.accepted += 1
-        return caller, header
+        return caller, claims
 
     def _use_once(self, token_id: str) -> None:
         now = time.monotonic()

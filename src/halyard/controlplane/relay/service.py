@@ -35,6 +35,7 @@ from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
+from halyard.controlplane.identity.tokens import Caller
 from halyard.controlplane.kubernetes.connectedclusters import with_reports
 from halyard.controlplane.plane import ControlPlane
 from halyard.controlplane.relay.entry import Connection, HeadReader, RelayError
@@ -140,25 +141,27 @@ class Relay:
             await self._data_connection(conn, head, rest, sub[len("/streams/") :])
         elif sub is not None and sub.startswith("/peer/") and self.peers is not None:
             await self._peer_stream(conn, head, rest, sub[len("/peer") :])
+        elif sub is not None and sub.startswith("/peer-stream/") and self.peers is not None:
+            await self._peer_data_connection(conn, head, rest, sub[len("/peer-stream/") :])
         elif (target := user_target(path)) is not None:
             await self._user_stream(conn, head, rest, target)
         else:
             raise RelayError(404, "NotFound", f"No relay endpoint at {path[:200]!r}.")
 
     # Agents.
-    async def _agent(self, head: Head) -> str:
+    async def _agent(self, head: Head) -> tuple[Caller, str]:
         token = _bearer(head)
         caller, cluster_id = await cluster_of_agent_token(self._cp, token)
         live = await self._cp.his.live({caller.object_id})
         problem = self._cp.his.problem(live.get(caller.object_id), self._cp.clock.now())
         if problem is not None:
             raise problem
-        return cluster_id
+        return caller, cluster_id
 
     async def _register_tunnel(self, conn: Connection, head: Head, rest: bytes) -> None:
         if TUNNEL_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"The tunnel endpoint needs 'Upgrade: {TUNNEL_UPGRADE}'.")
-        cluster_id = await self._agent(head)
+        _, cluster_id = await self._agent(head)
         tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn))
         if self.routing is not None:
             await self.routing.register(cluster_id)  # before the 101: a route never lags the tunnel it names
@@ -186,11 +189,29 @@ class Relay:
     async def _data_connection(self, conn: Connection, head: Head, rest: bytes, stream_hex: str) -> None:
         if STREAM_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"A data connection needs 'Upgrade: {STREAM_UPGRADE}'.")
-        try:
-            stream_id = bytes.fromhex(stream_hex)
-        except ValueError:
-            raise RelayError(404, "StreamNotFound", "No stream waits for this data connection.") from None
-        cluster_id = await self._agent(head)
+        stream_id = _stream_id(stream_hex)
+        agent, cluster_id = await self._agent(head)
+        if stream_id not in self._pending and self.peers is not None:
+            # Through the load balancer, the agent's data connection may reach another replica than the one that
+            # asked for the stream: that one (holding the tunnel) gets it over the peer path.
+            upstream = await self.peers.forward_data(cluster_id, agent, stream_hex)
+            if upstream is not None:
+                conn.transport.write(_switching(STREAM_UPGRADE))
+                self._join(conn, rest, upstream, agent.object_id, cluster_id, "data", time.monotonic())
+                return
+        self._claim(conn, rest, stream_id, cluster_id)
+
+    async def _peer_data_connection(self, conn: Connection, head: Head, rest: bytes, stream_hex: str) -> None:
+        """An agent's data connection another replica received for a stream this one asked for."""
+        assert self.peers is not None
+        stream_id = _stream_id(stream_hex)
+        caller, claims = await self.peers.verify(head, None)
+        if claims.get("hyd") != stream_hex or STREAM_UPGRADE not in head.tokens("upgrade"):
+            raise RelayError(404, "StreamNotFound", "No stream waits for this data connection.")
+        self._claim(conn, rest, stream_id, caller.resource_id or "")
+
+    def _claim(self, conn: Connection, rest: bytes, stream_id: bytes, cluster_id: str) -> None:
+        """Hand a data connection to the stream waiting for it."""
         pending = self._pending.get(stream_id)
         # Another cluster's agent learning a stream id must not be able to take the stream.
         if pending is None or pending.cluster_key != cluster_id.lower() or pending.future.done():
@@ -240,6 +261,7 @@ class Relay:
             first = rest
         else:
             first = head.raw + rest  # kubectl's first request goes on as it came
+        self.streams_opened += 1
         self._join(conn, first, upstream, caller.caller.object_id, target.cluster_id, method, started)
 
     async def _upstream(self, cluster_id: str, header: dict[str, Any], caller: AuthorizedCaller) -> Upstream:
@@ -262,11 +284,15 @@ class Relay:
             raise RelayError(404, "NotFound", "No peer endpoint at this path.")
         assert self.peers is not None
         started = time.monotonic()
-        caller, header = await self.peers.verify(head, target.cluster_id)
+        caller, claims = await self.peers.verify(head, target.cluster_id)
+        header = claims.get("hys")
+        if not isinstance(header, dict):
+            raise RelayError(400, "BadRequest", "The peer token carries no stream header.")
         if self.tunnels.get(target.cluster_id) is None:
             raise not_here(target.cluster_id)  # never forwarded on: the forwarding replica reads the table again
         upstream = await self._local_upstream(target.cluster_id, header)
         conn.transport.write(_switching(STREAM_UPGRADE))
+        self.streams_opened += 1
         self._join(conn, rest, upstream, caller.object_id, target.cluster_id, str(header.get("mode")), started)
 
     def _join(
@@ -279,8 +305,8 @@ class Relay:
         method: str,
         started: float,
     ) -> None:
-        """Carry the stream: ``conn`` (a user, or a forwarding replica) joined to its upstream."""
-        self.streams_opened += 1
+        """Carry the stream: ``conn`` (a user, a forwarding replica, or an agent's data connection for another
+        replica) joined to its upstream."""
 
         def closed(pipe: Pipe) -> None:
             self.pipes.discard(pipe)
@@ -387,6 +413,13 @@ def _bearer(head: Head, *, www_authenticate: bool = False) -> str:
             headers={"WWW-Authenticate": 'Bearer realm="halyard"'} if www_authenticate else None,
         )
     return token.strip()
+
+
+def _stream_id(stream_hex: str) -> bytes:
+    try:
+        return bytes.fromhex(stream_hex)
+    except ValueError:
+        raise RelayError(404, "StreamNotFound", "No stream waits for this data connection.") from None
 
 
 def _switching(protocol: str) -> bytes:

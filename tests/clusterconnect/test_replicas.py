@@ -1,0 +1,312 @@
+"""Cluster connect on two replicas of one PostgreSQL database behind a real HAProxy, as docs/cluster-connect-
+replicas.md deploys them (the HAProxy configuration is read from that page): a user's kubectl reaching the replica
+without the cluster's tunnel gets through (forwarded replica to replica), only replicas can use the peer path, and
+when the replica holding the tunnel is killed the agent moves to the other and requests work again within seconds,
+the stale route answering a clear 503 meanwhile instead of hanging."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from halyard.cli.localagents import running_pid, state_dir_for
+from tests.agents.conftest import Cli, logged_in_cli, stop_agents
+from tests.sim.conftest import Sim, kubectl_path, start_sim
+from tests.storage.replicas import replicas_of
+from tests.storage.stored import query
+from tests.support.postgres import PostgresServer
+from tests.support.processes import ServerProcess, free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "cluster-connect-replicas.md"
+CLUSTERS_API = "2024-01-01"
+PEER_AUDIENCE = "https://relay-peers.halyard.local/"
+AGENT_AUDIENCE = "https://agents.halyard.local/"
+KUBECTL_TIMEOUT = 30.0  # a request must end (answered or refused) well within this: nothing may hang
+
+
+def haproxy_config(frontend: int, replicas: list[int]) -> str:
+    """The documented configuration with this test's ports."""
+    block = re.search(r"```haproxy\n(.*?)```", DOC.read_text(), re.S)
+    assert block is not None, f"{DOC} has no haproxy configuration block"
+    ports = {f"replica{i}_port": port for i, port in enumerate(replicas)}
+    return block.group(1).format(frontend_port=frontend, **ports)
+
+
+class HAProxy:
+    """haproxy from the distribution, in the foreground, with a configuration file of the test's."""
+
+    def __init__(self, config: str, port: int, workdir: Path) -> None:
+        binary = shutil.which("haproxy") or "/usr/sbin/haproxy"
+        if not os.path.exists(binary):
+            pytest.fail("haproxy is missing: run scripts/install-system-deps.sh (make test does)")
+        path = workdir / "haproxy.cfg"
+        path.write_text(config)
+        check = subprocess.run([binary, "-c", "-f", str(path)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        self.port = port
+        self.log = workdir / "haproxy.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen([binary, "-db", "-f", str(path)], stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"haproxy did not start: {self.log.read_text()[-2000:]}") from None
+                time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _eventually(check: Callable[[], bool], failure: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.1)
+
+
+@dataclass
+class Connected:
+    replicas: list[ServerProcess]
+    lb: HAProxy
+    cli: Cli
+    cluster_id: str
+    kubeconfig: dict[str, Any]  # listClusterUserCredential's, its exec user replaced by the admin's token
+    workdir: Path
+
+    def routes(self) -> list[tuple[str, str]]:
+        """(replica id, peer address) of the cluster's live route."""
+        rows = asyncio.run(
+            query(
+                self.replicas[0],
+                "SELECT r.replica_id, p.peer_address FROM relay_routes r JOIN relay_replicas p "
+                "ON p.replica_id = r.replica_id WHERE r.cluster_key = :key",
+                key=self.cluster_id.lower(),
+            )
+        )
+        return [(str(r[0]), str(r[1])) for r in rows]
+
+    def holder(self, timeout: float = 30) -> tuple[ServerProcess, str]:
+        """The replica holding the tunnel (by its peer address, its listen address here) and its replica id."""
+        deadline = time.monotonic() + timeout
+        while not (routes := self.routes()):
+            assert time.monotonic() < deadline, "no replica registered the cluster's tunnel"
+            time.sleep(0.2)
+        ((replica_id, address),) = routes
+        (replica,) = [r for r in self.replicas if address == f"127.0.0.1:{r.port}"]
+        return replica, replica_id
+
+    def kubectl(self, base_url: str, *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+        """kubectl 1.33 with the credential kubeconfig, its server's scheme and authority set to ``base_url``."""
+        config = json.loads(json.dumps(self.kubeconfig))
+        cluster = config["clusters"][0]["cluster"]
+        cluster["server"] = base_url + "/relay/" + cluster["server"].split("/relay/", 1)[1]
+        path = self.workdir / f"kubeconfig-{uuid.uuid4().hex[:8]}"
+        path.write_text(yaml.safe_dump(config))
+        started = time.monotonic()
+        proc = subprocess.run(
+            [str(kubectl_path("1.33")), "--kubeconfig", str(path), f"--request-timeout={KUBECTL_TIMEOUT - 10:.0f}s",
+             *args],
+            capture_output=True, text=True, timeout=KUBECTL_TIMEOUT, env={**os.environ, "HOME": str(self.workdir)},
+        )  # fmt: skip
+        return proc, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def connected(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connected]:
+    workdir = tmp_path_factory.mktemp("cc-replicas")
+    url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
+    front = free_port()
+    replicas = replicas_of(url, workdir, 2, public_url=f"https://127.0.0.1:{front}")
+    lb = HAProxy(haproxy_config(front, [r.port for r in replicas]), front, workdir)
+    sim: Sim | None = None
+    cli: Cli | None = None
+    try:
+        replicas[0].start(60)
+        try:
+            replicas[1].start(60)
+        except FileNotFoundError:
+            replicas[1].admin = replicas[0].admin  # only the first start bootstraps (and writes admin.json)
+        sim_dir = workdir / "sim"
+        sim_dir.mkdir()
+        sim = start_sim(sim_dir, "--clusters", "1", "--nodes", "1")
+        cli = logged_in_cli(replicas[0], workdir / "home", url=lb.url)  # everything the CLI does goes through HAProxy
+        group = cli.group("cc-replicas")
+        proc = cli.run(
+            "connectedk8s", "connect", "-g", group, "-n", "spread", "-l", "eastus", "--kube-config",
+            str(sim.clusters[0].kubeconfig), "--agent-mode", "local", "--yes", "-o", "none",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        sub = replicas[0].admin["subscription"]
+        cluster_id = (
+            f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters/spread"
+        )
+        token = replicas[0].token()
+        credential = cli.ok(
+            "rest", "--method", "post", "--url", f"{cluster_id}/listClusterUserCredential?api-version={CLUSTERS_API}",
+            "--body", json.dumps({"authenticationMethod": "AAD", "clientProxy": False}),
+        )  # fmt: skip
+        kubeconfig = yaml.safe_load(base64.b64decode(credential["kubeconfigs"][0]["value"]))
+        kubeconfig["users"][0]["user"] = {"token": token}  # until `halyard get-token` lands
+        # The cluster's RBAC decides what the impersonated admin may do: make it the cluster's admin.
+        oid = jwt.decode(token, options={"verify_signature": False})["oid"]
+        bound = subprocess.run(
+            [str(kubectl_path("1.33")), "--kubeconfig", str(sim.clusters[0].kubeconfig), "create",
+             "clusterrolebinding", "halyard-admin", "--clusterrole=cluster-admin", f"--user={oid}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert bound.returncode == 0, bound.stderr
+        yield Connected(replicas, lb, cli, cluster_id, kubeconfig, workdir)
+    finally:
+        if cli is not None:
+            stop_agents(cli)
+        if sim is not None:
+            sim.stop()
+        for replica in replicas:
+            replica.stop()
+        lb.stop()
+
+
+def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(connected: Connected) -> None:
+    holder, holder_id = connected.holder()
+    (other,) = [r for r in connected.replicas if r is not holder]
+
+    # Addressed directly, so the request certainly lands on the replica without the tunnel: forwarded to the holder.
+    got, _ = connected.kubectl(other.url, "get", "pods", "-A", "-o", "name")
+    assert got.returncode == 0, got.stderr
+    # The stream crossed replicas to the holder (logged as kubectl's connection closes, after it exits).
+    _eventually(lambda: f"mode=AAD via={holder_id}" in other.whole_log(), "no forwarded stream logged")
+    ns, _ = connected.kubectl(other.url, "create", "namespace", "made-through-b")
+    assert ns.returncode == 0, ns.stderr
+    through_lb, _ = connected.kubectl(connected.lb.url, "get", "namespace", "made-through-b", "-o", "name")
+    assert (through_lb.returncode, through_lb.stdout.strip()) == (0, "namespace/made-through-b"), through_lb.stderr
+
+    # The user is checked where they arrive: a refused caller never reaches the holder.
+    time.sleep(1)  # kubectl's streams above are logged as their connections close, after kubectl exits
+    streams_before = holder.whole_log().count("stream closed")
+    refused = httpx.get(
+        other.url + "/relay/v1" + connected.cluster_id + "/api/v1/pods",
+        headers={"Authorization": "Bearer not-a-token"},
+        verify=other.ca,
+    )
+    assert refused.status_code == 401, refused.text
+    time.sleep(1)
+    assert holder.whole_log().count("stream closed") == streams_before
+
+
+def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
+    holder, holder_id = connected.holder()
+    peer_url = holder.url + "/relay/v1/peer" + connected.cluster_id
+    relay_token = connected.cli.ok(
+        "rest", "--method", "post",
+        "--url", f"{connected.cluster_id}/listClusterUserCredential?api-version={CLUSTERS_API}",
+        "--body", json.dumps({"authenticationMethod": "AAD", "clientProxy": True}),
+    )["hybridConnectionConfig"]["token"]  # fmt: skip
+    management = holder.token()
+    header = jwt.get_unverified_header(management)
+    claims = jwt.decode(management, options={"verify_signature": False})
+    # Every claim a peer token carries, for this replica and cluster, signed by a key that is not the replicas'.
+    forged = jwt.encode(
+        {**claims, "aud": PEER_AUDIENCE, "hyk": "RelayPeer", "hyp": holder_id, "xms_mirid": connected.cluster_id,
+         "hys": {"v": 1, "mode": "AAD", "prefix": ""}, "uti": uuid.uuid4().hex},
+        ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": header["kid"]},
+    )  # fmt: skip
+    tokens = {
+        "none": None,
+        "a user's management token": management,
+        "a relay token for this cluster": relay_token,
+        "an agent-services token": holder.token(audience=AGENT_AUDIENCE),
+        "a forged peer token": forged,
+    }
+    time.sleep(1)  # the earlier tests' streams are logged as their connections close
+    streams_before = holder.whole_log().count("stream closed")
+    for what, token in tokens.items():
+        fields = {"Connection": "Upgrade", "Upgrade": "halyard-stream/1"}
+        if token is not None:
+            fields["Authorization"] = f"Bearer {token}"
+        answer = httpx.get(peer_url, headers=fields, verify=holder.ca)
+        assert answer.status_code == 401, f"{what}: {answer.status_code} {answer.text}"
+        assert answer.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken"), what
+    time.sleep(1)  # a stream the holder had wrongly opened would be logged as it closed
+    assert holder.whole_log().count("stream closed") == streams_before  # nothing reached the agent
+
+
+def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(connected: Connected) -> None:
+    holder, holder_id = connected.holder()
+    (survivor,) = [r for r in connected.replicas if r is not holder]
+    state = connected.cli.agents_dir / state_dir_for(connected.cluster_id).name
+    agents = running_pid(state)
+    assert agents is not None
+
+    # Freeze the agents first, so the dead replica's route is still in the table when the survivor is asked.
+    os.kill(agents, signal.SIGSTOP)
+    try:
+        holder.stop(signal.SIGKILL)
+        # Not kubectl: it would retry a 503 with Retry-After by itself, until the request timeout.
+        stale = httpx.get(
+            connected.lb.url + "/relay/v1" + connected.cluster_id + "/api/v1/namespaces",
+            headers={"Authorization": connected.kubeconfig["users"][0]["user"]["token"].join(("Bearer ", ""))},
+            verify=survivor.ca,
+            timeout=KUBECTL_TIMEOUT,  # the answer comes at once: the dead replica's port refuses
+        )
+        assert stale.status_code == 503, stale.text
+        error = stale.json()["error"]
+        assert error["code"] == "TunnelUnreachable" and f"127.0.0.1:{holder.port}" in error["message"], error
+        assert stale.headers["retry-after"] == "1"
+    finally:
+        os.kill(agents, signal.SIGCONT)  # the agents find their tunnel reset and dial again through HAProxy
+    resumed = time.monotonic()
+    _eventually(lambda: connected.holder()[0] is survivor, "the agents did not move their tunnel", timeout=30)
+    moved = time.monotonic() - resumed
+
+    deadline = resumed + 30
+    attempts = []
+    while True:
+        got, took = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")
+        attempts.append((got.returncode, round(took, 2)))
+        if got.returncode == 0:
+            break
+        assert time.monotonic() < deadline, f"requests did not work again: {attempts}; last: {got.stderr}"
+        time.sleep(0.2)
+    recovered = time.monotonic() - resumed
+    print(f"failover: tunnel moved {moved:.2f} s and requests work {recovered:.2f} s after the agents resumed")
+
+    new_holder, new_id = connected.holder()
+    assert new_holder is survivor and new_id != holder_id
+    direct, _ = connected.kubectl(survivor.url, "get", "namespace", "made-through-b", "-o", "name")
+    assert direct.returncode == 0, direct.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 import json
 import os
 import re
@@ -29,6 +30,16 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from halyard.cli.localagents import running_pid, state_dir_for
+from halyard.controlplane.identity.keys import KeyRing
+from halyard.controlplane.identity.tokens import Caller, TokenService
+from halyard.controlplane.relay.peers import Peers
+from halyard.controlplane.relay.routing import Route, Routing
+from halyard.core.clock import ManualClock
+from halyard.core.errors import InvalidAuthenticationToken
+from halyard.core.sealing import Sealer
+from halyard.core.settings import Settings
+from halyard.store import Database
+from halyard.tunnel.http1 import parse_head
 from tests.agents.conftest import Cli, logged_in_cli, stop_agents
 from tests.sim.conftest import Sim, kubectl_path, start_sim
 from tests.storage.replicas import replicas_of
@@ -36,7 +47,6 @@ from tests.storage.stored import query
 from tests.support.postgres import PostgresServer
 from tests.support.processes import ServerProcess, free_port
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "cluster-connect-replicas.md"
 CLUSTERS_API = "2024-01-01"
@@ -202,6 +212,8 @@ def connected(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPath
         lb.stop()
 
 
+@pytest.mark.e2e
+@pytest.mark.postgres
 def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(connected: Connected) -> None:
     holder, holder_id = connected.holder()
     (other,) = [r for r in connected.replicas if r is not holder]
@@ -229,6 +241,8 @@ def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(connected: 
     assert holder.whole_log().count("stream closed") == streams_before
 
 
+@pytest.mark.e2e
+@pytest.mark.postgres
 def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
     holder, holder_id = connected.holder()
     peer_url = holder.url + "/relay/v1/peer" + connected.cluster_id
@@ -266,6 +280,8 @@ def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
     assert holder.whole_log().count("stream closed") == streams_before  # nothing reached the agent
 
 
+@pytest.mark.e2e
+@pytest.mark.postgres
 def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(connected: Connected) -> None:
     holder, holder_id = connected.holder()
     (survivor,) = [r for r in connected.replicas if r is not holder]
@@ -310,3 +326,50 @@ def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(co
     assert new_holder is survivor and new_id != holder_id
     direct, _ = connected.kubectl(survivor.url, "get", "namespace", "made-through-b", "-o", "name")
     assert direct.returncode == 0, direct.stderr
+
+
+# The peer token's checks, in process against a real (SQLite) key ring: what the e2e tests cannot forge.
+
+
+@pytest.mark.unit
+async def test_a_peer_token_opens_one_stream_at_one_replica_for_one_cluster(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'db.sqlite'}")
+    await db.migrate()
+    clock = ManualClock()
+    ring = KeyRing(db, Sealer.from_data_dir(tmp_path), clock, rotation=dt.timedelta(days=30),
+                   token_lifetime=dt.timedelta(hours=1), prepublish=dt.timedelta(minutes=10))  # fmt: skip
+    await ring.ensure()
+    tokens = TokenService(ring, clock, issuer_base="https://h", lifetime=dt.timedelta(hours=1))
+    settings = Settings(data_dir=tmp_path)
+    a, b = (Peers(settings, tokens, Routing(db, clock, address)) for address in ("10.0.0.1:8443", "10.0.0.2:8443"))
+    cluster = "/subscriptions/S/resourceGroups/G/providers/Microsoft.Kubernetes/connectedClusters/C"
+    user = Caller("user-oid", "user-app", "tenant", "ServicePrincipal", settings.audience)
+    header = {"v": 1, "mode": "AAD", "prefix": "", "assertion": "x"}
+
+    def head(token: str) -> Any:
+        return parse_head(f"GET /relay/v1/peer{cluster} HTTP/1.1\r\nAuthorization: Bearer {token}\r\n".encode())
+
+    to_a = b._token(Route(a.routing.replica_id, "10.0.0.1:8443"), cluster, user, {"hys": header})
+    caller, claims = await a.verify(head(to_a), cluster.upper())
+    assert (caller.object_id, claims["hys"]) == ("user-oid", header)
+    with pytest.raises(InvalidAuthenticationToken, match="already used"):
+        await a.verify(head(to_a), cluster)  # replayed
+    again = b._token(Route(a.routing.replica_id, "10.0.0.1:8443"), cluster, user, {"hys": header})
+    with pytest.raises(InvalidAuthenticationToken, match="not for this replica"):
+        await b.verify(head(again), cluster)
+    with pytest.raises(InvalidAuthenticationToken, match="another cluster"):
+        await a.verify(head(again), cluster + "-other")
+    with pytest.raises(InvalidAuthenticationToken, match="audience"):  # valid nowhere else
+        await tokens.verify(again, audience=settings.audience)
+    # A token of the peer audience that is not a peer token (as any principal could be issued with the keys).
+    plain, _ = tokens.issue(tenant_id="t", object_id="o", app_id="a", kind="ServicePrincipal",
+                            audience=settings.relay_peer_audience, resource_id=cluster,
+                            claims={"hyp": a.routing.replica_id, "hys": header})  # fmt: skip
+    with pytest.raises(InvalidAuthenticationToken, match="not for this replica"):
+        await a.verify(head(plain), cluster)
+    clock.advance(120)  # expired (30 s, and the verifier's 30 s leeway)
+    late = b._token(Route(a.routing.replica_id, "10.0.0.1:8443"), cluster, user, {"hys": header})
+    clock.advance(61)
+    with pytest.raises(InvalidAuthenticationToken, match="expired"):
+        await a.verify(head(late), cluster)
+    await db.close()

@@ -49,16 +49,26 @@ async def test_routes_follow_tunnels_and_the_newest_wins(db: Database) -> None:
     a, b = await _replica(db, clock, "10.0.0.1:8443"), await _replica(db, clock, "10.0.0.2:8443")
     assert await b.lookup(CLUSTER) is None
 
-    await a.register(CLUSTER)
+    on_a = await a.register(CLUSTER)
     assert await b.lookup(CLUSTER.upper()) == Route(a.replica_id, "10.0.0.1:8443")  # ids compare as ARM's do
     assert await a.lookup(CLUSTER) is None  # a replica's own tunnels are never looked up: it holds them
 
-    await b.register(CLUSTER)  # the agent dialled again and landed on b
+    on_b = await b.register(CLUSTER)  # the agent dialled again and landed on b
     assert await a.lookup(CLUSTER) == Route(b.replica_id, "10.0.0.2:8443")
-    await a.unregister(CLUSTER)  # a notices its old tunnel closed: b's route stays
+    await a.unregister(CLUSTER, on_a)  # a notices its old tunnel closed: b's route stays
     assert await a.lookup(CLUSTER) == Route(b.replica_id, "10.0.0.2:8443")
 
-    await b.unregister(CLUSTER)
+    # The agent dials b again before b has removed its previous tunnel's route: the new one stays.
+    again = await b.register(CLUSTER)
+    await b.unregister(CLUSTER, on_b)
+    assert await a.lookup(CLUSTER) == Route(b.replica_id, "10.0.0.2:8443")
+    clock.advance(LEASE + FORGET + 1)
+    await a.renew()  # b was cut off long enough: a forgets its lease and route
+    assert await a.lookup(CLUSTER) is None
+    await b.renew()  # b is back and writes the route of the tunnel it holds, as registered
+    assert await a.lookup(CLUSTER) == Route(b.replica_id, "10.0.0.2:8443")
+
+    await b.unregister(CLUSTER, again)
     assert await a.lookup(CLUSTER) is None
     await a.stop()
     await b.stop()

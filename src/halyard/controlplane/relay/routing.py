@@ -64,8 +64,11 @@ class Routing:
         self._lease = dt.timedelta(seconds=lease)
         self._renew_every = renew_every
         self._forget_after = dt.timedelta(seconds=forget_after)
-        self._held: set[str] = set()  # clusters (lower-cased ids) whose tunnel is here, written or to be written
+        # Clusters (lower-cased ids) whose tunnel is here -> when it registered (its route's ``since``, which tells
+        # this registration's row from a later one's when the tunnel closes).
+        self._held: dict[str, dt.datetime] = {}
         self._unwritten: set[str] = set()  # of those, the ones whose route a failed write left out of the table
+        self._last_since = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -87,28 +90,37 @@ class Routing:
         except Exception as exc:  # the lease lapses by itself
             log.warning("relay routes not removed at shutdown", extra={"error": str(exc)[:300]})
 
-    async def register(self, cluster_id: str) -> None:
-        """A tunnel of this cluster is now here. A failed write is retried with the next renewal (the tunnel works
-        locally meanwhile; peers answer 503 for it until then)."""
+    async def register(self, cluster_id: str) -> dt.datetime:
+        """A tunnel of this cluster is now here; returns what :meth:`unregister` needs when it closes. A failed write
+        is retried with the next renewal (the tunnel works locally meanwhile; peers answer 503 for it until then)."""
         key = cluster_id.lower()
-        self._held.add(key)
+        since = max(self._clock.now(), self._last_since + dt.timedelta(microseconds=1))  # unique per registration
+        self._last_since = since
+        self._held[key] = since
         try:
             async with self._db.transaction() as session:
-                await _put_routes(session, [key], self.replica_id, self._clock.now())
+                await _put_routes(session, {key: since}, self.replica_id)
             self._unwritten.discard(key)
         except Exception as exc:
             self._unwritten.add(key)
             log.warning("relay route not written", extra={"cluster": cluster_id, "error": str(exc)[:300]})
+        return since
 
-    async def unregister(self, cluster_id: str) -> None:
-        """This replica's tunnel of the cluster closed: its route goes, unless another replica's replaced it."""
+    async def unregister(self, cluster_id: str, since: dt.datetime) -> None:
+        """The tunnel registered at ``since`` closed: its route goes, unless a newer tunnel's (on another replica,
+        or on this one if the agent dialled again before this ran) replaced it."""
         key = cluster_id.lower()
-        self._held.discard(key)
-        self._unwritten.discard(key)
+        if self._held.get(key) == since:
+            del self._held[key]
+            self._unwritten.discard(key)
         try:
             async with self._db.transaction() as session:
                 await session.execute(
-                    delete(RelayRoute).where(RelayRoute.cluster_key == key, RelayRoute.replica_id == self.replica_id)
+                    delete(RelayRoute).where(
+                        RelayRoute.cluster_key == key,
+                        RelayRoute.replica_id == self.replica_id,
+                        RelayRoute.since == since,
+                    )
                 )
         except Exception as exc:  # ignored by peers once they find no tunnel here; rewritten if it comes back
             log.warning("relay route not removed", extra={"cluster": cluster_id, "error": str(exc)[:300]})
@@ -143,9 +155,10 @@ class Routing:
             if renewed.rowcount == 0:  # type: ignore[attr-defined]
                 log.warning("relay lease was forgotten; writing it and this replica's routes again")
                 session.add(self._lease_row(now))
-                pending |= self._held
-            if pending:
-                await _put_routes(session, sorted(pending), self.replica_id, now)
+                pending |= set(self._held)
+            routes = {key: self._held[key] for key in pending if key in self._held}
+            if routes:
+                await _put_routes(session, routes, self.replica_id)
             lapsed = select(RelayReplica.replica_id).where(RelayReplica.lease_until < now - self._forget_after)
             await session.execute(delete(RelayRoute).where(RelayRoute.replica_id.in_(lapsed)))
             await session.execute(delete(RelayReplica).where(RelayReplica.lease_until < now - self._forget_after))
@@ -169,11 +182,12 @@ class Routing:
                 log.warning("relay lease not renewed", extra={"error": str(exc)[:300]})
 
 
-async def _put_routes(session: AsyncSession, keys: list[str], replica_id: str, now: dt.datetime) -> None:
-    """Point these clusters at ``replica_id`` in one statement (an upsert: the newest tunnel wins)."""
+async def _put_routes(session: AsyncSession, routes: dict[str, dt.datetime], replica_id: str) -> None:
+    """Point these clusters (-> since when) at ``replica_id`` in one statement (an upsert: the newest tunnel wins)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(RelayRoute).values([{"cluster_key": k, "replica_id": replica_id, "since": now} for k in keys])
+    rows = [{"cluster_key": key, "replica_id": replica_id, "since": since} for key, since in sorted(routes.items())]
+    statement = insert(RelayRoute).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=[RelayRoute.cluster_key],
         set_={"replica_id": statement.excluded.replica_id, "since": statement.excluded.since},

@@ -162,20 +162,20 @@ class Relay:
         if TUNNEL_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"The tunnel endpoint needs 'Upgrade: {TUNNEL_UPGRADE}'.")
         _, cluster_id = await self._agent(head)
-        tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn))
-        if self.routing is not None:
-            await self.routing.register(cluster_id)  # before the 101: a route never lags the tunnel it names
+        # Before the 101: a route never lags the tunnel it names.
+        since = await self.routing.register(cluster_id) if self.routing is not None else None
+        tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn, since))
         conn.transport.write(_switching(TUNNEL_UPGRADE))
         self.tunnels.add(tunnel)
         tunnel.adopt(conn.transport, rest)
         log.info("tunnel registered", extra={"cluster": cluster_id, "client": conn.client})
 
-    def _tunnel_closed(self, tunnel: Tunnel, conn: Connection) -> None:
+    def _tunnel_closed(self, tunnel: Tunnel, conn: Connection, since: dt.datetime | None) -> None:
         conn.release()
         if self.tunnels.remove(tunnel):
             log.info("tunnel closed", extra={"cluster": tunnel.cluster_id})
-            if self.routing is not None:
-                task = asyncio.ensure_future(self.routing.unregister(tunnel.cluster_id))
+            if self.routing is not None and since is not None:
+                task = asyncio.ensure_future(self.routing.unregister(tunnel.cluster_id, since))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
 

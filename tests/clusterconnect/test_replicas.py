@@ -328,6 +328,33 @@ def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(co
     assert direct.returncode == 0, direct.stderr
 
 
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_restarted_replica_rejoins_and_takes_the_tunnel_when_the_other_is_killed(connected: Connected) -> None:
+    """The plain crash, nothing frozen: the killed replica's agent is back on the other one within seconds."""
+    holder, holder_id = connected.holder()
+    (dead,) = [r for r in connected.replicas if r is not holder]
+    leases = f"SELECT replica_id FROM relay_replicas WHERE peer_address = '127.0.0.1:{dead.port}'"
+    before = asyncio.run(query(holder, leases))  # its previous life's, lapsing
+    try:
+        dead.start(60)  # a new process: a new replica id, no route of its previous life
+    except FileNotFoundError:
+        pass  # only the replica that bootstrapped has admin.json
+    _eventually(lambda: len(asyncio.run(query(holder, leases))) > len(before), "the restarted replica took no lease")
+    time.sleep(2)  # HAProxy's health check (inter 1s, rise 1) puts it back in rotation
+
+    holder.stop(signal.SIGKILL)
+    killed = time.monotonic()
+    got, _ = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")  # kubectl retries the 503s
+    if got.returncode != 0:
+        got, _ = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")
+    assert got.returncode == 0, got.stderr
+    recovered = time.monotonic() - killed
+    print(f"failover (plain SIGKILL): kubectl through HAProxy works {recovered:.2f} s after the kill")
+    new_holder, new_id = connected.holder()
+    assert new_holder is dead and new_id != holder_id
+
+
 # The peer token's checks, in process against a real (SQLite) key ring: what the e2e tests cannot forge.
 
 

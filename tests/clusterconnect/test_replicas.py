@@ -269,13 +269,15 @@ def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
     }
     time.sleep(1)  # the earlier tests' streams are logged as their connections close
     streams_before = holder.whole_log().count("stream closed")
-    for what, token in tokens.items():
-        fields = {"Connection": "Upgrade", "Upgrade": "halyard-stream/1"}
-        if token is not None:
-            fields["Authorization"] = f"Bearer {token}"
-        answer = httpx.get(peer_url, headers=fields, verify=holder.ca)
-        assert answer.status_code == 401, f"{what}: {answer.status_code} {answer.text}"
-        assert answer.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken"), what
+    # The user-stream and the data-connection halves of the peer path.
+    for url in (peer_url, f"{holder.url}/relay/v1/peer-stream/{uuid.uuid4().hex}"):
+        for what, token in tokens.items():
+            fields = {"Connection": "Upgrade", "Upgrade": "halyard-stream/1"}
+            if token is not None:
+                fields["Authorization"] = f"Bearer {token}"
+            answer = httpx.get(url, headers=fields, verify=holder.ca)
+            assert answer.status_code == 401, f"{what} at {url}: {answer.status_code} {answer.text}"
+            assert answer.json()["error"]["code"] in ("AuthenticationFailed", "InvalidAuthenticationToken"), what
     time.sleep(1)  # a stream the holder had wrongly opened would be logged as it closed
     assert holder.whole_log().count("stream closed") == streams_before  # nothing reached the agent
 

@@ -155,7 +155,8 @@ def build_agents(
         )
         agents.append(sync)
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
-        agents.append(cluster_connect(options, kube, http, config, identity or handoff.PublishedToken(kube)))
+        tokens = identity or handoff.PublishedToken(kube)
+        agents.append(cluster_connect(options, kube, http, config, tokens, metrics))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(
@@ -184,7 +185,12 @@ def build_agents(
 
 
 def cluster_connect(
-    options: AgentOptions, kube: AsyncClient, http: httpx.AsyncClient, config: ClusterConfig, tokens: TokenSource
+    options: AgentOptions,
+    kube: AsyncClient,
+    http: httpx.AsyncClient,
+    config: ClusterConfig,
+    tokens: TokenSource,
+    metrics: AgentMetrics,
 ) -> ClusterConnect:
     """clusterconnect-agent with its auth-proxy beside it (one process: streams pass in memory, no listener)."""
     endpoints = config.endpoints
@@ -203,7 +209,7 @@ def cluster_connect(
         OwnCredential(kube, in_cluster=options.in_cluster, now=time.time),
     )
     tls = ssl.create_default_context(cadata=config.ca_bundle) if config.ca_bundle else ssl.create_default_context()
-    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy)
+    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy, metrics)
 
 
 def _api_tls(cluster: Any) -> ssl.SSLContext:

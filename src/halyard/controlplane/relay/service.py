@@ -91,7 +91,6 @@ class Relay:
         self._pending: dict[bytes, _Pending] = {}
         self.pipes: set[Pipe] = set()
         self.streams_opened = 0
-        self.streams_refused = 0
 
     # The listener hands over connections here.
     def accept(self, transport: asyncio.Transport, first: bytes, release: Callable[[], None]) -> None:
@@ -103,6 +102,10 @@ class Relay:
             timeout=settings.header_timeout_seconds,
         )
         reader.start(first)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
     def close(self) -> None:
         """At shutdown: tunnels closed (their agents dial another replica), streams cut."""

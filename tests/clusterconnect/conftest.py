@@ -80,6 +80,12 @@ class Connected:
             env=self.kubectl_env(),
         )
 
+    def agent_metric(self, name: str) -> float:
+        """One of the cluster's agent metrics, from its loopback metrics port."""
+        (state_dir,) = [d for d in self.cli.state_dirs() if d.name.startswith(self.name + "-")]
+        port = int((state_dir / "metrics.port").read_text())
+        return metric(httpx.get(f"http://127.0.0.1:{port}/metrics").text, name)
+
     def admin(self, *args: str) -> subprocess.CompletedProcess[str]:
         """kubectl with the cluster owner's own credentials, straight to the simulator (no relay)."""
         return self.kubectl(self.admin_kubeconfig, *args)

@@ -278,6 +278,7 @@ class Guard:
         config = uvicorn.Config(
             self._app,
             lifespan="off",
+            interface="asgi3",
             log_config=None,
             access_log=False,
             ssl_certfile=str(tls.cert),
@@ -295,7 +296,9 @@ class Guard:
     async def close(self) -> None:
         """Stop listening (the manager's stop)."""
         if self._server is not None and self._task is not None:
-            self._server.should_exit = True
+            # Kept-alive connections from kube-apiserver would hold a graceful shutdown; a review cut short is
+            # retried by kube-apiserver (or counts as no opinion), so guard does not wait for them.
+            self._server.should_exit = self._server.force_exit = True
             await asyncio.wait([self._task], timeout=5)
         self._server = self._task = None
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import ssl
+import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.guard import BadReview, Decision, DecisionCache, Guard, check_request
@@ -165,3 +169,29 @@ async def test_control_plane_failures_are_not_cached_and_its_refusals_are(tmp_pa
     assert (decision.allowed, decision.denied) == (False, True)
     cp.fail_with = 0
     assert not (await guard.review(spec)).allowed  # the 400 is remembered for the ttl, as Arc's guard does
+
+
+async def test_the_webhook_listens_on_loopback_over_tls_and_answers_in_the_reviews_version(tmp_path: Path) -> None:
+    cp, clock = ControlPlane(), ManualClock()
+    cp.valid_token = "t0"
+    cp.allowed.add(OID)
+    guard = _guard(cp, clock, tmp_path)
+    await guard.reconcile()
+    try:
+        config = yaml.safe_load(guard.kubeconfig.read_text())
+        cluster = config["clusters"][0]["cluster"]
+        assert cluster["server"] == f"https://127.0.0.1:{guard.port}/"
+        ca = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+        async with httpx.AsyncClient(verify=ca, base_url=cluster["server"]) as client:
+            review = {"apiVersion": "authorization.k8s.io/v1beta1", "kind": "SubjectAccessReview"}
+            r = await client.post("/", json={**review, "spec": {"user": OID, "resourceAttributes": PODS}})
+            assert r.status_code == 200
+            assert r.json() == {**review, "status": {"allowed": True, "reason": "by the roles"}}
+            r = await client.post("/", json={**review, "spec": {"user": str(uuid.uuid4()), "resourceAttributes": PODS}})
+            assert r.json()["status"] == {"allowed": False, "denied": True, "reason": "by the roles"}
+            assert (await client.post("/", content=b"{")).status_code == 400
+            assert (await client.post("/", json={**review, "kind": "TokenReview", "spec": {}})).status_code == 400
+            assert (await client.post("/", content=b"x" * 70_000)).status_code == 413
+            assert (await client.get("/")).status_code == 405
+    finally:
+        await guard.close()

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 import httpx
 import uvicorn
 import yaml
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -210,7 +211,11 @@ class Guard:
         if cached is not None:
             return cached
         try:
-            reply = CheckAccessReply.model_validate(await self._ask(request))
+            answer = await self._ask(request)
+            try:
+                reply = CheckAccessReply.model_validate(answer)
+            except ValidationError:
+                raise ControlPlaneError(f"{self._url}: the access check answered no decision") from None
             decision = Decision(reply.allowed, not reply.allowed, reply.reason)
         except ControlPlaneError as exc:
             if not 400 <= exc.status < 500:
@@ -279,6 +284,7 @@ class Guard:
             self._app,
             lifespan="off",
             interface="asgi3",
+            limit_concurrency=256,  # kube-apiserver's reviews at once; beyond, 503 (no opinion) rather than memory
             log_config=None,
             access_log=False,
             ssl_certfile=str(tls.cert),

@@ -47,7 +47,7 @@ def test_a_non_resource_review() -> None:
     ("status", "decision"),
     [
         ({"allowed": True}, ALLOW),
-        ({"allowed": True, "denied": True}, ALLOW),  # kube-apiserver reads allowed first
+        ({"allowed": True, "denied": True}, DENY),  # kube-apiserver: a denial, with an error
         ({"allowed": False, "denied": True}, DENY),
         ({"allowed": False}, NO_OPINION),
         (None, NO_OPINION),

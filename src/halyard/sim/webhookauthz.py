@@ -4,7 +4,8 @@ A cluster with a webhook configured asks it about every request RBAC did not all
 kube-apiserver sends (``authorization.k8s.io/v1``, as with ``--authorization-webhook-version=v1``). The decision
 follows kube-apiserver's union authorizer (k8s.io/apiserver ``pkg/authorization/union``): authorizers are asked in
 order and the first that decides wins: RBAC allows or has no opinion (it never denies); the webhook allows
-(``status.allowed``), denies (``status.denied``, which ends the chain) or has no opinion (neither). No opinion from
+(``status.allowed``), denies (``status.denied``, which ends the chain, and wins over ``allowed`` if both are set)
+or has no opinion (neither; k8s.io/apiserver ``plugin/pkg/authorizer/webhook``). No opinion from
 every authorizer is a refusal. A webhook that fails (unreachable, not 200, not a review) has no opinion, as
 kube-apiserver's webhook authorizer without a failure policy.
 
@@ -97,10 +98,11 @@ def decision_of(review: Any) -> tuple[str, str]:
     if not isinstance(status, dict):
         return NO_OPINION, "the webhook answered no SubjectAccessReview status"
     reason = str(status.get("reason") or "")[:1024]
-    if status.get("allowed") is True:
-        return ALLOW, reason
+    # Denied first: kube-apiserver's webhook authorizer reads allowed-and-denied as a denial (with an error).
     if status.get("denied") is True:
         return DENY, reason
+    if status.get("allowed") is True:
+        return ALLOW, reason
     return NO_OPINION, reason
 
 

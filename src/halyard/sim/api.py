@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from halyard.core.clock import Clock
-from halyard.sim import discovery, metrics, openapi, patching, protobuf, tables
+from halyard.sim import discovery, metrics, openapi, patching, protobuf, tables, webhookauthz
 from halyard.sim.cluster import VirtualCluster, WriteContext, decode_body, rfc3339
 from halyard.sim.errors import ApiError, forbidden
 from halyard.sim.rbac import Attributes, UserInfo, authorize, rules_for
@@ -132,6 +132,7 @@ class ClusterApi:
         self.settings = settings
         self.clock = clock
         self.prefix_of = prefix_of  # cluster name -> URL path prefix ("/clusters/<name>")
+        self.webhooks: webhookauthz.WebhookAuthorizer | None = None  # RBAC then each cluster's webhook, if set
 
     # ---- entry point
     async def handle(self, c: VirtualCluster, req: Request) -> Response:
@@ -139,7 +140,7 @@ class ClusterApi:
             user = self._authenticate(c, req)
             if user is ANONYMOUS and req.path not in _PUBLIC:
                 raise ApiError(401, "Unauthorized", reason="Unauthorized")
-            user = self._impersonate(c, req, user)
+            user = await self._impersonate(c, req, user)
             return await self._dispatch(c, req, user)
         except ApiError as e:
             return error_response(e)
@@ -160,7 +161,7 @@ class ClusterApi:
             return req.cert_user
         return ANONYMOUS
 
-    def _impersonate(self, c: VirtualCluster, req: Request, user: UserInfo) -> UserInfo:
+    async def _impersonate(self, c: VirtualCluster, req: Request, user: UserInfo) -> UserInfo:
         target = req.header("impersonate-user")
         groups = [g for g in req.header_all("impersonate-group") if g]
         uid = req.header("impersonate-uid")
@@ -187,7 +188,7 @@ class ClusterApi:
             for v in vs
         ]
         for a in checks:
-            allowed, _ = authorize(user, a, c.rbac())
+            allowed, _ = await self._decide(c, user, a)
             if not allowed:
                 raise forbidden(user.name, "impersonate", a.api_group, a.resource, a.namespace, a.name)
         if target.startswith("system:serviceaccount:"):
@@ -197,8 +198,12 @@ class ClusterApi:
             groups.append("system:authenticated")
         return UserInfo(target, tuple(groups), uid, extra)
 
-    def _authorize(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> None:
-        allowed, _ = authorize(user, a, c.rbac())
+    async def _decide(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> tuple[bool, str]:
+        """(allowed, reason): RBAC, then the cluster's authorization webhook for what RBAC did not allow."""
+        return await webhookauthz.authorize(user, a, authorize(user, a, c.rbac()), self.webhooks, c.name)
+
+    async def _authorize(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> None:
+        allowed, _ = await self._decide(c, user, a)
         if allowed:
             return
         if not a.resource_request:
@@ -214,12 +219,12 @@ class ClusterApi:
             "/apis",
         ):
             if user is not ANONYMOUS or path not in _PUBLIC:
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
             return self._non_resource(c, req, path)
         if req.method == "GET":
             parts = path.strip("/").split("/")
             if parts[0] == "apis" and len(parts) in (2, 3):
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
                 types = c.registry.all_types()
                 doc = discovery.api_group(types, parts[1]) if len(parts) == 2 else discovery.resource_list(
                     types, parts[1], parts[2])  # fmt: skip
@@ -227,7 +232,7 @@ class ClusterApi:
                     raise ApiError(404, "the server could not find the requested resource", details={})
                 return json_response(doc)
             if parts[0] == "api" and len(parts) == 2:
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
                 doc = discovery.resource_list(c.registry.all_types(), "", parts[1])
                 if doc is None:
                     raise ApiError(404, "the server could not find the requested resource", details={})
@@ -253,9 +258,9 @@ class ClusterApi:
                 details={"kind": rt.plural},
             )  # fmt: skip
         ns = (route.namespace or "") if rt.namespaced else ""
-        attrs = Attributes(verb, rt.group, rt.plural, route.subresource, ns, route.name)
+        attrs = Attributes(verb, rt.group, rt.plural, route.subresource, ns, route.name, version=route.version)
         if rt.persisted or verb != "create":  # reviews (create-only, not stored) authorize what they review
-            self._authorize(c, user, attrs)
+            await self._authorize(c, user, attrs)
         handler = getattr(self, f"_do_{verb}")
         result: Response = await handler(c, req, user, rt, route, ns)
         return result
@@ -505,7 +510,7 @@ class ClusterApi:
                          ns: str) -> Response:  # fmt: skip
         body = self._decode(req)
         if not rt.persisted:
-            return self._review(c, user, rt, ns, body)
+            return await self._review(c, user, rt, ns, body)
         if route.subresource == "token":
             return self._token_request(c, rt, ns, route.name, body)
         if route.subresource == "eviction":
@@ -686,14 +691,14 @@ class ClusterApi:
         }, 201)  # fmt: skip
 
     # ---- reviews: answered, never stored
-    def _review(self, c: VirtualCluster, user: UserInfo, rt: ResourceType, ns: str, body: Any) -> Response:
+    async def _review(self, c: VirtualCluster, user: UserInfo, rt: ResourceType, ns: str, body: Any) -> Response:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be an object")
         spec = body.get("spec") or {}
         out = {"kind": rt.kind, "apiVersion": rt.group_version,
                "metadata": {"creationTimestamp": None, **(body.get("metadata") or {})}, "spec": spec}  # fmt: skip
         if rt.plural == "tokenreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             found = c.user_for_token(spec.get("token", ""))
             out["status"] = {"authenticated": True, "user": found.as_status(),
                              "audiences": spec.get("audiences") or []} if found else {"authenticated": False}  # fmt: skip
@@ -702,7 +707,7 @@ class ClusterApi:
             out["status"] = {"userInfo": user.as_status()}
             return json_response(out, 201)
         if rt.plural == "selfsubjectrulesreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             rules = rules_for(user, spec.get("namespace", ""), c.rbac())
             out["status"] = {
                 "resourceRules": [{k: r[k] for k in ("verbs", "apiGroups", "resources", "resourceNames") if k in r}
@@ -713,10 +718,10 @@ class ClusterApi:
             }  # fmt: skip
             return json_response(out, 201)
         if rt.plural == "selfsubjectaccessreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             subject = user
         else:
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural, namespace=ns))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural, namespace=ns))
             subject = UserInfo(spec.get("user", ""), tuple(spec.get("groups") or ()), spec.get("uid", ""))
         ra = spec.get("resourceAttributes")
         nra = spec.get("nonResourceAttributes")
@@ -734,7 +739,7 @@ class ClusterApi:
                 "null: exactly one of nonResourceAttributes or resourceAttributes must be specified",
                 details={"causes": [{"reason": "FieldValueInvalid", "field": "spec.resourceAttributes"}]},
             )
-        allowed, reason = authorize(subject, attrs, c.rbac())
+        allowed, reason = await self._decide(c, subject, attrs)
         out["status"] = {"allowed": allowed} | ({"reason": reason} if reason else {})
         return json_response(out, 201)
 

@@ -102,7 +102,9 @@ def token_of(server: ServerProcess, sp: dict[str, Any], audience: str | None = N
 
 
 def test_aad_impersonation_leaves_the_decision_to_the_cluster_rbac(connected: Connected, tmp_path: Path) -> None:
-    viewer = principal(connected.cli, "cc-viewer", "Contributor", connected.resource_id)
+    viewer = principal(
+        connected.cli, "cc-viewer", "Azure Arc Enabled Kubernetes Cluster User Role", connected.resource_id
+    )
     token = token_of(connected.server, viewer)
     bound = connected.admin(
         "create",
@@ -113,8 +115,9 @@ def test_aad_impersonation_leaves_the_decision_to_the_cluster_rbac(connected: Co
     )
     assert bound.returncode == 0, bound.stderr
     kubeconfig = connected.kubeconfig(tmp_path / "viewer", token=token)
-    listed = connected.kubectl(kubeconfig, "get", "pods", "-A", "-o", "name")
-    assert listed.returncode == 0 and listed.stdout.strip(), listed.stderr
+    assert connected.admin("create", "configmap", "for-viewers").returncode == 0
+    listed = connected.kubectl(kubeconfig, "get", "configmaps", "-o", "name")
+    assert listed.returncode == 0 and "configmap/for-viewers" in listed.stdout.split(), listed.stderr
     created = connected.kubectl(kubeconfig, "create", "configmap", "viewer-cannot")
     assert created.returncode == 1
     assert f'User "{object_id(token)}" cannot create resource "configmaps"' in created.stderr

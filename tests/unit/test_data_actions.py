@@ -95,6 +95,7 @@ def test_arc_roles_are_azures() -> None:
         "Azure Arc Kubernetes Writer": ("5b999177-9696-4545-85c7-50de3797e5a1", 30),
         "Azure Arc Kubernetes Admin": ("dffb1e0c-446f-4dde-a09f-99eb5cc68b96", 33),
         "Azure Arc Kubernetes Cluster Admin": ("8393591c-06b9-48a2-a542-1bd6b377f6a2", 1),
+        "Azure Arc Enabled Kubernetes Cluster User Role": ("00493d72-78f6-4148-b6c5-d3ce8e4799dd", 0),
     }
 
 

@@ -186,7 +186,34 @@ ARC_CLUSTER_ADMIN = Role(
     _ARC_ACTIONS,
     data_actions=(_CC + "*",),
 )
-BUILTIN_ROLES = (OWNER, CONTRIBUTOR, READER, ONBOARDING, ARC_VIEWER, ARC_WRITER, ARC_ADMIN, ARC_CLUSTER_ADMIN)
+# Who may open cluster-connect streams (listClusterUserCredential), from the same source.
+ARC_CLUSTER_USER = Role(
+    "00493d72-78f6-4148-b6c5-d3ce8e4799dd",
+    "Azure Arc Enabled Kubernetes Cluster User Role",
+    "List cluster user credentials action.",
+    (
+        "Microsoft.Resources/deployments/write",
+        "Microsoft.Resources/subscriptions/operationresults/read",
+        "Microsoft.Resources/subscriptions/read",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        _CC + "listClusterUserCredentials/action",
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Insights/alertRules/*",
+        "Microsoft.Support/*",
+        _CC + "listClusterUserCredential/action",
+    ),
+)
+BUILTIN_ROLES = (
+    OWNER,
+    CONTRIBUTOR,
+    READER,
+    ONBOARDING,
+    ARC_VIEWER,
+    ARC_WRITER,
+    ARC_ADMIN,
+    ARC_CLUSTER_ADMIN,
+    ARC_CLUSTER_USER,
+)
 BUILTIN_BY_ID = {r.id: r for r in BUILTIN_ROLES}
 
 

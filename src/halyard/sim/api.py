@@ -213,8 +213,7 @@ class ClusterApi:
             return
         if not a.resource_request:
             raise ApiError(403, f'forbidden: User "{user.name}" cannot {a.verb} path "{a.path}"', reason="Forbidden")
-        raise forbidden(user.name, a.verb, a.api_group, a.resource if not a.subresource else
-                        f"{a.resource}/{a.subresource}", a.namespace, a.name)  # fmt: skip
+        raise forbidden(user.name, a.verb, a.api_group, a.resource, a.namespace, a.name, a.subresource)
 
     # ---- routing
     async def _dispatch(self, c: VirtualCluster, req: Request, user: UserInfo) -> Response:

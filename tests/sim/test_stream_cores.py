@@ -249,3 +249,12 @@ def test_shell_scripts() -> None:
     assert _run(["sh", "-c", "cat | cat"], b"piped") == (0, "piped", "")
     assert _run(["sh", "-c", "echo hidden > /dev/null; nope"]) == (127, "", "sh: nope: not found\n")
     assert _run(["sh"], b"echo from stdin; exit 5") == (5, "from stdin\n", "")
+
+
+def test_interactive_shell_on_a_terminal() -> None:
+    # kubectl exec -it POD -- sh: raw mode, so the shell echoes, edits the line, prompts and writes CR LF.
+    io = _IO(b"echo a\rhostnamx\x7fe\rexit 3\rnever\r")
+    box = containers.Container("box", "default", "main")
+    code = asyncio.run(containers.run_command(["sh"], io, box, tty=True))
+    assert code == 3
+    assert io.out[1].decode() == "/ # echo a\r\na\r\n/ # hostnamx\b \be\r\nbox\r\n/ # exit 3\r\n"

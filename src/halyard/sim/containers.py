@@ -162,8 +162,10 @@ def _builtin(name: str) -> Builtin | None:
     return BUILTINS.get(name.rsplit("/", 1)[-1] if name.startswith(("/bin/", "/usr/bin/")) else name)
 
 
-async def run_command(argv: list[str], io: ProcessIO, container: Container) -> int:
+async def run_command(argv: list[str], io: ProcessIO, container: Container, *, tty: bool = False) -> int:
     """Run an exec's command line (no shell unless it names one); returns its exit status."""
+    if tty:
+        io = _Terminal(io)
     if not argv:
         await io.write(STDERR, b"OCI runtime exec failed: exec failed: no command given: unknown\n")
         return NOT_FOUND
@@ -171,10 +173,7 @@ async def run_command(argv: list[str], io: ProcessIO, container: Container) -> i
         if len(argv) >= 3 and argv[1] == "-c":
             return await run_script(argv[2], io, container)
         if len(argv) == 1:
-            script = bytearray()
-            while data := await io.read():
-                script += data
-            return await run_script(script.decode(errors="replace"), _NoStdin(io), container)
+            return await _interactive(io, container, tty)
         await io.write(STDERR, f"{argv[0]}: can't open '{argv[1]}': No such file or directory\n".encode())
         return NOT_FOUND
     run = _builtin(argv[0])
@@ -183,6 +182,65 @@ async def run_command(argv: list[str], io: ProcessIO, container: Container) -> i
                        f'"{argv[0]}": executable file not found in $PATH: unknown\n'.encode())  # fmt: skip
         return NOT_FOUND
     return await run(argv[1:], io, container)
+
+
+class _Terminal:
+    """A terminal's output side: the pty turns each newline into CR LF (``onlcr``)."""
+
+    def __init__(self, io: ProcessIO) -> None:
+        self.io = io
+
+    async def read(self) -> bytes:
+        return await self.io.read()
+
+    async def write(self, channel: int, data: bytes) -> None:
+        await self.io.write(STDOUT, data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+
+
+async def _interactive(io: ProcessIO, container: Container, tty: bool) -> int:
+    """``sh`` without ``-c``: runs each line of stdin as it arrives; on a terminal with a prompt, echo and line
+    editing (backspace, Ctrl-C, Ctrl-D), since kubectl puts the local terminal in raw mode."""
+    prompt = b"/ # " if tty else b""
+    line = bytearray()
+    status = 0
+    await io.write(STDOUT, prompt)
+    while True:
+        data = await io.read()
+        if not data:
+            break
+        for byte in data:
+            ch = bytes([byte])
+            if tty and ch in (b"\x7f", b"\x08"):
+                if line:
+                    line.pop()
+                    await io.write(STDOUT, b"\x08 \x08")
+                continue
+            if tty and ch == b"\x03":
+                line.clear()
+                await io.write(STDOUT, b"^C\n" + prompt)
+                continue
+            if tty and ch == b"\x04":
+                if not line:
+                    await io.write(STDOUT, b"\n")
+                    return status
+                continue
+            if ch in (b"\r", b"\n"):
+                if tty:
+                    await io.write(STDOUT, b"\n")
+                try:
+                    status = await _run_lists(line.decode(errors="replace"), _NoStdin(io), container, status)
+                except _Exit as e:
+                    return e.code
+                line.clear()
+                await io.write(STDOUT, prompt)
+                continue
+            line += ch
+            if tty:
+                await io.write(STDOUT, ch)
+    try:
+        return await _run_lists(line.decode(errors="replace"), _NoStdin(io), container, status)
+    except _Exit as e:
+        return e.code
 
 
 class _NoStdin:
@@ -224,18 +282,22 @@ def parse_script(script: str) -> list[tuple[str, list[list[str]]]]:
 async def run_script(script: str, io: ProcessIO, container: Container) -> int:
     """A tiny POSIX-shell subset: sequences, and/or lists, pipelines, ``exit``, a few redirections."""
     try:
+        return await _run_lists(script, io, container)
+    except _Exit as e:
+        return e.code
+
+
+async def _run_lists(script: str, io: ProcessIO, container: Container, status: int = 0) -> int:
+    """Run a script's lists; ``exit`` raises :class:`_Exit` (a shell reading lines must stop, not go on)."""
+    try:
         lists = parse_script(script)
     except ValueError as e:
         await io.write(STDERR, f"sh: syntax error: {e}\n".encode())
         return 2
-    status = 0
-    try:
-        for op, pipeline in lists:
-            if (op == "&&" and status != 0) or (op == "||" and status == 0):
-                continue
-            status = await _pipeline(pipeline, io, container)
-    except _Exit as e:
-        return e.code
+    for op, pipeline in lists:
+        if (op == "&&" and status != 0) or (op == "||" and status == 0):
+            continue
+        status = await _pipeline(pipeline, io, container)
     return status
 
 

@@ -275,7 +275,7 @@ class _ExecIO:
 async def _run_exec(spec: ExecSpec, io: _ExecIO) -> int:
     if spec.attach:
         return await containers.attached_process(io, spec.container.name, spec.stdin, first=spec.first_line)
-    return await containers.run_command(list(spec.command), io, spec.container)
+    return await containers.run_command(list(spec.command), io, spec.container, tty=spec.tty)
 
 
 class SpdyExec(SpdySession):

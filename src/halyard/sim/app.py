@@ -90,6 +90,12 @@ class TlsHttpProtocol(HttpToolsProtocol):
             self._session.connection_lost()
         super().connection_lost(exc)
 
+    def shutdown(self) -> None:
+        if self._session is not None:
+            self._session.stop()  # uvicorn waits for open connections: streams could last forever
+            return
+        super().shutdown()
+
     def pause_writing(self) -> None:
         if self._session is not None:
             self._session.link.pause_writing()

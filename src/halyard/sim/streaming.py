@@ -192,6 +192,13 @@ class Session:
     def goodbye(self) -> None:
         """Last words before closing (a GOAWAY, a close frame)."""
 
+    def stop(self) -> None:
+        """The server is shutting down: say goodbye and close without waiting for the client."""
+        if not self.link.closed.is_set():
+            self.goodbye()
+        self.link.lost()
+        self.finished.set()
+
 
 # ---- SPDY
 class SpdySession(Session):
@@ -399,9 +406,6 @@ class SpdyPortForward(SpdySession):
     def reset(self, stream_id: int) -> None:
         self.inputs.pop(stream_id, None)
 
-    def connection_lost(self) -> None:
-        super().connection_lost()
-
 
 # ---- WebSocket
 class WebSocketSession(Session):
@@ -509,9 +513,6 @@ class WebSocketTunnel(WebSocketSession):
     def frame(self, f: websocket.Frame) -> None:
         if f.opcode in (websocket.OP_BINARY, websocket.OP_CONTINUATION):
             self.inner.data_received(f.payload)
-
-    def connection_lost(self) -> None:
-        super().connection_lost()
 
     async def run(self) -> None:
         try:

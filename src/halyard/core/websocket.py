@@ -75,7 +75,7 @@ class Frame:
 
 
 class FrameParser:
-    """Bytes in, whole frames out (unmasked). ``masked`` says what the peer must do: clients mask, servers not."""
+    """Bytes in, whole frames out (unmasked). ``expect_masked``: the peer is a client (clients mask, servers not)."""
 
     def __init__(self, *, expect_masked: bool = True) -> None:
         self._buf = bytearray()

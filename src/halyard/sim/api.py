@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from halyard.core import websocket
 from halyard.core.clock import Clock
-from halyard.sim import discovery, metrics, openapi, patching, protobuf, tables, webhookauthz
+from halyard.sim import containers, discovery, metrics, openapi, patching, protobuf, tables, webhookauthz
 from halyard.sim.cluster import VirtualCluster, WriteContext, decode_body, rfc3339
 from halyard.sim.errors import ApiError, forbidden
 from halyard.sim.rbac import Attributes, UserInfo, authorize, rules_for
@@ -33,6 +34,7 @@ from halyard.sim.selectors import (
     parse_label_selector,
 )
 from halyard.sim.store import Event, Obj, Watcher, deliver_filtered, object_key
+from halyard.sim.streaming import ExecSpec, PortForwardSpec, UpgradePlan
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -41,7 +43,13 @@ ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 # Paths every client may read before it has credentials sorted out (the real server's system:public-info-viewer).
 _PUBLIC = ("/version", "/healthz", "/livez", "/readyz")
 # Subresources a real server has that need real containers or nodes.
-_NO_CONTAINERS = frozenset({"exec", "attach", "portforward", "proxy", "ephemeralcontainers", "binding"})
+_NO_CONTAINERS = frozenset({"proxy", "ephemeralcontainers", "binding"})
+# Pod subresources that upgrade the connection to a stream protocol (``streaming.py`` serves them).
+_STREAMING = frozenset({"exec", "attach", "portforward"})
+# What the kubelet negotiates: SPDY offers v4 at most (v5 exists only over WebSocket), port-forward its own.
+_SPDY_EXEC_PROTOCOLS = (websocket.V4_CHANNEL,)
+_WS_EXEC_PROTOCOLS = (websocket.V5_CHANNEL, websocket.V4_CHANNEL)
+_PORTFORWARD = "portforward.k8s.io"
 
 
 @dataclass
@@ -52,6 +60,7 @@ class Request:
     headers: list[tuple[str, str]]  # lower-case names, in order, repeated names kept
     body: bytes = b""
     cert_user: UserInfo | None = None  # from a verified client certificate for this cluster
+    query_all: list[tuple[str, str]] = field(default_factory=list)  # every parameter, repeated ones too (command)
 
     def header(self, name: str, default: str = "") -> str:
         for k, v in self.headers:
@@ -70,6 +79,7 @@ class Response:
     content_type: str = JSON
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
+    upgrade: UpgradePlan | None = None  # status 101: the connection switches to this stream session
 
 
 @dataclass(frozen=True)
@@ -208,8 +218,7 @@ class ClusterApi:
             return
         if not a.resource_request:
             raise ApiError(403, f'forbidden: User "{user.name}" cannot {a.verb} path "{a.path}"', reason="Forbidden")
-        raise forbidden(user.name, a.verb, a.api_group, a.resource if not a.subresource else
-                        f"{a.resource}/{a.subresource}", a.namespace, a.name)  # fmt: skip
+        raise forbidden(user.name, a.verb, a.api_group, a.resource, a.namespace, a.name, a.subresource)
 
     # ---- routing
     async def _dispatch(self, c: VirtualCluster, req: Request, user: UserInfo) -> Response:
@@ -243,6 +252,14 @@ class ClusterApi:
         rt = c.registry.lookup(route.group, route.version, route.resource)
         if rt is None:
             raise ApiError(404, "the server could not find the requested resource", details={})
+        if route.subresource in _STREAMING and rt.group == "" and rt.plural == "pods" and route.namespace:
+            if req.method not in ("GET", "POST"):
+                raise ApiError(405, "the server does not allow this method on the requested resource",
+                               reason="MethodNotAllowed")  # fmt: skip
+            # kube-apiserver authorizes exec, attach and port-forward as "create" whether sent as POST (SPDY) or
+            # GET (WebSocket).
+            self._authorize(c, user, Attributes("create", "", "pods", route.subresource, route.namespace, route.name))
+            return self._connect(c, req, rt, route)
         if route.subresource and route.subresource not in rt.subresources:
             if route.subresource in _NO_CONTAINERS:
                 raise ApiError(405, f"the simulator does not implement {rt.plural}/{route.subresource}: its "
@@ -672,6 +689,77 @@ class ClusterApi:
                 yield (f"{now} " if stamp else "").encode() + f"[{container}] heartbeat {n}\n".encode()
 
         return Response(200, content_type="text/plain", stream=follow())
+
+    # ---- exec, attach, port-forward
+    def _connect(self, c: VirtualCluster, req: Request, rt: ResourceType, route: Route) -> Response:
+        """Checks a streaming request as the API server and kubelet would, and plans the upgrade (101)."""
+        ns = route.namespace or ""
+        pod = c.get(rt, ns, route.name)
+        name = pod["metadata"]["name"]
+        spec = pod.get("spec") or {}
+        phase = (pod.get("status") or {}).get("phase")
+        if route.subresource != "portforward" and phase in ("Succeeded", "Failed"):
+            raise ApiError(400, f"cannot {route.subresource} into a container in a completed pod; current phase is "
+                           f"{phase}")  # fmt: skip
+        if phase not in ("Running", "Succeeded", "Failed"):
+            if not spec.get("nodeName"):
+                raise ApiError(400, f"pod {name} does not have a host assigned")
+            raise ApiError(400, f"pod {name} is not running yet (phase {phase}): its containers are waiting to start")
+        connection = [t.strip().lower() for v in req.header_all("connection") for t in v.split(",")]
+        upgrade = req.header("upgrade").strip().lower()
+        if "upgrade" not in connection or upgrade not in ("websocket", "spdy/3.1"):
+            raise ApiError(400, "Upgrade request required")
+        ws = upgrade == "websocket"
+        if ws:
+            offered = [p.strip() for v in req.header_all("sec-websocket-protocol") for p in v.split(",") if p.strip()]
+        else:
+            offered = [p.strip() for v in req.header_all("x-stream-protocol-version") for p in v.split(",")
+                       if p.strip()]  # fmt: skip
+        plan_spec: ExecSpec | PortForwardSpec
+        if route.subresource == "portforward":
+            supported: tuple[str, ...] = (websocket.SPDY_TUNNEL_PREFIX + _PORTFORWARD,) if ws else (_PORTFORWARD,)
+            ports = {p.get("containerPort") for ctr in spec.get("containers") or [] for p in ctr.get("ports") or []}
+            plan_spec = PortForwardSpec(name, ns, pod["metadata"].get("uid", ""),
+                                        frozenset(p for p in ports if isinstance(p, int)) or None)  # fmt: skip
+        else:
+            supported = _WS_EXEC_PROTOCOLS if ws else _SPDY_EXEC_PROTOCOLS
+            plan_spec = self._exec_spec(req, pod, route.subresource)
+        chosen = next((p for p in offered if p in supported), None)
+        if chosen is None:
+            raise ApiError(400, f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server "
+                           f"accepts {list(supported)}")  # fmt: skip
+        if ws:
+            key = req.header("sec-websocket-key")
+            if not key or req.header("sec-websocket-version") != "13":
+                raise ApiError(400, "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
+            headers = [("upgrade", "websocket"), ("connection", "Upgrade"),
+                       ("sec-websocket-accept", websocket.accept_key(key)), ("sec-websocket-protocol", chosen)]  # fmt: skip
+        else:
+            headers = [("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", chosen)]
+        plan = UpgradePlan("websocket" if ws else "spdy", chosen, plan_spec)
+        return Response(101, content_type="", headers=headers, upgrade=plan)
+
+    def _exec_spec(self, req: Request, pod: Obj, subresource: str) -> ExecSpec:
+        ctrs = (pod.get("spec") or {}).get("containers") or []
+        names = [x.get("name") for x in ctrs]
+        name = pod["metadata"]["name"]
+        container = req.query.get("container") or (names[0] if len(names) == 1 else "")
+        if not container:
+            raise ApiError(400, f"a container name must be specified for pod {name}, choose one of: {names}")
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        flags = {k: req.query.get(k, "") in ("true", "1") for k in ("stdin", "stdout", "stderr", "tty")}
+        command = tuple(v for k, v in req.query_all if k == "command")
+        if subresource == "exec" and not command:
+            raise ApiError(400, "you must specify at least 1 command")
+        if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+            raise ApiError(400, "you must specify at least 1 of stdin, stdout, stderr")
+        ctr = next(x for x in ctrs if x.get("name") == container)
+        env = {e["name"]: str(e.get("value", "")) for e in ctr.get("env") or [] if isinstance(e, dict) and "name" in e}
+        spec = containers.Container(name, pod["metadata"].get("namespace", ""), container, env)
+        first = len(pod_log_lines(pod, container, self.settings.log_lines)) + 1
+        return ExecSpec(spec, command, flags["stdin"], flags["stdout"], flags["stderr"], flags["tty"],
+                        attach=subresource == "attach", first_line=first)  # fmt: skip
 
     def _token_request(self, c: VirtualCluster, rt: ResourceType, ns: str, name: str, body: Any) -> Response:
         sa = c.get(rt, ns, name)

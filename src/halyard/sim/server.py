@@ -163,7 +163,8 @@ class SimServer:
             ssl_cert_reqs=ssl.CERT_OPTIONAL,
             http=TlsHttpProtocol,
             lifespan="off",
-            # No websockets: exec/attach/port-forward upgrades reach the app as plain requests and get a clear 405.
+            # No WebSocket library: every upgrade (WebSocket or SPDY) reaches the app as a plain request, is
+            # authenticated and authorized there, and TlsHttpProtocol switches protocols after the app's 101.
             ws="none",
             # Leave logging to the process: the simulator may run inside another server (``halyard up``).
             log_config=None,

@@ -6,7 +6,13 @@ auth-proxy, which impersonates the control-plane principal, so the cluster's own
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import re
+import socket
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -16,7 +22,7 @@ import pytest
 
 from tests.agents.conftest import Cli
 from tests.clusterconnect.conftest import Connected, kubectl_path, object_id
-from tests.support.processes import ServerProcess
+from tests.support.processes import LineReader, ServerProcess
 
 pytestmark = pytest.mark.e2e
 VERSIONS = ("1.28", "1.33")
@@ -126,3 +132,71 @@ def test_aad_impersonation_leaves_the_decision_to_the_cluster_rbac(connected: Co
         kubeconfig, "create", "configmap", "viewer-as-admin", "--as", "admin", "--as-group", "system:masters"
     )
     assert as_admin.returncode == 1 and "cannot create" in as_admin.stderr, as_admin.stderr
+
+
+BOX = {
+    "apiVersion": "v1",
+    "kind": "Pod",
+    "metadata": {"name": "box", "namespace": "default"},
+    "spec": {"containers": [{"name": "main", "image": "busybox", "ports": [{"containerPort": 7000}]}]},
+}
+
+
+@pytest.fixture(scope="module")
+def box(connected: Connected) -> str:
+    applied = connected.kubectl(connected.admin_kubeconfig, "apply", "-f", "-", stdin=json.dumps(BOX))
+    assert applied.returncode == 0, applied.stderr
+    ready = connected.admin("wait", "--for=condition=Ready", "pod/box", "--timeout=30s")
+    assert ready.returncode == 0, ready.stderr
+    return "box"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_exec_with_stdin_and_exit_codes_through_the_relay(
+    connected: Connected, box: str, tmp_path: Path, version: str
+) -> None:
+    """kubectl 1.28 upgrades to SPDY/3.1, 1.33 to a websocket (v5.channel.k8s.io): bytes either way to the relay."""
+    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    hi = connected.kubectl(kubeconfig, "exec", box, "--", "echo", "hi", version=version)
+    assert (hi.returncode, hi.stdout) == (0, "hi\n"), hi.stderr
+    lines = "through the tunnel\n" * 5000
+    cat = connected.kubectl(kubeconfig, "exec", "-i", box, "--", "cat", version=version, stdin=lines)
+    assert cat.stdout == lines, cat.stderr
+    failed = connected.kubectl(kubeconfig, "exec", box, "--", "sh", "-c", "exit 3", version=version)
+    assert failed.returncode == 3, failed.stderr
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_port_forward_carries_10_mb_intact_through_the_relay(
+    connected: Connected, box: str, tmp_path: Path, version: str
+) -> None:
+    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    proc = subprocess.Popen(
+        [str(kubectl_path(version)), "--kubeconfig", str(kubeconfig), "port-forward", f"pod/{box}", ":7000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=connected.kubectl_env(),
+    )
+    try:
+        assert proc.stdout is not None
+        lines = LineReader(proc.stdout)
+        port = 0
+        while not port:
+            line = lines.next(30, "the Forwarding from line")
+            assert line, "kubectl port-forward ended early"
+            if m := re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 7000", line):
+                port = int(m[1])
+        data = os.urandom(10 * 1024 * 1024)
+        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+            sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
+            sender.start()
+            got, size = hashlib.sha256(), 0
+            while chunk := s.recv(1 << 20):
+                got.update(chunk)
+                size += len(chunk)
+            sender.join()
+        assert (size, got.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -22,6 +22,7 @@ import pytest
 
 from tests.agents.conftest import Cli
 from tests.clusterconnect.conftest import Connected, kubectl_path, object_id
+from tests.sim.conftest import DATA, Tool, helm_path
 from tests.support.processes import LineReader, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -200,3 +201,14 @@ def test_port_forward_carries_10_mb_intact_through_the_relay(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_helm_installs_and_uninstalls_through_the_relay(connected: Connected, tmp_path: Path) -> None:
+    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    helm = Tool(helm_path(), kubeconfig, tmp_path, {"PATH": connected.kubectl_env()["PATH"], **connected.cli.env})
+    helm.run("install", "demo", str(DATA / "tiny"), "-n", "hdemo", "--create-namespace", "--wait", "--timeout", "60s")
+    svc = connected.admin("-n", "hdemo", "get", "svc", "demo", "-o", "jsonpath={.spec.clusterIP}")
+    assert svc.returncode == 0 and svc.stdout, svc.stderr  # the cluster's owner sees the release
+    listed = json.loads(helm.run("list", "-A", "-o", "json").stdout)
+    assert [(r["name"], r["status"]) for r in listed] == [("demo", "deployed")]
+    helm.run("uninstall", "demo", "-n", "hdemo", "--wait", "--timeout", "60s")

@@ -56,9 +56,10 @@ def proxy(
     pointing at it; kubectl's requests travel through the control plane's relay and the cluster's outbound tunnel.
     Runs until Ctrl-C; the context stays in the kubeconfig, as az leaves it."""
     from halyard.cli.localcert import make_local_certificate
-    from halyard.cli.localproxy import Renewal, run_on_own_loop, run_until_signalled
+    from halyard.cli.localproxy import Renewal, check_port_free, run_on_own_loop, run_until_signalled
 
     inv = Invocation.of(ctx)
+    check_port_free(port)
     path = cluster_id(inv.subscription_id, resource_group, name)
     method = auth_method(token)
 

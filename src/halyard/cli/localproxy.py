@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import errno
 import signal
+import socket
 import ssl
 import time
 from collections.abc import Callable, Coroutine
@@ -142,6 +143,24 @@ class LocalProxy:
                     await asyncio.gather(*waits, return_exceptions=True)
 
 
+def check_port_free(port: int) -> None:
+    """Fail early, before anything is asked of the control plane, when the port is taken (as az checks first)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((LISTEN_HOST, port))
+        except OSError as exc:
+            raise _listen_error(port, exc) from None
+
+
+def _listen_error(port: int, exc: OSError) -> CliError:
+    if exc.errno == errno.EADDRINUSE:
+        return CliError(
+            f"Port {port} is already in use. Please select a different port with the --port option.", "PortInUse"
+        )
+    return CliError(f"Cannot listen on {LISTEN_HOST}:{port}: {exc.strerror or exc}.", "ListenFailed")
+
+
 async def serve(proxy: LocalProxy, port: int, server_tls: ssl.SSLContext) -> asyncio.Server:
     """The listener on 127.0.0.1:``port``; a port in use is a clear error naming it and ``--port``."""
     loop = asyncio.get_running_loop()
@@ -150,11 +169,7 @@ async def serve(proxy: LocalProxy, port: int, server_tls: ssl.SSLContext) -> asy
             lambda: Pipe(proxy.accepted), LISTEN_HOST, port, ssl=server_tls, reuse_address=True
         )
     except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise CliError(
-                f"Port {port} is already in use. Please select a different port with the --port option.", "PortInUse"
-            ) from None
-        raise CliError(f"Cannot listen on {LISTEN_HOST}:{port}: {exc.strerror or exc}.", "ListenFailed") from None
+        raise _listen_error(port, exc) from None
 
 
 @dataclass

@@ -142,7 +142,7 @@ async def test_bytes_cross_intact_both_ways_after_the_relays_answer(relay: Loopb
 async def test_a_reader_that_does_not_read_stops_the_writer_instead_of_filling_memory(relay: LoopbackRelay) -> None:
     proxy, port = await _proxy(relay, [])
     try:
-        reader, writer = await _connect(port)
+        _reader, writer = await _connect(port)
         sent = 0
         chunk = os.urandom(256 * 1024)
 

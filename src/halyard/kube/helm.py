@@ -97,7 +97,12 @@ class Helm:
 
 def _set_strings(values: dict[str, str]) -> list[str]:
     # --set-string: a tag such as 1.10 must stay the string "1.10", never become the number 1.1.
-    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
+    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={_escape(value)}")]
+
+
+def _escape(value: str) -> str:
+    """A comma separates assignments in ``--set``: one inside a value (FEATURES) is escaped, as the escape itself."""
+    return value.replace("\\", "\\\\").replace(",", "\\,")
 
 
 def _set_bools(switches: dict[str, bool] | None) -> list[str]:

@@ -16,7 +16,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap
 
 from halyard.cli.localagents import running_pid, state_dir_for
-from tests.agents.conftest import Cli, agent_server, agent_sim, cli, fresh_cluster  # noqa: F401  (fixtures)
+from tests.agents.conftest import Cli
 from tests.agents.test_onboarding import connect, resource_id
 from tests.sim.conftest import helm_path
 
@@ -38,7 +38,8 @@ def _features(runner: Cli, *args: str, env: dict[str, str] | None = None) -> tup
     return json.loads(proc.stdout), proc.stderr
 
 
-def test_features_with_local_agents(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:  # noqa: F811
+def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[], Path]) -> None:
+    cli = agents_cli
     kubeconfig = fresh_cluster()
     group = cli.group("features-local")
     assert connect(cli, group, "feat", kubeconfig).returncode == 0
@@ -88,9 +89,9 @@ def test_features_with_local_agents(cli: Cli, fresh_cluster: Callable[[], Path])
 
 
 def test_features_with_the_chart_turn_its_deployments_on_and_off(
-    cli: Cli,  # noqa: F811
-    fresh_cluster: Callable[[], Path],  # noqa: F811
+    agents_cli: Cli, fresh_cluster: Callable[[], Path]
 ) -> None:
+    cli = agents_cli
     kubeconfig = fresh_cluster()
     group = cli.group("features-chart")
     env = {"HALYARD_HELM": str(helm_path())}

@@ -19,7 +19,7 @@ import pytest
 from halyard.cli.clustercredentials import RelayAccess
 from halyard.cli.errors import CliError
 from halyard.cli.localcert import LocalCertificate, make_local_certificate
-from halyard.cli.localproxy import LocalProxy, Renewal, check_port_free, run_until_signalled, serve
+from halyard.cli.localproxy import LocalProxy, Renewal, check_port_free, run_on_own_loop, run_until_signalled, serve
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.unit
@@ -255,3 +255,37 @@ async def test_a_port_in_use_is_a_clear_error_naming_it() -> None:
         with pytest.raises(CliError) as again:
             await serve(proxy, port, _cert("local").server_context())
         assert again.value.code == "PortInUse"
+
+
+def test_the_data_path_on_uvloop_as_the_command_runs_it() -> None:
+    """The command runs on uvloop, whose TLS transports differ from asyncio's (they are not asyncio.Transport
+    subclasses): the same splice, flow control included, on the loop the command uses."""
+
+    async def scenario() -> None:
+        assert type(asyncio.get_running_loop()).__module__.startswith("uvloop")
+        relay = LoopbackRelay()
+        await relay.start()
+        proxy, port = await _proxy(relay, [])
+        try:
+            reader, writer = await _connect(port)
+            payload = os.urandom(8 * 1024 * 1024)
+            writer.write(payload)
+            assert await reader.readexactly(len(payload)) == payload
+            writer.close()
+            _reader, flooder = await _connect(port)
+
+            async def flood() -> None:
+                for _ in range(256):
+                    flooder.write(payload[: 256 * 1024])
+                    await flooder.drain()
+
+            flooding = asyncio.create_task(flood())
+            await asyncio.sleep(1.0)
+            assert not flooding.done(), "64 MB went through although nobody read the echo"
+            flooding.cancel()
+            flooder.close()
+        finally:
+            await _close(proxy)
+            await relay.stop()
+
+    run_on_own_loop(scenario)

@@ -15,6 +15,7 @@ import ssl
 from typing import Any
 
 from halyard.agent.authproxy import AuthProxy
+from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import TokenSource
 from halyard.tunnel.dial import UpgradeRefused, dial
 from halyard.tunnel.frames import Frame, FrameDecoder, FrameError, FrameType, parse_header, refuse_frame
@@ -37,6 +38,7 @@ class ClusterConnect:
         tokens: TokenSource,
         tls: ssl.SSLContext | None,
         proxy: AuthProxy,
+        metrics: AgentMetrics,
         *,
         ping_every: float = PING_EVERY,
         dead_after: float = DEAD_AFTER,
@@ -45,6 +47,7 @@ class ClusterConnect:
         self._tokens = tokens
         self._tls = tls
         self._proxy = proxy
+        self._metrics = metrics
         self._ping_every = ping_every
         self._dead_after = dead_after
         self._streams: set[asyncio.Task[None]] = set()
@@ -69,6 +72,7 @@ class ClusterConnect:
         session = _Session(self, upgraded.transport, self._ping_every, self._dead_after)
         session.start(upgraded.rest)
         self.connected = True
+        self._metrics.tunnel_up.set(1)
         log.info("tunnel connected", extra={"relay": self._relay})
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -76,6 +80,7 @@ class ClusterConnect:
             await session.closed
         finally:
             self.connected = False
+            self._metrics.tunnel_up.set(0)
             session.close()
         lasted = loop.time() - started
         log.warning("tunnel closed", extra={"relay": self._relay, "seconds": round(lasted, 1)})
@@ -93,7 +98,13 @@ class ClusterConnect:
             return
         task = asyncio.ensure_future(self._carry(session, stream_id))
         self._streams.add(task)
-        task.add_done_callback(self._streams.discard)
+        self._metrics.streams_open.set(len(self._streams))
+        task.add_done_callback(self._stream_ended)
+
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
+        self._streams.discard(task)
+        self._metrics.streams_open.set(len(self._streams))
+        self._metrics.streams_carried.inc()
 
     async def _carry(self, session: _Session, stream_id: bytes) -> None:
         try:

@@ -96,7 +96,6 @@ class Relay:
         self._pending: dict[bytes, _Pending] = {}
         self.pipes: set[Pipe] = set()
         self.streams_opened = 0
-        self.streams_refused = 0
         # Several replicas share a PostgreSQL database; SQLite has one server, which holds every tunnel itself.
         self.routing = None if cp.db.is_sqlite else Routing(cp.db, cp.clock, cp.settings.peer_address)
         self.peers = Peers(cp.settings, cp.tokens, self.routing) if self.routing is not None else None
@@ -125,6 +124,10 @@ class Relay:
             timeout=settings.header_timeout_seconds,
         )
         reader.start(first)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
     def close(self) -> None:
         """At shutdown: tunnels closed (their agents dial another replica), streams cut."""

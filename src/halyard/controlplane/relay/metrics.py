@@ -24,3 +24,15 @@ class RelayCollector(Collector):
             "halyard_relay_streams_pending", "Streams waiting for their agent's data connection", value=relay.pending
         )
         yield CounterMetricFamily("halyard_relay_streams_opened", "User streams opened", value=relay.streams_opened)
+        peers = relay.peers
+        if peers is not None:  # several replicas (PostgreSQL)
+            yield CounterMetricFamily(
+                "halyard_relay_streams_forwarded",
+                "User streams sent to the replica holding the cluster's tunnel",
+                value=peers.forwarded,
+            )
+            yield CounterMetricFamily(
+                "halyard_relay_peer_streams_accepted",
+                "Streams and data connections other replicas passed to this one",
+                value=peers.accepted,
+            )

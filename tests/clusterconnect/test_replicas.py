@@ -41,6 +41,7 @@ from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.tunnel.http1 import parse_head
 from tests.agents.conftest import Cli, logged_in_cli, stop_agents
+from tests.clusterconnect.conftest import VENV_BIN, object_id
 from tests.sim.conftest import Sim, kubectl_path, start_sim
 from tests.storage.replicas import replicas_of
 from tests.storage.stored import query
@@ -111,12 +112,13 @@ def _eventually(check: Callable[[], bool], failure: str, timeout: float = 10) ->
 
 
 @dataclass
-class Connected:
+class Replicated:
     replicas: list[ServerProcess]
     lb: HAProxy
     cli: Cli
     cluster_id: str
-    kubeconfig: dict[str, Any]  # listClusterUserCredential's, its exec user replaced by the admin's token
+    kubeconfig: dict[str, Any]  # listClusterUserCredential's, as returned (the `halyard get-token` exec plugin)
+    token: str  # the admin's management token, for requests made without kubectl
     workdir: Path
 
     def routes(self) -> list[tuple[str, str]]:
@@ -152,13 +154,16 @@ class Connected:
         proc = subprocess.run(
             [str(kubectl_path("1.33")), "--kubeconfig", str(path), f"--request-timeout={KUBECTL_TIMEOUT - 10:.0f}s",
              *args],
-            capture_output=True, text=True, timeout=KUBECTL_TIMEOUT, env={**os.environ, "HOME": str(self.workdir)},
+            capture_output=True, text=True, timeout=KUBECTL_TIMEOUT,
+            # The exec plugin reads the CLI's profile (signed in through HAProxy) and needs `halyard` on PATH.
+            env={**os.environ, **self.cli.env, "HOME": str(self.workdir),
+                 "PATH": os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])},
         )  # fmt: skip
         return proc, time.monotonic() - started
 
 
 @pytest.fixture(scope="module")
-def connected(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Connected]:
+def replicated(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicated]:
     workdir = tmp_path_factory.mktemp("cc-replicas")
     url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
     front = free_port()
@@ -192,16 +197,16 @@ def connected(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPath
             "--body", json.dumps({"authenticationMethod": "AAD", "clientProxy": False}),
         )  # fmt: skip
         kubeconfig = yaml.safe_load(base64.b64decode(credential["kubeconfigs"][0]["value"]))
-        kubeconfig["users"][0]["user"] = {"token": token}  # until `halyard get-token` lands
+        assert "exec" in kubeconfig["users"][0]["user"]
         # The cluster's RBAC decides what the impersonated admin may do: make it the cluster's admin.
-        oid = jwt.decode(token, options={"verify_signature": False})["oid"]
+        oid = object_id(token)
         bound = subprocess.run(
             [str(kubectl_path("1.33")), "--kubeconfig", str(sim.clusters[0].kubeconfig), "create",
              "clusterrolebinding", "halyard-admin", "--clusterrole=cluster-admin", f"--user={oid}"],
             capture_output=True, text=True, timeout=30,
         )  # fmt: skip
         assert bound.returncode == 0, bound.stderr
-        yield Connected(replicas, lb, cli, cluster_id, kubeconfig, workdir)
+        yield Replicated(replicas, lb, cli, cluster_id, kubeconfig, token, workdir)
     finally:
         if cli is not None:
             stop_agents(cli)
@@ -214,25 +219,25 @@ def connected(postgres_server: PostgresServer, tmp_path_factory: pytest.TempPath
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(connected: Connected) -> None:
-    holder, holder_id = connected.holder()
-    (other,) = [r for r in connected.replicas if r is not holder]
+def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(replicated: Replicated) -> None:
+    holder, holder_id = replicated.holder()
+    (other,) = [r for r in replicated.replicas if r is not holder]
 
     # Addressed directly, so the request certainly lands on the replica without the tunnel: forwarded to the holder.
-    got, _ = connected.kubectl(other.url, "get", "pods", "-A", "-o", "name")
+    got, _ = replicated.kubectl(other.url, "get", "pods", "-A", "-o", "name")
     assert got.returncode == 0, got.stderr
     # The stream crossed replicas to the holder (logged as kubectl's connection closes, after it exits).
     _eventually(lambda: f"mode=AAD via={holder_id}" in other.whole_log(), "no forwarded stream logged")
-    ns, _ = connected.kubectl(other.url, "create", "namespace", "made-through-b")
+    ns, _ = replicated.kubectl(other.url, "create", "namespace", "made-through-b")
     assert ns.returncode == 0, ns.stderr
-    through_lb, _ = connected.kubectl(connected.lb.url, "get", "namespace", "made-through-b", "-o", "name")
+    through_lb, _ = replicated.kubectl(replicated.lb.url, "get", "namespace", "made-through-b", "-o", "name")
     assert (through_lb.returncode, through_lb.stdout.strip()) == (0, "namespace/made-through-b"), through_lb.stderr
 
     # The user is checked where they arrive: a refused caller never reaches the holder.
     time.sleep(1)  # kubectl's streams above are logged as their connections close, after kubectl exits
     streams_before = holder.whole_log().count("stream closed")
     refused = httpx.get(
-        other.url + "/relay/v1" + connected.cluster_id + "/api/v1/pods",
+        other.url + "/relay/v1" + replicated.cluster_id + "/api/v1/pods",
         headers={"Authorization": "Bearer not-a-token"},
         verify=other.ca,
     )
@@ -243,12 +248,12 @@ def test_a_user_reaching_the_replica_without_the_tunnel_gets_through(connected: 
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
-    holder, holder_id = connected.holder()
-    peer_url = holder.url + "/relay/v1/peer" + connected.cluster_id
-    relay_token = connected.cli.ok(
+def test_only_replicas_can_use_the_peer_path(replicated: Replicated) -> None:
+    holder, holder_id = replicated.holder()
+    peer_url = holder.url + "/relay/v1/peer" + replicated.cluster_id
+    relay_token = replicated.cli.ok(
         "rest", "--method", "post",
-        "--url", f"{connected.cluster_id}/listClusterUserCredential?api-version={CLUSTERS_API}",
+        "--url", f"{replicated.cluster_id}/listClusterUserCredential?api-version={CLUSTERS_API}",
         "--body", json.dumps({"authenticationMethod": "AAD", "clientProxy": True}),
     )["hybridConnectionConfig"]["token"]  # fmt: skip
     management = holder.token()
@@ -256,7 +261,7 @@ def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
     claims = jwt.decode(management, options={"verify_signature": False})
     # Every claim a peer token carries, for this replica and cluster, signed by a key that is not the replicas'.
     forged = jwt.encode(
-        {**claims, "aud": PEER_AUDIENCE, "hyk": "RelayPeer", "hyp": holder_id, "xms_mirid": connected.cluster_id,
+        {**claims, "aud": PEER_AUDIENCE, "hyk": "RelayPeer", "hyp": holder_id, "xms_mirid": replicated.cluster_id,
          "hys": {"v": 1, "mode": "AAD", "prefix": ""}, "uti": uuid.uuid4().hex},
         ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": header["kid"]},
     )  # fmt: skip
@@ -284,10 +289,10 @@ def test_only_replicas_can_use_the_peer_path(connected: Connected) -> None:
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(connected: Connected) -> None:
-    holder, holder_id = connected.holder()
-    (survivor,) = [r for r in connected.replicas if r is not holder]
-    state = connected.cli.agents_dir / state_dir_for(connected.cluster_id).name
+def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(replicated: Replicated) -> None:
+    holder, holder_id = replicated.holder()
+    (survivor,) = [r for r in replicated.replicas if r is not holder]
+    state = replicated.cli.agents_dir / state_dir_for(replicated.cluster_id).name
     agents = running_pid(state)
     assert agents is not None
 
@@ -297,8 +302,8 @@ def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(co
         holder.stop(signal.SIGKILL)
         # Not kubectl: it would retry a 503 with Retry-After by itself, until the request timeout.
         stale = httpx.get(
-            connected.lb.url + "/relay/v1" + connected.cluster_id + "/api/v1/namespaces",
-            headers={"Authorization": connected.kubeconfig["users"][0]["user"]["token"].join(("Bearer ", ""))},
+            replicated.lb.url + "/relay/v1" + replicated.cluster_id + "/api/v1/namespaces",
+            headers={"Authorization": f"Bearer {replicated.token}"},
             verify=survivor.ca,
             timeout=KUBECTL_TIMEOUT,  # the answer comes at once: the dead replica's port refuses
         )
@@ -309,13 +314,13 @@ def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(co
     finally:
         os.kill(agents, signal.SIGCONT)  # the agents find their tunnel reset and dial again through HAProxy
     resumed = time.monotonic()
-    _eventually(lambda: connected.holder()[0] is survivor, "the agents did not move their tunnel", timeout=30)
+    _eventually(lambda: replicated.holder()[0] is survivor, "the agents did not move their tunnel", timeout=30)
     moved = time.monotonic() - resumed
 
     deadline = resumed + 30
     attempts = []
     while True:
-        got, took = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")
+        got, took = replicated.kubectl(replicated.lb.url, "get", "pods", "-A", "-o", "name")
         attempts.append((got.returncode, round(took, 2)))
         if got.returncode == 0:
             break
@@ -324,18 +329,18 @@ def test_killing_the_replica_with_the_tunnel_moves_it_and_requests_work_again(co
     recovered = time.monotonic() - resumed
     print(f"failover: tunnel moved {moved:.2f} s and requests work {recovered:.2f} s after the agents resumed")
 
-    new_holder, new_id = connected.holder()
+    new_holder, new_id = replicated.holder()
     assert new_holder is survivor and new_id != holder_id
-    direct, _ = connected.kubectl(survivor.url, "get", "namespace", "made-through-b", "-o", "name")
+    direct, _ = replicated.kubectl(survivor.url, "get", "namespace", "made-through-b", "-o", "name")
     assert direct.returncode == 0, direct.stderr
 
 
 @pytest.mark.e2e
 @pytest.mark.postgres
-def test_a_restarted_replica_rejoins_and_takes_the_tunnel_when_the_other_is_killed(connected: Connected) -> None:
+def test_a_restarted_replica_rejoins_and_takes_the_tunnel_when_the_other_is_killed(replicated: Replicated) -> None:
     """The plain crash, nothing frozen: the killed replica's agent is back on the other one within seconds."""
-    holder, holder_id = connected.holder()
-    (dead,) = [r for r in connected.replicas if r is not holder]
+    holder, holder_id = replicated.holder()
+    (dead,) = [r for r in replicated.replicas if r is not holder]
     leases = f"SELECT replica_id FROM relay_replicas WHERE peer_address = '127.0.0.1:{dead.port}'"
     before = asyncio.run(query(holder, leases))  # its previous life's, lapsing
     try:
@@ -347,13 +352,13 @@ def test_a_restarted_replica_rejoins_and_takes_the_tunnel_when_the_other_is_kill
 
     holder.stop(signal.SIGKILL)
     killed = time.monotonic()
-    got, _ = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")  # kubectl retries the 503s
+    got, _ = replicated.kubectl(replicated.lb.url, "get", "pods", "-A", "-o", "name")  # kubectl retries the 503s
     if got.returncode != 0:
-        got, _ = connected.kubectl(connected.lb.url, "get", "pods", "-A", "-o", "name")
+        got, _ = replicated.kubectl(replicated.lb.url, "get", "pods", "-A", "-o", "name")
     assert got.returncode == 0, got.stderr
     recovered = time.monotonic() - killed
     print(f"failover (plain SIGKILL): kubectl through HAProxy works {recovered:.2f} s after the kill")
-    new_holder, new_id = connected.holder()
+    new_holder, new_id = replicated.holder()
     assert new_holder is dead and new_id != holder_id
 
 

@@ -362,6 +362,26 @@ def test_a_restarted_replica_rejoins_and_takes_the_tunnel_when_the_other_is_kill
     assert new_holder is dead and new_id != holder_id
 
 
+@pytest.mark.e2e
+@pytest.mark.postgres
+def test_a_replica_stopped_gracefully_hands_its_tunnel_over_and_leaves_no_rows(replicated: Replicated) -> None:
+    holder, holder_id = replicated.holder()
+    (other,) = [r for r in replicated.replicas if r is not holder]
+    try:
+        other.start(60)
+    except FileNotFoundError:
+        pass  # only the replica that bootstrapped has admin.json
+    time.sleep(2)  # back in HAProxy's rotation
+
+    holder.stop()  # SIGTERM: its tunnels are closed, so its agent dials the other replica at once
+    assert "Application shutdown complete" in holder.whole_log().rsplit("Shutting down", 1)[1]
+    rows = asyncio.run(query(other, "SELECT count(*) FROM relay_replicas WHERE replica_id = :id", id=holder_id))
+    assert rows == [(0,)]  # its lease went with it, and its routes (the agent's new one is the other's)
+    _eventually(lambda: replicated.holder()[0] is other, "the tunnel did not move to the other replica")
+    got, _ = replicated.kubectl(replicated.lb.url, "get", "pods", "-A", "-o", "name")
+    assert got.returncode == 0, got.stderr
+
+
 # The peer token's checks, in process against a real (SQLite) key ring: what the e2e tests cannot forge.
 
 

@@ -81,13 +81,16 @@ class Peers:
     # At B: the user's replica (or C, where an agent's data connection landed).
     async def forward(self, cluster_id: str, header: dict[str, Any], user: Caller) -> Upstream | None:
         """A connection to the live replica holding the cluster's tunnel, ready to carry the stream; None when the
-        table names none. A replica that cannot be reached, or no longer holds the tunnel, sends this back to the
-        table once (the agent may have moved); RelayError when it still cannot be reached, or refused the stream."""
+        table names none (the caller looks for a tunnel here, then says why there is none). A replica that cannot
+        be reached, or no longer holds the tunnel, sends this back to the table once (the agent may have moved);
+        RelayError when the table still names an unreachable replica, or the replica refused the stream."""
         tried: Route | None = None
         failure = ""
         for _ in range(2):
             route = await self.routing.lookup(cluster_id)
-            if route is None or route == tried:
+            if route is None:
+                return None
+            if route == tried:
                 break
             tried = route
             token = self._token(route, cluster_id, user, {"hys": header})
@@ -103,8 +106,7 @@ class Peers:
                 continue
             self.forwarded += 1
             return upstream
-        if tried is None or not failure:
-            return None
+        assert tried is not None
         name = cluster_id.rsplit("/", 1)[-1]
         raise RelayError(
             503,

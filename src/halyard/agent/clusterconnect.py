@@ -19,10 +19,9 @@ from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import TokenSource
 from halyard.tunnel.dial import UpgradeRefused, dial
 from halyard.tunnel.frames import Frame, FrameDecoder, FrameError, FrameType, parse_header, refuse_frame
+from halyard.tunnel.protocol import STREAM_UPGRADE, TUNNEL_UPGRADE
 
 log = logging.getLogger("halyard.agent")
-TUNNEL_UPGRADE = "halyard-tunnel/1"
-STREAM_UPGRADE = "halyard-stream/1"
 PING_EVERY = 10.0
 DEAD_AFTER = 30.0
 HEADER_TIMEOUT = 10.0

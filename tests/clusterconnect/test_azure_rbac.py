@@ -5,15 +5,19 @@ namespace scope."""
 
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+import yaml
 
 from halyard.sim.webhookauthz import webhook_path
 from tests.agents.conftest import Cli
+from tests.agents.sockets import listening_addresses
 from tests.clusterconnect.conftest import Connected, connect
 from tests.clusterconnect.test_kubectl import principal, token_of
 from tests.sim.conftest import Sim
@@ -64,3 +68,15 @@ def test_role_assignments_decide_at_cluster_and_namespace_scope(guarded: Connect
     for ns in ("team-a", "team-b"):
         created = guarded.kubectl(kubeconfig, "-n", ns, "create", "configmap", "written")
         assert created.returncode == 0, created.stderr
+
+
+def test_with_every_agent_on_they_listen_on_loopback_only(guarded: Connected) -> None:
+    """clusterconnect-agent dials out and listens on nothing; guard and the metrics agent listen on loopback."""
+    (state_dir,) = [d for d in guarded.cli.state_dirs() if d.name.startswith("guarded-")]
+    pid = int((state_dir / "agent.pid").read_text())
+    addresses = listening_addresses(pid)
+    assert all(ipaddress.ip_address(host).is_loopback for host, _ in addresses), addresses
+    guard_port = urlsplit(yaml.safe_load((state_dir / "guard" / "guard.kubeconfig").read_text())["clusters"][0]
+                          ["cluster"]["server"]).port  # fmt: skip
+    metrics_port = int((state_dir / "metrics.port").read_text())
+    assert {port for _, port in addresses} == {guard_port, metrics_port}, addresses

@@ -1,5 +1,4 @@
-"""The pure parts of cluster connect's CLI: kubeconfig merging, the ExecCredential and its cache margin, the relay
-stream handshake byte for byte, listClusterUserCredential's answer, the feature plan and its arguments."""
+"""The pure parts of cluster connect's CLI: kubeconfig merging, the ExecCredential and its cache margin, listClusterUserCredential's answer, the feature plan and its arguments."""
 
 from __future__ import annotations
 
@@ -21,7 +20,6 @@ from halyard.cli.errors import CliError, UsageError
 from halyard.cli.execcredential import exec_credential, fast, fresh_enough
 from halyard.cli.localproxy import refresh_delay
 from halyard.cli.profile import CachedToken
-from halyard.cli.relaystream import Opened, Refused, StreamHandshake, Target, open_request
 
 pytestmark = pytest.mark.unit
 
@@ -122,57 +120,6 @@ def test_get_token_fast_path_takes_only_the_plugins_command_line(
     assert capsys.readouterr().err.startswith("ERROR: (NotLoggedIn)")
     assert fast(["get-token", "--server=https://elsewhere:1"]) == 1
     assert "No login for https://elsewhere:1" in capsys.readouterr().err
-
-
-def test_stream_open_request_is_the_relay_contract() -> None:
-    target = Target.of("https://relay.example:8443/relay/subscriptions/s/clusters/c?x=1")
-    assert target == Target("relay.example", 8443, "/relay/subscriptions/s/clusters/c?x=1", "relay.example:8443")
-    assert open_request(target, "TOKEN", "AAD") == (
-        b"GET /relay/subscriptions/s/clusters/c?x=1 HTTP/1.1\r\nHost: relay.example:8443\r\n"
-        b"Authorization: Bearer TOKEN\r\nConnection: Upgrade\r\nUpgrade: halyard-stream/1\r\n"
-        b"Halyard-Authentication-Method: AAD\r\n\r\n"
-    )
-    assert Target.of("https://h/p").port == 443
-    with pytest.raises(ValueError):
-        Target.of("http://h/p")
-
-
-def test_switching_protocols_in_pieces_keeps_the_bytes_after_the_head() -> None:
-    handshake = StreamHandshake()
-    answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: halyard-stream/1\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200"
-    for i in range(len(answer) - 20):
-        assert handshake.receive(answer[i : i + 1]) is None
-    assert handshake.receive(answer[len(answer) - 20 :]) == Opened(b"HTTP/1.1 200")
-
-
-@pytest.mark.parametrize(
-    ("answer", "expected"),
-    [
-        (
-            b'HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 84\r\n\r\n'
-            b'{"error":{"code":"FeatureDisabled","message":"Run enable-features --features x."}}  ',
-            Refused(409, "FeatureDisabled", "Run enable-features --features x."),
-        ),
-        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
-         Refused(503, "ServiceUnavailable", "The relay refused the stream: 503 Service Unavailable.")),
-        (b"SSH-2.0-OpenSSH\r\n\r\n", Refused(502, "BadRelayResponse", "The relay answered 'SSH-2.0-OpenSSH', not HTTP/1.1.")),
-        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
-         Refused(502, "BadRelayResponse", "The relay switched to 'websocket'.")),
-    ],
-)  # fmt: skip
-def test_refusals_carry_the_arm_error(answer: bytes, expected: Refused) -> None:
-    assert StreamHandshake().receive(answer) == expected
-
-
-def test_a_refusal_without_length_is_read_to_the_end_and_a_silent_close_is_an_error() -> None:
-    handshake = StreamHandshake()
-    assert handshake.receive(b'HTTP/1.1 403 Forbidden\r\n\r\n{"error":{"code":"AuthorizationFailed",') is None
-    assert handshake.receive(b'"message":"no"}}') is None
-    assert handshake.receive_eof() == Refused(403, "AuthorizationFailed", "no")
-    assert StreamHandshake().receive_eof().code == "BadRelayResponse"
-    assert StreamHandshake().receive(b"x" * 70_000) == Refused(
-        502, "BadRelayResponse", "The relay's answer has no end of headers."
-    )
 
 
 def test_credentials_answer_is_parsed_and_a_wrong_shape_is_a_clear_error() -> None:

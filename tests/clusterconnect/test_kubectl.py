@@ -6,13 +6,9 @@ auth-proxy, which impersonates the control-plane principal, so the cluster's own
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -23,6 +19,7 @@ import pytest
 from tests.agents.conftest import Cli
 from tests.clusterconnect.conftest import Connected, kubectl_path, object_id
 from tests.sim.conftest import DATA, Tool, helm_path
+from tests.support.echo import echo_round_trip
 from tests.support.processes import LineReader, ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -188,16 +185,8 @@ def test_port_forward_carries_10_mb_intact_through_the_relay(
             assert line, "kubectl port-forward ended early"
             if m := re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> 7000", line):
                 port = int(m[1])
-        data = os.urandom(10 * 1024 * 1024)
-        with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
-            sender = threading.Thread(target=lambda: (s.sendall(data), s.shutdown(socket.SHUT_WR)))
-            sender.start()
-            got, size = hashlib.sha256(), 0
-            while chunk := s.recv(1 << 20):
-                got.update(chunk)
-                size += len(chunk)
-            sender.join()
-        assert (size, got.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())
+        received, got, sent = echo_round_trip(port)
+        assert (received, got) == (10 * 1024 * 1024, sent)
     finally:
         proc.terminate()
         proc.wait(10)

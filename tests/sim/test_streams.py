@@ -4,17 +4,15 @@ SPDY again with the KUBECTL_*_WEBSOCKETS switches off)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
 import socket
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.sim.conftest import KUBECTL_VERSIONS, Sim, Tool, kubectl_path
+from tests.support.echo import echo_round_trip
 from tests.support.processes import LineReader
 
 pytestmark = pytest.mark.e2e
@@ -92,21 +90,8 @@ def test_port_forward_echo_and_http(kubectl: Tool, request: pytest.FixtureReques
             if m := re.search(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line):
                 local[int(m[2])] = int(m[1])
         assert tunnelled == (_negotiated(request) != "spdy")  # 1.33: SPDY inside a WebSocket by default
-        data = os.urandom(10 * 1024 * 1024)
-        with socket.create_connection(("127.0.0.1", local[7000]), timeout=30) as s:
-
-            def send() -> None:
-                s.sendall(data)
-                s.shutdown(socket.SHUT_WR)
-
-            sender = threading.Thread(target=send)
-            sender.start()
-            got, size = hashlib.sha256(), 0
-            while chunk := s.recv(1 << 20):
-                got.update(chunk)
-                size += len(chunk)
-            sender.join()
-        assert (size, got.hexdigest()) == (len(data), hashlib.sha256(data).hexdigest())
+        received, got, sent = echo_round_trip(local[7000])
+        assert (received, got) == (10 * 1024 * 1024, sent)
         with socket.create_connection(("127.0.0.1", local[80]), timeout=30) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: box\r\nConnection: close\r\n\r\n")
             reply = b""

@@ -17,7 +17,9 @@ from halyard.tunnel.frames import (
     open_frame,
     parse_header,
 )
+from halyard.tunnel.handshake import Opened, Refused, UpgradeAnswer, upgrade_request
 from halyard.tunnel.http1 import HeadError, parse_head, split_head
+from halyard.tunnel.protocol import STREAM_UPGRADE
 from halyard.tunnel.rewrite import RequestRewriter, RewriteRefused
 
 pytestmark = pytest.mark.unit
@@ -143,3 +145,49 @@ def test_the_relay_reads_a_cluster_from_its_path_in_any_case() -> None:
 )
 def test_the_listener_knows_a_relay_connection_from_its_first_bytes(start: bytes, verdict: bool | None) -> None:
     assert _targets(start, b"/relay/") is verdict
+
+
+def test_stream_open_request_is_the_relay_contract() -> None:
+    fields = [("Authorization", "Bearer TOKEN"), ("Halyard-Authentication-Method", "AAD")]
+    assert upgrade_request("/relay/v1/c?x=1", "relay.example:8443", "halyard-stream/1", fields) == (
+        b"GET /relay/v1/c?x=1 HTTP/1.1\r\nHost: relay.example:8443\r\nAuthorization: Bearer TOKEN\r\n"
+        b"Halyard-Authentication-Method: AAD\r\nConnection: Upgrade\r\nUpgrade: halyard-stream/1\r\n\r\n"
+    )
+
+
+def test_switching_protocols_in_pieces_keeps_the_bytes_after_the_head() -> None:
+    handshake = UpgradeAnswer(STREAM_UPGRADE)
+    answer = b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: halyard-stream/1\r\nConnection: Upgrade\r\n\r\nHTTP/1.1 200"
+    for i in range(len(answer) - 20):
+        assert handshake.receive(answer[i : i + 1]) is None
+    assert handshake.receive(answer[len(answer) - 20 :]) == Opened(b"HTTP/1.1 200")
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (
+            b'HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 84\r\n\r\n'
+            b'{"error":{"code":"FeatureDisabled","message":"Run enable-features --features x."}}  ',
+            Refused(409, "FeatureDisabled", "Run enable-features --features x."),
+        ),
+        (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n",
+         Refused(503, "ServiceUnavailable", "The relay refused the stream: 503 Service Unavailable.")),
+        (b"SSH-2.0-OpenSSH\r\n\r\n", Refused(502, "BadRelayResponse", "The relay answered 'SSH-2.0-OpenSSH', not HTTP/1.1.")),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+         Refused(502, "BadRelayResponse", "The relay switched to 'websocket'.")),
+    ],
+)  # fmt: skip
+def test_refusals_carry_the_arm_error(answer: bytes, expected: Refused) -> None:
+    assert UpgradeAnswer(STREAM_UPGRADE).receive(answer) == expected
+
+
+def test_a_refusal_without_length_is_read_to_the_end_and_a_silent_close_is_an_error() -> None:
+    handshake = UpgradeAnswer(STREAM_UPGRADE)
+    assert handshake.receive(b'HTTP/1.1 403 Forbidden\r\n\r\n{"error":{"code":"AuthorizationFailed",') is None
+    assert handshake.receive(b'"message":"no"}}') is None
+    assert handshake.receive_eof() == Refused(403, "AuthorizationFailed", "no")
+    assert UpgradeAnswer(STREAM_UPGRADE).receive_eof().code == "BadRelayResponse"
+    assert UpgradeAnswer(STREAM_UPGRADE).receive(b"x" * 70_000) == Refused(
+        502, "BadRelayResponse", "The relay's answer has no end of headers."
+    )

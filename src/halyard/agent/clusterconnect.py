@@ -17,12 +17,11 @@ from typing import Any
 from halyard.agent.authproxy import AuthProxy
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import TokenSource
-from halyard.tunnel.dial import UpgradeRefused, dial
+from halyard.tunnel.dial import Upgraded, UpgradeRefused, dial
 from halyard.tunnel.frames import Frame, FrameDecoder, FrameError, FrameType, parse_header, refuse_frame
+from halyard.tunnel.protocol import STREAM_UPGRADE, TUNNEL_UPGRADE
 
 log = logging.getLogger("halyard.agent")
-TUNNEL_UPGRADE = "halyard-tunnel/1"
-STREAM_UPGRADE = "halyard-stream/1"
 PING_EVERY = 10.0
 DEAD_AFTER = 30.0
 HEADER_TIMEOUT = 10.0
@@ -57,18 +56,7 @@ class ClusterConnect:
         """Hold the tunnel until it ends; a tunnel that ran a while is dialled again at once, a failed dial
         raises (the manager's backoff spaces the retries)."""
         await self._tokens.wait_ready(60.0)  # the identity operator's first certificate
-        token = await self._tokens.token()
-        try:
-            upgraded = await dial(
-                f"{self._relay}/v1/tunnel",
-                upgrade=TUNNEL_UPGRADE,
-                fields=[("Authorization", f"Bearer {token}")],
-                ssl_context=self._tls,
-            )
-        except UpgradeRefused as exc:
-            if exc.status == 401:
-                self._tokens.forget_token()
-            raise
+        upgraded = await self._dial("/v1/tunnel", TUNNEL_UPGRADE)
         session = _Session(self, upgraded.transport, self._ping_every, self._dead_after)
         session.start(upgraded.rest)
         self.connected = True
@@ -87,6 +75,19 @@ class ClusterConnect:
         if lasted < self._dead_after:
             raise ConnectionError("the tunnel closed soon after it opened")
         return 0.5  # the relay went away (a replica restarting): dial again now
+
+    async def _dial(self, path: str, upgrade: str) -> Upgraded:
+        """A connection to the relay upgraded with the agent token (forgotten when refused as invalid)."""
+        token = await self._tokens.token()
+        try:
+            return await dial(
+                f"{self._relay}{path}", upgrade=upgrade, fields=[("Authorization", f"Bearer {token}")],
+                ssl_context=self._tls,
+            )  # fmt: skip
+        except UpgradeRefused as exc:
+            if exc.status == 401:
+                self._tokens.forget_token()
+            raise
 
     @property
     def streams(self) -> int:
@@ -108,13 +109,7 @@ class ClusterConnect:
 
     async def _carry(self, session: _Session, stream_id: bytes) -> None:
         try:
-            token = await self._tokens.token()
-            upgraded = await dial(
-                f"{self._relay}/v1/streams/{stream_id.hex()}",
-                upgrade=STREAM_UPGRADE,
-                fields=[("Authorization", f"Bearer {token}")],
-                ssl_context=self._tls,
-            )
+            upgraded = await self._dial(f"/v1/streams/{stream_id.hex()}", STREAM_UPGRADE)
         except Exception as exc:
             log.warning("stream not opened", extra={"error": f"{type(exc).__name__}: {exc}"})
             session.send(refuse_frame(stream_id, f"{type(exc).__name__}: {exc}"))

@@ -31,7 +31,6 @@ import datetime as dt
 import json
 import logging
 import socket
-import uuid
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from halyard.agent.controlplane import ControlPlaneError, send
-from halyard.api.checkaccess import DP_CHECKACCESS_PATH, MAX_GROUPS, CheckAccessReply
+from halyard.api.checkaccess import DP_CHECKACCESS_PATH, MAX_GROUPS, CheckAccessReply, is_guid
 from halyard.core.clock import Clock
 from halyard.core.files import write_private
 from halyard.core.pki import ensure_server_tls
@@ -90,14 +89,6 @@ class BadReview(ValueError):
     """The body is not a SubjectAccessReview guard can answer."""
 
 
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
-
-
 def _strings(value: Any, what: str, *, limit: int) -> list[str]:
     if value is None:
         return []
@@ -119,11 +110,11 @@ def check_request(spec: Mapping[str, Any]) -> dict[str, Any] | Decision:
         raise BadReview("spec.extra must be an object")
     oids = _strings(extra.get("oid"), "spec.extra.oid", limit=1)
     oid = oids[0] if oids else user
-    if not _is_guid(oid):
+    if not is_guid(oid):
         return Decision(False, False, NO_OPINION_NON_AAD)
     # v1 says ``groups``; v1beta1 said ``group``.
     groups = _strings(spec.get("groups", spec.get("group")), "spec.groups", limit=MAX_GROUPS)
-    body: dict[str, Any] = {"user": oid.lower(), "groups": sorted({g.lower() for g in groups if _is_guid(g)})}
+    body: dict[str, Any] = {"user": oid.lower(), "groups": sorted({g.lower() for g in groups if is_guid(g)})}
     resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
     if isinstance(resource, dict):
         # The name and version decide nothing (the data action names neither), so they are not asked about:

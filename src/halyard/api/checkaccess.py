@@ -7,6 +7,7 @@ is bounded: the caller is a cluster, and a cluster is not trusted to be well-beh
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -68,3 +69,13 @@ class CheckAccessReply(BaseModel):
     reason: str
     data_action: str = Field(default="", alias="dataAction")
     scope: str = ""
+
+
+def is_guid(value: str) -> bool:
+    """A principal or group object id as Entra writes them (36 characters, any case); guard and the access check
+    both decide only about these."""
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return len(value) == 36

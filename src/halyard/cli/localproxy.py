@@ -1,5 +1,5 @@
 """``connectedk8s proxy``'s runtime: a TLS listener on 127.0.0.1 whose every accepted connection becomes one stream
-through the relay (:mod:`relaystream` opens it, :mod:`splice` joins the two), and the relay token renewed before it
+through the relay (:func:`halyard.tunnel.dial.dial` opens it, :class:`halyard.tunnel.splice.Pipe` joins the two), and the relay token renewed before it
 expires. Runs until SIGINT or SIGTERM, then closes the listener and every stream."""
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ import ssl
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 from halyard.cli.clustercredentials import RelayAccess
 from halyard.cli.errors import CliError
-from halyard.cli.relaystream import Opened, Refused, StreamHandshake, Target, open_request
-from halyard.cli.splice import Pipe, link
+from halyard.tunnel.dial import UpgradeRefused, dial
+from halyard.tunnel.protocol import METHOD_FIELD, STREAM_UPGRADE
+from halyard.tunnel.splice import Pipe
 
 LISTEN_HOST = "127.0.0.1"
 # As az connectedk8s proxy: new credentials 300 s before the old ones expire.
@@ -33,39 +35,26 @@ def refresh_delay(expires_at: float, now: float) -> float:
     return max(0.0, expires_at - REFRESH_BEFORE_SECONDS - now)
 
 
-class _RelayConnection(Pipe):
-    """The relay side of one stream: sends the upgrade request, reads the answer, then is a plain pipe."""
+class _Accepted(asyncio.Protocol):
+    """A kubectl connection waiting for its stream: read paused, anything already read held."""
 
-    def __init__(self, request: bytes) -> None:
-        super().__init__()
-        self.answer: asyncio.Future[Opened | Refused] = asyncio.get_running_loop().create_future()
-        self._handshake = StreamHandshake()
-        self._request = request
+    def __init__(self, proxy: LocalProxy) -> None:
+        self._proxy = proxy
+        self.transport: asyncio.Transport | None = None
+        self.held = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        assert self.transport is not None
-        self.transport.write(self._request)
+        # A stream transport (uvloop's TLS transports are not asyncio.Transport subclasses, but are ones).
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.pause_reading()
+        self._proxy.accepted(self)
 
     def data_received(self, data: bytes) -> None:
-        if self.answer.done():
-            super().data_received(data)
-            return
-        verdict = self._handshake.receive(data)
-        if verdict is not None:
-            self.answer.set_result(verdict)
-            if isinstance(verdict, Opened) and self.transport is not None:
-                self.transport.pause_reading()  # until linked to the kubectl side
+        self.held += data
 
-    def eof_received(self) -> bool:
-        if not self.answer.done():
-            self.answer.set_result(self._handshake.receive_eof())
-        return super().eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.answer.done():
-            self.answer.set_result(self._handshake.receive_eof())
-        super().connection_lost(exc)
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
 
 
 @dataclass
@@ -77,66 +66,63 @@ class LocalProxy:
     relay_tls: ssl.SSLContext
     log: Callable[[str], None]
     live: set[Pipe] = field(default_factory=set)
+    waiting: set[_Accepted] = field(default_factory=set)
     opened: int = 0
     refused: int = 0
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
-    def accepted(self, client: Pipe) -> None:
-        """A kubectl connection: hold its bytes until its stream is open."""
-        self._track(client)
-        assert client.transport is not None
-        client.transport.pause_reading()
+    def accepted(self, client: _Accepted) -> None:
+        """A kubectl connection: its bytes wait until its stream is open."""
+        self.waiting.add(client)
         task = asyncio.get_running_loop().create_task(self._open(client))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _open(self, client: Pipe) -> None:
+    async def _open(self, client: _Accepted) -> None:
         access = self.access()
-        target = Target.of(access.relay)
-        loop = asyncio.get_running_loop()
-        relay: _RelayConnection | None = None
+        fields = [("Authorization", f"Bearer {access.token}"), (METHOD_FIELD, self.method)]
         try:
-            async with asyncio.timeout(OPEN_TIMEOUT_SECONDS):
-                _, relay = await loop.create_connection(
-                    lambda: _RelayConnection(open_request(target, access.token, self.method)),
-                    target.host,
-                    target.port,
-                    ssl=self.relay_tls,
-                    server_hostname=target.host,
-                )
-                self._track(relay)
-                verdict = await relay.answer
+            upgraded = await dial(
+                access.relay, upgrade=STREAM_UPGRADE, fields=fields, ssl_context=self.relay_tls,
+                timeout=OPEN_TIMEOUT_SECONDS,
+            )  # fmt: skip
+        except UpgradeRefused as refused:
+            self.refused += 1
+            self.log(f"The relay refused the stream: ({refused.code}) {refused.message} (HTTP {refused.status}); "
+                     "the kubectl connection is closed.")  # fmt: skip
+            self._drop(client)
+            return
         except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             reason = "no answer in time" if isinstance(exc, TimeoutError) else (str(exc) or type(exc).__name__)
-            self.log(f"The relay at {target.authority} cannot be reached ({reason}); the kubectl connection is closed.")
-            if relay is not None:
-                relay.abort()
-            client.abort()
+            where = urlsplit(access.relay).netloc
+            self.log(f"The relay at {where} cannot be reached ({reason}); the kubectl connection is closed.")
+            self._drop(client)
             return
-        assert relay is not None
-        if isinstance(verdict, Refused):
-            self.refused += 1
-            self.log(f"The relay refused the stream: {verdict.line()}; the kubectl connection is closed.")
-            relay.close()
-            client.close()
-            return
+        finally:
+            self.waiting.discard(client)
         if client.transport is None or client.transport.is_closing():
-            relay.close()
+            upgraded.transport.close()
             return
         self.opened += 1
-        link(client, relay, verdict.early)
+        pipe = Pipe(client.transport, upgraded.transport, a_first=client.held, b_first=upgraded.rest,
+                    on_close=self.live.discard)  # fmt: skip
+        if not pipe.done.done():
+            self.live.add(pipe)
 
-    def _track(self, pipe: Pipe) -> None:
-        self.live.add(pipe)
-        pipe.closed.add_done_callback(lambda _: self.live.discard(pipe))
+    @staticmethod
+    def _drop(client: _Accepted) -> None:
+        if client.transport is not None and not client.transport.is_closing():
+            client.transport.close()
 
     async def close(self) -> None:
         """Close every stream (both sides) and wait for them to be gone."""
         for task in list(self._tasks):
             task.cancel()
+        for client in list(self.waiting):
+            client.abort()
         for pipe in list(self.live):
-            pipe.abort()
-        waits = [p.closed for p in list(self.live)] + list(self._tasks)
+            pipe.close()
+        waits = [p.done for p in list(self.live)] + list(self._tasks)
         if waits:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
@@ -165,9 +151,7 @@ async def serve(proxy: LocalProxy, port: int, server_tls: ssl.SSLContext) -> asy
     """The listener on 127.0.0.1:``port``; a port in use is a clear error naming it and ``--port``."""
     loop = asyncio.get_running_loop()
     try:
-        return await loop.create_server(
-            lambda: Pipe(proxy.accepted), LISTEN_HOST, port, ssl=server_tls, reuse_address=True
-        )
+        return await loop.create_server(lambda: _Accepted(proxy), LISTEN_HOST, port, ssl=server_tls, reuse_address=True)
     except OSError as exc:
         raise _listen_error(port, exc) from None
 

@@ -258,7 +258,9 @@ class ClusterApi:
                                reason="MethodNotAllowed")  # fmt: skip
             # kube-apiserver authorizes exec, attach and port-forward as "create" whether sent as POST (SPDY) or
             # GET (WebSocket).
-            await self._authorize(c, user, Attributes("create", "", "pods", route.subresource, route.namespace, route.name))
+            await self._authorize(
+                c, user, Attributes("create", "", "pods", route.subresource, route.namespace, route.name)
+            )
             return self._connect(c, req, rt, route)
         if route.subresource and route.subresource not in rt.subresources:
             if route.subresource in _NO_CONTAINERS:

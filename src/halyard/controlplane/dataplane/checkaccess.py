@@ -10,12 +10,11 @@ or never) or belongs to another tenant than the cluster's subscription is denied
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from halyard.api.checkaccess import DP_CHECKACCESS_PATH, CheckAccessReply, CheckAccessRequest
+from halyard.api.checkaccess import DP_CHECKACCESS_PATH, CheckAccessReply, CheckAccessRequest, is_guid
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm import dataactions, rbac
 from halyard.controlplane.arm.access import Access
@@ -28,14 +27,6 @@ router = APIRouter()
 ALLOWED = "Access allowed by Azure RBAC: role '{role}' assigned at '{scope}' to {user} or one of its groups."
 NOT_ALLOWED = "User does not have access to the resource in Azure. Update role assignment to allow access."
 NO_PRINCIPAL = "The principal does not exist in the directory of the cluster's tenant."
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36
 
 
 class AccessChecks:
@@ -67,10 +58,10 @@ class AccessChecks:
         denied = CheckAccessReply(
             allowed=False, denied=True, reason=NOT_ALLOWED, dataAction=check.data_action, scope=check.scope
         )
-        if not _is_guid(request.user):
+        if not is_guid(request.user):
             return denied.model_copy(update={"reason": NO_PRINCIPAL})
         # Group claims that are not object ids are dropped, as guard does; they could never hold an assignment.
-        groups = [g.lower() for g in request.groups if _is_guid(g)]
+        groups = [g.lower() for g in request.groups if is_guid(g)]
         principal, assignments = await self._access.principal_assignments(request.user.lower(), groups)
         tenant = (await self._directory.subscription(_subscription_of(cluster_id))).tenant_id
         if principal is None or principal.tenant_id != tenant:

@@ -46,13 +46,10 @@ from halyard.core.errors import HalyardError, Unauthenticated
 from halyard.store.models import Resource, ResourceReport
 from halyard.tunnel.frames import header_frame
 from halyard.tunnel.http1 import Head, response_head
+from halyard.tunnel.protocol import METHOD_FIELD, PREFIX, STREAM_UPGRADE, TUNNEL_UPGRADE
 from halyard.tunnel.splice import Pipe
 
 log = logging.getLogger("halyard.relay")
-PREFIX = "/relay/v1"
-TUNNEL_UPGRADE = "halyard-tunnel/1"
-STREAM_UPGRADE = "halyard-stream/1"
-METHOD_FIELD = "halyard-authentication-method"
 OPEN_TIMEOUT = 10.0  # how long a user's stream waits for the agent's data connection
 ASSERTION_LIFETIME = dt.timedelta(minutes=5)
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"

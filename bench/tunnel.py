@@ -24,6 +24,9 @@ client process speaking the real tunnel protocol, answering pings, one onboarded
     .venv/bin/python -m bench.tunnel [--state .cache/fleet] [--tunnels 1000 10000] [--bulk-mib 1024] [--repeats 3]
                                      [--requests 2000] [--output out.json]
 
+``--hold SECONDS`` prints the relay's, the agent's and the target's pids and a curl command once the tunnel is up,
+and waits: what ``py-spy record -p PID`` was pointed at for the profile in ``docs/benchmarks.md``.
+
 Clusters and their agent identities come from :mod:`bench.fleet` (``--state`` reuses a saved fleet of
 ``max(--tunnels)`` clusters, otherwise they are onboarded, ~7 minutes for 10,000). Needs ``sshd`` and ``socat``
 (``apt-get install openssh-server socat``); without them those rows are skipped and the run says so.
@@ -494,6 +497,7 @@ async def idle_tunnels(relay: str, ca: str, tokens: list[str], counts: list[int]
         await asyncio.sleep(3)
         base = memory_mb(server_pid)["VmRSS"]
         rows = [{"tunnels": 0, "server_rss_mb": round(base, 1)}]
+        print(json.dumps(rows[0]), flush=True)
         for count in counts:
             holder.stdin.write(f"open {count}\n".encode())
             opened = json.loads(await holder.stdout.readline())

@@ -28,6 +28,8 @@ from tests.sim.conftest import helm_path
 pytestmark = pytest.mark.e2e
 CHART = Path(__file__).resolve().parents[2] / "charts" / "halyard-agent"
 AGENTS = {"identity-operator", "metadata-operator", "resource-sync", "controller-manager"}
+# What the chart deploys by default: the agents and the optional ones of the default features (cluster-connect).
+DEPLOYED = AGENTS | {"clusterconnect-agent"}
 
 
 def _helm(*args: str) -> subprocess.CompletedProcess[str]:
@@ -56,12 +58,20 @@ def test_template_is_least_privilege() -> None:
                 for key in ("verbs", "resources", "apiGroups", "resourceNames", "nonResourceURLs"):
                     assert "*" not in rule.get(key, []), f"wildcard {key} in {kind} {role['metadata']['name']}"
                 if set(rule.get("verbs", [])) - {"get", "list"} and "resourceNames" not in rule:
-                    # The documented exception: `create` cannot be limited by name in Kubernetes.
-                    assert rule["verbs"] == ["create"] and rule["resources"] in (["secrets"], ["configmaps"]), rule
-    # The only cluster-wide grant: metadata-operator reads nodes and /version.
-    cluster_roles = by_kind.get("ClusterRole", [])
-    assert [r["metadata"]["name"] for r in cluster_roles] == ["halyard-metadata-operator"]
-    assert all(set(rule["verbs"]) <= {"get", "list"} for rule in cluster_roles[0]["rules"])
+                    # The documented exceptions: `create` cannot be limited by name in Kubernetes; the auth proxy
+                    # impersonates whichever user the control plane asserts.
+                    assert (rule["verbs"] == ["create"] and rule["resources"] in (["secrets"], ["configmaps"])) or (
+                        role["metadata"]["name"] == "halyard-clusterconnect-agent"
+                        and rule == {"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]}
+                    ), rule
+    # The cluster-wide grants: metadata-operator reads nodes and /version; clusterconnect-agent's auth proxy
+    # impersonates users and groups (and nothing else: no service accounts, no extra attributes).
+    cluster_roles = {r["metadata"]["name"]: r for r in by_kind.get("ClusterRole", [])}
+    assert set(cluster_roles) == {"halyard-metadata-operator", "halyard-clusterconnect-agent"}
+    assert all(set(rule["verbs"]) <= {"get", "list"} for rule in cluster_roles["halyard-metadata-operator"]["rules"])
+    assert cluster_roles["halyard-clusterconnect-agent"]["rules"] == [
+        {"apiGroups": [""], "resources": ["users", "groups"], "verbs": ["impersonate"]}
+    ]
     for binding in by_kind.get("ClusterRoleBinding", []) + by_kind.get("RoleBinding", []):
         assert binding["roleRef"]["name"] not in ("cluster-admin", "admin", "edit")
         assert [s["kind"] for s in binding["subjects"]] == ["ServiceAccount"]
@@ -80,9 +90,9 @@ def test_template_is_least_privilege() -> None:
         for rule in r["rules"]
         if "deployments" in rule["resources"] and set(rule["verbs"]) - {"get", "list"}
     }
-    assert patchers == {"controller-manager": sorted(AGENTS)}
+    assert patchers == {"controller-manager": sorted(DEPLOYED)}
     deployments = {d["metadata"]["name"]: d for d in by_kind["Deployment"]}
-    assert set(deployments) == AGENTS
+    assert set(deployments) == DEPLOYED
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == name
@@ -120,10 +130,10 @@ def test_connect_in_cluster_installs_the_chart_with_helm(
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
         ns = "halyard-system"
-        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == AGENTS
-        assert AGENTS <= {s.metadata.name for s in client.list(ServiceAccount, namespace=ns)}
-        assert AGENTS == {r.metadata.name for r in client.list(Role, namespace=ns)}
-        assert AGENTS == {r.metadata.name for r in client.list(RoleBinding, namespace=ns)}
+        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == DEPLOYED
+        assert DEPLOYED <= {s.metadata.name for s in client.list(ServiceAccount, namespace=ns)}
+        assert DEPLOYED == {r.metadata.name for r in client.list(Role, namespace=ns)}
+        assert DEPLOYED == {r.metadata.name for r in client.list(RoleBinding, namespace=ns)}
         client.get(ClusterRole, "halyard-metadata-operator")
         client.get(ClusterRoleBinding, "halyard-metadata-operator")
         # The simulator serves no networking.k8s.io API, so the chart (rightly) renders no NetworkPolicy there.

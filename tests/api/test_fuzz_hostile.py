@@ -93,6 +93,11 @@ def _seeds(server: ServerProcess, agent: Agent, principal_id: str) -> dict[str, 
             "agentErrors": [{"message": "m", "component": "c", "time": "2026-01-01T00:00:00Z"}],
         },
         "connectedClusters_ListClusterUserCredential": {"authenticationMethod": "Token"},
+        "Dp_CheckAccess": {
+            "user": principal_id,
+            "groups": [principal_id],
+            "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods", "name": "p"},
+        },
     }
 
 

@@ -7,12 +7,17 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+# The agents' control plane (short thresholds), simulator and fresh clusters, for the commands that act on connected
+# clusters (enable-features, proxy); one instance each for all of tests/cli.
+from tests.agents.conftest import Cli as AgentsCli
+from tests.agents.conftest import agent_server, agent_sim, fresh_cluster, logged_in_cli, stop_agents  # noqa: F401
 from tests.support.processes import LineReader, ServerProcess
 
 # Variables that would make a test depend on the machine it runs on.
@@ -127,3 +132,11 @@ def admin(server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Cl
     result = cli.login(server, server.admin["clientId"], server.admin["clientSecret"], "-o", "none")
     assert result.code == 0, result.stderr
     return cli
+
+
+@pytest.fixture(scope="session")
+def agents_cli(agent_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentsCli]:  # noqa: F811
+    """The agents' control plane's admin, with an agent directory of its own (its agents stopped at the end)."""
+    runner = logged_in_cli(agent_server, tmp_path_factory.mktemp("cli-agents"))
+    yield runner
+    stop_agents(runner)

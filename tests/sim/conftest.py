@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -109,13 +109,14 @@ class Tool:
     binary: Path
     kubeconfig: Path
     home: Path
+    env: dict[str, str] = field(default_factory=dict)  # added to every run (KUBECTL_* feature switches)
 
     def run(
         self, *args: str, input: str | None = None, timeout: float = 60, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home),
                "HELM_CACHE_HOME": str(self.home / "helm-cache"), "HELM_CONFIG_HOME": str(self.home / "helm-config"),
-               "HELM_DATA_HOME": str(self.home / "helm-data")}  # fmt: skip
+               "HELM_DATA_HOME": str(self.home / "helm-data"), **self.env}  # fmt: skip
         proc = subprocess.run(
             [str(self.binary), *args], input=input, capture_output=True, text=True, timeout=timeout, env=env
         )
@@ -126,6 +127,6 @@ class Tool:
         return proc
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home)}
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "HOME": str(self.home), **self.env}
         return subprocess.Popen([str(self.binary), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=env)  # fmt: skip

@@ -274,8 +274,8 @@ def test_field_validation_warn_and_logs(api: httpx.Client) -> None:
             if len(lines) == 2:
                 break
     assert lines == ["world", "[main] heartbeat 3"]
-    r = api.post("/api/v1/namespaces/default/pods/talker/exec?command=true")
-    assert (r.status_code, r.json()["reason"]) == (405, "MethodNotAllowed")
+    r = api.post("/api/v1/namespaces/default/pods/talker/exec?command=true&stdout=true")
+    assert (r.status_code, r.json()["message"]) == (400, "Upgrade request required")  # a kubelet's words
 
 
 def test_cli_prints_where_the_kubeconfigs_are(sim: Sim) -> None:

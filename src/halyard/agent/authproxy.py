@@ -111,12 +111,14 @@ class ApiServer:
     port: int
     tls: ssl.SSLContext | None
     host_header: str
+    path: str = ""  # the server URL's path (a kubeconfig may name one): every request goes under it
 
     @classmethod
     def of(cls, server: str, tls: ssl.SSLContext | None) -> ApiServer:
         parts = urlsplit(server)
         secure = parts.scheme == "https"
-        return cls(parts.hostname or "", parts.port or (443 if secure else 80), tls if secure else None, parts.netloc)
+        port = parts.port or (443 if secure else 80)
+        return cls(parts.hostname or "", port, tls if secure else None, parts.netloc, parts.path.rstrip("/"))
 
 
 class AuthProxy:
@@ -161,7 +163,7 @@ class AuthProxy:
             message = f"cluster connect: auth-proxy could not get its own credential: {type(exc).__name__}: {exc}"
             _refuse(client, RewriteRefused(502, "BadGateway", message))
             return
-        rewriter = RequestRewriter(_head_rewriter(prefix, principal, own, self._api.host_header))
+        rewriter = RequestRewriter(_head_rewriter(prefix, principal, own, self._api))
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         down = _Downstream(client, rewriter, done)
@@ -194,7 +196,7 @@ class AuthProxy:
 
 
 def _head_rewriter(
-    prefix: str, principal: Principal | None, own_token: str, host: str
+    prefix: str, principal: Principal | None, own_token: str, api: ApiServer
 ) -> Callable[[str, str, list[tuple[str, str]]], tuple[str, list[tuple[str, str]]]]:
     def rewrite(method: str, target: str, fields: list[tuple[str, str]]) -> tuple[str, list[tuple[str, str]]]:
         if prefix:
@@ -203,6 +205,7 @@ def _head_rewriter(
             target = target[len(prefix) :] or "/"
             if not target.startswith("/"):
                 target = "/" + target
+        target = api.path + target
         if principal is None:  # Token mode: the client's own credentials, untouched
             out = [(k, v) for k, v in fields if k.lower() != "host"]
         else:
@@ -211,7 +214,7 @@ def _head_rewriter(
             out.append(("Authorization", f"Bearer {own_token}"))
             out.append(("Impersonate-User", principal.object_id))
             out.extend(("Impersonate-Group", g) for g in principal.groups)
-        out.insert(0, ("Host", host))
+        out.insert(0, ("Host", api.host_header))
         return target, out
 
     return rewrite

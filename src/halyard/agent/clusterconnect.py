@@ -15,13 +15,13 @@ import ssl
 from typing import Any
 
 from halyard.agent.authproxy import AuthProxy
+from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import TokenSource
-from halyard.tunnel.dial import UpgradeRefused, dial
+from halyard.tunnel.dial import Upgraded, UpgradeRefused, dial
 from halyard.tunnel.frames import Frame, FrameDecoder, FrameError, FrameType, parse_header, refuse_frame
+from halyard.tunnel.protocol import STREAM_UPGRADE, TUNNEL_UPGRADE
 
 log = logging.getLogger("halyard.agent")
-TUNNEL_UPGRADE = "halyard-tunnel/1"
-STREAM_UPGRADE = "halyard-stream/1"
 PING_EVERY = 10.0
 DEAD_AFTER = 30.0
 HEADER_TIMEOUT = 10.0
@@ -37,6 +37,7 @@ class ClusterConnect:
         tokens: TokenSource,
         tls: ssl.SSLContext | None,
         proxy: AuthProxy,
+        metrics: AgentMetrics,
         *,
         ping_every: float = PING_EVERY,
         dead_after: float = DEAD_AFTER,
@@ -45,6 +46,7 @@ class ClusterConnect:
         self._tokens = tokens
         self._tls = tls
         self._proxy = proxy
+        self._metrics = metrics
         self._ping_every = ping_every
         self._dead_after = dead_after
         self._streams: set[asyncio.Task[None]] = set()
@@ -54,21 +56,11 @@ class ClusterConnect:
         """Hold the tunnel until it ends; a tunnel that ran a while is dialled again at once, a failed dial
         raises (the manager's backoff spaces the retries)."""
         await self._tokens.wait_ready(60.0)  # the identity operator's first certificate
-        token = await self._tokens.token()
-        try:
-            upgraded = await dial(
-                f"{self._relay}/v1/tunnel",
-                upgrade=TUNNEL_UPGRADE,
-                fields=[("Authorization", f"Bearer {token}")],
-                ssl_context=self._tls,
-            )
-        except UpgradeRefused as exc:
-            if exc.status == 401:
-                self._tokens.forget_token()
-            raise
+        upgraded = await self._dial("/v1/tunnel", TUNNEL_UPGRADE)
         session = _Session(self, upgraded.transport, self._ping_every, self._dead_after)
         session.start(upgraded.rest)
         self.connected = True
+        self._metrics.tunnel_up.set(1)
         log.info("tunnel connected", extra={"relay": self._relay})
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -76,12 +68,26 @@ class ClusterConnect:
             await session.closed
         finally:
             self.connected = False
+            self._metrics.tunnel_up.set(0)
             session.close()
         lasted = loop.time() - started
         log.warning("tunnel closed", extra={"relay": self._relay, "seconds": round(lasted, 1)})
         if lasted < self._dead_after:
             raise ConnectionError("the tunnel closed soon after it opened")
         return 0.5  # the relay went away (a replica restarting): dial again now
+
+    async def _dial(self, path: str, upgrade: str) -> Upgraded:
+        """A connection to the relay upgraded with the agent token (forgotten when refused as invalid)."""
+        token = await self._tokens.token()
+        try:
+            return await dial(
+                f"{self._relay}{path}", upgrade=upgrade, fields=[("Authorization", f"Bearer {token}")],
+                ssl_context=self._tls,
+            )  # fmt: skip
+        except UpgradeRefused as exc:
+            if exc.status == 401:
+                self._tokens.forget_token()
+            raise
 
     @property
     def streams(self) -> int:
@@ -93,17 +99,17 @@ class ClusterConnect:
             return
         task = asyncio.ensure_future(self._carry(session, stream_id))
         self._streams.add(task)
-        task.add_done_callback(self._streams.discard)
+        self._metrics.streams_open.set(len(self._streams))
+        task.add_done_callback(self._stream_ended)
+
+    def _stream_ended(self, task: asyncio.Task[None]) -> None:
+        self._streams.discard(task)
+        self._metrics.streams_open.set(len(self._streams))
+        self._metrics.streams_carried.inc()
 
     async def _carry(self, session: _Session, stream_id: bytes) -> None:
         try:
-            token = await self._tokens.token()
-            upgraded = await dial(
-                f"{self._relay}/v1/streams/{stream_id.hex()}",
-                upgrade=STREAM_UPGRADE,
-                fields=[("Authorization", f"Bearer {token}")],
-                ssl_context=self._tls,
-            )
+            upgraded = await self._dial(f"/v1/streams/{stream_id.hex()}", STREAM_UPGRADE)
         except Exception as exc:
             log.warning("stream not opened", extra={"error": f"{type(exc).__name__}: {exc}"})
             session.send(refuse_frame(stream_id, f"{type(exc).__name__}: {exc}"))

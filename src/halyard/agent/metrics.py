@@ -41,6 +41,15 @@ class AgentMetrics:
         self.upgrade_checks = Counter(
             "halyard_agent_upgrade_checks", "Agent version checks by the controller manager", registry=self.registry
         )
+        self.tunnel_up = Gauge(
+            "halyard_agent_tunnel_up", "1 while the cluster-connect tunnel to the relay is open", registry=self.registry
+        )
+        self.streams_open = Gauge(
+            "halyard_agent_streams_open", "Cluster-connect streams being carried", registry=self.registry
+        )
+        self.streams_carried = Counter(
+            "halyard_agent_streams_carried", "Cluster-connect streams carried (ended)", registry=self.registry
+        )
         self.upgrades_started = Counter(
             "halyard_agent_upgrades_started",
             "Agent upgrades started (a local restart, or agent Deployments patched)",

@@ -25,4 +25,5 @@ class AgentOptions:
     agents: tuple[str, ...] | None = None  # None: every agent in this process (local mode); else one pod's share
     in_cluster: bool = False  # use the pod's service account instead of a kubeconfig
     upgrade_check_seconds: float = 3600.0  # how often controller-manager re-checks the agent version (Arc: hourly)
+    guard_port: int = 0  # loopback; fixed when kube-apiserver's webhook configuration names guard's port
     restarted_for: str | None = None  # local mode: the agent version the previous process restarted this one for

@@ -24,6 +24,7 @@ from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
+from halyard.agent.guard import Guard
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.manager import Agent, ControllerManager
 from halyard.agent.metadata import MetadataOperator
@@ -31,13 +32,20 @@ from halyard.agent.metrics import AgentMetrics, MetricsAgent
 from halyard.agent.options import AgentOptions, pid_path
 from halyard.agent.resourcesync import ResourceSync, TokenSource
 from halyard.agent.upgrade import UpgradeCheck
-from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
+from halyard.api.cluster import FEATURE_AZURE_RBAC, FEATURE_CLUSTER_CONNECT
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect, load_config
 
 log = logging.getLogger("halyard.agent")
 # Every agent this package runs; the controller manager supervises them (in local mode, in this very process).
-AGENTS = ("identity-operator", "metadata-operator", "resource-sync", "controller-manager", "clusterconnect-agent")
+AGENTS = (
+    "identity-operator",
+    "metadata-operator",
+    "resource-sync",
+    "controller-manager",
+    "clusterconnect-agent",
+    "guard",
+)
 DEFAULT_HEARTBEAT = 30.0
 
 
@@ -105,13 +113,17 @@ async def _run(
     async with http_client(config.ca_bundle) as http:
         metrics_agent = MetricsAgent(metrics, options.state_dir, options.metrics_port)
         manager = ControllerManager([metrics_agent], clock, metrics, backoff_cap=options.backoff_cap)
-        for agent in build_agents(options, kube, http, config, clock, metrics, manager, restart):
+        built = build_agents(options, kube, http, config, clock, metrics, manager, restart)
+        for agent in built:
             manager.add(agent)
         log.info("agents running", extra={"resource": config.resource_id, "agents": ",".join(manager.names)})
         try:
             await manager.run(stop)
         finally:
             metrics_agent.close()
+            for agent in built:
+                if isinstance(agent, Guard):
+                    await agent.close()
 
 
 def build_agents(
@@ -155,7 +167,13 @@ def build_agents(
         )
         agents.append(sync)
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
-        agents.append(cluster_connect(options, kube, http, config, identity or handoff.PublishedToken(kube)))
+        tokens = identity or handoff.PublishedToken(kube)
+        agents.append(cluster_connect(options, kube, http, config, tokens, metrics))
+    if "guard" in selected and FEATURE_AZURE_RBAC in config.features:
+        tokens = identity or handoff.PublishedToken(kube)
+        agents.append(
+            Guard(http, config.endpoints.dp, tokens, clock, options.state_dir / "guard", port=options.guard_port)
+        )
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(
@@ -184,7 +202,12 @@ def build_agents(
 
 
 def cluster_connect(
-    options: AgentOptions, kube: AsyncClient, http: httpx.AsyncClient, config: ClusterConfig, tokens: TokenSource
+    options: AgentOptions,
+    kube: AsyncClient,
+    http: httpx.AsyncClient,
+    config: ClusterConfig,
+    tokens: TokenSource,
+    metrics: AgentMetrics,
 ) -> ClusterConnect:
     """clusterconnect-agent with its auth-proxy beside it (one process: streams pass in memory, no listener)."""
     endpoints = config.endpoints
@@ -203,7 +226,7 @@ def cluster_connect(
         OwnCredential(kube, in_cluster=options.in_cluster, now=time.time),
     )
     tls = ssl.create_default_context(cadata=config.ca_bundle) if config.ca_bundle else ssl.create_default_context()
-    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy)
+    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy, metrics)
 
 
 def _api_tls(cluster: Any) -> ssl.SSLContext:

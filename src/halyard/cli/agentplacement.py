@@ -33,6 +33,15 @@ if TYPE_CHECKING:  # only annotations: the wire models' import is connect's cost
     from halyard.api.agents import EndpointMap
 
 LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
+# The chart's Deployment that each optional feature turns on (the agents' names in agent/runner.py).
+FEATURE_AGENTS = {names.FEATURE_CLUSTER_CONNECT: "clusterconnect-agent", names.FEATURE_AZURE_RBAC: "guard"}
+
+
+def chart_values_for(features: frozenset[str]) -> tuple[dict[str, str], dict[str, bool]]:
+    """The chart's values for ``features``: its optional agents' Deployments on or off, and ``features`` in every
+    agent's pod template, so that a change rolls them all (each agent reads FEATURES once, at start)."""
+    switches = {f"agents.{agent}.enabled": feature in features for feature, agent in FEATURE_AGENTS.items()}
+    return {"features": names.format_features(features)}, switches
 
 
 def local_agent_version() -> str:
@@ -43,8 +52,11 @@ def local_agent_version() -> str:
 class Agents(Protocol):
     """Where one connected cluster's agents run, and what a command can do with them there."""
 
-    def install(self, *, registry: str | None, pinned: str | None) -> None:
-        """Start or install the agents (``connect``); ``pinned``: the version the resource pins, if any."""
+    def install(
+        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+    ) -> None:
+        """Start or install the agents (``connect``); ``pinned``: the version the resource pins, if any;
+        ``features``: the optional features the cluster's configuration turns on."""
 
     def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
         """What will evidently keep these agents from ever connecting from this cluster, if anything."""
@@ -61,6 +73,10 @@ class Agents(Protocol):
     def where_to_look(self) -> str:
         """Where the user sees why the agents do not report (a sentence)."""
 
+    def restart(self, features: frozenset[str]) -> None:
+        """Have the agents read the cluster's configuration again, with the optional agents of ``features`` on and
+        the others off (``enable-features``/``disable-features``)."""
+
 
 @dataclass(frozen=True)
 class LocalAgents:
@@ -70,8 +86,11 @@ class LocalAgents:
     kubeconfig: Path | None
     context: str | None
 
-    def install(self, *, registry: str | None, pinned: str | None) -> None:
-        # The local process runs this machine's halyard: neither the registry nor a pinned image tag applies.
+    def install(
+        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+    ) -> None:
+        # The local process runs this machine's halyard: neither the registry nor a pinned image tag applies; it
+        # runs the optional agents FEATURES turns on by itself.
         self._start()
 
     def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
@@ -88,6 +107,11 @@ class LocalAgents:
 
     def apply(self, version: str, wait_seconds: int | None) -> None:
         # A stop and a fresh start, as delete and connect do: the new process imports the installed code.
+        localagents.stop_detached(self.state_dir)
+        self._start()
+
+    def restart(self, features: frozenset[str]) -> None:
+        # One process runs every agent and reads FEATURES as it starts: a stop and a fresh start.
         localagents.stop_detached(self.state_dir)
         self._start()
 
@@ -125,12 +149,15 @@ class InClusterAgents:
             raise CliError(str(exc), "HelmNotFound") from None
         return cls(session, helm, chart, _next_pod_check=time.monotonic() + POD_CHECK_SECONDS)
 
-    def install(self, *, registry: str | None, pinned: str | None) -> None:
+    def install(
+        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+    ) -> None:
+        feature_values, switches = chart_values_for(features)
         values = {"image.registry": registry} if registry else {}
         if pinned:  # a re-run keeps the agents on the version pinned with upgrade, not the chart's
             values["image.tag"] = pinned
         try:
-            self.helm.install(self.chart, values)
+            self.helm.install(self.chart, {**values, **feature_values}, switches)
         except HelmError as exc:
             raise CliError(f"Installing the agent chart failed: {exc}", "HelmInstallFailed") from None
 
@@ -158,6 +185,17 @@ class InClusterAgents:
             raise CliError(
                 f"helm upgrade of the release {RELEASE} failed: {exc}. The resource already asks for {version}; fix "
                 "the cause and run the same upgrade again.",
+                "HelmUpgradeFailed",
+            ) from None
+
+    def restart(self, features: frozenset[str]) -> None:
+        values, switches = chart_values_for(features)
+        try:
+            self.helm.upgrade(self.chart, values, switches=switches)
+        except HelmError as exc:
+            raise CliError(
+                f"helm upgrade of the release {RELEASE} failed: {exc}. The cluster's configuration already has the "
+                "new features; fix the cause and run the same command again.",
                 "HelmUpgradeFailed",
             ) from None
 

@@ -19,7 +19,7 @@ OUTPUT_FORMATS = ("json", "jsonc", "table", "tsv", "yaml", "none")
 # Commands whose options are their own (long-running processes with their own flags): left untouched.
 PASSTHROUGH_COMMANDS = frozenset({"server", "sim"})
 # Options that take several values the az way (``--tags a=b c=d``); click wants the option repeated.
-MULTI_VALUE_OPTIONS = frozenset({"--tags", "--ids", "--headers", "--uri-parameters"})
+MULTI_VALUE_OPTIONS = frozenset({"--tags", "--ids", "--headers", "--uri-parameters", "--features"})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from lightkube import AsyncClient
 
 from halyard.api.agents import HIS_ENDPOINTS_PATH, EndpointMap, ServiceEndpoints
-from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
+from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, DEFAULT_FEATURES
 from halyard.cli.agentplacement import AGENT_MODES, Agents, choose, remove_agents
 from halyard.cli.arm import ArmClient
 from halyard.cli.connectedclusters import API_VERSION, NAMESPACE, cluster_id, flatten, pinned_version, prop
@@ -172,7 +172,11 @@ class Onboarding:
                         onboarding_key_pem=key_pem,
                     )
                 )
-                agents.install(registry=self.registry, pinned=pinned_version(resource))
+                agents.install(
+                    registry=self.registry,
+                    pinned=pinned_version(resource),
+                    features=onboarded.features if onboarded else DEFAULT_FEATURES,
+                )
         except BaseException:
             if created:  # leave nothing half-created: no resource without agents, no agents without a resource
                 self._undo()

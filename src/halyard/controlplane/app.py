@@ -33,6 +33,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
@@ -98,6 +99,7 @@ def create_app(
     app.state.plane = cp
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.metrics = health.Metrics()
+    app.state.metrics.registry.register(RelayCollector(relay))
     install_error_handlers(app)
     for router in (
         health.router,

@@ -51,21 +51,29 @@ class Helm:
             cmd += ["--kube-context", self.context]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
-    def install(self, chart: str, values: dict[str, str]) -> None:
+    def install(self, chart: str, values: dict[str, str], switches: dict[str, bool] | None = None) -> None:
         """Install the release, or make an installed one exactly ``chart`` with ``values``: ``--reset-values``,
         because helm otherwise reuses the previous values whenever none are given, so a value dropped from a re-run
         (``--agent-registry``, say) would silently stay."""
-        args = ("upgrade", "--install", RELEASE, chart, "--reset-values", *_set_strings(values))
+        args = ("upgrade", "--install", RELEASE, chart, "--reset-values", *_set_strings(values), *_set_bools(switches))
         _check(self._run(*args), "helm install failed")
 
-    def upgrade(self, chart: str, values: dict[str, str], *, wait_seconds: int | None = None) -> None:
-        """Upgrade the installed release to ``chart``, keeping the values it was given but ``values``; with
+    def upgrade(
+        self,
+        chart: str,
+        values: dict[str, str],
+        *,
+        switches: dict[str, bool] | None = None,
+        wait_seconds: int | None = None,
+    ) -> None:
+        """Upgrade the installed release to ``chart``, keeping the values it was given but ``values`` (strings) and
+        ``switches`` (booleans); with
         ``wait_seconds``, until its Deployments have rolled out (``--wait``).
 
         ``--reset-then-reuse-values`` rather than ``--reuse-values``: the latter reuses the whole old value set, so
         a value the new chart adds stays unset (it rendered ``--upgrade-check-seconds=`` and no agent started).
         """
-        args = ["upgrade", RELEASE, chart, "--reset-then-reuse-values", *_set_strings(values)]
+        args = ["upgrade", RELEASE, chart, "--reset-then-reuse-values", *_set_strings(values), *_set_bools(switches)]
         if wait_seconds is not None:
             args += ["--wait", "--timeout", f"{wait_seconds}s"]
         # helm enforces --timeout itself; the process limit only guards against a helm that hangs beyond it.
@@ -89,7 +97,17 @@ class Helm:
 
 def _set_strings(values: dict[str, str]) -> list[str]:
     # --set-string: a tag such as 1.10 must stay the string "1.10", never become the number 1.1.
-    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={value}")]
+    return [arg for key, value in values.items() for arg in ("--set-string", f"{key}={_escape(value)}")]
+
+
+def _escape(value: str) -> str:
+    """A comma separates assignments in ``--set``: one inside a value (FEATURES) is escaped, as the escape itself."""
+    return value.replace("\\", "\\\\").replace(",", "\\,")
+
+
+def _set_bools(switches: dict[str, bool] | None) -> list[str]:
+    # --set, not --set-string: the string "false" is true to the chart's `if`.
+    return [a for key, on in (switches or {}).items() for a in ("--set", f"{key}={'true' if on else 'false'}")]
 
 
 def _check(proc: subprocess.CompletedProcess[str], fallback: str) -> None:

@@ -12,6 +12,7 @@ from lightkube.models.authorization_v1 import ResourceAttributes, SelfSubjectAcc
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.authorization_v1 import SelfSubjectAccessReview
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
+from lightkube.types import PatchType
 
 from halyard.api import cluster as names
 
@@ -33,6 +34,7 @@ class Onboarded:
 
     resource_id: str
     onboarding_key_pem: bytes | None
+    features: frozenset[str] = names.DEFAULT_FEATURES  # the optional agent features the cluster has on
 
 
 async def missing_access(client: AsyncClient) -> list[str]:
@@ -69,7 +71,27 @@ async def read_onboarding(client: AsyncClient) -> Onboarded | None:
     except ApiError as exc:
         if exc.status.code != 404:
             raise
-    return Onboarded(resource_id=resource_id, onboarding_key_pem=key)
+    features = names.parse_features((config.data or {}).get(names.KEY_FEATURES))
+    return Onboarded(resource_id=resource_id, onboarding_key_pem=key, features=features)
+
+
+async def read_features(client: AsyncClient) -> str | None:
+    """The cluster ConfigMap's FEATURES value as written (None: absent, the defaults apply; see
+    :func:`halyard.api.cluster.parse_features`)."""
+    config = await client.get(ConfigMap, names.CLUSTER_CONFIGMAP, namespace=names.NAMESPACE)
+    return (config.data or {}).get(names.KEY_FEATURES)
+
+
+async def write_features(client: AsyncClient, features: frozenset[str]) -> None:
+    """Set FEATURES (the rest of the ConfigMap is onboarding's)."""
+    await write_settings(client, {names.KEY_FEATURES: names.format_features(features)})
+
+
+async def write_settings(client: AsyncClient, data: dict[str, str]) -> None:
+    """Set these keys of the cluster ConfigMap: a merge patch of them alone."""
+    await client.patch(
+        ConfigMap, names.CLUSTER_CONFIGMAP, {"data": data}, namespace=names.NAMESPACE, patch_type=PatchType.MERGE
+    )
 
 
 async def install(
@@ -85,6 +107,13 @@ async def install(
     labels = dict(names.MANAGED_BY_LABEL)
     await client.apply(Namespace(metadata=ObjectMeta(name=names.NAMESPACE, labels=labels)), force=True)
     parts = resource_id.strip("/").split("/")
+    # A re-run of connect keeps the features enable-features/disable-features chose (the apply owns the whole map).
+    try:
+        kept = await read_features(client)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+        kept = None
     await client.apply(
         Secret(
             metadata=ObjectMeta(name=names.ONBOARDING_SECRET, namespace=names.NAMESPACE, labels=labels),
@@ -104,6 +133,7 @@ async def install(
                 names.KEY_LOCATION: location,
                 names.KEY_ENDPOINTS: endpoints.model_dump_json(),
                 names.KEY_CA_BUNDLE: ca_bundle,
+                **({names.KEY_FEATURES: kept} if kept is not None else {}),
             },
         ),
         force=True,

@@ -18,8 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from halyard.core import websocket
 from halyard.core.clock import Clock
-from halyard.sim import discovery, metrics, openapi, patching, protobuf, tables
+from halyard.sim import containers, discovery, metrics, openapi, patching, protobuf, tables, webhookauthz
 from halyard.sim.cluster import VirtualCluster, WriteContext, decode_body, rfc3339
 from halyard.sim.errors import ApiError, forbidden
 from halyard.sim.rbac import Attributes, UserInfo, authorize, rules_for
@@ -33,6 +34,7 @@ from halyard.sim.selectors import (
     parse_label_selector,
 )
 from halyard.sim.store import Event, Obj, Watcher, deliver_filtered, object_key
+from halyard.sim.streaming import ExecSpec, PortForwardSpec, UpgradePlan
 
 log = logging.getLogger(__name__)
 JSON = "application/json"
@@ -41,7 +43,13 @@ ANONYMOUS = UserInfo("system:anonymous", ("system:unauthenticated",))
 # Paths every client may read before it has credentials sorted out (the real server's system:public-info-viewer).
 _PUBLIC = ("/version", "/healthz", "/livez", "/readyz")
 # Subresources a real server has that need real containers or nodes.
-_NO_CONTAINERS = frozenset({"exec", "attach", "portforward", "proxy", "ephemeralcontainers", "binding"})
+_NO_CONTAINERS = frozenset({"proxy", "ephemeralcontainers", "binding"})
+# Pod subresources that upgrade the connection to a stream protocol (``streaming.py`` serves them).
+_STREAMING = frozenset({"exec", "attach", "portforward"})
+# What the kubelet negotiates: SPDY offers v4 at most (v5 exists only over WebSocket), port-forward its own.
+_SPDY_EXEC_PROTOCOLS = (websocket.V4_CHANNEL,)
+_WS_EXEC_PROTOCOLS = (websocket.V5_CHANNEL, websocket.V4_CHANNEL)
+_PORTFORWARD = "portforward.k8s.io"
 
 
 @dataclass
@@ -52,6 +60,7 @@ class Request:
     headers: list[tuple[str, str]]  # lower-case names, in order, repeated names kept
     body: bytes = b""
     cert_user: UserInfo | None = None  # from a verified client certificate for this cluster
+    query_all: list[tuple[str, str]] = field(default_factory=list)  # every parameter, repeated ones too (command)
 
     def header(self, name: str, default: str = "") -> str:
         for k, v in self.headers:
@@ -70,6 +79,7 @@ class Response:
     content_type: str = JSON
     headers: list[tuple[str, str]] = field(default_factory=list)
     stream: AsyncIterator[bytes] | None = None
+    upgrade: UpgradePlan | None = None  # status 101: the connection switches to this stream session
 
 
 @dataclass(frozen=True)
@@ -132,6 +142,7 @@ class ClusterApi:
         self.settings = settings
         self.clock = clock
         self.prefix_of = prefix_of  # cluster name -> URL path prefix ("/clusters/<name>")
+        self.webhooks: webhookauthz.WebhookAuthorizer | None = None  # RBAC then each cluster's webhook, if set
 
     # ---- entry point
     async def handle(self, c: VirtualCluster, req: Request) -> Response:
@@ -139,7 +150,7 @@ class ClusterApi:
             user = self._authenticate(c, req)
             if user is ANONYMOUS and req.path not in _PUBLIC:
                 raise ApiError(401, "Unauthorized", reason="Unauthorized")
-            user = self._impersonate(c, req, user)
+            user = await self._impersonate(c, req, user)
             return await self._dispatch(c, req, user)
         except ApiError as e:
             return error_response(e)
@@ -160,7 +171,7 @@ class ClusterApi:
             return req.cert_user
         return ANONYMOUS
 
-    def _impersonate(self, c: VirtualCluster, req: Request, user: UserInfo) -> UserInfo:
+    async def _impersonate(self, c: VirtualCluster, req: Request, user: UserInfo) -> UserInfo:
         target = req.header("impersonate-user")
         groups = [g for g in req.header_all("impersonate-group") if g]
         uid = req.header("impersonate-uid")
@@ -187,7 +198,7 @@ class ClusterApi:
             for v in vs
         ]
         for a in checks:
-            allowed, _ = authorize(user, a, c.rbac())
+            allowed, _ = await self._decide(c, user, a)
             if not allowed:
                 raise forbidden(user.name, "impersonate", a.api_group, a.resource, a.namespace, a.name)
         if target.startswith("system:serviceaccount:"):
@@ -197,14 +208,17 @@ class ClusterApi:
             groups.append("system:authenticated")
         return UserInfo(target, tuple(groups), uid, extra)
 
-    def _authorize(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> None:
-        allowed, _ = authorize(user, a, c.rbac())
+    async def _decide(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> tuple[bool, str]:
+        """(allowed, reason): RBAC, then the cluster's authorization webhook for what RBAC did not allow."""
+        return await webhookauthz.authorize(user, a, authorize(user, a, c.rbac()), self.webhooks, c.name)
+
+    async def _authorize(self, c: VirtualCluster, user: UserInfo, a: Attributes) -> None:
+        allowed, _ = await self._decide(c, user, a)
         if allowed:
             return
         if not a.resource_request:
             raise ApiError(403, f'forbidden: User "{user.name}" cannot {a.verb} path "{a.path}"', reason="Forbidden")
-        raise forbidden(user.name, a.verb, a.api_group, a.resource if not a.subresource else
-                        f"{a.resource}/{a.subresource}", a.namespace, a.name)  # fmt: skip
+        raise forbidden(user.name, a.verb, a.api_group, a.resource, a.namespace, a.name, a.subresource)
 
     # ---- routing
     async def _dispatch(self, c: VirtualCluster, req: Request, user: UserInfo) -> Response:
@@ -214,12 +228,12 @@ class ClusterApi:
             "/apis",
         ):
             if user is not ANONYMOUS or path not in _PUBLIC:
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
             return self._non_resource(c, req, path)
         if req.method == "GET":
             parts = path.strip("/").split("/")
             if parts[0] == "apis" and len(parts) in (2, 3):
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
                 types = c.registry.all_types()
                 doc = discovery.api_group(types, parts[1]) if len(parts) == 2 else discovery.resource_list(
                     types, parts[1], parts[2])  # fmt: skip
@@ -227,7 +241,7 @@ class ClusterApi:
                     raise ApiError(404, "the server could not find the requested resource", details={})
                 return json_response(doc)
             if parts[0] == "api" and len(parts) == 2:
-                self._authorize(c, user, Attributes("get", path=path))
+                await self._authorize(c, user, Attributes("get", path=path))
                 doc = discovery.resource_list(c.registry.all_types(), "", parts[1])
                 if doc is None:
                     raise ApiError(404, "the server could not find the requested resource", details={})
@@ -238,6 +252,16 @@ class ClusterApi:
         rt = c.registry.lookup(route.group, route.version, route.resource)
         if rt is None:
             raise ApiError(404, "the server could not find the requested resource", details={})
+        if route.subresource in _STREAMING and rt.group == "" and rt.plural == "pods" and route.namespace:
+            if req.method not in ("GET", "POST"):
+                raise ApiError(405, "the server does not allow this method on the requested resource",
+                               reason="MethodNotAllowed")  # fmt: skip
+            # kube-apiserver authorizes exec, attach and port-forward as "create" whether sent as POST (SPDY) or
+            # GET (WebSocket).
+            await self._authorize(
+                c, user, Attributes("create", "", "pods", route.subresource, route.namespace, route.name)
+            )
+            return self._connect(c, req, rt, route)
         if route.subresource and route.subresource not in rt.subresources:
             if route.subresource in _NO_CONTAINERS:
                 raise ApiError(405, f"the simulator does not implement {rt.plural}/{route.subresource}: its "
@@ -253,9 +277,9 @@ class ClusterApi:
                 details={"kind": rt.plural},
             )  # fmt: skip
         ns = (route.namespace or "") if rt.namespaced else ""
-        attrs = Attributes(verb, rt.group, rt.plural, route.subresource, ns, route.name)
+        attrs = Attributes(verb, rt.group, rt.plural, route.subresource, ns, route.name, version=route.version)
         if rt.persisted or verb != "create":  # reviews (create-only, not stored) authorize what they review
-            self._authorize(c, user, attrs)
+            await self._authorize(c, user, attrs)
         handler = getattr(self, f"_do_{verb}")
         result: Response = await handler(c, req, user, rt, route, ns)
         return result
@@ -505,7 +529,7 @@ class ClusterApi:
                          ns: str) -> Response:  # fmt: skip
         body = self._decode(req)
         if not rt.persisted:
-            return self._review(c, user, rt, ns, body)
+            return await self._review(c, user, rt, ns, body)
         if route.subresource == "token":
             return self._token_request(c, rt, ns, route.name, body)
         if route.subresource == "eviction":
@@ -668,6 +692,77 @@ class ClusterApi:
 
         return Response(200, content_type="text/plain", stream=follow())
 
+    # ---- exec, attach, port-forward
+    def _connect(self, c: VirtualCluster, req: Request, rt: ResourceType, route: Route) -> Response:
+        """Checks a streaming request as the API server and kubelet would, and plans the upgrade (101)."""
+        ns = route.namespace or ""
+        pod = c.get(rt, ns, route.name)
+        name = pod["metadata"]["name"]
+        spec = pod.get("spec") or {}
+        phase = (pod.get("status") or {}).get("phase")
+        if route.subresource != "portforward" and phase in ("Succeeded", "Failed"):
+            raise ApiError(400, f"cannot {route.subresource} into a container in a completed pod; current phase is "
+                           f"{phase}")  # fmt: skip
+        if phase not in ("Running", "Succeeded", "Failed"):
+            if not spec.get("nodeName"):
+                raise ApiError(400, f"pod {name} does not have a host assigned")
+            raise ApiError(400, f"pod {name} is not running yet (phase {phase}): its containers are waiting to start")
+        connection = [t.strip().lower() for v in req.header_all("connection") for t in v.split(",")]
+        upgrade = req.header("upgrade").strip().lower()
+        if "upgrade" not in connection or upgrade not in ("websocket", "spdy/3.1"):
+            raise ApiError(400, "Upgrade request required")
+        ws = upgrade == "websocket"
+        if ws:
+            offered = [p.strip() for v in req.header_all("sec-websocket-protocol") for p in v.split(",") if p.strip()]
+        else:
+            offered = [p.strip() for v in req.header_all("x-stream-protocol-version") for p in v.split(",")
+                       if p.strip()]  # fmt: skip
+        plan_spec: ExecSpec | PortForwardSpec
+        if route.subresource == "portforward":
+            supported: tuple[str, ...] = (websocket.SPDY_TUNNEL_PREFIX + _PORTFORWARD,) if ws else (_PORTFORWARD,)
+            ports = {p.get("containerPort") for ctr in spec.get("containers") or [] for p in ctr.get("ports") or []}
+            plan_spec = PortForwardSpec(name, ns, pod["metadata"].get("uid", ""),
+                                        frozenset(p for p in ports if isinstance(p, int)) or None)  # fmt: skip
+        else:
+            supported = _WS_EXEC_PROTOCOLS if ws else _SPDY_EXEC_PROTOCOLS
+            plan_spec = self._exec_spec(req, pod, route.subresource)
+        chosen = next((p for p in offered if p in supported), None)
+        if chosen is None:
+            raise ApiError(400, f"unable to upgrade: unable to negotiate protocol: client supports {offered}, server "
+                           f"accepts {list(supported)}")  # fmt: skip
+        if ws:
+            key = req.header("sec-websocket-key")
+            if not key or req.header("sec-websocket-version") != "13":
+                raise ApiError(400, "a WebSocket upgrade needs Sec-WebSocket-Key and Sec-WebSocket-Version: 13")
+            headers = [("upgrade", "websocket"), ("connection", "Upgrade"),
+                       ("sec-websocket-accept", websocket.accept_key(key)), ("sec-websocket-protocol", chosen)]  # fmt: skip
+        else:
+            headers = [("connection", "Upgrade"), ("upgrade", "SPDY/3.1"), ("x-stream-protocol-version", chosen)]
+        plan = UpgradePlan("websocket" if ws else "spdy", chosen, plan_spec)
+        return Response(101, content_type="", headers=headers, upgrade=plan)
+
+    def _exec_spec(self, req: Request, pod: Obj, subresource: str) -> ExecSpec:
+        ctrs = (pod.get("spec") or {}).get("containers") or []
+        names = [x.get("name") for x in ctrs]
+        name = pod["metadata"]["name"]
+        container = req.query.get("container") or (names[0] if len(names) == 1 else "")
+        if not container:
+            raise ApiError(400, f"a container name must be specified for pod {name}, choose one of: {names}")
+        if container not in names:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        flags = {k: req.query.get(k, "") in ("true", "1") for k in ("stdin", "stdout", "stderr", "tty")}
+        command = tuple(v for k, v in req.query_all if k == "command")
+        if subresource == "exec" and not command:
+            raise ApiError(400, "you must specify at least 1 command")
+        if not (flags["stdin"] or flags["stdout"] or flags["stderr"]):
+            raise ApiError(400, "you must specify at least 1 of stdin, stdout, stderr")
+        ctr = next(x for x in ctrs if x.get("name") == container)
+        env = {e["name"]: str(e.get("value", "")) for e in ctr.get("env") or [] if isinstance(e, dict) and "name" in e}
+        spec = containers.Container(name, pod["metadata"].get("namespace", ""), container, env)
+        first = len(pod_log_lines(pod, container, self.settings.log_lines)) + 1
+        return ExecSpec(spec, command, flags["stdin"], flags["stdout"], flags["stderr"], flags["tty"],
+                        attach=subresource == "attach", first_line=first)  # fmt: skip
+
     def _token_request(self, c: VirtualCluster, rt: ResourceType, ns: str, name: str, body: Any) -> Response:
         sa = c.get(rt, ns, name)
         spec = (body or {}).get("spec") or {}
@@ -686,14 +781,14 @@ class ClusterApi:
         }, 201)  # fmt: skip
 
     # ---- reviews: answered, never stored
-    def _review(self, c: VirtualCluster, user: UserInfo, rt: ResourceType, ns: str, body: Any) -> Response:
+    async def _review(self, c: VirtualCluster, user: UserInfo, rt: ResourceType, ns: str, body: Any) -> Response:
         if not isinstance(body, dict):
             raise ApiError(400, "the body of the request must be an object")
         spec = body.get("spec") or {}
         out = {"kind": rt.kind, "apiVersion": rt.group_version,
                "metadata": {"creationTimestamp": None, **(body.get("metadata") or {})}, "spec": spec}  # fmt: skip
         if rt.plural == "tokenreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             found = c.user_for_token(spec.get("token", ""))
             out["status"] = {"authenticated": True, "user": found.as_status(),
                              "audiences": spec.get("audiences") or []} if found else {"authenticated": False}  # fmt: skip
@@ -702,7 +797,7 @@ class ClusterApi:
             out["status"] = {"userInfo": user.as_status()}
             return json_response(out, 201)
         if rt.plural == "selfsubjectrulesreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             rules = rules_for(user, spec.get("namespace", ""), c.rbac())
             out["status"] = {
                 "resourceRules": [{k: r[k] for k in ("verbs", "apiGroups", "resources", "resourceNames") if k in r}
@@ -713,10 +808,10 @@ class ClusterApi:
             }  # fmt: skip
             return json_response(out, 201)
         if rt.plural == "selfsubjectaccessreviews":
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural))
             subject = user
         else:
-            self._authorize(c, user, Attributes("create", rt.group, rt.plural, namespace=ns))
+            await self._authorize(c, user, Attributes("create", rt.group, rt.plural, namespace=ns))
             subject = UserInfo(spec.get("user", ""), tuple(spec.get("groups") or ()), spec.get("uid", ""))
         ra = spec.get("resourceAttributes")
         nra = spec.get("nonResourceAttributes")
@@ -734,7 +829,7 @@ class ClusterApi:
                 "null: exactly one of nonResourceAttributes or resourceAttributes must be specified",
                 details={"causes": [{"reason": "FieldValueInvalid", "field": "spec.resourceAttributes"}]},
             )
-        allowed, reason = authorize(subject, attrs, c.rbac())
+        allowed, reason = await self._decide(c, subject, attrs)
         out["status"] = {"allowed": allowed} | ({"reason": reason} if reason else {})
         return json_response(out, 201)
 

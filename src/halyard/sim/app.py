@@ -1,7 +1,14 @@
-"""The ASGI application: routes ``/clusters/<name>/...`` to that virtual cluster's API, streams watch bodies.
+"""The ASGI application: routes ``/clusters/<name>/...`` to that virtual cluster's API, streams watch bodies, and
+hands upgraded connections (exec, attach, port-forward) to their stream sessions.
 
 Deliberately a bare ASGI callable rather than a framework app: the Kubernetes surface has its own routing
 (``api.py``), and a watch must stream newline-delimited JSON chunk by chunk, stopping when the client leaves.
+
+Upgrades (``Upgrade: SPDY/3.1`` or ``websocket``) are not uvicorn's: it hands only WebSocket upgrades to a
+WebSocket library, and then authentication, authorization and a refusal's ``Status`` body would have to be done
+twice. Here every upgrade request reaches the app as an ordinary request (uvicorn runs with ``ws="none"``);
+``api.py`` checks it like any other and answers either an error or a 101 with an :class:`UpgradePlan`, and the
+protocol below then writes the 101 itself and gives the transport's bytes to the session.
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import urllib.parse
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from halyard.sim.api import ClusterApi, Request, Response, dumps, error_response
 from halyard.sim.cluster import VirtualCluster
 from halyard.sim.errors import ApiError
 from halyard.sim.kubeconfig import client_identity
+from halyard.sim.streaming import Session, UpgradePlan, start_session
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -26,10 +35,76 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 PREFIX = "/clusters/"
 
 
+UPGRADE = "halyard.upgrade"  # scope["extensions"] key: ``await take_over(head, plan)`` switches protocols
+
+
 class TlsHttpProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP protocol, plus the verified client certificate in ``scope["extensions"]["tls"]``."""
+    """uvicorn's HTTP protocol, plus the verified client certificate in ``scope["extensions"]["tls"]``, and the
+    switch to a stream session after a 101 (``scope["extensions"]["halyard.upgrade"]``)."""
 
     _peer_der: bytes | None = None
+    _session: Session | None = None
+    _early: bytearray | None = None  # bytes after an upgrade request's head, until the app decides
+
+    def data_received(self, data: bytes) -> None:
+        if self._session is not None:
+            self._session.data_received(data)
+            return
+        if self._early is not None:
+            self._early += data
+            return
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade as e:
+            # The request's head is parsed and its task started; what follows belongs to the new protocol (if the
+            # app switches) or to nobody (if it refuses: then the connection closes after the refusal).
+            offset = e.args[0] if e.args and isinstance(e.args[0], int) else len(data)
+            self._early = bytearray(data[offset:])
+            if self.cycle is not None:
+                self.cycle.keep_alive = False
+
+    async def _take_over(self, head: bytes, plan: UpgradePlan) -> None:
+        """Write the 101, run the session on this connection until it ends, then close the connection."""
+        transport = self.transport
+        transport.write(head)
+        session = start_session(plan, transport)
+        self._session = session
+        early, self._early = self._early, None
+        if early:
+            session.data_received(bytes(early))
+        self.flow.resume_reading()
+        try:
+            await session.run()
+        finally:
+            if self.cycle is not None:
+                self.cycle.disconnected = True  # the HTTP exchange is over: no 500 for a "missing" response
+            transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._session is not None:
+            self._session.connection_lost()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        if self._session is not None:
+            self._session.stop()  # uvicorn waits for open connections: streams could last forever
+            return
+        super().shutdown()
+
+    def pause_writing(self) -> None:
+        if self._session is not None:
+            self._session.link.pause_writing()
+        super().pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._session is not None:
+            self._session.link.resume_writing()
+        super().resume_writing()
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -43,14 +118,12 @@ class TlsHttpProtocol(HttpToolsProtocol):
         if ssl_object is not None:
             self._peer_der = ssl_object.getpeercert(binary_form=True)
 
-    def _unsupported_upgrade_warning(self) -> None:
-        # exec/attach/port-forward ask to upgrade; the request then reaches the app, which answers 405. Nothing to warn.
-        pass
-
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        extensions: dict[str, Any] = {UPGRADE: self._take_over}
         if self._peer_der:
-            self.scope["extensions"] = {"tls": {"client_cert_der": self._peer_der}}  # type: ignore[typeddict-unknown-key]
+            extensions["tls"] = {"client_cert_der": self._peer_der}
+        self.scope["extensions"] = extensions
 
 
 class SimApp:
@@ -83,15 +156,25 @@ class SimApp:
             if not message.get("more_body"):
                 break
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        query = dict(urllib.parse.parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True))
+        query_all = urllib.parse.parse_qsl(scope["query_string"].decode("latin-1"), keep_blank_values=True)
+        query = dict(query_all)
         cert_user = None
         der = scope.get("extensions", {}).get("tls", {}).get("client_cert_der")
         if der:
             identity = client_identity(der)
             if identity is not None and identity[0] == name:
                 cert_user = identity[1]
-        req = Request(scope["method"], "/" + rest, query, headers, bytes(body), cert_user)
+        req = Request(scope["method"], "/" + rest, query, headers, bytes(body), cert_user, query_all)
         resp = await self.api.handle(cluster, req)
+        if resp.upgrade is not None:
+            take_over = scope.get("extensions", {}).get(UPGRADE)
+            if take_over is None:  # served by something other than TlsHttpProtocol (an ASGI test client)
+                await _send_plain(send, error_response(ApiError(400, "this server cannot switch protocols")))
+                return
+            head = b"HTTP/1.1 101 Switching Protocols\r\n" + b"".join(
+                k.encode() + b": " + v.encode() + b"\r\n" for k, v in resp.headers) + b"\r\n"  # fmt: skip
+            await take_over(head, resp.upgrade)
+            return
         if resp.stream is None:
             await _send_plain(send, resp)
             return

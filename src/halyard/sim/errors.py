@@ -94,16 +94,20 @@ def invalid(group: str, kind: str, name: str, causes: list[tuple[str, str, str]]
     return ApiError(422, f'{kind}{"." + group if group else ""} "{name}" is invalid: {text}', details=details)
 
 
-def forbidden(user: str, verb: str, group: str, resource: str, namespace: str, name: str = "") -> ApiError:
+def forbidden(user: str, verb: str, group: str, resource: str, namespace: str, name: str = "",
+              subresource: str = "") -> ApiError:  # fmt: skip
+    """kube-apiserver's wording: the object is named by its resource, the denied permission with its subresource
+    (``pods "p" is forbidden: User "u" cannot create resource "pods/exec" ...``)."""
     what = f'{resource} "{name}"' if name else resource
     scope = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     grp = f'in API group "{group}"'
+    permission = f"{resource}/{subresource}" if subresource else resource
     details: dict[str, Any] = {"kind": resource} | ({"group": group} if group else {})
     if name:
         details["name"] = name
     return ApiError(
         403,
-        f'{what} is forbidden: User "{user}" cannot {verb} resource "{resource}" {grp}{scope}',
+        f'{what} is forbidden: User "{user}" cannot {verb} resource "{permission}" {grp}{scope}',
         details=details,
     )
 

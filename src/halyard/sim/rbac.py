@@ -34,6 +34,7 @@ class Attributes:
     namespace: str = ""
     name: str = ""
     path: str = ""  # set for non-resource requests (``/version``, ``/healthz``)
+    version: str = ""  # the API version requested (RBAC ignores it; an authorization webhook is told it)
 
     @property
     def resource_request(self) -> bool:

@@ -27,7 +27,7 @@ from cryptography import x509
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.files import write_private
 from halyard.core.pki import ensure_server_tls, load_key
-from halyard.sim import persistence
+from halyard.sim import persistence, webhookauthz
 from halyard.sim.api import ApiSettings, ClusterApi
 from halyard.sim.app import PREFIX, SimApp, TlsHttpProtocol
 from halyard.sim.cluster import VirtualCluster
@@ -98,6 +98,7 @@ class SimServer:
             self.clock,
             lambda name: f"{PREFIX}{name}",
         )
+        self.api.webhooks = webhookauthz.WebhookAuthorizer(lambda name: webhookauthz.webhook_path(self.data_dir, name))
         self.port = options.port
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
@@ -162,7 +163,8 @@ class SimServer:
             ssl_cert_reqs=ssl.CERT_OPTIONAL,
             http=TlsHttpProtocol,
             lifespan="off",
-            # No websockets: exec/attach/port-forward upgrades reach the app as plain requests and get a clear 405.
+            # No WebSocket library: every upgrade (WebSocket or SPDY) reaches the app as a plain request, is
+            # authenticated and authorized there, and TlsHttpProtocol switches protocols after the app's 101.
             ws="none",
             # Leave logging to the process: the simulator may run inside another server (``halyard up``).
             log_config=None,
@@ -260,6 +262,8 @@ class SimServer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.controllers.stop()
+        if self.api.webhooks is not None:
+            await self.api.webhooks.aclose()
         if self.options.persist:
             persistence.save(self.data_dir, self.clusters)
 

@@ -1,92 +1,64 @@
-"""Dialling an upgraded connection: TLS, one HTTP/1.1 ``Upgrade`` request, the ``101`` read, the transport handed
-back paused with whatever bytes followed the head. The agents' tunnel and the CLI's local proxy both use it."""
+"""Dialling an upgraded connection: TLS, one HTTP/1.1 ``Upgrade`` request, the answer read
+(:mod:`halyard.tunnel.handshake`), the transport handed back paused with whatever bytes followed the head. The
+agents' tunnel and the CLI's local proxy both use it."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import ssl
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
-from halyard.tunnel.http1 import Head, HeadError, parse_head, request_head, split_head
-
-MAX_ERROR_BODY = 64 * 1024
+from halyard.tunnel.handshake import Opened, Refused, UpgradeAnswer, upgrade_request
 
 
 class UpgradeRefused(Exception):
-    """The server answered something other than 101: its status and, for an ARM error body, code and message."""
+    """The server answered something other than the switch asked for: its status, code and message."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{status} {code}: {message}")
-        self.status = status
-        self.code = code
-        self.message = message
+    def __init__(self, refused: Refused) -> None:
+        super().__init__(refused.line())
+        self.status = refused.status
+        self.code = refused.code
+        self.message = refused.message
 
 
 @dataclass
 class Upgraded:
     transport: asyncio.Transport  # paused; adopt it with a Pipe or set_protocol, then resume_reading
     rest: bytes  # what the server sent after the 101 head
-    head: Head
 
 
 class _Handshake(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.head: Head | None = None
-        self.rest = b""
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def __init__(self, request: bytes, answer: UpgradeAnswer) -> None:
+        self._request = request
+        self._answer = answer
+        self.verdict: asyncio.Future[Opened | Refused] = asyncio.get_running_loop().create_future()
+        self.late = b""  # bytes that arrived after the switch, before the caller adopted the transport
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self._request)
 
     def data_received(self, data: bytes) -> None:
-        if self.done.done() and self.head is not None and self.head.status == 101:
-            self.rest += data  # arrived before the caller adopted the transport
+        if self.verdict.done():
+            self.late += data
             return
-        self.buffer += data
-        try:
-            if self.head is None:
-                split = split_head(self.buffer)
-                if split is None:
-                    return
-                head, rest = split
-                self.head = parse_head(head, response=True)
-                self.buffer = bytearray(rest)
-            if self.head.status == 101:
-                self.rest = bytes(self.buffer)
-                assert self.transport is not None
+        verdict = self._answer.receive(data)
+        if verdict is not None:
+            if isinstance(verdict, Opened) and self.transport is not None:
                 self.transport.pause_reading()
-                self._finish()
-            elif len(self.buffer) >= min(int(self.head.get("content-length", "0") or 0), MAX_ERROR_BODY):
-                self._finish()
-        except (HeadError, ValueError) as exc:
-            self._finish(exc)
+            self.verdict.set_result(verdict)
 
     def eof_received(self) -> bool | None:
-        self._finish(ConnectionError("the server closed the connection during the upgrade"))
+        if not self.verdict.done():
+            self.verdict.set_result(self._answer.receive_eof())
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._finish(exc or ConnectionError("the connection closed during the upgrade"))
-
-    def _finish(self, exc: BaseException | None = None) -> None:
-        if self.done.done():
-            return
-        if exc is not None and self.head is None:
-            self.done.set_exception(exc)
-        else:
-            self.done.set_result(None)
-
-
-def refusal(status: int, body: bytes) -> UpgradeRefused:
-    try:
-        error = json.loads(body)["error"]
-        return UpgradeRefused(status, str(error["code"]), str(error["message"]))
-    except (ValueError, KeyError, TypeError):
-        return UpgradeRefused(status, "UpgradeRefused", body[:300].decode("utf-8", "replace") or "(no body)")
+        if not self.verdict.done():
+            self.verdict.set_result(self._answer.receive_eof())
 
 
 async def dial(
@@ -96,36 +68,32 @@ async def dial(
     fields: list[tuple[str, str]],
     ssl_context: ssl.SSLContext | None,
     timeout: float = 10.0,
-    method: str = "GET",
 ) -> Upgraded:
-    """Connect to ``url`` (https, or http on loopback in tests), ask to upgrade to ``upgrade``; UpgradeRefused for
-    any answer but 101, OSError/TimeoutError when the server cannot be reached."""
+    """Connect to ``url`` (https; http only for loopback tests), ask to switch to ``upgrade``. UpgradeRefused for
+    any other answer; OSError (ssl.SSLError included) or TimeoutError when the server cannot be reached."""
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    target = parts.path or "/"
-    if parts.query:
-        target += "?" + parts.query
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    request = upgrade_request(target, parts.netloc.rpartition("@")[2], upgrade, fields)
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(timeout):
-        transport, protocol = await loop.create_connection(
-            _Handshake, host, port, ssl=ssl_context if secure else None, server_hostname=host if secure else None
-        )
-        try:
-            host_field = parts.netloc.rpartition("@")[2]
-            head = request_head(
-                method,
-                target,
-                [("Host", host_field), ("Connection", "Upgrade"), ("Upgrade", upgrade), *fields],
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            made, protocol = await loop.create_connection(
+                lambda: _Handshake(request, UpgradeAnswer(upgrade)),
+                host,
+                parts.port or (443 if secure else 80),
+                ssl=ssl_context if secure else None,
+                server_hostname=host if secure else None,
             )
-            transport.write(head)
-            await protocol.done
-        except BaseException:
+            transport = cast(asyncio.Transport, made)
+            verdict = await protocol.verdict
+    except BaseException:
+        if transport is not None:
             transport.abort()
-            raise
-    assert protocol.head is not None
-    if protocol.head.status != 101:
+        raise
+    if isinstance(verdict, Refused):
         transport.close()
-        raise refusal(protocol.head.status, bytes(protocol.buffer))
-    return Upgraded(transport, protocol.rest, protocol.head)
+        raise UpgradeRefused(verdict)
+    return Upgraded(transport, verdict.early + protocol.late)

@@ -162,6 +162,12 @@ class Pipe:
             if self._on_close is not None:
                 self._on_close(self)
 
+    def write_buffers(self) -> tuple[int, int]:
+        """Bytes waiting to be written towards each end (bounded by the high-water mark plus one read)."""
+        return tuple(  # type: ignore[return-value]
+            e.transport.get_write_buffer_size() if e.transport is not None else 0 for e in (self._a, self._b)
+        )
+
     def close(self) -> None:
         for end in (self._a, self._b):
             if end.transport is not None and not end.transport.is_closing():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -124,7 +125,7 @@ class Access:
                         .where(RoleAssignment.principal_id == caller.object_id)
                     )
                 ).all()
-            entry = (principal.tenant_id, tuple(rbac.Assignment(scope, _role(defn)) for scope, defn in rows))
+            entry = (principal.tenant_id, tuple(rbac.Assignment(scope, role_of(defn)) for scope, defn in rows))
             # Kept only if nothing changed while it was read (else it may predate the change).
             if self._cacheable and generation == self._generation:
                 if len(self._cached) >= MAX_CACHED:
@@ -134,6 +135,25 @@ class Access:
         if tenant_id != caller.tenant_id:
             raise InvalidAuthenticationToken("The principal of this access token no longer exists.")
         return AuthorizedCaller(caller, assignments)
+
+    async def principal_assignments(
+        self, object_id: str, group_ids: Sequence[str]
+    ) -> tuple[Principal | None, tuple[rbac.Assignment, ...]]:
+        """The principal ``object_id`` (None if it does not exist) and the assignments to it or to any of
+        ``group_ids``, read from the store (the access check's callers cache decisions, not assignments)."""
+        ids = [object_id, *group_ids]
+        async with self._db.session() as session:
+            principal = await session.get(Principal, object_id)
+            if principal is None:
+                return None, ()
+            rows = (
+                await session.execute(
+                    select(RoleAssignment.scope, RoleDefinition)
+                    .join(RoleDefinition, RoleDefinition.id == RoleAssignment.role_definition_id)
+                    .where(RoleAssignment.principal_id.in_(ids))
+                )
+            ).all()
+        return principal, tuple(rbac.Assignment(scope, role_of(defn)) for scope, defn in rows)
 
     async def role_definitions(self) -> list[RoleDefinition]:
         async with self._db.session() as session:
@@ -225,5 +245,16 @@ class Access:
             return await session.get(RoleAssignment, assignment_id)
 
 
-def _role(defn: RoleDefinition) -> rbac.Role:
-    return rbac.Role(defn.id, defn.role_name, defn.description, tuple(defn.actions), tuple(defn.not_actions))
+def role_of(defn: RoleDefinition) -> rbac.Role:
+    """The pure role of a stored definition. Data actions are those of the built-in role of that id: only built-in
+    roles exist (no custom role definitions yet), and their data actions are Azure's, kept in ``rbac``."""
+    builtin = rbac.BUILTIN_BY_ID.get(defn.id) if defn.builtin else None
+    return rbac.Role(
+        defn.id,
+        defn.role_name,
+        defn.description,
+        tuple(defn.actions),
+        tuple(defn.not_actions),
+        builtin.data_actions if builtin else (),
+        builtin.not_data_actions if builtin else (),
+    )

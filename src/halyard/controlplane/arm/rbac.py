@@ -3,6 +3,10 @@
 An assignment at a scope applies to that scope and everything below it. A role grants an action when one of its
 ``actions`` patterns matches and none of its ``notActions`` does; patterns use ``*`` as a wildcard and compare
 case-insensitively, as ARM does.
+
+Data actions (what a principal may do *inside* a resource: read a connected cluster's pods) are a separate list, as in
+ARM: a role grants a data action only through its ``dataActions`` minus its ``notDataActions``; its ``actions``
+never do, so Owner's ``*`` manages a cluster but reads none of its pods.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ class Role:
     description: str
     actions: tuple[str, ...]
     not_actions: tuple[str, ...] = ()
+    data_actions: tuple[str, ...] = ()
+    not_data_actions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,153 @@ ONBOARDING = Role(
         "Microsoft.Kubernetes/operations/read",
     ),
 )
-BUILTIN_ROLES = (OWNER, CONTRIBUTOR, READER, ONBOARDING)
+
+# The Azure Arc Kubernetes roles as Azure defines them (names, ids, actions and data actions copied from
+# MicrosoftDocs/azure-docs articles/role-based-access-control/built-in-roles/containers.md, ms.date 06/30/2025, the
+# generated list of Azure's built-in roles). Viewer and Writer list replicationcontrollers twice there too.
+_ARC_ACTIONS = (
+    "Microsoft.Authorization/*/read",
+    "Microsoft.Insights/alertRules/*",
+    "Microsoft.Resources/deployments/write",
+    "Microsoft.Resources/subscriptions/operationresults/read",
+    "Microsoft.Resources/subscriptions/read",
+    "Microsoft.Resources/subscriptions/resourceGroups/read",
+    "Microsoft.Support/*",
+)
+_CC = "Microsoft.Kubernetes/connectedClusters/"
+
+
+def _cc(*suffixes: str) -> tuple[str, ...]:
+    return tuple(_CC + s for s in suffixes)
+
+
+ARC_VIEWER = Role(
+    "63f0a09d-1495-4db4-a681-037d84835eb4",
+    "Azure Arc Kubernetes Viewer",
+    "Lets you view all resources in cluster/namespace, except secrets.",
+    _ARC_ACTIONS,
+    data_actions=_cc(
+        "apps/controllerrevisions/read",
+        "apps/daemonsets/read",
+        "apps/deployments/read",
+        "apps/replicasets/read",
+        "apps/statefulsets/read",
+        "autoscaling/horizontalpodautoscalers/read",
+        "batch/cronjobs/read",
+        "batch/jobs/read",
+        "configmaps/read",
+        "endpoints/read",
+        "events.k8s.io/events/read",
+        "events/read",
+        "extensions/daemonsets/read",
+        "extensions/deployments/read",
+        "extensions/ingresses/read",
+        "extensions/networkpolicies/read",
+        "extensions/replicasets/read",
+        "limitranges/read",
+        "namespaces/read",
+        "networking.k8s.io/ingresses/read",
+        "networking.k8s.io/networkpolicies/read",
+        "persistentvolumeclaims/read",
+        "pods/read",
+        "policy/poddisruptionbudgets/read",
+        "replicationcontrollers/read",
+        "replicationcontrollers/read",
+        "resourcequotas/read",
+        "serviceaccounts/read",
+        "services/read",
+    ),
+)
+_WRITER_DATA = (
+    "apps/controllerrevisions/read",
+    "apps/daemonsets/*",
+    "apps/deployments/*",
+    "apps/replicasets/*",
+    "apps/statefulsets/*",
+    "autoscaling/horizontalpodautoscalers/*",
+    "batch/cronjobs/*",
+    "batch/jobs/*",
+    "configmaps/*",
+    "endpoints/*",
+    "events.k8s.io/events/read",
+    "events/read",
+    "extensions/daemonsets/*",
+    "extensions/deployments/*",
+    "extensions/ingresses/*",
+    "extensions/networkpolicies/*",
+    "extensions/replicasets/*",
+    "limitranges/read",
+    "namespaces/read",
+    "networking.k8s.io/ingresses/*",
+    "networking.k8s.io/networkpolicies/*",
+    "persistentvolumeclaims/*",
+    "pods/*",
+    "policy/poddisruptionbudgets/*",
+    "replicationcontrollers/*",
+    "replicationcontrollers/*",
+    "resourcequotas/read",
+    "secrets/*",
+    "serviceaccounts/*",
+    "services/*",
+)
+ARC_WRITER = Role(
+    "5b999177-9696-4545-85c7-50de3797e5a1",
+    "Azure Arc Kubernetes Writer",
+    "Lets you update everything in cluster/namespace, except (cluster)roles and (cluster)role bindings.",
+    _ARC_ACTIONS,
+    data_actions=_cc(*_WRITER_DATA),
+)
+ARC_ADMIN = Role(
+    "dffb1e0c-446f-4dde-a09f-99eb5cc68b96",
+    "Azure Arc Kubernetes Admin",
+    "Lets you manage all resources under cluster/namespace, except update or delete resource quotas and namespaces.",
+    _ARC_ACTIONS,
+    # Writer's, plus local access reviews and namespaced roles and role bindings (Azure's list, in its order).
+    data_actions=_cc(
+        *_WRITER_DATA[:5],
+        "authorization.k8s.io/localsubjectaccessreviews/write",
+        *_WRITER_DATA[5:24],
+        "rbac.authorization.k8s.io/rolebindings/*",
+        "rbac.authorization.k8s.io/roles/*",
+        *_WRITER_DATA[24:],
+    ),
+)
+ARC_CLUSTER_ADMIN = Role(
+    "8393591c-06b9-48a2-a542-1bd6b377f6a2",
+    "Azure Arc Kubernetes Cluster Admin",
+    "Lets you manage all resources in the cluster.",
+    _ARC_ACTIONS,
+    data_actions=(_CC + "*",),
+)
+# Who may open cluster-connect streams (listClusterUserCredential), from the same source.
+ARC_CLUSTER_USER = Role(
+    "00493d72-78f6-4148-b6c5-d3ce8e4799dd",
+    "Azure Arc Enabled Kubernetes Cluster User Role",
+    "List cluster user credentials action.",
+    (
+        "Microsoft.Resources/deployments/write",
+        "Microsoft.Resources/subscriptions/operationresults/read",
+        "Microsoft.Resources/subscriptions/read",
+        "Microsoft.Resources/subscriptions/resourceGroups/read",
+        _CC + "listClusterUserCredentials/action",
+        "Microsoft.Authorization/*/read",
+        "Microsoft.Insights/alertRules/*",
+        "Microsoft.Support/*",
+        _CC + "listClusterUserCredential/action",
+    ),
+)
+BUILTIN_ROLES = (
+    OWNER,
+    CONTRIBUTOR,
+    READER,
+    ONBOARDING,
+    ARC_VIEWER,
+    ARC_WRITER,
+    ARC_ADMIN,
+    ARC_CLUSTER_ADMIN,
+    ARC_CLUSTER_USER,
+)
+BUILTIN_BY_ID = {r.id: r for r in BUILTIN_ROLES}
 
 
 @lru_cache(maxsize=4096)
@@ -77,6 +229,14 @@ def action_matches(pattern: str, action: str) -> bool:
 def role_permits(role: Role, action: str) -> bool:
     return any(action_matches(p, action) for p in role.actions) and not any(
         action_matches(p, action) for p in role.not_actions
+    )
+
+
+def role_permits_data(role: Role, data_action: str) -> bool:
+    """Whether ``role`` grants ``data_action``: its ``dataActions`` minus its ``notDataActions`` (never its
+    ``actions``, as in ARM)."""
+    return any(action_matches(p, data_action) for p in role.data_actions) and not any(
+        action_matches(p, data_action) for p in role.not_data_actions
     )
 
 
@@ -133,6 +293,14 @@ def scope_covers(assigned: str, target: str) -> bool:
 
 def is_allowed(assignments: Iterable[Assignment], action: str, scope: str) -> bool:
     return any(scope_covers(a.scope, scope) and role_permits(a.role, action) for a in assignments)
+
+
+def data_action_grant(assignments: Iterable[Assignment], data_action: str, scope: str) -> Assignment | None:
+    """The first assignment that grants ``data_action`` at ``scope`` (inherited from above like any action), if any."""
+    for a in assignments:
+        if scope_covers(a.scope, scope) and role_permits_data(a.role, data_action):
+            return a
+    return None
 
 
 def allowed_at_or_below(assignments: Iterable[Assignment], action: str, scope: str) -> bool:

@@ -8,10 +8,12 @@ from fastapi import APIRouter, Depends
 
 from halyard.api.agents import DP_HEARTBEAT_PATH, Heartbeat, HeartbeatReply
 from halyard.controlplane.agentfacing.callers import AgentCaller
+from halyard.controlplane.dataplane import checkaccess
 from halyard.controlplane.plane import ControlPlane, plane
 
 router = APIRouter(prefix="/dp", tags=["dp"])
 Plane = Annotated[ControlPlane, Depends(plane)]
+router.include_router(checkaccess.router)  # POST /dp/v1/checkaccess: guard's access checks (azure-rbac)
 
 
 @router.post(DP_HEARTBEAT_PATH, operation_id="Dp_Heartbeat")

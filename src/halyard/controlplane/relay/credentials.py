@@ -16,8 +16,8 @@ import yaml
 
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.identity.tokens import TokenService
-from halyard.controlplane.relay.service import PREFIX
 from halyard.core.settings import Settings
+from halyard.tunnel.protocol import PREFIX
 
 EXEC_PLUGIN = {
     "apiVersion": "client.authentication.k8s.io/v1",

@@ -107,6 +107,11 @@ class HeadReader(asyncio.Protocol):
         try:
             await self._handler(self._conn, head, rest)
         except HalyardError as exc:
+            log.info(
+                "relay refused",
+                extra={"status": exc.status, "code": exc.code, "path": head.target.split("?", 1)[0][:300],
+                       "client": self._conn.client},
+            )  # fmt: skip
             self._conn.refuse(exc)
         except Exception:
             log.exception("relay request failed", extra={"target": head.target[:200]})

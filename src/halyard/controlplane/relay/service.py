@@ -41,13 +41,10 @@ from halyard.core.errors import HalyardError, Unauthenticated
 from halyard.store.models import Resource, ResourceReport
 from halyard.tunnel.frames import header_frame
 from halyard.tunnel.http1 import Head, response_head
+from halyard.tunnel.protocol import METHOD_FIELD, PREFIX, STREAM_UPGRADE, TUNNEL_UPGRADE
 from halyard.tunnel.splice import Pipe
 
 log = logging.getLogger("halyard.relay")
-PREFIX = "/relay/v1"
-TUNNEL_UPGRADE = "halyard-tunnel/1"
-STREAM_UPGRADE = "halyard-stream/1"
-METHOD_FIELD = "halyard-authentication-method"
 OPEN_TIMEOUT = 10.0  # how long a user's stream waits for the agent's data connection
 ASSERTION_LIFETIME = dt.timedelta(minutes=5)
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
@@ -91,7 +88,6 @@ class Relay:
         self._pending: dict[bytes, _Pending] = {}
         self.pipes: set[Pipe] = set()
         self.streams_opened = 0
-        self.streams_refused = 0
 
     # The listener hands over connections here.
     def accept(self, transport: asyncio.Transport, first: bytes, release: Callable[[], None]) -> None:
@@ -103,6 +99,10 @@ class Relay:
             timeout=settings.header_timeout_seconds,
         )
         reader.start(first)
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
 
     def close(self) -> None:
         """At shutdown: tunnels closed (their agents dial another replica), streams cut."""

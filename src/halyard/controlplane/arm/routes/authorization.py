@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from halyard.controlplane.arm import rbac
+from halyard.controlplane.arm.access import role_of
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.plane import ControlPlane
@@ -42,6 +43,7 @@ def _scope(scope: str) -> str:
 
 def definition_body(defn: RoleDefinition, scope: str = "/") -> dict[str, Any]:
     prefix = "" if scope == "/" else scope
+    role = role_of(defn)
     return {
         "id": f"{prefix}/providers/{NS}/roleDefinitions/{defn.id}",
         "name": defn.id,
@@ -55,8 +57,8 @@ def definition_body(defn: RoleDefinition, scope: str = "/") -> dict[str, Any]:
                 {
                     "actions": defn.actions,
                     "notActions": defn.not_actions,
-                    "dataActions": [],
-                    "notDataActions": [],
+                    "dataActions": list(role.data_actions),
+                    "notDataActions": list(role.not_data_actions),
                 }
             ],
         },

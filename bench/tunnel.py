@@ -147,6 +147,7 @@ class _FixedToken:
 async def agent_main(args: argparse.Namespace) -> None:
     from halyard.agent import clusterconnect
     from halyard.agent.authproxy import ApiServer, AssertionVerifier, AuthProxy
+    from halyard.agent.metrics import AgentMetrics
 
     dials: list[float] = []
     real_dial = clusterconnect.dial
@@ -168,7 +169,8 @@ async def agent_main(args: argparse.Namespace) -> None:
         verifier = AssertionVerifier(http, jwks_url=args.jwks, issuer=args.issuer, cluster_id=args.cluster,
                                      now=time.time)  # fmt: skip
         proxy = AuthProxy(ApiServer.of(args.target, tls), verifier, own_token)
-        agent = clusterconnect.ClusterConnect(args.relay, _FixedToken(Path(args.token_file).read_text()), tls, proxy)
+        token = _FixedToken(Path(args.token_file).read_text())
+        agent = clusterconnect.ClusterConnect(args.relay, token, tls, proxy, AgentMetrics())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -28,7 +28,7 @@ import httpx
 import jwt
 
 from halyard.tunnel.rewrite import RequestRewriter, RewriteRefused
-from halyard.tunnel.splice import HIGH_WATER, LOW_WATER
+from halyard.tunnel.splice import HIGH_WATER, LOW_WATER, Reading
 
 log = logging.getLogger("halyard.agent")
 MAX_ASSERTION_LIFETIME = 300 + 60  # five minutes, and the issuer's one-minute not-before allowance
@@ -182,6 +182,8 @@ class AuthProxy:
         client.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
         down.upstream = upstream
         up.peer = down
+        down.reading, up.reading = Reading(client), Reading(upstream)
+        down.upstream_reading = up.reading
         client.set_protocol(down)
         if rest:
             down.data_received(rest)
@@ -239,6 +241,8 @@ class _Downstream(asyncio.Protocol):
         self.rewriter = rewriter
         self.done = done
         self.upstream: asyncio.Transport | None = None
+        self.reading: Reading | None = None  # the client's
+        self.upstream_reading: Reading | None = None
         self.started = time.monotonic()
 
     def data_received(self, data: bytes) -> None:
@@ -252,6 +256,8 @@ class _Downstream(asyncio.Protocol):
             return
         if out and not self.upstream.is_closing():
             self.upstream.write(out)
+        if self.reading is not None:
+            self.reading.passed(len(data))
 
     def eof_received(self) -> bool | None:
         if self.upstream is not None and not self.upstream.is_closing():
@@ -265,12 +271,12 @@ class _Downstream(asyncio.Protocol):
             self.done.set_result(None)
 
     def pause_writing(self) -> None:  # the relay side is slow: stop reading the API server
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.pause_reading()
+        if self.upstream_reading is not None:
+            self.upstream_reading.hold(True)
 
     def resume_writing(self) -> None:
-        if self.upstream is not None and not self.upstream.is_closing():
-            self.upstream.resume_reading()
+        if self.upstream_reading is not None:
+            self.upstream_reading.hold(False)
 
 
 class _Upstream(asyncio.Protocol):
@@ -280,10 +286,13 @@ class _Upstream(asyncio.Protocol):
         self.client = client
         self.done = done
         self.peer: _Downstream | None = None
+        self.reading: Reading | None = None  # the API server's
 
     def data_received(self, data: bytes) -> None:
         if not self.client.is_closing():
             self.client.write(data)
+        if self.reading is not None:
+            self.reading.passed(len(data))
 
     def eof_received(self) -> bool | None:
         if not self.client.is_closing():
@@ -297,12 +306,12 @@ class _Upstream(asyncio.Protocol):
             self.done.set_result(None)
 
     def pause_writing(self) -> None:  # the API server reads slowly: stop reading the relay side
-        if not self.client.is_closing():
-            self.client.pause_reading()
+        if self.peer is not None and self.peer.reading is not None:
+            self.peer.reading.hold(True)
 
     def resume_writing(self) -> None:
-        if not self.client.is_closing():
-            self.client.resume_reading()
+        if self.peer is not None and self.peer.reading is not None:
+            self.peer.reading.hold(False)
 
 
 SA_NAMESPACE = "halyard-system"

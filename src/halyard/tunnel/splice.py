@@ -14,6 +14,45 @@ from collections.abc import Callable
 
 HIGH_WATER = 1024 * 1024  # bytes buffered towards one end before its source is paused
 LOW_WATER = 256 * 1024
+BURST = 256 * 1024  # bytes passed on from one source before it yields the loop to every other connection
+
+
+class Reading:
+    """Whether a source transport reads: paused while its destination is backed up, and for one loop iteration
+    after every ``BURST`` bytes. Without the second, a stream whose consumer keeps up is never paused, and uvloop
+    reads (and decrypts, and re-encrypts) up to 32 socket buffers of it per event: other streams' requests waited
+    behind ~70 ms of one bulk stream's bytes (docs/benchmarks.md, cluster connect)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._count = 0
+        self._yielding = False
+        self._held = False
+
+    def passed(self, count: int) -> None:
+        self._count += count
+        if self._count >= BURST and not self._yielding:
+            self._yielding = True
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+            asyncio.get_running_loop().call_soon(self._turn)
+
+    def hold(self, held: bool) -> None:
+        self._held = held
+        if held:
+            if not self.transport.is_closing():
+                self.transport.pause_reading()
+        else:
+            self._apply()
+
+    def _turn(self) -> None:
+        self._yielding = False
+        self._count = 0
+        self._apply()
+
+    def _apply(self) -> None:
+        if not self._held and not self._yielding and not self.transport.is_closing():
+            self.transport.resume_reading()
 
 
 class _End(asyncio.Protocol):
@@ -22,6 +61,7 @@ class _End(asyncio.Protocol):
     def __init__(self, pipe: Pipe) -> None:
         self.pipe = pipe
         self.transport: asyncio.Transport | None = None
+        self.reading: Reading | None = None
         self.peer: _End | None = None
         self.closed = False
 
@@ -33,6 +73,8 @@ class _End(asyncio.Protocol):
         peer = self.peer
         if peer is not None and peer.transport is not None and not peer.transport.is_closing():
             peer.transport.write(data)
+        if self.reading is not None:
+            self.reading.passed(len(data))
 
     def eof_received(self) -> bool | None:
         # TLS transports cannot half-close, so a finished side closes the other once its buffer has drained.
@@ -56,12 +98,12 @@ class _End(asyncio.Protocol):
 
     # The peer's writes back up: stop reading this side until they drain.
     def pause_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
-            self.peer.transport.pause_reading()
+        if self.peer is not None and self.peer.reading is not None:
+            self.peer.reading.hold(True)
 
     def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None and not self.peer.transport.is_closing():
-            self.peer.transport.resume_reading()
+        if self.peer is not None and self.peer.reading is not None:
+            self.peer.reading.hold(False)
 
 
 class Pipe:
@@ -88,6 +130,7 @@ class Pipe:
         self._a.peer, self._b.peer = self._b, self._a
         for end, transport in ((self._a, a), (self._b, b)):
             end.transport = transport
+            end.reading = Reading(transport)
             transport.set_write_buffer_limits(high=HIGH_WATER, low=LOW_WATER)
             transport.set_protocol(end)
         if a_first:

@@ -1,0 +1,80 @@
+"""The byte pipe on real loopback connections: bytes intact both ways, and a busy source yielding the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from halyard.tunnel.splice import BURST, Pipe, Reading
+
+
+class _Adopted(asyncio.Protocol):
+    """What an accepted connection runs until the test adopts its transport (paused, as the relay hands it over)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+
+
+async def _accepted_pair() -> tuple[asyncio.Transport, asyncio.StreamReader, asyncio.StreamWriter, asyncio.Server]:
+    """A server-side transport (paused) and the client's streams of the same loopback connection."""
+    loop = asyncio.get_running_loop()
+    accepted: asyncio.Future[asyncio.Transport] = loop.create_future()
+
+    def factory() -> asyncio.Protocol:
+        protocol = _Adopted()
+        original = protocol.connection_made
+
+        def made(transport: asyncio.BaseTransport) -> None:
+            original(transport)
+            accepted.set_result(transport)  # type: ignore[arg-type]
+
+        protocol.connection_made = made  # type: ignore[method-assign]
+        return protocol
+
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    return await accepted, reader, writer, server
+
+
+async def test_a_pipe_carries_megabytes_both_ways_intact() -> None:
+    a, a_reader, a_writer, a_server = await _accepted_pair()
+    b, b_reader, b_writer, b_server = await _accepted_pair()
+    pipe = Pipe(a, b)
+    up, down = os.urandom(6 * 1024 * 1024 + 7), os.urandom(3 * 1024 * 1024 + 1)
+    a_writer.write(up)
+    b_writer.write(down)
+    got_up, got_down = await asyncio.wait_for(
+        asyncio.gather(b_reader.readexactly(len(up)), a_reader.readexactly(len(down))), 20
+    )
+    assert got_up == up and got_down == down
+    assert (pipe.a_to_b, pipe.b_to_a) == (len(up), len(down))
+    a_writer.close()  # TCP half-closes: the EOF goes on to b
+    assert await asyncio.wait_for(b_reader.read(), 10) == b""
+    pipe.close()
+    await asyncio.wait_for(pipe.done, 10)
+    b_writer.close()
+    for server in (a_server, b_server):
+        server.close()
+
+
+async def test_a_source_pauses_for_one_loop_turn_after_a_burst_and_stays_paused_while_held() -> None:
+    transport, _, writer, server = await _accepted_pair()
+    reading = Reading(transport)
+    transport.resume_reading()
+    reading.passed(BURST - 1)
+    assert transport.is_reading()
+    reading.passed(1)
+    assert not transport.is_reading()  # yielded: every other ready connection is served first
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert transport.is_reading()  # its turn again
+    reading.hold(True)  # the destination backed up
+    reading.passed(BURST)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert not transport.is_reading()  # the turn does not undo the hold
+    reading.hold(False)
+    assert transport.is_reading()
+    writer.close()
+    server.close()

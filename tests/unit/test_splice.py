@@ -58,6 +58,23 @@ async def test_a_pipe_carries_megabytes_both_ways_intact() -> None:
         server.close()
 
 
+async def test_a_pipe_of_plain_tcp_ends_once_both_sides_have_half_closed() -> None:
+    a, a_reader, a_writer, a_server = await _accepted_pair()
+    b, b_reader, b_writer, b_server = await _accepted_pair()
+    pipe = Pipe(a, b)
+    a_writer.write_eof()
+    assert await asyncio.wait_for(b_reader.read(), 10) == b""  # the half-close went on
+    assert not pipe.done.done()  # b may still answer
+    b_writer.write(b"last words")
+    b_writer.write_eof()
+    assert await asyncio.wait_for(a_reader.read(), 10) == b"last words"
+    await asyncio.wait_for(pipe.done, 10)  # both ended: the pipe is gone, nothing leaks
+    for writer in (a_writer, b_writer):
+        writer.close()
+    for server in (a_server, b_server):
+        server.close()
+
+
 async def test_a_source_pauses_for_one_loop_turn_after_a_burst_and_stays_paused_while_held() -> None:
     transport, _, writer, server = await _accepted_pair()
     reading = Reading(transport)

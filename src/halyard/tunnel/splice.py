@@ -64,6 +64,7 @@ class _End(asyncio.Protocol):
         self.reading: Reading | None = None
         self.peer: _End | None = None
         self.closed = False
+        self.ended = False  # this side sent its EOF (passed on to the peer)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:  # pragma: no cover - ends are adopted
         self.transport = transport  # type: ignore[assignment]
@@ -77,11 +78,16 @@ class _End(asyncio.Protocol):
             self.reading.passed(len(data))
 
     def eof_received(self) -> bool | None:
-        # TLS transports cannot half-close, so a finished side closes the other once its buffer has drained.
+        # TLS transports cannot half-close, so a finished side closes the other once its buffer has drained. Plain
+        # TCP passes the half-close on; once both sides have ended, nothing more can flow and both are closed.
+        self.ended = True
         peer = self.peer
         if peer is not None and peer.transport is not None and not peer.transport.is_closing():
             if peer.transport.can_write_eof():
                 peer.transport.write_eof()
+                if peer.ended:
+                    peer.transport.close()
+                    return None  # and this side closes too
                 return True
             peer.transport.close()
         return None

@@ -18,8 +18,9 @@ import pytest
 
 from halyard.cli.clustercredentials import RelayAccess
 from halyard.cli.errors import CliError
+from halyard.cli.eventloop import run_on_own_loop
 from halyard.cli.localcert import LocalCertificate, make_local_certificate
-from halyard.cli.localproxy import LocalProxy, Renewal, check_port_free, run_on_own_loop, run_until_signalled, serve
+from halyard.cli.localproxy import LocalProxy, Renewal, check_port_free, run_until_signalled, serve
 from tests.support.processes import free_port
 
 pytestmark = pytest.mark.unit

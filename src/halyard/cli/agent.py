@@ -5,7 +5,6 @@ Starting, finding and stopping the detached process is ``cli/localagents.py``, w
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -19,6 +18,7 @@ from halyard.agent.options import AgentOptions
 from halyard.agent.runner import run_agents
 from halyard.agent.upgrade import DEFAULT_CHECK_SECONDS, RESTARTED_FOR_ENV
 from halyard.cli.errors import CliError
+from halyard.cli.eventloop import run_on_own_loop
 from halyard.cli.localagents import LOG_FILE, start_detached, stop_detached
 from halyard.kube.client import KubeConfigError
 
@@ -78,7 +78,7 @@ def run(
     restart_onto = None
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            restart_onto = asyncio.run(run_agents(options))
+            restart_onto = run_on_own_loop(lambda: run_agents(options))
     except KubeConfigError as exc:
         raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
     if restart_onto is not None:

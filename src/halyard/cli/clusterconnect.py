@@ -55,8 +55,9 @@ def proxy(
     """Get access to a connected cluster from anywhere: a local proxy (127.0.0.1:--port) and a kubeconfig context
     pointing at it; kubectl's requests travel through the control plane's relay and the cluster's outbound tunnel.
     Runs until Ctrl-C; the context stays in the kubeconfig, as az leaves it."""
+    from halyard.cli.eventloop import run_on_own_loop
     from halyard.cli.localcert import make_local_certificate
-    from halyard.cli.localproxy import Renewal, check_port_free, run_on_own_loop, run_until_signalled
+    from halyard.cli.localproxy import Renewal, check_port_free, run_until_signalled
 
     inv = Invocation.of(ctx)
     check_port_free(port)

@@ -11,9 +11,9 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 from halyard.cli.clustercredentials import RelayAccess
@@ -27,7 +27,6 @@ LISTEN_HOST = "127.0.0.1"
 REFRESH_BEFORE_SECONDS = 300
 RETRY_SECONDS = 30  # a failed renewal is retried this often while the old token lasts
 OPEN_TIMEOUT_SECONDS = 30  # connect + the relay's answer
-T = TypeVar("T")
 
 
 def refresh_delay(expires_at: float, now: float) -> float:
@@ -225,14 +224,3 @@ async def run_until_signalled(
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
     return proxy
-
-
-def run_on_own_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
-    """Run ``main`` on an event loop of its own: uvloop when installed (the relay pattern measured fastest on it)."""
-    factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        factory = uvloop.new_event_loop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())

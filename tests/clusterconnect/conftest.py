@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,7 +24,7 @@ import yaml
 
 from tests.agents.conftest import Cli, logged_in_cli, stop_agents
 from tests.sim.conftest import Sim, kubectl_path, start_sim
-from tests.support.processes import ServerProcess, free_port
+from tests.support.processes import LineReader, ServerProcess, free_port
 
 API = {"api-version": "2024-01-01"}
 VENV_BIN = str(Path(sys.executable).parent)
@@ -157,6 +158,34 @@ def connected(cc_cli: Cli, cc_sim: Sim, tmp_path_factory: pytest.TempPathFactory
     done = cluster.admin("create", "clusterrolebinding", "cc-admin", "--clusterrole=cluster-admin", f"--user={oid}")
     assert done.returncode == 0, done.stderr
     return cluster
+
+
+@pytest.fixture(scope="session")
+def proxied(connected: Connected, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``halyard connectedk8s proxy`` (AAD) running for the session: the kubeconfig it merged its context into."""
+    kubeconfig = tmp_path_factory.mktemp("cc-proxy") / "config"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "halyard", "connectedk8s", "proxy", "-g", connected.group, "-n", connected.name,
+         "--port", str(free_port()), "-f", str(kubeconfig)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **connected.cli.env},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    reader = LineReader(proc.stdout)
+    while (line := reader.next(60, "the proxy to listen")) != "Press Ctrl+C to close proxy.\n":
+        assert line, f"the proxy ended: {proc.stderr.read() if proc.stderr else ''}"
+    yield kubeconfig
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(15) == 0
+
+
+@pytest.fixture(params=["kubeconfig", "proxy"])
+def way_in(request: pytest.FixtureRequest, connected: Connected, tmp_path: Path) -> Path:
+    """The admin's two ways to the cluster: the kubeconfig listClusterUserCredential returns, as returned (the
+    ``halyard get-token`` exec plugin), and the local proxy's."""
+    if request.param == "proxy":
+        path: Path = request.getfixturevalue("proxied")
+        return path
+    return connected.kubeconfig(tmp_path / "kubeconfig")
 
 
 def metric(text: str, name: str) -> float:

@@ -28,14 +28,14 @@ VERSIONS = ("1.28", "1.33")
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_kubectl_gets_applies_watches_and_deletes_through_the_relay(
-    connected: Connected, tmp_path: Path, version: str
+    connected: Connected, way_in: Path, tmp_path: Path, version: str, request: pytest.FixtureRequest
 ) -> None:
-    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    kubeconfig = way_in
     nodes = connected.kubectl(kubeconfig, "get", "nodes", "-o", "name", version=version)
     assert nodes.returncode == 0, nodes.stderr
     assert len(nodes.stdout.split()) == 2
 
-    name = f"through-{version.replace('.', '-')}"
+    name = f"through-{version.replace('.', '-')}-{request.node.callspec.params['way_in']}"
     manifest = tmp_path / "cm.yaml"
     manifest.write_text(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: '1'\n")
     applied = connected.kubectl(kubeconfig, "apply", "-f", str(manifest), version=version)
@@ -71,9 +71,9 @@ def test_kubectl_gets_applies_watches_and_deletes_through_the_relay(
     assert connected.admin("get", "configmap", name).returncode != 0
 
 
-def test_logs_follow_through_the_relay(connected: Connected, tmp_path: Path) -> None:
-    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
-    assert connected.admin("run", "logger", "--image=busybox").returncode == 0
+def test_logs_follow_through_the_relay(connected: Connected, way_in: Path) -> None:
+    kubeconfig = way_in
+    connected.admin("run", "logger", "--image=busybox")  # once per session (the second run finds it there)
     ready = connected.admin("wait", "--for=condition=Ready", "pod/logger", "--timeout=30s")
     assert ready.returncode == 0, ready.stderr
     namespace, pod = "default", "logger"
@@ -151,10 +151,10 @@ def box(connected: Connected) -> str:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_exec_with_stdin_and_exit_codes_through_the_relay(
-    connected: Connected, box: str, tmp_path: Path, version: str
+    connected: Connected, box: str, way_in: Path, version: str
 ) -> None:
     """kubectl 1.28 upgrades to SPDY/3.1, 1.33 to a websocket (v5.channel.k8s.io): bytes either way to the relay."""
-    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    kubeconfig = way_in
     hi = connected.kubectl(kubeconfig, "exec", box, "--", "echo", "hi", version=version)
     assert (hi.returncode, hi.stdout) == (0, "hi\n"), hi.stderr
     lines = "through the tunnel\n" * 5000
@@ -166,9 +166,9 @@ def test_exec_with_stdin_and_exit_codes_through_the_relay(
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_port_forward_carries_10_mb_intact_through_the_relay(
-    connected: Connected, box: str, tmp_path: Path, version: str
+    connected: Connected, box: str, way_in: Path, version: str
 ) -> None:
-    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+    kubeconfig = way_in
     proc = subprocess.Popen(
         [str(kubectl_path(version)), "--kubeconfig", str(kubeconfig), "port-forward", f"pod/{box}", ":7000"],
         stdout=subprocess.PIPE,
@@ -192,8 +192,8 @@ def test_port_forward_carries_10_mb_intact_through_the_relay(
         proc.wait(10)
 
 
-def test_helm_installs_and_uninstalls_through_the_relay(connected: Connected, tmp_path: Path) -> None:
-    kubeconfig = connected.kubeconfig(tmp_path / "kubeconfig", token=connected.server.token())
+def test_helm_installs_and_uninstalls_through_the_relay(connected: Connected, way_in: Path, tmp_path: Path) -> None:
+    kubeconfig = way_in
     helm = Tool(helm_path(), kubeconfig, tmp_path, {"PATH": connected.kubectl_env()["PATH"], **connected.cli.env})
     helm.run("install", "demo", str(DATA / "tiny"), "-n", "hdemo", "--create-namespace", "--wait", "--timeout", "60s")
     svc = connected.admin("-n", "hdemo", "get", "svc", "demo", "-o", "jsonpath={.spec.clusterIP}")

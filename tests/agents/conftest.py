@@ -46,7 +46,7 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 def agent_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     data_dir = tmp_path_factory.mktemp("agent-sim") / "data"
     data_dir.mkdir()
-    sim = start_sim(data_dir, "--clusters", "20", "--nodes", "3")
+    sim = start_sim(data_dir, "--clusters", "32", "--nodes", "3")
     yield sim
     sim.stop()
 

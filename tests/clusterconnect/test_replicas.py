@@ -58,7 +58,7 @@ KUBECTL_TIMEOUT = 30.0  # a request must end (answered or refused) well within t
 
 def haproxy_config(frontend: int, replicas: list[int]) -> str:
     """The documented configuration with this test's ports."""
-    block = re.search(r"```haproxy\n(.*?)```", DOC.read_text(), re.S)
+    block = re.search(r"```text\n(global\n.*?)```", DOC.read_text(), re.S)  # the page's haproxy.cfg
     assert block is not None, f"{DOC} has no haproxy configuration block"
     ports = {f"replica{i}_port": port for i, port in enumerate(replicas)}
     return block.group(1).format(frontend_port=frontend, **ports)

@@ -97,6 +97,13 @@ def command(
             min=0,
         ),
     ] = None,
+    relay_peer_address: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port where the other replicas reach this one for cluster-connect streams whose tunnel is here "
+            "[default: the listen address, or HALYARD_RELAY_PEER_ADDRESS] (docs/cluster-connect-replicas.md).",
+        ),
+    ] = None,
     log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
@@ -123,6 +130,7 @@ def command(
         "header_limit_bytes": header_limit,
         "header_count_limit": header_count_limit,
         "connections_per_address": connections_per_address,
+        "relay_peer_address": relay_peer_address,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

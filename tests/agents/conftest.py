@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from halyard.cli.localagents import stop_detached
-from tests.sim.conftest import Sim, start_sim
+from tests.sim.conftest import Sim, running_sim
 from tests.support.processes import ServerProcess, free_port
 
 OFFLINE_THRESHOLD = 3  # seconds without a heartbeat before Offline
@@ -44,11 +44,8 @@ def agent_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPro
 
 @pytest.fixture(scope="session")
 def agent_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    data_dir = tmp_path_factory.mktemp("agent-sim") / "data"
-    data_dir.mkdir()
-    sim = start_sim(data_dir, "--clusters", "32", "--nodes", "3")
-    yield sim
-    sim.stop()
+    with running_sim(tmp_path_factory, "agent-sim", 32, 3) as sim:
+        yield sim
 
 
 @dataclass

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.agents.conftest import Cli, logged_in_cli, stop_agents
-from tests.sim.conftest import Sim, kubectl_path, start_sim
+from tests.sim.conftest import Sim, kubectl_path, running_sim
 from tests.support.processes import LineReader, ServerProcess, free_port
 
 API = {"api-version": "2024-01-01"}
@@ -68,6 +68,13 @@ class Connected:
     def kubectl_env(self) -> dict[str, str]:
         """kubectl's environment: the CLI's profile (the exec plugin reads it) and ``halyard`` on PATH."""
         return {**os.environ, **self.cli.env, "PATH": os.pathsep.join([VENV_BIN, os.environ.get("PATH", "")])}
+
+    def kubectl_popen(self, kubeconfig: Path, *args: str, version: str = "1.33") -> subprocess.Popen[str]:
+        """kubectl left running (watches, logs -f, port-forward); the caller stops it."""
+        return subprocess.Popen(
+            [str(kubectl_path(version)), "--kubeconfig", str(kubeconfig), *args],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.kubectl_env(),
+        )  # fmt: skip
 
     def kubectl(
         self, kubeconfig: Path, *args: str, version: str = "1.33", timeout: float = 60, stdin: str | None = None
@@ -125,11 +132,8 @@ def cc_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
 
 @pytest.fixture(scope="session")
 def cc_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    data_dir = tmp_path_factory.mktemp("cc-sim") / "data"
-    data_dir.mkdir()
-    sim = start_sim(data_dir, "--clusters", "4", "--nodes", "2")
-    yield sim
-    sim.stop()
+    with running_sim(tmp_path_factory, "cc-sim", 4, 2) as sim:
+        yield sim
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.agents.conftest import Cli
-from tests.clusterconnect.conftest import Connected, kubectl_path, object_id
+from tests.clusterconnect.conftest import Connected, object_id
 from tests.sim.conftest import DATA, Tool, helm_path
 from tests.support.echo import echo_round_trip
 from tests.support.processes import LineReader, ServerProcess
@@ -43,13 +42,7 @@ def test_kubectl_gets_applies_watches_and_deletes_through_the_relay(
     seen = connected.admin("get", "configmap", name, "-o", "jsonpath={.data.a}")
     assert seen.stdout == "1", seen.stderr  # the cluster's owner sees what went through the tunnel
 
-    watch = subprocess.Popen(
-        [str(kubectl_path(version)), "--kubeconfig", str(kubeconfig), "get", "configmaps", "-w", "-o", "name"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=connected.kubectl_env(),
-    )
+    watch = connected.kubectl_popen(kubeconfig, "get", "configmaps", "-w", "-o", "name", version=version)
     try:
         assert watch.stdout is not None
         assert watch.stdout.readline().strip()  # the list arrived: the watch is open
@@ -77,13 +70,7 @@ def test_logs_follow_through_the_relay(connected: Connected, way_in: Path) -> No
     ready = connected.admin("wait", "--for=condition=Ready", "pod/logger", "--timeout=30s")
     assert ready.returncode == 0, ready.stderr
     namespace, pod = "default", "logger"
-    follow = subprocess.Popen(
-        [str(kubectl_path("1.33")), "--kubeconfig", str(kubeconfig), "logs", "-f", "-n", namespace, pod],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=connected.kubectl_env(),
-    )
+    follow = connected.kubectl_popen(kubeconfig, "logs", "-f", "-n", namespace, pod)
     try:
         assert follow.stdout is not None
         assert follow.stdout.readline().strip()
@@ -169,13 +156,7 @@ def test_port_forward_carries_10_mb_intact_through_the_relay(
     connected: Connected, box: str, way_in: Path, version: str
 ) -> None:
     kubeconfig = way_in
-    proc = subprocess.Popen(
-        [str(kubectl_path(version)), "--kubeconfig", str(kubeconfig), "port-forward", f"pod/{box}", ":7000"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=connected.kubectl_env(),
-    )
+    proc = connected.kubectl_popen(kubeconfig, "port-forward", f"pod/{box}", ":7000", version=version)
     try:
         assert proc.stdout is not None
         lines = LineReader(proc.stdout)

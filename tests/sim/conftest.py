@@ -5,6 +5,7 @@ A missing kubectl or helm fails the tests that need it with the command to insta
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -75,15 +76,23 @@ def start_sim(data_dir: Path, *args: str, timeout: float = 60) -> Sim:
     return Sim(doc["url"], Path(doc["ca"]), data_dir, clusters, proc)
 
 
+@contextlib.contextmanager
+def running_sim(factory: pytest.TempPathFactory, name: str, clusters: int, nodes: int) -> Iterator[Sim]:
+    """A simulator process for a fixture: ``clusters`` virtual clusters of ``nodes`` nodes, stopped after."""
+    data_dir = factory.mktemp(name) / "data"
+    data_dir.mkdir()
+    sim = start_sim(data_dir, "--clusters", str(clusters), "--nodes", str(nodes))
+    try:
+        yield sim
+    finally:
+        sim.stop()
+
+
 @pytest.fixture(scope="session")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
     """One simulator process for the session: a virtual cluster per kubectl version, and one for the rest."""
-    base = tmp_path_factory.mktemp("sim")
-    data_dir = base / "data"
-    data_dir.mkdir()
-    s = start_sim(data_dir, "--clusters", str(len(KUBECTL_VERSIONS) + 1), "--nodes", "3")
-    yield s
-    s.stop()
+    with running_sim(tmp_path_factory, "sim", len(KUBECTL_VERSIONS) + 1, 3) as s:
+        yield s
 
 
 def kubectl_path(version: str) -> Path:

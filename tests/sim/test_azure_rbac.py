@@ -21,7 +21,7 @@ from halyard.core.clock import ManualClock
 from halyard.sim import webhookauthz
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import AUTHZ_API, SP_API, make_group, make_principal, unique
-from tests.sim.conftest import Sim, SimCluster, start_sim
+from tests.sim.conftest import Sim, SimCluster, running_sim
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -68,11 +68,8 @@ def clusters(server: ServerProcess) -> tuple[Agent, Agent]:
 
 @pytest.fixture(scope="module")
 def rbac_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sim]:
-    data_dir = tmp_path_factory.mktemp("rbac-sim") / "data"
-    data_dir.mkdir()
-    sim = start_sim(data_dir, "--clusters", "1", "--nodes", "0")
-    yield sim
-    sim.stop()
+    with running_sim(tmp_path_factory, "rbac-sim", 1, 0) as sim:
+        yield sim
 
 
 @dataclass

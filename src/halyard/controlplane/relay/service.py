@@ -189,8 +189,8 @@ class Relay:
     async def _data_connection(self, conn: Connection, head: Head, rest: bytes, stream_hex: str) -> None:
         if STREAM_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"A data connection needs 'Upgrade: {STREAM_UPGRADE}'.")
+        agent, cluster_id = await self._agent(head)  # who asks comes first: nothing about streams to strangers
         stream_id = _stream_id(stream_hex)
-        agent, cluster_id = await self._agent(head)
         if stream_id not in self._pending and self.peers is not None:
             # Through the load balancer, the agent's data connection may reach another replica than the one that
             # asked for the stream: that one (holding the tunnel) gets it over the peer path.
@@ -204,8 +204,8 @@ class Relay:
     async def _peer_data_connection(self, conn: Connection, head: Head, rest: bytes, stream_hex: str) -> None:
         """An agent's data connection another replica received for a stream this one asked for."""
         assert self.peers is not None
-        stream_id = _stream_id(stream_hex)
         caller, claims = await self.peers.verify(head, None)
+        stream_id = _stream_id(stream_hex)
         if claims.get("hyd") != stream_hex or STREAM_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(404, "StreamNotFound", "No stream waits for this data connection.")
         self._claim(conn, rest, stream_id, caller.resource_id or "")

@@ -58,7 +58,14 @@ def test_up_connects_the_simulated_cluster_prints_working_next_steps_and_stops_o
         # connectedk8s list, then show, as tables (Name ResourceGroup Location ConnectivityStatus ...).
         rows = [r.split()[:4] for r in shell.stdout.splitlines() if r.startswith("sim-01 ")]
         assert rows == [["sim-01", "demo", "eastus", "Connected"]] * 2, shell.stdout
-        assert [r.split()[0] for r in shell.stdout.splitlines()[-3:]] == ["control-plane", "node-1", "node-2"]
+        direct = [
+            r.split()[0]
+            for r in shell.stdout.splitlines()
+            if r.split()[:1] and r.split()[0].startswith(("control-plane", "node-"))
+        ]
+        assert direct == ["control-plane", "node-1", "node-2"], shell.stdout
+        # ... and through cluster connect (get-credentials' kubeconfig, the get-token exec plugin, the tunnel).
+        assert shell.stdout.splitlines()[-3:] == ["node/control-plane", "node/node-1", "node/node-2"], shell.stdout
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -174,6 +174,36 @@ async def _connect_demo(data_dir: Path, cluster: str, kubeconfig: Path) -> None:
             )
             return
     print(f"\n$ halyard connectedk8s show -g {DEMO_GROUP} -n {cluster} -o table\n{out}", flush=True)
+    code, principal = await _halyard(
+        data_dir, "ad", "sp", "show", "--id", admin["clientId"], "--query", "id", "-o", "tsv"
+    )
+    if code == 0:
+        await _let_admin_in(kubeconfig, principal.strip())
+
+
+async def _let_admin_in(kubeconfig: Path, principal_id: str) -> None:
+    """The cluster's owner makes the admin principal cluster-admin in the simulated cluster, so cluster connect
+    (which impersonates the principal) works from the first try, as the banner suggests. Idempotent."""
+    from lightkube.core.exceptions import ApiError
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.models.rbac_v1 import RoleRef, Subject
+    from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
+
+    from halyard.kube.client import connect
+
+    binding = ClusterRoleBinding(
+        metadata=ObjectMeta(name="halyard-demo-admin", labels={"app.kubernetes.io/managed-by": "halyard"}),
+        roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="ClusterRole", name="cluster-admin"),
+        subjects=[Subject(apiGroup="rbac.authorization.k8s.io", kind="User", name=principal_id)],
+    )
+    client = connect(kubeconfig)
+    try:
+        await client.create(binding)
+    except ApiError as exc:
+        if exc.status.code != 409:
+            print(f"WARNING: cluster connect's demo binding was not created: {exc}", file=sys.stderr, flush=True)
+    finally:
+        await client.close()
 
 
 def _stop_agents(data_dir: Path) -> None:
@@ -192,6 +222,9 @@ def _login(admin: dict[str, str], server: str, ca: str) -> list[str]:
     ]  # fmt: skip
 
 
+CONNECT_KUBECONFIG = "halyard-demo.kubeconfig"  # written in the directory the commands are pasted in
+
+
 def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
     """What to do next: commands that run as printed in another terminal (a fresh shell, without this virtual
     environment on its PATH), with the exact login line (from ``admin.json``) and the CA to trust."""
@@ -207,6 +240,9 @@ def banner(url: str, data_dir: Path, cluster: str, kubeconfig: Path) -> str:
         f"halyard connectedk8s show -g {DEMO_GROUP} -n {cluster} -o table",
         f"export KUBECONFIG={shlex.quote(str(kubeconfig))}",
         *(["kubectl get nodes -o wide"] if shutil.which("kubectl") else []),
+        # Cluster connect: the same cluster through the agents' tunnel, as the admin principal (impersonated).
+        f"halyard connectedk8s get-credentials -g {DEMO_GROUP} -n {cluster} -f {CONNECT_KUBECONFIG}",
+        *([f"kubectl --kubeconfig {CONNECT_KUBECONFIG} get nodes -o name"] if shutil.which("kubectl") else []),
     ]
     lines = [
         "",

@@ -6,40 +6,12 @@ import asyncio
 import os
 
 from halyard.tunnel.splice import BURST, Pipe, Reading
-
-
-class _Adopted(asyncio.Protocol):
-    """What an accepted connection runs until the test adopts its transport (paused, as the relay hands it over)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.pause_reading()  # type: ignore[attr-defined]
-
-
-async def _accepted_pair() -> tuple[asyncio.Transport, asyncio.StreamReader, asyncio.StreamWriter, asyncio.Server]:
-    """A server-side transport (paused) and the client's streams of the same loopback connection."""
-    loop = asyncio.get_running_loop()
-    accepted: asyncio.Future[asyncio.Transport] = loop.create_future()
-
-    def factory() -> asyncio.Protocol:
-        protocol = _Adopted()
-        original = protocol.connection_made
-
-        def made(transport: asyncio.BaseTransport) -> None:
-            original(transport)
-            accepted.set_result(transport)  # type: ignore[arg-type]
-
-        protocol.connection_made = made  # type: ignore[method-assign]
-        return protocol
-
-    server = await loop.create_server(factory, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    return await accepted, reader, writer, server
+from tests.support.loopback import accepted_pair
 
 
 async def test_a_pipe_carries_megabytes_both_ways_intact() -> None:
-    a, a_reader, a_writer, a_server = await _accepted_pair()
-    b, b_reader, b_writer, b_server = await _accepted_pair()
+    a, a_reader, a_writer, a_server = await accepted_pair()
+    b, b_reader, b_writer, b_server = await accepted_pair()
     pipe = Pipe(a, b)
     up, down = os.urandom(6 * 1024 * 1024 + 7), os.urandom(3 * 1024 * 1024 + 1)
     a_writer.write(up)
@@ -59,8 +31,8 @@ async def test_a_pipe_carries_megabytes_both_ways_intact() -> None:
 
 
 async def test_a_pipe_of_plain_tcp_ends_once_both_sides_have_half_closed() -> None:
-    a, a_reader, a_writer, a_server = await _accepted_pair()
-    b, b_reader, b_writer, b_server = await _accepted_pair()
+    a, a_reader, a_writer, a_server = await accepted_pair()
+    b, b_reader, b_writer, b_server = await accepted_pair()
     pipe = Pipe(a, b)
     a_writer.write_eof()
     assert await asyncio.wait_for(b_reader.read(), 10) == b""  # the half-close went on
@@ -76,7 +48,7 @@ async def test_a_pipe_of_plain_tcp_ends_once_both_sides_have_half_closed() -> No
 
 
 async def test_a_source_pauses_for_one_loop_turn_after_a_burst_and_stays_paused_while_held() -> None:
-    transport, _, writer, server = await _accepted_pair()
+    transport, _, writer, server = await accepted_pair()
     reading = Reading(transport)
     transport.resume_reading()
     reading.passed(BURST - 1)

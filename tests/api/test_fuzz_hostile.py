@@ -93,6 +93,10 @@ def _seeds(server: ServerProcess, agent: Agent, principal_id: str) -> dict[str, 
             "agentErrors": [{"message": "m", "component": "c", "time": "2026-01-01T00:00:00Z"}],
         },
         "connectedClusters_ListClusterUserCredential": {"authenticationMethod": "Token"},
+        "gateways_Put": {"location": "eastus", "tags": {"a": "b"}, "properties": {"allowedFeatures": ["*"]}},
+        "gateways_Update": {"tags": {"a": "b"}, "properties": {"allowedFeatures": ["cluster-connect"]}},
+        "settings_Put": {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
+        "settings_Update": {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
     }
 
 

@@ -20,6 +20,7 @@ import halyard
 from halyard.cli import (
     account,
     ad,
+    arcgateway,
     clusterconnect,
     clusterfeatures,
     connectedk8s,
@@ -74,6 +75,7 @@ app.command("get-token")(gettoken.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(connectedk8s.app, name="connectedk8s")
+app.add_typer(arcgateway.app, name="arcgateway")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)
 connectedk8s.app.command("enable-features")(clusterfeatures.enable_features)

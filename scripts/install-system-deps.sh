@@ -8,6 +8,10 @@ if ! { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb 
   || { [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; }; then
   need+=(postgresql)
 fi
+# squid (with ssl_bump: Debian's squid-openssl) is the enterprise proxy of the gateway tests (tests/gateway/).
+if ! command -v squid >/dev/null 2>&1; then
+  need+=(squid-openssl)
+fi
 # kubectl is not one of them: the tests drive given versions, which scripts/install-kubectl.sh puts in .cache/kubectl.
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

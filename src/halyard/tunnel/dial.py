@@ -88,7 +88,7 @@ async def connect_over(
     return verdict.early
 
 
-class _Idle(asyncio.Protocol):
+class Idle(asyncio.Protocol):
     """A transport's protocol until the CONNECT exchange adopts it."""
 
     def data_received(self, data: bytes) -> None:  # pragma: no cover - nothing is sent before the request
@@ -102,7 +102,7 @@ async def open_tunnel(proxy: ProxyUrl, host: str, port: int, *, timeout: float =
     transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(timeout):
-            made, _ = await loop.create_connection(_Idle, proxy.host, proxy.port)
+            made, _ = await loop.create_connection(Idle, proxy.host, proxy.port)
             transport = cast(asyncio.Transport, made)
             transport.pause_reading()
             await connect_over(
@@ -113,6 +113,21 @@ async def open_tunnel(proxy: ProxyUrl, host: str, port: int, *, timeout: float =
             transport.abort()
         raise
     return transport
+
+
+async def upgrade_over(transport: asyncio.Transport, request: bytes, upgrade: str) -> bytes:
+    """Send an upgrade request on an open transport and read the answer: the bytes after the 101 (the transport
+    paused), or UpgradeRefused (the transport closed)."""
+    handshake = _Handshake(request, UpgradeAnswer(upgrade))
+    transport.set_protocol(handshake)
+    handshake.connection_made(transport)
+    if not transport.is_reading():
+        transport.resume_reading()
+    verdict = await handshake.verdict
+    if isinstance(verdict, Refused):
+        transport.close()
+        raise UpgradeRefused(verdict)
+    return verdict.early + handshake.late
 
 
 @dataclass

@@ -16,6 +16,12 @@ from urllib.parse import unquote, urlsplit
 from halyard.tunnel.http1 import Head, HeadError, has_header_injection, parse_head, request_head, split_head
 
 MAX_ANSWER = 16 * 1024
+# Inside the TLS to a gateway, a tunnel is asked for as a websocket-style upgrade, not a second CONNECT: a
+# TLS-inspecting proxy parses what it decrypts, and proxies are told to let websockets through (the seed says so);
+# after the 101 the bytes are opaque to it.
+GATEWAY_PATH = "/gw/v1/connect"
+GATEWAY_UPGRADE = "websocket"
+DESTINATION_FIELD = "Halyard-Destination"
 
 
 @dataclass(frozen=True)
@@ -106,19 +112,34 @@ class ConnectTarget:
     port: int
     head: Head
 
+    @property
+    def upgrade(self) -> bool:
+        """Asked for as a gateway upgrade (answer 101) rather than a CONNECT (answer 200)."""
+        return self.head.method == "GET"
+
     def credential(self, scheme: str) -> str | None:
-        """The ``Proxy-Authorization`` credential of ``scheme`` (``Bearer``, ``Basic``), or None."""
-        value = self.head.get("proxy-authorization")
+        """The credential of ``scheme`` (``Bearer``, ``Basic``): ``Proxy-Authorization`` of a CONNECT,
+        ``Authorization`` of a gateway upgrade; or None."""
+        value = self.head.get("authorization" if self.upgrade else "proxy-authorization")
         kind, _, credential = value.partition(" ")
         return credential.strip() or None if kind.lower() == scheme.lower() else None
 
 
-def parse_connect(head: bytes) -> ConnectTarget:
-    """A CONNECT request's target; HeadError (status 405 for another method, 400 for a bad target)."""
+def parse_connect(head: bytes, *, gateway: bool = False) -> ConnectTarget:
+    """A CONNECT request's target (with ``gateway``, also a gateway upgrade's: ``GET GATEWAY_PATH``, ``Upgrade:
+    websocket``, the destination in ``Halyard-Destination``); HeadError (405 another method, 400 a bad target)."""
     parsed = parse_head(head)
+    if gateway and parsed.method == "GET" and parsed.target.split("?")[0] == GATEWAY_PATH:
+        if GATEWAY_UPGRADE not in parsed.tokens("upgrade"):
+            raise HeadError(f"a gateway tunnel asks for 'Upgrade: {GATEWAY_UPGRADE}'", 400)
+        return _target(parsed.get(DESTINATION_FIELD.lower()), parsed)
     if parsed.method != "CONNECT":
         raise HeadError(f"only CONNECT is served here, not {parsed.method[:16]}", 405)
-    host, sep, port = parsed.target.rpartition(":")
+    return _target(parsed.target, parsed)
+
+
+def _target(text: str, parsed: Head) -> ConnectTarget:
+    host, sep, port = text.rpartition(":")
     host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536 or has_header_injection(host):
         raise HeadError("a CONNECT target is host:port", 400)

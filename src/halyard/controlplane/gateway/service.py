@@ -33,7 +33,7 @@ from halyard.controlplane.plane import ControlPlane
 from halyard.core.errors import HalyardError
 from halyard.store.models import Resource, ResourceReport
 from halyard.tunnel.http1 import HeadError, response_head, split_head
-from halyard.tunnel.proxyconnect import ConnectTarget, authority, parse_connect
+from halyard.tunnel.proxyconnect import GATEWAY_UPGRADE, ConnectTarget, authority, parse_connect
 from halyard.tunnel.splice import Pipe
 
 log = logging.getLogger("halyard.gateway")
@@ -151,7 +151,7 @@ class GatewayService:
     async def _linked(self, target: ConnectTarget, gateway_name: str, named: Resource | None) -> tuple[str, Resource]:
         token = target.credential("Bearer")
         if not token:
-            raise Refusal(407, "AgentTokenRequired", "The gateway needs the agent's token (Proxy-Authorization).")
+            raise Refusal(407, "AgentTokenRequired", "The gateway needs the agent's token.")
         try:
             _, cluster_id = await cluster_of_agent_token(self._cp, token)
         except HalyardError as exc:
@@ -222,7 +222,7 @@ class _Connection(asyncio.Protocol):
             split = split_head(self._buffer, HEAD_LIMIT)
             if split is None:
                 return
-            target = parse_connect(split[0])
+            target = parse_connect(split[0], gateway=True)
         except HeadError as exc:
             self._refuse(Refusal(exc.status, "BadRequest", str(exc)), "?", None, "")
             return
@@ -258,7 +258,11 @@ class _Connection(asyncio.Protocol):
         if self._transport.is_closing():
             far.close()
             return
-        self._transport.write(response_head(200, "Connection established", []))
+        if target.upgrade:
+            switch = [("Connection", "Upgrade"), ("Upgrade", GATEWAY_UPGRADE)]
+            self._transport.write(response_head(101, "Switching Protocols", switch))
+        else:
+            self._transport.write(response_head(200, "Connection established", []))
         started = time.monotonic()
         service = self._service
 

@@ -17,6 +17,7 @@ from halyard.agent.arcproxy import ArcProxy, NetworkSettings
 from halyard.api.agents import DP_HEARTBEAT_PATH
 from halyard.tunnel.dial import dial
 from halyard.tunnel.protocol import TUNNEL_UPGRADE
+from tests.agents.conftest import logged_in_cli
 from tests.api.agentcreds import Agent
 from tests.gateway.conftest import GatewayPlane, wait_for
 from tests.gateway.squid import Squid, available, start_squid
@@ -169,3 +170,24 @@ async def test_a_tls_inspecting_proxy_needs_proxy_cert(
             await with_cert.close()
     finally:
         bumping.stop()
+
+
+def test_arcgateway_logs_and_show_tell_what_went_through(
+    gateway_plane: GatewayPlane, linked: Linked, tmp_path: Path
+) -> None:
+    """Run after the chain tests of this module: the audit they left, read as an operator reads it."""
+    cli = logged_in_cli(gateway_plane.server, tmp_path)
+    group = linked.gateway["id"].split("/")[4]
+    rows = cli.ok("arcgateway", "logs", "-g", group, "-n", "chain")
+    assert {r["verdict"] for r in rows} == {"allowed", "denied"}
+    denied = cli.ok("arcgateway", "logs", "-g", group, "-n", "chain", "--verdict", "denied")
+    assert denied and all(r["verdict"] == "denied" for r in denied)
+    assert "registry.example.com:443" in {r["destination"] for r in denied}
+    mine = cli.ok("arcgateway", "logs", "-g", group, "-n", "chain", "--cluster", linked.agent.path)
+    assert mine and all(r["clusterId"].lower() == linked.agent.path.lower() for r in mine)
+    table = cli.run("arcgateway", "logs", "-g", group, "-n", "chain", "-o", "table")
+    assert table.returncode == 0 and "Destination" in table.stdout
+    shown = cli.ok("arcgateway", "show", "-g", group, "-n", "chain")
+    assert shown["linkedClusters"][0]["clusterId"] == linked.agent.path.lower()
+    assert shown["linkedClusters"][0]["lastSeen"]
+    assert "--verdict" in cli.run("arcgateway", "logs", "-g", group, "-n", "chain", "--verdict", "maybe").stderr

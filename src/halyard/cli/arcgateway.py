@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -80,9 +81,13 @@ def create(
 
 @app.command("show")
 def show(ctx: typer.Context, resource_group: Group, name: Name) -> None:
-    """Show a gateway, with the clusters that use it."""
+    """Show a gateway, with the clusters that use it and when each was last seen through it (once every one has
+    been, the firewall rules for the other names can go)."""
     inv = Invocation.of(ctx)
-    inv.emit(flatten(inv.arm.get(gateway_id(inv.subscription_id, resource_group, name), API_VERSION)), TABLE)
+    path = gateway_id(inv.subscription_id, resource_group, name)
+    shown = flatten(inv.arm.get(path, API_VERSION))
+    shown["linkedClusters"] = inv.arm.get(f"{path}/linkedClusters", API_VERSION).get("value", [])
+    inv.emit(shown, TABLE)
 
 
 @app.command("list")
@@ -166,3 +171,46 @@ def settings_update(
     path = f"{base}{base_resource_name}/providers/{NAMESPACE}/settings/default"
     body = {"properties": {"gatewayProperties": {"gatewayResourceId": gateway}}}
     inv.emit(_put(inv, path, body, no_wait=False))
+
+
+LOG_TABLE = (
+    ("Time", "time"),
+    ("Cluster", "cluster"),
+    ("Destination", "destination"),
+    ("Up", "bytesUp"),
+    ("Down", "bytesDown"),
+    ("Ms", "durationMs"),
+    ("Verdict", "verdict"),
+    ("Reason", "reason"),
+)
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    resource_group: Group,
+    name: Name,
+    cluster: Annotated[str | None, typer.Option("--cluster", help="Only this cluster (its resource id).")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only from this time (ISO 8601).")] = None,
+    verdict: Annotated[str | None, typer.Option("--verdict", help="allowed or denied.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new records (Ctrl-C ends).")] = False,
+) -> None:
+    """The gateway's audit: one record per agent connection (time, cluster, destination, bytes, verdict)."""
+    inv = Invocation.of(ctx)
+    if verdict is not None and verdict not in ("allowed", "denied"):
+        raise UsageError(f"argument --verdict: '{verdict}' is not allowed or denied.")
+    path = f"{gateway_id(inv.subscription_id, resource_group, name)}/auditRecords"
+    query = {k: v for k, v in (("clusterId", cluster), ("since", since), ("verdict", verdict)) if v}
+    after = 0
+    while True:
+        rows = inv.arm.get(path, API_VERSION, {**query, "after": str(after)}).get("value", [])
+        for row in rows:
+            row["cluster"] = (row.get("clusterId") or "").rsplit("/", 1)[-1]
+        if rows:
+            after = int(rows[-1]["id"])
+        if not follow:
+            inv.emit(rows, LOG_TABLE)
+            return
+        for row in rows:
+            inv.emit(row, LOG_TABLE)
+        time.sleep(2.0)

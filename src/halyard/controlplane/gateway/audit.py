@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, String, delete, select
+from sqlalchemy import BigInteger, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, mapped_column
 
 from halyard.store import Database
@@ -98,7 +98,7 @@ class AuditLog:
     ) -> list[tuple[int, Record]]:
         query = select(GatewayAudit).where(GatewayAudit.gateway_key == gateway_id.lower(), GatewayAudit.id > after_id)
         if cluster_id:
-            query = query.where(GatewayAudit.cluster_id == cluster_id)
+            query = query.where(func.lower(GatewayAudit.cluster_id) == cluster_id.lower())  # ARM ids: any case
         if since is not None:
             query = query.where(GatewayAudit.at >= since)
         if verdict:

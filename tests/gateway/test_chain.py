@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from halyard.agent.arcproxy import ArcProxy, NetworkSettings
-from halyard.api.agents import DP_HEARTBEAT_PATH
+from halyard.api.agents import DP_HEARTBEAT_PATH, GATEWAY_NETWORK_PATH
 from halyard.tunnel.dial import dial
 from halyard.tunnel.protocol import TUNNEL_UPGRADE
 from tests.agents.conftest import logged_in_cli
@@ -191,3 +191,44 @@ def test_arcgateway_logs_and_show_tell_what_went_through(
     assert shown["linkedClusters"][0]["clusterId"] == linked.agent.path.lower()
     assert shown["linkedClusters"][0]["lastSeen"]
     assert "--verdict" in cli.run("arcgateway", "logs", "-g", group, "-n", "chain", "--verdict", "maybe").stderr
+
+
+async def test_moving_a_cluster_off_the_gateway_and_back_follows_at_the_next_refresh(
+    gateway_plane: GatewayPlane, linked: Linked
+) -> None:
+    plane = gateway_plane
+    group = linked.gateway["id"].split("/")[4]
+    agent = await asyncio.to_thread(plane.cluster, group, "mover")
+    await asyncio.to_thread(plane.link, agent, linked.gateway["id"])
+    server = plane.server
+    where = f"{linked.name}:{plane.gateway_port}"
+    proxy = ArcProxy(
+        NetworkSettings(gateway=where, gateway_address=f"127.0.0.1:{plane.gateway_port}"),
+        AgentTokens(agent),
+        Path(server.ca).read_text(),
+        network_url=f"{server.url}{GATEWAY_NETWORK_PATH}",
+    )
+    await proxy.start()
+
+    def through_gateway() -> int:
+        rows = plane.audit(linked.gateway["id"], clusterId=agent.path, verdict="allowed")
+        return len([r for r in rows if r["destination"] == f"127.0.0.1:{server.port}"])
+
+    async def call() -> None:
+        async with httpx.AsyncClient(proxy=proxy.url, verify=server.ca, timeout=20) as http:
+            assert (await http.get(f"{server.url}/his/v1/endpoints")).status_code == 200
+
+    try:
+        assert (await proxy.refresh()).gateway == where
+        await asyncio.to_thread(plane.link, agent, None)  # off the gateway
+        assert (await proxy.refresh()).gateway is None  # the gateway refuses now: asked again, directly
+        before = await wait_for(lambda: through_gateway() or None)
+        await call()
+        await asyncio.sleep(0.5)
+        assert through_gateway() == before  # went direct
+        await asyncio.to_thread(plane.link, agent, linked.gateway["id"])  # and back
+        assert (await proxy.refresh()).gateway == where
+        await call()
+        await wait_for(lambda: through_gateway() > before)  # the call went through the gateway again
+    finally:
+        await proxy.close()

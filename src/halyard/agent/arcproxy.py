@@ -18,7 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import cast
 
+import httpx
+
 from halyard.agent.resourcesync import TokenSource
+from halyard.api.agents import AgentNetwork
 from halyard.tunnel.dial import Idle, ProxyTunnelRefused, UpgradeRefused, open_tunnel, upgrade_over
 from halyard.tunnel.handshake import upgrade_request
 from halyard.tunnel.http1 import HeadError, response_head, split_head
@@ -67,8 +70,12 @@ class ArcProxy:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        network_url: str | None = None,
+        interval: float = 30.0,
     ) -> None:
         self._tokens = tokens
+        self._network_url = network_url  # the control plane's GATEWAY_NETWORK_PATH, asked every interval
+        self._interval = interval
         self._ca_bundle = ca_bundle
         self._host, self._port = host, port
         self._server: asyncio.Server | None = None
@@ -103,7 +110,45 @@ class ArcProxy:
     async def reconcile(self) -> float:
         if self._server is None:
             await self.start()
-        return 60.0
+        if self._network_url is not None:
+            await self.refresh()
+        return self._interval
+
+    async def refresh(self) -> NetworkSettings:
+        """Ask the control plane where connections go now, through the current route; if the gateway refuses
+        (the cluster was moved off it), ask again without it. The answer applies to new connections."""
+        assert self._network_url is not None
+        try:
+            answer = await self._ask(self.url)
+        except httpx.ProxyError:
+            if not self.settings.gateway:
+                raise
+            answer = await self._ask(self._proxy_url_without_gateway())
+        network = AgentNetwork.model_validate(answer)
+        self.apply(
+            NetworkSettings(
+                gateway=network.gateway,
+                proxy=network.httpsProxy or network.httpProxy,
+                skip_range=network.noProxy,
+                proxy_cert=network.proxyCert,
+                gateway_address=self.settings.gateway_address,
+            )
+        )
+        return self.settings
+
+    async def _ask(self, proxy: str | None) -> object:
+        assert self._network_url is not None
+        token = await self._tokens.token()
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=self._ca_bundle) if self._ca_bundle else True
+        async with httpx.AsyncClient(proxy=proxy, verify=verify, timeout=20) as http:
+            r = await http.get(self._network_url, headers={"Authorization": f"Bearer {token}"})
+        if r.status_code == 401:
+            self._tokens.forget_token()
+        r.raise_for_status()
+        return r.json()
+
+    def _proxy_url_without_gateway(self) -> str | None:
+        return self.settings.proxy  # the enterprise proxy alone, or direct
 
     async def close(self) -> None:
         if self._server is not None:

@@ -4,20 +4,23 @@ clusters linked to it with when each was last seen through it."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
+from halyard.api.agents import GATEWAY_NETWORK_PATH, AgentNetwork
+from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.gateway.audit import ALLOWED, DENIED, GatewayAudit
 from halyard.controlplane.gateway.links import REPORTER
 from halyard.controlplane.gateway.resources import API_VERSIONS, NAMESPACE
-from halyard.core.errors import InvalidRequest
-from halyard.store.models import ResourceReport
+from halyard.core.errors import InvalidRequest, NotFound
+from halyard.store.models import Resource, ResourceReport
 
+PROXY_FEATURE = "proxy"  # the cluster's arcAgentryConfigurations entry `connectedk8s --proxy-*` writes
 router = APIRouter(tags=[f"{NAMESPACE}/gateways"], responses=ERRORS)
 ApiVersion = Annotated[str | None, api_version_query(API_VERSIONS)]
 TYPE = f"{NAMESPACE}/gateways"
@@ -112,3 +115,33 @@ async def list_linked_clusters(
         for key in sorted(linked)
     ]
     return JSONResponse({"value": value})
+
+
+@router.get(GATEWAY_NETWORK_PATH, operation_id="Gateway_AgentNetwork", response_model=AgentNetwork)
+async def agent_network(agent: AgentCaller, cp: Plane) -> AgentNetwork:
+    """Where this cluster's agents send their connections: its gateway and its proxy settings (agent token)."""
+    async with cp.db.session() as session:
+        cluster = await session.get(Resource, agent.cluster_id.lower())
+        report = await session.get(ResourceReport, (agent.cluster_id.lower(), REPORTER))
+        link = (report.properties.get("gateway") or {}) if report is not None else {}
+        gateway = await session.get(Resource, str(link["resourceId"]).lower()) if link.get("enabled") else None
+    if cluster is None:
+        raise NotFound("The cluster was deleted.", code="ResourceNotFound")
+    proxy: dict[str, Any] = next(
+        (c for c in cluster.properties.get("arcAgentryConfigurations") or [] if c.get("feature") == PROXY_FEATURE),
+        {},
+    )
+    sealed = cp.sealer.unseal_json(cluster.sealed) if cluster.sealed is not None else {}
+    protected = (sealed or {}).get(PROXY_FEATURE, {}) if isinstance(sealed, dict) else {}
+    settings = proxy.get("settings") or {}
+    endpoint = None
+    if gateway is not None and cp.settings.gateway_port is not None:
+        endpoint = f"{gateway.properties.get('gatewayEndpoint')}:{cp.settings.gateway_port}"
+    return AgentNetwork(
+        gateway=endpoint,
+        gatewayResourceId=gateway.id if gateway is not None else None,
+        httpsProxy=protected.get("httpsProxy"),
+        httpProxy=protected.get("httpProxy"),
+        noProxy=settings.get("noProxy"),
+        proxyCert=settings.get("proxyCert"),
+    )

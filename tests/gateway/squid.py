@@ -55,7 +55,10 @@ def available() -> bool:
     return os.path.exists(SQUID)
 
 
-def start_squid(gateway_name: str, gateway_port: int, *, bump: bool = False) -> Squid:
+def start_squid(
+    gateway_name: str, gateway_port: int, *, bump: bool = False, also: tuple[str, int] | None = None
+) -> Squid:
+    """squid allowing CONNECT to the gateway's name and port (and, for benchmarks, ``also``: one more address)."""
     # squid drops root for its 'proxy' user, which must reach and write this directory: not under pytest's
     # owner-only tmp tree. Removed by stop().
     directory = Path(tempfile.mkdtemp(prefix="halyard-squid-"))
@@ -79,8 +82,14 @@ def start_squid(gateway_name: str, gateway_port: int, *, bump: bool = False) -> 
         "acl CONNECT method CONNECT",
         "http_access allow CONNECT gateway gateway_port",
         "http_access allow gateway gateway_port",  # what a bumping squid decrypts inside: requests to the gateway
-        "http_access deny all",
     ]  # fmt: skip
+    if also is not None:
+        lines += [
+            f"acl also dst {also[0]}",
+            f"acl also_port port {also[1]}",
+            "http_access allow CONNECT also also_port",
+        ]
+    lines.append("http_access deny all")
     ca_pem = None
     if bump:
         key, cert = create_ca("Enterprise inspecting proxy CA")

@@ -91,3 +91,7 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.1)
+
+
+# The agents' simulator and its fresh clusters (session-wide), for onboarding through a gateway.
+from tests.agents.conftest import agent_sim, fresh_cluster  # noqa: E402, F401

@@ -15,24 +15,31 @@ import asyncio
 import logging
 import ssl
 import time
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
 import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
 from halyard.agent.resourcesync import TokenSource
-from halyard.api.agents import AgentNetwork
+from halyard.api.agents import PROOF_ISSUER, AgentNetwork
+from halyard.api.proofs import signing_algorithm
 from halyard.tunnel.dial import Idle, ProxyTunnelRefused, UpgradeRefused, open_tunnel, upgrade_over
 from halyard.tunnel.handshake import upgrade_request
 from halyard.tunnel.http1 import HeadError, response_head, split_head
 from halyard.tunnel.proxyconnect import (
     DESTINATION_FIELD,
     GATEWAY_PATH,
+    GATEWAY_PROOF,
     GATEWAY_UPGRADE,
     ConnectTarget,
     ProxyUrl,
     SkipRange,
     authority,
+    gateway_audience,
     parse_connect,
 )
 from halyard.tunnel.splice import Pipe
@@ -41,6 +48,45 @@ log = logging.getLogger("halyard.agent.arcproxy")
 HEAD_LIMIT = 16 * 1024
 HEAD_TIMEOUT = 10.0
 DIAL_TIMEOUT = 15.0
+
+
+def onboarding_proof(resource_id: str, key: PrivateKeyTypes) -> Callable[[str], str]:
+    """Proofs of the onboarding key for a gateway, as identity-operator proves it to his (short-lived)."""
+
+    def sign(gateway_name: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": PROOF_ISSUER, "sub": resource_id, "aud": gateway_audience(gateway_name), "iat": now,
+            "exp": now + 120, "jti": uuid.uuid4().hex, "csr": GATEWAY_PROOF,
+        }  # fmt: skip
+        return jwt.encode(claims, key, algorithm=signing_algorithm(key), headers={"kid": "onboarding"})  # type: ignore[arg-type]
+
+    return sign
+
+
+class TokenSlot:
+    """The agents' token source, given to arc-proxy before identity-operator exists (the agents' HTTP client, which
+    identity-operator needs, goes through arc-proxy): not ready until it is filled."""
+
+    def __init__(self) -> None:
+        self.target: TokenSource | None = None
+
+    async def token(self) -> str:
+        await self.wait_ready(60.0)
+        assert self.target is not None
+        return await self.target.token()
+
+    def forget_token(self) -> None:
+        if self.target is not None:
+            self.target.forget_token()
+
+    async def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.target is None:
+            if time.monotonic() >= deadline:
+                raise TimeoutError("no token source yet")
+            await asyncio.sleep(0.02)
+        await self.target.wait_ready(max(0.0, deadline - time.monotonic()))
 
 
 class ProxyCertMissing(ssl.SSLError):
@@ -72,8 +118,11 @@ class ArcProxy:
         port: int = 0,
         network_url: str | None = None,
         interval: float = 30.0,
+        onboarding_proof: Callable[[str], str] | None = None,
     ) -> None:
+        self._onboarding_proof = onboarding_proof  # gateway name → a proof of the onboarding key, until a token
         self._tokens = tokens
+        self.tokens = tokens
         self._network_url = network_url  # the control plane's GATEWAY_NETWORK_PATH, asked every interval
         self._interval = interval
         self._ca_bundle = ca_bundle
@@ -111,6 +160,10 @@ class ArcProxy:
         if self._server is None:
             await self.start()
         if self._network_url is not None:
+            try:
+                await self._tokens.wait_ready(0.05)
+            except Exception:
+                return 1.0  # onboarding: asked again once the cluster has its token
             await self.refresh()
         return self._interval
 
@@ -164,6 +217,15 @@ class ArcProxy:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    async def _credential(self, gateway_name: str) -> str:
+        """The agent token; while the cluster has none yet (onboarding), a proof of its onboarding key."""
+        if self._onboarding_proof is not None:
+            try:
+                await self._tokens.wait_ready(0.05)
+            except Exception:
+                return f"Proof {self._onboarding_proof(gateway_name)}"
+        return f"Bearer {await self._tokens.token()}"
+
     def forget_token(self) -> None:
         self._tokens.forget_token()
 
@@ -206,8 +268,8 @@ class ArcProxy:
                 ) from None
             assert tls is not None
             transport = cast(asyncio.Transport, tls)
-            token = await self._tokens.token()
-            fields = [("Authorization", f"Bearer {token}"), (DESTINATION_FIELD, authority(target.host, target.port))]
+            credential = await self._credential(gw_host)
+            fields = [("Authorization", credential), (DESTINATION_FIELD, authority(target.host, target.port))]
             request = upgrade_request(GATEWAY_PATH, authority(gw_host, int(gw_port)), GATEWAY_UPGRADE, fields)
             early = await upgrade_over(transport, request, GATEWAY_UPGRADE)
         return transport, route, early

@@ -41,7 +41,9 @@ class ClusterConnect:
         *,
         ping_every: float = PING_EVERY,
         dead_after: float = DEAD_AFTER,
+        via: str | None = None,
     ) -> None:
+        self._via = via  # arc-proxy, when a gateway or an enterprise proxy is set
         self._relay = relay_url.rstrip("/")
         self._tokens = tokens
         self._tls = tls
@@ -63,6 +65,7 @@ class ClusterConnect:
                 upgrade=TUNNEL_UPGRADE,
                 fields=[("Authorization", f"Bearer {token}")],
                 ssl_context=self._tls,
+                proxy=self._via,
             )
         except UpgradeRefused as exc:
             if exc.status == 401:
@@ -113,6 +116,7 @@ class ClusterConnect:
                 upgrade=STREAM_UPGRADE,
                 fields=[("Authorization", f"Bearer {token}")],
                 ssl_context=self._tls,
+                proxy=self._via,
             )
         except Exception as exc:
             log.warning("stream not opened", extra={"error": f"{type(exc).__name__}: {exc}"})

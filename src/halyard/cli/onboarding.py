@@ -9,6 +9,7 @@ the resource is created deletes it again.
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import time
 from pathlib import Path
@@ -163,8 +164,11 @@ class Onboarding:
             self._check_provider(location)
             existing = self._get(self.resource_id)
             onboarded = self.kube.run(kube_onboarding.read_onboarding)
-            if self.gateway is not None:
-                self.arm.get(self.gateway, GATEWAY_API_VERSION)  # it must exist: its 404 is the error
+            gateway_url = None
+            if self.gateway is not None:  # it must exist: its 404 is the error
+                gateway_url = (self.arm.get(self.gateway, GATEWAY_API_VERSION).get("properties") or {}).get(
+                    "gatewayUrl"
+                )
         obstacle = agents.obstacle(facts, endpoints)
         if obstacle:
             self._confirm_despite(obstacle, yes)
@@ -192,6 +196,7 @@ class Onboarding:
                 resource = self.arm.wait("PUT", self._url(self.resource_id), first) or {}
                 if self.gateway is not None:
                     link(self.inv, self.resource_id, self.gateway)
+                _agents_network(gateway_url, self.proxy)
             with self.inv.progress("Installing the agents"):
                 self.kube.run(
                     lambda c: kube_onboarding.install(
@@ -384,6 +389,17 @@ async def _check_cluster(client: AsyncClient) -> ClusterFacts:
     if facts.linux_nodes == 0:
         raise CliError("The cluster has no Linux node; the agents need at least one.", "NoLinuxNode")
     return facts
+
+
+def _agents_network(gateway_url: str | None, proxy: ProxySettings) -> None:
+    """Local agents (started from this process) find their first gateway and proxy settings in the environment;
+    the control plane's /gw/v1/network keeps them current afterwards."""
+    if gateway_url:
+        os.environ["HALYARD_AGENT_GATEWAY"] = gateway_url.removeprefix("https://")
+    if proxy.https or proxy.http:
+        os.environ["HALYARD_AGENT_PROXY"] = str(proxy.https or proxy.http)
+    if proxy.skip_range:
+        os.environ["HALYARD_AGENT_PROXY_SKIP_RANGE"] = proxy.skip_range
 
 
 def _public_key_b64(private_pem: bytes) -> str:

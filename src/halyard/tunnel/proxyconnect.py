@@ -22,6 +22,13 @@ MAX_ANSWER = 16 * 1024
 GATEWAY_PATH = "/gw/v1/connect"
 GATEWAY_UPGRADE = "websocket"
 DESTINATION_FIELD = "Halyard-Destination"
+# An onboarding cluster (no agent token yet) proves its onboarding key instead: a proof JWT (as to his) whose
+# audience names the gateway and whose ``csr`` claim is this constant.
+GATEWAY_PROOF = "gateway-tunnel"
+
+
+def gateway_audience(gateway_name: str) -> str:
+    return f"https://{gateway_name.lower()}/gw"
 
 
 @dataclass(frozen=True)

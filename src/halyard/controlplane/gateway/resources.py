@@ -97,7 +97,12 @@ class GatewayBehaviour(PlainBehaviour):
         return Desired(location=existing.location, tags=tags, properties=props)
 
     def render_properties(self, resource: Resource, reported: Mapping[str, Any], ctx: RenderContext) -> dict[str, Any]:
-        return {**resource.properties, **reported}
+        props = {**resource.properties, **reported}
+        port = ctx.settings.gateway_port
+        if port is not None and props.get("gatewayEndpoint"):
+            # A Halyard addition: where agents dial, the port included (Arc's endpoint is a name on 443).
+            props["gatewayUrl"] = f"https://{props['gatewayEndpoint']}" + ("" if port == 443 else f":{port}")
+        return props
 
 
 class SettingsBehaviour(PlainBehaviour):

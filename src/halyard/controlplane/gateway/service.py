@@ -22,23 +22,35 @@ from dataclasses import dataclass, field
 from typing import cast
 from urllib.parse import urlsplit
 
+import jwt
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import select
 
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
+from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.gateway import features
 from halyard.controlplane.gateway.audit import ALLOWED, DENIED, AuditLog, Record
 from halyard.controlplane.gateway.links import GATEWAY_TYPE_KEY, REPORTER
+from halyard.controlplane.his.proofs import invalid_proof, verify_proof
+from halyard.controlplane.kubernetes.connectedclusters import parse_agent_public_key
 from halyard.controlplane.plane import ControlPlane
 from halyard.core.errors import HalyardError
 from halyard.store.models import Resource, ResourceReport
 from halyard.tunnel.http1 import HeadError, response_head, split_head
-from halyard.tunnel.proxyconnect import GATEWAY_UPGRADE, ConnectTarget, authority, parse_connect
+from halyard.tunnel.proxyconnect import (
+    GATEWAY_PROOF,
+    GATEWAY_UPGRADE,
+    ConnectTarget,
+    authority,
+    gateway_audience,
+    parse_connect,
+)
 from halyard.tunnel.splice import Pipe
 
 log = logging.getLogger("halyard.gateway")
 HEAD_LIMIT = 16 * 1024
 HEAD_TIMEOUT = 10.0
+CLUSTER_TYPE_KEY = "microsoft.kubernetes/connectedclusters"
 GATEWAY_HEADER = "x-halyard-gateway"  # the gateway's name when the outer hop is not TLS (loopback tests)
 _REASONS = {400: "Bad Request", 403: "Forbidden", 405: "Method Not Allowed", 407: "Proxy Authentication Required",
             408: "Request Timeout", 431: "Request Header Fields Too Large", 502: "Bad Gateway"}  # fmt: skip
@@ -149,11 +161,14 @@ class GatewayService:
         return next((r for r in rows if str(r.properties.get("gatewayEndpoint", "")).lower() == name.lower()), None)
 
     async def _linked(self, target: ConnectTarget, gateway_name: str, named: Resource | None) -> tuple[str, Resource]:
-        token = target.credential("Bearer")
-        if not token:
+        token, proof = target.credential("Bearer"), target.credential("Proof")
+        if not token and not proof:
             raise Refusal(407, "AgentTokenRequired", "The gateway needs the agent's token.")
         try:
-            _, cluster_id = await cluster_of_agent_token(self._cp, token)
+            if token:
+                _, cluster_id = await cluster_of_agent_token(self._cp, token)
+            else:
+                cluster_id = await self._onboarding_proof(str(proof), gateway_name)
         except HalyardError as exc:
             raise Refusal(407, exc.code, str(exc)) from None
         async with self._cp.db.session() as session:
@@ -171,6 +186,25 @@ class GatewayService:
             raise refusal
         assert gateway is not None
         return cluster_id, gateway
+
+    async def _onboarding_proof(self, proof: str, gateway_name: str) -> str:
+        """An onboarding cluster has no token yet: it proves possession of its onboarding key (the one its resource
+        holds), for this gateway, fresh, as it does to his for its first certificate. The cluster's id."""
+        try:
+            subject = str(jwt.decode(proof, options={"verify_signature": False}).get("sub") or "")
+            cluster_key = ResourceId.parse(subject).key
+        except (jwt.PyJWTError, HalyardError, ValueError):
+            raise invalid_proof() from None
+        async with self._cp.db.session() as session:
+            cluster = await session.get(Resource, cluster_key)
+        if cluster is None or cluster.type_key != CLUSTER_TYPE_KEY:
+            raise invalid_proof()
+        key = parse_agent_public_key(str(cluster.properties.get("agentPublicKeyCertificate", "")))
+        verify_proof(
+            proof, key, audience=gateway_audience(gateway_name), resource_id=cluster.id, digest=GATEWAY_PROOF,
+            now=self._cp.clock.now(),
+        )  # fmt: skip
+        return cluster.id
 
     def record(self, record: Record) -> None:
         self.metrics.connections.labels(record.verdict).inc()

@@ -103,6 +103,8 @@ def load_commands_for(words: Sequence[str]) -> None:
         _register(connectedk8s.app, "connect", "halyard.cli.onboarding", "connect")
     if first in (None, "agent") and not any(g.name == "agent" for g in app.registered_groups):
         app.add_typer(importlib.import_module("halyard.cli.agent").app, name="agent")
+    if first in (None, "gateway") and not any(g.name == "gateway" for g in app.registered_groups):
+        app.add_typer(importlib.import_module("halyard.cli.gatewayserver").app, name="gateway")
     # ``halyard sim`` joins as soon as its module exists (it is written alongside).
     if first in (None, "sim") and importlib.util.find_spec("halyard.cli.sim") is not None:
         _register(app, "sim", "halyard.cli.sim", "command")

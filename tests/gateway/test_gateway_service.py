@@ -157,3 +157,37 @@ def test_audit_rows_cannot_be_written_or_erased_through_the_api(gateway_plane: G
             assert r.status_code in (404, 405), (method, r.status_code, r.text)
         r = c.get(f"{gw['id']}/auditRecords", params={"api-version": "2024-07-31-preview", "verdict": "bogus"})
         assert r.status_code == 400
+
+
+def test_agents_read_their_network_settings_with_their_own_token(gateway_plane: GatewayPlane) -> None:
+    """What arc-proxy asks at every heartbeat interval: the gateway's name and port, and the proxy settings
+    (the proxy URL with its credentials, unsealed for the cluster's own agents only)."""
+    import httpx
+
+    from halyard.api.agents import GATEWAY_NETWORK_PATH
+
+    plane = gateway_plane
+    group = plane.group()
+    gw = plane.gateway(group, "gw-net")
+    agent = plane.cluster(group, "net")
+    plane.link(agent, gw["id"])
+    with plane.server.client() as c:
+        cluster = c.get(agent.path, params={"api-version": "2024-07-01-preview"}).json()
+        cluster["properties"]["arcAgentryConfigurations"] = [
+            {
+                "feature": "proxy",
+                "settings": {"noProxy": ".svc"},
+                "protectedSettings": {"httpsProxy": "http://u:p@sq:3128"},
+            }
+        ]
+        assert c.put(agent.path, params={"api-version": "2024-07-01-preview"}, json=cluster).status_code == 200
+    url = f"{plane.server.url}{GATEWAY_NETWORK_PATH}"
+    network = httpx.get(url, headers=agent.headers, verify=plane.server.ca).json()
+    assert network["gateway"] == f"{gw['properties']['gatewayEndpoint']}:{plane.gateway_port}"
+    assert (network["httpsProxy"], network["noProxy"]) == ("http://u:p@sq:3128", ".svc")
+    with plane.server.client() as c:  # users never see the credentials
+        shown = c.get(agent.path, params={"api-version": "2024-07-01-preview"}).json()
+        assert shown["properties"]["arcAgentryConfigurations"][0]["protectedSettings"] == {"httpsProxy": ""}
+    assert httpx.get(url, verify=plane.server.ca).status_code == 401  # agents only
+    with plane.server.client() as c:  # a management token is not an agent token
+        assert c.get(GATEWAY_NETWORK_PATH).status_code == 401

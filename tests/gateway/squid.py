@@ -25,10 +25,11 @@ class Squid:
     port: int
     proc: subprocess.Popen[bytes]
     ca_pem: str | None  # the bumping CA, when ssl_bump is on
+    listen: str = "127.0.0.1"
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.listen}:{self.port}"
 
     def access(self) -> list[dict[str, str]]:
         """Access log entries: method, url, status, bytes from the client, bytes to the client."""
@@ -56,7 +57,12 @@ def available() -> bool:
 
 
 def start_squid(
-    gateway_name: str, gateway_port: int, *, bump: bool = False, also: tuple[str, int] | None = None
+    gateway_name: str,
+    gateway_port: int,
+    *,
+    bump: bool = False,
+    also: tuple[str, int] | None = None,
+    listen: str = "127.0.0.1",
 ) -> Squid:
     """squid allowing CONNECT to the gateway's name and port (and, for benchmarks, ``also``: one more address)."""
     # squid drops root for its 'proxy' user, which must reach and write this directory: not under pytest's
@@ -66,7 +72,7 @@ def start_squid(
     port = free_port()
     (directory / "hosts").write_text(f"127.0.0.1 {gateway_name}\n")
     lines = [
-        f"http_port 127.0.0.1:{port}" + (f" ssl-bump tls-cert={directory / 'bump.pem'} generate-host-certificates=on"
+        f"http_port {listen}:{port}" + (f" ssl-bump tls-cert={directory / 'bump.pem'} generate-host-certificates=on"
                                           if bump else ""),
         f"pid_filename {directory / 'squid.pid'}",
         "logformat gw %rm %ru %>Hs %>st %<st",
@@ -121,7 +127,7 @@ def start_squid(
 
     while True:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            socket.create_connection((listen, port), timeout=0.2).close()
             break
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -129,7 +135,7 @@ def start_squid(
                 log = (directory / "cache.log").read_text() if (directory / "cache.log").exists() else ""
                 raise RuntimeError(f"squid did not start: {(directory / 'stderr.log').read_text()} {log[-2000:]}")
             time.sleep(0.1)
-    return Squid(directory, port, proc, ca_pem)
+    return Squid(directory, port, proc, ca_pem, listen)
 
 
 def _has_user(name: str) -> bool:

@@ -93,6 +93,8 @@ def connect(
     # Checked before anything is written: a bad flag is one line, nothing half-created.
     gateway = check_gateway_id(gateway_resource_id) if gateway_resource_id else None
     proxy = proxy_settings(proxy_https, proxy_http, proxy_skip_range, proxy_cert)
+    if proxy_cert is not None:  # local agents started from here trust it for the hop to the gateway
+        os.environ["HALYARD_AGENT_PROXY_CERT"] = str(proxy_cert.expanduser().resolve())
     if agent_mode is not None and agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
     if not CLUSTER_NAME_PATTERN.match(name):

@@ -52,3 +52,29 @@ def test_connect_through_squid_and_the_gateway(
     finally:
         stop_agents(cli)
         squid.stop()
+
+
+def test_connect_through_a_tls_inspecting_squid_with_proxy_cert(
+    gateway_plane: GatewayPlane, gateway_cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
+) -> None:
+    cli = gateway_cli
+    group = cli.group("behind-bump")
+    gw = cli.ok("arcgateway", "create", "-g", group, "-n", "bumped", "-l", "eastus")
+    squid = start_squid(gw["gatewayEndpoint"], gateway_plane.gateway_port, bump=True)
+    try:
+        assert squid.ca_pem is not None
+        ca = tmp_path / "proxy-ca.pem"
+        ca.write_text(squid.ca_pem)
+        proc = connect(
+            cli, group, "inspected", fresh_cluster(), "--gateway-resource-id", gw["id"], "--proxy-https", squid.url,
+            "--proxy-cert", str(ca), "--onboarding-timeout", "60",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        shown = cli.wait_status(group, "inspected", "Connected", timeout=60)
+        deadline = time.monotonic() + 20
+        while not gateway_plane.audit(gw["id"], clusterId=shown["id"], verdict="allowed"):
+            assert time.monotonic() < deadline, "no connection of the cluster's agents went through the gateway"
+            time.sleep(0.2)
+    finally:
+        stop_agents(cli)
+        squid.stop()

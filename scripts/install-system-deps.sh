@@ -10,6 +10,10 @@ if ! { command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb 
 fi
 # HAProxy: the load balancer the multi-replica cluster-connect test puts in front of two replicas, as operators do.
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+# squid (with ssl_bump: Debian's squid-openssl) is the enterprise proxy of the gateway tests (tests/gateway/).
+if ! command -v squid >/dev/null 2>&1; then
+  need+=(squid-openssl)
+fi
 # kubectl is not one of them: the tests drive given versions, which scripts/install-kubectl.sh puts in .cache/kubectl.
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

@@ -14,4 +14,12 @@ Example = Callable[[], dict[str, Any]]
 
 EXAMPLES: dict[str, Example] = {
     "microsoft.kubernetes/connectedclusters": lambda: cluster_body(),
+    "microsoft.hybridcompute/gateways": lambda: {
+        "location": "eastus",
+        "properties": {"gatewayType": "Public", "allowedFeatures": ["*"]},
+    },
+    "microsoft.hybridcompute/settings": lambda: {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
 }
+
+# Types whose resources have one fixed name per container (a cluster's ``settings/default``): the suite uses it.
+FIXED_NAMES: dict[str, str] = {"microsoft.hybridcompute/settings": "default"}

@@ -98,6 +98,10 @@ def _seeds(server: ServerProcess, agent: Agent, principal_id: str) -> dict[str, 
             "groups": [principal_id],
             "resourceAttributes": {"namespace": "default", "verb": "get", "resource": "pods", "name": "p"},
         },
+        "gateways_Put": {"location": "eastus", "tags": {"a": "b"}, "properties": {"allowedFeatures": ["*"]}},
+        "gateways_Update": {"tags": {"a": "b"}, "properties": {"allowedFeatures": ["cluster-connect"]}},
+        "settings_Put": {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
+        "settings_Update": {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
     }
 
 

@@ -26,7 +26,7 @@ from halyard.controlplane.app import create_app
 from halyard.controlplane.arm.resourcetypes import Placement, ResourceType, ResourceTypes
 from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
-from tests.api.resource_examples import EXAMPLES
+from tests.api.resource_examples import EXAMPLES, FIXED_NAMES
 from tests.api.throwaway_types import EXTENSIONS, NAMESPACE, WIDGET_LIMIT, declare_with_throwaways, example
 from tests.support.inprocess import secret_token, sign_in_admin
 
@@ -100,6 +100,10 @@ def _example(rtype: ResourceType) -> dict[str, Any]:
     return factory()
 
 
+def _name(rtype: ResourceType, prefix: str) -> str:
+    return FIXED_NAMES.get(rtype.key) or f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
 def _api(rtype: ResourceType) -> dict[str, str]:
     return {"api-version": rtype.api_versions[0]}
 
@@ -136,7 +140,7 @@ async def _container(plane: Plane, rtype: ResourceType) -> dict[str, str]:
 async def _create(plane: Plane, rtype: ResourceType, container: dict[str, str] | None = None) -> tuple[dict, str]:
     """Create a resource of this type (and its parents); wait for its operation. Its parameters and path."""
     params = dict(container if container is not None else await _container(plane, rtype))
-    params[rtype.name_param] = f"r{uuid.uuid4().hex[:8]}"
+    params[rtype.name_param] = _name(rtype, "r")
     path = rtype.item_path.format(**params)
     r = await plane.client.put(path, params=_api(rtype), json=_example(rtype))
     assert r.status_code == 201, r.text
@@ -150,7 +154,7 @@ async def test_create_read_update_delete_with_async_operations(plane: Plane, ful
     rtype = plane.types.get(full_type)
     assert rtype is not None
     container = await _container(plane, rtype)
-    params = {**container, rtype.name_param: f"c{uuid.uuid4().hex[:8]}"}
+    params = {**container, rtype.name_param: _name(rtype, "c")}
     path = rtype.item_path.format(**params)
     c = plane.client
 
@@ -205,7 +209,7 @@ async def test_arm_tag_limits_hold_for_every_type(plane: Plane, full_type: str) 
     rtype = plane.types.get(full_type)
     assert rtype is not None
     container = await _container(plane, rtype)
-    path = rtype.item_path.format(**container, **{rtype.name_param: "tagged"})
+    path = rtype.item_path.format(**container, **{rtype.name_param: FIXED_NAMES.get(rtype.key, "tagged")})
     for tags in ({f"t{i}": "v" for i in range(51)}, {"x" * 513: "v"}, {"k": "v" * 257}, {"a/b": "v"}):
         r = await plane.client.put(path, params=_api(rtype), json={**_example(rtype), "tags": tags})
         assert r.status_code == 400, r.text
@@ -218,7 +222,7 @@ async def test_lists_page_with_next_link(plane: Plane, full_type: str) -> None:
     rtype = plane.types.get(full_type)
     assert rtype is not None
     container = await _container(plane, rtype)
-    made = {(await _create(plane, rtype, container))[1] for _ in range(2)}
+    made = {(await _create(plane, rtype, container))[1] for _ in range(1 if rtype.key in FIXED_NAMES else 2)}
     url = rtype.collection_path.format(**container)
     seen: set[str] = set()
     r = await plane.client.get(url, params={**_api(rtype), "$top": "1"})

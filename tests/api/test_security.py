@@ -43,7 +43,7 @@ PUBLIC = {
 # Authenticated by a signed proof of key possession in the body, not by a bearer token.
 PROOF_AUTHENTICATED = {("POST", "/his/v1/certificate")}
 # The agent-facing services take only agent tokens (agent audience, a cluster identity).
-AGENT_PREFIXES = ("/dp/",)
+AGENT_PREFIXES = ("/dp/", "/gw/")
 
 
 def _routes(server: ServerProcess) -> list[tuple[str, str]]:

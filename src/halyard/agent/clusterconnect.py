@@ -41,7 +41,9 @@ class ClusterConnect:
         *,
         ping_every: float = PING_EVERY,
         dead_after: float = DEAD_AFTER,
+        via: str | None = None,
     ) -> None:
+        self._via = via  # arc-proxy, when a gateway or an enterprise proxy is set
         self._relay = relay_url.rstrip("/")
         self._tokens = tokens
         self._tls = tls
@@ -82,7 +84,7 @@ class ClusterConnect:
         try:
             return await dial(
                 f"{self._relay}{path}", upgrade=upgrade, fields=[("Authorization", f"Bearer {token}")],
-                ssl_context=self._tls,
+                ssl_context=self._tls, proxy=self._via,
             )  # fmt: skip
         except UpgradeRefused as exc:
             if exc.status == 401:

@@ -22,10 +22,11 @@ class ControlPlaneError(Exception):
         self.retry_after = retry_after  # seconds the server asked us to wait (429/503), if it said
 
 
-def http_client(ca_bundle: str, *, timeout: float = 15.0) -> httpx.AsyncClient:
-    """A client trusting ``ca_bundle`` (PEM) or, when empty, the system store. Proxies come from the environment."""
+def http_client(ca_bundle: str, *, timeout: float = 15.0, proxy: str | None = None) -> httpx.AsyncClient:
+    """A client trusting ``ca_bundle`` (PEM) or, when empty, the system store. Proxies come from the environment,
+    or ``proxy`` (arc-proxy, when a gateway or an enterprise proxy is set)."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=ca_bundle) if ca_bundle else True
-    return httpx.AsyncClient(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT})
+    return httpx.AsyncClient(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT}, proxy=proxy)
 
 
 async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from halyard.agent.arcproxy import NetworkSettings
 
 # The agents' process writes its pid here in its state directory; the CLI reads it to find and stop local agents.
 PID_FILE = "agent.pid"
@@ -27,3 +31,5 @@ class AgentOptions:
     upgrade_check_seconds: float = 3600.0  # how often controller-manager re-checks the agent version (Arc: hourly)
     guard_port: int = 0  # loopback; fixed when kube-apiserver's webhook configuration names guard's port
     restarted_for: str | None = None  # local mode: the agent version the previous process restarted this one for
+    network: NetworkSettings | None = None  # a gateway or an enterprise proxy: every agent goes through arc-proxy
+    arc_proxy_port: int = 0  # loopback (local mode); the chart's Service port in-cluster

@@ -12,12 +12,13 @@ import signal
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from lightkube import AsyncClient
 
 from halyard.agent import handoff
+from halyard.agent.arcproxy import ArcProxy, TokenSlot, onboarding_proof
 from halyard.agent.authproxy import ApiServer, AssertionVerifier, AuthProxy, OwnCredential
 from halyard.agent.backoff import Backoff
 from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
@@ -32,6 +33,7 @@ from halyard.agent.metrics import AgentMetrics, MetricsAgent
 from halyard.agent.options import AgentOptions, pid_path
 from halyard.agent.resourcesync import ResourceSync, TokenSource
 from halyard.agent.upgrade import UpgradeCheck
+from halyard.api.agents import GATEWAY_NETWORK_PATH
 from halyard.api.cluster import FEATURE_AZURE_RBAC, FEATURE_CLUSTER_CONNECT
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect, load_config
@@ -45,6 +47,7 @@ AGENTS = (
     "controller-manager",
     "clusterconnect-agent",
     "guard",
+    "arc-proxy",  # only when a gateway or an enterprise proxy is set (options.network)
 )
 DEFAULT_HEARTBEAT = 30.0
 
@@ -110,10 +113,17 @@ async def _run(
     options: AgentOptions, kube: AsyncClient, config: ClusterConfig, clock: Clock, stop: asyncio.Event, restart: Restart
 ) -> None:
     metrics = AgentMetrics()
-    async with http_client(config.ca_bundle) as http:
+    arc_proxy = await start_arc_proxy(options, config)
+    via = arc_proxy.url if arc_proxy is not None else None
+    async with http_client(config.ca_bundle, proxy=via) as http:
         metrics_agent = MetricsAgent(metrics, options.state_dir, options.metrics_port)
         manager = ControllerManager([metrics_agent], clock, metrics, backoff_cap=options.backoff_cap)
-        built = build_agents(options, kube, http, config, clock, metrics, manager, restart)
+        built = build_agents(options, kube, http, config, clock, metrics, manager, restart, via=via)
+        if arc_proxy is not None:
+            identity = next((a for a in built if isinstance(a, IdentityOperator)), None)
+            tokens = cast(TokenSlot, arc_proxy.tokens)
+            tokens.target = identity or handoff.PublishedToken(kube)
+            built.append(arc_proxy)
         for agent in built:
             manager.add(agent)
         log.info("agents running", extra={"resource": config.resource_id, "agents": ",".join(manager.names)})
@@ -122,8 +132,28 @@ async def _run(
         finally:
             metrics_agent.close()
             for agent in built:
-                if isinstance(agent, Guard):
+                if isinstance(agent, (Guard, ArcProxy)):
                     await agent.close()
+
+
+async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcProxy | None:
+    """arc-proxy, listening before any agent dials, when a gateway or an enterprise proxy is set."""
+    if options.network is None or (options.agents is not None and "arc-proxy" not in options.agents):
+        return None
+    management = config.endpoints.management.rstrip("/")
+    proxy = ArcProxy(
+        options.network,
+        TokenSlot(),
+        config.ca_bundle,
+        port=options.arc_proxy_port,
+        network_url=f"{management}{GATEWAY_NETWORK_PATH}",
+        interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT,
+        onboarding_proof=(
+            onboarding_proof(config.resource_id, config.onboarding_key) if config.onboarding_key is not None else None
+        ),
+    )
+    await proxy.start()
+    return proxy
 
 
 def build_agents(
@@ -135,6 +165,8 @@ def build_agents(
     metrics: AgentMetrics,
     manager: ControllerManager,
     restart: Restart,
+    *,
+    via: str | None = None,
 ) -> list[Agent]:
     """The agents this process runs. All of them (local mode) hand over in memory; a subset (one Deployment per
     agent, in-cluster) hands over through the cluster (``handoff.py``)."""
@@ -168,7 +200,7 @@ def build_agents(
         agents.append(sync)
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
         tokens = identity or handoff.PublishedToken(kube)
-        agents.append(cluster_connect(options, kube, http, config, tokens, metrics))
+        agents.append(cluster_connect(options, kube, http, config, tokens, metrics, via=via))
     if "guard" in selected and FEATURE_AZURE_RBAC in config.features:
         tokens = identity or handoff.PublishedToken(kube)
         agents.append(
@@ -208,6 +240,8 @@ def cluster_connect(
     config: ClusterConfig,
     tokens: TokenSource,
     metrics: AgentMetrics,
+    *,
+    via: str | None = None,
 ) -> ClusterConnect:
     """clusterconnect-agent with its auth-proxy beside it (one process: streams pass in memory, no listener)."""
     endpoints = config.endpoints
@@ -226,7 +260,7 @@ def cluster_connect(
         OwnCredential(kube, in_cluster=options.in_cluster, now=time.time),
     )
     tls = ssl.create_default_context(cadata=config.ca_bundle) if config.ca_bundle else ssl.create_default_context()
-    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy, metrics)
+    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy, metrics, via=via)
 
 
 def _api_tls(cluster: Any) -> ssl.SSLContext:

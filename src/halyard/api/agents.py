@@ -112,3 +112,19 @@ class HeartbeatReply(BaseModel):
     targetAgentVersion: str | None = Field(
         default=None, description="The agent version this cluster should run (None: stay on the running one)."
     )
+
+
+# ---- gateway and proxy (issue 14) ---------------------------------------------------------------------------------
+# Where the agents' outbound connections go. arc-proxy asks for it at every heartbeat interval (through itself, so
+# behind the enterprise proxy too); a cluster moved onto or off a gateway, or given new proxy settings, follows
+# within one interval, with no re-onboarding.
+GATEWAY_NETWORK_PATH = "/gw/v1/network"
+
+
+class AgentNetwork(BaseModel):
+    gateway: str | None = Field(default=None, description="host:port of the cluster's gateway (None: no gateway).")
+    gatewayResourceId: str | None = None
+    httpsProxy: str | None = Field(default=None, description="The enterprise proxy (may carry basic-auth).")
+    httpProxy: str | None = None
+    noProxy: str | None = Field(default=None, description="--proxy-skip-range: reached directly.")
+    proxyCert: str | None = Field(default=None, description="PEM CA of a TLS-inspecting proxy (outer hop only).")

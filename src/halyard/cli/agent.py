@@ -10,7 +10,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -56,8 +56,33 @@ def run(
             help="How often controller-manager re-checks the agent version the control plane wants.",
         ),
     ] = DEFAULT_CHECK_SECONDS,
+    gateway: Annotated[
+        str | None,
+        typer.Option("--gateway", envvar="HALYARD_AGENT_GATEWAY", help="host:port of the cluster's gateway."),
+    ] = None,
+    gateway_address: Annotated[
+        str | None,
+        typer.Option(
+            "--gateway-address",
+            envvar="HALYARD_AGENT_GATEWAY_ADDRESS",
+            help="host:port to dial for the gateway when its name does not resolve here.",
+        ),
+    ] = None,
+    proxy: Annotated[
+        str | None,
+        typer.Option("--proxy", envvar="HALYARD_AGENT_PROXY", help="The enterprise proxy, http://[user:pw@]host:port."),
+    ] = None,
+    proxy_skip_range: Annotated[
+        str | None,
+        typer.Option("--proxy-skip-range", envvar="HALYARD_AGENT_PROXY_SKIP_RANGE", help="Reached directly."),
+    ] = None,
+    proxy_cert: Annotated[
+        Path | None,
+        typer.Option("--proxy-cert", envvar="HALYARD_AGENT_PROXY_CERT", help="PEM CA of a TLS-inspecting proxy."),
+    ] = None,
 ) -> None:
-    """Run the agents in the foreground until SIGTERM or Ctrl-C."""
+    """Run the agents in the foreground until SIGTERM or Ctrl-C. With a gateway or a proxy, arc-proxy runs too and
+    every agent's connection goes through it."""
     from halyard.core.logconfig import configure
 
     configure("info", log_format)
@@ -74,6 +99,7 @@ def run(
         in_cluster=in_cluster,
         upgrade_check_seconds=upgrade_check_seconds,
         restarted_for=os.environ.pop(RESTARTED_FOR_ENV, None),
+        network=_network(gateway, gateway_address, proxy, proxy_skip_range, proxy_cert),
     )
     restart_onto = None
     try:
@@ -83,6 +109,16 @@ def run(
         raise CliError(f"The kubeconfig cannot be used: {exc}.", "KubeconfigError") from None
     if restart_onto is not None:
         _restart_onto_installed(restart_onto)
+
+
+def _network(gateway: str | None, address: str | None, proxy: str | None, skip: str | None, cert: Path | None) -> Any:
+    """arc-proxy's first settings (the control plane's /gw/v1/network replaces them at every heartbeat)."""
+    if not (gateway or proxy):
+        return None
+    from halyard.agent.arcproxy import NetworkSettings
+
+    pem = cert.read_text() if cert is not None else None
+    return NetworkSettings(gateway=gateway, proxy=proxy, skip_range=skip, proxy_cert=pem, gateway_address=address)
 
 
 def _restart_onto_installed(version: str) -> None:

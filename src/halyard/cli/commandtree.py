@@ -20,6 +20,7 @@ import halyard
 from halyard.cli import (
     account,
     ad,
+    arcgateway,
     clusterconnect,
     clusterfeatures,
     connectedk8s,
@@ -74,6 +75,7 @@ app.command("get-token")(gettoken.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(connectedk8s.app, name="connectedk8s")
+app.add_typer(arcgateway.app, name="arcgateway")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)
 connectedk8s.app.command("enable-features")(clusterfeatures.enable_features)
@@ -101,6 +103,8 @@ def load_commands_for(words: Sequence[str]) -> None:
         _register(connectedk8s.app, "connect", "halyard.cli.onboarding", "connect")
     if first in (None, "agent") and not any(g.name == "agent" for g in app.registered_groups):
         app.add_typer(importlib.import_module("halyard.cli.agent").app, name="agent")
+    if first in (None, "gateway") and not any(g.name == "gateway" for g in app.registered_groups):
+        app.add_typer(importlib.import_module("halyard.cli.gatewayserver").app, name="gateway")
     # ``halyard sim`` joins as soon as its module exists (it is written alongside).
     if first in (None, "sim") and importlib.util.find_spec("halyard.cli.sim") is not None:
         _register(app, "sim", "halyard.cli.sim", "command")

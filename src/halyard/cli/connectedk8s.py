@@ -19,6 +19,7 @@ from halyard.cli.agentupgrade import upgrade_agents
 from halyard.cli.connectedclusters import API_VERSION, TABLE, cluster_id, clusters_collection, flatten
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
+from halyard.cli.gateways import check_gateway_id, link, proxy_settings, with_proxy
 from halyard.cli.keyvalues import parse_tags
 from halyard.cli.kubesession import KubeSession
 from halyard.kube.helm import RELEASE
@@ -106,12 +107,36 @@ def update(
         ),
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Accepted as az accepts it; update asks nothing.")] = False,
+    gateway_resource_id: Annotated[
+        str | None, typer.Option("--gateway-resource-id", help="Move the cluster's agents onto this gateway.")
+    ] = None,
+    disable_gateway: Annotated[
+        bool, typer.Option("--disable-gateway", help="Take the cluster off its gateway.")
+    ] = False,
+    proxy_https: Annotated[str | None, typer.Option("--proxy-https", help="The enterprise proxy for https.")] = None,
+    proxy_http: Annotated[str | None, typer.Option("--proxy-http", help="The enterprise proxy for http.")] = None,
+    proxy_skip_range: Annotated[
+        str | None, typer.Option("--proxy-skip-range", help="Comma-separated CIDRs, hosts, .domain suffixes.")
+    ] = None,
+    proxy_cert: Annotated[
+        Path | None, typer.Option("--proxy-cert", "--custom-ca-cert", help="PEM CA of a TLS-inspecting proxy.")
+    ] = None,
+    disable_proxy: Annotated[bool, typer.Option("--disable-proxy", help="The agents go direct again.")] = False,
 ) -> None:
     """Update a connected cluster's tags, distribution and agent auto-upgrade (PATCH, then a full PUT for the
-    agent profile, as az does)."""
+    agent profile, as az does); its gateway (settings/default) and proxy settings, which reach the agents with
+    their next heartbeat (no re-onboarding)."""
     inv = Invocation.of(ctx)
     if auto_upgrade is not None and auto_upgrade.lower() not in AUTO_UPGRADE:
         raise UsageError(f"argument --auto-upgrade: '{auto_upgrade}' is not true or false.")
+    if gateway_resource_id is not None and disable_gateway:
+        raise UsageError("--gateway-resource-id and --disable-gateway cannot be used together.")
+    gateway = check_gateway_id(gateway_resource_id) if gateway_resource_id is not None else None
+    proxy = proxy_settings(proxy_https, proxy_http, proxy_skip_range, proxy_cert)
+    if disable_proxy and not proxy.empty:
+        raise UsageError("--disable-proxy cannot be used together with --proxy-https, --proxy-http, "
+                         "--proxy-skip-range or --proxy-cert.")  # fmt: skip
+    network = gateway is not None or disable_gateway or disable_proxy or not proxy.empty
     patch: dict[str, Any] = {}
     new_tags = parse_tags(tags)
     if new_tags is not None:
@@ -119,9 +144,11 @@ def update(
     changes = {"distribution": distribution, "distributionVersion": distribution_version}
     if any(v is not None for v in changes.values()):
         patch["properties"] = {k: v for k, v in changes.items() if v is not None}
-    if not patch and auto_upgrade is None:
+    if not patch and auto_upgrade is None and not network:
         raise UsageError(
-            "Nothing to update: give at least one of --tags, --distribution, --distribution-version, --auto-upgrade."
+            "Nothing to update: give at least one of --tags, --distribution, --distribution-version, --auto-upgrade, "
+            "--gateway-resource-id, --disable-gateway, --proxy-https, --proxy-http, --proxy-skip-range, "
+            "--proxy-cert, --disable-proxy."
         )
     path = cluster_id(inv.subscription_id, resource_group, name)
     url = inv.arm.resource_url(path, API_VERSION)
@@ -138,6 +165,13 @@ def update(
             properties["arcAgentProfile"] = {**profile, "agentAutoUpgrade": AUTO_UPGRADE[auto_upgrade.lower()]}
             first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
             cluster = inv.arm.wait("PUT", url, first)
+        if disable_proxy or not proxy.empty:
+            cluster = with_proxy(inv.arm.get(path, API_VERSION), None if disable_proxy else proxy)
+            first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
+            cluster = inv.arm.wait("PUT", url, first)
+        if gateway is not None or disable_gateway:
+            link(inv, path, gateway)
+            cluster = None  # shown as it now is, its gateway included
     inv.emit(flatten(cluster or inv.arm.get(path, API_VERSION)), TABLE)
 
 

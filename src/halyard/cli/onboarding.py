@@ -9,6 +9,7 @@ the resource is created deletes it again.
 from __future__ import annotations
 
 import base64
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,8 @@ from halyard.cli.arm import ArmClient
 from halyard.cli.connectedclusters import API_VERSION, NAMESPACE, cluster_id, flatten, pinned_version, prop
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
+from halyard.cli.gateways import API_VERSION as GATEWAY_API_VERSION
+from halyard.cli.gateways import ProxySettings, check_gateway_id, link, proxy_settings, with_proxy
 from halyard.cli.keyvalues import parse_tags
 from halyard.cli.kubesession import KubeSession
 from halyard.cli.resourceids import group_scope, provider_id
@@ -67,9 +70,31 @@ def connect(
     ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the resource exists.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
+    gateway_resource_id: Annotated[
+        str | None, typer.Option("--gateway-resource-id", help="The gateway the cluster's agents go through.")
+    ] = None,
+    proxy_https: Annotated[
+        str | None, typer.Option("--proxy-https", help="The enterprise proxy for https (http://[user:pw@]host:port).")
+    ] = None,
+    proxy_http: Annotated[str | None, typer.Option("--proxy-http", help="The enterprise proxy for http.")] = None,
+    proxy_skip_range: Annotated[
+        str | None,
+        typer.Option(
+            "--proxy-skip-range", help="Comma-separated CIDRs, hosts and .domain suffixes kept off the proxy."
+        ),
+    ] = None,
+    proxy_cert: Annotated[
+        Path | None,
+        typer.Option("--proxy-cert", "--custom-ca-cert", help="PEM CA of a TLS-inspecting proxy (outer hop only)."),
+    ] = None,
 ) -> None:
     """Connect a Kubernetes cluster: create its connected-cluster resource and install Halyard's agents in it."""
     inv = Invocation.of(ctx)
+    # Checked before anything is written: a bad flag is one line, nothing half-created.
+    gateway = check_gateway_id(gateway_resource_id) if gateway_resource_id else None
+    proxy = proxy_settings(proxy_https, proxy_http, proxy_skip_range, proxy_cert)
+    if proxy_cert is not None:  # local agents started from here trust it for the hop to the gateway
+        os.environ["HALYARD_AGENT_PROXY_CERT"] = str(proxy_cert.expanduser().resolve())
     if agent_mode is not None and agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
     if not CLUSTER_NAME_PATTERN.match(name):
@@ -77,6 +102,7 @@ def connect(
     kubeconfig = kube_config.expanduser().resolve() if kube_config else None
     with KubeSession(kubeconfig, kube_context) as kube:
         onboarding = Onboarding(inv, kube, resource_group, name, agent_mode, agent_registry)
+        onboarding.gateway, onboarding.proxy = gateway, proxy
         result = onboarding.run(
             location=location,
             tags=parse_tags(tags) or {},
@@ -109,6 +135,8 @@ class Onboarding:
         self.group = group
         self.name = name
         self.resource_id = cluster_id(inv.subscription_id, group, name)
+        self.gateway: str | None = None  # --gateway-resource-id, checked
+        self.proxy = ProxySettings()  # --proxy-*, checked
 
     def run(
         self,
@@ -138,6 +166,11 @@ class Onboarding:
             self._check_provider(location)
             existing = self._get(self.resource_id)
             onboarded = self.kube.run(kube_onboarding.read_onboarding)
+            gateway_url = None
+            if self.gateway is not None:  # it must exist: its 404 is the error
+                gateway_url = (self.arm.get(self.gateway, GATEWAY_API_VERSION).get("properties") or {}).get(
+                    "gatewayUrl"
+                )
         obstacle = agents.obstacle(facts, endpoints)
         if obstacle:
             self._confirm_despite(obstacle, yes)
@@ -157,10 +190,15 @@ class Onboarding:
         }
         if distribution_version:
             body["properties"]["distributionVersion"] = distribution_version
+        if not self.proxy.empty:
+            with_proxy(body, self.proxy)
         try:
             with self.inv.progress("Creating the connected cluster"):
                 first = self.arm.request("PUT", self.resource_id, params={"api-version": API_VERSION}, json=body)
                 resource = self.arm.wait("PUT", self._url(self.resource_id), first) or {}
+                if self.gateway is not None:
+                    link(self.inv, self.resource_id, self.gateway)
+                _agents_network(gateway_url, self.proxy)
             with self.inv.progress("Installing the agents"):
                 self.kube.run(
                     lambda c: kube_onboarding.install(
@@ -353,6 +391,17 @@ async def _check_cluster(client: AsyncClient) -> ClusterFacts:
     if facts.linux_nodes == 0:
         raise CliError("The cluster has no Linux node; the agents need at least one.", "NoLinuxNode")
     return facts
+
+
+def _agents_network(gateway_url: str | None, proxy: ProxySettings) -> None:
+    """Local agents (started from this process) find their first gateway and proxy settings in the environment;
+    the control plane's /gw/v1/network keeps them current afterwards."""
+    if gateway_url:
+        os.environ["HALYARD_AGENT_GATEWAY"] = gateway_url.removeprefix("https://")
+    if proxy.https or proxy.http:
+        os.environ["HALYARD_AGENT_PROXY"] = str(proxy.https or proxy.http)
+    if proxy.skip_range:
+        os.environ["HALYARD_AGENT_PROXY_SKIP_RANGE"] = proxy.skip_range
 
 
 def _public_key_b64(private_pem: bytes) -> str:

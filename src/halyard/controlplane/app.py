@@ -29,6 +29,8 @@ from halyard.controlplane.bootstrap import bootstrap
 from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
+from halyard.controlplane.gateway import routes as gateway_routes
+from halyard.controlplane.gateway.serving import build_gateway, serving
 from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
@@ -59,6 +61,7 @@ def create_app(
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
     relay = Relay(cp)
+    gateway = build_gateway(cp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,7 +84,8 @@ def create_app(
             extra={"url": settings.base_url, "database": db.engine.url.render_as_string()},
         )
         try:
-            yield
+            async with serving(gateway, settings):
+                yield
         finally:
             await relay.stop()
             for task in tasks:
@@ -101,6 +105,8 @@ def create_app(
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.metrics = health.Metrics()
     app.state.metrics.registry.register(RelayCollector(relay))
+    app.state.gateway = gateway
+    app.state.metrics.registry.register(gateway.metrics.registry)
     install_error_handlers(app)
     for router in (
         health.router,
@@ -115,6 +121,7 @@ def create_app(
         authorization.router,
         his_routes.router,
         dataplane_routes.router,
+        gateway_routes.router,
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))

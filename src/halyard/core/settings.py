@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         description="Comma-separated agent versions this control plane offers; the highest is the latest.",
     )
     locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
+    # The gateway service (docs/gateway.md): off unless a port is given (0: any free port).
+    gateway_port: int | None = Field(default=None, ge=0, le=65535, description="Port of the gateway service.")
+    gateway_host: str | None = Field(default=None, description="Address of the gateway service (default: host).")
+    gateway_audit_retention_days: int = Field(default=30, gt=0, description="Days gateway audit rows are kept.")
     page_size: int = 100
     log_format: str = "keyvalue"
     log_level: str = "info"

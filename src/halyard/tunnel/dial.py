@@ -1,6 +1,12 @@
 """Dialling an upgraded connection: TLS, one HTTP/1.1 ``Upgrade`` request, the answer read
 (:mod:`halyard.tunnel.handshake`), the transport handed back paused with whatever bytes followed the head. The
-agents' tunnel and the CLI's local proxy both use it."""
+agents' tunnel and the CLI's local proxy both use it.
+
+With ``proxy`` the connection first goes through an HTTP forward proxy (``CONNECT``, basic auth from the proxy's
+URL: arc-proxy or an enterprise proxy), and TLS then runs end to end inside that tunnel. :func:`connect_over` and
+:func:`open_tunnel` are the CONNECT exchange itself (parsing in :mod:`halyard.tunnel.proxyconnect`), which arc-proxy
+and the gateway chain.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from halyard.tunnel.handshake import Opened, Refused, UpgradeAnswer, upgrade_request
+from halyard.tunnel.proxyconnect import ConnectAnswer, Established, ProxyRefused, ProxyUrl, connect_request
 
 
 class UpgradeRefused(Exception):
@@ -21,6 +28,106 @@ class UpgradeRefused(Exception):
         self.status = refused.status
         self.code = refused.code
         self.message = refused.message
+
+
+class ProxyTunnelRefused(OSError):
+    """A forward proxy would not open the tunnel (its status and reason; 0 when it did not answer HTTP)."""
+
+    def __init__(self, refused: ProxyRefused, proxy: str) -> None:
+        super().__init__(f"{proxy}: {refused.line()}")
+        self.status = refused.status
+        self.reason = refused.reason
+
+
+class _ConnectExchange(asyncio.Protocol):
+    """Sends one CONNECT on a transport and reads the answer; pauses the transport once the tunnel is open."""
+
+    def __init__(self, request: bytes) -> None:
+        self._request = request
+        self._answer = ConnectAnswer()
+        self.verdict: asyncio.Future[Established | ProxyRefused] = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self._request)
+
+    def data_received(self, data: bytes) -> None:
+        if self.verdict.done():
+            return  # the far end speaks only after the client's first bytes: nothing can arrive here
+        verdict = self._answer.receive(data)
+        if verdict is not None:
+            if isinstance(verdict, Established) and self.transport is not None:
+                self.transport.pause_reading()
+            self.verdict.set_result(verdict)
+
+    def eof_received(self) -> bool | None:
+        if not self.verdict.done():
+            self.verdict.set_result(self._answer.receive_eof())
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.verdict.done():
+            self.verdict.set_result(self._answer.receive_eof())
+
+
+async def connect_over(
+    transport: asyncio.Transport, host: str, port: int, *, authorization: str | None, name: str
+) -> bytes:
+    """Ask the proxy at the other end of ``transport`` for a tunnel to ``host:port``; the transport comes back
+    paused, carrying the tunnel, with any early bytes. ProxyTunnelRefused otherwise (the transport closed)."""
+    exchange = _ConnectExchange(connect_request(host, port, authorization=authorization))
+    transport.set_protocol(exchange)
+    exchange.connection_made(transport)
+    if not transport.is_reading():
+        transport.resume_reading()
+    verdict = await exchange.verdict
+    if isinstance(verdict, ProxyRefused):
+        transport.close()
+        raise ProxyTunnelRefused(verdict, name)
+    return verdict.early
+
+
+class Idle(asyncio.Protocol):
+    """A transport's protocol until the CONNECT exchange adopts it."""
+
+    def data_received(self, data: bytes) -> None:  # pragma: no cover - nothing is sent before the request
+        pass
+
+
+async def open_tunnel(proxy: ProxyUrl, host: str, port: int, *, timeout: float = 10.0) -> asyncio.Transport:
+    """A TCP connection to ``proxy`` carrying a CONNECT tunnel to ``host:port`` (paused). OSError, TimeoutError or
+    ProxyTunnelRefused when it cannot be had."""
+    loop = asyncio.get_running_loop()
+    transport: asyncio.Transport | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            made, _ = await loop.create_connection(Idle, proxy.host, proxy.port)
+            transport = cast(asyncio.Transport, made)
+            transport.pause_reading()
+            await connect_over(
+                transport, host, port, authorization=proxy.authorization(), name=f"{proxy.host}:{proxy.port}"
+            )
+    except BaseException:
+        if transport is not None:
+            transport.abort()
+        raise
+    return transport
+
+
+async def upgrade_over(transport: asyncio.Transport, request: bytes, upgrade: str) -> bytes:
+    """Send an upgrade request on an open transport and read the answer: the bytes after the 101 (the transport
+    paused), or UpgradeRefused (the transport closed)."""
+    handshake = _Handshake(request, UpgradeAnswer(upgrade))
+    transport.set_protocol(handshake)
+    handshake.connection_made(transport)
+    if not transport.is_reading():
+        transport.resume_reading()
+    verdict = await handshake.verdict
+    if isinstance(verdict, Refused):
+        transport.close()
+        raise UpgradeRefused(verdict)
+    return verdict.early + handshake.late
 
 
 @dataclass
@@ -68,9 +175,11 @@ async def dial(
     fields: list[tuple[str, str]],
     ssl_context: ssl.SSLContext | None,
     timeout: float = 10.0,
+    proxy: str | None = None,
 ) -> Upgraded:
     """Connect to ``url`` (https; http only for loopback tests), ask to switch to ``upgrade``. UpgradeRefused for
-    any other answer; OSError (ssl.SSLError included) or TimeoutError when the server cannot be reached."""
+    any other answer; OSError (ssl.SSLError included, ProxyTunnelRefused) or TimeoutError when the server cannot be
+    reached. ``proxy`` (``http://[user:password@]host:port``): through that forward proxy, TLS end to end inside."""
     parts = urlsplit(url)
     secure = parts.scheme == "https"
     host = parts.hostname or ""
@@ -80,14 +189,28 @@ async def dial(
     transport: asyncio.Transport | None = None
     try:
         async with asyncio.timeout(timeout):
-            made, protocol = await loop.create_connection(
-                lambda: _Handshake(request, UpgradeAnswer(upgrade)),
-                host,
-                parts.port or (443 if secure else 80),
-                ssl=ssl_context if secure else None,
-                server_hostname=host if secure else None,
-            )
-            transport = cast(asyncio.Transport, made)
+            port = parts.port or (443 if secure else 80)
+            if proxy is None:
+                made, protocol = await loop.create_connection(
+                    lambda: _Handshake(request, UpgradeAnswer(upgrade)),
+                    host,
+                    port,
+                    ssl=ssl_context if secure else None,
+                    server_hostname=host if secure else None,
+                )
+                transport = cast(asyncio.Transport, made)
+            else:
+                transport = await open_tunnel(ProxyUrl.parse(proxy), host, port, timeout=timeout)
+                protocol = _Handshake(request, UpgradeAnswer(upgrade))
+                if secure:
+                    tls = await loop.start_tls(transport, protocol, ssl_context or ssl.create_default_context(),
+                                               server_hostname=host)  # fmt: skip
+                    assert tls is not None
+                    transport = cast(asyncio.Transport, tls)
+                else:
+                    transport.set_protocol(protocol)
+                    transport.resume_reading()
+                protocol.connection_made(transport)
             verdict = await protocol.verdict
     except BaseException:
         if transport is not None:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
 from halyard.controlplane.arm.resourcetypes import Action, Desired, RenderContext, ResourceType, WriteContext
 from halyard.controlplane.dataplane.status import connectivity_status
+from halyard.controlplane.gateway.links import gateway_of, linked_gateway, write_link
 from halyard.controlplane.kubernetes.models import (
     ConnectedClusterOut,
     ConnectedClusterPatch,
@@ -127,6 +128,7 @@ class ConnectedClusterBehaviour:
                 target="properties.agentPublicKeyCertificate",
             )
         self._check_private_link(props)
+        await _link_gateway(props, existing, ctx)
         _check_agent_version(props, old, self._catalog)
         stored = self._unseal(existing)
         sealed = stored
@@ -157,9 +159,11 @@ class ConnectedClusterBehaviour:
         props = copy.deepcopy(existing.properties)
         if body.properties is not None:
             changes = body.properties.model_dump(exclude_none=True)
-            if "gateway" in changes:
-                props["gateway"] = {**props.get("gateway", {}), **changes.pop("gateway")}
+            gateway = changes.pop("gateway", None)
             props.update(changes)
+            if gateway is not None:
+                props["gateway"] = gateway
+                await _link_gateway(props, existing, ctx)
         tags = body.tags if body.tags is not None else existing.tags
         return Desired(location=existing.location, tags=tags, properties=props, identity=existing.identity)
 
@@ -226,10 +230,42 @@ def with_reports(properties: dict[str, Any], reported: Mapping[str, Any]) -> dic
     for key, value in (reported.get("detected") or {}).items():
         if not props.get(key):  # what the user wrote wins over what the agents detected
             props[key] = value
+    if "gateway" in reported or "gateway" in props:
+        props["gateway"] = gateway_of(properties, reported)  # the last link written, by settings/default or here
     agent_profile = reported.get("arcAgentProfile")
     if agent_profile:
         props["arcAgentProfile"] = {**props.get("arcAgentProfile", {}), **agent_profile}
     return props
+
+
+async def _link_gateway(props: dict[str, Any], existing: Resource | None, ctx: WriteContext) -> None:
+    """A ``properties.gateway`` in the body links or unlinks the cluster (the newest CLI's shape), written as the
+    same report ``settings/default`` writes; gateway and private link together are refused either way round."""
+    gateway = props.get("gateway")
+    linked = await linked_gateway(ctx.session, ctx.resource_id.key) if existing is not None else None
+    if isinstance(gateway, dict) and ("resourceId" in gateway or "enabled" in gateway):
+        if existing is None:
+            if gateway.get("resourceId") or gateway.get("enabled"):
+                raise InvalidRequest(
+                    "Link the gateway after the cluster is created: PUT its settings/default "
+                    "(properties.gatewayProperties.gatewayResourceId), as az connectedk8s connect does.",
+                    code="GatewayLinkAfterCreate",
+                    target="properties.gateway",
+                )
+            return
+        wanted = gateway.get("resourceId") if gateway.get("enabled", True) else None
+        if wanted != (linked or {}).get("resourceId"):
+            linked = await write_link(
+                ctx.session, existing, wanted, ctx.now, target="properties.gateway.resourceId", properties=props
+            )
+        props.pop("gateway", None)  # the link lives in the report, not in what the user wrote
+    if props.get("privateLinkState") == "Enabled" and (linked or {}).get("enabled"):
+        raise InvalidRequest(
+            "A cluster using a gateway cannot use private link (Arc gateway limits): disable the gateway first "
+            "(az connectedk8s update --disable-gateway).",
+            code="GatewayWithPrivateLink",
+            target="properties.privateLinkState",
+        )
 
 
 def _check_agent_version(props: dict[str, Any], old: dict[str, Any], catalog: AgentCatalog) -> None:

@@ -14,4 +14,7 @@ Example = Callable[[], dict[str, Any]]
 
 EXAMPLES: dict[str, Example] = {
     "microsoft.kubernetes/connectedclusters": lambda: cluster_body(),
+    "microsoft.kubernetesconfiguration/extensions": lambda: {
+        "properties": {"extensionType": "microsoft.flux", "configurationSettings": {"a": "b"}}
+    },
 }

@@ -27,6 +27,7 @@ from halyard.controlplane.arm.routes.provideroperations import provider_operatio
 from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
 from halyard.controlplane.catalog import declare_types
+from halyard.controlplane.configuration.delivery import configuration_delivery
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
 from halyard.controlplane.his import routes as his_routes
@@ -59,6 +60,7 @@ def create_app(
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
     relay = Relay(cp)
+    configuration = configuration_delivery(cp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -75,6 +77,7 @@ def create_app(
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
             asyncio.create_task(cp.access.watch(), name="access-changes"),
+            asyncio.create_task(configuration.watch(), name="configuration-changes"),
         ]
         log.info(
             "control plane ready",
@@ -99,6 +102,7 @@ def create_app(
     )
     app.state.plane = cp
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
+    app.state.configuration = configuration  # /dp/v1/configurations long polls wait on it
     app.state.metrics = health.Metrics()
     app.state.metrics.registry.register(RelayCollector(relay))
     install_error_handlers(app)

@@ -7,6 +7,7 @@ built with the services their behaviours use (``TypeServices``), never with the 
 from __future__ import annotations
 
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.configuration.extensions import extension_type
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
 from halyard.controlplane.plane import TypeServices
 
@@ -17,4 +18,5 @@ def declare_types(services: TypeServices) -> ResourceTypes:
     types.add(clusters)
     types.add_extra("Microsoft.Kubernetes", "operations", clusters.api_versions)
     types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", clusters.api_versions)
+    types.add(extension_type(services, clusters))
     return types

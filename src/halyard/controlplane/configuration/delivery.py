@@ -7,8 +7,8 @@ new settings, one deleted, a newer version on its release train) and with nothin
 
 Waking: this replica's commits are seen as they happen (the session's flush and commit events name the clusters
 whose extensions changed); other replicas' through PostgreSQL ``NOTIFY`` sent inside the writing transaction, so
-it is delivered on commit only. A wake costs each of the cluster's waiters one read; a notification from another
-replica wakes every waiter of this one (the listener carries no payload yet): see decision 009.
+it is delivered on commit only, naming the cluster. A wake costs each of that cluster's waiters one read; a
+reconnection of the listener wakes every waiter (what changed meanwhile is unknown): see decision 009.
 
 Bounded: a few waiters per cluster, a total per replica; past either the agent is told 429 and polls later.
 """
@@ -70,7 +70,9 @@ class ConfigurationDelivery:
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._total = 0
         self._postgres = not db.is_sqlite
-        self._listener = Listener(db.url, CHANNEL, self._wake_all) if self._postgres else None
+        self._listener = (
+            Listener(db.url, CHANNEL, self._wake_all, lambda key: self._wake([key])) if self._postgres else None
+        )
         event.listen(db.changes.session_class, "after_flush", self._flushed)
         event.listen(db.changes.session_class, "after_commit", self._committed)
         event.listen(db.changes.session_class, "after_rollback", self._rolled_back)

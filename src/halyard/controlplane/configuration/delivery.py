@@ -29,7 +29,9 @@ from halyard.controlplane.configuration.extensions import (
     ExtensionBehaviour,
     target_version,
 )
-from halyard.controlplane.configuration.extensiontypes import ExtensionTypeCatalog, builtin_catalog
+from halyard.controlplane.configuration.extensiontypes import ExtensionTypeCatalog
+from halyard.controlplane.configuration.published import TYPE_KEY as PUBLISHED_KEY
+from halyard.controlplane.configuration.published import catalog_of, chart_path
 from halyard.core.errors import TooManyRequests
 from halyard.store.database import Database
 from halyard.store.models import Resource
@@ -45,6 +47,7 @@ HOLD_SECONDS = 30.0
 WAITERS_PER_CLUSTER = 4
 WAITERS_TOTAL = 20_000
 _CHANGED = "halyard.configuration.changed"
+EVERY_CLUSTER = "*"  # the payload when a published extension type changed: every cluster may be concerned
 
 
 def version_of(extensions: list[dict[str, Any]]) -> str:
@@ -57,22 +60,18 @@ class ConfigurationDelivery:
         self,
         db: Database,
         behaviour: ExtensionBehaviour,
-        catalog: ExtensionTypeCatalog,
         *,
         per_cluster: int = WAITERS_PER_CLUSTER,
         total: int = WAITERS_TOTAL,
     ) -> None:
         self._db = db
         self._behaviour = behaviour
-        self._catalog = catalog
         self._per_cluster = per_cluster
         self._total_limit = total
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._total = 0
         self._postgres = not db.is_sqlite
-        self._listener = (
-            Listener(db.url, CHANNEL, self._wake_all, lambda key: self._wake([key])) if self._postgres else None
-        )
+        self._listener = Listener(db.url, CHANNEL, self._wake_all, self._notified) if self._postgres else None
         event.listen(db.changes.session_class, "after_flush", self._flushed)
         event.listen(db.changes.session_class, "after_commit", self._committed)
         event.listen(db.changes.session_class, "after_rollback", self._rolled_back)
@@ -96,7 +95,8 @@ class ConfigurationDelivery:
                     .order_by(Resource.id_key)
                 )
             ).all()
-        extensions = [self._entry(r) for r in rows if r.provisioning_state != "Deleting"]
+            catalog = await catalog_of(session) if rows else None
+        extensions = [self._entry(r, catalog) for r in rows if r.provisioning_state != "Deleting" and catalog]
         return {"version": version_of(extensions), "extensions": extensions}
 
     async def wait(self, cluster_key: str, since: str | None, hold: float) -> dict[str, Any]:
@@ -131,14 +131,18 @@ class ConfigurationDelivery:
             if not waiters:
                 self._waiters.pop(cluster_key, None)
 
-    def _entry(self, resource: Resource) -> dict[str, Any]:
+    def _entry(self, resource: Resource, catalog: ExtensionTypeCatalog) -> dict[str, Any]:
         props = resource.properties
         sealed = self._behaviour.unseal(resource) or {}
+        version = target_version(props, catalog)
+        etype = catalog.find(props.get("extensionType", ""))
+        chart = chart_path(etype.name, version) if etype is not None and etype.published and version else None
         return {
             "name": resource.name,
             "id": resource.id,
             "extensionType": props.get("extensionType"),
-            "version": target_version(props, self._catalog),
+            "version": version,
+            "chart": chart,
             "autoUpgradeMinorVersion": props.get("autoUpgradeMinorVersion", True),
             "releaseTrain": props.get("releaseTrain"),
             "scope": props.get("scope"),
@@ -156,12 +160,21 @@ class ConfigurationDelivery:
     def _wake_all(self) -> None:
         self._wake(list(self._waiters))
 
+    def _notified(self, payload: str) -> None:
+        if payload == EVERY_CLUSTER:
+            self._wake_all()
+        else:
+            self._wake([payload])
+
     def _flushed(self, session: Session, _context: Any) -> None:
-        clusters = {
-            obj.parent_key
-            for obj in (*session.new, *session.dirty, *session.deleted)
-            if isinstance(obj, Resource) and obj.type_key in CONFIGURATION_TYPES and obj.parent_key
-        }
+        clusters: set[str] = set()
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            if not isinstance(obj, Resource):
+                continue
+            if obj.type_key in CONFIGURATION_TYPES and obj.parent_key:
+                clusters.add(obj.parent_key)
+            elif obj.type_key == PUBLISHED_KEY:  # a new version may be what a release train now leads to
+                clusters.add(EVERY_CLUSTER)
         if not clusters:
             return
         session.info.setdefault(_CHANGED, set()).update(clusters)
@@ -172,7 +185,9 @@ class ConfigurationDelivery:
 
     def _committed(self, session: Session) -> None:
         clusters = session.info.pop(_CHANGED, None)
-        if clusters:
+        if clusters and EVERY_CLUSTER in clusters:
+            self._wake_all()
+        elif clusters:
             self._wake(clusters)
 
     def _rolled_back(self, session: Session) -> None:
@@ -183,6 +198,5 @@ def configuration_delivery(cp: ControlPlane) -> ConfigurationDelivery:
     """The delivery of a control plane, reading extensions the way its declared type stores them."""
     rtype = cp.types.get(EXTENSIONS_KEY)
     if rtype is not None and isinstance(rtype.behaviour, ExtensionBehaviour):
-        return ConfigurationDelivery(cp.db, rtype.behaviour, rtype.behaviour.catalog)
-    catalog = builtin_catalog()  # a server built with other types (tests): nothing is ever delivered
-    return ConfigurationDelivery(cp.db, ExtensionBehaviour(cp.sealer, catalog), catalog)
+        return ConfigurationDelivery(cp.db, rtype.behaviour)
+    return ConfigurationDelivery(cp.db, ExtensionBehaviour(cp.sealer))  # a server built without the type (tests)

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel
 
 from halyard.controlplane.arm.resourcetypes import Desired, Placement, RenderContext, ResourceType, WriteContext
-from halyard.controlplane.configuration.extensiontypes import DEFAULT_TRAIN, ExtensionTypeCatalog, builtin_catalog
+from halyard.controlplane.configuration.extensiontypes import DEFAULT_TRAIN, ExtensionTypeCatalog
 from halyard.controlplane.configuration.models import ExtensionOut, ExtensionPatch, ExtensionPut
+from halyard.controlplane.configuration.published import catalog_of
 from halyard.core.errors import InvalidRequest
 from halyard.core.sealing import Sealer
 from halyard.store.models import Resource, Subscription
@@ -36,9 +37,8 @@ PROTECTED = "configurationProtectedSettings"
 
 
 class ExtensionBehaviour:
-    def __init__(self, sealer: Sealer, catalog: ExtensionTypeCatalog) -> None:
+    def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
-        self.catalog = catalog
 
     async def desired(self, body: BaseModel, existing: Resource | None, ctx: WriteContext) -> Desired:
         assert isinstance(body, ExtensionPut)
@@ -51,7 +51,7 @@ class ExtensionBehaviour:
                 code="PropertyChangeNotAllowed",
                 target="properties.extensionType",
             )
-        props = self._checked(props, ctx.resource_id.name, old)
+        props = _checked(await catalog_of(ctx.session), props, ctx.resource_id.name, old)
         stored = self.unseal(existing)
         # A client echoing a GET back sends no protected settings (they are never returned): keep the stored ones.
         sealed = {PROTECTED: protected} if protected is not None else stored
@@ -78,7 +78,7 @@ class ExtensionBehaviour:
             if secrets is not None:
                 merged = {**(sealed or {}).get(PROTECTED, {}), **secrets}
                 sealed = {PROTECTED: {k: v for k, v in merged.items() if v is not None}}
-            props = self._checked(props, ctx.resource_id.name, existing.properties)
+            props = _checked(await catalog_of(ctx.session), props, ctx.resource_id.name, existing.properties)
         tags = body.tags if body.tags is not None else existing.tags
         return Desired(location=None, tags=tags, properties=props, identity=existing.identity, sealed=sealed)
 
@@ -112,80 +112,81 @@ class ExtensionBehaviour:
         value = self._sealer.unseal_json(resource.sealed)
         return value if isinstance(value, dict) else None
 
-    def _checked(self, props: dict[str, Any], name: str, old: Mapping[str, Any]) -> dict[str, Any]:
-        """The rules Arc applies: a known type, pinning or auto-upgrade (not both), one scope."""
-        etype = self.catalog.find(props["extensionType"])
-        if etype is None:
+
+def _checked(catalog: ExtensionTypeCatalog, props: dict[str, Any], name: str, old: Mapping[str, Any]) -> dict[str, Any]:
+    """The rules Arc applies: a known type, pinning or auto-upgrade (not both), one scope."""
+    etype = catalog.find(props["extensionType"])
+    if etype is None:
+        raise InvalidRequest(
+            f"Extension type '{props['extensionType']}' is not offered by this control plane; offered types: "
+            f"{', '.join(catalog.names()) or 'none'}.",
+            code="ExtensionTypeNotFound",
+            target="properties.extensionType",
+        )
+    auto = props.setdefault("autoUpgradeMinorVersion", True)
+    version = props.get("version")
+    if auto and version:
+        raise InvalidRequest(
+            "properties.version pins the extension's version, which needs properties.autoUpgradeMinorVersion "
+            "false; set one or the other.",
+            code="InvalidVersionPinning",
+            target="properties.version",
+        )
+    if not auto and props.get("releaseTrain"):
+        raise InvalidRequest(
+            "properties.releaseTrain applies only with properties.autoUpgradeMinorVersion true.",
+            code="InvalidReleaseTrain",
+            target="properties.releaseTrain",
+        )
+    if not auto and not version:
+        raise InvalidRequest(
+            "properties.version is required when properties.autoUpgradeMinorVersion is false.",
+            code="InvalidVersionPinning",
+            target="properties.version",
+        )
+    if version and not etype.offers(version) and version != old.get("version"):
+        raise InvalidRequest(
+            f"Version '{version}' of extension type '{etype.name}' is not offered; offered versions: "
+            f"{', '.join(etype.versions)}.",
+            code="ExtensionVersionNotFound",
+            target="properties.version",
+        )
+    if auto:
+        train = props.setdefault("releaseTrain", DEFAULT_TRAIN)
+        if etype.newest(train) is None:
             raise InvalidRequest(
-                f"Extension type '{props['extensionType']}' is not offered by this control plane; offered types: "
-                f"{', '.join(self.catalog.names()) or 'none'}.",
-                code="ExtensionTypeNotFound",
-                target="properties.extensionType",
-            )
-        auto = props.setdefault("autoUpgradeMinorVersion", True)
-        version = props.get("version")
-        if auto and version:
-            raise InvalidRequest(
-                "properties.version pins the extension's version, which needs properties.autoUpgradeMinorVersion "
-                "false; set one or the other.",
-                code="InvalidVersionPinning",
-                target="properties.version",
-            )
-        if not auto and props.get("releaseTrain"):
-            raise InvalidRequest(
-                "properties.releaseTrain applies only with properties.autoUpgradeMinorVersion true.",
+                f"Extension type '{etype.name}' has no release train '{train}'; its trains: "
+                f"{', '.join(sorted(etype.trains))}.",
                 code="InvalidReleaseTrain",
                 target="properties.releaseTrain",
             )
-        if not auto and not version:
-            raise InvalidRequest(
-                "properties.version is required when properties.autoUpgradeMinorVersion is false.",
-                code="InvalidVersionPinning",
-                target="properties.version",
-            )
-        if version and not etype.offers(version) and version != old.get("version"):
-            raise InvalidRequest(
-                f"Version '{version}' of extension type '{etype.name}' is not offered; offered versions: "
-                f"{', '.join(etype.versions)}.",
-                code="ExtensionVersionNotFound",
-                target="properties.version",
-            )
-        if auto:
-            train = props.setdefault("releaseTrain", DEFAULT_TRAIN)
-            if etype.newest(train) is None:
-                raise InvalidRequest(
-                    f"Extension type '{etype.name}' has no release train '{train}'; its trains: "
-                    f"{', '.join(sorted(etype.trains))}.",
-                    code="InvalidReleaseTrain",
-                    target="properties.releaseTrain",
-                )
-        scope = props.get("scope") or {}
-        cluster, namespace = scope.get("cluster"), scope.get("namespace")
-        if cluster is not None and namespace is not None:
-            raise InvalidRequest(
-                "properties.scope names either 'cluster' or 'namespace', not both.", target="properties.scope"
-            )
-        if namespace is not None and not etype.namespace_scope_allowed:
-            raise InvalidRequest(
-                f"Extension type '{etype.name}' can only be installed at cluster scope.",
-                code="InvalidScope",
-                target="properties.scope",
-            )
-        if namespace is not None:
-            scope = {"namespace": {"targetNamespace": namespace.get("targetNamespace") or name}}
-        else:
-            release = (cluster or {}).get("releaseNamespace") or etype.default_release_namespace or name
-            scope = {"cluster": {"releaseNamespace": release}}
-        old_scope = old.get("scope")
-        if old_scope and old_scope != scope:
-            raise InvalidRequest(
-                "properties.scope cannot change; delete the extension and create it again.",
-                code="PropertyChangeNotAllowed",
-                target="properties.scope",
-            )
-        props["scope"] = scope
-        props["extensionType"] = etype.name
-        return props
+    scope = props.get("scope") or {}
+    cluster, namespace = scope.get("cluster"), scope.get("namespace")
+    if cluster is not None and namespace is not None:
+        raise InvalidRequest(
+            "properties.scope names either 'cluster' or 'namespace', not both.", target="properties.scope"
+        )
+    if namespace is not None and not etype.namespace_scope_allowed:
+        raise InvalidRequest(
+            f"Extension type '{etype.name}' can only be installed at cluster scope.",
+            code="InvalidScope",
+            target="properties.scope",
+        )
+    if namespace is not None:
+        scope = {"namespace": {"targetNamespace": namespace.get("targetNamespace") or name}}
+    else:
+        release = (cluster or {}).get("releaseNamespace") or etype.default_release_namespace or name
+        scope = {"cluster": {"releaseNamespace": release}}
+    old_scope = old.get("scope")
+    if old_scope and old_scope != scope:
+        raise InvalidRequest(
+            "properties.scope cannot change; delete the extension and create it again.",
+            code="PropertyChangeNotAllowed",
+            target="properties.scope",
+        )
+    props["scope"] = scope
+    props["extensionType"] = etype.name
+    return props
 
 
 def target_version(props: Mapping[str, Any], catalog: ExtensionTypeCatalog) -> str | None:
@@ -204,7 +205,7 @@ def extension_type(services: TypeServices, clusters: ResourceType) -> ResourceTy
         put_model=ExtensionPut,
         patch_model=ExtensionPatch,
         response_model=ExtensionOut,
-        behaviour=ExtensionBehaviour(services.sealer, builtin_catalog()),
+        behaviour=ExtensionBehaviour(services.sealer),
         name_pattern=NAME_PATTERN,
         name_rule=NAME_RULE,
         display="extension",

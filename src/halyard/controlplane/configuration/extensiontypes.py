@@ -26,6 +26,7 @@ class ExtensionType:
     default_scope: str = "cluster"  # "cluster" or "namespace"
     namespace_scope_allowed: bool = False
     default_release_namespace: str = ""
+    published: bool = False  # a chart the control plane serves (the built-in types have none yet)
 
     def newest(self, train: str) -> str | None:
         versions = self.trains.get(train.lower())

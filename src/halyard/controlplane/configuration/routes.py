@@ -35,7 +35,7 @@ def delivery(request: Request) -> ConfigurationDelivery:
     return value
 
 
-async def _alive(cp: ControlPlane, agent: AgentCaller) -> str:
+async def alive(cp: ControlPlane, agent: AgentCaller) -> str:
     """The calling cluster's key, once its identity is known alive (a deleted cluster's token reads nothing, even
     of a cluster created again under the same name)."""
     cluster_key = ResourceId.parse(agent.cluster_id).key
@@ -64,7 +64,7 @@ async def get_configurations(
     wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
 ) -> Response:
     """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
-    cluster_key = await _alive(plane(request), agent)
+    cluster_key = await alive(plane(request), agent)
     poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait))
     gone = asyncio.ensure_future(_gone(request))
     try:
@@ -102,7 +102,7 @@ class ConfigurationReports(BaseModel):
 async def report_configurations(request: Request, body: ConfigurationReports, agent: AgentCaller) -> Response:
     """What the cluster runs of its extensions; reports of extensions it does not have are ignored."""
     cp = plane(request)
-    await _alive(cp, agent)
+    await alive(cp, agent)
     cluster = ResourceId.parse(agent.cluster_id)
     now = cp.clock.now()
     async with cp.db.transaction() as session:

@@ -4,6 +4,9 @@ version on its release train rolls out by itself, and deleting the extension uni
 
 from __future__ import annotations
 
+import io
+import json
+import tarfile
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +19,7 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from tests.agents.conftest import Cli
-from tests.configuration.charts import tiny_chart_b64
+from tests.configuration.charts import tiny_chart, tiny_chart_b64
 
 pytestmark = pytest.mark.e2e
 EXT_API = {"api-version": "2025-03-01"}
@@ -46,7 +49,7 @@ def _settings(kube: Client, namespace: str) -> dict[str, str] | None:
 
 
 def test_an_extension_is_installed_upgraded_within_its_train_and_removed(
-    cli: Cli, fresh_cluster: Callable[[], Path]
+    cli: Cli, fresh_cluster: Callable[[], Path], tmp_path: Path
 ) -> None:
     server = cli.server
     kubeconfig = fresh_cluster()
@@ -59,20 +62,18 @@ def test_an_extension_is_installed_upgraded_within_its_train_and_removed(
     path = f"{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/hello"
     type_name = f"contoso.hello-{uuid.uuid4().hex[:6]}"
     kube = Client(config=KubeConfig.from_file(str(kubeconfig)))
+    chart_dir = tmp_path / "hello"
+    with tarfile.open(fileobj=io.BytesIO(tiny_chart("1.0.0")), mode="r:gz") as tar:
+        tar.extractall(tmp_path, filter="data")
+    published = cli.ok("extension-type", "publish", "--extension-type", type_name, "--version", "1.0.0",
+                       "--chart", str(chart_dir))  # fmt: skip
+    assert published["properties"]["releaseTrains"] == ["stable"]
+    created = cli.ok("k8s-extension", "create", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "hello",
+                     "--extension-type", type_name, "--release-train", "stable", "--scope", "cluster",
+                     "--release-namespace", "hello-ns", "--config", "greeting=hi",
+                     "--config-protected", f"password={SECRET}")  # fmt: skip
+    assert created["properties"]["extensionType"] == type_name and SECRET not in json.dumps(created)
     with server.client() as c:
-        r = c.put(f"{TYPES}/{type_name}/versions/1.0.0", params=TYPES_API, json={"chart": tiny_chart_b64("1.0.0")})
-        assert r.status_code == 200, r.text
-        body = {
-            "properties": {
-                "extensionType": type_name,
-                "releaseTrain": "stable",
-                "scope": {"cluster": {"releaseNamespace": "hello-ns"}},
-                "configurationSettings": {"greeting": "hi"},
-                "configurationProtectedSettings": {"password": SECRET},
-            }
-        }
-        r = c.put(path, params=EXT_API, json=body)
-        assert r.status_code == 201, r.text
 
         def installed(version: str) -> dict[str, Any] | None:
             props: dict[str, Any] = c.get(path, params=EXT_API).json()["properties"]
@@ -95,7 +96,14 @@ def test_an_extension_is_installed_upgraded_within_its_train_and_removed(
         for r in (c.get(path, params=EXT_API), c.get(path.rsplit("/", 1)[0], params=EXT_API)):
             assert r.status_code == 200 and SECRET not in r.text
 
-        r = c.delete(path, params=EXT_API)
-        assert r.status_code in (200, 202, 204), r.text
+        # Settings changed with the CLI reach the release.
+        cli.ok("k8s-extension", "update", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "hello",
+               "--config", "greeting=hey", "--yes")  # fmt: skip
+        _until("the new setting applied", lambda: (_settings(kube, "hello-ns") or {}).get("greeting") == "hey")
+        listed = cli.ok("k8s-extension", "list", "-g", group, "-c", "ext1", "-t", "connectedClusters")
+        assert [e["name"] for e in listed] == ["hello"] and SECRET not in json.dumps(listed)
+
+        cli.ok("k8s-extension", "delete", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "hello",
+               "--force", "--yes")  # fmt: skip
         _until("the release uninstalled", lambda: _settings(kube, "hello-ns") is None)
         assert c.get(path, params=EXT_API).status_code == 404

@@ -195,3 +195,22 @@ def test_waiters_per_cluster_are_bounded(server: ServerProcess, two_clusters: tu
     for t in threads:
         t.join(30)
     assert sorted(results) == [200, 200, 200, 200, 429, 429]
+
+
+def test_an_agent_that_goes_frees_its_waiter(server: ServerProcess, two_clusters: tuple[Agent, Agent]) -> None:
+    agent, _ = two_clusters
+    since = poll(server, agent).json()["version"]
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=0.5) as http:
+        for _ in range(4):  # every waiter place taken, each by an agent that hangs up after half a second
+            with pytest.raises(httpx.ReadTimeout):
+                http.get(POLL, params={"since": since, "wait": 20}, headers=agent.headers)
+    time.sleep(0.3)
+    results: list[int] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(poll(server, agent, since, 1).status_code)) for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [200] * 4, "the agents that went still hold their places"

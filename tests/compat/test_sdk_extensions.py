@@ -40,10 +40,20 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
                 "configurationProtectedSettings": {"token": SECRET},
             }
         }
-        created = sdk.extensions.begin_create(*where, "flux", body).result()
+        answers: list[Any] = []
+        poller = sdk.extensions.begin_create(
+            *where, "flux", body, raw_response_hook=lambda r: answers.append(r.http_response)
+        )
+        created = poller.result()
         assert created.properties.extension_type == "microsoft.flux"
         assert created.properties.provisioning_state == "Succeeded"
         assert not created.properties.configuration_protected_settings
+        # The per-resource status monitor answers for the create's operation.
+        operation_id = answers[0].headers["Azure-AsyncOperation"].split("?")[0].rsplit("/", 1)[1]
+        status = sdk.operation_status.get(*where, "flux", operation_id)
+        assert (status.status, status.name) == ("Succeeded", operation_id)
+        with pytest.raises(ResourceNotFoundError):
+            sdk.operation_status.get(*where, "other", operation_id)
         got = sdk.extensions.get(*where, "flux")
         assert got.properties.configuration_settings == {"a": "1"}
         listed = list(sdk.extensions.list(*where))

@@ -107,3 +107,7 @@ def test_an_extension_is_installed_upgraded_within_its_train_and_removed(
                "--force", "--yes")  # fmt: skip
         _until("the release uninstalled", lambda: _settings(kube, "hello-ns") is None)
         assert c.get(path, params=EXT_API).status_code == 404
+    # Nor through any log: the control plane's, the agents'.
+    assert SECRET not in server.whole_log()
+    logs = [d / "agent.log" for d in cli.state_dirs() if (d / "agent.log").exists()]
+    assert logs and all(SECRET not in log.read_text() for log in logs)

@@ -19,6 +19,9 @@ EXAMPLES: dict[str, Example] = {
         "properties": {"gatewayType": "Public", "allowedFeatures": ["*"]},
     },
     "microsoft.hybridcompute/settings": lambda: {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
+    "microsoft.kubernetesconfiguration/extensions": lambda: {
+        "properties": {"extensionType": "microsoft.flux", "configurationSettings": {"a": "b"}}
+    },
 }
 
 # Types whose resources have one fixed name per container (a cluster's ``settings/default``): the suite uses it.

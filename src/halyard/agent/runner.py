@@ -25,6 +25,7 @@ from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
+from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.guard import Guard
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.manager import Agent, ControllerManager
@@ -37,6 +38,7 @@ from halyard.api.agents import GATEWAY_NETWORK_PATH
 from halyard.api.cluster import FEATURE_AZURE_RBAC, FEATURE_CLUSTER_CONNECT
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect, load_config
+from halyard.kube.helm import Helm
 
 log = logging.getLogger("halyard.agent")
 # Every agent this package runs; the controller manager supervises them (in local mode, in this very process).
@@ -48,6 +50,7 @@ AGENTS = (
     "clusterconnect-agent",
     "guard",
     "arc-proxy",  # only when a gateway or an enterprise proxy is set (options.network)
+    "extension-manager",
 )
 DEFAULT_HEARTBEAT = 30.0
 
@@ -206,6 +209,11 @@ def build_agents(
         agents.append(
             Guard(http, config.endpoints.dp, tokens, clock, options.state_dir / "guard", port=options.guard_port)
         )
+    if "extension-manager" in selected and not split:
+        # Local mode only for now: in a cluster it needs the rights of whatever charts it installs (decision 009).
+        tokens = identity or handoff.PublishedToken(kube)
+        helm = functools.partial(Helm.find, options.kubeconfig, options.context)
+        agents.append(ExtensionManager(http, config.endpoints.dp, tokens, kube, helm, options.state_dir / "extensions"))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(

@@ -26,6 +26,7 @@ from halyard.cli import (
     connectedk8s,
     gettoken,
     group,
+    k8sextension,
     login,
     provider,
     resource,
@@ -84,6 +85,8 @@ app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")
 app.add_typer(role.app, name="role")
+app.add_typer(k8sextension.app, name="k8s-extension")
+app.add_typer(k8sextension.types_app, name="extension-type")  # `halyard extension-type publish …`, as issue 15 says
 
 # Commands whose modules import the control plane, the agents or the simulator (about a second of imports):
 # loaded only when the command line names them, so everyday commands start fast.

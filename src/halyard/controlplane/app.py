@@ -27,6 +27,9 @@ from halyard.controlplane.arm.routes.provideroperations import provider_operatio
 from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
 from halyard.controlplane.catalog import declare_types
+from halyard.controlplane.configuration import armroutes as extension_routes
+from halyard.controlplane.configuration import typeroutes as extension_type_routes
+from halyard.controlplane.configuration.delivery import configuration_delivery
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
 from halyard.controlplane.gateway import routes as gateway_routes
@@ -62,6 +65,7 @@ def create_app(
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
     relay = Relay(cp)
     gateway = build_gateway(cp)
+    configuration = configuration_delivery(cp)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -78,6 +82,7 @@ def create_app(
             asyncio.create_task(cp.operations.run_forever(), name="operations"),
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
             asyncio.create_task(cp.access.watch(), name="access-changes"),
+            asyncio.create_task(configuration.watch(), name="configuration-changes"),
         ]
         log.info(
             "control plane ready",
@@ -103,6 +108,7 @@ def create_app(
     )
     app.state.plane = cp
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
+    app.state.configuration = configuration  # /dp/v1/configurations long polls wait on it
     app.state.metrics = health.Metrics()
     app.state.metrics.registry.register(RelayCollector(relay))
     app.state.gateway = gateway
@@ -122,6 +128,8 @@ def create_app(
         his_routes.router,
         dataplane_routes.router,
         gateway_routes.router,
+        extension_type_routes.router,
+        extension_routes.router,
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))

@@ -7,6 +7,7 @@ built with the services their behaviours use (``TypeServices``), never with the 
 from __future__ import annotations
 
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.configuration.extensions import extension_type
 from halyard.controlplane.gateway.resources import gateway_type
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
 from halyard.controlplane.plane import TypeServices
@@ -21,4 +22,5 @@ def declare_types(services: TypeServices) -> ResourceTypes:
     gateways, cluster_settings = gateway_type(clusters)
     types.add(gateways)
     types.add(cluster_settings)
+    types.add(extension_type(services, clusters))
     return types

@@ -20,10 +20,19 @@ RECONNECT_SECONDS = 1.0
 
 
 class Listener:
-    def __init__(self, database_url: str, channel: str, on_notify: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        channel: str,
+        on_notify: Callable[[], None],
+        on_payload: Callable[[str], None] | None = None,
+    ) -> None:
+        """``on_notify`` is called when anything may have changed (a reconnection too); ``on_payload``, when
+        given, instead of it for each notification, with the notification's payload (what changed)."""
         self._dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._channel = channel
         self._on_notify = on_notify
+        self._on_payload = on_payload
         self._lost = asyncio.Event()
         self.listening = False
 
@@ -35,7 +44,7 @@ class Listener:
                 connection = await asyncpg.connect(self._dsn)
                 self._lost.clear()
                 connection.add_termination_listener(lambda _c: self._lose())
-                await connection.add_listener(self._channel, lambda *_args: self._on_notify())
+                await connection.add_listener(self._channel, self._notified)
                 self.listening = True
                 self._on_notify()  # whatever changed while not listening
                 await self._lost.wait()
@@ -48,6 +57,12 @@ class Listener:
                 if connection is not None and not connection.is_closed():
                     await connection.close()
             await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        if self._on_payload is not None:
+            self._on_payload(payload)
+        else:
+            self._on_notify()
 
     def _lose(self) -> None:
         if self.listening:

@@ -8,12 +8,16 @@ from fastapi import APIRouter, Depends
 
 from halyard.api.agents import DP_HEARTBEAT_PATH, Heartbeat, HeartbeatReply
 from halyard.controlplane.agentfacing.callers import AgentCaller
+from halyard.controlplane.configuration import routes as configuration
+from halyard.controlplane.configuration import typeroutes as extension_types
 from halyard.controlplane.dataplane import checkaccess
 from halyard.controlplane.plane import ControlPlane, plane
 
 router = APIRouter(prefix="/dp", tags=["dp"])
 Plane = Annotated[ControlPlane, Depends(plane)]
 router.include_router(checkaccess.router)  # POST /dp/v1/checkaccess: guard's access checks (azure-rbac)
+router.include_router(configuration.router)  # /dp/v1/configurations: desired configuration, long-polled; reports
+router.include_router(extension_types.dp_router)  # /dp/v1/extensionTypes/T/versions/V/chart: published charts
 
 
 @router.post(DP_HEARTBEAT_PATH, operation_id="Dp_Heartbeat")

@@ -1,0 +1,1 @@
+"""Microsoft.KubernetesConfiguration: extensions under connected clusters, and their delivery to the agents."""

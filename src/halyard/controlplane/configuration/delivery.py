@@ -1,0 +1,202 @@
+"""Desired configuration delivered to a cluster's agents within a second of the write, on any replica.
+
+An agent long-polls ``GET /dp/v1/configurations?since=VERSION``: the answer comes at once when the cluster's desired
+configuration is not at ``VERSION``, else when a write changes it, else after the hold (about 30 s). The version is
+a digest of the configuration itself, so it moves with every change that matters to the cluster (a new extension,
+new settings, one deleted, a newer version on its release train) and with nothing else.
+
+Waking: this replica's commits are seen as they happen (the session's flush and commit events name the clusters
+whose extensions changed); other replicas' through PostgreSQL ``NOTIFY`` sent inside the writing transaction, so
+it is delivered on commit only, naming the cluster. A wake costs each of that cluster's waiters one read; a
+reconnection of the listener wakes every waiter (what changed meanwhile is unknown): see decision 009.
+
+Bounded: a few waiters per cluster, a total per replica; past either the agent is told 429 and polls later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event, select, text
+from sqlalchemy.orm import Session
+
+from halyard.controlplane.configuration.extensions import (
+    PROTECTED,
+    ExtensionBehaviour,
+    target_version,
+)
+from halyard.controlplane.configuration.extensiontypes import ExtensionTypeCatalog
+from halyard.controlplane.configuration.published import TYPE_KEY as PUBLISHED_KEY
+from halyard.controlplane.configuration.published import catalog_of, chart_path
+from halyard.core.errors import TooManyRequests
+from halyard.store.database import Database
+from halyard.store.models import Resource
+from halyard.store.notify import Listener
+
+if TYPE_CHECKING:
+    from halyard.controlplane.plane import ControlPlane
+
+CHANNEL = "halyard_configuration"
+EXTENSIONS_KEY = "microsoft.kubernetesconfiguration/extensions"
+CONFIGURATION_TYPES = frozenset({EXTENSIONS_KEY})
+HOLD_SECONDS = 30.0
+WAITERS_PER_CLUSTER = 4
+WAITERS_TOTAL = 20_000
+_CHANGED = "halyard.configuration.changed"
+EVERY_CLUSTER = "*"  # the payload when a published extension type changed: every cluster may be concerned
+
+
+def version_of(extensions: list[dict[str, Any]]) -> str:
+    canonical = json.dumps(extensions, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:32]
+
+
+class ConfigurationDelivery:
+    def __init__(
+        self,
+        db: Database,
+        behaviour: ExtensionBehaviour,
+        *,
+        per_cluster: int = WAITERS_PER_CLUSTER,
+        total: int = WAITERS_TOTAL,
+    ) -> None:
+        self._db = db
+        self._behaviour = behaviour
+        self._per_cluster = per_cluster
+        self._total_limit = total
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._total = 0
+        self._postgres = not db.is_sqlite
+        self._listener = Listener(db.url, CHANNEL, self._wake_all, self._notified) if self._postgres else None
+        event.listen(db.changes.session_class, "after_flush", self._flushed)
+        event.listen(db.changes.session_class, "after_commit", self._committed)
+        event.listen(db.changes.session_class, "after_rollback", self._rolled_back)
+
+    @property
+    def waiting(self) -> int:
+        return self._total
+
+    async def watch(self) -> None:
+        """Hear other replicas' writes, for ever (nothing to hear on SQLite: one server per file)."""
+        if self._listener is not None:
+            await self._listener.run_forever()
+
+    async def desired(self, cluster_key: str) -> dict[str, Any]:
+        """The cluster's desired configuration with its version; protected settings in clear (for its agents only)."""
+        async with self._db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(Resource)
+                    .where(Resource.parent_key == cluster_key, Resource.type_key.in_(CONFIGURATION_TYPES))
+                    .order_by(Resource.id_key)
+                )
+            ).all()
+            catalog = await catalog_of(session) if rows else None
+        extensions = [self._entry(r, catalog) for r in rows if r.provisioning_state != "Deleting" and catalog]
+        return {"version": version_of(extensions), "extensions": extensions}
+
+    async def wait(self, cluster_key: str, since: str | None, hold: float) -> dict[str, Any]:
+        """The desired configuration once its version is not ``since``, or as it is after ``hold`` seconds."""
+        waiters = self._waiters.setdefault(cluster_key, set())
+        if len(waiters) >= self._per_cluster or self._total >= self._total_limit:
+            if not waiters:
+                del self._waiters[cluster_key]
+            raise TooManyRequests(
+                "Too many agents are waiting for this cluster's configuration; poll again later.",
+                code="TooManyWaiters",
+            )
+        woken = asyncio.Event()
+        waiters.add(woken)  # before the first read: a write committed after it wakes this waiter
+        self._total += 1
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + hold
+            while True:
+                woken.clear()
+                current = await self.desired(cluster_key)
+                remaining = deadline - loop.time()
+                if current["version"] != since or remaining <= 0:
+                    return current
+                try:
+                    await asyncio.wait_for(woken.wait(), remaining)
+                except TimeoutError:
+                    pass
+        finally:
+            waiters.discard(woken)
+            self._total -= 1
+            if not waiters:
+                self._waiters.pop(cluster_key, None)
+
+    def _entry(self, resource: Resource, catalog: ExtensionTypeCatalog) -> dict[str, Any]:
+        props = resource.properties
+        sealed = self._behaviour.unseal(resource) or {}
+        version = target_version(props, catalog)
+        etype = catalog.find(props.get("extensionType", ""))
+        chart = chart_path(etype.name, version) if etype is not None and etype.published and version else None
+        return {
+            "name": resource.name,
+            "id": resource.id,
+            "extensionType": props.get("extensionType"),
+            "version": version,
+            "chart": chart,
+            "autoUpgradeMinorVersion": props.get("autoUpgradeMinorVersion", True),
+            "releaseTrain": props.get("releaseTrain"),
+            "scope": props.get("scope"),
+            "configurationSettings": props.get("configurationSettings") or {},
+            PROTECTED: sealed.get(PROTECTED) or {},
+        }
+
+    # ---- wakes ---------------------------------------------------------------------------------------------------
+
+    def _wake(self, cluster_keys: Iterable[str]) -> None:
+        for key in cluster_keys:
+            for woken in self._waiters.get(key, ()):
+                woken.set()
+
+    def _wake_all(self) -> None:
+        self._wake(list(self._waiters))
+
+    def _notified(self, payload: str) -> None:
+        if payload == EVERY_CLUSTER:
+            self._wake_all()
+        else:
+            self._wake([payload])
+
+    def _flushed(self, session: Session, _context: Any) -> None:
+        clusters: set[str] = set()
+        for obj in (*session.new, *session.dirty, *session.deleted):
+            if not isinstance(obj, Resource):
+                continue
+            if obj.type_key in CONFIGURATION_TYPES and obj.parent_key:
+                clusters.add(obj.parent_key)
+            elif obj.type_key == PUBLISHED_KEY:  # a new version may be what a release train now leads to
+                clusters.add(EVERY_CLUSTER)
+        if not clusters:
+            return
+        session.info.setdefault(_CHANGED, set()).update(clusters)
+        if self._postgres:  # delivered by PostgreSQL when (and only if) this transaction commits
+            connection = session.connection()
+            for key in clusters:
+                connection.execute(text("SELECT pg_notify(:channel, :key)"), {"channel": CHANNEL, "key": key[:7900]})
+
+    def _committed(self, session: Session) -> None:
+        clusters = session.info.pop(_CHANGED, None)
+        if clusters and EVERY_CLUSTER in clusters:
+            self._wake_all()
+        elif clusters:
+            self._wake(clusters)
+
+    def _rolled_back(self, session: Session) -> None:
+        session.info.pop(_CHANGED, None)
+
+
+def configuration_delivery(cp: ControlPlane) -> ConfigurationDelivery:
+    """The delivery of a control plane, reading extensions the way its declared type stores them."""
+    rtype = cp.types.get(EXTENSIONS_KEY)
+    if rtype is not None and isinstance(rtype.behaviour, ExtensionBehaviour):
+        return ConfigurationDelivery(cp.db, rtype.behaviour)
+    return ConfigurationDelivery(cp.db, ExtensionBehaviour(cp.sealer))  # a server built without the type (tests)

@@ -1,0 +1,117 @@
+"""The agents' side of configuration, under ``/dp``: long-poll the cluster's desired configuration, report back.
+
+Every call carries an agent token; the cluster is the token's own, so an agent reads and reports only its cluster's
+extensions (and their protected settings).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from halyard.api.text import Text
+from halyard.controlplane.agentfacing.callers import AgentCaller
+from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
+from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
+from halyard.controlplane.plane import ControlPlane, plane
+from halyard.core.errors import Unauthenticated
+from halyard.store.models import Resource
+from halyard.store.reports import Report, put_reports
+
+router = APIRouter()
+CONFIGURATIONS_PATH = "/v1/configurations"
+REPORTS_PATH = "/v1/configurations/reports"
+Short = Annotated[Text, Field(max_length=256)]
+
+
+def delivery(request: Request) -> ConfigurationDelivery:
+    value: ConfigurationDelivery = request.app.state.configuration
+    return value
+
+
+async def alive(cp: ControlPlane, agent: AgentCaller) -> str:
+    """The calling cluster's key, once its identity is known alive (a deleted cluster's token reads nothing, even
+    of a cluster created again under the same name)."""
+    cluster_key = ResourceId.parse(agent.cluster_id).key
+    identity = (await cp.his.live({agent.caller.object_id})).get(agent.caller.object_id)
+    problem = cp.his.problem(identity, cp.clock.now())
+    if problem is not None:
+        raise problem
+    if identity is None or identity.resource_key != cluster_key:
+        raise Unauthenticated("This token's cluster identity belongs to another cluster.", code="ClusterMismatch")
+    return cluster_key
+
+
+async def _gone(request: Request) -> None:
+    """Returns when the agent has gone (its connection closed): its waiter is freed at once."""
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            return
+
+
+@router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
+async def get_configurations(
+    request: Request,
+    agent: AgentCaller,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+) -> Response:
+    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
+    cluster_key = await alive(plane(request), agent)
+    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait))
+    gone = asyncio.ensure_future(_gone(request))
+    try:
+        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (poll, gone):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if not poll.done() or poll.cancelled():
+        return Response(status_code=204)  # nobody is listening any more
+    return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+
+
+class ExtensionStatus(BaseModel):
+    code: Short | None = None
+    displayStatus: Short | None = None
+    level: Short | None = None
+    message: Annotated[Text, Field(max_length=4096)] | None = None
+    time: Short | None = None
+
+
+class ExtensionReport(BaseModel):
+    currentVersion: Short | None = None
+    installState: Short | None = None  # Installed, Failed, Pending
+    statuses: list[ExtensionStatus] = Field(default_factory=list, max_length=16)
+
+
+class ConfigurationReports(BaseModel):
+    extensions: dict[Short, ExtensionReport] = Field(default_factory=dict, max_length=256)
+
+
+@router.post(REPORTS_PATH, operation_id="Dp_ReportConfigurations", status_code=204)
+async def report_configurations(request: Request, body: ConfigurationReports, agent: AgentCaller) -> Response:
+    """What the cluster runs of its extensions; reports of extensions it does not have are ignored."""
+    cp = plane(request)
+    await alive(cp, agent)
+    cluster = ResourceId.parse(agent.cluster_id)
+    now = cp.clock.now()
+    async with cp.db.transaction() as session:
+        reports = []
+        for name, report in body.extensions.items():
+            rid = cluster.extension(NAMESPACE, "extensions", name)
+            if await session.get(Resource, rid.key) is None:
+                continue
+            properties: dict[str, Any] = report.model_dump(exclude_none=True)
+            reports.append(Report(rid.key, REPORTER, properties, now))
+        await put_reports(session, reports)
+    return Response(status_code=204)

@@ -1,0 +1,36 @@
+"""A tiny Helm chart built in memory: one ConfigMap showing the settings it was installed with, and the version."""
+
+from __future__ import annotations
+
+import base64
+import io
+import tarfile
+
+TEMPLATE = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+data:
+  chartVersion: {{ .Chart.Version | quote }}
+  greeting: {{ .Values.greeting | default "none" | quote }}
+"""
+
+
+def tiny_chart(version: str, name: str = "hello") -> bytes:
+    files = {
+        f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: '{version}'\n",
+        f"{name}/values.yaml": "greeting: hello\n",
+        f"{name}/templates/settings.yaml": TEMPLATE,
+    }
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def tiny_chart_b64(version: str, name: str = "hello") -> str:
+    return base64.b64encode(tiny_chart(version, name)).decode()

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
+from halyard.controlplane.network.types import declare_network_types
 from halyard.controlplane.plane import TypeServices
+from halyard.controlplane.privatelink.scopes import scope_types
 
 
 def declare_types(services: TypeServices) -> ResourceTypes:
@@ -17,4 +19,9 @@ def declare_types(services: TypeServices) -> ResourceTypes:
     types.add(clusters)
     types.add_extra("Microsoft.Kubernetes", "operations", clusters.api_versions)
     types.add_extra("Microsoft.Kubernetes", "locations/operationStatuses", clusters.api_versions)
+    # Private link (issue 13): the scope and its connections, then the Microsoft.Network subset.
+    scopes, connections = scope_types()
+    types.add(scopes)
+    types.add(connections)
+    declare_network_types(types, services.settings)
     return types

@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
-from halyard.controlplane.agentfacing.arrival import ArrivalMiddleware
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, ArrivalMiddleware
+from halyard.controlplane.agentfacing.enforcement import EnforcementCollector
+from halyard.controlplane.agentfacing.listening import endpoint_listeners
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.arm.routes import (
@@ -59,6 +61,8 @@ def create_app(
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
     relay = Relay(cp)
+    for host, port, endpoint in endpoint_listeners(settings):
+        cp.listeners.register(host, port, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,6 +104,7 @@ def create_app(
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.metrics = health.Metrics()
     app.state.metrics.registry.register(RelayCollector(relay))
+    app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
     install_error_handlers(app)
     for router in (
         health.router,

@@ -11,6 +11,7 @@ import socket
 
 import uvicorn
 
+from halyard.controlplane.agentfacing.listening import bound_socket, endpoint_listeners
 from halyard.controlplane.app import create_app
 from halyard.controlplane.connections import ConnectionGuard
 from halyard.core.files import make_private_tree
@@ -124,4 +125,12 @@ class _Server(uvicorn.Server):
 
 def run(settings: Settings) -> None:
     configure(settings.log_level, settings.log_format)
-    build_server(settings).run()
+    server = build_server(settings)
+    extra = endpoint_listeners(settings)
+    if not extra:
+        server.run()
+        return
+    # The public address and each private endpoint served directly, one socket each: the arrival is told apart by
+    # the local address a connection came in on (agentfacing/arrival.py).
+    addresses = [(settings.host, settings.port), *((host, port) for host, port, _ in extra)]
+    server.run(sockets=[bound_socket(host, port) for host, port in addresses])

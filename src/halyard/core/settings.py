@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Comma-separated agent versions this control plane offers; the highest is the latest.",
     )
     locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
+    endpoint_listeners: list[str] = Field(
+        default_factory=list,
+        description="Private endpoints this server serves directly, as HOST:PORT=ENDPOINT_RESOURCE_ID: it listens "
+        "there too, and every connection arriving there is marked as coming through that endpoint (private link).",
+    )
     page_size: int = 100
     log_format: str = "keyvalue"
     log_level: str = "info"

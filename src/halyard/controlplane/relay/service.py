@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
+from halyard.controlplane.agentfacing.enforcement import enforce
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
@@ -123,9 +124,10 @@ class Relay:
             raise RelayError(404, "NotFound", f"No relay endpoint at {path[:200]!r}.")
 
     # Agents.
-    async def _agent(self, head: Head) -> str:
+    async def _agent(self, head: Head, conn: Connection) -> str:
         token = _bearer(head)
         caller, cluster_id = await cluster_of_agent_token(self._cp, token)
+        await enforce(self._cp.db, self._cp.listeners.refusals, cluster_id, self._cp.listeners.arrival(conn.local))
         live = await self._cp.his.live({caller.object_id})
         problem = self._cp.his.problem(live.get(caller.object_id), self._cp.clock.now())
         if problem is not None:
@@ -135,7 +137,7 @@ class Relay:
     async def _register_tunnel(self, conn: Connection, head: Head, rest: bytes) -> None:
         if TUNNEL_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"The tunnel endpoint needs 'Upgrade: {TUNNEL_UPGRADE}'.")
-        cluster_id = await self._agent(head)
+        cluster_id = await self._agent(head, conn)
         tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn))
         conn.transport.write(_switching(TUNNEL_UPGRADE))
         self.tunnels.add(tunnel)
@@ -161,7 +163,7 @@ class Relay:
             stream_id = bytes.fromhex(stream_hex)
         except ValueError:
             raise RelayError(404, "StreamNotFound", "No stream waits for this data connection.") from None
-        cluster_id = await self._agent(head)
+        cluster_id = await self._agent(head, conn)
         pending = self._pending.get(stream_id)
         # Another cluster's agent learning a stream id must not be able to take the stream.
         if pending is None or pending.cluster_key != cluster_id.lower() or pending.future.done():

@@ -1,0 +1,274 @@
+"""Private link against a real server (issue 13): the resources' rules and the enforcement table, row by row.
+
+The server serves one private endpoint's address directly (``HALYARD_ENDPOINT_LISTENERS``: a second loopback
+port), so a connection to that port arrives through endpoint ``pe-s`` and one to the main port arrives publicly;
+a second endpoint (``pe-t``, of another scope) is a second port. Agents are onboarded as identity-operator does
+(``agentcreds``) and heartbeat to ``dp``: every agent-facing request goes through the same enforcement.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.agentcreds import Agent, connect
+from tests.api.helpers import CC_API, RG_API, group_path
+from tests.support.processes import ServerProcess, free_port
+
+pytestmark = pytest.mark.e2e
+HC = {"api-version": "2026-07-15"}
+NET = {"api-version": "2026-01-01"}
+DNS = {"api-version": "2018-09-01"}
+GROUP = "rg-pl"
+
+
+class Site:
+    def __init__(self, server: ServerProcess, ports: dict[str, int]) -> None:
+        self.server = server
+        self.ports = ports
+        self.group = group_path(server, GROUP)
+        self.client = server.client()
+
+    def path(self, kind: str, name: str) -> str:
+        return f"{self.group}/providers/{kind}/{name}"
+
+    def put(self, path: str, api: dict[str, str], body: dict[str, Any], expect: int | None = None) -> httpx.Response:
+        r = self.client.put(path, params=api, json=body)
+        if expect is not None:
+            assert r.status_code == expect, r.text
+        if r.status_code in (200, 201) and "Azure-AsyncOperation" in r.headers:
+            self.settle(r.headers["Azure-AsyncOperation"])
+        return r
+
+    def settle(self, url: str) -> None:
+        for _ in range(400):
+            status = self.client.get(url).json()["status"]
+            if status != "InProgress":
+                assert status == "Succeeded", self.client.get(url).text
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"{url} never finished")
+
+    def beat(self, agent: Agent, via: str = "public") -> httpx.Response:
+        url = f"https://127.0.0.1:{self.ports[via]}/dp/v1/heartbeat"
+        return httpx.post(url, json={"agentVersion": "1.0.0"}, headers=agent.headers, verify=self.server.ca)
+
+
+def _endpoint_id(subscription: str, name: str) -> str:
+    return f"/subscriptions/{subscription}/resourceGroups/{GROUP}/providers/Microsoft.Network/privateEndpoints/{name}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    data = tmp_path_factory.mktemp("privatelink") / "data"
+    first = ServerProcess(data, free_port()).start()  # learns the subscription the endpoints' ids are in
+    first.stop()
+    subscription = json.loads((Path(data) / "admin.json").read_text())["subscription"]
+    ports = {"public": free_port(), "pe-s": free_port(), "pe-t": free_port()}
+    listeners = [f"127.0.0.1:{ports[n]}={_endpoint_id(subscription, n)}" for n in ("pe-s", "pe-t")]
+    server = ServerProcess(data, ports["public"], env={"HALYARD_ENDPOINT_LISTENERS": json.dumps(listeners)})
+    server.start()
+    try:
+        s = Site(server, ports)
+        s.put(s.group, RG_API, {"location": "eastus"})
+        yield s
+        s.client.close()
+    finally:
+        server.stop()
+
+
+def _scope(site: Site, name: str, public: str = "Disabled", location: str = "eastus") -> str:
+    path = site.path("Microsoft.HybridCompute/privateLinkScopes", name)
+    site.put(path, HC, {"location": location, "properties": {"publicNetworkAccess": public}}, expect=201)
+    return path
+
+
+def _vnet(site: Site, name: str, space: str, location: str = "eastus") -> str:
+    path = site.path("Microsoft.Network/virtualNetworks", name)
+    body = {
+        "location": location,
+        "properties": {
+            "addressSpace": {"addressPrefixes": [space]},
+            "subnets": [{"name": "default", "properties": {"addressPrefix": space.replace("/16", "/24")}}],
+        },
+    }
+    site.put(path, NET, body, expect=201)
+    return f"{path}/subnets/default"
+
+
+def _endpoint_body(subnet: str, scope: str, *, manual: bool = False, location: str = "eastus") -> dict[str, Any]:
+    key = "manualPrivateLinkServiceConnections" if manual else "privateLinkServiceConnections"
+    connection = {"privateLinkServiceId": scope, "groupIds": ["hybridcompute"], "requestMessage": "please"}
+    return {
+        "location": location,
+        "properties": {"subnet": {"id": subnet}, key: [{"name": "c", "properties": connection}]},
+    }
+
+
+def _join(site: Site, agent: Agent, scope: str | None) -> httpx.Response:
+    cluster = site.client.get(agent.path, params=CC_API).json()
+    props = {"agentPublicKeyCertificate": cluster["properties"]["agentPublicKeyCertificate"]}
+    props |= {"privateLinkState": "Enabled", "privateLinkScopeResourceId": scope} if scope else {}
+    body = {"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": props}
+    return site.put(agent.path, CC_API, body)
+
+
+def _code(r: httpx.Response) -> str:
+    return str(r.json()["error"]["code"])
+
+
+@pytest.fixture(scope="module")
+def world(site: Site) -> dict[str, Any]:
+    """Scope S (private only) with endpoint pe-s approved at once; scope T with pe-t asked for manually."""
+    s = _scope(site, "scope-s")
+    t = _scope(site, "scope-t")
+    subnet_s = _vnet(site, "vnet-s", "10.1.0.0/16")
+    subnet_t = _vnet(site, "vnet-t", "10.2.0.0/16")
+    pe_s = site.path("Microsoft.Network/privateEndpoints", "pe-s")
+    pe_t = site.path("Microsoft.Network/privateEndpoints", "pe-t")
+    site.put(pe_s, NET, _endpoint_body(subnet_s, s), expect=201)
+    site.put(pe_t, NET, _endpoint_body(subnet_t, t, manual=True), expect=201)
+    return {"s": s, "t": t, "subnet_s": subnet_s, "subnet_t": subnet_t, "pe_s": pe_s, "pe_t": pe_t}
+
+
+def test_endpoint_gets_an_address_from_its_subnet_and_its_connection(site: Site, world: dict[str, Any]) -> None:
+    pe = site.client.get(world["pe_s"], params=NET).json()
+    assert pe["properties"]["provisioningState"] == "Succeeded"
+    dns = pe["properties"]["customDnsConfigs"]
+    assert {d["ipAddresses"][0] for d in dns} == {"10.1.0.4"}  # .1-.3 are the subnet's, as Azure's
+    assert all(d["fqdn"].endswith(".privatelink.halyard.local") for d in dns) and "halyard" not in pe["properties"]
+    state = pe["properties"]["privateLinkServiceConnections"][0]["properties"]["privateLinkServiceConnectionState"]
+    assert state["status"] == "Approved"
+    scope = site.client.get(world["s"], params=HC).json()
+    embedded = scope["properties"]["privateEndpointConnections"]
+    assert [c["properties"]["privateEndpoint"]["id"] for c in embedded] == [world["pe_s"]]
+    # A second endpoint in the same subnet takes the next address.
+    second = site.path("Microsoft.Network/privateEndpoints", "pe-s2")
+    site.put(second, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+    dns = site.client.get(second, params=NET).json()["properties"]["customDnsConfigs"]
+    assert dns[0]["ipAddresses"] == ["10.1.0.5"]
+    site.client.delete(second, params=NET)
+
+
+def test_manual_endpoint_is_pending_until_approved(site: Site, world: dict[str, Any]) -> None:
+    pe = site.client.get(world["pe_t"], params=NET).json()
+    manual = pe["properties"]["manualPrivateLinkServiceConnections"][0]["properties"]
+    assert manual["privateLinkServiceConnectionState"]["status"] == "Pending"
+    connections = site.client.get(f"{world['t']}/privateEndpointConnections", params=HC).json()["value"]
+    assert [c["properties"]["privateLinkServiceConnectionState"]["status"] for c in connections] == ["Pending"]
+
+
+def test_limits_are_refused_with_their_error_and_nothing_is_half_created(site: Site, world: dict[str, Any]) -> None:
+    pe = site.path("Microsoft.Network/privateEndpoints", "pe-bad")
+    # A network's endpoints connect to one scope at most.
+    r = site.put(pe, NET, _endpoint_body(world["subnet_s"], world["t"]))
+    assert r.status_code == 409 and _code(r) == "VirtualNetworkHasAnotherScope", r.text
+    # The endpoint in its network's region.
+    r = site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"], location="westus"))
+    assert r.status_code == 400 and _code(r) == "PrivateEndpointLocationMismatch", r.text
+    # Unknown scope, malformed id, unknown subnet.
+    r = site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"] + "-nope"))
+    assert r.status_code == 404 and _code(r) == "LinkedResourceNotFound", r.text
+    r = site.put(pe, NET, _endpoint_body(world["subnet_s"], "/not/an/id"))
+    assert r.status_code == 400 and _code(r) == "LinkedInvalidPropertyId", r.text
+    r = site.put(pe, NET, _endpoint_body(world["subnet_s"] + "x", world["s"]))
+    assert r.status_code == 404, r.text
+    assert site.client.get(pe, params=NET).status_code == 404
+    connections = site.client.get(f"{world['s']}/privateEndpointConnections", params=HC).json()["value"]
+    assert all("pe-bad" not in c["name"] for c in connections)
+    # A subnet outside its network, overlapping subnets.
+    vnet = site.path("Microsoft.Network/virtualNetworks", "vnet-s")
+    r = site.put(f"{vnet}/subnets/out", NET, {"properties": {"addressPrefix": "10.9.0.0/24"}})
+    assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangeOutsideVnet", r.text
+    r = site.put(f"{vnet}/subnets/overlap", NET, {"properties": {"addressPrefix": "10.1.0.0/25"}})
+    assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangesOverlap", r.text
+
+
+def test_cluster_scope_rules(site: Site, world: dict[str, Any]) -> None:
+    agent = connect(site.server, GROUP, "cc-rules")
+    cluster = site.client.get(agent.path, params=CC_API).json()
+    base = {"location": "eastus", "identity": {"type": "SystemAssigned"}}
+    key = cluster["properties"]["agentPublicKeyCertificate"]
+    cases = [
+        ({"privateLinkState": "Enabled"}, "PrivateLinkScopeRequired"),
+        ({"privateLinkScopeResourceId": world["s"]}, "PrivateLinkScopeWithoutPrivateLink"),
+        ({"privateLinkState": "Enabled", "privateLinkScopeResourceId": world["s"] + "x"}, "LinkedResourceNotFound"),
+        ({"privateLinkState": "Enabled", "privateLinkScopeResourceId": "/x/y"}, "LinkedInvalidPropertyId"),
+    ]
+    for props, code in cases:
+        r = site.client.put(
+            agent.path, params=CC_API, json={**base, "properties": {"agentPublicKeyCertificate": key, **props}}
+        )
+        assert r.status_code in (400, 404) and _code(r) == code, (props, r.text)
+    west = _scope(site, "scope-west", location="westus")
+    r = _join(site, agent, west)
+    assert r.status_code == 400 and _code(r) == "PrivateLinkScopeLocationMismatch", r.text
+
+
+def test_enforcement_table_row_by_row(site: Site, world: dict[str, Any]) -> None:
+    outside = connect(site.server, GROUP, "cc-outside")
+    inside = connect(site.server, GROUP, "cc-inside")
+    in_t = connect(site.server, GROUP, "cc-in-t")
+    assert _join(site, inside, world["s"]).status_code == 200
+    assert _join(site, in_t, world["t"]).status_code == 200
+
+    # In no scope: served publicly, refused through any endpoint.
+    assert site.beat(outside).status_code == 200
+    r = site.beat(outside, via="pe-s")
+    assert r.status_code == 403 and _code(r) == "PrivateEndpointClusterNotInScope", r.text
+    # In scope S: served through S's approved endpoint; publicly only while S allows public access.
+    assert site.beat(inside, via="pe-s").status_code == 200
+    r = site.beat(inside)
+    assert r.status_code == 403 and _code(r) == "PrivateLinkScopePublicNetworkAccessDisabled", r.text
+    r = site.client.patch(world["s"], params=HC, json={"properties": {"publicNetworkAccess": "Enabled"}})
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+    assert site.beat(inside).status_code == 200  # flipped at run time, no restart
+    site.client.patch(world["s"], params=HC, json={"properties": {"publicNetworkAccess": "Disabled"}})
+    # In scope S through an endpoint of another scope.
+    r = site.beat(inside, via="pe-t")
+    assert r.status_code == 403 and _code(r) == "PrivateEndpointOfAnotherScope", r.text
+    # In scope T through T's endpoint while its connection is Pending; approved; then rejected.
+    r = site.beat(in_t, via="pe-t")
+    assert r.status_code == 403 and _code(r) == "PrivateEndpointConnectionNotApproved", r.text
+    connection = site.client.get(f"{world['t']}/privateEndpointConnections", params=HC).json()["value"][0]
+    approve = {"properties": {"privateLinkServiceConnectionState": {"status": "Approved", "description": "ok"}}}
+    r = site.put(connection["id"], HC, approve)
+    assert r.status_code == 200, r.text
+    assert site.beat(in_t, via="pe-t").status_code == 200
+    pe = site.client.get(world["pe_t"], params=NET).json()["properties"]["manualPrivateLinkServiceConnections"][0]
+    assert pe["properties"]["privateLinkServiceConnectionState"]["status"] == "Approved"
+    reject = {"properties": {"privateLinkServiceConnectionState": {"status": "Rejected", "description": "no"}}}
+    assert site.put(connection["id"], HC, reject).status_code == 200
+    r = site.beat(in_t, via="pe-t")
+    assert r.status_code == 403 and _code(r) == "PrivateEndpointConnectionNotApproved", r.text
+    r = site.client.put(connection["id"], params=HC, json=approve)
+    assert r.status_code == 409 and _code(r) == "PrivateEndpointConnectionStateFinal", r.text
+    # Leaving the scope without re-onboarding: served publicly again.
+    assert _join(site, inside, None).status_code == 200
+    assert site.beat(inside).status_code == 200
+
+    metrics = site.client.get("/metrics").text
+    refused = [line for line in metrics.splitlines() if line.startswith("halyard_private_link_decisions_total{")]
+    assert any('rule="PrivateEndpointOfAnotherScope"' in x and x.endswith(" 1.0") for x in refused), refused
+
+
+def test_dns_zone_group_writes_the_endpoint_records(site: Site, world: dict[str, Any]) -> None:
+    zone = site.path("Microsoft.Network/privateDnsZones", "privatelink.halyard.local")
+    site.put(zone, DNS, {"location": "global"}, expect=201)
+    vnet = world["subnet_s"].rsplit("/subnets/", 1)[0]
+    link = {"location": "global", "properties": {"virtualNetwork": {"id": vnet}, "registrationEnabled": False}}
+    site.put(f"{zone}/virtualNetworkLinks/l1", DNS, link, expect=201)
+    group = {"properties": {"privateDnsZoneConfigs": [{"name": "z", "properties": {"privateDnsZoneId": zone}}]}}
+    site.put(f"{world['pe_s']}/privateDnsZoneGroups/default", NET, group, expect=201)
+    records = site.client.get(f"{zone}/A", params=DNS).json()["value"]
+    scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
+    assert {r["name"] for r in records} >= {f"{scope_id}.his", f"{scope_id}.dp", f"{scope_id}.relay"}
+    assert all(r["properties"]["aRecords"] == [{"ipv4Address": "10.1.0.4"}] for r in records)

@@ -3,7 +3,7 @@ unknown fields are ignored, every string is storable text and every collection b
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -105,7 +105,7 @@ class ZoneGroupPut(_Lenient):
 class PrivateDnsZonePut(_Lenient):
     location: Text | None = Field(default=None, max_length=64)
     tags: Tags | None = None
-    properties: dict[str, Any] | None = None  # nothing a caller sets: maxNumberOf… are read-only
+    # Nothing in properties is the caller's to set (maxNumberOf… are read-only): ignored.
 
 
 class VirtualNetworkLinkProperties(_Lenient):

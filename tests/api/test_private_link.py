@@ -272,3 +272,15 @@ def test_dns_zone_group_writes_the_endpoint_records(site: Site, world: dict[str,
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     assert {r["name"] for r in records} >= {f"{scope_id}.his", f"{scope_id}.dp", f"{scope_id}.relay"}
     assert all(r["properties"]["aRecords"] == [{"ipv4Address": "10.1.0.4"}] for r in records)
+
+
+def test_private_link_resources_name_the_group_members_and_zone(site: Site, world: dict[str, Any]) -> None:
+    listed = site.client.get(f"{world['s']}/privateLinkResources", params={"api-version": "2021-05-20"}).json()
+    assert [x["properties"]["groupId"] for x in listed["value"]] == ["hybridcompute"]
+    one = site.client.get(f"{world['s']}/privateLinkResources/hybridcompute", params=HC).json()
+    assert one["properties"]["requiredZoneNames"] == ["privatelink.halyard.local"]
+    assert {"his", "dp", "relay"} <= set(one["properties"]["requiredMembers"])
+    r = site.client.get(f"{world['s']}/privateLinkResources/other", params=HC)
+    assert r.status_code == 404
+    r = site.client.get(f"{world['s']}-missing/privateLinkResources", params=HC)
+    assert r.status_code == 404

@@ -35,6 +35,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
@@ -119,6 +120,7 @@ def create_app(
         authorization.router,
         his_routes.router,
         dataplane_routes.router,
+        privatelink_routes.router,
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))

@@ -9,17 +9,22 @@ a second endpoint (``pe-t``, of another scope) is a second port. Agents are onbo
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
 import httpx
 import pytest
 
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import CC_API, RG_API, group_path
-from tests.support.processes import ServerProcess, free_port
+from tests.support.processes import HALYARD, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
 HC = {"api-version": "2026-07-15"}
@@ -272,6 +277,39 @@ def test_dns_zone_group_writes_the_endpoint_records(site: Site, world: dict[str,
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     assert {r["name"] for r in records} >= {f"{scope_id}.his", f"{scope_id}.dp", f"{scope_id}.relay"}
     assert all(r["properties"]["aRecords"] == [{"ipv4Address": "10.1.0.4"}] for r in records)
+
+    # halyard dns serves them from the store, over the real protocol, to the zones linked to the network only.
+    port = free_port()
+    args = [*HALYARD, "dns", "--port", str(port), "--data-dir", str(site.server.data_dir), "--virtual-network", vnet]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        name = f"{scope_id}.his.privatelink.halyard.local"
+        response = _resolve(name, port)
+        assert response.rcode() == dns.rcode.NOERROR and [str(x) for x in response.answer[0]] == ["10.1.0.4"]
+        assert _resolve("example.com", port).rcode() == dns.rcode.REFUSED
+        tcp = dns.query.tcp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=5)
+        assert [str(x) for x in tcp.answer[0]] == ["10.1.0.4"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # Linked to another network: nothing is served there.
+    other = world["subnet_t"].rsplit("/subnets/", 1)[0]
+    proc = subprocess.Popen([*args[:-1], other], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        assert _resolve(f"{scope_id}.his.privatelink.halyard.local", port).rcode() == dns.rcode.REFUSED
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _resolve(name: str, port: int) -> dns.message.Message:
+    """A UDP query, retried while the responder starts."""
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            return dns.query.udp(dns.message.make_query(name, "A"), "127.0.0.1", port=port, timeout=0.5)
+        except (dns.exception.Timeout, ConnectionRefusedError, OSError):
+            assert time.monotonic() < deadline, "halyard dns did not answer"
 
 
 def test_private_link_resources_name_the_group_members_and_zone(site: Site, world: dict[str, Any]) -> None:

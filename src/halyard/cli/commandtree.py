@@ -23,6 +23,7 @@ from halyard.cli import (
     clusterconnect,
     clusterfeatures,
     connectedk8s,
+    dns,
     gettoken,
     group,
     login,
@@ -67,6 +68,7 @@ def _root(
 
 app.command("server")(server.command)
 app.command("up")(up.command)
+app.command("dns")(dns.command)
 app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.command("rest")(rest.command)

@@ -24,6 +24,7 @@ import pytest
 
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import CC_API, RG_API, group_path
+from tests.cli.conftest import Cli
 from tests.support.processes import HALYARD, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -322,3 +323,20 @@ def test_private_link_resources_name_the_group_members_and_zone(site: Site, worl
     assert r.status_code == 404
     r = site.client.get(f"{world['s']}-missing/privateLinkResources", params=HC)
     assert r.status_code == 404
+
+
+def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
+    his = f"{scope_id}.his.privatelink.halyard.local"
+    base = ("network", "private-endpoint", "dns-config", "-g", GROUP, "-n", "pe-s")
+    assert f"address=/{his}/10.1.0.4\n" in cli.ok(*base, "--format", "dnsmasq")
+    assert f"10.1.0.4\t{his}\n" in cli.ok(*base, "--format", "hosts")
+    assert f"{his}.\t10\tIN\tA\t10.1.0.4\n" in cli.ok(*base, "--format", "zone")
+    table = cli.ok(*base)
+    assert table.startswith("FQDN") and his in table
+    assert "must be one of" in cli.run(*base, "--format", "bind").error
+    assert cli.run("network", "private-endpoint", "dns-config", "-g", GROUP, "-n", "nope").code != 0

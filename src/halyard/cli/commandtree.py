@@ -27,6 +27,7 @@ from halyard.cli import (
     gettoken,
     group,
     login,
+    network,
     provider,
     resource,
     rest,
@@ -75,6 +76,7 @@ app.command("rest")(rest.command)
 app.command("get-token")(gettoken.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
+app.add_typer(network.app, name="network")
 app.add_typer(connectedk8s.app, name="connectedk8s")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)

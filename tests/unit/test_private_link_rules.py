@@ -57,3 +57,15 @@ def test_endpoint_listeners_parse_and_refuse_what_is_not_one() -> None:
     for bad in (f"10.1.0.4={pe}", f"host:443={pe}", "10.1.0.4:443=/subscriptions/s", f"10.1.0.4:0={pe}"):
         with pytest.raises(ValueError):
             parse_listener(bad)
+
+
+def test_connect_flags_are_checked_as_az_checks_them() -> None:
+    from halyard.cli.errors import UsageError
+    from halyard.cli.onboarding import private_link_choice
+
+    scope = "/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/p"
+    assert private_link_choice("true", scope) == scope
+    assert private_link_choice("false", None) is None and private_link_choice(None, None) is None
+    for enable, given in (("true", None), ("false", scope), (None, scope), ("yes", scope)):
+        with pytest.raises(UsageError):
+            private_link_choice(enable, given)

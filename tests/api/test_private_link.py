@@ -9,6 +9,8 @@ a second endpoint (``pe-t``, of another scope) is a second port. Agents are onbo
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -22,6 +24,7 @@ import dns.rcode
 import httpx
 import pytest
 
+from halyard.core import proxyv2
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import CC_API, RG_API, group_path
 from tests.cli.conftest import Cli
@@ -76,9 +79,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     first = ServerProcess(data, free_port()).start()  # learns the subscription the endpoints' ids are in
     first.stop()
     subscription = json.loads((Path(data) / "admin.json").read_text())["subscription"]
-    ports = {"public": free_port(), "pe-s": free_port(), "pe-t": free_port()}
+    ports = {"public": free_port(), "pe-s": free_port(), "pe-t": free_port(), "ingress": free_port()}
     listeners = [f"127.0.0.1:{ports[n]}={_endpoint_id(subscription, n)}" for n in ("pe-s", "pe-t")]
-    server = ServerProcess(data, ports["public"], env={"HALYARD_ENDPOINT_LISTENERS": json.dumps(listeners)})
+    env = {
+        "HALYARD_ENDPOINT_LISTENERS": json.dumps(listeners),
+        "HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ports['ingress']}",
+    }
+    server = ServerProcess(data, ports["public"], env=env)
     server.start()
     try:
         s = Site(server, ports)
@@ -340,3 +347,85 @@ def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any
     assert table.startswith("FQDN") and his in table
     assert "must be one of" in cli.run(*base, "--format", "bind").error
     assert cli.run("network", "private-endpoint", "dns-config", "-g", GROUP, "-n", "nope").code != 0
+
+
+def _forwarder_files(site: Site, endpoint: str, out: Path) -> Path:
+    args = [*HALYARD, "endpoint", "certificate", "--endpoint", endpoint, "--out", str(out)]
+    done = subprocess.run([*args, "--data-dir", str(site.server.data_dir)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return out
+
+
+def _mtls(site: Site, files: Path) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=site.server.ca)
+    context.load_cert_chain(str(files / "endpoint.pem"), str(files / "endpoint.key"))
+    return context
+
+
+def test_forwarder_carries_agents_through_its_endpoint_and_nothing_else_can_claim_one(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    pe_s = site.client.get(world["pe_s"], params=NET).json()["id"]
+    files = _forwarder_files(site, pe_s, tmp_path / "pe-s")
+    assert (files / "endpoint.key").stat().st_mode & 0o077 == 0
+    site.ports["forwarder"] = port = free_port()
+    args = [*HALYARD, "endpoint", "run", "--endpoint", pe_s, "--listen", f"127.0.0.1:{port}", "--ingress",
+            f"127.0.0.1:{site.ports['ingress']}", "--cert", str(files / "endpoint.pem"), "--key",
+            str(files / "endpoint.key"), "--ca", str(files / "ca.pem")]  # fmt: skip
+    forwarder = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        member = connect(site.server, GROUP, "cc-forwarded")
+        outsider = connect(site.server, GROUP, "cc-forwarded-out")
+        assert _join(site, member, world["s"]).status_code == 200
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = site.beat(member, via="forwarder")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline, forwarder.stderr
+                time.sleep(0.1)
+        assert r.status_code == 200, r.text  # arrived through pe-s, approved on S
+        r = site.beat(outsider, via="forwarder")
+        assert r.status_code == 403 and _code(r) == "PrivateEndpointClusterNotInScope", r.text
+        r = site.beat(member)  # publicly: S is private only
+        assert r.status_code == 403 and _code(r) == "PrivateLinkScopePublicNetworkAccessDisabled", r.text
+    finally:
+        forwarder.terminate()
+        forwarder.wait(10)
+
+    header = proxyv2.encode(("10.1.0.9", 4000), ("10.1.0.4", 443), {proxyv2.TLV_ENDPOINT: pe_s.encode()})
+    request = (
+        f"POST /dp/v1/heartbeat HTTP/1.1\r\nHost: x\r\nAuthorization: {member.headers['Authorization']}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+    ).encode()
+    # A forged PROXY header on the public listener is not a header there: nothing is served.
+    public = ssl.create_default_context(cafile=site.server.ca)
+    with socket.create_connection(("127.0.0.1", site.ports["public"]), timeout=10) as raw:
+        with public.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(header + request)
+            answer = tls.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    # The ingress: no client certificate, no connection; another endpoint's certificate cannot name pe-s.
+    assert _refused(public, site.ports["ingress"], header)
+    pe_t = site.client.get(world["pe_t"], params=NET).json()["id"]
+    other = _mtls(site, _forwarder_files(site, pe_t, tmp_path / "pe-t"))
+    assert _refused(other, site.ports["ingress"], header + b"\x16\x03\x01")
+    own = _mtls(site, tmp_path / "pe-s")  # and pe-s's own certificate with a header naming pe-t is refused too
+    pe_t_header = proxyv2.encode(("10.1.0.9", 4000), ("10.1.0.4", 443), {proxyv2.TLV_ENDPOINT: pe_t.encode()})
+    assert _refused(own, site.ports["ingress"], pe_t_header + b"\x16\x03\x01")
+    # A certificate for an endpoint that does not exist is never issued.
+    missing = [*HALYARD, "endpoint", "certificate", "--endpoint", pe_s + "-nope", "--out", str(tmp_path / "x"),
+               "--data-dir", str(site.server.data_dir)]  # fmt: skip
+    assert subprocess.run(missing, capture_output=True, timeout=60).returncode != 0
+
+
+def _refused(context: ssl.SSLContext, port: int, data: bytes) -> bool:
+    """The ingress closed the connection without a byte (or failed its handshake) after ``data``."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                tls.sendall(data)
+                return tls.recv(10) == b""
+        except (ssl.SSLError, ConnectionError):
+            return True

@@ -24,6 +24,7 @@ from halyard.cli import (
     clusterfeatures,
     connectedk8s,
     dns,
+    endpoint,
     gettoken,
     group,
     login,
@@ -77,6 +78,7 @@ app.command("get-token")(gettoken.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(network.app, name="network")
+app.add_typer(endpoint.app, name="endpoint")
 app.add_typer(connectedk8s.app, name="connectedk8s")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         description="Comma-separated agent versions this control plane offers; the highest is the latest.",
     )
     locations: list[str] = Field(default_factory=lambda: list(DEFAULT_LOCATIONS))
+    endpoint_ingress: str | None = Field(
+        default=None,
+        description="HOST:PORT where private endpoint forwarders (halyard endpoint run) connect: mutual TLS with a "
+        "certificate of the endpoint CA, then a PROXY v2 header naming the endpoint.",
+    )
     endpoint_listeners: list[str] = Field(
         default_factory=list,
         description="Private endpoints this server serves directly, as HOST:PORT=ENDPOINT_RESOURCE_ID: it listens "

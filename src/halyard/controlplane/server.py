@@ -18,6 +18,8 @@ from halyard.controlplane.app import create_app
 from halyard.controlplane.connections import ConnectionGuard
 from halyard.controlplane.privatelink.endpointpki import ca_files, ensure_ca
 from halyard.controlplane.privatelink.ingress import Ingress, ingress_context
+from halyard.controlplane.privatelink.names import MEMBERS as PRIVATE_MEMBERS
+from halyard.controlplane.privatelink.names import zone as private_zone
 from halyard.core.files import make_private_tree
 from halyard.core.logconfig import configure
 from halyard.core.pki import ensure_server_tls
@@ -41,6 +43,15 @@ def prepare_tls(settings: Settings) -> tuple[str | None, str | None]:
             f"management.{settings.domain}",
             f"login.{settings.domain}",
         ]
+    # The names private endpoints answer for (docs/private-link.md): agents reach the services under them.
+    dns += [f"*.{member}.{private_zone(settings)}" for member in PRIVATE_MEMBERS]
+    if settings.endpoint_ingress:  # forwarders check the ingress's address against the certificate
+        ingress_host = settings.endpoint_ingress.rpartition(":")[0].strip("[]")
+        try:
+            if not ipaddress.ip_address(ingress_host).is_unspecified:
+                ips.append(ingress_host)
+        except ValueError:
+            dns.append(ingress_host)
     try:
         address = ipaddress.ip_address(settings.host)
         if not address.is_unspecified:

@@ -390,6 +390,13 @@ def test_forwarder_carries_agents_through_its_endpoint_and_nothing_else_can_clai
         assert r.status_code == 403 and _code(r) == "PrivateEndpointClusterNotInScope", r.text
         r = site.beat(member)  # publicly: S is private only
         assert r.status_code == 403 and _code(r) == "PrivateLinkScopePublicNetworkAccessDisabled", r.text
+        # The relay (cluster connect) too: its tunnel registers through the endpoint and is refused publicly.
+        assert _tunnel(site, member, port).startswith(b"HTTP/1.1 101"), "tunnel refused through the endpoint"
+        public_tunnel = _tunnel(site, member, site.ports["public"])
+        assert (
+            public_tunnel.startswith(b"HTTP/1.1 403")
+            and b"PrivateLinkScopePublicNetworkAccessDisabled" in public_tunnel
+        )
     finally:
         forwarder.terminate()
         forwarder.wait(10)
@@ -429,3 +436,24 @@ def _refused(context: ssl.SSLContext, port: int, data: bytes) -> bool:
                 return tls.recv(10) == b""
         except (ssl.SSLError, ConnectionError):
             return True
+
+
+def _tunnel(site: Site, agent: Agent, port: int) -> bytes:
+    """The first bytes of the relay's answer to an agent's tunnel registration on ``port``."""
+    context = ssl.create_default_context(cafile=site.server.ca)
+    request = (
+        f"GET /relay/v1/tunnel HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: halyard-tunnel/1\r\n"
+        f"Authorization: {agent.headers['Authorization']}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            if data.startswith(b"HTTP/1.1 403"):
+                data += tls.recv(4096)
+            return data

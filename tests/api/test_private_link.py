@@ -457,3 +457,25 @@ def _tunnel(site: Site, agent: Agent, port: int) -> bytes:
             if data.startswith(b"HTTP/1.1 403"):
                 data += tls.recv(4096)
             return data
+
+
+def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    member = connect(site.server, GROUP, "cc-troubled")
+    assert _join(site, member, world["s"]).status_code == 200
+    result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-troubled", "-o", "json")
+    assert result.code == 1, result.stderr
+    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    assert checks["approved endpoints"]["ok"] and "Approved" in checks["approved endpoints"]["detail"]
+    scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
+    dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
+    assert not dp["ok"] and "dns-config" in dp["fix"]
+    outside = connect(site.server, GROUP, "cc-untroubled")
+    site.beat(outside)
+    result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-untroubled", "-o", "json")
+    checks = {c["check"]: c for c in json.loads(result.stdout)}
+    assert checks["private link"]["ok"] and checks["cluster status"]["detail"].startswith("Connected"), checks
+    assert result.code == 0, result.stdout

@@ -34,6 +34,7 @@ from halyard.cli import (
     rest,
     role,
     server,
+    troubleshoot,
     up,
 )
 from halyard.cli.argv import PASSTHROUGH_COMMANDS, GlobalOptions, split_global_options
@@ -84,6 +85,7 @@ connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)
 connectedk8s.app.command("enable-features")(clusterfeatures.enable_features)
 connectedk8s.app.command("disable-features")(clusterfeatures.disable_features)
+connectedk8s.app.command("troubleshoot")(troubleshoot.troubleshoot)
 app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")

@@ -183,6 +183,7 @@ def scope_types() -> tuple[ResourceType, ResourceType]:
         "with a letter, digit or '_'.",
         display="private link scope",
         name_param="scopeName",
+        sync_patch_versions=frozenset(API_VERSIONS),  # PATCH (tags, public access) answers 200, as the SDK expects
     )
     connections = ResourceType(
         namespace=NAMESPACE,

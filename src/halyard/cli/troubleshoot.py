@@ -10,6 +10,7 @@ import typer
 
 from halyard.cli.connectedclusters import API_VERSION, cluster_id
 from halyard.cli.context import Invocation
+from halyard.cli.errors import CliError
 from halyard.cli.privatelinkchecks import MEMBERS, Check, cluster_checks, name_checks, scope_checks
 
 SCOPE_API = "2026-07-15"
@@ -46,7 +47,14 @@ def _private_link(inv: Invocation, scope_id: str) -> list[Check]:
         endpoint = ((connection.get("properties") or {}).get("privateEndpoint") or {}).get("id")
         status = ((connection.get("properties") or {}).get("privateLinkServiceConnectionState") or {}).get("status")
         if endpoint and status == "Approved":
-            body = inv.arm.get(str(endpoint), NETWORK_API)
+            try:
+                body = inv.arm.get(str(endpoint), NETWORK_API)
+            except CliError:
+                checks.append(Check(f"endpoint {str(endpoint).rsplit('/', 1)[-1]}", False,
+                                    "its connection is Approved but the endpoint no longer exists",
+                                    f"Delete the connection: `az network private-endpoint-connection delete --id "
+                                    f"{connection.get('id')}`."))  # fmt: skip
+                continue
             for entry in (body.get("properties") or {}).get("customDnsConfigs") or []:
                 expected.update(entry.get("ipAddresses") or [])
     uuid = (scope.get("properties") or {}).get("privateLinkScopeId")

@@ -29,6 +29,7 @@ class AgentRequest:
     caller: Caller
     cluster_id: str  # the connected cluster's resource id
     arrival: Arrival
+    private_scope: str | None = None  # the privateLinkScopeId of the cluster's scope (private link), if any
 
 
 async def agent_request(
@@ -41,8 +42,8 @@ async def agent_request(
         raise Unauthenticated("The 'Authorization' header is missing or not a Bearer token.")
     caller, cluster_id = await cluster_of_agent_token(cp, credentials.credentials)
     arrival = arrival_of(request)
-    await enforce(cp.db, cp.listeners.refusals, cluster_id, arrival)  # private link: 403 naming the rule
-    return AgentRequest(caller, cluster_id, arrival)
+    facts = await enforce(cp.db, cp.listeners.refusals, cluster_id, arrival)  # private link: 403 naming the rule
+    return AgentRequest(caller, cluster_id, arrival, facts.scope_uuid)
 
 
 async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:

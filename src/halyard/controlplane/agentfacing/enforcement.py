@@ -60,6 +60,7 @@ class Facts:
     scope_public: bool | None  # publicNetworkAccess Enabled; None: the scope no longer exists
     endpoint_scope: str | None = None  # the arrival endpoint's scope key; None: no such endpoint (any more)
     endpoint_status: str | None = None  # its connection's status
+    scope_uuid: str | None = None  # the cluster's scope's privateLinkScopeId (its private names)
 
 
 def decide(facts: Facts, arrival: Arrival) -> Rule:
@@ -109,9 +110,11 @@ async def facts_of(db: Database, cluster_id: str, arrival: Arrival) -> Facts:
         scope_id = props.get("privateLinkScopeResourceId") if props.get("privateLinkState") == "Enabled" else None
         scope_key = scope_id.lower() if scope_id else None
         scope_public: bool | None = None
+        scope_uuid: str | None = None
         if scope_key is not None:
             scope = await session.get(Resource, scope_key)
             scope_public = None if scope is None else scope.properties.get("publicNetworkAccess") == "Enabled"
+            scope_uuid = None if scope is None else scope.properties.get("privateLinkScopeId")
         endpoint_scope = endpoint_status = None
         if arrival.kind is ArrivalKind.PRIVATE_ENDPOINT and arrival.via:
             endpoint = await session.get(Resource, arrival.via.lower())
@@ -121,17 +124,17 @@ async def facts_of(db: Database, cluster_id: str, arrival: Arrival) -> Facts:
                 connection = await session.get(Resource, kept["connection"].lower())
                 if connection is not None:
                     endpoint_status = connection.properties["privateLinkServiceConnectionState"]["status"]
-    return Facts(scope_key, scope_public, endpoint_scope, endpoint_status)
+    return Facts(scope_key, scope_public, endpoint_scope, endpoint_status, scope_uuid)
 
 
-async def enforce(db: Database, counts: Counter[str], cluster_id: str, arrival: Arrival) -> Rule:
-    """The rule that served this request, or PrivateLinkRefused (403) naming the rule that refused it; each
-    decision counted by rule (``Listeners.refusals``, exported by ``EnforcementCollector``)."""
+async def enforce(db: Database, counts: Counter[str], cluster_id: str, arrival: Arrival) -> Facts:
+    """What the request was served on (the facts read), or PrivateLinkRefused (403) naming the rule that refused
+    it; each decision counted by rule (``Listeners.refusals``, exported by ``EnforcementCollector``)."""
     facts = await facts_of(db, cluster_id, arrival)
     rule = decide(facts, arrival)
     counts[rule.value] += 1
     if rule in SERVED:
-        return rule
+        return facts
     message = _MESSAGES[rule].format(
         scope=facts.cluster_scope or "", via=arrival.via or "", status=facts.endpoint_status or "missing"
     )

@@ -486,3 +486,14 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert checks["private link"]["ok"] and checks["cluster status"]["detail"].startswith("Connected"), checks
     assert result.code == 0, result.stdout
+
+
+def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    rules = cli.json("private-link-scope", "firewall-rules", "-g", GROUP, "-n", "scope-s", "-o", "json")
+    to = {r["to"]: r for r in rules}
+    assert to["10.1.0.4"]["port"] == "443/tcp" and ".dp.privatelink.halyard.local" in to["10.1.0.4"]["why"]
+    assert "nothing" in to  # scope-s is private only: no public path is needed

@@ -29,6 +29,7 @@ from halyard.cli import (
     group,
     login,
     network,
+    privatelinkscope,
     provider,
     resource,
     rest,
@@ -80,6 +81,7 @@ app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
 app.add_typer(network.app, name="network")
 app.add_typer(endpoint.app, name="endpoint")
+app.add_typer(privatelinkscope.app, name="private-link-scope")
 app.add_typer(connectedk8s.app, name="connectedk8s")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from halyard.cli.context import Invocation
+from halyard.cli.errors import CliError
 from halyard.cli.resourceids import resource_id
 
 SCOPE_API = "2026-07-15"
@@ -37,7 +38,11 @@ def firewall_rules(
         endpoint = (props.get("privateEndpoint") or {}).get("id")
         if not endpoint:
             continue
-        body = inv.arm.get(str(endpoint), NETWORK_API)
+        try:
+            body = inv.arm.get(str(endpoint), NETWORK_API)
+        except CliError:
+            inv.warn(f"connection {connection.get('name')} names endpoint {endpoint}, which no longer exists")
+            continue
         dns = (body.get("properties") or {}).get("customDnsConfigs") or []
         for address in sorted({a for entry in dns for a in entry.get("ipAddresses") or []}):
             fqdns = ", ".join(sorted(entry["fqdn"] for entry in dns if address in (entry.get("ipAddresses") or [])))

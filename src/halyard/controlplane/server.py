@@ -13,7 +13,7 @@ from typing import Any
 
 import uvicorn
 
-from halyard.controlplane.agentfacing.listening import bound_socket, endpoint_listeners
+from halyard.controlplane.agentfacing.listening import bound_socket, endpoint_listeners, parse_address
 from halyard.controlplane.app import create_app
 from halyard.controlplane.connections import ConnectionGuard
 from halyard.controlplane.privatelink.endpointpki import ca_files, ensure_ca
@@ -172,7 +172,7 @@ async def _start_ingress(server: _Server) -> None:
         return
     if cert is None or key is None:
         raise SystemExit("--endpoint-ingress needs TLS (it is mutual TLS); it cannot run with --insecure-http")
-    host, _, port = settings.endpoint_ingress.rpartition(":")
+    host, port = parse_address(settings.endpoint_ingress)
     config = server.config
 
     def create_protocol() -> asyncio.Protocol:
@@ -186,4 +186,4 @@ async def _start_ingress(server: _Server) -> None:
     ensure_ca(settings.data_dir)
     context = ingress_context(cert, key, str(ca_files(settings.data_dir)[0]))
     ingress = Ingress(app.state.plane.listeners, create_protocol, config.ssl, context)
-    server.endpoint_ingress = await ingress.start(host.strip("[]"), int(port))
+    server.endpoint_ingress = await ingress.start(host, port)

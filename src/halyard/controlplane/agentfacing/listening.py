@@ -29,6 +29,15 @@ def parse_listener(text: str) -> tuple[str, int, str]:
     return host.strip("[]"), int(port_text), str(rid)
 
 
+def parse_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` with an IP address to bind (the endpoint ingress)."""
+    host, colon, port = text.rpartition(":")
+    if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"{text[:200]!r} is not HOST:PORT")
+    ipaddress.ip_address(host.strip("[]"))
+    return host.strip("[]"), int(port)
+
+
 def endpoint_listeners(settings: Settings) -> list[tuple[str, int, str]]:
     return [parse_listener(x) for x in settings.endpoint_listeners]
 

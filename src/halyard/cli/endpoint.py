@@ -58,7 +58,9 @@ def run(
         forwarder = Forwarder(address(listen), address(ingress), endpoint, client_context(str(cert), str(key), str(ca)))
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
+    import uvloop  # the control plane's event loop too: a forwarder's every byte crosses it twice
+
     try:
-        asyncio.run(forwarder.serve())
+        uvloop.run(forwarder.serve())
     except KeyboardInterrupt:
         pass

@@ -14,6 +14,11 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 if ! command -v squid >/dev/null 2>&1; then
   need+=(squid-openssl)
 fi
+# Private link (issue 13): the network-namespace test's on-prem DNS server (the binary only, no service), `ip netns`,
+# and socat, which bench/privatelink.py compares the endpoint forwarder with.
+command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v socat >/dev/null 2>&1 || need+=(socat)
 # kubectl is not one of them: the tests drive given versions, which scripts/install-kubectl.sh puts in .cache/kubectl.
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

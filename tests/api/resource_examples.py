@@ -1,16 +1,76 @@
 """A minimal valid PUT body for every resource type the server declares, for the resource contract suite.
 
-A type without an entry here fails the suite on the day it is declared: add its example with the type.
+A type without an entry here fails the suite on the day it is declared: add its example with the type. A type whose
+body names other resources (a private endpoint's subnet and scope) names the ones ``prepare_examples`` made once
+per server in the group ``rg-examples``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
+
+import httpx
 
 from tests.api.helpers import cluster_body
 
 Example = Callable[[], dict[str, Any]]
+SHARED: dict[str, str] = {}  # what the examples refer to: filled by prepare_examples
+_subnets = itertools.count(1)
+
+HC = {"api-version": "2026-07-15"}
+NET = {"api-version": "2026-01-01"}
+DNS = {"api-version": "2018-09-01"}
+
+
+async def prepare_examples(client: httpx.AsyncClient, subscription: str) -> None:
+    """The network, subnet, scope and zone the examples name, in the server's subscription."""
+    group = f"/subscriptions/{subscription}/resourceGroups/rg-examples"
+    r = await client.put(group, params={"api-version": "2024-11-01"}, json={"location": "eastus"})
+    assert r.status_code in (200, 201), r.text
+    scope = f"{group}/providers/Microsoft.HybridCompute/privateLinkScopes/examples"
+    vnet = f"{group}/providers/Microsoft.Network/virtualNetworks/examples"
+    zone = f"{group}/providers/Microsoft.Network/privateDnsZones/privatelink.halyard.local"
+    for path, api, body in (
+        (scope, HC, {"location": "eastus", "properties": {"publicNetworkAccess": "Disabled"}}),
+        (vnet, NET, _vnet("default")),
+        (zone, DNS, {"location": "global"}),
+    ):
+        r = await client.put(path, params=api, json=body)
+        assert r.status_code in (200, 201), r.text
+        await _settle(client, r)
+    SHARED.update(scope=scope, vnet=vnet, subnet=f"{vnet}/subnets/default", zone=zone)
+
+
+async def _settle(client: httpx.AsyncClient, r: httpx.Response) -> None:
+    url = r.headers.get("Azure-AsyncOperation")
+    for _ in range(400):
+        if url is None or (await client.get(url)).json()["status"] != "InProgress":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} did not finish")
+
+
+def _vnet(*subnets: str) -> dict[str, Any]:
+    inline = [{"name": name, "properties": {"addressPrefix": f"10.0.{i}.0/24"}} for i, name in enumerate(subnets)]
+    return {
+        "location": "eastus",
+        "properties": {"addressSpace": {"addressPrefixes": ["10.0.0.0/16"]}, "subnets": inline},
+    }
+
+
+def _endpoint() -> dict[str, Any]:
+    connection = {"privateLinkServiceId": SHARED["scope"], "groupIds": ["hybridcompute"]}
+    return {
+        "location": "eastus",
+        "properties": {
+            "subnet": {"id": SHARED["subnet"]},
+            "privateLinkServiceConnections": [{"name": "examples", "properties": connection}],
+        },
+    }
+
 
 EXAMPLES: dict[str, Example] = {
     "microsoft.kubernetes/connectedclusters": lambda: cluster_body(),
@@ -21,6 +81,30 @@ EXAMPLES: dict[str, Example] = {
     "microsoft.hybridcompute/settings": lambda: {"properties": {"gatewayProperties": {"gatewayResourceId": None}}},
     "microsoft.kubernetesconfiguration/extensions": lambda: {
         "properties": {"extensionType": "microsoft.flux", "configurationSettings": {"a": "b"}}
+    },
+    "microsoft.hybridcompute/privatelinkscopes": lambda: {
+        "location": "eastus",
+        "properties": {"publicNetworkAccess": "Disabled"},
+    },
+    "microsoft.hybridcompute/privatelinkscopes/privateendpointconnections": lambda: {
+        "properties": {"privateLinkServiceConnectionState": {"status": "Approved", "description": "ok"}}
+    },
+    "microsoft.network/virtualnetworks": _vnet,
+    # Subnets of one network must not overlap: each example takes the next /24.
+    "microsoft.network/virtualnetworks/subnets": lambda: {
+        "properties": {"addressPrefix": f"10.0.{next(_subnets) % 255 + 1}.0/24"}
+    },
+    "microsoft.network/privateendpoints": _endpoint,
+    "microsoft.network/privateendpoints/privatednszonegroups": lambda: {
+        "properties": {"privateDnsZoneConfigs": [{"name": "z", "properties": {"privateDnsZoneId": SHARED["zone"]}}]}
+    },
+    "microsoft.network/privatednszones": lambda: {"location": "global"},
+    "microsoft.network/privatednszones/virtualnetworklinks": lambda: {
+        "location": "global",
+        "properties": {"virtualNetwork": {"id": SHARED["vnet"]}, "registrationEnabled": False},
+    },
+    "microsoft.network/privatednszones/a": lambda: {
+        "properties": {"ttl": 300, "aRecords": [{"ipv4Address": "10.0.0.5"}]}
     },
 }
 

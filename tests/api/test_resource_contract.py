@@ -26,7 +26,7 @@ from halyard.controlplane.app import create_app
 from halyard.controlplane.arm.resourcetypes import Placement, ResourceType, ResourceTypes
 from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
-from tests.api.resource_examples import EXAMPLES, FIXED_NAMES
+from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, prepare_examples
 from tests.api.throwaway_types import EXTENSIONS, NAMESPACE, WIDGET_LIMIT, declare_with_throwaways, example
 from tests.support.inprocess import secret_token, sign_in_admin
 
@@ -78,6 +78,7 @@ async def plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plane
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         admin = await sign_in_admin(c, Path(data))
+        await prepare_examples(c, admin["subscription"])
         yield Plane(c, app.state.plane.types, admin, transport)
 
 

@@ -17,7 +17,7 @@ import httpx
 from halyard import __version__
 from halyard.agent.controlplane import ControlPlaneError, send
 from halyard.agent.metrics import AgentMetrics
-from halyard.api.agents import DP_HEARTBEAT_PATH, AgentError, Heartbeat, HeartbeatReply
+from halyard.api.agents import DP_HEARTBEAT_PATH, AgentError, Heartbeat, HeartbeatReply, ServiceEndpoints
 from halyard.kube.facts import ClusterFacts
 
 log = logging.getLogger("halyard.agent")
@@ -45,6 +45,7 @@ class FactsSource(Protocol):
 Health = Callable[[], Awaitable[tuple[str | None, list[AgentError]]]]
 # Hands the control plane's targetAgentVersion on to the controller manager (in-cluster: through a ConfigMap).
 TargetSink = Callable[[str | None], Awaitable[None]]
+EndpointsSink = Callable[[ServiceEndpoints], Awaitable[None]]  # private link: hands a new endpoint map on
 _UNSHARED = object()
 
 
@@ -63,6 +64,7 @@ class ResourceSync:
         interval: float | None = None,
         share_target: TargetSink | None = None,
         features: frozenset[str] = frozenset(),
+        share_endpoints: EndpointsSink | None = None,
     ) -> None:
         self._http = http
         self._url = dp_url.rstrip("/") + DP_HEARTBEAT_PATH
@@ -76,6 +78,8 @@ class ResourceSync:
         self._features = sorted(features)
         self._shared: object = _UNSHARED
         self.last_reply: HeartbeatReply | None = None
+        self._share_endpoints = share_endpoints
+        self.endpoints: ServiceEndpoints | None = None  # the last map the control plane sent (private link)
 
     async def reconcile(self) -> float:
         await self._tokens.wait_ready(READY_WAIT)
@@ -96,7 +100,25 @@ class ResourceSync:
         self._beats += 1
         self.last_reply = reply
         await self._hand_on_target(reply.targetAgentVersion)
+        await self._apply_endpoints(reply.endpoints)
         return self._interval or reply.heartbeatSeconds
+
+    async def _apply_endpoints(self, endpoints: ServiceEndpoints | None) -> None:
+        """A changed endpoint map (a cluster joined or left a private link scope): the next beat goes where it says,
+        and the other agents are told (``share_endpoints``). A failed hand-on is retried with the next beat."""
+        if endpoints is None or endpoints == self.endpoints:
+            return
+        url = endpoints.dp.rstrip("/") + DP_HEARTBEAT_PATH
+        if url != self._url:
+            log.info("endpoint map changed: heartbeats go to the new data plane", extra={"dp": endpoints.dp})
+            self._url = url
+        if self._share_endpoints is not None:
+            try:
+                await self._share_endpoints(endpoints)
+            except Exception as exc:
+                log.warning("could not hand on the endpoint map", extra={"error": str(exc)})
+                return
+        self.endpoints = endpoints
 
     async def _hand_on_target(self, target: str | None) -> None:
         """Publish the wanted agent version when it changes. A failure is logged and retried with the next beat,

@@ -113,6 +113,13 @@ class HeartbeatReply(BaseModel):
         default=None, description="The agent version this cluster should run (None: stay on the running one)."
     )
 
+    # ---- private link (issue 13) ----
+    endpoints: ServiceEndpoints | None = Field(
+        default=None,
+        description="Where the agents reach each service now, when the cluster is in a private link scope (the "
+        "scope's private names); agents apply a map that differs from theirs. None: keep the onboarding map.",
+    )
+
 
 # ---- gateway and proxy (issue 14) ---------------------------------------------------------------------------------
 # Where the agents' outbound connections go. arc-proxy asks for it at every heartbeat interval (through itself, so

@@ -24,15 +24,20 @@ from halyard.cli import (
     clusterconnect,
     clusterfeatures,
     connectedk8s,
+    dns,
+    endpoint,
     gettoken,
     group,
     k8sextension,
     login,
+    network,
+    privatelinkscope,
     provider,
     resource,
     rest,
     role,
     server,
+    troubleshoot,
     up,
 )
 from halyard.cli.argv import PASSTHROUGH_COMMANDS, GlobalOptions, split_global_options
@@ -69,18 +74,23 @@ def _root(
 
 app.command("server")(server.command)
 app.command("up")(up.command)
+app.command("dns")(dns.command)
 app.command("login")(login.login)
 app.command("logout")(login.logout)
 app.command("rest")(rest.command)
 app.command("get-token")(gettoken.command)
 app.add_typer(account.app, name="account")
 app.add_typer(group.app, name="group")
+app.add_typer(network.app, name="network")
+app.add_typer(endpoint.app, name="endpoint")
+app.add_typer(privatelinkscope.app, name="private-link-scope")
 app.add_typer(connectedk8s.app, name="connectedk8s")
 app.add_typer(arcgateway.app, name="arcgateway")
 connectedk8s.app.command("proxy")(clusterconnect.proxy)
 connectedk8s.app.command("get-credentials")(clusterconnect.get_credentials)
 connectedk8s.app.command("enable-features")(clusterfeatures.enable_features)
 connectedk8s.app.command("disable-features")(clusterfeatures.disable_features)
+connectedk8s.app.command("troubleshoot")(troubleshoot.troubleshoot)
 app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")

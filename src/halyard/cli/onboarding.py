@@ -69,6 +69,21 @@ def connect(
         str | None, typer.Option("--agent-registry", help="Registry of the agent image (in-cluster mode).")
     ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Return once the resource exists.")] = False,
+    # Private link (issue 13): as az, `--enable-private-link true --private-link-scope-resource-id ID`.
+    enable_private_link: Annotated[
+        str | None,
+        typer.Option(
+            "--enable-private-link",
+            help="true: the agents reach the control plane only through the "
+            "private endpoints of --private-link-scope-resource-id (and publicly if the scope allows).",
+        ),
+    ] = None,
+    private_link_scope_resource_id: Annotated[
+        str | None,
+        typer.Option(
+            "--private-link-scope-resource-id", help="The private link scope (with --enable-private-link true)."
+        ),
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not prompt for confirmation.")] = False,
     gateway_resource_id: Annotated[
         str | None, typer.Option("--gateway-resource-id", help="The gateway the cluster's agents go through.")
@@ -95,6 +110,7 @@ def connect(
     proxy = proxy_settings(proxy_https, proxy_http, proxy_skip_range, proxy_cert)
     if proxy_cert is not None:  # local agents started from here trust it for the hop to the gateway
         os.environ["HALYARD_AGENT_PROXY_CERT"] = str(proxy_cert.expanduser().resolve())
+    private_link_scope = private_link_choice(enable_private_link, private_link_scope_resource_id)
     if agent_mode is not None and agent_mode not in AGENT_MODES:
         raise UsageError(f"--agent-mode must be one of {', '.join(AGENT_MODES)}.")
     if not CLUSTER_NAME_PATTERN.match(name):
@@ -113,8 +129,21 @@ def connect(
             timeout=onboarding_timeout,
             wait=not no_wait,
             yes=yes,
+            private_link_scope=private_link_scope,
         )
     inv.emit(flatten(result))
+
+
+def private_link_choice(enable: str | None, scope: str | None) -> str | None:
+    """The scope to join (None: private link off), checked as az checks it before anything is sent."""
+    if enable is not None and enable.lower() not in ("true", "false"):
+        raise UsageError("--enable-private-link must be true or false.")
+    enabled = enable is not None and enable.lower() == "true"
+    if enabled and not scope:
+        raise UsageError("--enable-private-link true needs --private-link-scope-resource-id.")
+    if scope and not enabled:
+        raise UsageError("--private-link-scope-resource-id is allowed only with --enable-private-link true.")
+    return scope if enabled else None
 
 
 class Onboarding:
@@ -150,6 +179,7 @@ class Onboarding:
         timeout: int,
         wait: bool,
         yes: bool = False,
+        private_link_scope: str | None = None,
     ) -> dict[str, Any]:
         with self.inv.progress("Checking the cluster"):
             facts = self.kube.run(_check_cluster)
@@ -192,6 +222,9 @@ class Onboarding:
             body["properties"]["distributionVersion"] = distribution_version
         if not self.proxy.empty:
             with_proxy(body, self.proxy)
+        if private_link_scope:
+            body["properties"]["privateLinkState"] = "Enabled"
+            body["properties"]["privateLinkScopeResourceId"] = private_link_scope
         try:
             with self.inv.progress("Creating the connected cluster"):
                 first = self.arm.request("PUT", self.resource_id, params={"api-version": API_VERSION}, json=body)

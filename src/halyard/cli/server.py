@@ -105,6 +105,20 @@ def command(
         ),
     ] = None,
     log_format: Annotated[str | None, typer.Option(help="keyvalue or json [default: keyvalue].")] = None,
+    endpoint_ingress: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT where private endpoint forwarders connect (mutual TLS, PROXY v2) [or "
+            "HALYARD_ENDPOINT_INGRESS]."
+        ),
+    ] = None,
+    endpoint_listener: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Serve a private endpoint's address directly: HOST:PORT=ENDPOINT_RESOURCE_ID (repeatable) "
+            "[or HALYARD_ENDPOINT_LISTENERS, a JSON list]."
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
     from halyard.controlplane.server import run
@@ -131,11 +145,18 @@ def command(
         "header_count_limit": header_count_limit,
         "connections_per_address": connections_per_address,
         "relay_peer_address": relay_peer_address,
+        "endpoint_ingress": endpoint_ingress,
+        "endpoint_listeners": endpoint_listener or None,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
     try:
         settings.check()
+        from halyard.controlplane.agentfacing.listening import endpoint_listeners, parse_address
+
+        endpoint_listeners(settings)
+        if settings.endpoint_ingress:
+            parse_address(settings.endpoint_ingress)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     run(settings)

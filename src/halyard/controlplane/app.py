@@ -11,7 +11,9 @@ from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
-from halyard.controlplane.agentfacing.arrival import ArrivalMiddleware
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, ArrivalMiddleware
+from halyard.controlplane.agentfacing.enforcement import EnforcementCollector
+from halyard.controlplane.agentfacing.listening import endpoint_listeners
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.arm.routes import (
@@ -38,6 +40,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
@@ -66,6 +69,8 @@ def create_app(
     relay = Relay(cp)
     gateway = build_gateway(cp)
     configuration = configuration_delivery(cp)
+    for host, port, endpoint in endpoint_listeners(settings):
+        cp.listeners.register(host, port, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -113,6 +118,7 @@ def create_app(
     app.state.metrics.registry.register(RelayCollector(relay))
     app.state.gateway = gateway
     app.state.metrics.registry.register(gateway.metrics.registry)
+    app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
     install_error_handlers(app)
     for router in (
         health.router,
@@ -130,6 +136,7 @@ def create_app(
         gateway_routes.router,
         extension_type_routes.router,
         extension_routes.router,
+        privatelink_routes.router,
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))

@@ -10,7 +10,9 @@ from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.configuration.extensions import extension_type
 from halyard.controlplane.gateway.resources import gateway_type
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
+from halyard.controlplane.network.types import declare_network_types
 from halyard.controlplane.plane import TypeServices
+from halyard.controlplane.privatelink.scopes import scope_types
 
 
 def declare_types(services: TypeServices) -> ResourceTypes:
@@ -23,4 +25,9 @@ def declare_types(services: TypeServices) -> ResourceTypes:
     types.add(gateways)
     types.add(cluster_settings)
     types.add(extension_type(services, clusters))
+    # Private link (issue 13): the scope and its connections, then the Microsoft.Network subset.
+    scopes, connections = scope_types()
+    types.add(scopes)
+    types.add(connections)
+    declare_network_types(types, services.settings)
     return types

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import ipaddress
 import logging
 import os
 import resource
 import socket
+from typing import Any
 
 import uvicorn
 
+from halyard.controlplane.agentfacing.listening import bound_socket, endpoint_listeners, parse_address
 from halyard.controlplane.app import create_app
 from halyard.controlplane.connections import ConnectionGuard
+from halyard.controlplane.privatelink.endpointpki import ca_files, ensure_ca
+from halyard.controlplane.privatelink.ingress import Ingress, ingress_context
+from halyard.controlplane.privatelink.names import MEMBERS as PRIVATE_MEMBERS
+from halyard.controlplane.privatelink.names import zone as private_zone
 from halyard.core.files import make_private_tree
 from halyard.core.logconfig import configure
 from halyard.core.pki import ensure_server_tls
@@ -36,6 +43,15 @@ def prepare_tls(settings: Settings) -> tuple[str | None, str | None]:
             f"management.{settings.domain}",
             f"login.{settings.domain}",
         ]
+    # The names private endpoints answer for (docs/private-link.md): agents reach the services under them.
+    dns += [f"*.{member}.{private_zone(settings)}" for member in PRIVATE_MEMBERS]
+    if settings.endpoint_ingress:  # forwarders check the ingress's address against the certificate
+        ingress_host = settings.endpoint_ingress.rpartition(":")[0].strip("[]")
+        try:
+            if not ipaddress.ip_address(ingress_host).is_unspecified:
+                ips.append(ingress_host)
+        except ValueError:
+            dns.append(ingress_host)
     try:
         address = ipaddress.ip_address(settings.host)
         if not address.is_unspecified:
@@ -94,7 +110,10 @@ def build_server(settings: Settings) -> uvicorn.Server:
         timeout_graceful_shutdown=30,  # in-flight requests finish; new connections are refused
         proxy_headers=False,
     )
-    return _Server(config)
+    server = _Server(config)
+    server.ingress_files = (cert, key)
+    server.halyard_settings = settings
+    return server
 
 
 def _raise_descriptor_limit(wanted: int = 65536) -> int:
@@ -112,8 +131,13 @@ def _raise_descriptor_limit(wanted: int = 65536) -> int:
 
 
 class _Server(uvicorn.Server):
+    ingress_files: tuple[str | None, str | None] = (None, None)
+    halyard_settings: Settings | None = None
+    endpoint_ingress: asyncio.Server | None = None
+
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        await _start_ingress(self)
         # What start-up built (modules, schemas, compiled queries, the app) lives as long as the process. Frozen,
         # it is never scanned again, so a full garbage collection, which stops the event loop and every request in
         # flight, walks only the working set: at 10,000 heartbeating clusters full collections went from 60-290 ms
@@ -121,7 +145,45 @@ class _Server(uvicorn.Server):
         gc.collect()
         gc.freeze()
 
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.endpoint_ingress is not None:
+            self.endpoint_ingress.close()  # no new endpoint connections; those open end with the HTTP stack's
+        await super().shutdown(sockets)
+
 
 def run(settings: Settings) -> None:
     configure(settings.log_level, settings.log_format)
-    build_server(settings).run()
+    server = build_server(settings)
+    extra = endpoint_listeners(settings)
+    if not extra:
+        server.run()
+        return
+    # The public address and each private endpoint served directly, one socket each: the arrival is told apart by
+    # the local address a connection came in on (agentfacing/arrival.py).
+    addresses = [(settings.host, settings.port), *((host, port) for host, port, _ in extra)]
+    server.run(sockets=[bound_socket(host, port) for host, port in addresses])
+
+
+async def _start_ingress(server: _Server) -> None:
+    """The endpoint forwarders' ingress, when configured: served by this server's own HTTP stack."""
+    settings = server.halyard_settings
+    cert, key = server.ingress_files
+    if settings is None or not settings.endpoint_ingress:
+        return
+    if cert is None or key is None:
+        raise SystemExit("--endpoint-ingress needs TLS (it is mutual TLS); it cannot run with --insecure-http")
+    host, port = parse_address(settings.endpoint_ingress)
+    config = server.config
+
+    def create_protocol() -> asyncio.Protocol:
+        return config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=server.server_state, app_state=server.lifespan.state
+        )
+
+    app: Any = config.app
+    while not hasattr(app, "state") and hasattr(app, "app"):  # under uvicorn's wrappers
+        app = app.app
+    ensure_ca(settings.data_dir)
+    context = ingress_context(cert, key, str(ca_files(settings.data_dir)[0]))
+    ingress = Ingress(app.state.plane.listeners, create_protocol, config.ssl, context)
+    server.endpoint_ingress = await ingress.start(host, port)

@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     gateway_port: int | None = Field(default=None, ge=0, le=65535, description="Port of the gateway service.")
     gateway_host: str | None = Field(default=None, description="Address of the gateway service (default: host).")
     gateway_audit_retention_days: int = Field(default=30, gt=0, description="Days gateway audit rows are kept.")
+    endpoint_ingress: str | None = Field(
+        default=None,
+        description="HOST:PORT where private endpoint forwarders (halyard endpoint run) connect: mutual TLS with a "
+        "certificate of the endpoint CA, then a PROXY v2 header naming the endpoint.",
+    )
+    endpoint_listeners: list[str] = Field(
+        default_factory=list,
+        description="Private endpoints this server serves directly, as HOST:PORT=ENDPOINT_RESOURCE_ID: it listens "
+        "there too, and every connection arriving there is marked as coming through that endpoint (private link).",
+    )
     page_size: int = 100
     log_format: str = "keyvalue"
     log_level: str = "info"

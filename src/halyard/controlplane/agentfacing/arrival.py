@@ -8,6 +8,7 @@ their listeners to ``Listeners``; an address no one registered is public.
 from __future__ import annotations
 
 import enum
+from collections import Counter
 from dataclasses import dataclass
 
 from starlette.requests import Request
@@ -39,6 +40,8 @@ class Listeners:
 
     def __init__(self) -> None:
         self._by_address: dict[tuple[str, int], Arrival] = {}
+        # What private link enforcement served and refused, per rule (agentfacing/enforcement.py; /metrics).
+        self.refusals: Counter[str] = Counter()
 
     def register(self, host: str, port: int, arrival: Arrival) -> None:
         self._by_address[(host, port)] = arrival

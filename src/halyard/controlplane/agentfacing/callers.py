@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from halyard.controlplane.agentfacing.arrival import Arrival, arrival_of
+from halyard.controlplane.agentfacing.enforcement import enforce
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity.tokens import Caller
 from halyard.controlplane.plane import ControlPlane, plane
@@ -28,6 +29,7 @@ class AgentRequest:
     caller: Caller
     cluster_id: str  # the connected cluster's resource id
     arrival: Arrival
+    private_scope: str | None = None  # the privateLinkScopeId of the cluster's scope (private link), if any
 
 
 async def agent_request(
@@ -39,7 +41,9 @@ async def agent_request(
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthenticated("The 'Authorization' header is missing or not a Bearer token.")
     caller, cluster_id = await cluster_of_agent_token(cp, credentials.credentials)
-    return AgentRequest(caller, cluster_id, arrival_of(request))
+    arrival = arrival_of(request)
+    facts = await enforce(cp.db, cp.listeners.refusals, cluster_id, arrival)  # private link: 403 naming the rule
+    return AgentRequest(caller, cluster_id, arrival, facts.scope_uuid)
 
 
 async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:

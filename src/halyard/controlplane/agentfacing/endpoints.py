@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from halyard.api.agents import ServiceEndpoints
 from halyard.controlplane.agentfacing.arrival import Arrival
+from halyard.controlplane.privatelink import names
 from halyard.core.settings import Settings
 
 
@@ -24,8 +25,11 @@ class EndpointMaps:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    def for_cluster(self, cluster_id: str | None, arrival: Arrival) -> ServiceEndpoints:
-        """The map for one cluster (None: a cluster still onboarding), as reached through ``arrival``."""
+    def for_cluster(self, cluster_id: str | None, arrival: Arrival, scope_uuid: str | None = None) -> ServiceEndpoints:
+        """The map for one cluster (None: a cluster still onboarding), as reached through ``arrival``; a cluster in
+        a private link scope (``scope_uuid``, its privateLinkScopeId) gets the scope's private names."""
+        if scope_uuid is not None:
+            return self._private(scope_uuid)
         base = self._settings.base_url
         return ServiceEndpoints(
             management=base,
@@ -34,4 +38,17 @@ class EndpointMaps:
             dp=dp_url(self._settings),
             agentAudience=self._settings.agent_audience,
             relay=self._settings.relay_url,
+        )
+
+    def _private(self, scope_uuid: str) -> ServiceEndpoints:
+        def url(member: str, path: str = "") -> str:
+            return f"https://{names.fqdn(self._settings, scope_uuid, member)}{path}"
+
+        return ServiceEndpoints(
+            management=url("management"),
+            login=url("management"),
+            his=url("his", "/his"),
+            dp=url("dp", "/dp"),
+            agentAudience=self._settings.agent_audience,
+            relay=url("relay", "/relay"),
         )

@@ -24,6 +24,7 @@ from halyard.controlplane.kubernetes.models import (
     ConnectedClusterPatch,
     ConnectedClusterPut,
 )
+from halyard.controlplane.privatelink.membership import check_cluster_scope
 from halyard.core.agentversions import AgentCatalog
 from halyard.core.errors import InvalidRequest
 from halyard.core.sealing import Sealer
@@ -127,7 +128,7 @@ class ConnectedClusterBehaviour:
                 code="PropertyChangeNotAllowed",
                 target="properties.agentPublicKeyCertificate",
             )
-        self._check_private_link(props)
+        await _check_private_link(props, body.location, ctx)
         await _link_gateway(props, existing, ctx)
         _check_agent_version(props, old, self._catalog)
         stored = self._unseal(existing)
@@ -205,20 +206,26 @@ class ConnectedClusterBehaviour:
         value = self._sealer.unseal_json(resource.sealed)
         return value if isinstance(value, dict) else None
 
-    @staticmethod
-    def _check_private_link(props: dict[str, Any]) -> None:
-        state = props.get("privateLinkState", "Disabled")
-        scope = props.get("privateLinkScopeResourceId")
-        if state == "Enabled" and not scope:
-            raise InvalidRequest(
-                "properties.privateLinkScopeResourceId is required when privateLinkState is Enabled.",
-                target="properties.privateLinkScopeResourceId",
-            )
-        if state != "Enabled" and scope:
-            raise InvalidRequest(
-                "properties.privateLinkScopeResourceId may be set only when privateLinkState is Enabled.",
-                target="properties.privateLinkScopeResourceId",
-            )
+
+async def _check_private_link(props: dict[str, Any], location: str, ctx: WriteContext) -> None:
+    """The scope id only with privateLinkState Enabled, and enabling needs it; the scope must exist, in the
+    cluster's subscription and location (one scope per cluster: the property holds one id)."""
+    state = props.get("privateLinkState", "Disabled")
+    scope = props.get("privateLinkScopeResourceId")
+    if state == "Enabled" and not scope:
+        raise InvalidRequest(
+            "properties.privateLinkScopeResourceId is required when privateLinkState is Enabled.",
+            code="PrivateLinkScopeRequired",
+            target="properties.privateLinkScopeResourceId",
+        )
+    if state != "Enabled" and scope:
+        raise InvalidRequest(
+            "properties.privateLinkScopeResourceId may be set only when privateLinkState is Enabled.",
+            code="PrivateLinkScopeWithoutPrivateLink",
+            target="properties.privateLinkScopeResourceId",
+        )
+    if scope:
+        props["privateLinkScopeResourceId"] = await check_cluster_scope(ctx, scope, location)
 
 
 def with_reports(properties: dict[str, Any], reported: Mapping[str, Any]) -> dict[str, Any]:

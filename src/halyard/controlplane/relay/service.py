@@ -32,6 +32,7 @@ from sqlalchemy import select
 
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
+from halyard.controlplane.agentfacing.enforcement import enforce
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
@@ -149,9 +150,10 @@ class Relay:
             raise RelayError(404, "NotFound", f"No relay endpoint at {path[:200]!r}.")
 
     # Agents.
-    async def _agent(self, head: Head) -> tuple[Caller, str]:
+    async def _agent(self, head: Head, conn: Connection) -> tuple[Caller, str]:
         token = _bearer(head)
         caller, cluster_id = await cluster_of_agent_token(self._cp, token)
+        await enforce(self._cp.db, self._cp.listeners.refusals, cluster_id, self._cp.listeners.arrival(conn.local))
         live = await self._cp.his.live({caller.object_id})
         problem = self._cp.his.problem(live.get(caller.object_id), self._cp.clock.now())
         if problem is not None:
@@ -161,7 +163,7 @@ class Relay:
     async def _register_tunnel(self, conn: Connection, head: Head, rest: bytes) -> None:
         if TUNNEL_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"The tunnel endpoint needs 'Upgrade: {TUNNEL_UPGRADE}'.")
-        _, cluster_id = await self._agent(head)
+        _, cluster_id = await self._agent(head, conn)
         # Before the 101: a route never lags the tunnel it names.
         since = await self.routing.register(cluster_id) if self.routing is not None else None
         tunnel = Tunnel(cluster_id, on_refuse=self._refused, on_close=lambda t: self._tunnel_closed(t, conn, since))
@@ -189,7 +191,7 @@ class Relay:
     async def _data_connection(self, conn: Connection, head: Head, rest: bytes, stream_hex: str) -> None:
         if STREAM_UPGRADE not in head.tokens("upgrade"):
             raise RelayError(426, "UpgradeRequired", f"A data connection needs 'Upgrade: {STREAM_UPGRADE}'.")
-        agent, cluster_id = await self._agent(head)  # who asks comes first: nothing about streams to strangers
+        agent, cluster_id = await self._agent(head, conn)  # who asks comes first: nothing about streams to strangers
         stream_id = _stream_id(stream_hex)
         if stream_id not in self._pending and self.peers is not None:
             # Through the load balancer, the agent's data connection may reach another replica than the one that

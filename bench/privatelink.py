@@ -1,0 +1,213 @@
+"""Private link: what the endpoint forwarder costs.
+
+1. Heartbeat latency (p50/p99) of one cluster's agent, direct to the control plane and through ``halyard endpoint
+   run`` + the endpoint ingress (the cluster in a scope that allows both), one connection per beat as agents open
+   them after idling, sequential.
+2. Byte throughput of the forwarder against ``socat`` on the same path: a client pushes bytes to the relay's
+   listening port, the relay carries them over mutual TLS (the endpoint's certificate) to a sink that counts them
+   (the forwarder also sends its PROXY header, which the sink skips).
+
+    .venv/bin/python -m bench.privatelink [--beats 300] [--megabytes 256]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import ssl
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from tests.api.agentcreds import connect
+from tests.api.helpers import CC_API, RG_API, group_path
+from tests.support.processes import HALYARD, ServerProcess, free_port
+
+from halyard.core import proxyv2
+
+HC = {"api-version": "2026-07-15"}
+NET = {"api-version": "2026-01-01"}
+
+
+def _settle(c: httpx.Client, r: httpx.Response) -> None:
+    url = r.headers.get("Azure-AsyncOperation")
+    while url and c.get(url).json()["status"] == "InProgress":
+        time.sleep(0.05)
+
+
+def _beats(url: str, headers: dict[str, str], ca: str, n: int, *, reuse: bool) -> list[float]:
+    """``reuse``: one kept-alive connection (the agents' pooled client); else a new connection per beat, so the
+    forwarder's per-connection cost (a second TCP and TLS handshake, to the ingress) counts."""
+    times = []
+    shared = httpx.Client(verify=ca) if reuse else None
+    try:
+        for _ in range(n):
+            c = shared or httpx.Client(verify=ca)
+            start = time.perf_counter()
+            r = c.post(url, json={"agentVersion": "1.0.0"}, headers=headers)
+            times.append(time.perf_counter() - start)
+            assert r.status_code == 200, r.text
+            if shared is None:
+                c.close()
+    finally:
+        if shared is not None:
+            shared.close()
+    return times
+
+
+def _pct(values: list[float], p: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(len(values) * p))] * 1000
+
+
+async def _sink(port: int, context: ssl.SSLContext, counted: dict[str, Any]) -> asyncio.Server:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = b""
+        total = 0
+        while chunk := await reader.read(1 << 18):
+            if not total and chunk.startswith(proxyv2.SIGNATURE[:4]):
+                head = chunk
+                parsed = proxyv2.parse(head)
+                chunk = head[parsed[1] :] if parsed else b""
+            total += len(chunk)
+        if total:  # the relay's readiness probe carries nothing
+            counted["bytes"] = total
+            counted["at"] = time.perf_counter()
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", port, ssl=context)
+
+
+async def _push(port: int, megabytes: int) -> float:
+    _, writer = await asyncio.open_connection("127.0.0.1", port)
+    block = b"x" * (1 << 20)
+    start = time.perf_counter()
+    for _ in range(megabytes):
+        writer.write(block)
+        await writer.drain()
+    writer.write_eof()
+    await writer.drain()
+    writer.close()
+    return start
+
+
+async def _throughput(relay: list[str], relay_port: int, sink_port: int, ctx: ssl.SSLContext, mb: int) -> float:
+    counted: dict[str, Any] = {}
+    server = await _sink(sink_port, ctx, counted)
+    proc = subprocess.Popen(relay, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", relay_port)
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.1)
+        counted.clear()
+        start = await _push(relay_port, mb)
+        while counted.get("bytes") is None:
+            await asyncio.sleep(0.005)
+        elapsed = counted["at"] - start
+        assert counted["bytes"] == mb << 20, counted
+        return mb / elapsed
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        server.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--beats", type=int, default=300)
+    parser.add_argument("--megabytes", type=int, default=256)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="halyard-bench-pl-"))
+    data = work / "data"
+    ingress = free_port()
+    server = ServerProcess(data, free_port(), env={"HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ingress}"}).start()
+    forwarder = None
+    try:
+        group = group_path(server, "rg-bench")
+        with server.client() as c:
+            c.put(group, params=RG_API, json={"location": "eastus"})
+            scope = f"{group}/providers/Microsoft.HybridCompute/privateLinkScopes/s"
+            _settle(
+                c,
+                c.put(scope, params=HC, json={"location": "eastus", "properties": {"publicNetworkAccess": "Enabled"}}),
+            )
+            vnet = f"{group}/providers/Microsoft.Network/virtualNetworks/v"
+            body: dict[str, Any] = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
+                    "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.0.0/24"}}]}}  # fmt: skip
+            _settle(c, c.put(vnet, params=NET, json=body))
+            pe = f"{group}/providers/Microsoft.Network/privateEndpoints/pe"
+            conn = {"name": "c", "properties": {"privateLinkServiceId": scope, "groupIds": ["hybridcompute"]}}
+            body = {"location": "eastus", "properties": {"subnet": {"id": f"{vnet}/subnets/default"},
+                                                         "privateLinkServiceConnections": [conn]}}  # fmt: skip
+            _settle(c, c.put(pe, params=NET, json=body))
+        agent = connect(server, "rg-bench", "cc")
+        with server.client() as c:
+            cluster = c.get(agent.path, params=CC_API).json()
+            cluster["properties"] |= {"privateLinkState": "Enabled", "privateLinkScopeResourceId": scope}
+            _settle(
+                c,
+                c.put(agent.path, params=CC_API, json={k: cluster[k] for k in ("location", "identity", "properties")}),
+            )
+        files = work / "pe"
+        subprocess.run([*HALYARD, "endpoint", "certificate", "--endpoint", pe, "--out", str(files), "--data-dir", str(data)],
+                       check=True, capture_output=True)  # fmt: skip
+        fport = free_port()
+        forward = [*HALYARD, "endpoint", "run", "--endpoint", pe, "--listen", f"127.0.0.1:{fport}", "--ingress",
+                   f"127.0.0.1:{ingress}", "--cert", str(files / "endpoint.pem"), "--key", str(files / "endpoint.key"),
+                   "--ca", str(files / "ca.pem")]  # fmt: skip
+        forwarder = subprocess.Popen(forward, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.5)
+        beat_urls = {
+            "direct": f"{server.url}/dp/v1/heartbeat",
+            "forwarder": f"https://127.0.0.1:{fport}/dp/v1/heartbeat",
+        }
+        _beats(beat_urls["direct"], agent.headers, server.ca, 20, reuse=False)  # warm-up
+        latency: dict[str, Any] = {}
+        for mode, reuse in (("new_connection", False), ("kept_alive", True)):
+            runs = {k: _beats(u, agent.headers, server.ca, args.beats, reuse=reuse) for k, u in beat_urls.items()}
+            latency[mode] = {k: {"p50": _pct(v, 0.5), "p99": _pct(v, 0.99)} for k, v in runs.items()}
+            latency[mode]["added_p50"] = latency[mode]["forwarder"]["p50"] - latency[mode]["direct"]["p50"]
+        forwarder.terminate()
+        forwarder.wait(10)
+        forwarder = None
+
+        # Throughput: the forwarder and socat, each to a sink with the same mutual TLS.
+        sink_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(data / "tls" / "endpoint-ca.pem"))
+        sink_ctx.load_cert_chain(str(data / "tls" / "server.pem"), str(data / "tls" / "server.key"))
+        sink_ctx.verify_mode = ssl.CERT_REQUIRED
+        results = {}
+        for name in ("forwarder", "socat", "forwarder", "socat"):
+            sink, listen = free_port(), free_port()
+            if name == "forwarder":
+                relay = [*HALYARD, "endpoint", "run", "--endpoint", pe, "--listen", f"127.0.0.1:{listen}",
+                         "--ingress", f"127.0.0.1:{sink}", *forward[-6:]]  # fmt: skip
+            else:
+                assert shutil.which("socat"), "socat is needed for the comparison"
+                relay = ["socat", f"TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork",
+                         f"OPENSSL:127.0.0.1:{sink},cert={files / 'endpoint.pem'},key={files / 'endpoint.key'},"
+                         f"cafile={files / 'ca.pem'}"]  # fmt: skip
+            rate = asyncio.run(_throughput(relay, listen, sink, sink_ctx, args.megabytes))
+            results[name] = max(results.get(name, 0.0), rate)
+        report = {
+            "heartbeat_ms": latency,
+            "throughput_MB_s": results,
+            "forwarder_vs_socat": results["forwarder"] / results["socat"],
+        }
+        print(json.dumps(report, indent=2))
+    finally:
+        if forwarder is not None:
+            forwarder.terminate()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""The enforcement table (issue 13) as a pure function, every row; the address plan; endpoint listener parsing."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from halyard.controlplane.agentfacing.arrival import PUBLIC, Arrival, ArrivalKind
+from halyard.controlplane.agentfacing.enforcement import SERVED, Facts, Rule, decide
+from halyard.controlplane.agentfacing.listening import parse_listener
+from halyard.controlplane.network.addressing import next_free
+
+S, T = "/s/scope-s", "/s/scope-t"
+VIA = Arrival(
+    ArrivalKind.PRIVATE_ENDPOINT, "/subscriptions/x/resourceGroups/g/providers/Microsoft.Network/privateEndpoints/e"
+)
+GATEWAY = Arrival(ArrivalKind.GATEWAY, "/g")
+
+ROWS = [
+    (Facts(S, False, S, "Approved"), VIA, Rule.APPROVED_ENDPOINT),
+    (Facts(S, True), PUBLIC, Rule.PUBLIC_ACCESS_ENABLED),
+    (Facts(S, False), PUBLIC, Rule.PUBLIC_ACCESS_DISABLED),
+    (Facts(S, False), GATEWAY, Rule.PUBLIC_ACCESS_DISABLED),  # a gateway is not a private path
+    (Facts(S, True, T, "Approved"), VIA, Rule.ENDPOINT_OF_ANOTHER_SCOPE),
+    (Facts(S, True, S, "Pending"), VIA, Rule.ENDPOINT_NOT_APPROVED),
+    (Facts(S, True, S, "Rejected"), VIA, Rule.ENDPOINT_NOT_APPROVED),
+    (Facts(S, True, S, None), VIA, Rule.ENDPOINT_NOT_APPROVED),  # its connection deleted
+    (Facts(S, True, None), VIA, Rule.ENDPOINT_UNKNOWN),
+    (Facts(None, None), PUBLIC, Rule.PUBLIC_NO_SCOPE),
+    (Facts(None, None, S, "Approved"), VIA, Rule.ENDPOINT_NOT_FOR_CLUSTER),
+    (Facts(None, None, None), VIA, Rule.ENDPOINT_UNKNOWN),
+    (Facts(S, None), PUBLIC, Rule.SCOPE_MISSING),
+    (Facts(S, None, S, "Approved"), VIA, Rule.SCOPE_MISSING),
+]
+
+
+@pytest.mark.parametrize(("facts", "arrival", "rule"), ROWS)
+def test_each_row_of_the_table(facts: Facts, arrival: Arrival, rule: Rule) -> None:
+    assert decide(facts, arrival) is rule
+
+
+def test_only_three_rules_serve() -> None:
+    assert SERVED == {Rule.APPROVED_ENDPOINT, Rule.PUBLIC_ACCESS_ENABLED, Rule.PUBLIC_NO_SCOPE}
+
+
+def test_addresses_skip_the_reserved_ones_and_run_out() -> None:
+    subnet = ipaddress.IPv4Network("10.0.0.0/29")  # .0 network, .1-.3 reserved, .4-.6 usable, .7 broadcast; .6 kept
+    assert next_free(subnet, []) == "10.0.0.4"
+    assert next_free(subnet, ["10.0.0.4"]) == "10.0.0.5"
+    assert next_free(subnet, ["10.0.0.4", "10.0.0.5"]) is None
+
+
+def test_endpoint_listeners_parse_and_refuse_what_is_not_one() -> None:
+    pe = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/privateEndpoints/e"
+    assert parse_listener(f"10.1.0.4:443={pe}") == ("10.1.0.4", 443, pe)
+    for bad in (f"10.1.0.4={pe}", f"host:443={pe}", "10.1.0.4:443=/subscriptions/s", f"10.1.0.4:0={pe}"):
+        with pytest.raises(ValueError):
+            parse_listener(bad)
+
+
+def test_connect_flags_are_checked_as_az_checks_them() -> None:
+    from halyard.cli.errors import UsageError
+    from halyard.cli.onboarding import private_link_choice
+
+    scope = "/subscriptions/s/resourceGroups/g/providers/Microsoft.HybridCompute/privateLinkScopes/p"
+    assert private_link_choice("true", scope) == scope
+    assert private_link_choice("false", None) is None and private_link_choice(None, None) is None
+    for enable, given in (("true", None), ("false", scope), (None, scope), ("yes", scope)):
+        with pytest.raises(UsageError):
+            private_link_choice(enable, given)

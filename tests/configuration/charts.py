@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import gzip
 import io
 import tarfile
 
@@ -23,7 +24,8 @@ def tiny_chart(version: str, name: str = "hello") -> bytes:
         f"{name}/templates/settings.yaml": TEMPLATE,
     }
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    # gzip's header carries a time: fixed, so the same chart is the same bytes whenever it is made.
+    with gzip.GzipFile(fileobj=buffer, mode="wb", mtime=0) as zipped, tarfile.open(fileobj=zipped, mode="w") as tar:
         for path, text in files.items():
             data = text.encode()
             info = tarfile.TarInfo(path)

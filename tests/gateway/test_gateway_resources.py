@@ -151,6 +151,8 @@ async def test_gateway_and_private_link_together_are_refused_both_ways(plane: Pl
     group = await plane.group()
     gw = await plane.gateway(group, "nopl")
     scope = f"{group}/providers/Microsoft.HybridCompute/privateLinkScopes/pls"
+    made = await plane.c.put(scope, params={"api-version": "2025-01-13"}, json={"location": "eastus"})
+    assert made.status_code in (200, 201), made.text  # private link checks the scope exists
     private = await plane.cluster(group, privateLinkState="Enabled", privateLinkScopeResourceId=scope)
     body = {"properties": {"gatewayProperties": {"gatewayResourceId": gw["id"]}}}
     r = await plane.c.put(f"{private}/providers/Microsoft.HybridCompute/settings/default", params=GW_API, json=body)

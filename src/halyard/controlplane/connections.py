@@ -35,6 +35,15 @@ class ConnectionGuard:
     # carries bytes, which uvicorn cannot hand an app): (transport, bytes read so far, release of its count).
     divert_prefix: bytes = b"/relay/"
     divert: Callable[[asyncio.Transport, bytes, Callable[[], None]], None] | None = None
+    # Called once when the server starts to shut down, before it waits for requests in flight (long polls end).
+    on_drain: Callable[[], None] | None = None
+    draining: bool = False
+
+    def drain(self) -> None:
+        if not self.draining:
+            self.draining = True
+            if self.on_drain is not None:
+                self.on_drain()
 
     def admit(self, address: str) -> bool:
         """Count a new connection from ``address``; False (not counted) when the address has its fill."""
@@ -161,6 +170,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self._expect_headers()
 
     def shutdown(self) -> None:
+        self.guard.drain()
         idle = self.cycle is None or self.cycle.response_complete
         if idle and self.transport.get_write_buffer_size() == 0:
             self.transport.abort()

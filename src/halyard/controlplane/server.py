@@ -94,6 +94,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         header_count_limit=settings.header_count_limit,
         per_address=per_address,
         divert=app.state.relay.accept,
+        on_drain=app.state.configuration.drain,
     )
     config = uvicorn.Config(
         app,

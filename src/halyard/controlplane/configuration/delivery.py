@@ -70,6 +70,7 @@ class ConfigurationDelivery:
         self._total_limit = total
         self._waiters: dict[str, set[asyncio.Event]] = {}
         self._total = 0
+        self._draining = False
         self._postgres = not db.is_sqlite
         self._listener = Listener(db.url, CHANNEL, self._wake_all, self._notified) if self._postgres else None
         event.listen(db.changes.session_class, "after_flush", self._flushed)
@@ -79,6 +80,12 @@ class ConfigurationDelivery:
     @property
     def waiting(self) -> int:
         return self._total
+
+    def drain(self) -> None:
+        """The server is shutting down: every waiting poll answers now (with what is current), so no agent's poll
+        holds the graceful shutdown for its 30 s; the agents poll again, another replica or the restarted one."""
+        self._draining = True
+        self._wake_all()
 
     async def watch(self) -> None:
         """Hear other replicas' writes, for ever (nothing to hear on SQLite: one server per file)."""
@@ -119,7 +126,7 @@ class ConfigurationDelivery:
                 woken.clear()
                 current = await self.desired(cluster_key)
                 remaining = deadline - loop.time()
-                if current["version"] != since or remaining <= 0:
+                if current["version"] != since or remaining <= 0 or self._draining:
                     return current
                 try:
                     await asyncio.wait_for(woken.wait(), remaining)

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
+from halyard.controlplane.identity import devicepage
+from halyard.controlplane.identity.people import USER
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
+from halyard.controlplane.identity.signin import normalize_user_code
 from halyard.controlplane.identity.throttle import address_key
 from halyard.controlplane.identity.tokens import same_audience
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import OAuthError
-from halyard.store.models import Tenant
+from halyard.store.models import Principal, Tenant
 
 router = APIRouter(tags=["login"])
 Plane = Annotated[ControlPlane, Depends(plane)]
@@ -28,7 +33,16 @@ _TOKEN_FORM = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": [
+                                "client_credentials",
+                                "urn:ietf:params:oauth:grant-type:device_code",
+                                "refresh_token",
+                            ],
+                        },
+                        "device_code": {"type": "string"},
+                        "refresh_token": {"type": "string"},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                         "client_assertion_type": {"type": "string"},
@@ -74,9 +88,11 @@ async def openid_configuration(tenant: str, cp: Plane) -> JSONResponse:
             "authorization_endpoint": f"{base}/{path}/oauth2/v2.0/authorize",
             "token_endpoint": f"{base}/{path}/oauth2/v2.0/token",
             "jwks_uri": f"{base}/{path}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "device_authorization_endpoint": f"{base}/{path}/oauth2/v2.0/devicecode",
+            "revocation_endpoint": f"{base}/{path}/oauth2/v2.0/revoke",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "none"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", DEVICE_GRANT, "refresh_token"],
             "response_types_supported": ["token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
@@ -111,7 +127,8 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
     form = await _form(request)
     # A client secret costs a scrypt, so its attempt reserves a failure up front (concurrent guesses are bounded); an
     # assertion is cheap and is only counted if it fails (agents behind one NAT address may all sign in at once).
-    costly = not form.get("client_assertion")
+    grant = form.get("grant_type", "")
+    costly = grant == "client_credentials" and not form.get("client_assertion")
     # Failures are counted per client id and address (and per address across all its client ids): a principal
     # mistyped ten times locks out only itself, from that address, for a while.
     principal = form.get("client_id", "")
@@ -162,10 +179,13 @@ async def _form(request: Request) -> dict[str, str]:
 async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
     t = await _tenant(cp, tenant)
     grant = form.get("grant_type", "")
+    if grant in (DEVICE_GRANT, "refresh_token"):
+        return await _user_grant(t, grant, form, cp)
     if grant != "client_credentials":
         raise OAuthError(
             "unsupported_grant_type",
-            f"The grant type '{grant}' is not supported; Halyard issues tokens with client_credentials.",
+            f"The grant type '{grant}' is not supported; Halyard issues tokens with client_credentials, "
+            "device_code and refresh_token.",
             aadsts=70003,
         )
     audience = _audience(cp, form.get("scope", ""))
@@ -195,6 +215,8 @@ async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONRes
             "A connected cluster's identity may request tokens only for the agent services.",
             aadsts=700016,
         )
+    if principal.kind not in ("ServicePrincipal", PRINCIPAL_KIND):
+        raise OAuthError("unauthorized_client", "Only applications use client credentials.", aadsts=700016)
     access_token, lifetime = cp.tokens.issue(
         tenant_id=t.id,
         object_id=principal.id,
@@ -212,6 +234,144 @@ async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONRes
         },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Scopes MSAL adds to every interactive request; they ask for an id token and a refresh token, not a resource.
+_OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.post("/{tenant}/oauth2/v2.0/devicecode", operation_id="DeviceCode")
+async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
+    """Start a device-code sign-in (RFC 8628 §3.1): the device shows ``user_code`` and polls the token endpoint."""
+    t = await _tenant(cp, tenant)
+    form = await _form(request)
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id is required.", aadsts=900144)
+    scope = form.get("scope", "")
+    _audience(cp, scope)  # refuse an unknown resource now, not after the user signed in
+    grant = await cp.principals.signins.start_device(t.id, client_id, scope)
+    uri = f"{cp.settings.base_url}/devicelogin"
+    return JSONResponse(
+        {
+            "device_code": grant.device_code,
+            "user_code": grant.user_code,
+            "verification_uri": uri,
+            "expires_in": grant.expires_in,
+            "interval": grant.interval,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the code {grant.user_code} "
+            "to authenticate.",
+        },
+        headers=_NO_STORE,
+    )
+
+
+@router.get("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLoginPage")
+async def devicelogin_page(code: str = "") -> HTMLResponse:
+    return HTMLResponse(devicepage.form_page(user_code=code[:16]), headers=devicepage.HEADERS)
+
+
+@router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
+async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
+    """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
+    form = await _form(request)
+    user_code, user_name, password = form.get("user_code", ""), form.get("username", ""), form.get("password", "")
+
+    def again(error: str, status: int, headers: dict[str, str] | None = None) -> HTMLResponse:
+        page = devicepage.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error)
+        return HTMLResponse(page, status_code=status, headers={**devicepage.HEADERS, **(headers or {})})
+
+    pending = await cp.principals.signins.pending_device(user_code)
+    if pending is None:
+        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    # Passwords are throttled as client secrets are: per address and user name, and per address across names.
+    address = address_key(request.client.host if request.client else None)
+    wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
+    if wait:
+        return again(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+    failed = False
+    try:
+        user = await cp.principals.authenticate_password(pending.tenant_id, user_name, password)
+    except OAuthError as exc:
+        failed = exc.error == "invalid_grant"
+        if not failed:
+            raise
+        return again("The user name or password is incorrect.", 400)
+    finally:
+        cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
+    if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
+        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    return HTMLResponse(devicepage.done_page(user.user_name or ""), headers=devicepage.HEADERS)
+
+
+@router.post("/{tenant}/oauth2/v2.0/revoke", operation_id="Revoke")
+async def revoke(tenant: str, request: Request, cp: Plane) -> Response:
+    """Sign out (RFC 7009): the refresh token and every one rotated from the same sign-in stop working. 200 even
+    for an unknown token, as the RFC says: the answer tells nothing about which tokens exist."""
+    await _tenant(cp, tenant)
+    form = await _form(request)
+    if form.get("token"):
+        await cp.principals.signins.revoke(form["token"])
+    return Response(status_code=200, headers=_NO_STORE)
+
+
+async def _user_grant(t: Tenant, grant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
+    """A user's tokens, from an approved device code or a refresh token (rotated: the one presented is spent)."""
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id is required.", aadsts=900144)
+    family: str | None = None
+    if grant == DEVICE_GRANT:
+        principal_id, scope = await cp.principals.signins.redeem_device(t.id, client_id, form.get("device_code", ""))
+    else:
+        redeemed = await cp.principals.signins.redeem_refresh(form.get("refresh_token", ""), client_id)
+        principal_id, family, scope = redeemed.principal_id, redeemed.family, form.get("scope", "")
+    user = await cp.principals.get(principal_id)
+    if user is None or user.kind != USER or user.tenant_id != t.id:
+        raise OAuthError("invalid_grant", "The user of this sign-in no longer exists.", aadsts=50034)
+    audience = _audience(cp, scope)
+    groups = await cp.principals.people.groups_of(user.id)
+    access_token, lifetime = cp.tokens.issue(
+        tenant_id=t.id,
+        object_id=user.id,
+        app_id=client_id,
+        kind=USER,
+        audience=audience,
+        claims=_user_claims(user, groups),
+    )
+    id_token, _ = cp.tokens.issue(
+        tenant_id=t.id, object_id=user.id, app_id=client_id, kind=USER, audience=client_id,
+        claims=_user_claims(user, groups),
+    )  # fmt: skip
+    refresh = await cp.principals.signins.issue_refresh(user.id, client_id, family)
+    client_info = base64.urlsafe_b64encode(json.dumps({"uid": user.id, "utid": t.id}).encode()).decode().rstrip("=")
+    return JSONResponse(
+        {
+            "token_type": "Bearer",
+            "scope": " ".join(s for s in scope.split() if s not in _OIDC_SCOPES),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+            "refresh_token": refresh,
+            "id_token": id_token,
+            "client_info": client_info,
+        },
+        headers=_NO_STORE,
+    )
+
+
+def _user_claims(user: Principal, groups: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "idtyp": "user",
+        "upn": user.user_name,
+        "preferred_username": user.user_name,
+        "unique_name": user.user_name,
+        "name": user.display_name,
+        "groups": list(groups),
+        "scp": "user_impersonation",
+    }
 
 
 def _audience(cp: ControlPlane, scope: str) -> str:

@@ -1,0 +1,54 @@
+"""The device-code sign-in page (RFC 8628's verification URI): a form for the code and the user's password.
+
+Plain HTML, no script, no external resource: it works air-gapped and its Content-Security-Policy allows nothing but
+its own inline style and posting the form back to itself. Everything echoed is escaped.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}"
+    "label{display:block;margin-top:1rem}input{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}"
+    "button{margin-top:1.2rem;padding:.5rem 1.2rem;font-size:1rem}.error{color:#a00}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width,initial-scale=1"><title>{escape(title)}</title><style>{_STYLE}</style></head>'
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+
+
+def form_page(*, user_code: str = "", user_name: str = "", error: str = "") -> str:
+    """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password."""
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    return _page(
+        "Sign in to Halyard",
+        f"{message}<p>Enter the code shown by the application or device, then your user name and password.</p>"
+        '<form method="post" autocomplete="on">'
+        f'<label>Code <input name="user_code" value="{escape(user_code)}" required autofocus '
+        'autocomplete="one-time-code" autocapitalize="characters"></label>'
+        f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
+        'type="email"></label>'
+        '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
+        "<button type=submit>Sign in</button></form>",
+    )
+
+
+def done_page(user_name: str) -> str:
+    return _page(
+        "You are signed in",
+        f"<p>Signed in to Halyard as <strong>{escape(user_name)}</strong>. Return to the application or device; "
+        "you may close this window.</p>",
+    )

@@ -1,0 +1,198 @@
+"""Users, groups and device-code sign-in against a real server: a user holds their groups' roles, rotates refresh
+tokens, and loses access when removed from the group or deleted. Passwords are throttled and never echoed."""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+AZ_CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # the Azure CLI's public client id
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+DIR = "/providers/Halyard.Directory"
+V = {"api-version": "2026-01-01"}
+RG_V = {"api-version": "2021-04-01"}
+
+
+def _claims(token: str) -> dict[str, Any]:
+    body = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+
+
+class Login:
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.http = httpx.Client(base_url=server.url, verify=server.ca, timeout=30)
+        self.tenant = server.admin["tenant"]
+        self.scope = server.admin["audience"] + ".default offline_access openid profile"
+
+    def start(self) -> dict[str, Any]:
+        r = self.http.post(f"/{self.tenant}/oauth2/v2.0/devicecode", data={"client_id": AZ_CLIENT, "scope": self.scope})
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+    def poll(self, device_code: str) -> httpx.Response:
+        return self.http.post(
+            f"/{self.tenant}/oauth2/v2.0/token",
+            data={"grant_type": DEVICE_GRANT, "client_id": AZ_CLIENT, "device_code": device_code},
+        )
+
+    def enter(self, user_code: str, user: str, password: str) -> httpx.Response:
+        return self.http.post("/devicelogin", data={"user_code": user_code, "username": user, "password": password})
+
+    def refresh(self, token: str) -> httpx.Response:
+        return self.http.post(
+            f"/{self.tenant}/oauth2/v2.0/token",
+            data={"grant_type": "refresh_token", "client_id": AZ_CLIENT, "refresh_token": token, "scope": self.scope},
+        )
+
+    def sign_in(self, user: str, password: str) -> dict[str, Any]:
+        grant = self.start()
+        assert self.enter(grant["user_code"], user, password).status_code == 200
+        r = self.poll(grant["device_code"])
+        assert r.status_code == 200, r.text
+        return dict(r.json())
+
+
+def test_a_user_signs_in_with_a_device_code_and_holds_their_groups_roles(server: ServerProcess) -> None:
+    sub = server.admin["subscription"]
+    suffix = uuid.uuid4().hex[:8]
+    user_name, password = f"alice-{suffix}@example.test", f"correct horse {suffix}"
+    rg, other_rg = (
+        f"/subscriptions/{sub}/resourceGroups/people-{suffix}",
+        f"/subscriptions/{sub}/resourceGroups/x-{suffix}",
+    )
+    login = Login(server)
+    with server.client() as admin:
+        for scope in (rg, other_rg):
+            assert admin.put(scope, params=RG_V, json={"location": "westeurope"}).status_code in (200, 201)
+        r = admin.post(
+            f"{DIR}/users",
+            params=V,
+            json={"userPrincipalName": user_name, "displayName": "Alice", "password": password},
+        )
+        assert r.status_code == 201, r.text
+        user = r.json()
+        assert "password" not in r.text and password not in r.text
+        assert (
+            admin.post(
+                f"{DIR}/users",
+                params=V,
+                json={"userPrincipalName": user_name, "displayName": "A", "password": password},
+            ).status_code
+            == 409
+        )
+        short = admin.post(
+            f"{DIR}/users",
+            params=V,
+            json={"userPrincipalName": f"b{user_name}", "displayName": "B", "password": "short"},
+        )
+        assert short.status_code == 400 and "short" not in short.json()["error"]["message"].replace(
+            "PasswordTooShort", ""
+        )
+        group = admin.post(f"{DIR}/groups", params=V, json={"displayName": f"readers-{suffix}"}).json()
+        assert (
+            admin.post(f"{DIR}/groups/{group['id']}/members", params=V, json={"memberId": user["id"]}).status_code
+            == 204
+        )
+        members = admin.get(f"{DIR}/groups/{group['id']}/members", params=V).json()["value"]
+        assert [m["id"] for m in members] == [user["id"]]
+        reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+        r = admin.put(
+            f"{rg}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}",
+            params={"api-version": "2022-04-01"},
+            json={
+                "properties": {
+                    "roleDefinitionId": f"/providers/Microsoft.Authorization/roleDefinitions/{reader}",
+                    "principalId": group["id"],
+                }
+            },
+        )
+        assert r.status_code in (200, 201), r.text
+
+        # The device shows a code; polling before the user signs in is pending, as RFC 8628 says.
+        grant = login.start()
+        assert grant["verification_uri"].endswith("/devicelogin")
+        pending = login.poll(grant["device_code"])
+        assert (pending.status_code, pending.json()["error"]) == (400, "authorization_pending")
+        page = login.http.get("/devicelogin")
+        assert page.status_code == 200 and "default-src 'none'" in page.headers["content-security-policy"]
+        wrong = login.enter(grant["user_code"], user_name, "not the password at all")
+        assert wrong.status_code == 400 and "incorrect" in wrong.text and "not the password" not in wrong.text
+        assert login.enter(grant["user_code"].lower().replace("-", ""), user_name, password).status_code == 200
+        tokens = login.poll(grant["device_code"]).json()
+        assert login.poll(grant["device_code"]).json()["error"] == "invalid_grant"  # a device code is spent once
+        claims = _claims(tokens["access_token"])
+        assert claims["oid"] == user["id"] and claims["groups"] == [group["id"]] and claims["idtyp"] == "user"
+        assert _claims(tokens["id_token"])["preferred_username"] == user_name
+
+        # The group's Reader role: reads in its resource group, nothing elsewhere, no writes.
+        as_user = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert admin.get(rg, params=RG_V, headers=as_user).status_code == 200
+        assert admin.get(other_rg, params=RG_V, headers=as_user).status_code == 403
+        assert admin.put(rg, params=RG_V, json={"location": "westeurope"}, headers=as_user).status_code == 403
+        assert (
+            admin.post(
+                f"{DIR}/users",
+                params=V,
+                json={"userPrincipalName": f"e{user_name}", "displayName": "E", "password": password},
+                headers=as_user,
+            ).status_code
+            == 403
+        )
+
+        # Refresh tokens rotate: the new one works once, the old one is refused and its replay revokes the family.
+        rotated = login.refresh(tokens["refresh_token"])
+        assert rotated.status_code == 200, rotated.text
+        assert rotated.json()["refresh_token"] != tokens["refresh_token"]
+        replay = login.refresh(tokens["refresh_token"])
+        assert (replay.status_code, replay.json()["error"]) == (400, "invalid_grant")
+        assert login.refresh(rotated.json()["refresh_token"]).json()["error"] == "invalid_grant"
+
+        # Sign-out revokes a session's refresh tokens.
+        session = login.sign_in(user_name, password)
+        assert (
+            login.http.post(f"/{login.tenant}/oauth2/v2.0/revoke", data={"token": session["refresh_token"]}).status_code
+            == 200
+        )
+        assert login.refresh(session["refresh_token"]).json()["error"] == "invalid_grant"
+
+        # Leaving the group takes effect on the next request, with the same token.
+        assert admin.delete(f"{DIR}/groups/{group['id']}/members/{user['id']}", params=V).status_code == 204
+        assert admin.get(rg, params=RG_V, headers=as_user).status_code == 403
+
+        # A deleted user's tokens are refused at once.
+        assert admin.delete(f"{DIR}/users/{user['id']}", params=V).status_code == 204
+        assert admin.get(rg, params=RG_V, headers=as_user).status_code == 401
+        assert admin.get(f"{DIR}/users/{user['id']}", params=V).status_code == 404
+    assert password not in server.whole_log()
+
+
+def test_wrong_passwords_are_throttled(fresh_server: ServerProcess) -> None:
+    fresh_server.env = {"HALYARD_LOGIN_FAILURE_BURST": "3", "HALYARD_LOGIN_FAILURE_REFILL_SECONDS": "60"}
+    server = fresh_server.start()
+    login = Login(server)
+    password = "a long enough password"
+    with server.client() as admin:
+        r = admin.post(
+            f"{DIR}/users",
+            params=V,
+            json={"userPrincipalName": "bob@example.test", "displayName": "Bob", "password": password},
+        )
+        assert r.status_code == 201
+    grant = login.start()
+    statuses = [login.enter(grant["user_code"], "bob@example.test", f"guess {i}").status_code for i in range(4)]
+    assert statuses == [400, 400, 400, 429]
+    # The right password is refused too while the lock lasts: the guesser cannot tell it from a wrong one.
+    locked = login.enter(grant["user_code"], "bob@example.test", password)
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
+    # Another user from the same address is not locked out by bob's failures.
+    assert login.enter(grant["user_code"], "carol@example.test", "whatever it is").status_code == 400

@@ -3,63 +3,18 @@ tokens, and loses access when removed from the group or deleted. Passwords are t
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
-from typing import Any
 
-import httpx
 import pytest
 
 from tests.support.processes import ServerProcess
+from tests.support.signin import Login, claims_of
 
 pytestmark = pytest.mark.e2e
 
-AZ_CLIENT = "04b07795-8ddb-461a-bbee-02f9e1bf7b46"  # the Azure CLI's public client id
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 DIR = "/providers/Halyard.Directory"
 V = {"api-version": "2026-01-01"}
 RG_V = {"api-version": "2021-04-01"}
-
-
-def _claims(token: str) -> dict[str, Any]:
-    body = token.split(".")[1]
-    return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
-
-
-class Login:
-    def __init__(self, server: ServerProcess) -> None:
-        self.server = server
-        self.http = httpx.Client(base_url=server.url, verify=server.ca, timeout=30)
-        self.tenant = server.admin["tenant"]
-        self.scope = server.admin["audience"] + ".default offline_access openid profile"
-
-    def start(self) -> dict[str, Any]:
-        r = self.http.post(f"/{self.tenant}/oauth2/v2.0/devicecode", data={"client_id": AZ_CLIENT, "scope": self.scope})
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def poll(self, device_code: str) -> httpx.Response:
-        return self.http.post(
-            f"/{self.tenant}/oauth2/v2.0/token",
-            data={"grant_type": DEVICE_GRANT, "client_id": AZ_CLIENT, "device_code": device_code},
-        )
-
-    def enter(self, user_code: str, user: str, password: str) -> httpx.Response:
-        return self.http.post("/devicelogin", data={"user_code": user_code, "username": user, "password": password})
-
-    def refresh(self, token: str) -> httpx.Response:
-        return self.http.post(
-            f"/{self.tenant}/oauth2/v2.0/token",
-            data={"grant_type": "refresh_token", "client_id": AZ_CLIENT, "refresh_token": token, "scope": self.scope},
-        )
-
-    def sign_in(self, user: str, password: str) -> dict[str, Any]:
-        grant = self.start()
-        assert self.enter(grant["user_code"], user, password).status_code == 200
-        r = self.poll(grant["device_code"])
-        assert r.status_code == 200, r.text
-        return dict(r.json())
 
 
 def test_a_user_signs_in_with_a_device_code_and_holds_their_groups_roles(server: ServerProcess) -> None:
@@ -130,9 +85,9 @@ def test_a_user_signs_in_with_a_device_code_and_holds_their_groups_roles(server:
         assert login.enter(grant["user_code"].lower().replace("-", ""), user_name, password).status_code == 200
         tokens = login.poll(grant["device_code"]).json()
         assert login.poll(grant["device_code"]).json()["error"] == "invalid_grant"  # a device code is spent once
-        claims = _claims(tokens["access_token"])
+        claims = claims_of(tokens["access_token"])
         assert claims["oid"] == user["id"] and claims["groups"] == [group["id"]] and claims["idtyp"] == "user"
-        assert _claims(tokens["id_token"])["preferred_username"] == user_name
+        assert claims_of(tokens["id_token"])["preferred_username"] == user_name
 
         # The group's Reader role: reads in its resource group, nothing elsewhere, no writes.
         as_user = {"Authorization": f"Bearer {tokens['access_token']}"}

@@ -151,3 +151,6 @@ def test_wrong_passwords_are_throttled(fresh_server: ServerProcess) -> None:
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     # Another user from the same address is not locked out by bob's failures.
     assert login.enter(grant["user_code"], "carol@example.test", "whatever it is").status_code == 400
+    # Guessing device codes is throttled too (pending codes cannot be enumerated).
+    guesses = [login.enter(f"ZZZZ-ZZZ{i}", "bob@example.test", password).status_code for i in range(4)]
+    assert guesses == [400, 400, 400, 429]

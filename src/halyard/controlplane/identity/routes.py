@@ -283,11 +283,16 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
         page = devicepage.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error)
         return HTMLResponse(page, status_code=status, headers={**devicepage.HEADERS, **(headers or {})})
 
+    address = address_key(request.client.host if request.client else None)
     pending = await cp.principals.signins.pending_device(user_code)
     if pending is None:
+        # Wrong codes count as failures of the address: pending codes cannot be guessed without limit either.
+        wait = cp.login_throttle.begin(address, reserve=False)
+        if wait:
+            return again(f"Too many failed attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+        cp.login_throttle.end(address, failed=True, reserve=False)
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
     # Passwords are throttled as client secrets are: per address and user name, and per address across names.
-    address = address_key(request.client.host if request.client else None)
     wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
     if wait:
         return again(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})

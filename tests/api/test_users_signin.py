@@ -3,12 +3,17 @@ tokens, and loses access when removed from the group or deleted. Passwords are t
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import os
 import uuid
+from urllib.parse import parse_qsl, urlsplit
 
+import httpx
 import pytest
 
 from tests.support.processes import ServerProcess
-from tests.support.signin import Login, claims_of
+from tests.support.signin import AZ_CLIENT, Login, claims_of, new_user
 
 pytestmark = pytest.mark.e2e
 
@@ -154,3 +159,52 @@ def test_wrong_passwords_are_throttled(fresh_server: ServerProcess) -> None:
     # Guessing device codes is throttled too (pending codes cannot be enumerated).
     guesses = [login.enter(f"ZZZZ-ZZZ{i}", "bob@example.test", password).status_code for i in range(4)]
     assert guesses == [400, 400, 400, 429]
+
+
+def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code(server: ServerProcess) -> None:
+    login = Login(server)
+    with server.client() as admin:
+        user, password = new_user(admin)
+    verifier = base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("=")
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    redirect = "http://localhost:38123/"
+    query = {
+        "client_id": AZ_CLIENT, "response_type": "code", "redirect_uri": redirect, "scope": login.scope,
+        "state": "s<t>ate", "nonce": "n1", "code_challenge": challenge, "code_challenge_method": "S256",
+    }  # fmt: skip
+    authorize = f"/{login.tenant}/oauth2/v2.0/authorize"
+    page = login.http.get(authorize, params=query)
+    assert page.status_code == 200 and 'value="s&lt;t&gt;ate"' in page.text
+    assert "form-action 'self' http://localhost:38123" in page.headers["content-security-policy"]
+    # Refused outright: no PKCE, or a redirect URI that is neither loopback nor this server.
+    assert login.http.get(authorize, params={**query, "code_challenge_method": "plain"}).status_code == 400
+    assert login.http.get(authorize, params={**query, "redirect_uri": "https://evil.example/cb"}).status_code == 400
+
+    wrong = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": "nope nope"})
+    assert wrong.status_code == 400 and "incorrect" in wrong.text
+    signed = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": password})
+    assert signed.status_code == 303
+    back = urlsplit(signed.headers["location"])
+    assert f"{back.scheme}://{back.netloc}/" == redirect
+    params = dict(parse_qsl(back.query))
+    assert params["state"] == "s<t>ate"
+
+    def redeem(code_verifier: str) -> httpx.Response:
+        return login.http.post(
+            f"/{login.tenant}/oauth2/v2.0/token",
+            data={"grant_type": "authorization_code", "client_id": AZ_CLIENT, "code": params["code"],
+                  "redirect_uri": redirect, "code_verifier": code_verifier, "scope": login.scope},
+        )  # fmt: skip
+
+    tokens = redeem(verifier)
+    assert tokens.status_code == 200, tokens.text
+    assert claims_of(tokens.json()["id_token"])["nonce"] == "n1"
+    assert claims_of(tokens.json()["access_token"])["oid"] == user["id"]
+    assert redeem(verifier).json()["error"] == "invalid_grant"  # single use
+
+    # A code taken on its way back is useless without the verifier (and is spent by the attempt).
+    again = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": password})
+    params = dict(parse_qsl(urlsplit(again.headers["location"]).query))
+    stolen = redeem(base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("="))
+    assert stolen.status_code == 400 and "code_verifier" in stolen.json()["error_description"]
+    assert redeem(verifier).json()["error"] == "invalid_grant"

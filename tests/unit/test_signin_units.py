@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from halyard.controlplane.identity import devicepage
+from halyard.controlplane.identity import pages
 from halyard.controlplane.identity.people import check_password_rules, normalize_user_name
 from halyard.controlplane.identity.signin import (
     USER_CODE_LENGTH,
@@ -43,9 +43,9 @@ def test_password_rules_never_echo_the_password() -> None:
 
 def test_the_device_page_escapes_what_it_echoes_and_keeps_no_password() -> None:
     payload = '"><script>alert(1)</script>'
-    page = devicepage.form_page(user_code=payload, user_name=payload, error=payload)
+    page = pages.form_page(user_code=payload, user_name=payload, error=payload)
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'type="password" required' in page and "value=" not in page.split('name="password"')[1].split(">")[0]
-    assert "<script>" not in devicepage.done_page(payload)
-    assert "default-src 'none'" in devicepage.HEADERS["Content-Security-Policy"]
-    assert "script-src" not in devicepage.HEADERS["Content-Security-Policy"]  # no script at all
+    assert "<script>" not in pages.done_page(payload)
+    assert "default-src 'none'" in pages.HEADERS["Content-Security-Policy"]
+    assert "script-src" not in pages.HEADERS["Content-Security-Policy"]  # no script at all

@@ -194,6 +194,21 @@ class DeviceCode(Base):
     principal_id: Mapped[str | None] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), nullable=True)
 
 
+class AuthorizationCode(Base):
+    """An authorization code (OAuth 2.0 with PKCE): single-use, minutes long, bound to its client, redirect and
+    code challenge; stored by the SHA-256 of its value."""
+
+    __tablename__ = "authorization_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(String(256), default="")
+    expires_at: Mapped[dt.datetime]
+
+
 class Credential(Base):
     __tablename__ = "credentials"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

@@ -12,7 +12,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
-from halyard.controlplane.identity import devicepage
+from halyard.controlplane.identity import pages
+from halyard.controlplane.identity.authcode import form_action_origin, parse_authorize, redirect_to
 from halyard.controlplane.identity.people import USER
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
 from halyard.controlplane.identity.signin import normalize_user_code
@@ -39,10 +40,14 @@ _TOKEN_FORM = {
                                 "client_credentials",
                                 "urn:ietf:params:oauth:grant-type:device_code",
                                 "refresh_token",
+                                "authorization_code",
                             ],
                         },
                         "device_code": {"type": "string"},
                         "refresh_token": {"type": "string"},
+                        "code": {"type": "string"},
+                        "redirect_uri": {"type": "string"},
+                        "code_verifier": {"type": "string"},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                         "client_assertion_type": {"type": "string"},
@@ -92,8 +97,9 @@ async def openid_configuration(tenant: str, cp: Plane) -> JSONResponse:
             "revocation_endpoint": f"{base}/{path}/oauth2/v2.0/revoke",
             "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "none"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
-            "grant_types_supported": ["client_credentials", DEVICE_GRANT, "refresh_token"],
-            "response_types_supported": ["token"],
+            "grant_types_supported": ["client_credentials", DEVICE_GRANT, "refresh_token", "authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "response_types_supported": ["code"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "scopes_supported": [f"{cp.settings.audience}.default"],
@@ -109,13 +115,49 @@ async def jwks(tenant: str, cp: Plane) -> JSONResponse:
     return JSONResponse(cp.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.get("/{tenant}/oauth2/v2.0/authorize", operation_id="Authorize")
-async def authorize(tenant: str, cp: Plane) -> JSONResponse:
+@router.get("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="Authorize")
+async def authorize(tenant: str, request: Request, cp: Plane) -> HTMLResponse:
+    """The sign-in page of the authorization code flow (PKCE required; loopback or same-origin redirect URIs)."""
     await _tenant(cp, tenant)
-    raise OAuthError(
-        "unsupported_response_type",
-        "Interactive sign-in is not offered by Halyard: use a service principal (client credentials).",
+    auth = parse_authorize(dict(request.query_params), cp.settings.base_url)
+    _audience(cp, auth.scope)
+    return HTMLResponse(pages.signin_page(auth.fields()), headers=pages.headers(form_action_origin(auth.redirect_uri)))
+
+
+@router.post("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="AuthorizeSignIn")
+async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Response:
+    """The user posted the sign-in form: their password is checked (throttled as secrets are) and they are sent
+    back to the client's redirect URI with a single-use code."""
+    t = await _tenant(cp, tenant)
+    form = await _form(request)
+    auth = parse_authorize(form, cp.settings.base_url)
+    _audience(cp, auth.scope)
+    user_name, password = form.get("username", ""), form.get("password", "")
+    page_headers = pages.headers(form_action_origin(auth.redirect_uri))
+
+    def again(error: str, status: int, extra: dict[str, str] | None = None) -> HTMLResponse:
+        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error)
+        return HTMLResponse(page, status_code=status, headers={**page_headers, **(extra or {})})
+
+    address = address_key(request.client.host if request.client else None)
+    wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
+    if wait:
+        return again(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+    failed = False
+    try:
+        user = await cp.principals.authenticate_password(t.id, user_name, password)
+    except OAuthError as exc:
+        failed = exc.error == "invalid_grant"
+        if not failed:
+            raise
+        return again("The user name or password is incorrect.", 400)
+    finally:
+        cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
+    code = await cp.principals.signins.issue_code(
+        user.id, auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.nonce
     )
+    target = redirect_to(auth.redirect_uri, {"code": code, "state": auth.state})
+    return Response(status_code=303, headers={**page_headers, "Location": target})
 
 
 @router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=_TOKEN_FORM, operation_id="Token")
@@ -179,7 +221,7 @@ async def _form(request: Request) -> dict[str, str]:
 async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
     t = await _tenant(cp, tenant)
     grant = form.get("grant_type", "")
-    if grant in (DEVICE_GRANT, "refresh_token"):
+    if grant in (DEVICE_GRANT, "refresh_token", "authorization_code"):
         return await _user_grant(t, grant, form, cp)
     if grant != "client_credentials":
         raise OAuthError(
@@ -270,7 +312,7 @@ async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
 
 @router.get("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLoginPage")
 async def devicelogin_page(code: str = "") -> HTMLResponse:
-    return HTMLResponse(devicepage.form_page(user_code=code[:16]), headers=devicepage.HEADERS)
+    return HTMLResponse(pages.form_page(user_code=code[:16]), headers=pages.headers())
 
 
 @router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
@@ -280,8 +322,8 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
     user_code, user_name, password = form.get("user_code", ""), form.get("username", ""), form.get("password", "")
 
     def again(error: str, status: int, headers: dict[str, str] | None = None) -> HTMLResponse:
-        page = devicepage.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error)
-        return HTMLResponse(page, status_code=status, headers={**devicepage.HEADERS, **(headers or {})})
+        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error)
+        return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
 
     address = address_key(request.client.host if request.client else None)
     pending = await cp.principals.signins.pending_device(user_code)
@@ -308,7 +350,7 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
         cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
     if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
-    return HTMLResponse(devicepage.done_page(user.user_name or ""), headers=devicepage.HEADERS)
+    return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
 
 
 @router.post("/{tenant}/oauth2/v2.0/revoke", operation_id="Revoke")
@@ -328,8 +370,13 @@ async def _user_grant(t: Tenant, grant: str, form: dict[str, str], cp: ControlPl
     if not client_id:
         raise OAuthError("invalid_request", "client_id is required.", aadsts=900144)
     family: str | None = None
+    nonce = ""
     if grant == DEVICE_GRANT:
         principal_id, scope = await cp.principals.signins.redeem_device(t.id, client_id, form.get("device_code", ""))
+    elif grant == "authorization_code":
+        principal_id, scope, nonce = await cp.principals.signins.redeem_code(
+            form.get("code", ""), client_id, form.get("redirect_uri", ""), form.get("code_verifier", "")
+        )
     else:
         redeemed = await cp.principals.signins.redeem_refresh(form.get("refresh_token", ""), client_id)
         principal_id, family, scope = redeemed.principal_id, redeemed.family, form.get("scope", "")
@@ -348,7 +395,7 @@ async def _user_grant(t: Tenant, grant: str, form: dict[str, str], cp: ControlPl
     )
     id_token, _ = cp.tokens.issue(
         tenant_id=t.id, object_id=user.id, app_id=client_id, kind=USER, audience=client_id,
-        claims=_user_claims(user, groups),
+        claims={**_user_claims(user, groups), **({"nonce": nonce} if nonce else {})},
     )  # fmt: skip
     refresh = await cp.principals.signins.issue_refresh(user.id, client_id, family)
     client_info = base64.urlsafe_b64encode(json.dumps({"uid": user.id, "utid": t.id}).encode()).decode().rstrip("=")

@@ -16,14 +16,16 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
 
+from halyard.controlplane.identity.authcode import pkce_matches
 from halyard.core.clock import Clock
 from halyard.core.errors import OAuthError
 from halyard.store import Database
-from halyard.store.models import DeviceCode, Principal, RefreshToken
+from halyard.store.models import AuthorizationCode, DeviceCode, Principal, RefreshToken
 
 DEVICE_CODE_LIFETIME = dt.timedelta(minutes=15)
 DEVICE_POLL_INTERVAL = 5  # seconds, what clients wait between polls
 REFRESH_LIFETIME = dt.timedelta(days=14)
+CODE_LIFETIME = dt.timedelta(minutes=5)
 # User codes avoid letters read alike (0/O, 1/I/L): 8 of 31 characters, ~40 bits, for 15 minutes behind a throttle.
 _USER_CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
 USER_CODE_LENGTH = 8
@@ -130,6 +132,51 @@ class SignIns:
             principal_id, scope = row.principal_id, row.scope
             await session.delete(row)
         return principal_id, scope
+
+    async def issue_code(
+        self, principal_id: str, client_id: str, redirect_uri: str, code_challenge: str, scope: str, nonce: str
+    ) -> str:
+        code = secrets.token_urlsafe(32)
+        now = self._clock.now()
+        async with self._db.transaction() as session:
+            await session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < now))
+            session.add(
+                AuthorizationCode(
+                    digest=digest(code),
+                    principal_id=principal_id,
+                    client_id=client_id[:64],
+                    redirect_uri=redirect_uri,
+                    code_challenge=code_challenge,
+                    scope=scope,
+                    nonce=nonce[:256],
+                    expires_at=now + CODE_LIFETIME,
+                )
+            )
+        return code
+
+    async def redeem_code(self, code: str, client_id: str, redirect_uri: str, verifier: str) -> tuple[str, str, str]:
+        """Spend an authorization code: its user's object id, scope and nonce. The code is spent whatever the
+        outcome once found (a wrong verifier may be an attacker holding an intercepted code)."""
+        bad = OAuthError(
+            "invalid_grant", "The authorization code is not valid, or was used or has expired.", aadsts=70000
+        )
+        async with self._db.transaction() as session:
+            row = await session.get(AuthorizationCode, digest(code))
+            if row is None:
+                raise bad
+            await session.delete(row)
+            found = (row.principal_id, row.scope, row.nonce)
+            valid = (
+                row.expires_at >= self._clock.now()
+                and row.client_id == client_id[:64]
+                and row.redirect_uri == redirect_uri
+            )
+            proof = pkce_matches(verifier, row.code_challenge)
+        if not valid:
+            raise bad
+        if not proof:
+            raise OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.", aadsts=501481)
+        return found
 
     async def issue_refresh(self, principal_id: str, client_id: str, family: str | None = None) -> str:
         token = "hyr." + secrets.token_urlsafe(40)

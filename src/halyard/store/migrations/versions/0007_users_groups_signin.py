@@ -1,4 +1,4 @@
-"""users, groups and sign-in: user names on principals, group membership, refresh tokens, device codes
+"""users, groups and sign-in: user names on principals, group membership, refresh tokens, device and authorization codes
 
 Revision ID: 0007
 Revises: 0004
@@ -55,6 +55,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("digest"),
         sa.UniqueConstraint("user_code"),
     )
+    op.create_table(
+        "authorization_codes",
+        sa.Column("digest", sa.String(length=64), nullable=False),
+        sa.Column("principal_id", sa.String(length=36), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("redirect_uri", sa.Text(), nullable=False),
+        sa.Column("code_challenge", sa.String(length=128), nullable=False),
+        sa.Column("scope", sa.Text(), nullable=False),
+        sa.Column("nonce", sa.String(length=256), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["principal_id"], ["principals.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("digest"),
+    )
     if op.get_bind().dialect.name == "postgresql":
         # Group membership is part of a caller's access (migration 0003 notifies for the others).
         op.execute(
@@ -64,6 +77,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("authorization_codes")
     op.drop_table("device_codes")
     op.drop_index("ix_refresh_tokens_family", table_name="refresh_tokens")
     op.drop_index("ix_refresh_tokens_principal_id", table_name="refresh_tokens")

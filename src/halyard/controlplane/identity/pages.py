@@ -1,4 +1,5 @@
-"""The device-code sign-in page (RFC 8628's verification URI): a form for the code and the user's password.
+"""The login service's pages: the device-code page (RFC 8628's verification URI) and the sign-in page of the
+authorization code flow; forms for a code or a redirect, the user name and the password.
 
 Plain HTML, no script, no external resource: it works air-gapped and its Content-Security-Policy allows nothing but
 its own inline style and posting the form back to itself. Everything echoed is escaped.
@@ -41,6 +42,31 @@ def form_page(*, user_code: str = "", user_name: str = "", error: str = "") -> s
         'autocomplete="one-time-code" autocapitalize="characters"></label>'
         f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
         'type="email"></label>'
+        '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
+        "<button type=submit>Sign in</button></form>",
+    )
+
+
+def headers(form_origin: str = "") -> dict[str, str]:
+    """The pages' headers; ``form_origin``: where a posted form may be redirected to (a client's loopback)."""
+    if not form_origin:
+        return HEADERS
+    return {
+        **HEADERS,
+        "Content-Security-Policy": CSP.replace("form-action 'self'", f"form-action 'self' {form_origin}"),
+    }
+
+
+def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "") -> str:
+    """The authorization code flow's sign-in form: the request's parameters ride along as hidden fields."""
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+    return _page(
+        "Sign in to Halyard",
+        f"{message}<p>Sign in to continue to the application ({escape(fields.get('client_id', ''))}).</p>"
+        f'<form method="post" autocomplete="on">{hidden}'
+        f'<label>User name <input name="username" value="{escape(user_name)}" required autofocus '
+        'autocomplete="username" type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
         "<button type=submit>Sign in</button></form>",
     )

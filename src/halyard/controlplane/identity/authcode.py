@@ -29,6 +29,7 @@ class AuthorizeRequest:
     state: str
     code_challenge: str
     nonce: str
+    response_mode: str = "query"  # or form_post: what MSAL's loopback receiver requires since 1.3x
 
     def fields(self) -> dict[str, str]:
         """What the sign-in form carries back (hidden fields), to be checked again when it is posted."""
@@ -41,6 +42,7 @@ class AuthorizeRequest:
             "code_challenge": self.code_challenge,
             "code_challenge_method": "S256",
             "nonce": self.nonce,
+            "response_mode": self.response_mode,
         }
 
 
@@ -58,8 +60,9 @@ def parse_authorize(params: dict[str, str], base_url: str) -> AuthorizeRequest:
             "unsupported_response_type", "Halyard's sign-in answers with a code only (response_type=code).",
             aadsts=700054,
         )  # fmt: skip
-    if params.get("response_mode", "query") not in ("query", ""):
-        raise OAuthError("invalid_request", "Only response_mode=query is supported.", aadsts=900144)
+    response_mode = params.get("response_mode") or "query"
+    if response_mode not in ("query", "form_post"):
+        raise OAuthError("invalid_request", "response_mode must be query or form_post.", aadsts=900144)
     challenge = params.get("code_challenge", "")
     if params.get("code_challenge_method") != "S256" or not 43 <= len(challenge) <= 128:
         raise OAuthError(
@@ -67,7 +70,13 @@ def parse_authorize(params: dict[str, str], base_url: str) -> AuthorizeRequest:
             aadsts=9002325,
         )  # fmt: skip
     return AuthorizeRequest(
-        client_id, redirect_uri, params.get("scope", ""), params.get("state", ""), challenge, params.get("nonce", "")
+        client_id,
+        redirect_uri,
+        params.get("scope", ""),
+        params.get("state", ""),
+        challenge,
+        params.get("nonce", ""),
+        response_mode,
     )
 
 

@@ -156,8 +156,13 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
     code = await cp.principals.signins.issue_code(
         user.id, auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.nonce
     )
-    target = redirect_to(auth.redirect_uri, {"code": code, "state": auth.state})
-    return Response(status_code=303, headers={**page_headers, "Location": target})
+    answer = {"code": code, "state": auth.state}
+    if auth.response_mode == "form_post":
+        return HTMLResponse(
+            pages.form_post_page(auth.redirect_uri, answer),
+            headers=pages.form_post_headers(form_action_origin(auth.redirect_uri)),
+        )
+    return Response(status_code=303, headers={**page_headers, "Location": redirect_to(auth.redirect_uri, answer)})
 
 
 @router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=_TOKEN_FORM, operation_id="Token")

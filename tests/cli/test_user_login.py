@@ -33,7 +33,7 @@ def test_a_user_logs_in_with_a_device_code(admin: Cli, cli: Cli, server: ServerP
     assert [m["id"] for m in members] == [user["id"]]
     assert name in admin.ok("ad", "user", "list", "-o", "table")
     sub = server.admin["subscription"]
-    admin.ok("role", "assignment", "create", "--assignee-object-id", group["id"], "--role", "Reader",
+    admin.ok("role", "assignment", "create", "--assignee", f"ops-{suffix}", "--role", "Reader",
              "--scope", f"/subscriptions/{sub}", "-o", "none")  # fmt: skip
 
     env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER")}

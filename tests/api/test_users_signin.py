@@ -208,3 +208,36 @@ def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code
     stolen = redeem(base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("="))
     assert stolen.status_code == 400 and "code_verifier" in stolen.json()["error_description"]
     assert redeem(verifier).json()["error"] == "invalid_grant"
+
+
+def test_a_temporary_password_signs_in_only_with_a_new_one(server: ServerProcess) -> None:
+    login = Login(server)
+    suffix = uuid.uuid4().hex[:8]
+    name, temporary, chosen = f"tmp-{suffix}@example.test", f"given by admin {suffix}", f"chosen by me {suffix}"
+    with server.client() as admin:
+        body = {
+            "userPrincipalName": name,
+            "displayName": "T",
+            "password": temporary,
+            "forceChangePasswordNextSignIn": True,
+        }
+        assert admin.post(f"{DIR}/users", params=V, json=body).status_code == 201
+    grant = login.start()
+    asked = login.enter(grant["user_code"], name, temporary)
+    assert asked.status_code == 400 and 'name="new_password"' in asked.text
+    assert login.poll(grant["device_code"]).json()["error"] == "authorization_pending"
+    same = login.http.post(
+        "/devicelogin",
+        data={"user_code": grant["user_code"], "username": name, "password": temporary, "new_password": temporary},
+    )
+    assert same.status_code == 400 and "differ" in same.text
+    changed = login.http.post(
+        "/devicelogin",
+        data={"user_code": grant["user_code"], "username": name, "password": temporary, "new_password": chosen},
+    )
+    assert changed.status_code == 200, changed.text
+    assert login.poll(grant["device_code"]).status_code == 200
+    # The temporary password is gone; the chosen one signs in without further ado.
+    again = login.start()
+    assert login.enter(again["user_code"], name, temporary).status_code == 400
+    assert login.sign_in(name, chosen)["access_token"]

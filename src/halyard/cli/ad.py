@@ -100,6 +100,12 @@ GROUP_TABLE = (("DisplayName", "displayName"), ("ObjectId", "id"), ("Created", "
 MEMBER_TABLE = (("DisplayName", "displayName"), ("ObjectId", "id"), ("Type", "@odata.type"))
 UserId = Annotated[str, typer.Option("--id", help="Object id or user principal name of the user.")]
 GroupId = Annotated[str, typer.Option("--group", "-g", help="Object id or display name of the group.")]
+ForceChange = Annotated[
+    bool,
+    typer.Option(
+        "--force-change-password-next-sign-in", help="The user must choose a new password when they next sign in."
+    ),
+]
 MemberId = Annotated[
     str, typer.Option("--member-id", help="Object id of the member (user, group or service principal).")
 ]
@@ -121,10 +127,16 @@ def user_create(
     password: Annotated[
         str | None, typer.Option("--password", help="At least 12 characters; asked for when omitted on a terminal.")
     ] = None,
+    force_change: ForceChange = False,
 ) -> None:
     """Create a user who signs in with a password (halyard login --use-device-code, az login --use-device-code)."""
     inv = Invocation.of(ctx)
-    body = {"userPrincipalName": user_principal_name, "displayName": display_name, "password": _password(password)}
+    body = {
+        "userPrincipalName": user_principal_name,
+        "displayName": display_name,
+        "password": _password(password),
+        "forceChangePasswordNextSignIn": force_change,
+    }
     inv.emit(inv.arm.call("POST", USERS, API_VERSION, json=body))
 
 
@@ -154,15 +166,12 @@ def user_reset_password(
     ctx: typer.Context,
     id: UserId,
     password: Annotated[str | None, typer.Option("--password", help="The new password.")] = None,
+    force_change: ForceChange = False,
 ) -> None:
     """Set a user's password; their sign-ins (refresh tokens) are revoked."""
     inv = Invocation.of(ctx)
-    inv.arm.request(
-        "POST",
-        f"{USERS}/{id}/resetPassword",
-        params={"api-version": API_VERSION},
-        json={"password": _password(password)},
-    )
+    body = {"password": _password(password), "forceChangePasswordNextSignIn": force_change}
+    inv.arm.request("POST", f"{USERS}/{id}/resetPassword", params={"api-version": API_VERSION}, json=body)
 
 
 @group.command("create")

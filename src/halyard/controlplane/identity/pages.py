@@ -33,7 +33,13 @@ def _page(title: str, body: str) -> str:
     )
 
 
-def form_page(*, user_code: str = "", user_name: str = "", error: str = "") -> str:
+_NEW_PASSWORD = (
+    '<label>New password <input name="new_password" type="password" required minlength="12" '
+    'autocomplete="new-password"></label>'
+)
+
+
+def form_page(*, user_code: str = "", user_name: str = "", error: str = "", ask_new: bool = False) -> str:
     """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     return _page(
@@ -45,7 +51,7 @@ def form_page(*, user_code: str = "", user_name: str = "", error: str = "") -> s
         f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
         'type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
-        "<button type=submit>Sign in</button></form>",
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
     )
 
 
@@ -59,7 +65,7 @@ def headers(form_origin: str = "") -> dict[str, str]:
     }
 
 
-def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "") -> str:
+def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "", ask_new: bool = False) -> str:
     """The authorization code flow's sign-in form: the request's parameters ride along as hidden fields."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
     hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
@@ -70,7 +76,7 @@ def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "")
         f'<label>User name <input name="username" value="{escape(user_name)}" required autofocus '
         'autocomplete="username" type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
-        "<button type=submit>Sign in</button></form>",
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
     )
 
 

@@ -24,6 +24,10 @@ from halyard.store.models import Credential, GroupMember, Principal, RefreshToke
 USER = "User"
 GROUP = "Group"
 PASSWORD = "password"
+# A password the administrator set for the user to replace at their next sign-in (az's
+# --force-change-password-next-sign-in): it signs in only together with a new password.
+TEMPORARY_PASSWORD = "tempPassword"
+PASSWORD_KINDS = (PASSWORD, TEMPORARY_PASSWORD)
 # A password does not expire by itself (the administrator resets it); the column needs a date.
 PASSWORD_LIFETIME = dt.timedelta(days=3650)
 MIN_PASSWORD = 12
@@ -58,7 +62,9 @@ class People:
         self._clock = clock
         self._hash = hasher
 
-    async def create_user(self, tenant_id: str, user_name: str, display_name: str, password: str) -> Principal:
+    async def create_user(
+        self, tenant_id: str, user_name: str, display_name: str, password: str, *, force_change: bool = False
+    ) -> Principal:
         name = normalize_user_name(user_name)
         check_password_rules(password)
         now = self._clock.now()
@@ -79,23 +85,24 @@ class People:
                     raise _user_exists(name)
                 session.add(user)
                 await session.flush()
-                session.add(self._password(oid, password_hash, now))
+                session.add(self._password(oid, password_hash, now, temporary=force_change))
         except IntegrityError:  # the same name created twice at once
             raise _user_exists(name) from None
         return user
 
-    async def set_password(self, user_id: str, password: str) -> None:
-        """Replace a user's password; their refresh tokens are revoked (sessions end, access tokens expire)."""
+    async def set_password(self, user_id: str, password: str, *, force_change: bool = False) -> None:
+        """Replace a user's password (``force_change``: to be replaced at their next sign-in); their refresh tokens
+        are revoked (sessions end, access tokens expire)."""
         check_password_rules(password)
         password_hash = await self._hash(hash_secret, password)
         now = self._clock.now()
         async with self._db.transaction() as session:
             user = await self._one(session, user_id, USER)
             await session.execute(
-                delete(Credential).where(Credential.principal_id == user.id, Credential.kind == PASSWORD)
+                delete(Credential).where(Credential.principal_id == user.id, Credential.kind.in_(PASSWORD_KINDS))
             )
             await session.execute(delete(RefreshToken).where(RefreshToken.principal_id == user.id))
-            session.add(self._password(user.id, password_hash, now))
+            session.add(self._password(user.id, password_hash, now, temporary=force_change))
 
     async def create_group(self, tenant_id: str, display_name: str, description: str = "") -> Principal:
         async with self._db.transaction() as session:
@@ -190,11 +197,11 @@ class People:
         return rows[0]
 
     @staticmethod
-    def _password(principal_id: str, password_hash: str, now: dt.datetime) -> Credential:
+    def _password(principal_id: str, password_hash: str, now: dt.datetime, *, temporary: bool = False) -> Credential:
         return Credential(
             id=str(uuid.uuid4()),
             principal_id=principal_id,
-            kind=PASSWORD,
+            kind=TEMPORARY_PASSWORD if temporary else PASSWORD,
             secret_hash=password_hash,
             hint="",  # nothing of a password is kept in clear, not even its first characters
             created_at=now,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from halyard.controlplane.identity.people import PASSWORD, USER, People
+from halyard.controlplane.identity.people import PASSWORD_KINDS, TEMPORARY_PASSWORD, USER, People
 from halyard.controlplane.identity.secrets import hash_secret, new_secret, verify_secret
 from halyard.controlplane.identity.signin import SignIns
 from halyard.core.clock import Clock
@@ -209,9 +209,10 @@ class Principals:
             aadsts=7000215,
         )
 
-    async def authenticate_password(self, tenant_id: str, user_name: str, password: str) -> Principal:
-        """The user ``user_name`` names if ``password`` is theirs; invalid_grant (AADSTS50126) otherwise, the same
-        answer and the same scrypt for an unknown user, so neither the answer nor its time tells who exists."""
+    async def authenticate_password(self, tenant_id: str, user_name: str, password: str) -> tuple[Principal, bool]:
+        """The user ``user_name`` names if ``password`` is theirs, and whether it is a temporary password they must
+        replace now; invalid_grant (AADSTS50126) otherwise, the same answer and the same scrypt for an unknown user,
+        so neither the answer nor its time tells who exists."""
         if self._secret_checks >= MAX_SECRET_CHECKS:
             raise _busy()
         self._secret_checks += 1
@@ -224,21 +225,21 @@ class Principals:
                         Principal.kind == USER,
                     )
                 )
-                hashes: list[str] = []
+                hashes: list[tuple[str, bool]] = []
                 if user is not None:
-                    creds = await session.scalars(
-                        select(Credential.secret_hash).where(
-                            Credential.principal_id == user.id, Credential.kind == PASSWORD
+                    creds = await session.execute(
+                        select(Credential.secret_hash, Credential.kind).where(
+                            Credential.principal_id == user.id, Credential.kind.in_(PASSWORD_KINDS)
                         )
                     )
-                    hashes = [h for h in creds.all() if h]
+                    hashes = [(h, kind == TEMPORARY_PASSWORD) for h, kind in creds.all() if h]
             if user is None or not hashes:
                 if self._decoy is None:
                     self._decoy = await self._off_loop(hash_secret, new_secret())
                 await self._off_loop(verify_secret, password, self._decoy)
-            for password_hash in hashes:
+            for password_hash, temporary in hashes:
                 if user is not None and await self._off_loop(verify_secret, password, password_hash):
-                    return user
+                    return user, temporary
         finally:
             self._secret_checks -= 1
         raise OAuthError(

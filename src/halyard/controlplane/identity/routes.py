@@ -20,7 +20,7 @@ from halyard.controlplane.identity.signin import normalize_user_code
 from halyard.controlplane.identity.throttle import address_key
 from halyard.controlplane.identity.tokens import same_audience
 from halyard.controlplane.plane import ControlPlane, plane
-from halyard.core.errors import OAuthError
+from halyard.core.errors import InvalidRequest, OAuthError
 from halyard.store.models import Principal, Tenant
 
 router = APIRouter(tags=["login"])
@@ -132,27 +132,18 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
     form = await _form(request)
     auth = parse_authorize(form, cp.settings.base_url)
     _audience(cp, auth.scope)
-    user_name, password = form.get("username", ""), form.get("password", "")
+    user_name = form.get("username", "")
     page_headers = pages.headers(form_action_origin(auth.redirect_uri))
 
-    def again(error: str, status: int, extra: dict[str, str] | None = None) -> HTMLResponse:
-        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error)
+    def again(error: str, status: int, extra: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
+        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error, ask_new=ask_new)
         return HTMLResponse(page, status_code=status, headers={**page_headers, **(extra or {})})
 
     address = address_key(request.client.host if request.client else None)
-    wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
-    if wait:
-        return again(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
-    failed = False
     try:
-        user = await cp.principals.authenticate_password(t.id, user_name, password)
-    except OAuthError as exc:
-        failed = exc.error == "invalid_grant"
-        if not failed:
-            raise
-        return again("The user name or password is incorrect.", 400)
-    finally:
-        cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
+        user = await _password_sign_in(cp, address, t.id, form)
+    except _Retry as retry:
+        return again(retry.message, retry.status, retry.headers, ask_new=retry.ask_new)
     code = await cp.principals.signins.issue_code(
         user.id, auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.nonce
     )
@@ -324,10 +315,10 @@ async def devicelogin_page(code: str = "") -> HTMLResponse:
 async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
     """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
     form = await _form(request)
-    user_code, user_name, password = form.get("user_code", ""), form.get("username", ""), form.get("password", "")
+    user_code, user_name = form.get("user_code", ""), form.get("username", "")
 
-    def again(error: str, status: int, headers: dict[str, str] | None = None) -> HTMLResponse:
-        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error)
+    def again(error: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
+        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new)
         return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
 
     address = address_key(request.client.host if request.client else None)
@@ -339,23 +330,51 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
             return again(f"Too many failed attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
         cp.login_throttle.end(address, failed=True, reserve=False)
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
-    # Passwords are throttled as client secrets are: per address and user name, and per address across names.
+    try:
+        user = await _password_sign_in(cp, address, pending.tenant_id, form)
+    except _Retry as retry:
+        return again(retry.message, retry.status, retry.headers, ask_new=retry.ask_new)
+    if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
+        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
+
+
+class _Retry(Exception):
+    """A sign-in form to show again, with what to tell the user."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False):
+        super().__init__(message)
+        self.message, self.status, self.headers, self.ask_new = message, status, headers or {}, ask_new
+
+
+async def _password_sign_in(cp: ControlPlane, address: str, tenant_id: str, form: dict[str, str]) -> Principal:
+    """The user a sign-in form's user name and password prove. Throttled as client secrets are (per address and
+    user name, and per address across names). A temporary password signs in only with a new one, which replaces
+    it (the form is shown again asking for it)."""
+    user_name, password, new_password = form.get("username", ""), form.get("password", ""), form.get("new_password", "")
     wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
     if wait:
-        return again(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+        raise _Retry(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
     failed = False
     try:
-        user = await cp.principals.authenticate_password(pending.tenant_id, user_name, password)
+        user, temporary = await cp.principals.authenticate_password(tenant_id, user_name, password)
     except OAuthError as exc:
         failed = exc.error == "invalid_grant"
         if not failed:
             raise
-        return again("The user name or password is incorrect.", 400)
+        raise _Retry("The user name or password is incorrect.", 400) from None
     finally:
         cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
-    if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
-        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
-    return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
+    if temporary:
+        if not new_password:
+            raise _Retry("Your password must be changed: enter your current password and a new one.", 400, ask_new=True)
+        if new_password == password:
+            raise _Retry("The new password must differ from the current one.", 400, ask_new=True)
+        try:
+            await cp.principals.people.set_password(user.id, new_password)
+        except InvalidRequest as exc:
+            raise _Retry(exc.message, 400, ask_new=True) from None
+    return user
 
 
 @router.post("/{tenant}/oauth2/v2.0/revoke", operation_id="Revoke")

@@ -31,11 +31,13 @@ class UserCreate(BaseModel):
     userPrincipalName: str = Field(min_length=3, max_length=256)
     displayName: str = Field(min_length=1, max_length=120, pattern=r"^[\w .@()'-]+$")
     password: str = Field(min_length=1, max_length=1024)
+    forceChangePasswordNextSignIn: bool = False
 
 
 class PasswordReset(BaseModel):
     model_config = ConfigDict(extra="ignore", hide_input_in_errors=True)
     password: str = Field(min_length=1, max_length=1024)
+    forceChangePasswordNextSignIn: bool = False
 
 
 class GroupCreate(BaseModel):
@@ -97,7 +99,11 @@ async def create_user(
     _version(request, "users")
     caller.require(f"{NS}/users/write", "/")
     user = await cp.principals.people.create_user(
-        caller.caller.tenant_id, body.userPrincipalName, body.displayName, body.password
+        caller.caller.tenant_id,
+        body.userPrincipalName,
+        body.displayName,
+        body.password,
+        force_change=body.forceChangePasswordNextSignIn,
     )
     return JSONResponse(user_body(user), status_code=201)
 
@@ -133,7 +139,7 @@ async def reset_password(
     _version(request, "users")
     caller.require(f"{NS}/users/password/action", "/")
     found = await cp.principals.people.find(caller.caller.tenant_id, user, USER)
-    await cp.principals.people.set_password(found.id, body.password)
+    await cp.principals.people.set_password(found.id, body.password, force_change=body.forceChangePasswordNextSignIn)
     return Response(status_code=204)
 
 

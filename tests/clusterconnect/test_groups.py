@@ -70,3 +70,5 @@ def test_a_user_in_a_group_bound_to_view_lists_pods_and_cannot_delete_them(
         assert relay.status_code == 403 and relay.json()["error"]["code"] == "AuthorizationFailed", relay.text
         connected.admin("delete", "pod", pod, "-n", "default", "--wait=false")
         connected.admin("delete", "rolebinding", binding, "-n", "default")
+        for kind, oid in (("users", user["id"]), ("groups", group["id"])):
+            assert admin.delete(f"{DIRECTORY}/{kind}/{oid}", params=DIRECTORY_VERSION).status_code == 204

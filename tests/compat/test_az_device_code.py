@@ -15,7 +15,7 @@ import pytest
 
 from tests.compat.azcli import AzureCli, az_environment, az_executable
 from tests.support.processes import ServerProcess
-from tests.support.signin import new_group, new_user
+from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, new_group, new_user
 
 pytestmark = pytest.mark.e2e
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
@@ -73,3 +73,6 @@ def test_az_login_use_device_code_signs_a_user_in(server: ServerProcess, tmp_pat
     token = az.json("account", "get-access-token")
     assert token["subscription"] == sub and token["accessToken"].count(".") == 2
     az.run("logout")
+    with server.client() as admin:  # the session's server is shared: leave no role behind
+        for kind, oid in (("users", user["id"]), ("groups", group["id"])):
+            assert admin.delete(f"{DIRECTORY}/{kind}/{oid}", params=DIRECTORY_VERSION).status_code == 204

@@ -34,7 +34,12 @@ PUBLIC = {
     ("GET", "/{tenant}/v2.0/.well-known/openid-configuration"),
     ("GET", "/{tenant}/discovery/v2.0/keys"),
     ("GET", "/{tenant}/oauth2/v2.0/authorize"),
+    ("POST", "/{tenant}/oauth2/v2.0/authorize"),  # the sign-in page's form (the user's password authenticates)
     ("POST", "/{tenant}/oauth2/v2.0/token"),
+    ("POST", "/{tenant}/oauth2/v2.0/devicecode"),  # a user signs in: the code does nothing until they approve it
+    ("POST", "/{tenant}/oauth2/v2.0/revoke"),  # sign-out: needs the refresh token itself
+    ("GET", "/devicelogin"),  # the device page, and its form (the user's password authenticates)
+    ("POST", "/devicelogin"),
     ("GET", "/metadata/endpoints"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -12,9 +12,17 @@ API_VERSION = "2026-01-01"
 BASE = "/providers/Halyard.Directory/servicePrincipals"
 
 
+USERS = "/providers/Halyard.Directory/users"
+GROUPS = "/providers/Halyard.Directory/groups"
+
+
 def resolve_object_id(inv: Invocation, assignee: str) -> str:
-    """The object id of a service principal named by app id or object id."""
-    response = inv.arm.send("GET", f"{BASE}/{assignee}", params={"api-version": API_VERSION})
+    """The object id of a service principal (app id or object id), a user (object id or user principal name) or a
+    group (object id or display name), looked up in that order, as az looks up an assignee."""
+    for base in (BASE, USERS, GROUPS):
+        response = inv.arm.send("GET", f"{base}/{assignee}", params={"api-version": API_VERSION})
+        if response.status_code != 404:
+            break
     if response.status_code == 404:
         raise CliError(
             f"Cannot find user or service principal in graph database for '{assignee}'.", "PrincipalNotFound"

@@ -1,9 +1,11 @@
-"""``halyard login`` / ``halyard logout``: a service principal's profile per server, as ``az login`` keeps it."""
+"""``halyard login`` / ``halyard logout``: a profile per server, as ``az login`` keeps it: a service principal with
+its secret, or a user signed in with a device code, with their refresh token (revoked at the server on logout)."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -15,7 +17,17 @@ from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
 from halyard.cli.profile import Profile
 from halyard.cli.subscriptions import account_entry, choose_default, fetch_subscriptions
-from halyard.cli.tokens import TokenProvider, fetch_audience, request_token
+from halyard.cli.tokens import (
+    CLI_CLIENT_ID,
+    CachedToken,
+    TokenProvider,
+    fetch_audience,
+    poll_device_code,
+    request_token,
+    revoke_refresh_token,
+    start_device_code,
+)
+from halyard.cli.transport import Transport
 
 SERVER_ENV = "HALYARD_SERVER"
 DEFAULT_SERVER = "https://127.0.0.1:8443"
@@ -24,7 +36,14 @@ DEFAULT_SERVER = "https://127.0.0.1:8443"
 def login(
     ctx: typer.Context,
     service_principal: Annotated[
-        bool, typer.Option("--service-principal", help="Log in as a service principal (the only kind Halyard has).")
+        bool, typer.Option("--service-principal", help="Log in as a service principal (app id and secret).")
+    ] = False,
+    use_device_code: Annotated[
+        bool,
+        typer.Option(
+            "--use-device-code",
+            help="Log in as a user: open the page shown, enter the code, your user name and password.",
+        ),
     ] = False,
     username: Annotated[str | None, typer.Option("--username", "-u", help="The service principal's app id.")] = None,
     password: Annotated[
@@ -46,10 +65,21 @@ def login(
         bool, typer.Option(help="Log in even when the principal can see no subscription.")
     ] = False,
 ) -> None:
-    """Log in to a Halyard server with a service principal: halyard login --service-principal -u ID -p SECRET --tenant T."""
+    """Log in to a Halyard server: a user with --use-device-code --tenant T, or a service principal with
+    --service-principal -u APP_ID -p SECRET --tenant T."""
     inv = Invocation.of(ctx)
-    if not service_principal:
-        raise UsageError("Halyard signs in service principals: add --service-principal -u APP_ID -p SECRET --tenant T.")
+    if use_device_code and service_principal:
+        raise UsageError("--use-device-code signs in a user; --service-principal an application: choose one.")
+    if not service_principal and not use_device_code:
+        raise UsageError(
+            "Choose how to sign in: --use-device-code --tenant T (a user), or --service-principal -u APP_ID "
+            "-p SECRET --tenant T."
+        )
+    if use_device_code:
+        if not tenant:
+            raise UsageError("--use-device-code needs --tenant (the tenant id or domain).")
+        _login_user(inv, tenant, server, ca_cert, allow_no_subscriptions)
+        return
     if not username or not tenant:
         raise UsageError("--service-principal needs --username/-u (the app id) and --tenant.")
     if password is None:
@@ -64,21 +94,64 @@ def login(
     audience = fetch_audience(transport, url)
     token = request_token(transport, url, tenant, username, password, audience)
     profile = Profile(server=url, tenant=tenant, clientId=username, clientSecret=password, audience=audience, caCert=ca)
-    arm = ArmClient(transport, url, TokenProvider(inv.store, profile, transport, current=token))
-    profile.subscriptions = fetch_subscriptions(arm, tenant)
+    _finish(inv, profile, previous, token, allow_no_subscriptions)
+
+
+def _login_user(
+    inv: Invocation, tenant: str, server: str | None, ca_cert: Path | None, allow_no_subscriptions: bool
+) -> None:
+    """The device-code flow: the server shows a code, the user enters it on its sign-in page, we poll for tokens."""
+    url = _server_url(server or os.environ.get(SERVER_ENV) or inv.store.current_server() or DEFAULT_SERVER)
+    previous = inv.store.load(url)
+    ca = str(ca_cert.expanduser().resolve()) if ca_cert else (previous.caCert if previous else None)
+    transport = inv.transport(ca, use_profile=False)
+    audience = fetch_audience(transport, url)
+    grant = start_device_code(transport, url, tenant, audience)
+    inv.warn(str(grant["message"]))
+    user = poll_device_code(transport, url, tenant, grant, sleep=time.sleep)
+    profile = Profile(
+        server=url,
+        tenant=tenant,
+        clientId=CLI_CLIENT_ID,
+        clientSecret="",
+        audience=audience,
+        caCert=ca,
+        userName=user.user_name,
+        refreshToken=user.refresh_token,
+    )
+    _finish(inv, profile, previous, user.access, allow_no_subscriptions, transport=transport)
+
+
+def _finish(
+    inv: Invocation,
+    profile: Profile,
+    previous: Profile | None,
+    token: CachedToken,
+    allow_no_subscriptions: bool,
+    transport: Transport | None = None,
+) -> None:
+    """Read the subscriptions the new identity sees, and make it the current profile."""
+    transport = transport or inv.transport(profile.caCert, use_profile=False)
+    who = profile.userName or profile.clientId
+    arm = ArmClient(transport, profile.server, TokenProvider(inv.store, profile, transport, current=token))
+    profile.subscriptions = fetch_subscriptions(arm, profile.tenant)
     if profile.subscriptions:
         profile.tenant = profile.subscriptions[0].tenantId  # a domain given as --tenant becomes its id
     elif not allow_no_subscriptions:
+        if profile.refreshToken:
+            revoke_refresh_token(transport, profile)
         raise CliError(
-            f"No subscriptions found for {username}. Ask for a role assignment, or log in with "
-            "--allow-no-subscriptions.",
+            f"No subscriptions found for {who}. Ask for a role assignment, or log in with --allow-no-subscriptions.",
             "SubscriptionNotFound",
         )
-    choose_default(profile, previous.default if previous and previous.clientId == username else None)
-    inv.store.remove(url)
+    same = previous is not None and (previous.userName or previous.clientId) == who
+    choose_default(profile, previous.default if previous and same else None)
+    if previous is not None and previous.refreshToken and previous.refreshToken != profile.refreshToken:
+        revoke_refresh_token(transport, previous)  # the earlier sign-in to this server ends
+    inv.store.remove(profile.server)
     inv.store.save(profile)
-    inv.store.cache_token(url, token)
-    inv.store.set_current(url)
+    inv.store.cache_token(profile.server, token)
+    inv.store.set_current(profile.server)
     inv.emit([account_entry(profile, s, is_current=True) for s in profile.subscriptions])
 
 
@@ -86,9 +159,15 @@ def logout(
     ctx: typer.Context,
     server: Annotated[str | None, typer.Option(help="Log out of this server (default: the current one).")] = None,
 ) -> None:
-    """Log out: forget the profile, its secret and its cached token."""
+    """Log out: a user's sign-in is revoked at the server; the profile, its secret and cached token are forgotten."""
     inv = Invocation.of(ctx)
     url = _server_url(server) if server else inv.store.current_server()
+    profile = inv.store.load(url) if url else None
+    if profile is not None and profile.refreshToken:
+        try:
+            revoke_refresh_token(inv.transport(profile.caCert, use_profile=False), profile)
+        except CliError:  # the server unreachable: forget the profile all the same
+            inv.warn(f"Could not reach {url} to revoke the sign-in; it lapses when its refresh token expires.")
     if not url or not inv.store.remove(url):
         raise CliError("There are no active accounts.", "NotLoggedIn")
     if inv.store.current_server() == url:

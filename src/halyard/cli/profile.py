@@ -50,6 +50,10 @@ class Profile:
     caCert: str | None = None
     subscriptions: list[Subscription] = field(default_factory=list)
     default: str | None = None
+    # A user signed in with a device code: their sign-in name and current refresh token (rotated on every use,
+    # so the profile is rewritten each time it is spent); clientSecret is then empty.
+    userName: str | None = None
+    refreshToken: str | None = None
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Profile:

@@ -42,5 +42,9 @@ def account_entry(profile: Profile, sub: Subscription, *, is_current: bool) -> d
         "managedByTenants": sub.managedByTenants,
         "isDefault": is_current and sub.id == profile.default,
         "server": profile.server,
-        "user": {"name": profile.clientId, "type": "servicePrincipal"},
+        "user": (
+            {"name": profile.userName, "type": "user"}
+            if profile.userName
+            else {"name": profile.clientId, "type": "servicePrincipal"}
+        ),
     }

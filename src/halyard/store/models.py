@@ -154,6 +154,59 @@ class Principal(Base):
     kind: Mapped[str] = mapped_column(String(32), default="ServicePrincipal")
     resource_id: Mapped[str | None] = mapped_column(String(1024), nullable=True)
     created_at: Mapped[dt.datetime]
+    # A user's sign-in name (alice@contoso.example), lower-cased; None for service principals, clusters and groups.
+    user_name: Mapped[str | None] = mapped_column(String(256), nullable=True, unique=True, index=True)
+
+
+class GroupMember(Base):
+    """A principal (user, service principal, group) in a group: it holds the group's role assignments."""
+
+    __tablename__ = "group_members"
+    group_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[str] = mapped_column(
+        ForeignKey("principals.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class RefreshToken(Base):
+    """A refresh token, by the SHA-256 of its value: used once (rotation); a second use revokes its family."""
+
+    __tablename__ = "refresh_tokens"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), index=True)
+    family: Mapped[str] = mapped_column(String(36), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class DeviceCode(Base):
+    """A device-code sign-in in progress (RFC 8628): pending until a user enters its user code and password."""
+
+    __tablename__ = "device_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the device code
+    user_code: Mapped[str] = mapped_column(String(16), unique=True)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[dt.datetime]
+    principal_id: Mapped[str | None] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), nullable=True)
+
+
+class AuthorizationCode(Base):
+    """An authorization code (OAuth 2.0 with PKCE): single-use, minutes long, bound to its client, redirect and
+    code challenge; stored by the SHA-256 of its value."""
+
+    __tablename__ = "authorization_codes"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    code_challenge: Mapped[str] = mapped_column(String(128))
+    scope: Mapped[str] = mapped_column(Text)
+    nonce: Mapped[str] = mapped_column(String(256), default="")
+    expires_at: Mapped[dt.datetime]
 
 
 class Credential(Base):

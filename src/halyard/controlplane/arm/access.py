@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from halyard.controlplane.arm import rbac
+from halyard.controlplane.identity.people import groups_of
 from halyard.controlplane.identity.tokens import Caller
 from halyard.core.clock import Clock
 from halyard.core.errors import (
@@ -28,6 +29,8 @@ from halyard.store.notify import Listener
 class AuthorizedCaller:
     caller: Caller
     assignments: tuple[rbac.Assignment, ...]
+    # The object ids of the groups the caller is in now (read with the assignments: a removal counts at once).
+    groups: tuple[str, ...] = ()
 
     def allowed(self, action: str, scope: str) -> bool:
         return rbac.is_allowed(self.assignments, action, scope)
@@ -50,8 +53,8 @@ class AuthorizedCaller:
 
 
 # What a caller's access is read from: a commit touching any of them forgets every cached caller.
-ACCESS_TABLES = ("role_assignments", "role_definitions", "principals")
-CHANNEL = "halyard_access"  # notified by the triggers of migration 0003 (PostgreSQL)
+ACCESS_TABLES = ("role_assignments", "role_definitions", "principals", "group_members")
+CHANNEL = "halyard_access"  # notified by the triggers of migrations 0003 and 0007 (PostgreSQL)
 MAX_CACHED = 50_000
 
 
@@ -68,7 +71,8 @@ class Access:
     def __init__(self, db: Database, clock: Clock) -> None:
         self._db = db
         self._clock = clock
-        self._cached: dict[str, tuple[str, tuple[rbac.Assignment, ...]]] = {}  # object id → (tenant, assignments)
+        # object id → (tenant, assignments, groups)
+        self._cached: dict[str, tuple[str, tuple[rbac.Assignment, ...], tuple[str, ...]]] = {}
         self._generation = 0
         self._listener = None if db.is_sqlite else Listener(db.url, CHANNEL, self.invalidate)
         db.changes.on_commit(ACCESS_TABLES, self.invalidate)
@@ -118,23 +122,29 @@ class Access:
                 principal = await session.get(Principal, caller.object_id)
                 if principal is None:
                     raise InvalidAuthenticationToken("The principal of this access token no longer exists.")
+                # A principal holds its own assignments and those of every group it is in (users and groups).
+                groups = await groups_of(session, caller.object_id)
                 rows = (
                     await session.execute(
                         select(RoleAssignment.scope, RoleDefinition)
                         .join(RoleDefinition, RoleDefinition.id == RoleAssignment.role_definition_id)
-                        .where(RoleAssignment.principal_id == caller.object_id)
+                        .where(RoleAssignment.principal_id.in_([caller.object_id, *groups]))
                     )
                 ).all()
-            entry = (principal.tenant_id, tuple(rbac.Assignment(scope, role_of(defn)) for scope, defn in rows))
+            entry = (
+                principal.tenant_id,
+                tuple(rbac.Assignment(scope, role_of(defn)) for scope, defn in rows),
+                groups,
+            )
             # Kept only if nothing changed while it was read (else it may predate the change).
             if self._cacheable and generation == self._generation:
                 if len(self._cached) >= MAX_CACHED:
                     self._cached.clear()
                 self._cached[caller.object_id] = entry
-        tenant_id, assignments = entry
+        tenant_id, assignments, groups = entry
         if tenant_id != caller.tenant_id:
             raise InvalidAuthenticationToken("The principal of this access token no longer exists.")
-        return AuthorizedCaller(caller, assignments)
+        return AuthorizedCaller(caller, assignments, groups)
 
     async def principal_assignments(
         self, object_id: str, group_ids: Sequence[str]

@@ -16,11 +16,13 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from halyard.controlplane.identity.people import PASSWORD_KINDS, TEMPORARY_PASSWORD, USER, People
 from halyard.controlplane.identity.secrets import hash_secret, new_secret, verify_secret
+from halyard.controlplane.identity.signin import SignIns
 from halyard.core.clock import Clock
 from halyard.core.errors import NotFound, OAuthError
 from halyard.store import Database
-from halyard.store.models import Credential, Principal, RoleAssignment, UsedAssertion
+from halyard.store.models import Credential, GroupMember, Principal, RoleAssignment, UsedAssertion
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 SECRET_LIFETIME = dt.timedelta(days=365)
@@ -81,6 +83,9 @@ class Principals:
         self._secret_checks = 0  # waiting for or holding a scrypt turn
         self._assertion_checks = 0
         self._decoy: str | None = None  # a hash no secret matches, checked for an unknown client id
+        # Users and groups hash passwords with the same bounded scrypt workers as secrets.
+        self.people = People(db, clock, self._off_loop)
+        self.signins = SignIns(db, clock)
 
     async def create_service_principal(self, tenant_id: str, display_name: str) -> NewCredential:
         now = self._clock.now()
@@ -157,6 +162,7 @@ class Principals:
         async with self._db.transaction() as session:
             principal = await self._by_app_id(session, id_or_app_id)
             await session.execute(delete(Credential).where(Credential.principal_id == principal.id))
+            await session.execute(delete(GroupMember).where(GroupMember.member_id == principal.id))
             await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == principal.id))
             await session.delete(principal)
 
@@ -201,6 +207,43 @@ class Principals:
             f"value, not the client secret ID, for a secret added to app '{client_id}'.",
             status=401,
             aadsts=7000215,
+        )
+
+    async def authenticate_password(self, tenant_id: str, user_name: str, password: str) -> tuple[Principal, bool]:
+        """The user ``user_name`` names if ``password`` is theirs, and whether it is a temporary password they must
+        replace now; invalid_grant (AADSTS50126) otherwise, the same answer and the same scrypt for an unknown user,
+        so neither the answer nor its time tells who exists."""
+        if self._secret_checks >= MAX_SECRET_CHECKS:
+            raise _busy()
+        self._secret_checks += 1
+        try:
+            async with self._db.session() as session:
+                user = await session.scalar(
+                    select(Principal).where(
+                        Principal.user_name == user_name.lower(),
+                        Principal.tenant_id == tenant_id,
+                        Principal.kind == USER,
+                    )
+                )
+                hashes: list[tuple[str, bool]] = []
+                if user is not None:
+                    creds = await session.execute(
+                        select(Credential.secret_hash, Credential.kind).where(
+                            Credential.principal_id == user.id, Credential.kind.in_(PASSWORD_KINDS)
+                        )
+                    )
+                    hashes = [(h, kind == TEMPORARY_PASSWORD) for h, kind in creds.all() if h]
+            if user is None or not hashes:
+                if self._decoy is None:
+                    self._decoy = await self._off_loop(hash_secret, new_secret())
+                await self._off_loop(verify_secret, password, self._decoy)
+            for password_hash, temporary in hashes:
+                if user is not None and await self._off_loop(verify_secret, password, password_hash):
+                    return user, temporary
+        finally:
+            self._secret_checks -= 1
+        raise OAuthError(
+            "invalid_grant", "Error validating credentials due to invalid username or password.", aadsts=50126
         )
 
     async def authenticate_assertion(

@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import json
 from typing import Annotated
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
+from halyard.controlplane.identity import pages
+from halyard.controlplane.identity.authcode import form_action_origin, parse_authorize, redirect_to
+from halyard.controlplane.identity.people import USER
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
+from halyard.controlplane.identity.signin import normalize_user_code
 from halyard.controlplane.identity.throttle import address_key
 from halyard.controlplane.identity.tokens import same_audience
 from halyard.controlplane.plane import ControlPlane, plane
-from halyard.core.errors import OAuthError
-from halyard.store.models import Tenant
+from halyard.core.errors import InvalidRequest, OAuthError
+from halyard.store.models import Principal, Tenant
 
 router = APIRouter(tags=["login"])
 Plane = Annotated[ControlPlane, Depends(plane)]
@@ -28,7 +34,20 @@ _TOKEN_FORM = {
                     "type": "object",
                     "required": ["grant_type"],
                     "properties": {
-                        "grant_type": {"type": "string", "enum": ["client_credentials"]},
+                        "grant_type": {
+                            "type": "string",
+                            "enum": [
+                                "client_credentials",
+                                "urn:ietf:params:oauth:grant-type:device_code",
+                                "refresh_token",
+                                "authorization_code",
+                            ],
+                        },
+                        "device_code": {"type": "string"},
+                        "refresh_token": {"type": "string"},
+                        "code": {"type": "string"},
+                        "redirect_uri": {"type": "string"},
+                        "code_verifier": {"type": "string"},
                         "client_id": {"type": "string"},
                         "client_secret": {"type": "string"},
                         "client_assertion_type": {"type": "string"},
@@ -74,10 +93,13 @@ async def openid_configuration(tenant: str, cp: Plane) -> JSONResponse:
             "authorization_endpoint": f"{base}/{path}/oauth2/v2.0/authorize",
             "token_endpoint": f"{base}/{path}/oauth2/v2.0/token",
             "jwks_uri": f"{base}/{path}/discovery/v2.0/keys",
-            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt"],
+            "device_authorization_endpoint": f"{base}/{path}/oauth2/v2.0/devicecode",
+            "revocation_endpoint": f"{base}/{path}/oauth2/v2.0/revoke",
+            "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "none"],
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
-            "grant_types_supported": ["client_credentials"],
-            "response_types_supported": ["token"],
+            "grant_types_supported": ["client_credentials", DEVICE_GRANT, "refresh_token", "authorization_code"],
+            "code_challenge_methods_supported": ["S256"],
+            "response_types_supported": ["code"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": ["ES256"],
             "scopes_supported": [f"{cp.settings.audience}.default"],
@@ -93,13 +115,45 @@ async def jwks(tenant: str, cp: Plane) -> JSONResponse:
     return JSONResponse(cp.keys.jwks(), headers={"Cache-Control": "public, max-age=300"})
 
 
-@router.get("/{tenant}/oauth2/v2.0/authorize", operation_id="Authorize")
-async def authorize(tenant: str, cp: Plane) -> JSONResponse:
+@router.get("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="Authorize")
+async def authorize(tenant: str, request: Request, cp: Plane) -> HTMLResponse:
+    """The sign-in page of the authorization code flow (PKCE required; loopback or same-origin redirect URIs)."""
     await _tenant(cp, tenant)
-    raise OAuthError(
-        "unsupported_response_type",
-        "Interactive sign-in is not offered by Halyard: use a service principal (client credentials).",
+    auth = parse_authorize(dict(request.query_params), cp.settings.base_url)
+    _audience(cp, auth.scope)
+    return HTMLResponse(pages.signin_page(auth.fields()), headers=pages.headers(form_action_origin(auth.redirect_uri)))
+
+
+@router.post("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="AuthorizeSignIn")
+async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Response:
+    """The user posted the sign-in form: their password is checked (throttled as secrets are) and they are sent
+    back to the client's redirect URI with a single-use code."""
+    t = await _tenant(cp, tenant)
+    form = await _form(request)
+    auth = parse_authorize(form, cp.settings.base_url)
+    _audience(cp, auth.scope)
+    user_name = form.get("username", "")
+    page_headers = pages.headers(form_action_origin(auth.redirect_uri))
+
+    def again(error: str, status: int, extra: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
+        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error, ask_new=ask_new)
+        return HTMLResponse(page, status_code=status, headers={**page_headers, **(extra or {})})
+
+    address = address_key(request.client.host if request.client else None)
+    try:
+        user = await _password_sign_in(cp, address, t.id, form)
+    except _Retry as retry:
+        return again(retry.message, retry.status, retry.headers, ask_new=retry.ask_new)
+    code = await cp.principals.signins.issue_code(
+        user.id, auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.nonce
     )
+    answer = {"code": code, "state": auth.state}
+    if auth.response_mode == "form_post":
+        return HTMLResponse(
+            pages.form_post_page(auth.redirect_uri, answer),
+            headers=pages.form_post_headers(form_action_origin(auth.redirect_uri)),
+        )
+    return Response(status_code=303, headers={**page_headers, "Location": redirect_to(auth.redirect_uri, answer)})
 
 
 @router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=_TOKEN_FORM, operation_id="Token")
@@ -111,7 +165,8 @@ async def token(tenant: str, request: Request, cp: Plane) -> JSONResponse:
     form = await _form(request)
     # A client secret costs a scrypt, so its attempt reserves a failure up front (concurrent guesses are bounded); an
     # assertion is cheap and is only counted if it fails (agents behind one NAT address may all sign in at once).
-    costly = not form.get("client_assertion")
+    grant = form.get("grant_type", "")
+    costly = grant == "client_credentials" and not form.get("client_assertion")
     # Failures are counted per client id and address (and per address across all its client ids): a principal
     # mistyped ten times locks out only itself, from that address, for a while.
     principal = form.get("client_id", "")
@@ -162,10 +217,13 @@ async def _form(request: Request) -> dict[str, str]:
 async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
     t = await _tenant(cp, tenant)
     grant = form.get("grant_type", "")
+    if grant in (DEVICE_GRANT, "refresh_token", "authorization_code"):
+        return await _user_grant(t, grant, form, cp)
     if grant != "client_credentials":
         raise OAuthError(
             "unsupported_grant_type",
-            f"The grant type '{grant}' is not supported; Halyard issues tokens with client_credentials.",
+            f"The grant type '{grant}' is not supported; Halyard issues tokens with client_credentials, "
+            "device_code and refresh_token.",
             aadsts=70003,
         )
     audience = _audience(cp, form.get("scope", ""))
@@ -195,6 +253,8 @@ async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONRes
             "A connected cluster's identity may request tokens only for the agent services.",
             aadsts=700016,
         )
+    if principal.kind not in ("ServicePrincipal", PRINCIPAL_KIND):
+        raise OAuthError("unauthorized_client", "Only applications use client credentials.", aadsts=700016)
     access_token, lifetime = cp.tokens.issue(
         tenant_id=t.id,
         object_id=principal.id,
@@ -212,6 +272,182 @@ async def _token(tenant: str, form: dict[str, str], cp: ControlPlane) -> JSONRes
         },
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
     )
+
+
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# Scopes MSAL adds to every interactive request; they ask for an id token and a refresh token, not a resource.
+_OIDC_SCOPES = frozenset({"openid", "profile", "offline_access", "email"})
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.post("/{tenant}/oauth2/v2.0/devicecode", operation_id="DeviceCode")
+async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
+    """Start a device-code sign-in (RFC 8628 §3.1): the device shows ``user_code`` and polls the token endpoint."""
+    t = await _tenant(cp, tenant)
+    form = await _form(request)
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id is required.", aadsts=900144)
+    scope = form.get("scope", "")
+    _audience(cp, scope)  # refuse an unknown resource now, not after the user signed in
+    grant = await cp.principals.signins.start_device(t.id, client_id, scope)
+    uri = f"{cp.settings.base_url}/devicelogin"
+    return JSONResponse(
+        {
+            "device_code": grant.device_code,
+            "user_code": grant.user_code,
+            "verification_uri": uri,
+            "expires_in": grant.expires_in,
+            "interval": grant.interval,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the code {grant.user_code} "
+            "to authenticate.",
+        },
+        headers=_NO_STORE,
+    )
+
+
+@router.get("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLoginPage")
+async def devicelogin_page(code: str = "") -> HTMLResponse:
+    return HTMLResponse(pages.form_page(user_code=code[:16]), headers=pages.headers())
+
+
+@router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
+async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
+    """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
+    form = await _form(request)
+    user_code, user_name = form.get("user_code", ""), form.get("username", "")
+
+    def again(error: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
+        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new)
+        return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
+
+    address = address_key(request.client.host if request.client else None)
+    pending = await cp.principals.signins.pending_device(user_code)
+    if pending is None:
+        # Wrong codes count as failures of the address: pending codes cannot be guessed without limit either.
+        wait = cp.login_throttle.begin(address, reserve=False)
+        if wait:
+            return again(f"Too many failed attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+        cp.login_throttle.end(address, failed=True, reserve=False)
+        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    try:
+        user = await _password_sign_in(cp, address, pending.tenant_id, form)
+    except _Retry as retry:
+        return again(retry.message, retry.status, retry.headers, ask_new=retry.ask_new)
+    if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
+        return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
+
+
+class _Retry(Exception):
+    """A sign-in form to show again, with what to tell the user."""
+
+    def __init__(self, message: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False):
+        super().__init__(message)
+        self.message, self.status, self.headers, self.ask_new = message, status, headers or {}, ask_new
+
+
+async def _password_sign_in(cp: ControlPlane, address: str, tenant_id: str, form: dict[str, str]) -> Principal:
+    """The user a sign-in form's user name and password prove. Throttled as client secrets are (per address and
+    user name, and per address across names). A temporary password signs in only with a new one, which replaces
+    it (the form is shown again asking for it)."""
+    user_name, password, new_password = form.get("username", ""), form.get("password", ""), form.get("new_password", "")
+    wait = cp.login_throttle.begin(address, reserve=True, principal=user_name.lower())
+    if wait:
+        raise _Retry(f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
+    failed = False
+    try:
+        user, temporary = await cp.principals.authenticate_password(tenant_id, user_name, password)
+    except OAuthError as exc:
+        failed = exc.error == "invalid_grant"
+        if not failed:
+            raise
+        raise _Retry("The user name or password is incorrect.", 400) from None
+    finally:
+        cp.login_throttle.end(address, failed=failed, reserve=True, principal=user_name.lower())
+    if temporary:
+        if not new_password:
+            raise _Retry("Your password must be changed: enter your current password and a new one.", 400, ask_new=True)
+        if new_password == password:
+            raise _Retry("The new password must differ from the current one.", 400, ask_new=True)
+        try:
+            await cp.principals.people.set_password(user.id, new_password)
+        except InvalidRequest as exc:
+            raise _Retry(exc.message, 400, ask_new=True) from None
+    return user
+
+
+@router.post("/{tenant}/oauth2/v2.0/revoke", operation_id="Revoke")
+async def revoke(tenant: str, request: Request, cp: Plane) -> Response:
+    """Sign out (RFC 7009): the refresh token and every one rotated from the same sign-in stop working. 200 even
+    for an unknown token, as the RFC says: the answer tells nothing about which tokens exist."""
+    await _tenant(cp, tenant)
+    form = await _form(request)
+    if form.get("token"):
+        await cp.principals.signins.revoke(form["token"])
+    return Response(status_code=200, headers=_NO_STORE)
+
+
+async def _user_grant(t: Tenant, grant: str, form: dict[str, str], cp: ControlPlane) -> JSONResponse:
+    """A user's tokens, from an approved device code or a refresh token (rotated: the one presented is spent)."""
+    client_id = form.get("client_id", "")
+    if not client_id:
+        raise OAuthError("invalid_request", "client_id is required.", aadsts=900144)
+    family: str | None = None
+    nonce = ""
+    if grant == DEVICE_GRANT:
+        principal_id, scope = await cp.principals.signins.redeem_device(t.id, client_id, form.get("device_code", ""))
+    elif grant == "authorization_code":
+        principal_id, scope, nonce = await cp.principals.signins.redeem_code(
+            form.get("code", ""), client_id, form.get("redirect_uri", ""), form.get("code_verifier", "")
+        )
+    else:
+        redeemed = await cp.principals.signins.redeem_refresh(form.get("refresh_token", ""), client_id)
+        principal_id, family, scope = redeemed.principal_id, redeemed.family, form.get("scope", "")
+    user = await cp.principals.get(principal_id)
+    if user is None or user.kind != USER or user.tenant_id != t.id:
+        raise OAuthError("invalid_grant", "The user of this sign-in no longer exists.", aadsts=50034)
+    audience = _audience(cp, scope)
+    groups = await cp.principals.people.groups_of(user.id)
+    access_token, lifetime = cp.tokens.issue(
+        tenant_id=t.id,
+        object_id=user.id,
+        app_id=client_id,
+        kind=USER,
+        audience=audience,
+        claims=_user_claims(user, groups),
+    )
+    id_token, _ = cp.tokens.issue(
+        tenant_id=t.id, object_id=user.id, app_id=client_id, kind=USER, audience=client_id,
+        claims={**_user_claims(user, groups), **({"nonce": nonce} if nonce else {})},
+    )  # fmt: skip
+    refresh = await cp.principals.signins.issue_refresh(user.id, client_id, family)
+    client_info = base64.urlsafe_b64encode(json.dumps({"uid": user.id, "utid": t.id}).encode()).decode().rstrip("=")
+    return JSONResponse(
+        {
+            "token_type": "Bearer",
+            "scope": " ".join(s for s in scope.split() if s not in _OIDC_SCOPES),
+            "expires_in": lifetime,
+            "ext_expires_in": lifetime,
+            "access_token": access_token,
+            "refresh_token": refresh,
+            "id_token": id_token,
+            "client_info": client_info,
+        },
+        headers=_NO_STORE,
+    )
+
+
+def _user_claims(user: Principal, groups: tuple[str, ...]) -> dict[str, object]:
+    return {
+        "idtyp": "user",
+        "upn": user.user_name,
+        "preferred_username": user.user_name,
+        "unique_name": user.user_name,
+        "name": user.display_name,
+        "groups": list(groups),
+        "scp": "user_impersonation",
+    }
 
 
 def _audience(cp: ControlPlane, scope: str) -> str:

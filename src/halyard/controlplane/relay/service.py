@@ -401,7 +401,7 @@ class Relay:
             kind=who.kind,
             audience=cluster_id,
             lifetime=ASSERTION_LIFETIME,
-            claims={"groups": [], "hyu": "cluster-connect"},
+            claims={"groups": list(caller.groups), "hyu": "cluster-connect"},
         )
         return token
 

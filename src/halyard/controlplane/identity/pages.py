@@ -1,0 +1,109 @@
+"""The login service's pages: the device-code page (RFC 8628's verification URI) and the sign-in page of the
+authorization code flow; forms for a code or a redirect, the user name and the password.
+
+Plain HTML, no script, no external resource: it works air-gapped and its Content-Security-Policy allows nothing but
+its own inline style and posting the form back to itself. Everything echoed is escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from html import escape
+
+CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+_STYLE = (
+    "body{font-family:system-ui,sans-serif;max-width:26rem;margin:3rem auto;padding:0 1rem}"
+    "label{display:block;margin-top:1rem}input{width:100%;padding:.4rem;font-size:1rem;box-sizing:border-box}"
+    "button{margin-top:1.2rem;padding:.5rem 1.2rem;font-size:1rem}.error{color:#a00}"
+)
+
+
+def _page(title: str, body: str) -> str:
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" '
+        f'content="width=device-width,initial-scale=1"><title>{escape(title)}</title><style>{_STYLE}</style></head>'
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+
+
+_NEW_PASSWORD = (
+    '<label>New password <input name="new_password" type="password" required minlength="12" '
+    'autocomplete="new-password"></label>'
+)
+
+
+def form_page(*, user_code: str = "", user_name: str = "", error: str = "", ask_new: bool = False) -> str:
+    """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password."""
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    return _page(
+        "Sign in to Halyard",
+        f"{message}<p>Enter the code shown by the application or device, then your user name and password.</p>"
+        '<form method="post" autocomplete="on">'
+        f'<label>Code <input name="user_code" value="{escape(user_code)}" required autofocus '
+        'autocomplete="one-time-code" autocapitalize="characters"></label>'
+        f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
+        'type="email"></label>'
+        '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
+    )
+
+
+def headers(form_origin: str = "") -> dict[str, str]:
+    """The pages' headers; ``form_origin``: where a posted form may be redirected to (a client's loopback)."""
+    if not form_origin:
+        return HEADERS
+    return {
+        **HEADERS,
+        "Content-Security-Policy": CSP.replace("form-action 'self'", f"form-action 'self' {form_origin}"),
+    }
+
+
+def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "", ask_new: bool = False) -> str:
+    """The authorization code flow's sign-in form: the request's parameters ride along as hidden fields."""
+    message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+    return _page(
+        "Sign in to Halyard",
+        f"{message}<p>Sign in to continue to the application ({escape(fields.get('client_id', ''))}).</p>"
+        f'<form method="post" autocomplete="on">{hidden}'
+        f'<label>User name <input name="username" value="{escape(user_name)}" required autofocus '
+        'autocomplete="username" type="email"></label>'
+        '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
+    )
+
+
+# The one script of any page: submitting a form_post answer without a click. Allowed by its hash, nothing else.
+_SUBMIT = "document.forms[0].submit()"
+_SUBMIT_HASH = "'sha256-" + base64.b64encode(hashlib.sha256(_SUBMIT.encode()).digest()).decode() + "'"
+
+
+def form_post_headers(form_origin: str) -> dict[str, str]:
+    page = headers(form_origin)
+    return {**page, "Content-Security-Policy": page["Content-Security-Policy"] + f"; script-src {_SUBMIT_HASH}"}
+
+
+def form_post_page(redirect_uri: str, fields: dict[str, str]) -> str:
+    """OAuth 2.0 Form Post Response Mode: the code posted to the client's redirect URI by the browser (a button
+    when scripts are off)."""
+    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items() if v)
+    return _page(
+        "Signing in",
+        f'<form method="post" action="{escape(redirect_uri)}">{hidden}<button type=submit>Continue</button></form>'
+        f"<script>{_SUBMIT}</script>",
+    )
+
+
+def done_page(user_name: str) -> str:
+    return _page(
+        "You are signed in",
+        f"<p>Signed in to Halyard as <strong>{escape(user_name)}</strong>. Return to the application or device; "
+        "you may close this window.</p>",
+    )

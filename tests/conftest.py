@@ -44,8 +44,14 @@ def postgres(postgres_server: PostgresServer) -> str:
 @pytest.fixture(scope="session", params=BACKENDS)
 def db_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     """A control plane per storage backend for the session: a test using it runs on SQLite and on PostgreSQL."""
-    url = request.getfixturevalue("postgres") if request.param == "postgres" else None
     data_dir = tmp_path_factory.mktemp(f"server-{request.param}") / "data"
+    url = None
+    if request.param == "postgres":
+        # A database of its own each time: a worker of a parallel run may set this fixture up twice, and a second
+        # server's new data key cannot open what the first sealed into a shared database.
+        url = request.getfixturevalue("postgres_server").create_database(
+            f"halyard_{data_dir.parent.name.replace('-', '_')}"
+        )
     proc = ServerProcess(data_dir, free_port(), database_url=url).start()
     yield proc
     proc.stop()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, Protocol, cast
 from urllib.parse import urlsplit
 
 from halyard.tunnel.handshake import Opened, Refused, UpgradeAnswer, upgrade_request
@@ -39,13 +39,22 @@ class ProxyTunnelRefused(OSError):
         self.reason = refused.reason
 
 
-class _ConnectExchange(asyncio.Protocol):
-    """Sends one CONNECT on a transport and reads the answer; pauses the transport once the tunnel is open."""
+class _Answer(Protocol):
+    def receive(self, data: bytes) -> Any: ...
 
-    def __init__(self, request: bytes) -> None:
+    def receive_eof(self) -> Any: ...
+
+
+class _Exchange(asyncio.Protocol):
+    """Sends one request on a transport and reads the answer (an upgrade's, or a proxy's to CONNECT); pauses the
+    transport once the answer is ``switched`` (the connection now carries the new protocol)."""
+
+    def __init__(self, request: bytes, answer: _Answer, switched: type) -> None:
         self._request = request
-        self._answer = ConnectAnswer()
-        self.verdict: asyncio.Future[Established | ProxyRefused] = asyncio.get_running_loop().create_future()
+        self._answer = answer
+        self._switched = switched
+        self.verdict: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.late = b""  # bytes that arrived after the switch, before the caller adopted the transport
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,10 +63,11 @@ class _ConnectExchange(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.verdict.done():
-            return  # the far end speaks only after the client's first bytes: nothing can arrive here
+            self.late += data
+            return
         verdict = self._answer.receive(data)
         if verdict is not None:
-            if isinstance(verdict, Established) and self.transport is not None:
+            if isinstance(verdict, self._switched) and self.transport is not None:
                 self.transport.pause_reading()
             self.verdict.set_result(verdict)
 
@@ -76,7 +86,7 @@ async def connect_over(
 ) -> bytes:
     """Ask the proxy at the other end of ``transport`` for a tunnel to ``host:port``; the transport comes back
     paused, carrying the tunnel, with any early bytes. ProxyTunnelRefused otherwise (the transport closed)."""
-    exchange = _ConnectExchange(connect_request(host, port, authorization=authorization))
+    exchange = _Exchange(connect_request(host, port, authorization=authorization), ConnectAnswer(), Established)
     transport.set_protocol(exchange)
     exchange.connection_made(transport)
     if not transport.is_reading():
@@ -118,7 +128,7 @@ async def open_tunnel(proxy: ProxyUrl, host: str, port: int, *, timeout: float =
 async def upgrade_over(transport: asyncio.Transport, request: bytes, upgrade: str) -> bytes:
     """Send an upgrade request on an open transport and read the answer: the bytes after the 101 (the transport
     paused), or UpgradeRefused (the transport closed)."""
-    handshake = _Handshake(request, UpgradeAnswer(upgrade))
+    handshake = _Exchange(request, UpgradeAnswer(upgrade), Opened)
     transport.set_protocol(handshake)
     handshake.connection_made(transport)
     if not transport.is_reading():
@@ -134,38 +144,6 @@ async def upgrade_over(transport: asyncio.Transport, request: bytes, upgrade: st
 class Upgraded:
     transport: asyncio.Transport  # paused; adopt it with a Pipe or set_protocol, then resume_reading
     rest: bytes  # what the server sent after the 101 head
-
-
-class _Handshake(asyncio.Protocol):
-    def __init__(self, request: bytes, answer: UpgradeAnswer) -> None:
-        self._request = request
-        self._answer = answer
-        self.verdict: asyncio.Future[Opened | Refused] = asyncio.get_running_loop().create_future()
-        self.late = b""  # bytes that arrived after the switch, before the caller adopted the transport
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.Transport, transport)
-        self.transport.write(self._request)
-
-    def data_received(self, data: bytes) -> None:
-        if self.verdict.done():
-            self.late += data
-            return
-        verdict = self._answer.receive(data)
-        if verdict is not None:
-            if isinstance(verdict, Opened) and self.transport is not None:
-                self.transport.pause_reading()
-            self.verdict.set_result(verdict)
-
-    def eof_received(self) -> bool | None:
-        if not self.verdict.done():
-            self.verdict.set_result(self._answer.receive_eof())
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.verdict.done():
-            self.verdict.set_result(self._answer.receive_eof())
 
 
 async def dial(
@@ -192,7 +170,7 @@ async def dial(
             port = parts.port or (443 if secure else 80)
             if proxy is None:
                 made, protocol = await loop.create_connection(
-                    lambda: _Handshake(request, UpgradeAnswer(upgrade)),
+                    lambda: _Exchange(request, UpgradeAnswer(upgrade), Opened),
                     host,
                     port,
                     ssl=ssl_context if secure else None,
@@ -201,7 +179,7 @@ async def dial(
                 transport = cast(asyncio.Transport, made)
             else:
                 transport = await open_tunnel(ProxyUrl.parse(proxy), host, port, timeout=timeout)
-                protocol = _Handshake(request, UpgradeAnswer(upgrade))
+                protocol = _Exchange(request, UpgradeAnswer(upgrade), Opened)
                 if secure:
                     tls = await loop.start_tls(transport, protocol, ssl_context or ssl.create_default_context(),
                                                server_hostname=host)  # fmt: skip

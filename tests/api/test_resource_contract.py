@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,17 @@ from halyard.controlplane.app import create_app
 from halyard.controlplane.arm.resourcetypes import Placement, ResourceType, ResourceTypes
 from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
+from halyard.store import Database
+from halyard.store.reports import Report, put_reports
 from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, prepare_examples
-from tests.api.throwaway_types import EXTENSIONS, NAMESPACE, WIDGET_LIMIT, declare_with_throwaways, example
+from tests.api.throwaway_types import (
+    EXTENSIONS,
+    GATE_REPORTER,
+    NAMESPACE,
+    WIDGET_LIMIT,
+    declare_with_throwaways,
+    example,
+)
 from tests.support.inprocess import secret_token, sign_in_admin
 
 pytestmark = pytest.mark.e2e
@@ -43,6 +53,7 @@ class Plane:
     types: ResourceTypes
     admin: dict[str, Any]
     transport: httpx.ASGITransport
+    db: Database
 
     @property
     def subscription(self) -> str:
@@ -79,7 +90,7 @@ async def plane(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Plane
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
         admin = await sign_in_admin(c, Path(data))
         await prepare_examples(c, admin["subscription"])
-        yield Plane(c, app.state.plane.types, admin, transport)
+        yield Plane(c, app.state.plane.types, admin, transport, app.state.plane.db)
 
 
 def _declared() -> list[ResourceType]:
@@ -348,6 +359,95 @@ async def test_a_behaviour_enforces_a_rule_read_from_the_store(plane: Plane) -> 
     r = await plane.client.put(path, params=_api(widgets), json=_example(widgets))
     assert r.status_code == 409 and r.json()["error"]["code"] == "WidgetLimitReached", r.text
     assert (await plane.client.get(path, params=_api(widgets))).status_code == 404
+
+
+async def _report(plane: Plane, path: str, **properties: str) -> None:
+    """Play the cluster a gated widget waits on: write its report row, as an agent's report route would."""
+    async with plane.db.transaction() as session:
+        await put_reports(session, [Report(path.lower(), GATE_REPORTER, dict(properties), datetime.now(UTC))])
+
+
+async def _status(plane: Plane, url: str) -> str:
+    r = await plane.client.get(url)
+    assert r.status_code == 200, r.text
+    return str(r.json()["status"])
+
+
+async def _gated(plane: Plane, **properties: str) -> tuple[ResourceType, str, httpx.Response]:
+    gated = plane.types.get(f"{NAMESPACE}/gatedWidgets")
+    assert gated is not None
+    params = {**await _container(plane, gated), "resourceName": f"g{uuid.uuid4().hex[:8]}"}
+    path = gated.item_path.format(**params)
+    r = await plane.client.put(path, params=_api(gated), json={"location": "eastus", "properties": properties})
+    assert r.status_code == 201, r.text
+    return gated, path, r
+
+
+async def test_an_operation_waits_for_what_the_cluster_reports(plane: Plane) -> None:
+    """A behaviour raising Pending keeps its operation InProgress (not failed, however long) until the report."""
+    gated, path, r = await _gated(plane, waitFor="report")
+    monitor = r.headers["Azure-AsyncOperation"]
+    await asyncio.sleep(0.5)  # ten retries' worth: more than MAX_ATTEMPTS runs, none counted as a failure
+    assert await _status(plane, monitor) == "InProgress"
+    assert (await plane.client.get(path, params=_api(gated))).json()["properties"]["provisioningState"] == (
+        "Provisioning"
+    )
+    await _report(plane, path, outcome="installed", state="Succeeded")
+    assert (await _wait(plane, monitor))["status"] == "Succeeded"
+
+    _, failing, r = await _gated(plane, waitFor="report")
+    await _report(plane, failing, outcome="failed")
+    status = await _wait(plane, r.headers["Azure-AsyncOperation"])
+    assert status["status"] == "Failed" and status["error"]["code"] == "ReportedFailure", status
+    assert (await plane.client.get(failing, params=_api(gated))).json()["properties"]["provisioningState"] == "Failed"
+
+
+async def test_provisioning_state_can_follow_the_report(plane: Plane) -> None:
+    gated, path, r = await _gated(plane)
+    assert (await _wait(plane, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    await _report(plane, path, state="Failed")  # the cluster later failed to upgrade it
+    assert (await plane.client.get(path, params=_api(gated))).json()["properties"]["provisioningState"] == "Failed"
+
+
+async def test_a_deletion_waits_for_the_cluster_unless_forced(plane: Plane) -> None:
+    gated, path, r = await _gated(plane, waitFor="report")
+    await _report(plane, path, outcome="installed")
+    await _wait(plane, r.headers["Azure-AsyncOperation"])
+    d = await plane.client.delete(path, params=_api(gated))
+    assert d.status_code == 202, d.text
+    await asyncio.sleep(0.3)
+    assert await _status(plane, d.headers["Azure-AsyncOperation"]) == "InProgress"
+    shown = (await plane.client.get(path, params=_api(gated))).json()["properties"]["provisioningState"]
+    assert shown == "Deleting"
+    await _report(plane, path, outcome="released")
+    assert (await _wait(plane, d.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    assert (await plane.client.get(path, params=_api(gated))).status_code == 404
+
+    _, stuck, r = await _gated(plane, waitFor="report")
+    await _report(plane, stuck, outcome="installed")
+    await _wait(plane, r.headers["Azure-AsyncOperation"])
+    d = await plane.client.delete(stuck, params={**_api(gated), "forceDelete": "true"})
+    assert (await _wait(plane, d.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    assert (await plane.client.get(stuck, params=_api(gated))).status_code == 404
+
+
+async def test_a_behaviour_refuses_a_delete_before_anything_changes(plane: Plane) -> None:
+    gated, path, r = await _gated(plane, locked="yes")
+    await _wait(plane, r.headers["Azure-AsyncOperation"])
+    d = await plane.client.delete(path, params=_api(gated))
+    assert d.status_code == 409 and d.json()["error"]["code"] == "WidgetLocked", d.text
+    body = (await plane.client.get(path, params=_api(gated))).json()
+    assert body["properties"]["provisioningState"] == "Succeeded"
+
+
+async def test_force_delete_is_refused_by_types_that_do_not_take_it(plane: Plane) -> None:
+    widgets = plane.types.get(f"{NAMESPACE}/widgets")
+    assert widgets is not None and not widgets.force_delete
+    _, path = await _create(plane, widgets)
+    r = await plane.client.delete(path, params={**_api(widgets), "forceDelete": "true"})
+    # Arc's types without the parameter ignore it; Halyard's pipeline never sees it for them (not in the route).
+    assert r.status_code == 202, r.text
+    await _wait(plane, r.headers["Azure-AsyncOperation"])
 
 
 async def test_provider_listings_follow_the_declarations(plane: Plane) -> None:

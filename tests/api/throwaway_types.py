@@ -7,10 +7,12 @@ resource contract suite runs them beside the real types.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from halyard.controlplane.arm.operations import Pending
 from halyard.controlplane.arm.resourcetypes import (
     Desired,
     Placement,
@@ -22,12 +24,13 @@ from halyard.controlplane.arm.resourcetypes import (
 from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.plane import TypeServices
 from halyard.core.errors import Conflict
-from halyard.store.models import Resource
+from halyard.store.models import Resource, ResourceReport
 
 NAMESPACE = "Halyard.Throwaway"
 EXTENSIONS = "Halyard.ThrowawayExtensions"
 VERSIONS = ("2026-01-01",)
 WIDGET_LIMIT = 3  # per subscription: a rule only a behaviour that sees the store can enforce
+GATE_REPORTER = "gate"  # the "cluster" a gated widget waits on, played by the test writing its report row
 
 
 class Body(BaseModel):
@@ -65,6 +68,39 @@ class LimitedWidgets(PlainBehaviour):
         return await super().desired(body, existing, ctx)
 
 
+class GatedWidgets(PlainBehaviour):
+    """Waits on a reporter as extensions wait on their cluster, when its properties ask (``waitFor: report``):
+    provisioning until the report says ``installed`` (``failed`` fails it), deletion until it says ``released``
+    (unless forced); ``locked: yes`` refuses a DELETE; a reported ``state`` is the provisioningState shown."""
+
+    async def _report(self, resource: Resource, ctx: WriteContext) -> Mapping[str, Any] | None:
+        row = await ctx.session.get(ResourceReport, (resource.id_key, GATE_REPORTER))
+        return row.properties if row is not None else None
+
+    async def provision(self, resource: Resource, ctx: WriteContext) -> None:
+        if resource.properties.get("waitFor") != "report":
+            return
+        report = await self._report(resource, ctx)
+        if report is None or report.get("outcome") not in ("installed", "failed"):
+            raise Pending("waiting for the reporter to install it", retry_after=0.05)
+        if report["outcome"] == "failed":
+            raise Conflict("The reporter could not install the widget.", code="ReportedFailure")
+
+    def provisioning_state(self, resource: Resource, reported: Mapping[str, Any]) -> str:
+        return str(reported.get("state") or resource.provisioning_state)
+
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        if resource.properties.get("locked") == "yes":
+            raise Conflict("The widget is locked; unlock it first.", code="WidgetLocked")
+
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
+        if resource.properties.get("waitFor") != "report" or ctx.force:
+            return
+        report = await self._report(resource, ctx)
+        if report is None or report.get("outcome") != "released":
+            raise Pending("waiting for the reporter to release it", retry_after=0.05)
+
+
 def _type(name: str, placement: Placement, *, namespace: str = NAMESPACE, **kwargs: Any) -> ResourceType:
     return ResourceType(
         namespace=namespace,
@@ -90,6 +126,7 @@ def declare_with_throwaways(services: TypeServices) -> ResourceTypes:
     limited = LimitedWidgets()
     limited.rtype = _type("quotaWidgets", Placement.GROUP, behaviour=limited)
     types.add(limited.rtype)
+    types.add(_type("gatedWidgets", Placement.GROUP, behaviour=GatedWidgets(), force_delete=True))
     types.add(_type("parts", Placement.CHILD, parent=widgets, requires_location=False))
     types.add(_type("subWidgets", Placement.SUBSCRIPTION))
     types.add(_type("tenantWidgets", Placement.TENANT))
@@ -113,6 +150,6 @@ def declare_with_throwaways(services: TypeServices) -> ResourceTypes:
 def example(rtype_key: str) -> dict[str, Any]:
     """A valid PUT body for a throw-away type."""
     body: dict[str, Any] = {"properties": {"colour": "blue"}}
-    if rtype_key.split("/")[-1] in ("widgets", "quotawidgets", "subwidgets", "tenantwidgets"):
+    if rtype_key.split("/")[-1] in ("widgets", "quotawidgets", "gatedwidgets", "subwidgets", "tenantwidgets"):
         body["location"] = "eastus"
     return body

@@ -30,6 +30,16 @@ CONCURRENCY = 8  # operations in flight per replica
 MAX_ATTEMPTS = 5  # runs of an operation whose handler fails unexpectedly before it is given up as Failed
 
 
+class Pending(Exception):
+    """Raised by a handler waiting on something outside the control plane (a cluster to report): the operation
+    stays InProgress and runs again after ``retry_after`` seconds, without counting as a failed attempt. The
+    handler owns the deadline: it raises a ``HalyardError`` when it has waited long enough."""
+
+    def __init__(self, reason: str, retry_after: float = 1.0) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
 class Operations:
     def __init__(self, db: Database, clock: Clock, *, retry_after: int = 1) -> None:
         self._db = db
@@ -157,6 +167,9 @@ class Operations:
         else:
             try:
                 await handler(op)
+            except Pending as wait:
+                await self._defer(op, wait.retry_after)
+                return
             except HalyardError as exc:
                 status, error = "Failed", exc.body()["error"]
             except Exception as exc:
@@ -171,6 +184,15 @@ class Operations:
             row = await session.get(Operation, op.id)
             if row is not None and row.status == "InProgress":
                 row.status, row.error, row.ended_at, row.lease_until = status, error, self._clock.now(), None
+
+    async def _defer(self, op: Operation, seconds: float) -> None:
+        """Hold the operation until ``seconds`` from now, the attempt given back: waiting is not failing."""
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(Operation)
+                .where(Operation.id == op.id, Operation.status == "InProgress")
+                .values(lease_until=self._clock.now() + dt.timedelta(seconds=seconds), attempts=Operation.attempts - 1)
+            )
 
     def status_body(self, op: Operation) -> dict[str, Any]:
         body: dict[str, Any] = {

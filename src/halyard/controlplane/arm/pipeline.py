@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
-from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations
+from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations, Pending
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import (
@@ -88,6 +88,7 @@ class Pipeline:
         operations.handle("resource/put", self._provision)
         operations.handle("resource/patch", self._provision)
         operations.handle("resource/delete", self._delete_op)
+        operations.handle("resource/force-delete", self._delete_op)
 
     # ---- reads -------------------------------------------------------------------------------------------------
 
@@ -184,7 +185,7 @@ class Pipeline:
     def render(self, rtype: ResourceType, resource: Resource, reported: Reported, api_version: str) -> dict[str, Any]:
         ctx = RenderContext(now=self._clock.now(), settings=self._settings, api_version=api_version)
         properties = rtype.behaviour.render_properties(resource, reported, ctx)
-        properties["provisioningState"] = resource.provisioning_state
+        properties["provisioningState"] = rtype.behaviour.provisioning_state(resource, reported)
         body: dict[str, Any] = {"id": resource.id, "name": resource.name, "type": rtype.full_type}
         if rtype.requires_location or resource.location:
             body["location"] = resource.location
@@ -232,7 +233,13 @@ class Pipeline:
             await self._directory.group(rid.subscription_id, rid.resource_group)
 
     def _context(
-        self, session: AsyncSession, rid: ResourceId, api_version: str, caller: AuthorizedCaller | None
+        self,
+        session: AsyncSession,
+        rid: ResourceId,
+        api_version: str,
+        caller: AuthorizedCaller | None,
+        *,
+        force: bool = False,
     ) -> WriteContext:
         return WriteContext(
             session=session,
@@ -241,6 +248,7 @@ class Pipeline:
             api_version=api_version,
             resource_id=rid,
             caller=caller,
+            force=force,
         )
 
     async def put(
@@ -356,8 +364,13 @@ class Pipeline:
         api_version: str,
         *,
         if_match: str | None,
+        force: bool = False,
     ) -> Reply:
         caller.require(rtype.action("delete"), str(rid))
+        if force and not rtype.force_delete:
+            raise InvalidRequest(
+                f"A {rtype.display} cannot be force-deleted.", code="ForceDeleteNotSupported", target="forceDelete"
+            )
         async with self._db.transaction() as session:
             await self._db.lock(session, rid.key)
             existing = await session.get(Resource, rid.key)
@@ -365,9 +378,14 @@ class Pipeline:
                 await self._container_exists(rid)
                 return Reply(204, None)
             _preconditions(existing, if_match, None)
+            if existing.provisioning_state != "Deleting":
+                await rtype.behaviour.check_delete(
+                    existing, self._context(session, rid, api_version, caller, force=force)
+                )
             existing.provisioning_state = "Deleting"
             existing.changed_at = self._clock.now()
-            op = self._operation(session, rtype, rid, existing.location, "resource/delete")
+            action = "resource/force-delete" if force else "resource/delete"
+            op = self._operation(session, rtype, rid, existing.location, action)
         self._operations.kick()
         return Reply(
             202,
@@ -459,6 +477,8 @@ class Pipeline:
                     raise Conflict("The resource was deleted before it was provisioned.", code="Canceled")
                 await rtype.behaviour.provision(resource, self._context(session, rid, "", None))
                 resource.provisioning_state = "Succeeded"
+        except Pending:
+            raise  # the operation runs again later; the resource stays Provisioning/Updating
         except HalyardError:
             await self._set_state(rid, "Failed")
             raise
@@ -476,11 +496,13 @@ class Pipeline:
                 resource.provisioning_state = state
 
     async def _delete_op(self, op: Operation) -> None:
-        await self.delete_now(op.target_id)
+        await self.delete_now(op.target_id, force=op.action == "resource/force-delete")
 
-    async def delete_now(self, resource_id: str) -> None:
+    async def delete_now(self, resource_id: str, *, force: bool = False) -> None:
         """Deprovision and remove one resource with everything under it (its children and extensions, deepest
-        first); used by DELETE and by resource-group deletion. Idempotent and resumable."""
+        first); used by DELETE and by resource-group deletion. Idempotent and resumable: a behaviour waiting on a
+        cluster raises ``Pending`` and the deletion resumes where it was. What goes with its parent is forced: the
+        parent's own deletion (a cluster's identity revoked) means nothing below it will report again."""
         rid = ResourceId.parse(resource_id)
         async with self._db.transaction() as session:
             # Marked first, under the row's lock: from now on no child can be written under it.
@@ -497,14 +519,16 @@ class Pipeline:
             if not children:
                 break
             for child in children:
-                await self.delete_now(child)
+                await self.delete_now(child, force=True)
         rtype = self._types.get(rid.full_type)
-        if rtype is not None:
-            await rtype.behaviour.deprovision(resource)
         async with self._db.transaction() as session:
+            await self._db.lock(session, rid.key)
             row = await session.get(Resource, rid.key)
-            if row is not None:
-                await session.delete(row)
+            if row is None:
+                return
+            if rtype is not None:
+                await rtype.behaviour.deprovision(row, self._context(session, rid, "", None, force=force))
+            await session.delete(row)
             await session.execute(delete(ResourceReport).where(ResourceReport.id_key == rid.key))
 
 

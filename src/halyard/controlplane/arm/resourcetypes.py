@@ -64,6 +64,7 @@ class WriteContext:
     api_version: str
     resource_id: ResourceId
     caller: AuthorizedCaller | None  # None when the operation worker runs the write
+    force: bool = False  # a DELETE with ``forceDelete=true`` (types that declare ``force_delete``), or a cascade
 
     async def count(self, rtype: ResourceType, *, subscription_id: str | None = None) -> int:
         """How many resources of a type there are, in one subscription or in all."""
@@ -101,12 +102,25 @@ class Behaviour(Protocol):
         """The ``properties`` a GET answers for this api-version (no secret values), the reported state merged."""
         ...
 
-    async def provision(self, resource: Resource, ctx: WriteContext) -> None:
-        """The asynchronous part of a create or update, in the operation's transaction; idempotent."""
+    def provisioning_state(self, resource: Resource, reported: Mapping[str, Any]) -> str:
+        """The ``provisioningState`` a GET answers: the pipeline's, or what the resource's reporter says of it (an
+        extension the cluster failed to upgrade is Failed though its last write succeeded)."""
         ...
 
-    async def deprovision(self, resource: Resource) -> None:
-        """Undo what the resource holds outside its rows (identities, ...); idempotent."""
+    async def provision(self, resource: Resource, ctx: WriteContext) -> None:
+        """The asynchronous part of a create or update, in the operation's transaction; idempotent. Raise
+        ``Pending`` to be called again later (waiting for a cluster to report) with the operation still running."""
+        ...
+
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        """Refuse a DELETE before anything changes (a scope that clusters still use); in the request's transaction.
+        Not called when a parent's or group's deletion takes the resource with it."""
+        ...
+
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
+        """Undo what the resource holds outside its own rows (identities, links, rows of other resources), in the
+        transaction that deletes the resource, so both happen or neither; idempotent. Raise ``Pending`` to wait for
+        a cluster (unless ``ctx.force``); the resource stays Deleting meanwhile."""
         ...
 
 
@@ -132,10 +146,16 @@ class PlainBehaviour:
     def render_properties(self, resource: Resource, reported: Mapping[str, Any], ctx: RenderContext) -> dict[str, Any]:
         return {**resource.properties, **reported}
 
+    def provisioning_state(self, resource: Resource, reported: Mapping[str, Any]) -> str:
+        return resource.provisioning_state
+
     async def provision(self, resource: Resource, ctx: WriteContext) -> None:
         return None
 
-    async def deprovision(self, resource: Resource) -> None:
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        return None
+
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
         return None
 
 
@@ -167,6 +187,7 @@ class ResourceType:
     requires_location: bool = True
     actions: Sequence[Action] = ()
     rbac_type: str | None = None  # the action prefix when it is not the full type (Arc's settings/default)
+    force_delete: bool = False  # its DELETE takes ``forceDelete=true`` (Arc's extensions): deprovision not waited on
     name_param: str = ""  # the route's parameter for the name; derived from the type when empty
 
     def __post_init__(self) -> None:

@@ -16,7 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from halyard.controlplane.arm.resourcetypes import Desired, Placement, RenderContext, ResourceType, WriteContext
+from halyard.controlplane.arm.resourcetypes import (
+    Desired,
+    Placement,
+    PlainBehaviour,
+    RenderContext,
+    ResourceType,
+    WriteContext,
+)
 from halyard.controlplane.configuration.extensiontypes import DEFAULT_TRAIN, ExtensionTypeCatalog
 from halyard.controlplane.configuration.models import ExtensionOut, ExtensionPatch, ExtensionPut
 from halyard.controlplane.configuration.published import catalog_of
@@ -36,7 +43,7 @@ REPORTED = ("currentVersion", "statuses", "installState", "errorInfo")
 PROTECTED = "configurationProtectedSettings"
 
 
-class ExtensionBehaviour:
+class ExtensionBehaviour(PlainBehaviour):
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
 
@@ -103,7 +110,7 @@ class ExtensionBehaviour:
                 "tenantId": sub.tenant_id if sub else None,
             }
 
-    async def deprovision(self, resource: Resource) -> None:
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
         return None  # the agents see it gone from the cluster's desired configuration and uninstall it
 
     def unseal(self, resource: Resource | None) -> dict[str, Any] | None:

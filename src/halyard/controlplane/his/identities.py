@@ -233,17 +233,16 @@ class ClusterIdentities:
             )
         return None
 
-    async def revoke(self, resource_id: str) -> None:
-        """Forget the cluster's identity: its principal, keys and certificates stop working at once. Idempotent."""
-        key = resource_id.lower()
-        async with self._db.transaction() as session:
-            identity = await session.get(ClusterIdentity, key)
-            if identity is None:
-                return
-            await session.execute(delete(Credential).where(Credential.principal_id == identity.principal_id))
-            await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == identity.principal_id))
-            await session.execute(delete(Principal).where(Principal.id == identity.principal_id))
-            await session.delete(identity)
+    async def revoke(self, session: AsyncSession, resource_id: str) -> None:
+        """Forget the cluster's identity, in the caller's transaction (the cluster's deletion): its principal, keys
+        and certificates stop working once that commits. Idempotent."""
+        identity = await session.get(ClusterIdentity, resource_id.lower())
+        if identity is None:
+            return
+        await session.execute(delete(Credential).where(Credential.principal_id == identity.principal_id))
+        await session.execute(delete(RoleAssignment).where(RoleAssignment.principal_id == identity.principal_id))
+        await session.execute(delete(Principal).where(Principal.id == identity.principal_id))
+        await session.delete(identity)
 
 
 def _parse_csr(pem: str) -> x509.CertificateSigningRequest:

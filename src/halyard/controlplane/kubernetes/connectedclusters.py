@@ -16,7 +16,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pydantic import BaseModel
 
 from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE
-from halyard.controlplane.arm.resourcetypes import Action, Desired, RenderContext, ResourceType, WriteContext
+from halyard.controlplane.arm.resourcetypes import (
+    Action,
+    Desired,
+    PlainBehaviour,
+    RenderContext,
+    ResourceType,
+    WriteContext,
+)
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.gateway.links import gateway_of, linked_gateway, write_link
 from halyard.controlplane.kubernetes.models import (
@@ -108,7 +115,7 @@ def parse_agent_public_key(value: str) -> rsa.RSAPublicKey | ec.EllipticCurvePub
     raise bad
 
 
-class ConnectedClusterBehaviour:
+class ConnectedClusterBehaviour(PlainBehaviour):
     """Onboarding keys, protected settings sealed, the agents' reports merged and connectivity computed when read."""
 
     def __init__(self, sealer: Sealer, catalog: AgentCatalog, his: ClusterIdentities) -> None:
@@ -196,9 +203,9 @@ class ConnectedClusterBehaviour:
             identity = {"type": "None"}
         resource.identity = identity
 
-    async def deprovision(self, resource: Resource) -> None:
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
         """Revoke the cluster identity: its certificates and agent tokens are refused from now on."""
-        await self._his.revoke(resource.id)
+        await self._his.revoke(ctx.session, resource.id)
 
     def _unseal(self, resource: Resource | None) -> dict[str, Any] | None:
         if resource is None or resource.sealed is None:

@@ -47,7 +47,8 @@ def _endpoint(handler: Handler, path: str, extra: list[inspect.Parameter]) -> Ha
 
 def resource_type_router(rtype: ResourceType) -> APIRouter:
     router = APIRouter(tags=[rtype.full_type], responses=ERRORS)
-    op_prefix = rtype.type_path.replace("/", "_")
+    # The namespace's last part keeps two providers' same-named types apart (HybridCompute's and another's settings).
+    op_prefix = f"{rtype.namespace.rsplit('.', 1)[-1]}_{rtype.type_path.replace('/', '_')}"
     versions = rtype.api_versions
     api_version = _param("api_version_", Annotated[str | None, api_version_query(versions)], None)
     if_match = _param("if_match", Annotated[str | None, Header(alias="If-Match")], None)
@@ -57,6 +58,8 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         _param("top", Annotated[int | None, Query(alias="$top", ge=1, le=1000)], None),
     ]
     ok: dict[int | str, dict[str, Any]] = {200: {"model": rtype.response_model}}
+    # Only types that take it document it; others ignore a stray forceDelete as ARM ignores unknown parameters.
+    force = [_param("force_delete", Annotated[bool, Query(alias="forceDelete")], False)] if rtype.force_delete else []
 
     def version(request: Request) -> str:
         return require_api_version(request, versions, rtype.full_type)
@@ -87,11 +90,16 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         return reply(await cp.pipeline.patch(caller, rtype, target, v, body, if_match=if_match))
 
     async def delete_item(
-        request: Request, caller: AuthorizedCaller, cp: ControlPlane, if_match: str | None, **_: Any
+        request: Request,
+        caller: AuthorizedCaller,
+        cp: ControlPlane,
+        if_match: str | None,
+        force_delete: bool = False,
+        **_: Any,
     ) -> Response:
         v = version(request)
         target = rtype.resource_id(request.path_params)
-        return reply(await cp.pipeline.delete(caller, rtype, target, v, if_match=if_match))
+        return reply(await cp.pipeline.delete(caller, rtype, target, v, if_match=if_match, force=force_delete))
 
     async def list_items(
         request: Request,
@@ -144,7 +152,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
     )
     router.add_api_route(
         item,
-        _endpoint(delete_item, item, [api_version, if_match]),
+        _endpoint(delete_item, item, [api_version, if_match, *force]),
         methods=["DELETE"],
         responses={202: {"description": "Accepted"}, 204: {"description": "No content"}},
         operation_id=f"{op_prefix}_Delete",

@@ -50,8 +50,10 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -m unit -q
 
+## Two workers, a test file each at a time (module fixtures start servers once per file); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 test: $(STAMP) system-deps az-cli kubectl sdk12 lint typecheck
-	HALYARD_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(BIN)/pytest -q -ra
+	HALYARD_AZ_CLI=$(CURDIR)/$(AZ_VENV)/bin/az $(BIN)/pytest -q -ra --durations=15 -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ Graph's property names (``userPrincipalName``, ``displayName``, ``id``) so scrip
 Passwords are accepted, hashed, and never returned or logged.
 """
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -83,13 +84,39 @@ def _version(request: Request, what: str) -> None:
     require_api_version(request, API_VERSIONS, f"Halyard.Directory/{what}")
 
 
-@router.get(USERS, operation_id="Users_List")
-async def list_users(request: Request, caller: Caller, cp: Plane, api_version: ApiVersion = None) -> JSONResponse:
-    _version(request, "users")
-    caller.require(f"{NS}/users/read", "/")
-    return JSONResponse(
-        {"value": [user_body(p) for p in await cp.principals.people.list_of(caller.caller.tenant_id, USER)]}
-    )
+def _list_get_delete(path: str, what: str, kind: str, render: Callable[[Principal], dict[str, Any]]) -> None:
+    """The three routes users and groups share: list the tenant's, get one, delete one (by id or name)."""
+    title = what.capitalize()
+
+    async def list_all(request: Request, caller: Caller, cp: Plane, api_version: ApiVersion = None) -> JSONResponse:
+        _version(request, what)
+        caller.require(f"{NS}/{what}/read", "/")
+        return JSONResponse(
+            {"value": [render(p) for p in await cp.principals.people.list_of(caller.caller.tenant_id, kind)]}
+        )
+
+    async def get_one(
+        request: Request, name: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
+    ) -> JSONResponse:
+        _version(request, what)
+        caller.require(f"{NS}/{what}/read", "/")
+        return JSONResponse(render(await cp.principals.people.find(caller.caller.tenant_id, name, kind)))
+
+    async def delete_one(
+        request: Request, name: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
+    ) -> Response:
+        _version(request, what)
+        caller.require(f"{NS}/{what}/delete", "/")
+        await cp.principals.people.delete(caller.caller.tenant_id, name, kind)
+        return Response(status_code=204)
+
+    router.add_api_route(path, list_all, methods=["GET"], operation_id=f"{title}_List")
+    router.add_api_route(path + "/{name}", get_one, methods=["GET"], operation_id=f"{title}_Get")
+    router.add_api_route(path + "/{name}", delete_one, methods=["DELETE"], operation_id=f"{title}_Delete")
+
+
+_list_get_delete(USERS, "users", USER, user_body)
+_list_get_delete(GROUPS, "groups", GROUP, group_body)
 
 
 @router.post(USERS, status_code=201, operation_id="Users_Create")
@@ -108,25 +135,6 @@ async def create_user(
     return JSONResponse(user_body(user), status_code=201)
 
 
-@router.get(USERS + "/{user}", operation_id="Users_Get")
-async def get_user(
-    request: Request, user: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
-) -> JSONResponse:
-    _version(request, "users")
-    caller.require(f"{NS}/users/read", "/")
-    return JSONResponse(user_body(await cp.principals.people.find(caller.caller.tenant_id, user, USER)))
-
-
-@router.delete(USERS + "/{user}", operation_id="Users_Delete")
-async def delete_user(
-    request: Request, user: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
-) -> Response:
-    _version(request, "users")
-    caller.require(f"{NS}/users/delete", "/")
-    await cp.principals.people.delete(caller.caller.tenant_id, user, USER)
-    return Response(status_code=204)
-
-
 @router.post(USERS + "/{user}/resetPassword", status_code=204, operation_id="Users_ResetPassword")
 async def reset_password(
     request: Request,
@@ -143,15 +151,6 @@ async def reset_password(
     return Response(status_code=204)
 
 
-@router.get(GROUPS, operation_id="Groups_List")
-async def list_groups(request: Request, caller: Caller, cp: Plane, api_version: ApiVersion = None) -> JSONResponse:
-    _version(request, "groups")
-    caller.require(f"{NS}/groups/read", "/")
-    return JSONResponse(
-        {"value": [group_body(p) for p in await cp.principals.people.list_of(caller.caller.tenant_id, GROUP)]}
-    )
-
-
 @router.post(GROUPS, status_code=201, operation_id="Groups_Create")
 async def create_group(
     request: Request, body: Annotated[GroupCreate, Body()], caller: Caller, cp: Plane, api_version: ApiVersion = None
@@ -160,25 +159,6 @@ async def create_group(
     caller.require(f"{NS}/groups/write", "/")
     group = await cp.principals.people.create_group(caller.caller.tenant_id, body.displayName)
     return JSONResponse(group_body(group), status_code=201)
-
-
-@router.get(GROUPS + "/{group}", operation_id="Groups_Get")
-async def get_group(
-    request: Request, group: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
-) -> JSONResponse:
-    _version(request, "groups")
-    caller.require(f"{NS}/groups/read", "/")
-    return JSONResponse(group_body(await cp.principals.people.find(caller.caller.tenant_id, group, GROUP)))
-
-
-@router.delete(GROUPS + "/{group}", operation_id="Groups_Delete")
-async def delete_group(
-    request: Request, group: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
-) -> Response:
-    _version(request, "groups")
-    caller.require(f"{NS}/groups/delete", "/")
-    await cp.principals.people.delete(caller.caller.tenant_id, group, GROUP)
-    return Response(status_code=204)
 
 
 @router.get(GROUPS + "/{group}/members", operation_id="Groups_ListMembers")

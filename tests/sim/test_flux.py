@@ -241,6 +241,36 @@ def test_depends_on_waits_for_the_dependency(kubectl: Tool, ns: str, tmp_path: P
     assert waits and waits[0]["message"] == "Dependencies do not meet ready condition, retrying in 300ms"
 
 
+DEPLOYMENT = """apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+"""
+
+
+def test_wait_checks_the_health_of_what_was_applied(kubectl: Tool, ns: str, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"app/web.yaml": DEPLOYMENT})
+    apply(kubectl, git_repository(ns, "src", repo.url), kustomization(ns, "web", "src", "./app", wait=True))
+    ks = ready(kubectl, ns, "kustomization", "web")
+    healthy = condition(ks, "Healthy")
+    assert healthy["status"] == "True" and healthy["reason"] == "Succeeded"
+    assert healthy["message"].startswith("Health check passed in ")
+    deployment = get(kubectl, ns, "deployment", "web")
+    assert deployment["status"]["availableReplicas"] == 2
+
+
 def test_refs_branch_tag_semver_commit(kubectl: Tool, ns: str, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
     c1 = repo.commit({"f": "1"})

@@ -5,7 +5,6 @@ path, or one generated from every manifest under it; then the Kustomization's ``
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,27 @@ def _kustomization_file(directory: Path) -> Path | None:
 
 
 def _scan(base: Path) -> list[str]:
-    """Manifests under ``base`` (``.yaml``/``.yml``), and sub-directories that hold their own kustomization."""
+    """Manifests under ``base`` (``.yaml``/``.yml``), and sub-directories that hold their own kustomization (not
+    descended into), in the lexical order of Go's ``filepath.Walk``."""
     found: list[str] = []
-    for root, dirs, files in os.walk(base):
-        here = Path(root)
-        for d in sorted(dirs):
-            if _kustomization_file(here / d) is not None:
-                found.append("./" + str((here / d).relative_to(base)))
-        dirs[:] = sorted(d for d in dirs if _kustomization_file(here / d) is None and d != ".git")
-        for f in sorted(files):
-            path = here / f
+
+    def walk(directory: Path) -> None:
+        for path in sorted(directory.iterdir(), key=lambda p: p.name):
+            if path.is_dir():
+                if _kustomization_file(path) is not None:
+                    found.append("./" + str(path.relative_to(base)))
+                elif path.name != ".git":
+                    walk(path)
+                continue
             if path.suffix not in (".yaml", ".yml"):
                 continue
             try:
                 list(yaml.safe_load_all(path.read_text()))
             except (yaml.YAMLError, UnicodeDecodeError) as e:
-                raise GenerateError(f"failed to decode Kubernetes YAML from {path}: {e}") from e
+                raise GenerateError(f"failed to decode Kubernetes YAML from {path.name}: {e}") from e
             found.append("./" + str(path.relative_to(base)))
+
+    walk(base)
     return found
 
 

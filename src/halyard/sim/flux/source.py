@@ -70,10 +70,13 @@ async def reconcile_git(flux: FluxControllers, c: VirtualCluster, ns: str, name:
     status = st.fresh(obj)
     now = rfc3339(c.clock)
     old_artifact = status.get("artifact") or {}
-    if status.get("observedGeneration", -1) != generation:
+    # The last of the messages source-controller's progressive status goes through before it fetches.
+    if not old_artifact:
+        message = "building artifact"
+    elif status.get("observedGeneration", -1) != generation:
         message = f"processing object: new generation {status.get('observedGeneration', -1)} -> {generation}"
     else:
-        message = "building artifact" if not old_artifact else "reconciliation in progress"
+        message = "reconciliation in progress"
     st.mark(status, st.RECONCILING, "True", st.PROGRESSING, message, generation, now)
     st.mark(status, st.READY, "Unknown", st.PROGRESSING, message, generation, now)
     if st.requested_at(obj):

@@ -298,6 +298,11 @@ def test_refs_branch_tag_semver_commit(kubectl: Tool, ns: str, tmp_path: Path) -
     assert condition(bad)["message"] == (f"failed to checkout and determine revision: unable to clone '{repo.url}': "
                                          "couldn't find remote ref \"refs/heads/nope\"")  # fmt: skip
     assert condition(bad, "FetchFailed")["status"] == "True"
+    # `flux reconcile` asks through an annotation; the controller says it handled it.
+    kubectl.run("-n", ns, "annotate", "gitrepository", "tag", "reconcile.fluxcd.io/requestedAt=2026-12-06T04:30:00Z")
+    wait_for("the requested reconcile handled",
+             lambda: get(kubectl, ns, "gitrepository", "tag")["status"].get("lastHandledReconcileAt")
+             == "2026-12-06T04:30:00Z")  # fmt: skip
 
 
 def test_unreachable_and_hanging_servers(kubectl: Tool, ns: str) -> None:

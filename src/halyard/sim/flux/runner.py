@@ -90,6 +90,7 @@ class FluxControllers:
         self._again: set[Key] = set()
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
+        self._revisions: dict[Key, str] = {}  # each source's last artifact revision seen
         self._failures: dict[Key, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._last_event_ns = 0
@@ -186,6 +187,7 @@ class FluxControllers:
         key: Key = (c.name, ev.key, meta.get("namespace", ""), meta["name"])
         if ev.type == "DELETED":
             self._seen.pop(key, None)
+            self._revisions.pop(key, None)
             self._failures.pop(key, None)
             timer = self._timers.pop(key, None)
             if timer is not None:
@@ -199,15 +201,16 @@ class FluxControllers:
         if previous is None or previous[:3] != seen[:3] or (previous[3] and not seen[3]):
             self.kick(key)
         if ev.key in (GIT, BUCKET, OCI):
-            self._source_changed(c, ev, previous is None)
+            self._source_changed(c, key, ev)
 
-    def _source_changed(self, c: VirtualCluster, ev: Event, first: bool) -> None:
+    def _source_changed(self, c: VirtualCluster, key: Key, ev: Event) -> None:
         """kustomize-controller's SourceRevisionChangePredicate: a source's artifact revision changed → the
         Kustomizations referencing it that have not yet attempted that revision."""
         artifact = (ev.obj.get("status") or {}).get("artifact") or {}
         revision = artifact.get("revision")
-        if not revision:
+        if not revision or self._revisions.get(key) == revision:
             return
+        self._revisions[key] = revision
         meta = ev.obj["metadata"]
         ns, name, kind = meta.get("namespace", ""), meta["name"], ev.obj.get("kind")
         for k in c.store.list(KUSTOMIZATION):

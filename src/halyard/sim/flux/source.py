@@ -77,11 +77,13 @@ async def reconcile_git(flux: FluxControllers, c: VirtualCluster, ns: str, name:
         message = f"processing object: new generation {status.get('observedGeneration', -1)} -> {generation}"
     else:
         message = "reconciliation in progress"
-    st.mark(status, st.RECONCILING, "True", st.PROGRESSING, message, generation, now)
-    st.mark(status, st.READY, "Unknown", st.PROGRESSING, message, generation, now)
-    if st.requested_at(obj):
-        status["lastHandledReconcileAt"] = st.requested_at(obj)
-    flux.write_status(c, GIT, ns, name, status, COMPONENT)
+    # Persisted only for a new generation, a requested reconcile or a first artifact, as source-controller does: a
+    # periodic no-op fetch leaves the object untouched.
+    requested = st.requested_at(obj) and st.requested_at(obj) != status.get("lastHandledReconcileAt")
+    if not old_artifact or status.get("observedGeneration", -1) != generation or requested:
+        st.mark(status, st.RECONCILING, "True", st.PROGRESSING, message, generation, now)
+        st.mark(status, st.READY, "Unknown", st.PROGRESSING, message, generation, now)
+        flux.write_status(c, GIT, ns, name, status, COMPONENT)
 
     url = str(spec.get("url") or "")
     directory = flux.artifact_dir(c, "GitRepository", ns, name)
@@ -165,6 +167,8 @@ def _failed(flux: FluxControllers, c: VirtualCluster, ns: str, name: str, reason
     if st.get(status, st.RECONCILING) is None:
         st.mark(status, st.RECONCILING, "True", st.PROGRESSING, "reconciliation in progress", generation, now)
     st.with_retry(status)
+    if st.requested_at(obj):
+        status["lastHandledReconcileAt"] = st.requested_at(obj)
     written = flux.write_status(c, GIT, ns, name, status, COMPONENT)
     if written is not None:
         flux.event(c, written, "Warning", reason, message, COMPONENT)

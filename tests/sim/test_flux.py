@@ -45,10 +45,12 @@ def kubectl(flux_sim: Sim, tmp_path: Path) -> Tool:
 
 
 @pytest.fixture
-def ns(kubectl: Tool, request: pytest.FixtureRequest) -> str:
+def ns(kubectl: Tool, request: pytest.FixtureRequest) -> Iterator[str]:
     name = request.node.name.removeprefix("test_").replace("_", "-")[:50]
     kubectl.run("create", "namespace", name)
-    return name
+    yield name
+    # The namespace's Flux objects (finalizers and all) go with it, and stop polling their repositories.
+    kubectl.run("delete", "namespace", name, "--wait=false")
 
 
 def get(kubectl: Tool, ns: str, kind: str, name: str) -> dict[str, Any]:
@@ -116,7 +118,7 @@ def test_crds_are_installed_and_validate(kubectl: Tool, ns: str) -> None:
     assert bad.returncode != 0 and "spec.interval" in bad.stderr
 
 
-def test_apply_follow_commits_and_prune(kubectl: Tool, ns: str, tmp_path: Path) -> None:
+def test_apply_follow_commits_and_prune(kubectl: Tool, ns: str, tmp_path: Path, flux_sim: Sim) -> None:
     repo = Repo(tmp_path / "repo")
     first = repo.commit({"deploy/kustomization.yaml": "resources: [a.yaml, b.yaml]\n",
                          "deploy/a.yaml": CONFIGMAP.format(name="a", color="red"),
@@ -167,6 +169,21 @@ def test_apply_follow_commits_and_prune(kubectl: Tool, ns: str, tmp_path: Path) 
     # Deleting the Kustomization (prune: true) takes its objects along, then the object goes (finalizer).
     kubectl.run("-n", ns, "delete", "kustomization", "app", "--timeout=30s")
     assert get(kubectl, ns, "cm", "a") == {} and get(kubectl, ns, "cm", "c") == {}
+    # Deleting the GitRepository removes its artifact from the simulator's storage.
+    storage = flux_sim.data_dir / "flux" / flux_sim.clusters[0].name / "gitrepository" / ns / "app"
+    assert (storage / f"{second}.tar.gz").is_file()
+    kubectl.run("-n", ns, "delete", "gitrepository", "app", "--timeout=30s")
+    assert not storage.exists()
+
+
+def test_namespace_deletion_waits_for_the_flux_finalizers(kubectl: Tool, tmp_path: Path) -> None:
+    repo = Repo(tmp_path / "repo")
+    repo.commit({"app/cm.yaml": CONFIGMAP.format(name="x", color="red")})
+    kubectl.run("create", "namespace", "doomed-flux")
+    apply(kubectl, git_repository("doomed-flux", "src", repo.url), kustomization("doomed-flux", "app", "src", "./app"))
+    ready(kubectl, "doomed-flux", "kustomization", "app")
+    kubectl.run("delete", "namespace", "doomed-flux", "--timeout=30s")
+    assert kubectl.run("get", "namespace", "doomed-flux", check=False).returncode != 0
 
 
 def test_broken_kustomization_reports_build_failed(kubectl: Tool, ns: str, tmp_path: Path) -> None:

@@ -37,14 +37,17 @@ def test_condition_transition_time_moves_only_when_the_status_changes() -> None:
     status: dict[str, object] = {}
     st.mark(status, st.ARTIFACT_IN_STORAGE, "True", "Succeeded", "a", 1, "t1")
     st.mark(status, st.READY, "Unknown", "Progressing", "b", 1, "t1")
-    st.mark(status, st.READY, "Unknown", "Progressing", "c", 2, "t2")
+    st.mark(status, st.READY, "Unknown", "Progressing", "b", 2, "t2")
     ready = st.get(status, st.READY)
-    assert ready is not None and ready["lastTransitionTime"] == "t1" and ready["message"] == "c"
-    assert ready["observedGeneration"] == 2
-    st.mark(status, st.READY, "True", "Succeeded", "d", 2, "t3")
+    assert ready is not None and ready["lastTransitionTime"] == "t1" and ready["observedGeneration"] == 2
+    st.mark(status, st.READY, "Unknown", "Progressing", "c", 2, "t3")  # a new message is a transition too
     assert st.get(status, st.READY)["lastTransitionTime"] == "t3"  # type: ignore[index]
-    assert [c["type"] for c in status["conditions"]] == ["Ready", "ArtifactInStorage"]  # type: ignore[attr-defined]
-    st.mark(status, st.RECONCILING, "True", "Progressing", "e", 2, "t3")
+    st.mark(status, st.READY, "True", "Succeeded", "d", 2, "t4")
+    assert st.get(status, st.READY)["lastTransitionTime"] == "t4"  # type: ignore[index]
+    st.mark(status, st.FETCH_FAILED, "True", "GitOperationFailed", "e", 2, "t4")
+    st.mark(status, st.RECONCILING, "True", "Progressing", "e", 2, "t4")
+    # Stalled, Reconciling, Ready first; then the newest generation, then by type.
+    assert [c["type"] for c in status["conditions"]] == ["Reconciling", "Ready", "FetchFailed", "ArtifactInStorage"]  # type: ignore[attr-defined]
     st.with_retry(status)
     assert st.get(status, st.RECONCILING)["reason"] == "ProgressingWithRetry"  # type: ignore[index]
     st.delete(status, st.RECONCILING)

@@ -111,10 +111,13 @@ class GitRunner:
         cmd = [self.git, *args]
         if self.prlimit:
             cmd = [self.prlimit, f"--fsize={self.limits.max_bytes}", "--", *cmd]
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, cwd=cwd or self.workdir, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *cmd, cwd=cwd or self.workdir, env=self.env, stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+            )  # fmt: skip
+        except OSError as e:
+            raise GitError("GitOperationFailed", f"cannot run git ({self.git}): {e.strerror}") from None
         remaining = self.deadline - asyncio.get_running_loop().time()
         try:
             out, err = await asyncio.wait_for(proc.communicate(), max(remaining, 0.01))

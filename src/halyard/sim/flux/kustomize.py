@@ -291,10 +291,13 @@ async def _build(kubectl: str, directory: Path, timeout: float) -> bytes:
         raise Failure(st.BUILD_FAILED, "kustomize build failed: no kubectl to run `kubectl kustomize` (put kubectl "
                                        "on PATH, set HALYARD_KUBECTL, or run scripts/install-kubectl.sh)")  # fmt: skip
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory.parent), "LC_ALL": "C"}
-    proc = await asyncio.create_subprocess_exec(
-        kubectl, "kustomize", str(directory), env=env, stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
-    )  # fmt: skip
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            kubectl, "kustomize", str(directory), env=env, stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+    except OSError as e:
+        raise Failure(st.BUILD_FAILED, f"kustomize build failed: cannot run {kubectl}: {e.strerror}") from None
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except (TimeoutError, asyncio.CancelledError) as e:

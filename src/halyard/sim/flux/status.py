@@ -38,6 +38,7 @@ PRUNE_FAILED = "PruneFailed"
 NOT_SUPPORTED = "NotSupportedBySimulator"
 
 FINALIZER = "finalizers.fluxcd.io"
+MAX_MESSAGE = 32768  # conditions.Set trims longer messages
 RECONCILE_REQUESTED_AT = "reconcile.fluxcd.io/requestedAt"
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -89,19 +90,22 @@ def is_true(status: dict[str, Any], kind: str) -> bool:
 
 
 def mark(status: dict[str, Any], kind: str, value: str, reason: str, message: str, generation: int, now: str) -> None:
-    """Set a condition in ``status`` (in place): ``lastTransitionTime`` moves only when the status value changes, as
-    ``conditions.Set`` does; Ready is kept first, then Reconciling and Stalled, the others in order of arrival."""
+    """Set a condition in ``status`` (in place) as ``fluxcd/pkg/runtime/conditions.Set`` does: ``lastTransitionTime``
+    moves when the status, reason or message changes; Stalled, Reconciling and Ready first, then the others by
+    highest observedGeneration and type."""
     conditions = [dict(c) for c in status.get("conditions") or []]
+    message = message[:MAX_MESSAGE]
     old = next((c for c in conditions if c.get("type") == kind), None)
-    since = old["lastTransitionTime"] if old is not None and old.get("status") == value else now
+    same = old is not None and (old.get("status"), old.get("reason"), old.get("message")) == (value, reason, message)
+    since = old["lastTransitionTime"] if same and old is not None else now
     new = {"type": kind, "status": value, "observedGeneration": generation, "lastTransitionTime": since,
-           "reason": reason, "message": message[:32768]}  # fmt: skip
+           "reason": reason, "message": message}  # fmt: skip
     if old is not None:
         conditions[conditions.index(old)] = new
     else:
         conditions.append(new)
-    order = {READY: 0, RECONCILING: 1, STALLED: 2}
-    conditions.sort(key=lambda c: order.get(c["type"], 3))
+    weights = {STALLED: 0, RECONCILING: 1, READY: 2}
+    conditions.sort(key=lambda c: (weights.get(c["type"], 3), -int(c.get("observedGeneration") or 0), c["type"]))
     status["conditions"] = conditions
 
 

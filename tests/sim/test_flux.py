@@ -153,6 +153,11 @@ def test_apply_follow_commits_and_prune(kubectl: Tool, ns: str, tmp_path: Path, 
     assert done[0]["metadata"]["annotations"]["kustomize.toolkit.fluxcd.io/revision"] == f"main@sha1:{first}"
     assert done[0]["source"]["component"] == "kustomize-controller"
 
+    # Drift: a change made behind Flux's back is undone at the next interval (forced server-side apply).
+    kubectl.run("-n", ns, "patch", "cm", "a", "--type=merge", "-p", '{"data":{"color":"purple"}}')
+    wait_for("the drift corrected", lambda: get(kubectl, ns, "cm", "a").get("data") == {"color": "red"})
+    assert any(e["message"] == f"ConfigMap/{ns}/a configured" for e in events(kubectl, ns, "Kustomization", "app"))
+
     # A new commit: a changed, a removed (pruned), a new object.
     second = repo.commit({"deploy/kustomization.yaml": "resources: [a.yaml, c.yaml]\n",
                           "deploy/a.yaml": CONFIGMAP.format(name="a", color="green"), "deploy/b.yaml": None,

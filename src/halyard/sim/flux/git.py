@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,7 +57,7 @@ class Fetched:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-def _config_env(auth: Auth, workdir: Path) -> dict[str, str]:
+def _config_env(auth: Auth, workdir: Path, url: str) -> dict[str, str]:
     pairs: list[tuple[str, str]] = [
         ("transfer.unpackLimit", "1"),
         ("fetch.unpackLimit", "1"),
@@ -67,11 +68,14 @@ def _config_env(auth: Auth, workdir: Path) -> dict[str, str]:
         ("init.defaultBranch", "main"),
         ("advice.detachedHead", "false"),
     ]
+    # Credentials only for the repository's own origin (git's URL-matched config): a redirect elsewhere gets none.
+    parts = urllib.parse.urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}/"
     if auth.bearer_token:
-        pairs.append(("http.extraHeader", f"Authorization: Bearer {auth.bearer_token}"))
+        pairs.append((f"http.{origin}.extraHeader", f"Authorization: Bearer {auth.bearer_token}"))
     elif auth.username or auth.password:
         basic = base64.b64encode(f"{auth.username}:{auth.password}".encode()).decode()
-        pairs.append(("http.extraHeader", f"Authorization: Basic {basic}"))
+        pairs.append((f"http.{origin}.extraHeader", f"Authorization: Basic {basic}"))
     if auth.ca_pem:
         ca = workdir / "ca.crt"
         ca.write_bytes(auth.ca_pem)
@@ -86,7 +90,7 @@ def _config_env(auth: Auth, workdir: Path) -> dict[str, str]:
 class GitRunner:
     """Runs git for one fetch: environment, limits, and a deadline shared by every step."""
 
-    def __init__(self, git: str, workdir: Path, auth: Auth, limits: Limits) -> None:
+    def __init__(self, git: str, workdir: Path, auth: Auth, limits: Limits, url: str = "") -> None:
         self.git = git
         self.workdir = workdir
         self.limits = limits
@@ -101,7 +105,7 @@ class GitRunner:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_SSH_COMMAND": "false",  # ssh is refused before this; never let git reach for the user's keys
-            **_config_env(auth, workdir),
+            **_config_env(auth, workdir, url),
         }
         self.deadline = asyncio.get_running_loop().time() + limits.timeout
         self.prlimit = shutil.which("prlimit")
@@ -169,7 +173,7 @@ async def fetch(
     the remote still points at ``last_sha`` (nothing fetched, as source-controller's no-op clone)."""
     work = Path(tempfile.mkdtemp(prefix="halyard-flux-git-"))
     try:
-        runner = GitRunner(git, work, auth, limits)
+        runner = GitRunner(git, work, auth, limits, url)
         try:
             refs = await ls_remote(runner, url)
             target = gitref.resolve(ref, refs)  # type: ignore[arg-type]

@@ -227,7 +227,7 @@ async def _apply_revision(flux: FluxControllers, c: VirtualCluster, obj: Obj, so
     archive = flux.settings.storage / c.name / str(artifact.get("path", ""))
     if not str(artifact.get("url", "")).startswith(f"http://{STORAGE_HOST}/") or not archive.is_file():
         raise _Wait("Source is not ready, artifact not found, retrying in 30s", 30.0)
-    work = Path(tempfile.mkdtemp(prefix="halyard-flux-kustomization-"))
+    work = await asyncio.to_thread(_scratch)
     try:
         async with flux.work:
             await asyncio.to_thread(_untar, archive, work, flux.settings.max_artifact_bytes)
@@ -238,7 +238,7 @@ async def _apply_revision(flux: FluxControllers, c: VirtualCluster, obj: Obj, so
                 await asyncio.to_thread(generator.write, directory, spec)
             except (generator.GenerateError, OSError) as e:
                 raise Failure(st.BUILD_FAILED, str(e)) from None
-            manifests = await _build(flux.settings.kubectl, directory, timeout)
+            manifests = await _build(flux.settings.kubectl, directory, work, timeout)
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
     objects = _decode(manifests)
@@ -260,6 +260,11 @@ async def _apply_revision(flux: FluxControllers, c: VirtualCluster, obj: Obj, so
                        COMPONENT, {f"{KUSTOMIZE_GROUP}/revision": revision})  # fmt: skip
     if spec.get("wait") or spec.get("healthChecks"):
         await _check_health(flux, c, obj, applied, revision, timeout)
+
+
+def _scratch() -> Path:
+    """A new scratch directory, by its real path (the one kustomize's messages name)."""
+    return Path(os.path.realpath(tempfile.mkdtemp(prefix="halyard-flux-kustomization-")))
 
 
 def _build_dir(work: Path, path: str) -> Path:
@@ -286,11 +291,13 @@ def _untar(archive: Path, dest: Path, max_bytes: int) -> None:
         raise Failure(st.ARTIFACT_FAILED, f"failed to extract artifact: {e}") from None
 
 
-async def _build(kubectl: str, directory: Path, timeout: float) -> bytes:
+async def _build(kubectl: str, directory: Path, root: Path, timeout: float) -> bytes:
+    """``kubectl kustomize directory``; its errors name paths inside the artifact (``/deploy/x.yaml``), not the
+    scratch directory, so a failing revision keeps one message from attempt to attempt."""
     if not kubectl:
         raise Failure(st.BUILD_FAILED, "kustomize build failed: no kubectl to run `kubectl kustomize` (put kubectl "
                                        "on PATH, set HALYARD_KUBECTL, or run scripts/install-kubectl.sh)")  # fmt: skip
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(directory.parent), "LC_ALL": "C"}
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(root), "LC_ALL": "C"}
     try:
         proc = await asyncio.create_subprocess_exec(
             kubectl, "kustomize", str(directory), env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -309,7 +316,7 @@ async def _build(kubectl: str, directory: Path, timeout: float) -> bytes:
             raise
         raise Failure(st.BUILD_FAILED, f"kustomize build failed: timeout after {st.format_duration(timeout)}") from None
     if proc.returncode != 0:
-        text = err.decode(errors="replace").strip().replace(str(directory.parent) + "/", "")
+        text = err.decode(errors="replace").strip().replace(str(root), "")
         text = text.removeprefix("error: ")
         raise Failure(st.BUILD_FAILED, f"kustomize build failed: {text}")
     return out

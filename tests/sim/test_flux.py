@@ -285,13 +285,15 @@ spec:
 def test_wait_checks_the_health_of_what_was_applied(kubectl: Tool, ns: str, tmp_path: Path) -> None:
     repo = Repo(tmp_path / "repo")
     repo.commit({"app/web.yaml": DEPLOYMENT})
-    apply(kubectl, git_repository(ns, "src", repo.url), kustomization(ns, "web", "src", "./app", wait=True))
+    apply(kubectl, git_repository(ns, "src", repo.url),
+          kustomization(ns, "web", "src", "./app", wait=True, commonMetadata={"labels": {"team": "web"}}))  # fmt: skip
     ks = ready(kubectl, ns, "kustomization", "web")
     healthy = condition(ks, "Healthy")
     assert healthy["status"] == "True" and healthy["reason"] == "Succeeded"
     assert healthy["message"].startswith("Health check passed in ")
     deployment = get(kubectl, ns, "deployment", "web")
     assert deployment["status"]["availableReplicas"] == 2
+    assert deployment["metadata"]["labels"]["team"] == "web"
 
 
 def test_refs_branch_tag_semver_commit(kubectl: Tool, ns: str, tmp_path: Path) -> None:

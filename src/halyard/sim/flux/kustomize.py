@@ -349,7 +349,13 @@ def _apply_all(
     """Server-side apply in Flux's stages and order: each stage dry-run first (one invalid object applies nothing
     of its stage), then the drifted objects applied. Returns what the inventory lists; raises Failure."""
     owner_ns, owner_name = owner["metadata"].get("namespace", ""), owner["metadata"]["name"]
+    common = (owner.get("spec") or {}).get("commonMetadata") or {}
     for o in objects:
+        meta = o.setdefault("metadata", {})
+        if common.get("annotations"):
+            meta["annotations"] = {**(meta.get("annotations") or {}), **common["annotations"]}
+        if common.get("labels"):
+            meta["labels"] = {**(meta.get("labels") or {}), **common["labels"]}
         labels = o.setdefault("metadata", {}).setdefault("labels", {}) or {}
         labels[f"{KUSTOMIZE_GROUP}/name"] = owner_name
         labels[f"{KUSTOMIZE_GROUP}/namespace"] = owner_ns

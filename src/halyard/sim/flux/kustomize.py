@@ -86,11 +86,9 @@ async def reconcile(flux: FluxControllers, c: VirtualCluster, ns: str, name: str
     interval, retry = _intervals(spec)
     key = (c.name, KUSTOMIZATION, ns, name)
     started = time.monotonic()
-    status = st.fresh(obj)
-    generation = int(obj["metadata"].get("generation", 1))
     revision = ""
     try:
-        source, revision = _source(c, obj)
+        source, revision = _source(c, obj, flux.settings.requeue_dependency)
         waiting = _dependencies_not_ready(c, obj, source)
         if waiting:
             message = f"Dependencies do not meet ready condition, retrying in {st.format_duration(flux.settings.requeue_dependency)}"
@@ -140,7 +138,7 @@ class _Wait(Exception):
         self.requeue = requeue
 
 
-def _source(c: VirtualCluster, obj: Obj) -> tuple[Obj, str]:
+def _source(c: VirtualCluster, obj: Obj, requeue_dependency: float) -> tuple[Obj, str]:
     ref = (obj.get("spec") or {}).get("sourceRef") or {}
     ns = ref.get("namespace") or obj["metadata"].get("namespace", "")
     kind, name = ref.get("kind", ""), ref.get("name", "")
@@ -153,7 +151,8 @@ def _source(c: VirtualCluster, obj: Obj) -> tuple[Obj, str]:
         raise _Wait(f'{key.split("/")[1]}.{key.split("/")[0]} "{name}" not found', retry)
     artifact = (source.get("status") or {}).get("artifact") or {}
     if not artifact.get("revision"):
-        raise _Wait("Source artifact not found, retrying in 30s", 30.0)
+        raise _Wait(f"Source artifact not found, retrying in {st.format_duration(requeue_dependency)}",
+                    requeue_dependency)  # fmt: skip
     return source, str(artifact["revision"])
 
 
@@ -226,7 +225,8 @@ async def _apply_revision(flux: FluxControllers, c: VirtualCluster, obj: Obj, so
     artifact = (source.get("status") or {}).get("artifact") or {}
     archive = flux.settings.storage / c.name / str(artifact.get("path", ""))
     if not str(artifact.get("url", "")).startswith(f"http://{STORAGE_HOST}/") or not archive.is_file():
-        raise _Wait("Source is not ready, artifact not found, retrying in 30s", 30.0)
+        wait = flux.settings.requeue_dependency
+        raise _Wait(f"Source is not ready, artifact not found, retrying in {st.format_duration(wait)}", wait)
     work = await asyncio.to_thread(_scratch)
     try:
         async with flux.work:

@@ -323,6 +323,10 @@ def test_refs_branch_tag_semver_commit(kubectl: Tool, ns: str, tmp_path: Path) -
     assert condition(bad)["message"] == (f"failed to checkout and determine revision: unable to clone '{repo.url}': "
                                          "couldn't find remote ref \"refs/heads/nope\"")  # fmt: skip
     assert condition(bad, "FetchFailed")["status"] == "True"
+    # The ref moved to another name for the same commit: the stored archive stays, the revision follows.
+    kubectl.run("-n", ns, "patch", "gitrepository", "branch", "--type=merge", "-p", '{"spec":{"ref":{"tag":"v1.0.0"}}}')
+    wait_for("the revision renamed",
+             lambda: get(kubectl, ns, "gitrepository", "branch")["status"]["artifact"]["revision"] == f"v1.0.0@sha1:{c1}")  # fmt: skip
     # `flux reconcile` asks through an annotation; the controller says it handled it.
     kubectl.run("-n", ns, "annotate", "gitrepository", "tag", "reconcile.fluxcd.io/requestedAt=2026-12-06T04:30:00Z")
     wait_for("the requested reconcile handled",

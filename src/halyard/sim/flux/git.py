@@ -181,7 +181,7 @@ async def fetch(
             raise GitError("GitOperationFailed", f"unable to clone '{url}': {e}") from None
         except GitError as e:
             raise GitError(e.reason, f"unable to clone '{url}': {e}") from None
-        if target.sha and target.sha == last_sha and target.shallow:
+        if target.sha and target.sha == last_sha:
             return gitref.revision(target.label, target.sha)
         repo = work / "repo.git"
         await runner.run("init", "-q", "--bare", str(repo))

@@ -133,6 +133,11 @@ async def reconcile_git(flux: FluxControllers, c: VirtualCluster, ns: str, name:
         revision, commit_message = result.revision, result.message
     else:
         revision, commit_message = result, ""
+        artifact = status.get("artifact") or {}
+        if artifact and artifact.get("revision") != revision:
+            # The same commit under another name (the ref changed to one pointing at it): same archive, new revision.
+            status["artifact"] = {**artifact, "revision": revision, "lastUpdateTime": now}
+            new_artifact = True
     for kind in (st.FETCH_FAILED, st.ARTIFACT_OUTDATED, st.STORAGE_OPERATION_FAILED, st.RECONCILING):
         st.delete(status, kind)
     stored = f"stored artifact for revision '{revision}'"

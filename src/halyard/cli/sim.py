@@ -48,6 +48,25 @@ def command(
         int,
         typer.Option("--watch-history", min=1, help="Writes per cluster a watch can resume from (older: 410)."),
     ] = 200,
+    flux: Annotated[
+        bool,
+        typer.Option(
+            "--flux/--no-flux",
+            help="Install Flux's CRDs in every cluster; the simulated Flux controllers "
+            "fetch GitRepositories with git and apply Kustomizations (docs/sim.md).",
+        ),
+    ] = False,
+    flux_max_artifact_size: Annotated[
+        float, typer.Option("--flux-max-artifact-size", min=0.001, help="MiB: a larger git repository fails to fetch.")
+    ] = 50.0,
+    flux_requeue_dependency: Annotated[
+        float,
+        typer.Option(
+            "--flux-requeue-dependency",
+            min=0.01,
+            help="Seconds before a Kustomization waiting on dependsOn retries (Flux's default: 30).",
+        ),
+    ] = 30.0,
 ) -> None:
     """Serve virtual Kubernetes clusters that kubectl, helm and client libraries use unchanged."""
     options = SimOptions(
@@ -63,6 +82,9 @@ def command(
         name_prefix=name_prefix,
         log_lines=log_lines,
         watch_history=watch_history,
+        flux=flux,
+        flux_max_artifact_mb=flux_max_artifact_size,
+        flux_requeue_dependency=flux_requeue_dependency,
     )
     if not re.fullmatch(r"v\d+\.\d+\.\d+(\S*)", kubernetes_version):
         raise typer.BadParameter("expected a version like v1.31.2", param_hint="--kubernetes-version")
@@ -71,13 +93,10 @@ def command(
 
 
 async def _serve(options: SimOptions) -> None:
+    # No event-loop policy change here: set inside the running loop, uvloop's policy never switched that loop and only
+    # made its asyncio subprocesses fail (NotImplementedError from the policy's missing child watcher), which the
+    # simulated Flux controllers need for git and kustomize.
     configure("warning")
-    try:
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    except ImportError:
-        pass
     server = SimServer(options)
     await server.start()
     names = list(server.clusters)

@@ -317,38 +317,9 @@ class ControllerManager:
     def _event(
         self, c: VirtualCluster, obj: Obj, reason: str, message: str, component: str, kind: str = "Normal"
     ) -> None:
-        """Record an Event (``kind`` Normal or Warning) about ``obj`` (what ``kubectl describe`` shows), keeping at
-        most ``MAX_EVENTS`` per namespace as the real server's event TTL would."""
-        meta = obj["metadata"]
-        ns = meta.get("namespace") or "default"
-        namespace = c.store.get("/namespaces", "", ns)
-        if namespace is None or namespace["metadata"].get("deletionTimestamp"):
-            return
-        events_rt = self._rt(c, "/events")
-        existing = c.store.list("/events", ns)
-        for old in sorted(existing, key=lambda e: int(e["metadata"]["resourceVersion"]))[
-            : len(existing) - MAX_EVENTS + 1
-        ]:
-            self._delete(c, "/events", old)
-        now = rfc3339(c.clock)
+        """Record an Event (``kind`` Normal or Warning) about ``obj`` (what ``kubectl describe`` shows)."""
         self._event_seq += 1
-        event = {
-            "apiVersion": "v1",
-            "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{self._event_seq:016x}", "namespace": ns},
-            "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
-                               "namespace": ns, "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason,
-            "message": message,
-            "source": {"component": component},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-            "type": kind,
-            "reportingComponent": component,
-            "reportingInstance": "",
-        }  # fmt: skip
-        c.create(events_rt, ns, event, SYSTEM)
+        record_event(c, obj, reason, message, component, kind, name=f"{obj['metadata']['name']}.{self._event_seq:016x}")
 
     def _delete(self, c: VirtualCluster, key: str, obj: Obj) -> None:
         if obj["metadata"].get("deletionTimestamp"):
@@ -913,3 +884,49 @@ class ControllerManager:
                              managed_already=True)  # fmt: skip
                 else:
                     self._delete(c, rt.key, obj)
+
+
+def record_event(
+    c: VirtualCluster,
+    obj: Obj,
+    reason: str,
+    message: str,
+    component: str,
+    kind: str = "Normal",
+    *,
+    name: str,
+    annotations: dict[str, str] | None = None,
+) -> None:
+    """Record an Event (``kind`` Normal or Warning) about ``obj``, keeping at most ``MAX_EVENTS`` per namespace as the
+    real server's event TTL would. Nothing is recorded in a missing or terminating namespace."""
+    meta = obj["metadata"]
+    ns = meta.get("namespace") or "default"
+    namespace = c.store.get("/namespaces", "", ns)
+    if namespace is None or namespace["metadata"].get("deletionTimestamp"):
+        return
+    events_rt = c.registry.by_key("/events")
+    assert events_rt is not None
+    existing = c.store.list("/events", ns)
+    for old in sorted(existing, key=lambda e: int(e["metadata"]["resourceVersion"]))[: len(existing) - MAX_EVENTS + 1]:
+        c.delete(events_rt, ns, old["metadata"]["name"])
+    now = rfc3339(c.clock)
+    event_meta: dict[str, Any] = {"name": name, "namespace": ns}
+    if annotations:
+        event_meta["annotations"] = dict(annotations)
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": event_meta,
+        "involvedObject": {"apiVersion": obj["apiVersion"], "kind": obj["kind"], "name": meta["name"],
+                           "namespace": ns, "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")},
+        "reason": reason,
+        "message": message,
+        "source": {"component": component},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+        "type": kind,
+        "reportingComponent": component,
+        "reportingInstance": "",
+    }  # fmt: skip
+    c.create(events_rt, ns, event, SYSTEM)

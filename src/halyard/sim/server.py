@@ -32,6 +32,7 @@ from halyard.sim.api import ApiSettings, ClusterApi
 from halyard.sim.app import PREFIX, SimApp, TlsHttpProtocol
 from halyard.sim.cluster import VirtualCluster
 from halyard.sim.controllers import ControllerManager, Timing
+from halyard.sim.flux import FluxControllers, FluxSettings, install_crds
 from halyard.sim.kubeconfig import issue_client_certificate, kubeconfig, write_kubeconfig
 from halyard.sim.seed import seed_cluster
 
@@ -57,6 +58,10 @@ class SimOptions:
     bookmark_interval: float = 60.0
     watch_history: int = 200
     log_lines: int = 10
+    # Flux's CRDs in every cluster (the simulated Flux controllers serve any cluster that has them).
+    flux: bool = False
+    flux_max_artifact_mb: float = 50.0  # a git repository (or its unpacked tree) larger than this fails its reconcile
+    flux_requeue_dependency: float = 30.0  # kustomize-controller's --requeue-dependency
 
 
 def cluster_names(options: SimOptions) -> list[str]:
@@ -93,6 +98,13 @@ class SimServer:
         self.clock = clock or SystemClock()
         self.clusters: dict[str, VirtualCluster] = {}
         self.controllers = ControllerManager(Timing(options.pod_start_delay, options.job_pod_run))
+        self.flux = FluxControllers(
+            FluxSettings(
+                storage=Path(options.data_dir) / "flux",
+                max_artifact_bytes=int(options.flux_max_artifact_mb * 1024 * 1024),
+                requeue_dependency=options.flux_requeue_dependency,
+            )
+        )
         self.api = ClusterApi(
             ApiSettings(options.kubernetes_version, options.bookmark_interval, options.log_lines),
             self.clock,
@@ -176,6 +188,7 @@ class SimServer:
         )
         self._server = _Server(config)
         self.controllers.start()
+        self.flux.start()
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="sim-http")
         while not self._server.started:
             if self._task.done():
@@ -197,6 +210,8 @@ class SimServer:
         opts = self.options
         cluster = VirtualCluster(name, self.clock, watch_history=opts.watch_history)
         seed_cluster(cluster, nodes=opts.nodes, version=opts.kubernetes_version, distribution=opts.distribution)
+        if opts.flux:
+            install_crds(cluster)
         self._attach(cluster)
         if write and self._server is not None:
             self._write_kubeconfig(name)
@@ -206,6 +221,7 @@ class SimServer:
     def _attach(self, cluster: VirtualCluster) -> None:
         self.clusters[cluster.name] = cluster
         self.controllers.attach(cluster)
+        self.flux.attach(cluster)
 
     def _write_kubeconfig(self, name: str) -> None:
         cluster = self.clusters[name]
@@ -261,6 +277,7 @@ class SimServer:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        await self.flux.stop()
         await self.controllers.stop()
         if self.api.webhooks is not None:
             await self.api.webhooks.aclose()

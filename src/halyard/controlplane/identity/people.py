@@ -28,6 +28,9 @@ PASSWORD = "password"
 # --force-change-password-next-sign-in): it signs in only together with a new password.
 TEMPORARY_PASSWORD = "tempPassword"
 PASSWORD_KINDS = (PASSWORD, TEMPORARY_PASSWORD)
+# ARM's principalType values (Microsoft.Authorization). Everything that is neither a user nor a group signs in as an
+# application (service principals, and connected clusters' identities, which Azure models as managed identities).
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 # A password does not expire by itself (the administrator resets it); the column needs a date.
 PASSWORD_LIFETIME = dt.timedelta(days=3650)
 MIN_PASSWORD = 12
@@ -37,6 +40,11 @@ MAX_NESTING = 8
 _USER_NAME = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}$")
 
 Hasher = Callable[[Callable[[str], str], str], Awaitable[str]]
+
+
+def principal_type(kind: str) -> str:
+    """The ``principalType`` ARM shows for a principal of this kind."""
+    return kind if kind in (USER, GROUP) else "ServicePrincipal"
 
 
 def check_password_rules(password: str) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from tests.cli.conftest import Cli
 from tests.support.processes import ServerProcess
+from tests.support.signin import fill_device_page
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +50,8 @@ def test_a_user_logs_in_with_a_device_code(admin: Cli, cli: Cli, server: ServerP
         found = re.search(r"open the page (\S+) and enter the code (\S+) ", message)
         assert found, message
         page, code = found.groups()
-        r = httpx.post(page, data={"user_code": code, "username": name, "password": password}, verify=server.ca)
+        with httpx.Client(verify=server.ca, timeout=30) as browser:
+            r = fill_device_page(browser, page, {"user_code": code, "username": name, "password": password})
         assert r.status_code == 200 and "signed in" in r.text.lower()
         out, err = login.communicate(timeout=60)
     finally:

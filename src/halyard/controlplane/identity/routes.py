@@ -14,6 +14,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity import pages
 from halyard.controlplane.identity.authcode import form_action_origin, parse_authorize, redirect_to
+from halyard.controlplane.identity.csrf import DEVICE_PAGE, FormGuard, binding_of
+from halyard.controlplane.identity.csrf import FIELD as CSRF_FIELD
 from halyard.controlplane.identity.people import USER
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
 from halyard.controlplane.identity.signin import normalize_user_code
@@ -121,7 +123,13 @@ async def authorize(tenant: str, request: Request, cp: Plane) -> HTMLResponse:
     await _tenant(cp, tenant)
     auth = parse_authorize(dict(request.query_params), cp.settings.base_url)
     _audience(cp, auth.scope)
-    return HTMLResponse(pages.signin_page(auth.fields()), headers=pages.headers(form_action_origin(auth.redirect_uri)))
+    guard = _guard(cp)
+    browser = guard.browser(request.cookies)
+    fields = auth.fields()
+    page = pages.signin_page(fields, csrf=guard.issue(browser, binding_of(fields)))
+    return HTMLResponse(
+        page, headers={**pages.headers(form_action_origin(auth.redirect_uri)), **guard.set_cookie(browser)}
+    )
 
 
 @router.post("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="AuthorizeSignIn")
@@ -134,9 +142,13 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
     _audience(cp, auth.scope)
     user_name = form.get("username", "")
     page_headers = pages.headers(form_action_origin(auth.redirect_uri))
+    if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), binding_of(auth.fields())):
+        return _forged()
 
     def again(error: str, status: int, extra: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
-        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error, ask_new=ask_new)
+        page = pages.signin_page(
+            auth.fields(), csrf=form[CSRF_FIELD], user_name=user_name[:256], error=error, ask_new=ask_new
+        )
         return HTMLResponse(page, status_code=status, headers={**page_headers, **(extra or {})})
 
     address = address_key(request.client.host if request.client else None)
@@ -307,8 +319,11 @@ async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
 
 
 @router.get("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLoginPage")
-async def devicelogin_page(code: str = "") -> HTMLResponse:
-    return HTMLResponse(pages.form_page(user_code=code[:16]), headers=pages.headers())
+async def devicelogin_page(request: Request, cp: Plane, code: str = "") -> HTMLResponse:
+    guard = _guard(cp)
+    browser = guard.browser(request.cookies)
+    page = pages.form_page(csrf=guard.issue(browser, DEVICE_PAGE), user_code=code[:16])
+    return HTMLResponse(page, headers={**pages.headers(), **guard.set_cookie(browser)})
 
 
 @router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
@@ -316,9 +331,13 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
     """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
     form = await _form(request)
     user_code, user_name = form.get("user_code", ""), form.get("username", "")
+    if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), DEVICE_PAGE):
+        return _forged()
 
     def again(error: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
-        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new)
+        page = pages.form_page(
+            csrf=form[CSRF_FIELD], user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new
+        )
         return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
 
     address = address_key(request.client.host if request.client else None)
@@ -337,6 +356,20 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
     if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
     return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
+
+
+def _guard(cp: ControlPlane) -> FormGuard:
+    return FormGuard(cp.sealer, cp.clock, secure=cp.settings.base_url.startswith("https://"))
+
+
+def _forged() -> HTMLResponse:
+    """A form posted without the token its page gave this browser: another site's post, or a page kept open too
+    long. Nothing in it is looked at (no password is checked, nothing counts against the throttle)."""
+    page = pages.refused_page(
+        "This sign-in form has expired or was not opened in this browser. Open the sign-in page again from the "
+        "application or device that sent you here."
+    )
+    return HTMLResponse(page, status_code=403, headers=pages.headers())
 
 
 class _Retry(Exception):

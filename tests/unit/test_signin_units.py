@@ -61,11 +61,14 @@ def test_the_device_page_escapes_what_it_echoes_and_keeps_no_password() -> None:
 
 def test_redirect_uris_are_loopback_or_this_server() -> None:
     base = "https://halyard.example:8443"
-    for ok in ("http://localhost:8400/", "http://127.0.0.1:5000/cb", "http://[::1]:1/", f"{base}/portal/signed-in"):
+    for ok in (
+        "http://localhost:8400/", "http://127.0.0.1:5000/cb", "http://[::1]:1/", f"{base}/portal/signed-in",
+        "https://127.0.0.1:8400/federation/callback",  # loopback with TLS (another Halyard federating to this one)
+    ):  # fmt: skip
         assert check_redirect(ok, base) == ok
     for bad in (
         "https://evil.example/cb",
-        "https://localhost:8400/",  # loopback is plain http (RFC 8252 §7.3); https only for this server
+        "ftp://localhost:8400/",
         "http://localhost.evil.example/",
         "http://user@localhost:80/",
         "http://localhost:8400/#fragment",

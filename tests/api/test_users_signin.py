@@ -159,6 +159,29 @@ def test_wrong_passwords_are_throttled(fresh_server: ServerProcess) -> None:
     # Guessing device codes is throttled too (pending codes cannot be enumerated).
     guesses = [login.enter(f"ZZZZ-ZZZ{i}", "bob@example.test", password).status_code for i in range(4)]
     assert guesses == [400, 400, 400, 429]
+    # Every other way to try a password is throttled by the same count: the authorization code flow's sign-in
+    # form (bob is locked there too, right password or not), and there is no password grant (ROPC) to go around it.
+    verifier = base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("=")
+    query = {
+        "client_id": AZ_CLIENT, "response_type": "code", "redirect_uri": "http://localhost:38125/", "scope": login.scope,
+        "code_challenge": base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    authorize = f"/{login.tenant}/oauth2/v2.0/authorize"
+    form = form_of(login.http.get(authorize, params=query).text).fields
+    locked = login.http.post(authorize, data={**form, "username": "bob@example.test", "password": password})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0 and "Too many" in locked.text
+    dave = [
+        login.http.post(authorize, data={**form, "username": "dave@example.test", "password": f"guess {i}"}).status_code
+        for i in range(4)
+    ]
+    assert dave == [400, 400, 400, 429]
+    ropc = login.http.post(
+        f"/{login.tenant}/oauth2/v2.0/token",
+        data={"grant_type": "password", "client_id": AZ_CLIENT, "username": "bob@example.test", "password": password,
+              "scope": login.scope},
+    )  # fmt: skip
+    assert (ropc.status_code, ropc.json()["error"]) == (400, "unsupported_grant_type")
 
 
 def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code(server: ServerProcess) -> None:

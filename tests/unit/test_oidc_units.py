@@ -86,7 +86,9 @@ def test_claims_and_groups_map_as_the_operator_said() -> None:
         "9b1f0d6e-0000-4000-8000-000000000001",
         "halyard-operators",
     )
-    assert wanted_groups(["ops", "sales"], GroupMapping(map={"ops": "operators"})) == ("operators", "sales")
+    assert wanted_groups(["ops", "sales"], GroupMapping(map={"ops": "operators"})) == ("operators",)
+    by_name = GroupMapping(by_name=True, map={"ops": "operators"})
+    assert wanted_groups(["ops", "sales"], by_name) == ("operators", "sales")
 
 
 def test_the_provider_file_is_checked_at_start(tmp_path: Path) -> None:

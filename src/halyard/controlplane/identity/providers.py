@@ -26,10 +26,12 @@ class ClaimMapping(BaseModel):
 class GroupMapping(BaseModel):
     """How the provider's groups become Halyard groups: ``map`` (a provider group's claim value → a Halyard group's
     name or object id) first; then, with ``by_name``, a Halyard group of the same display name. A provider group
-    that maps to no Halyard group is ignored (groups are never created by a sign-in)."""
+    that maps to no Halyard group is ignored (groups are never created by a sign-in). ``by_name`` is off unless
+    asked for: where people may name their own groups at the provider, matching by name would let them pick
+    Halyard's."""
 
     model_config = ConfigDict(extra="forbid")
-    by_name: bool = True
+    by_name: bool = False
     map: dict[str, str] = Field(default_factory=dict)
 
 

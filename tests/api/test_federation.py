@@ -22,7 +22,7 @@ import pytest
 
 from tests.support.oidcprovider import TinyProvider
 from tests.support.processes import ServerProcess, free_port
-from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, claims_of, form_of, new_group, new_user
+from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, Login, claims_of, form_of, new_group, new_user
 
 pytestmark = pytest.mark.e2e
 APP = "portal-app"
@@ -229,6 +229,28 @@ def test_a_good_id_token_of_the_tiny_provider_signs_in(setup: Setup) -> None:
         callback = browser.get(choose(browser, app, "tiny").headers["location"]).headers["location"]
         tokens = app.redeem(browser.get(callback))
     assert claims_of(tokens["access_token"])["upn"] == "tina@tiny.example"
+
+
+def test_a_device_code_is_approved_by_a_federated_sign_in(setup: Setup) -> None:
+    """``az login --use-device-code`` for a person of the organisation: the device page offers the providers too."""
+    setup.tiny.mode = "good"
+    login = Login(setup.rp)
+    grant = login.start()
+    with httpx.Client(verify=setup.bundle, timeout=30) as browser:
+        page = browser.get(f"{setup.rp.url}/devicelogin")
+        assert 'name="federation" value="tiny"' in page.text and "formnovalidate" in page.text
+        assert setup.tiny.issuer in page.headers["content-security-policy"]  # the post may end at the provider
+        sent = browser.post(
+            f"{setup.rp.url}/devicelogin",
+            data={**form_of(page.text).fields, "user_code": grant["user_code"], "federation": "tiny"},
+        )
+        assert sent.status_code == 303 and sent.headers["location"].startswith(setup.tiny.issuer), sent.text
+        assert login.poll(grant["device_code"]).json()["error"] == "authorization_pending"
+        done = browser.get(browser.get(sent.headers["location"]).headers["location"])
+    assert done.status_code == 200 and "signed in" in done.text.lower(), done.text
+    tokens = login.poll(grant["device_code"])
+    assert tokens.status_code == 200, tokens.text
+    assert claims_of(tokens.json()["access_token"])["upn"] == "tina@tiny.example"
 
 
 def test_failed_federated_sign_ins_count_against_the_login_throttle(setup: Setup) -> None:

@@ -48,10 +48,24 @@ def _hidden(name: str, value: str) -> str:
     return f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
 
 
-def form_page(*, csrf: str, user_code: str = "", user_name: str = "", error: str = "", ask_new: bool = False) -> str:
+def form_page(
+    *,
+    csrf: str,
+    providers: Sequence[tuple[str, str]] = (),
+    user_code: str = "",
+    user_name: str = "",
+    error: str = "",
+    ask_new: bool = False,
+) -> str:
     """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password;
-    ``csrf``: the token its post must carry back."""
+    ``csrf``: the token its post must carry back; ``providers`` (id, name): "Sign in with <name>" buttons, which
+    post the code only."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    federated = "".join(
+        f'<button type=submit name="{FEDERATION_FIELD}" value="{escape(pid)}" formnovalidate>'
+        f"Sign in with {escape(name)}</button> "
+        for pid, name in providers
+    )
     return _page(
         "Sign in to Halyard",
         f"{message}<p>Enter the code shown by the application or device, then your user name and password.</p>"
@@ -61,7 +75,8 @@ def form_page(*, csrf: str, user_code: str = "", user_name: str = "", error: str
         f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
         'type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
-        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button>"
+        f"{'<p>Or, with the code above:</p>' + federated if federated else ''}</form>",
     )
 
 

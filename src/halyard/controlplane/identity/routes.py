@@ -149,7 +149,7 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
     if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), binding_of(auth.fields())):
         return _forged()
     if pages.FEDERATION_FIELD in form:
-        return await _start_federation(federation, form[pages.FEDERATION_FIELD], t.id, auth)
+        return await _start_federation(federation, form[pages.FEDERATION_FIELD], t.id, auth.fields())
 
     def again(error: str, status: int, extra: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
         page = pages.signin_page(
@@ -192,15 +192,20 @@ def _signin_headers(auth: AuthorizeRequest, federation: Federation) -> dict[str,
     return pages.headers(" ".join([form_action_origin(auth.redirect_uri), *federation.form_origins()]))
 
 
+# What a federated sign-in started on the device page resumes: the device code to approve.
+DEVICE_RESUME = "device_user_code"
+
+
 async def _start_federation(
-    federation: Federation, provider_id: str, tenant_id: str, auth: AuthorizeRequest
+    federation: Federation, provider_id: str, tenant_id: str, resume: dict[str, str]
 ) -> Response:
-    """ "Sign in with <provider>": the browser is sent to the provider, with a cookie binding the sign-in to it."""
+    """ "Sign in with <provider>": the browser is sent to the provider, with a cookie binding the sign-in to it;
+    ``resume``: what to complete when it comes back (an authorization request's fields, or a device code)."""
     provider = federation.provider(provider_id)
     if provider is None:
         return _refused(f"There is no identity provider '{provider_id[:64]}' here.", 400)
     try:
-        started = await federation.start(provider, tenant_id, auth.fields())
+        started = await federation.start(provider, tenant_id, resume)
     except FederationRefused as exc:
         return _refused(exc.message, 502)
     return Response(
@@ -224,14 +229,19 @@ async def federation_callback(request: Request, cp: Plane) -> Response:
     failed = True
     try:
         finished = await federation.finish(dict(request.query_params), request.cookies)
-        auth = parse_authorize(finished.resume, cp.settings.base_url)
         failed = False
     except FederationRefused as exc:
         log.warning("federated sign-in refused", extra={"reason": exc.message})
         return _refused(exc.message, 400)
     finally:
         cp.login_throttle.end(address, failed=failed, reserve=False)
-    answer = await _answer_with_code(cp, auth, finished.user)
+    device_code = finished.resume.get(DEVICE_RESUME)
+    if device_code is not None:
+        if not await cp.principals.signins.approve_device(device_code, finished.user):
+            return _refused("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+        answer: Response = HTMLResponse(pages.done_page(finished.user.user_name or ""), headers=pages.headers())
+    else:
+        answer = await _answer_with_code(cp, parse_authorize(finished.resume, cp.settings.base_url), finished.user)
     answer.headers.append("Set-Cookie", federation.clear_cookie())
     return answer
 
@@ -394,23 +404,31 @@ async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
 async def devicelogin_page(request: Request, cp: Plane, code: str = "") -> HTMLResponse:
     guard = _guard(cp)
     browser = guard.browser(request.cookies)
-    page = pages.form_page(csrf=guard.issue(browser, DEVICE_PAGE), user_code=code[:16])
-    return HTMLResponse(page, headers={**pages.headers(), **guard.set_cookie(browser)})
+    federation = _federation(request)
+    page = pages.form_page(csrf=guard.issue(browser, DEVICE_PAGE), providers=federation.providers, user_code=code[:16])
+    return HTMLResponse(page, headers={**_device_headers(federation), **guard.set_cookie(browser)})
+
+
+def _device_headers(federation: Federation) -> dict[str, str]:
+    return pages.headers(" ".join(federation.form_origins()))
 
 
 @router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
-async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
+async def devicelogin(request: Request, cp: Plane) -> Response:
     """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
     form = await _form(request)
     user_code, user_name = form.get("user_code", ""), form.get("username", "")
     if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), DEVICE_PAGE):
         return _forged()
 
+    federation = _federation(request)
+
     def again(error: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
         page = pages.form_page(
-            csrf=form[CSRF_FIELD], user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new
-        )
-        return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
+            csrf=form[CSRF_FIELD], providers=federation.providers, user_code=user_code[:16],
+            user_name=user_name[:256], error=error, ask_new=ask_new,
+        )  # fmt: skip
+        return HTMLResponse(page, status_code=status, headers={**_device_headers(federation), **(headers or {})})
 
     address = address_key(request.client.host if request.client else None)
     pending = await cp.principals.signins.pending_device(user_code)
@@ -421,6 +439,10 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
             return again(f"Too many failed attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
         cp.login_throttle.end(address, failed=True, reserve=False)
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    if pages.FEDERATION_FIELD in form:  # "Sign in with <provider>": approved when the provider sends the user back
+        return await _start_federation(
+            federation, form[pages.FEDERATION_FIELD], pending.tenant_id, {DEVICE_RESUME: pending.user_code}
+        )
     try:
         user = await _password_sign_in(cp, address, pending.tenant_id, form)
     except _Retry as retry:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -97,7 +98,7 @@ def test_a_user_logs_in_with_a_device_code(admin: Cli, cli: Cli, server: ServerP
     assert cli.ok("logout") == ""
 
 
-def test_a_user_logs_in_with_a_browser(admin: Cli, cli: Cli, server: ServerProcess) -> None:
+def test_a_user_logs_in_with_a_browser(admin: Cli, cli: Cli, server: ServerProcess, tmp_path: Path) -> None:
     """``halyard login --tenant T``: authorization code with PKCE, the code brought back to the CLI's loopback
     listener by the browser's redirect. The "browser" is httpx doing what one does: open the URL, post the form."""
     suffix = uuid.uuid4().hex[:8]
@@ -108,13 +109,21 @@ def test_a_user_logs_in_with_a_browser(admin: Cli, cli: Cli, server: ServerProce
     sub = server.admin["subscription"]
     admin.ok("role", "assignment", "create", "--assignee", user["id"], "--role", "Reader",
              "--scope", f"/subscriptions/{sub}", "-o", "none")  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER", "BROWSER")}
-    env["HALYARD_CONFIG_DIR"] = str(cli.config_dir)
+    # A browser is available ($BROWSER, a script recording what it is asked to open; tests/unit/test_browser_login.py
+    # shows the CLI opens it without --no-browser).
+    opened = tmp_path / "opened-url"
+    browser_script = tmp_path / "browser.sh"
+    browser_script.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    browser_script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER")}
+    env.update(HALYARD_CONFIG_DIR=str(cli.config_dir), BROWSER=str(browser_script))
+    command = [sys.executable, "-m", "halyard", "login", "--tenant", server.admin["tenant"], "--server", server.url,
+               "--ca-cert", server.ca]  # fmt: skip
+
+    # With --no-browser it only prints the URL, browser or not.
     login = subprocess.Popen(
-        [sys.executable, "-m", "halyard", "login", "--tenant", server.admin["tenant"], "--no-browser",
-         "--server", server.url, "--ca-cert", server.ca],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+        [*command, "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         assert login.stderr is not None
         message = login.stderr.readline()
@@ -139,6 +148,7 @@ def test_a_user_logs_in_with_a_browser(admin: Cli, cli: Cli, server: ServerProce
             login.kill()
             login.wait()
     assert login.returncode == 0, err
+    assert not opened.exists()  # no browser was opened
     assert next(a for a in json.loads(out) if a["id"] == sub)["user"] == {"name": name, "type": "user"}
     cli.ok("group", "list", "-o", "none")  # the user's token works
     (profile_file,) = (cli.config_dir / "profiles").iterdir()

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import sys
+import webbrowser
+from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from halyard.cli.browserlogin import can_launch_browser, code_from_redirect, new_request
+from halyard.cli.browserlogin import can_launch_browser, code_from_redirect, new_request, open_browser
 from halyard.cli.errors import CliError
 
 pytestmark = pytest.mark.unit
@@ -54,3 +57,21 @@ def test_only_a_redirect_with_this_sign_ins_state_gives_a_code() -> None:
 )
 def test_a_browser_is_opened_only_where_there_is_one(environ: dict[str, str], platform: str, expected: bool) -> None:
     assert can_launch_browser(environ, platform) is expected
+
+
+def test_the_users_browser_is_opened_at_the_url_only_when_there_is_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = tmp_path / "opened"
+    script = tmp_path / "browser.sh"
+    script.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    script.chmod(0o755)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "SSH_CONNECTION", "SSH_CLIENT", "SSH_TTY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.delenv("BROWSER", raising=False)
+    assert open_browser("https://h.example/t/oauth2/v2.0/authorize?x=1") is False and not opened.exists()
+    monkeypatch.setenv("BROWSER", str(script))
+    monkeypatch.setattr(webbrowser, "_tryorder", None)  # read $BROWSER again, as a new process would
+    assert open_browser("https://h.example/t/oauth2/v2.0/authorize?x=1") is True
+    assert opened.read_text() == "https://h.example/t/oauth2/v2.0/authorize?x=1"

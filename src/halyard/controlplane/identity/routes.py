@@ -199,8 +199,8 @@ DEVICE_RESUME = "device_user_code"
 async def _start_federation(
     federation: Federation, provider_id: str, tenant_id: str, resume: dict[str, str]
 ) -> Response:
-    """ "Sign in with <provider>": the browser is sent to the provider, with a cookie binding the sign-in to it;
-    ``resume``: what to complete when it comes back (an authorization request's fields, or a device code)."""
+    """A provider's button was pressed: the browser is sent to the provider, with a cookie binding the sign-in to
+    it; ``resume``: what to complete when it comes back (an authorization request's fields, or a device code)."""
     provider = federation.provider(provider_id)
     if provider is None:
         return _refused(f"There is no identity provider '{provider_id[:64]}' here.", 400)

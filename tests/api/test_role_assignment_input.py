@@ -21,6 +21,7 @@ from tests.api.helpers import (
     unique,
 )
 from tests.support.processes import ServerProcess
+from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, new_group, new_user
 
 pytestmark = pytest.mark.e2e
 ASSIGNMENTS = "/providers/Microsoft.Authorization/roleAssignments"
@@ -98,3 +99,34 @@ def test_location_comes_from_the_configured_url_not_the_host_header(server: Serv
                 break
     assert seen, "no operation was seen in progress"
     assert seen[0].startswith(server.url + "/subscriptions/"), seen
+
+
+def test_assignments_name_the_principal_type_and_refuse_a_wrong_one(server: ServerProcess) -> None:
+    group = make_group(server)
+    scope = group_path(server, group)
+    with server.client() as c:
+        user, _ = new_user(c)
+        people = new_group(c)
+        app = make_principal(server)
+        made: dict[str, str] = {}
+        for oid, kind in ((user["id"], "User"), (people["id"], "Group"), (app.object_id, "ServicePrincipal")):
+            for wrong in {"User", "Group", "ServicePrincipal", "ForeignGroup"} - {kind}:
+                r = c.put(f"{scope}{ASSIGNMENTS}/{uuid.uuid4()}", params=AUTHZ_API,
+                          json={"properties": {**_body(oid)["properties"], "principalType": wrong}})  # fmt: skip
+                assert r.status_code == 400, r.text
+                assert r.json()["error"]["code"] == "UnmatchedPrincipalType"
+                assert f"has type '{kind}'" in r.json()["error"]["message"]
+            name = str(uuid.uuid4())
+            r = c.put(f"{scope}{ASSIGNMENTS}/{name}", params=AUTHZ_API,
+                      json={"properties": {**_body(oid)["properties"], "principalType": kind}})  # fmt: skip
+            assert r.status_code == 201 and r.json()["properties"]["principalType"] == kind, r.text
+            assert c.get(f"{scope}{ASSIGNMENTS}/{name}", params=AUTHZ_API).json()["properties"]["principalType"] == kind
+            made[oid] = kind
+        bogus = c.put(f"{scope}{ASSIGNMENTS}/{uuid.uuid4()}", params=AUTHZ_API,
+                      json={"properties": {**_body(user["id"])["properties"], "principalType": "Robot"}})  # fmt: skip
+        assert bogus.status_code == 400 and bogus.json()["error"]["code"] == "InvalidPrincipalType"
+        listed = c.get(f"{scope}{ASSIGNMENTS}", params=AUTHZ_API).json()["value"]
+        shown = {a["properties"]["principalId"]: a["properties"]["principalType"] for a in listed}
+        assert {oid: shown[oid] for oid in made} == made
+        for kind, oid in (("users", user["id"]), ("groups", people["id"])):  # the session's server is shared
+            assert c.delete(f"{DIRECTORY}/{kind}/{oid}", params=DIRECTORY_VERSION).status_code == 204

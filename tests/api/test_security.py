@@ -40,6 +40,7 @@ PUBLIC = {
     ("POST", "/{tenant}/oauth2/v2.0/revoke"),  # sign-out: needs the refresh token itself
     ("GET", "/devicelogin"),  # the device page, and its form (the user's password authenticates)
     ("POST", "/devicelogin"),
+    ("GET", "/federation/callback"),  # an external provider sends the browser back: its signed id token authenticates
     ("GET", "/metadata/endpoints"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.support.processes import ServerProcess
-from tests.support.signin import AZ_CLIENT, Login, claims_of, new_user
+from tests.support.signin import AZ_CLIENT, Login, claims_of, form_of, new_user
 
 pytestmark = pytest.mark.e2e
 
@@ -159,6 +159,29 @@ def test_wrong_passwords_are_throttled(fresh_server: ServerProcess) -> None:
     # Guessing device codes is throttled too (pending codes cannot be enumerated).
     guesses = [login.enter(f"ZZZZ-ZZZ{i}", "bob@example.test", password).status_code for i in range(4)]
     assert guesses == [400, 400, 400, 429]
+    # Every other way to try a password is throttled by the same count: the authorization code flow's sign-in
+    # form (bob is locked there too, right password or not), and there is no password grant (ROPC) to go around it.
+    verifier = base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("=")
+    query = {
+        "client_id": AZ_CLIENT, "response_type": "code", "redirect_uri": "http://localhost:38125/", "scope": login.scope,
+        "code_challenge": base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("="),
+        "code_challenge_method": "S256",
+    }  # fmt: skip
+    authorize = f"/{login.tenant}/oauth2/v2.0/authorize"
+    form = form_of(login.http.get(authorize, params=query).text).fields
+    locked = login.http.post(authorize, data={**form, "username": "bob@example.test", "password": password})
+    assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0 and "Too many" in locked.text
+    dave = [
+        login.http.post(authorize, data={**form, "username": "dave@example.test", "password": f"guess {i}"}).status_code
+        for i in range(4)
+    ]
+    assert dave == [400, 400, 400, 429]
+    ropc = login.http.post(
+        f"/{login.tenant}/oauth2/v2.0/token",
+        data={"grant_type": "password", "client_id": AZ_CLIENT, "username": "bob@example.test", "password": password,
+              "scope": login.scope},
+    )  # fmt: skip
+    assert (ropc.status_code, ropc.json()["error"]) == (400, "unsupported_grant_type")
 
 
 def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code(server: ServerProcess) -> None:
@@ -179,10 +202,11 @@ def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code
     # Refused outright: no PKCE, or a redirect URI that is neither loopback nor this server.
     assert login.http.get(authorize, params={**query, "code_challenge_method": "plain"}).status_code == 400
     assert login.http.get(authorize, params={**query, "redirect_uri": "https://evil.example/cb"}).status_code == 400
+    form = form_of(page.text).fields  # the request's parameters and the CSRF token, as the browser posts them
 
-    wrong = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": "nope nope"})
+    wrong = login.http.post(authorize, data={**form, "username": user["userPrincipalName"], "password": "nope nope"})
     assert wrong.status_code == 400 and "incorrect" in wrong.text
-    signed = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": password})
+    signed = login.http.post(authorize, data={**form, "username": user["userPrincipalName"], "password": password})
     assert signed.status_code == 303
     back = urlsplit(signed.headers["location"])
     assert f"{back.scheme}://{back.netloc}/" == redirect
@@ -203,7 +227,7 @@ def test_authorization_code_with_pkce_sends_the_user_back_with_a_single_use_code
     assert redeem(verifier).json()["error"] == "invalid_grant"  # single use
 
     # A code taken on its way back is useless without the verifier (and is spent by the attempt).
-    again = login.http.post(authorize, data={**query, "username": user["userPrincipalName"], "password": password})
+    again = login.http.post(authorize, data={**form, "username": user["userPrincipalName"], "password": password})
     params = dict(parse_qsl(urlsplit(again.headers["location"]).query))
     stolen = redeem(base64.urlsafe_b64encode(os.urandom(40)).decode().rstrip("="))
     assert stolen.status_code == 400 and "code_verifier" in stolen.json()["error_description"]
@@ -226,18 +250,58 @@ def test_a_temporary_password_signs_in_only_with_a_new_one(server: ServerProcess
     asked = login.enter(grant["user_code"], name, temporary)
     assert asked.status_code == 400 and 'name="new_password"' in asked.text
     assert login.poll(grant["device_code"]).json()["error"] == "authorization_pending"
-    same = login.http.post(
-        "/devicelogin",
-        data={"user_code": grant["user_code"], "username": name, "password": temporary, "new_password": temporary},
-    )
+    same = login.enter(grant["user_code"], name, temporary, new_password=temporary)
     assert same.status_code == 400 and "differ" in same.text
-    changed = login.http.post(
-        "/devicelogin",
-        data={"user_code": grant["user_code"], "username": name, "password": temporary, "new_password": chosen},
-    )
+    changed = login.enter(grant["user_code"], name, temporary, new_password=chosen)
     assert changed.status_code == 200, changed.text
     assert login.poll(grant["device_code"]).status_code == 200
     # The temporary password is gone; the chosen one signs in without further ado.
     again = login.start()
     assert login.enter(again["user_code"], name, temporary).status_code == 400
     assert login.sign_in(name, chosen)["access_token"]
+
+
+def test_sign_in_forms_posted_without_their_token_are_refused_plainly(server: ServerProcess) -> None:
+    """CSRF: another site can make a browser post the sign-in or device form (with the attacker's password, to sign
+    the victim in as the attacker), but cannot read the token our page gave that browser, nor set its cookie."""
+    login = Login(server)
+    with server.client() as admin:
+        user, password = new_user(admin)
+    credentials = {"username": user["userPrincipalName"], "password": password}
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(b"v" * 43).digest()).decode().rstrip("=")
+    query = {
+        "client_id": AZ_CLIENT, "response_type": "code", "redirect_uri": "http://localhost:38124/", "state": "one",
+        "scope": login.scope, "code_challenge": challenge, "code_challenge_method": "S256",
+    }  # fmt: skip
+    authorize = f"/{login.tenant}/oauth2/v2.0/authorize"
+    page = login.http.get(authorize, params=query)
+    assert page.headers["set-cookie"].startswith("__Host-halyard-signin=")
+    assert all(a in page.headers["set-cookie"] for a in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"))
+    form = form_of(page.text).fields
+    assert form["csrf_token"]
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as stranger:  # another browser: no cookie
+        refused = [
+            login.http.post(authorize, data={**query, **credentials}),  # no token at all
+            login.http.post(authorize, data={**form, "csrf_token": form["csrf_token"][:-4] + "AAAA", **credentials}),
+            login.http.post(authorize, data={**form, "state": "two", **credentials}),  # another request's token
+            stranger.post(authorize, data={**form, **credentials}),  # the right token, without its cookie
+        ]
+        device = login.http.get("/devicelogin")
+        grant = login.start()
+        device_form = {**form_of(device.text).fields, "user_code": grant["user_code"], **credentials}
+        refused += [
+            login.http.post("/devicelogin", data={k: v for k, v in device_form.items() if k != "csrf_token"}),
+            login.http.post("/devicelogin", data={**device_form, "csrf_token": form["csrf_token"]}),  # a sign-in's
+            stranger.post("/devicelogin", data=device_form),
+        ]
+    for r in refused:
+        assert r.status_code == 403, r.text
+        assert (
+            r.headers["content-type"].startswith("text/html")
+            and "default-src 'none'" in r.headers["content-security-policy"]
+        )
+        assert "was not opened in this browser" in r.text and "Traceback" not in r.text and "<form" not in r.text
+    assert login.poll(grant["device_code"]).json()["error"] == "authorization_pending"  # nothing was approved
+    # The same browser with its token signs in.
+    assert login.http.post("/devicelogin", data=device_form).status_code == 200
+    assert login.http.post(authorize, data={**form, **credentials}).status_code == 303

@@ -10,12 +10,15 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
 
 from tests.cli.conftest import Cli
 from tests.support.processes import ServerProcess
+from tests.support.signin import fill_device_page, form_of
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +52,8 @@ def test_a_user_logs_in_with_a_device_code(admin: Cli, cli: Cli, server: ServerP
         found = re.search(r"open the page (\S+) and enter the code (\S+) ", message)
         assert found, message
         page, code = found.groups()
-        r = httpx.post(page, data={"user_code": code, "username": name, "password": password}, verify=server.ca)
+        with httpx.Client(verify=server.ca, timeout=30) as browser:
+            r = fill_device_page(browser, page, {"user_code": code, "username": name, "password": password})
         assert r.status_code == 200 and "signed in" in r.text.lower()
         out, err = login.communicate(timeout=60)
     finally:
@@ -92,3 +96,62 @@ def test_a_user_logs_in_with_a_device_code(admin: Cli, cli: Cli, server: ServerP
     assert admin.run("ad", "user", "show", "--id", name).code != 0
     admin.ok("ad", "group", "delete", "--group", group["id"])
     assert cli.ok("logout") == ""
+
+
+def test_a_user_logs_in_with_a_browser(admin: Cli, cli: Cli, server: ServerProcess, tmp_path: Path) -> None:
+    """``halyard login --tenant T``: authorization code with PKCE, the code brought back to the CLI's loopback
+    listener by the browser's redirect. The "browser" is httpx doing what one does: open the URL, post the form."""
+    suffix = uuid.uuid4().hex[:8]
+    name, password = f"erin-{suffix}@example.test", f"a fine password {suffix}"
+    user = admin.json(
+        "ad", "user", "create", "--display-name", "Erin", "--user-principal-name", name, "--password", password
+    )
+    sub = server.admin["subscription"]
+    admin.ok("role", "assignment", "create", "--assignee", user["id"], "--role", "Reader",
+             "--scope", f"/subscriptions/{sub}", "-o", "none")  # fmt: skip
+    # A browser is available ($BROWSER, a script recording what it is asked to open; tests/unit/test_browser_login.py
+    # shows the CLI opens it without --no-browser).
+    opened = tmp_path / "opened-url"
+    browser_script = tmp_path / "browser.sh"
+    browser_script.write_text(f'#!/bin/sh\nprintf "%s" "$1" > {opened}\n')
+    browser_script.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("REQUESTS_CA_BUNDLE", "HALYARD_SERVER")}
+    env.update(HALYARD_CONFIG_DIR=str(cli.config_dir), BROWSER=str(browser_script))
+    command = [sys.executable, "-m", "halyard", "login", "--tenant", server.admin["tenant"], "--server", server.url,
+               "--ca-cert", server.ca]  # fmt: skip
+
+    # With --no-browser it only prints the URL, browser or not.
+    login = subprocess.Popen(
+        [*command, "--no-browser"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        assert login.stderr is not None
+        message = login.stderr.readline()
+        found = re.search(r"open this URL in a web browser on this machine: (\S+) ", message)
+        assert found, message
+        url = found.group(1)
+        query = dict(parse_qsl(urlsplit(url).query))
+        assert query["code_challenge_method"] == "S256" and re.fullmatch(
+            r"http://127\.0\.0\.1:\d+/", query["redirect_uri"]
+        )
+        with httpx.Client(verify=server.ca, timeout=30, follow_redirects=True) as browser:
+            page = browser.get(url)
+            assert page.status_code == 200 and 'name="password"' in page.text
+            back = browser.post(
+                url.split("?")[0], data={**form_of(page.text).fields, "username": name, "password": password}
+            )
+            assert back.status_code == 200 and "signed in" in back.text, back.text
+            assert str(back.url).startswith(query["redirect_uri"])
+        out, err = login.communicate(timeout=60)
+    finally:
+        if login.poll() is None:
+            login.kill()
+            login.wait()
+    assert login.returncode == 0, err
+    assert not opened.exists()  # no browser was opened
+    assert next(a for a in json.loads(out) if a["id"] == sub)["user"] == {"name": name, "type": "user"}
+    cli.ok("group", "list", "-o", "none")  # the user's token works
+    (profile_file,) = (cli.config_dir / "profiles").iterdir()
+    assert json.loads(profile_file.read_text())["refreshToken"]
+    assert cli.ok("logout") == ""
+    admin.ok("ad", "user", "delete", "--id", name)

@@ -10,7 +10,6 @@ import re
 import subprocess
 import time
 import uuid
-from html.parser import HTMLParser
 from pathlib import Path
 
 import httpx
@@ -18,32 +17,10 @@ import pytest
 
 from tests.compat.azcli import AzureCli, az_environment, az_executable
 from tests.support.processes import ServerProcess
-from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, new_group, new_user
+from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, form_of, new_group, new_user
 
 pytestmark = pytest.mark.e2e
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
-
-
-class _Form(HTMLParser):
-    """The first form of a page: its action and its fields."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.action: str | None = None
-        self.fields: dict[str, str] = {}
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = {k: v or "" for k, v in attrs}
-        if tag == "form" and self.action is None:
-            self.action = a.get("action", "")
-        elif tag == "input" and a.get("type") == "hidden":
-            self.fields[a["name"]] = a.get("value", "")
-
-
-def _form(html: str) -> _Form:
-    parser = _Form()
-    parser.feed(html)
-    return parser
 
 
 def test_az_login_with_a_browser_signs_a_user_in(server: ServerProcess, tmp_path: Path) -> None:
@@ -80,13 +57,13 @@ def test_az_login_with_a_browser_signs_a_user_in(server: ServerProcess, tmp_path
         with httpx.Client(verify=server.ca, timeout=30, follow_redirects=True) as browser_client:
             page = browser_client.get(url)  # MSAL may open its loopback page first, which redirects to ours
             assert page.status_code == 200 and 'name="password"' in page.text, page.text[:500]
-            form = _form(page.text)
+            form = form_of(page.text)
             signed = browser_client.post(
                 str(page.url).split("?")[0],
                 data={**form.fields, "username": user["userPrincipalName"], "password": password},
             )
             assert signed.status_code == 200, signed.text[:500]
-            answer = _form(signed.text)
+            answer = form_of(signed.text)
             assert answer.action and re.match(r"http://localhost:\d+", answer.action), signed.text[:500]
             back = browser_client.post(answer.action, data=answer.fields)
             assert back.status_code == 200, back.text[:500]

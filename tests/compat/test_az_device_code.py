@@ -15,7 +15,7 @@ import pytest
 
 from tests.compat.azcli import AzureCli, az_environment, az_executable
 from tests.support.processes import ServerProcess
-from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, new_group, new_user
+from tests.support.signin import DIRECTORY, DIRECTORY_VERSION, fill_device_page, new_group, new_user
 
 pytestmark = pytest.mark.e2e
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
@@ -52,10 +52,10 @@ def test_az_login_use_device_code_signs_a_user_in(server: ServerProcess, tmp_pat
                 break
         assert found, "".join(seen)
         page, code = found.groups()
-        entered = httpx.post(
-            page, data={"user_code": code, "username": user["userPrincipalName"], "password": password},
-            verify=server.ca,
-        )  # fmt: skip
+        with httpx.Client(verify=server.ca, timeout=30) as browser:
+            entered = fill_device_page(
+                browser, page, {"user_code": code, "username": user["userPrincipalName"], "password": password}
+            )
         assert entered.status_code == 200, entered.text
         out, err = login.communicate(timeout=90)
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -20,6 +21,40 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 def claims_of(token: str) -> dict[str, Any]:
     body = token.split(".")[1]
     return dict(json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))))
+
+
+class PageForm(HTMLParser):
+    """The first form of a page, as a browser reads it: its action and its hidden fields (the CSRF token among
+    them)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action: str | None = None
+        self.fields: dict[str, str] = {}
+        self._forms = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self._forms += 1
+            if self._forms == 1:
+                self.action = a.get("action", "")
+        elif tag == "input" and a.get("type") == "hidden" and self._forms == 1:
+            self.fields[a["name"]] = a.get("value", "")
+
+
+def form_of(html: str) -> PageForm:
+    parser = PageForm()
+    parser.feed(html)
+    return parser
+
+
+def fill_device_page(client: httpx.Client, page: str, fields: dict[str, str]) -> httpx.Response:
+    """What a person does on the device page: open it (the browser gets its cookie and the form its token), then
+    post the code, user name and password."""
+    opened = client.get(page)
+    assert opened.status_code == 200, opened.text
+    return client.post(page, data={**form_of(opened.text).fields, **fields})
 
 
 class Login:
@@ -40,8 +75,10 @@ class Login:
             data={"grant_type": DEVICE_GRANT, "client_id": AZ_CLIENT, "device_code": device_code},
         )
 
-    def enter(self, user_code: str, user: str, password: str) -> httpx.Response:
-        return self.http.post("/devicelogin", data={"user_code": user_code, "username": user, "password": password})
+    def enter(self, user_code: str, user: str, password: str, **more: str) -> httpx.Response:
+        return fill_device_page(
+            self.http, "/devicelogin", {"user_code": user_code, "username": user, "password": password, **more}
+        )
 
     def refresh(self, token: str) -> httpx.Response:
         return self.http.post(

@@ -6,9 +6,11 @@ import base64
 import hashlib
 
 import pytest
+from cryptography.fernet import Fernet
 
 from halyard.controlplane.identity import pages
 from halyard.controlplane.identity.authcode import check_redirect, parse_authorize, pkce_matches
+from halyard.controlplane.identity.csrf import DEVICE_PAGE, FormGuard, binding_of
 from halyard.controlplane.identity.people import check_password_rules, normalize_user_name
 from halyard.controlplane.identity.signin import (
     USER_CODE_LENGTH,
@@ -16,7 +18,9 @@ from halyard.controlplane.identity.signin import (
     new_user_code,
     normalize_user_code,
 )
+from halyard.core.clock import ManualClock
 from halyard.core.errors import InvalidRequest, OAuthError
+from halyard.core.sealing import Sealer
 
 
 def test_user_codes_are_read_and_typed_forgivingly() -> None:
@@ -47,7 +51,7 @@ def test_password_rules_never_echo_the_password() -> None:
 
 def test_the_device_page_escapes_what_it_echoes_and_keeps_no_password() -> None:
     payload = '"><script>alert(1)</script>'
-    page = pages.form_page(user_code=payload, user_name=payload, error=payload)
+    page = pages.form_page(csrf=payload, user_code=payload, user_name=payload, error=payload)
     assert "<script>" not in page and "&lt;script&gt;" in page
     assert 'type="password" required' in page and "value=" not in page.split('name="password"')[1].split(">")[0]
     assert "<script>" not in pages.done_page(payload)
@@ -57,11 +61,14 @@ def test_the_device_page_escapes_what_it_echoes_and_keeps_no_password() -> None:
 
 def test_redirect_uris_are_loopback_or_this_server() -> None:
     base = "https://halyard.example:8443"
-    for ok in ("http://localhost:8400/", "http://127.0.0.1:5000/cb", "http://[::1]:1/", f"{base}/portal/signed-in"):
+    for ok in (
+        "http://localhost:8400/", "http://127.0.0.1:5000/cb", "http://[::1]:1/", f"{base}/portal/signed-in",
+        "https://127.0.0.1:8400/federation/callback",  # loopback with TLS (another Halyard federating to this one)
+    ):  # fmt: skip
         assert check_redirect(ok, base) == ok
     for bad in (
         "https://evil.example/cb",
-        "https://localhost:8400/",  # loopback is plain http (RFC 8252 §7.3); https only for this server
+        "ftp://localhost:8400/",
         "http://localhost.evil.example/",
         "http://user@localhost:80/",
         "http://localhost:8400/#fragment",
@@ -95,3 +102,26 @@ def test_the_form_post_page_allows_its_own_script_only() -> None:
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["script-src"].startswith("'sha256-") and "unsafe" not in directives["script-src"]
     assert "form-action 'self' http://localhost:1" in csp
+
+
+def test_csrf_tokens_belong_to_one_browser_one_form_and_one_hour() -> None:
+    clock = ManualClock()
+    guard = FormGuard(Sealer(Fernet.generate_key()), clock, secure=True)
+    browser = guard.browser({})
+    assert browser.new and guard.set_cookie(browser)["Set-Cookie"].startswith("__Host-halyard-signin=")
+    cookies = {guard.cookie: browser.id}
+    assert not guard.browser(cookies).new and guard.set_cookie(guard.browser(cookies)) == {}
+    request = binding_of({"client_id": "c", "state": "s"})
+    token = guard.issue(browser, request)
+    assert guard.check(cookies, token, request)
+    assert not guard.check({}, token, request)  # no cookie: another browser, or a cross-site post
+    assert not guard.check({guard.cookie: guard.browser({}).id}, token, request)
+    assert not guard.check(cookies, token, binding_of({"client_id": "c", "state": "t"}))
+    assert not guard.check(cookies, token, DEVICE_PAGE)
+    other_server = FormGuard(Sealer(Fernet.generate_key()), clock, secure=True)
+    assert not other_server.check(cookies, token, request)
+    for garbage in ("", "x", "é" * 10, "A" * 2000):
+        assert not guard.check(cookies, garbage, request)
+    clock.advance(3601)
+    assert not guard.check(cookies, token, request)
+    assert FormGuard(Sealer(Fernet.generate_key()), clock, secure=False).cookie == "halyard-signin"

@@ -1,5 +1,6 @@
 """``halyard login`` / ``halyard logout``: a profile per server, as ``az login`` keeps it: a service principal with
-its secret, or a user signed in with a device code, with their refresh token (revoked at the server on logout)."""
+its secret, or a user signed in (in a browser, or with a device code), with their refresh token (revoked at the
+server on logout)."""
 
 from __future__ import annotations
 
@@ -13,16 +14,20 @@ from urllib.parse import urlsplit
 import typer
 
 from halyard.cli.arm import ArmClient
+from halyard.cli.browserlogin import LoopbackReceiver, new_request, open_browser
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
 from halyard.cli.profile import Profile
 from halyard.cli.subscriptions import account_entry, choose_default, fetch_subscriptions
 from halyard.cli.tokens import (
     CLI_CLIENT_ID,
+    USER_SCOPES,
     CachedToken,
     TokenProvider,
+    UserTokens,
     fetch_audience,
     poll_device_code,
+    redeem_code,
     request_token,
     revoke_refresh_token,
     start_device_code,
@@ -64,21 +69,28 @@ def login(
     allow_no_subscriptions: Annotated[
         bool, typer.Option(help="Log in even when the principal can see no subscription.")
     ] = False,
+    no_browser: Annotated[
+        bool,
+        typer.Option(
+            "--no-browser",
+            help="Print the sign-in URL only (open it in any browser on this machine) instead of opening a browser.",
+        ),
+    ] = False,
 ) -> None:
-    """Log in to a Halyard server: a user with --use-device-code --tenant T, or a service principal with
-    --service-principal -u APP_ID -p SECRET --tenant T."""
+    """Log in to a Halyard server: a user with --tenant T (in a browser; --use-device-code on a machine without
+    one), or a service principal with --service-principal -u APP_ID -p SECRET --tenant T."""
     inv = Invocation.of(ctx)
     if use_device_code and service_principal:
         raise UsageError("--use-device-code signs in a user; --service-principal an application: choose one.")
-    if not service_principal and not use_device_code:
-        raise UsageError(
-            "Choose how to sign in: --use-device-code --tenant T (a user), or --service-principal -u APP_ID "
-            "-p SECRET --tenant T."
-        )
-    if use_device_code:
+    if not service_principal:
         if not tenant:
-            raise UsageError("--use-device-code needs --tenant (the tenant id or domain).")
-        _login_user(inv, tenant, server, ca_cert, allow_no_subscriptions)
+            raise UsageError(
+                "Signing a user in needs --tenant (the tenant id or domain); a service principal logs in with "
+                "--service-principal -u APP_ID -p SECRET --tenant T."
+            )
+        _login_user(
+            inv, tenant, server, ca_cert, allow_no_subscriptions, device=use_device_code, browser=not no_browser
+        )
         return
     if not username or not tenant:
         raise UsageError("--service-principal needs --username/-u (the app id) and --tenant.")
@@ -98,17 +110,29 @@ def login(
 
 
 def _login_user(
-    inv: Invocation, tenant: str, server: str | None, ca_cert: Path | None, allow_no_subscriptions: bool
+    inv: Invocation,
+    tenant: str,
+    server: str | None,
+    ca_cert: Path | None,
+    allow_no_subscriptions: bool,
+    *,
+    device: bool,
+    browser: bool,
 ) -> None:
-    """The device-code flow: the server shows a code, the user enters it on its sign-in page, we poll for tokens."""
+    """A user's sign-in: with a device code (the server shows a code, the user enters it on its device page, we
+    poll for tokens), or with the authorization code flow (the user signs in on the server's page in a browser,
+    which brings the code back to our loopback listener)."""
     url = _server_url(server or os.environ.get(SERVER_ENV) or inv.store.current_server() or DEFAULT_SERVER)
     previous = inv.store.load(url)
     ca = str(ca_cert.expanduser().resolve()) if ca_cert else (previous.caCert if previous else None)
     transport = inv.transport(ca, use_profile=False)
     audience = fetch_audience(transport, url)
-    grant = start_device_code(transport, url, tenant, audience)
-    inv.warn(str(grant["message"]))
-    user = poll_device_code(transport, url, tenant, grant, sleep=time.sleep)
+    if device:
+        grant = start_device_code(transport, url, tenant, audience)
+        inv.warn(str(grant["message"]))
+        user = poll_device_code(transport, url, tenant, grant, sleep=time.sleep)
+    else:
+        user = _browser_sign_in(inv, transport, url, tenant, audience, browser=browser)
     profile = Profile(
         server=url,
         tenant=tenant,
@@ -120,6 +144,25 @@ def _login_user(
         refreshToken=user.refresh_token,
     )
     _finish(inv, profile, previous, user.access, allow_no_subscriptions, transport=transport)
+
+
+def _browser_sign_in(
+    inv: Invocation, transport: Transport, url: str, tenant: str, audience: str, *, browser: bool
+) -> UserTokens:
+    receiver = LoopbackReceiver()
+    try:
+        request = new_request(url, tenant, CLI_CLIENT_ID, audience + ".default" + USER_SCOPES, receiver.redirect_uri)
+        opened = browser and open_browser(request.url)
+        what = (
+            "A web browser has been opened at"
+            if opened
+            else "To sign in, open this URL in a web browser on this machine:"
+        )
+        inv.warn(f"{what} {request.url} ; sign in there with your user name and password.")
+        code = receiver.wait_for_code(request.state)
+    finally:
+        receiver.close()
+    return redeem_code(transport, url, tenant, code, request.redirect_uri, request.verifier, request.nonce)
 
 
 def _finish(

@@ -1,5 +1,5 @@
-"""Access tokens from Halyard's login service: cloud metadata, the client-credentials, device-code and refresh-token
-grants, cache and refresh."""
+"""Access tokens from Halyard's login service: cloud metadata, the client-credentials, device-code, authorization-code
+and refresh-token grants, cache and refresh."""
 
 from __future__ import annotations
 
@@ -93,6 +93,23 @@ def poll_device_code(
                 raise
 
 
+def redeem_code(
+    transport: Transport, server: str, tenant: str, code: str, redirect_uri: str, verifier: str, nonce: str
+) -> UserTokens:
+    """The authorization code grant with its PKCE verifier; the id token must carry this sign-in's nonce."""
+    form = {
+        "grant_type": "authorization_code",
+        "client_id": CLI_CLIENT_ID,
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": verifier,
+    }
+    body = _token_body(transport, server, tenant, form)
+    if _unverified_claims(str(body.get("id_token", ""))).get("nonce") != nonce:
+        raise CliError("The sign-in answer does not belong to this login (nonce mismatch); try again.", "NonceMismatch")
+    return _user_tokens(body)
+
+
 def refresh_user_token(transport: Transport, profile: Profile) -> UserTokens:
     """Spend the profile's refresh token for a new access token and the next refresh token (rotation)."""
     form = {
@@ -106,7 +123,9 @@ def refresh_user_token(transport: Transport, profile: Profile) -> UserTokens:
     except CliError as exc:
         if exc.code == "invalid_grant":
             raise CliError(
-                f"{exc} Run 'halyard login --use-device-code --tenant {profile.tenant}' again.", "invalid_grant"
+                f"{exc} Run 'halyard login --tenant {profile.tenant}' (or 'halyard login --use-device-code --tenant "
+                f"{profile.tenant}') again.",
+                "invalid_grant",
             ) from None
         raise
 

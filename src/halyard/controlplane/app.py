@@ -39,6 +39,8 @@ from halyard.controlplane.gateway import routes as gateway_routes
 from halyard.controlplane.gateway.serving import build_gateway, serving
 from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
+from halyard.controlplane.identity.federation import Federation
+from halyard.controlplane.identity.providers import load as load_providers
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
 from halyard.controlplane.privatelink import routes as privatelink_routes
@@ -113,6 +115,8 @@ def create_app(
         redoc_url=None,
     )
     app.state.plane = cp
+    # Sign-in with external OpenID Connect providers (none unless the operator configured them).
+    app.state.federation = Federation(db, clock, load_providers(settings.federation_file), base_url=settings.base_url)
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.configuration = configuration  # /dp/v1/configurations long polls wait on it
     app.state.metrics = health.Metrics()

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
     login_failure_refill_seconds: float = Field(
         default=6.0, gt=0, description="Seconds for an address to earn back one allowed failed login."
     )
+    federation_file: Path | None = Field(
+        default=None,
+        description="JSON file of the external OpenID Connect providers users may sign in with (docs/security.md, "
+        "federation); none by default.",
+    )
     # What one client may cost before it is authenticated (docs/security.md, "Limits"). Each is per request or per
     # connection, so one client cannot spend the memory, descriptors or time every other client needs.
     request_body_limit_bytes: int = Field(

@@ -209,6 +209,34 @@ class AuthorizationCode(Base):
     expires_at: Mapped[dt.datetime]
 
 
+class FederationRequest(Base):
+    """A sign-in sent to an external OpenID Connect provider, waiting for the browser to come back: single-use,
+    minutes long, by the SHA-256 of its ``state``; bound to the browser that started it (the digest of its cookie)."""
+
+    __tablename__ = "federation_requests"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(64))
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"))
+    browser: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    verifier: Mapped[str] = mapped_column(String(128))
+    resume: Mapped[dict[str, Any]] = mapped_column(JSON)  # the Halyard authorization request to answer afterwards
+    expires_at: Mapped[dt.datetime]
+
+
+class FederatedIdentity(Base):
+    """A Halyard user's account at an external provider (issuer and subject, as OpenID Connect names an account),
+    and the groups its last sign-in gave (so that a group the provider stops asserting is taken away again)."""
+
+    __tablename__ = "federated_identities"
+    issuer: Mapped[str] = mapped_column(String(512), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str] = mapped_column(String(320), default="")
+    groups: Mapped[list[str]] = mapped_column(JSON, default=list)
+    signed_in_at: Mapped[dt.datetime]
+
+
 class Credential(Base):
     __tablename__ = "credentials"
     id: Mapped[str] = mapped_column(String(36), primary_key=True)

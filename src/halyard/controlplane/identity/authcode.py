@@ -3,7 +3,7 @@ requests are acceptable, where the user may be sent back to, and the PKCE check.
 
 Only public clients exist (no app registrations), so what keeps a code from reaching someone else is the redirect
 URI: a loopback address (``http://localhost:<port>``, what ``az login`` and MSAL desktop apps listen on, RFC 8252
-§7.3) or this server's own origin (the portal). PKCE with S256 is required, so a code intercepted on its way back
+§7.3; https too) or this server's own origin (the portal). PKCE with S256 is required, so a code intercepted on its way back
 is useless without the verifier that only the client holds.
 """
 
@@ -84,7 +84,9 @@ def check_redirect(redirect_uri: str, base_url: str) -> str:
     """``redirect_uri`` if the user may be sent there with a code: loopback (any port), or this server's origin."""
     parts = urlsplit(redirect_uri)
     own = urlsplit(base_url)
-    loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK
+    # Loopback over https too: a code sent there reaches a process of this machine exactly as over http (a local
+    # service with TLS, such as another Halyard federating its sign-in to this one).
+    loopback = parts.scheme in ("http", "https") and parts.hostname in _LOOPBACK
     same_origin = (parts.scheme, parts.netloc.lower()) == (own.scheme, own.netloc.lower())
     if not redirect_uri or parts.fragment or parts.username or parts.password or not (loopback or same_origin):
         raise OAuthError(

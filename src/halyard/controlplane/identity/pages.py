@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Sequence
 from html import escape
+
+from halyard.controlplane.identity.csrf import FIELD
+
+FEDERATION_FIELD = "federation"  # the button of "Sign in with <provider>": the provider's id
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 HEADERS = {
@@ -39,19 +44,39 @@ _NEW_PASSWORD = (
 )
 
 
-def form_page(*, user_code: str = "", user_name: str = "", error: str = "", ask_new: bool = False) -> str:
-    """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password."""
+def _hidden(name: str, value: str) -> str:
+    return f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">'
+
+
+def form_page(
+    *,
+    csrf: str,
+    providers: Sequence[tuple[str, str]] = (),
+    user_code: str = "",
+    user_name: str = "",
+    error: str = "",
+    ask_new: bool = False,
+) -> str:
+    """The form; ``error`` (already worded for people) shown above it, the user's entries kept but the password;
+    ``csrf``: the token its post must carry back; ``providers`` (id, name): "Sign in with <name>" buttons, which
+    post the code only."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
+    federated = "".join(
+        f'<button type=submit name="{FEDERATION_FIELD}" value="{escape(pid)}" formnovalidate>'
+        f"Sign in with {escape(name)}</button> "
+        for pid, name in providers
+    )
     return _page(
         "Sign in to Halyard",
         f"{message}<p>Enter the code shown by the application or device, then your user name and password.</p>"
-        '<form method="post" autocomplete="on">'
+        f'<form method="post" autocomplete="on">{_hidden(FIELD, csrf)}'
         f'<label>Code <input name="user_code" value="{escape(user_code)}" required autofocus '
         'autocomplete="one-time-code" autocapitalize="characters"></label>'
         f'<label>User name <input name="username" value="{escape(user_name)}" required autocomplete="username" '
         'type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
-        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button>"
+        f"{'<p>Or, with the code above:</p>' + federated if federated else ''}</form>",
     )
 
 
@@ -65,10 +90,24 @@ def headers(form_origin: str = "") -> dict[str, str]:
     }
 
 
-def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "", ask_new: bool = False) -> str:
-    """The authorization code flow's sign-in form: the request's parameters ride along as hidden fields."""
+def signin_page(
+    fields: dict[str, str],
+    *,
+    csrf: str,
+    providers: Sequence[tuple[str, str]] = (),
+    user_name: str = "",
+    error: str = "",
+    ask_new: bool = False,
+) -> str:
+    """The authorization code flow's sign-in form: the request's parameters ride along as hidden fields, with the
+    CSRF token; ``providers`` (id, name): a "Sign in with <name>" button each, for federated sign-in."""
     message = f'<p class="error" role="alert">{escape(error)}</p>' if error else ""
-    hidden = "".join(f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in fields.items())
+    hidden = "".join(_hidden(k, v) for k, v in fields.items()) + _hidden(FIELD, csrf)
+    federated = "".join(
+        f'<form method="post">{hidden}<button type=submit name="{FEDERATION_FIELD}" value="{escape(pid)}">'
+        f"Sign in with {escape(name)}</button></form>"
+        for pid, name in providers
+    )
     return _page(
         "Sign in to Halyard",
         f"{message}<p>Sign in to continue to the application ({escape(fields.get('client_id', ''))}).</p>"
@@ -76,8 +115,14 @@ def signin_page(fields: dict[str, str], *, user_name: str = "", error: str = "",
         f'<label>User name <input name="username" value="{escape(user_name)}" required autofocus '
         'autocomplete="username" type="email"></label>'
         '<label>Password <input name="password" type="password" required autocomplete="current-password"></label>'
-        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>",
+        f"{_NEW_PASSWORD if ask_new else ''}<button type=submit>Sign in</button></form>{federated}",
     )
+
+
+def refused_page(message: str) -> str:
+    """A plain page that says why a post was refused (a form without a valid CSRF token, a failed federated
+    sign-in): no form to resubmit, only what to do next."""
+    return _page("Sign-in refused", f'<p class="error" role="alert">{escape(message)}</p>')
 
 
 # The one script of any page: submitting a form_post answer without a click. Allowed by its hash, nothing else.

@@ -19,7 +19,14 @@ from halyard.controlplane.identity.secrets import hash_secret
 from halyard.core.clock import Clock
 from halyard.core.errors import Conflict, InvalidRequest, NotFound
 from halyard.store import Database
-from halyard.store.models import Credential, GroupMember, Principal, RefreshToken, RoleAssignment
+from halyard.store.models import (
+    Credential,
+    FederatedIdentity,
+    GroupMember,
+    Principal,
+    RefreshToken,
+    RoleAssignment,
+)
 
 USER = "User"
 GROUP = "Group"
@@ -28,6 +35,9 @@ PASSWORD = "password"
 # --force-change-password-next-sign-in): it signs in only together with a new password.
 TEMPORARY_PASSWORD = "tempPassword"
 PASSWORD_KINDS = (PASSWORD, TEMPORARY_PASSWORD)
+# ARM's principalType values (Microsoft.Authorization). Everything that is neither a user nor a group signs in as an
+# application (service principals, and connected clusters' identities, which Azure models as managed identities).
+PRINCIPAL_TYPES = ("User", "Group", "ServicePrincipal", "ForeignGroup", "Device")
 # A password does not expire by itself (the administrator resets it); the column needs a date.
 PASSWORD_LIFETIME = dt.timedelta(days=3650)
 MIN_PASSWORD = 12
@@ -37,6 +47,11 @@ MAX_NESTING = 8
 _USER_NAME = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}$")
 
 Hasher = Callable[[Callable[[str], str], str], Awaitable[str]]
+
+
+def principal_type(kind: str) -> str:
+    """The ``principalType`` ARM shows for a principal of this kind."""
+    return kind if kind in (USER, GROUP) else "ServicePrincipal"
 
 
 def check_password_rules(password: str) -> None:
@@ -68,16 +83,8 @@ class People:
         name = normalize_user_name(user_name)
         check_password_rules(password)
         now = self._clock.now()
-        oid = str(uuid.uuid4())
-        user = Principal(
-            id=oid,
-            app_id=oid,
-            tenant_id=tenant_id,
-            display_name=display_name,
-            kind=USER,
-            created_at=now,
-            user_name=name,
-        )
+        user = user_row(tenant_id, name, display_name, now)
+        oid = user.id
         password_hash = await self._hash(hash_secret, password)  # before the transaction: no lock held meanwhile
         try:
             async with self._db.transaction() as session:
@@ -144,6 +151,7 @@ class People:
                 delete(RefreshToken).where(RefreshToken.principal_id == row.id),
                 delete(GroupMember).where((GroupMember.group_id == row.id) | (GroupMember.member_id == row.id)),
                 delete(RoleAssignment).where(RoleAssignment.principal_id == row.id),
+                delete(FederatedIdentity).where(FederatedIdentity.principal_id == row.id),
             ):
                 await session.execute(stmt)
             await session.delete(row)
@@ -221,6 +229,16 @@ async def groups_of(session, principal_id: str) -> tuple[str, ...]:  # type: ign
         found |= new
         frontier = new
     return tuple(sorted(found))
+
+
+def user_row(tenant_id: str, user_name: str, display_name: str, now: dt.datetime) -> Principal:
+    """A new user (``user_name`` already normalized), without a credential: a password is added by
+    :meth:`People.create_user`; a user created by a federated sign-in has none."""
+    oid = str(uuid.uuid4())
+    return Principal(
+        id=oid, app_id=oid, tenant_id=tenant_id, display_name=display_name, kind=USER, created_at=now,
+        user_name=user_name,
+    )  # fmt: skip
 
 
 def _user_exists(name: str) -> Conflict:

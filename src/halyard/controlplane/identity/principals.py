@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -152,6 +152,15 @@ class Principals:
     async def get(self, object_id: str) -> Principal | None:
         async with self._db.session() as session:
             return await session.get(Principal, object_id)
+
+    async def kinds(self, object_ids: Iterable[str]) -> dict[str, str]:
+        """The kind of each principal that exists among ``object_ids`` (one query, for a list of assignments)."""
+        wanted = list(set(object_ids))
+        if not wanted:
+            return {}
+        async with self._db.session() as session:
+            rows = await session.execute(select(Principal.id, Principal.kind).where(Principal.id.in_(wanted)))
+            return {oid: kind for oid, kind in rows.all()}
 
     async def find(self, id_or_app_id: str) -> Principal:
         async with self._db.session() as session:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import logging
 from typing import Annotated
 from urllib.parse import parse_qs
 
@@ -13,7 +14,11 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity import pages
-from halyard.controlplane.identity.authcode import form_action_origin, parse_authorize, redirect_to
+from halyard.controlplane.identity.authcode import AuthorizeRequest, form_action_origin, parse_authorize, redirect_to
+from halyard.controlplane.identity.csrf import DEVICE_PAGE, FormGuard, binding_of
+from halyard.controlplane.identity.csrf import FIELD as CSRF_FIELD
+from halyard.controlplane.identity.federation import CALLBACK_PATH, Federation
+from halyard.controlplane.identity.oidc import FederationRefused
 from halyard.controlplane.identity.people import USER
 from halyard.controlplane.identity.principals import ASSERTION_TYPE
 from halyard.controlplane.identity.signin import normalize_user_code
@@ -23,6 +28,7 @@ from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import InvalidRequest, OAuthError
 from halyard.store.models import Principal, Tenant
 
+log = logging.getLogger("halyard.login")
 router = APIRouter(tags=["login"])
 Plane = Annotated[ControlPlane, Depends(plane)]
 _TOKEN_FORM = {
@@ -121,7 +127,12 @@ async def authorize(tenant: str, request: Request, cp: Plane) -> HTMLResponse:
     await _tenant(cp, tenant)
     auth = parse_authorize(dict(request.query_params), cp.settings.base_url)
     _audience(cp, auth.scope)
-    return HTMLResponse(pages.signin_page(auth.fields()), headers=pages.headers(form_action_origin(auth.redirect_uri)))
+    guard = _guard(cp)
+    browser = guard.browser(request.cookies)
+    fields = auth.fields()
+    federation = _federation(request)
+    page = pages.signin_page(fields, csrf=guard.issue(browser, binding_of(fields)), providers=federation.providers)
+    return HTMLResponse(page, headers={**_signin_headers(auth, federation), **guard.set_cookie(browser)})
 
 
 @router.post("/{tenant}/oauth2/v2.0/authorize", response_class=HTMLResponse, operation_id="AuthorizeSignIn")
@@ -133,10 +144,18 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
     auth = parse_authorize(form, cp.settings.base_url)
     _audience(cp, auth.scope)
     user_name = form.get("username", "")
-    page_headers = pages.headers(form_action_origin(auth.redirect_uri))
+    federation = _federation(request)
+    page_headers = _signin_headers(auth, federation)
+    if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), binding_of(auth.fields())):
+        return _forged()
+    if pages.FEDERATION_FIELD in form:
+        return await _start_federation(federation, form[pages.FEDERATION_FIELD], t.id, auth.fields())
 
     def again(error: str, status: int, extra: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
-        page = pages.signin_page(auth.fields(), user_name=user_name[:256], error=error, ask_new=ask_new)
+        page = pages.signin_page(
+            auth.fields(), csrf=form[CSRF_FIELD], providers=federation.providers, user_name=user_name[:256],
+            error=error, ask_new=ask_new,
+        )  # fmt: skip
         return HTMLResponse(page, status_code=status, headers={**page_headers, **(extra or {})})
 
     address = address_key(request.client.host if request.client else None)
@@ -144,6 +163,11 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
         user = await _password_sign_in(cp, address, t.id, form)
     except _Retry as retry:
         return again(retry.message, retry.status, retry.headers, ask_new=retry.ask_new)
+    return await _answer_with_code(cp, auth, user)
+
+
+async def _answer_with_code(cp: ControlPlane, auth: AuthorizeRequest, user: Principal) -> Response:
+    """The end of a sign-in: the browser sent back to the client's redirect URI with a single-use code."""
     code = await cp.principals.signins.issue_code(
         user.id, auth.client_id, auth.redirect_uri, auth.code_challenge, auth.scope, auth.nonce
     )
@@ -153,7 +177,77 @@ async def authorize_sign_in(tenant: str, request: Request, cp: Plane) -> Respons
             pages.form_post_page(auth.redirect_uri, answer),
             headers=pages.form_post_headers(form_action_origin(auth.redirect_uri)),
         )
-    return Response(status_code=303, headers={**page_headers, "Location": redirect_to(auth.redirect_uri, answer)})
+    headers = pages.headers(form_action_origin(auth.redirect_uri))
+    return Response(status_code=303, headers={**headers, "Location": redirect_to(auth.redirect_uri, answer)})
+
+
+def _federation(request: Request) -> Federation:
+    federation: Federation = request.app.state.federation
+    return federation
+
+
+def _signin_headers(auth: AuthorizeRequest, federation: Federation) -> dict[str, str]:
+    """The sign-in page's headers: its forms may end at the client's redirect URI, or (federation) at a provider's
+    authorization endpoint (CSP form-action governs the redirect after a post)."""
+    return pages.headers(" ".join([form_action_origin(auth.redirect_uri), *federation.form_origins()]))
+
+
+# What a federated sign-in started on the device page resumes: the device code to approve.
+DEVICE_RESUME = "device_user_code"
+
+
+async def _start_federation(
+    federation: Federation, provider_id: str, tenant_id: str, resume: dict[str, str]
+) -> Response:
+    """A provider's button was pressed: the browser is sent to the provider, with a cookie binding the sign-in to
+    it; ``resume``: what to complete when it comes back (an authorization request's fields, or a device code)."""
+    provider = federation.provider(provider_id)
+    if provider is None:
+        return _refused(f"There is no identity provider '{provider_id[:64]}' here.", 400)
+    try:
+        started = await federation.start(provider, tenant_id, resume)
+    except FederationRefused as exc:
+        return _refused(exc.message, 502)
+    return Response(
+        status_code=303,
+        headers={**pages.headers(), "Location": started.url, "Set-Cookie": federation.set_cookie(started.browser)},
+    )
+
+
+@router.get(CALLBACK_PATH, response_class=HTMLResponse, operation_id="FederationCallback")
+async def federation_callback(request: Request, cp: Plane) -> Response:
+    """The external provider sent the browser back (OpenID Connect): the id token is checked, the user mapped and
+    signed in, and sent on to the application that asked Halyard, with a code. Failures count against the
+    address's login throttle, like wrong passwords."""
+    federation = _federation(request)
+    address = address_key(request.client.host if request.client else None)
+    wait = cp.login_throttle.begin(address, reserve=False)
+    if wait:
+        return _refused(
+            f"Too many failed sign-in attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)}
+        )
+    failed = True
+    try:
+        finished = await federation.finish(dict(request.query_params), request.cookies)
+        failed = False
+    except FederationRefused as exc:
+        log.warning("federated sign-in refused", extra={"reason": exc.message})
+        return _refused(exc.message, 400)
+    finally:
+        cp.login_throttle.end(address, failed=failed, reserve=False)
+    device_code = finished.resume.get(DEVICE_RESUME)
+    if device_code is not None:
+        if not await cp.principals.signins.approve_device(device_code, finished.user):
+            return _refused("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+        answer: Response = HTMLResponse(pages.done_page(finished.user.user_name or ""), headers=pages.headers())
+    else:
+        answer = await _answer_with_code(cp, parse_authorize(finished.resume, cp.settings.base_url), finished.user)
+    answer.headers.append("Set-Cookie", federation.clear_cookie())
+    return answer
+
+
+def _refused(message: str, status: int, extra: dict[str, str] | None = None) -> HTMLResponse:
+    return HTMLResponse(pages.refused_page(message), status_code=status, headers={**pages.headers(), **(extra or {})})
 
 
 @router.post("/{tenant}/oauth2/v2.0/token", openapi_extra=_TOKEN_FORM, operation_id="Token")
@@ -307,19 +401,34 @@ async def devicecode(tenant: str, request: Request, cp: Plane) -> JSONResponse:
 
 
 @router.get("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLoginPage")
-async def devicelogin_page(code: str = "") -> HTMLResponse:
-    return HTMLResponse(pages.form_page(user_code=code[:16]), headers=pages.headers())
+async def devicelogin_page(request: Request, cp: Plane, code: str = "") -> HTMLResponse:
+    guard = _guard(cp)
+    browser = guard.browser(request.cookies)
+    federation = _federation(request)
+    page = pages.form_page(csrf=guard.issue(browser, DEVICE_PAGE), providers=federation.providers, user_code=code[:16])
+    return HTMLResponse(page, headers={**_device_headers(federation), **guard.set_cookie(browser)})
+
+
+def _device_headers(federation: Federation) -> dict[str, str]:
+    return pages.headers(" ".join(federation.form_origins()))
 
 
 @router.post("/devicelogin", response_class=HTMLResponse, operation_id="DeviceLogin")
-async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
+async def devicelogin(request: Request, cp: Plane) -> Response:
     """The user enters the device's code, their user name and password; the device's next poll gets their tokens."""
     form = await _form(request)
     user_code, user_name = form.get("user_code", ""), form.get("username", "")
+    if not _guard(cp).check(request.cookies, form.get(CSRF_FIELD, ""), DEVICE_PAGE):
+        return _forged()
+
+    federation = _federation(request)
 
     def again(error: str, status: int, headers: dict[str, str] | None = None, ask_new: bool = False) -> HTMLResponse:
-        page = pages.form_page(user_code=user_code[:16], user_name=user_name[:256], error=error, ask_new=ask_new)
-        return HTMLResponse(page, status_code=status, headers={**pages.headers(), **(headers or {})})
+        page = pages.form_page(
+            csrf=form[CSRF_FIELD], providers=federation.providers, user_code=user_code[:16],
+            user_name=user_name[:256], error=error, ask_new=ask_new,
+        )  # fmt: skip
+        return HTMLResponse(page, status_code=status, headers={**_device_headers(federation), **(headers or {})})
 
     address = address_key(request.client.host if request.client else None)
     pending = await cp.principals.signins.pending_device(user_code)
@@ -330,6 +439,10 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
             return again(f"Too many failed attempts. Try again in {wait} seconds.", 429, {"Retry-After": str(wait)})
         cp.login_throttle.end(address, failed=True, reserve=False)
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
+    if pages.FEDERATION_FIELD in form:  # "Sign in with <provider>": approved when the provider sends the user back
+        return await _start_federation(
+            federation, form[pages.FEDERATION_FIELD], pending.tenant_id, {DEVICE_RESUME: pending.user_code}
+        )
     try:
         user = await _password_sign_in(cp, address, pending.tenant_id, form)
     except _Retry as retry:
@@ -337,6 +450,20 @@ async def devicelogin(request: Request, cp: Plane) -> HTMLResponse:
     if not await cp.principals.signins.approve_device(normalize_user_code(user_code), user):
         return again("That code is not valid or has expired. Start the sign-in again on the device.", 400)
     return HTMLResponse(pages.done_page(user.user_name or ""), headers=pages.headers())
+
+
+def _guard(cp: ControlPlane) -> FormGuard:
+    return FormGuard(cp.sealer, cp.clock, secure=cp.settings.base_url.startswith("https://"))
+
+
+def _forged() -> HTMLResponse:
+    """A form posted without the token its page gave this browser: another site's post, or a page kept open too
+    long. Nothing in it is looked at (no password is checked, nothing counts against the throttle)."""
+    page = pages.refused_page(
+        "This sign-in form has expired or was not opened in this browser. Open the sign-in page again from the "
+        "application or device that sent you here."
+    )
+    return HTMLResponse(page, status_code=403, headers=pages.headers())
 
 
 class _Retry(Exception):

@@ -10,6 +10,7 @@ from halyard.controlplane.arm import rbac
 from halyard.controlplane.arm.access import role_of
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
+from halyard.controlplane.identity.people import PRINCIPAL_TYPES, principal_type
 from halyard.controlplane.plane import ControlPlane
 from halyard.core.clock import isoformat
 from halyard.core.errors import InvalidRequest, NotFound
@@ -65,7 +66,8 @@ def definition_body(defn: RoleDefinition, scope: str = "/") -> dict[str, Any]:
     }
 
 
-def assignment_body(row: RoleAssignment) -> dict[str, Any]:
+def assignment_body(row: RoleAssignment, kind: str) -> dict[str, Any]:
+    """An assignment as ARM shows it; ``kind``: its principal's kind (ARM's ``principalType`` follows from it)."""
     prefix = "" if row.scope == "/" else row.scope
     return {
         "id": f"{prefix}/providers/{NS}/roleAssignments/{row.id}",
@@ -74,7 +76,7 @@ def assignment_body(row: RoleAssignment) -> dict[str, Any]:
         "properties": {
             "roleDefinitionId": f"/providers/{NS}/roleDefinitions/{row.role_definition_id}",
             "principalId": row.principal_id,
-            "principalType": "ServicePrincipal",
+            "principalType": principal_type(kind),
             "scope": row.scope,
             "createdOn": isoformat(row.created_at),
         },
@@ -85,6 +87,8 @@ class AssignmentProperties(BaseModel):
     model_config = ConfigDict(extra="ignore")
     roleDefinitionId: str = Field(min_length=1, max_length=1024)
     principalId: str = Field(min_length=1, max_length=64)
+    # Optional, as in ARM; when sent it must be the principal's real kind (ARM: 400 UnmatchedPrincipalType).
+    principalType: str | None = Field(default=None, max_length=32)
 
 
 class AssignmentPut(BaseModel):
@@ -144,10 +148,13 @@ async def list_assignments(
     principal = None
     if filter_ and "principalid eq" in filter_.lower():
         principal = filter_.split("'")[1] if "'" in filter_ else None
-    rows = await cp.access.assignments(scope=s, principal_id=principal)
-    return JSONResponse(
-        {"value": [assignment_body(r) for r in rows if caller.allowed(f"{NS}/roleAssignments/read", r.scope)]}
-    )
+    rows = [
+        r
+        for r in await cp.access.assignments(scope=s, principal_id=principal)
+        if caller.allowed(f"{NS}/roleAssignments/read", r.scope)
+    ]
+    kinds = await cp.principals.kinds(r.principal_id for r in rows)
+    return JSONResponse({"value": [assignment_body(r, kinds.get(r.principal_id, "")) for r in rows]})
 
 
 @router.put(
@@ -177,8 +184,28 @@ async def put_assignment(
         raise InvalidRequest(
             f"Principal {body.properties.principalId} does not exist in the directory.", code="PrincipalNotFound"
         ) from None
+    _check_principal_type(body.properties.principalType, principal.id, principal.kind)
     row = await cp.access.assign(scope=s, role_id=role.id, principal_id=principal.id, assignment_id=roleAssignmentName)
-    return JSONResponse(assignment_body(row), status_code=201)
+    return JSONResponse(assignment_body(row, principal.kind), status_code=201)
+
+
+def _check_principal_type(given: str | None, principal_id: str, kind: str) -> None:
+    """ARM's answers for a ``principalType`` that is not one of its values, or not the principal's own."""
+    if given is None:
+        return
+    known = {t.lower(): t for t in PRINCIPAL_TYPES}
+    if given.lower() not in known:
+        raise InvalidRequest(
+            f"The principal type '{given[:32]}' is not valid; use one of {', '.join(PRINCIPAL_TYPES)}.",
+            code="InvalidPrincipalType",
+        )
+    actual = principal_type(kind)
+    if known[given.lower()] != actual:
+        raise InvalidRequest(
+            f"The PrincipalId '{principal_id}' has type '{actual}' , which is different from specified "
+            f"PrincipalType '{known[given.lower()]}'.",
+            code="UnmatchedPrincipalType",
+        )
 
 
 @router.get(
@@ -199,7 +226,7 @@ async def get_assignment(
     row = await _assignment_at(cp, s, roleAssignmentName)
     if row is None:
         raise NotFound(f"Role assignment '{roleAssignmentName}' does not exist.", code="RoleAssignmentNotFound")
-    return JSONResponse(assignment_body(row))
+    return JSONResponse(assignment_body(row, await _kind_of(cp, row.principal_id)))
 
 
 @router.delete(
@@ -220,8 +247,13 @@ async def delete_assignment(
     row = await _assignment_at(cp, s, roleAssignmentName)
     if row is None:
         return Response(status_code=204)
+    kind = await _kind_of(cp, row.principal_id)
     await cp.access.unassign(row.id)
-    return JSONResponse(assignment_body(row))
+    return JSONResponse(assignment_body(row, kind))
+
+
+async def _kind_of(cp: ControlPlane, principal_id: str) -> str:
+    return (await cp.principals.kinds([principal_id])).get(principal_id, "")
 
 
 async def _assignment_at(cp: ControlPlane, scope: str, name: str) -> RoleAssignment | None:

@@ -41,6 +41,7 @@ from halyard.controlplane.his import routes as his_routes
 from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.portal import routes as portal_routes
 from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
@@ -102,6 +103,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await portal.api.close()
             await db.close()
 
     app = FastAPI(
@@ -142,6 +144,7 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))
+    portal = portal_routes.install(app, cp)  # /portal: pages calling this same app with the user's token
     for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
     limits = BodyLimits(

@@ -69,7 +69,6 @@ def install(app: FastAPI, cp: ControlPlane) -> Portal:
     templates = jinja2.Environment(
         loader=jinja2.FileSystemLoader(_HERE / "templates"),
         autoescape=True,  # every template, every value: names and tags are the user's text
-        undefined=jinja2.StrictUndefined,
     )
     portal = Portal(
         cp,
@@ -401,21 +400,29 @@ async def clusters(request: Request) -> Response:
     async def handler(ctx: Ctx) -> Response:
         subs, sub = await _subscriptions(ctx)
         criteria = _criteria(request)
+        notice = request.query_params.get("notice", "")[:300]
         if not sub:
-            return ctx.render("clusters.html", subs=subs, notice="", **_empty_values(criteria))
-        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""))
-        return ctx.render(
-            "clusters.html", subs=subs, notice=request.query_params.get("notice", "")[:300],
-            **_table_values(request, sub, criteria, table),
-        )  # fmt: skip
+            return ctx.render("clusters.html", subs=subs, notice=notice, **_empty_values(criteria))
+        values = await _table_or_error(ctx, request, sub, criteria)
+        return ctx.render("clusters.html", subs=subs, notice=notice, **values)
 
     return await page(request, handler)
+
+
+async def _table_or_error(ctx: Ctx, request: Request, sub: str, criteria: fleet.Criteria) -> dict[str, Any]:
+    """The table's values, or ARM's error in its place (the filter form stays, to correct what was asked)."""
+    try:
+        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""))
+    except ApiError as exc:
+        return {**_empty_values(criteria), "sub": sub, "table_error": exc}
+    return {**_table_values(request, sub, criteria, table), "table_error": None}
 
 
 def _empty_values(criteria: fleet.Criteria) -> dict[str, Any]:
     return {
         "rows": [], "table": TablePage([], "", 0, False), "criteria": criteria, "sort": "", "descending": False,
         "statuses": fleet.STATUSES, "sortable": fleet.SORTABLE, "query": "", "here": "", "next": "", "sub": "",
+        "table_error": None,
     }  # fmt: skip
 
 
@@ -425,9 +432,7 @@ async def clusters_table(request: Request) -> Response:
 
     async def handler(ctx: Ctx) -> Response:
         _, sub = await _subscriptions(ctx)
-        criteria = _criteria(request)
-        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""))
-        return ctx.render("cluster_table.html", **_table_values(request, sub, criteria, table))
+        return ctx.render("cluster_table.html", **await _table_or_error(ctx, request, sub, _criteria(request)))
 
     return await page(request, handler)
 

@@ -12,7 +12,8 @@ import datetime as dt
 import hashlib
 import secrets
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from halyard.core.clock import Clock
 
@@ -30,6 +31,8 @@ class Session:
     expires_at: dt.datetime  # of the access token
     csrf: str
     last_used: dt.datetime
+    # Answers that cost a walk of the whole fleet (the counts by status), kept a while per session: see remember().
+    remembered: dict[str, tuple[dt.datetime, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,18 @@ class Sessions:
     def refreshed(self, session: Session, access_token: str, refresh_token: str, expires_in: int) -> None:
         session.access_token, session.refresh_token = access_token, refresh_token
         session.expires_at = self._clock.now() + dt.timedelta(seconds=expires_in)
+
+    def recall(self, session: Session, key: str, fresh_for: dt.timedelta) -> Any | None:
+        """What ``remember`` kept under ``key`` if it is younger than ``fresh_for``."""
+        kept = session.remembered.get(key)
+        if kept is None or self._clock.now() - kept[0] > fresh_for:
+            return None
+        return kept[1]
+
+    def remember(self, session: Session, key: str, value: Any) -> None:
+        if len(session.remembered) > 16:
+            session.remembered.clear()
+        session.remembered[key] = (self._clock.now(), value)
 
     def end(self, key: str | None) -> Session | None:
         return self._sessions.pop(key, None) if key else None

@@ -136,6 +136,9 @@ def main() -> None:
             page.keyboard.press("Enter")
             page.wait_for_url("**/portal/clusters**")
             cookies = {c["name"]: c["value"] for c in context.cookies()}
+            page.goto(
+                "about:blank"
+            )  # the counts the clusters page asked for are not this session's yet: measured below
             # The user's access token, as the portal holds it, for the API measured directly.
             token = Login(server).sign_in(user["userPrincipalName"], password)["access_token"]
             with httpx.Client(base_url=server.url, verify=server.ca, timeout=60) as http:
@@ -154,7 +157,12 @@ def main() -> None:
                 results["portal_table_offline_ms"] = _summary(
                     _timed(http, "/portal/clusters/table?status=Offline", max(5, args.rounds // 3), **portal)
                 )
-                results["portal_counts_ms"] = _summary(_timed(http, "/portal/clusters/counts", 5, **portal))
+                # The first call walks the fleet through the API; the session keeps the answer 30 s (what a reload
+                # or the next page then costs).
+                # (the group's counts: a key the clusters page loaded at sign-in has not filled yet)
+                counts = f"/portal/clusters/counts?group={GROUP}"
+                results["portal_counts_walk_ms"] = _summary(_timed(http, counts, 1, **portal))
+                results["portal_counts_kept_ms"] = _summary(_timed(http, counts, 5, **portal))
             for label, path in (("browser_clusters_fcp_ms", "/portal/clusters"),
                                 ("browser_offline_fcp_ms", "/portal/clusters?status=Offline")):  # fmt: skip
                 paints = []

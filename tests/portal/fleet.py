@@ -29,7 +29,9 @@ def onboard(server: ServerProcess, group: str, name: str) -> Agent:
 
 
 BEAT = {"agentVersion": "1.4.0", "kubernetesVersion": "v1.31.2", "totalNodeCount": 3, "totalCoreCount": 12,
-        "distribution": "k3s", "infrastructure": "generic"}  # fmt: skip
+        "distribution": "k3s", "infrastructure": "generic", "agentState": "Succeeded",
+        "agentErrors": [{"message": "renewal in 3 days", "severity": "Warning", "component": "identity-operator",
+                         "time": "2026-12-06T00:00:00Z"}]}  # fmt: skip
 
 
 def beat(server: ServerProcess, agent: Agent) -> None:

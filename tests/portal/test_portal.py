@@ -133,6 +133,7 @@ def test_an_operator_runs_the_fleet_from_the_portal(
         main = page.inner_text("main")
         assert "v1.31.2" in main and "k3s" in main and "az connectedk8s proxy -n c-steady" in main
         assert "Microsoft.KubernetesConfiguration/extensions" in main
+        assert page.inner_text("[data-testid=agent-state]") == "Succeeded" and "identity-operator" in main
         plane.shot(page, "cluster")
 
     # Private link: the Pending endpoint is approved from the portal.
@@ -160,10 +161,10 @@ def test_an_operator_runs_the_fleet_from_the_portal(
     page.wait_for_selector("table.audit")
     audit = page.inner_text("[data-testid=audit]")
     assert "example.com:443" in audit and "denied" in audit and "c-steady" in page.inner_text("main")
+    plane.shot(page, "gateway")
     page.select_option("select[name=verdict]", "allowed")
     page.click("form.filters button[type=submit]")
     page.wait_for_selector("[data-testid=audit] .empty")
-    plane.shot(page, "gateway")
     assert gateway.endswith("gw-a")
 
     # A role assignment: Reader for a colleague on the group, made from the portal, seen by the API.

@@ -630,7 +630,8 @@ async def gateway(request: Request, sub: str, group: str, name: str) -> Response
         linked = await ctx.api("GET", f"{path}/linkedClusters", params=v)
         return ctx.render(
             "gateway.html", gateway=body, clusters=linked.get("value", []), sub=sub, group=group, name=name,
-            verdict=_verdict(request), audit=f"{PREFIX}/subscriptions/{sub}/resourceGroups/{group}/gateways/{name}/audit",
+            verdict=_verdict(request), cluster=request.query_params.get("cluster", "")[:200],
+            audit=f"{PREFIX}/subscriptions/{sub}/resourceGroups/{group}/gateways/{name}/audit",
         )  # fmt: skip
 
     return await page(request, handler)

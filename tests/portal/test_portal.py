@@ -136,6 +136,13 @@ def test_an_operator_runs_the_fleet_from_the_portal(
         assert page.inner_text("[data-testid=agent-state]") == "Succeeded" and "identity-operator" in main
         plane.shot(page, "cluster")
 
+        # Phone width: the same table, narrower.
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.goto(f"{plane.server.url}/portal/clusters?group={group}")
+        assert page.is_visible("tr[data-cluster='c-steady'] [data-testid=status]")
+        plane.shot(page, "clusters-phone")
+        page.set_viewport_size({"width": 1280, "height": 800})
+
     # Private link: the Pending endpoint is approved from the portal.
     page.goto(f"{plane.server.url}/portal/privatelink")
     row = page.locator("tr[data-connection]").filter(has_text="pe-a")
@@ -202,12 +209,6 @@ def test_an_operator_runs_the_fleet_from_the_portal(
             assert time.monotonic() < deadline, "the cluster was never deleted"
             time.sleep(0.1)
 
-    # Phone width: the same table, narrower.
-    page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(f"{plane.server.url}/portal/clusters?group={group}")
-    assert page.is_visible("tr[data-cluster='c-steady'] [data-testid=status]")
-    plane.shot(page, "clusters-phone")
-
     # Every portal answer carried the strict policy; nothing ever opened a dialog.
     for url, status, headers in visit.answers:
         assert "default-src 'none'" in headers.get("content-security-policy", ""), (url, status)
@@ -215,7 +216,6 @@ def test_an_operator_runs_the_fleet_from_the_portal(
     assert not visit.dialogs
 
     # Sign out: the session is gone; the portal asks to sign in again.
-    page.set_viewport_size({"width": 1280, "height": 800})
     page.click("text=Sign out")
     page.wait_for_selector("text=You are signed out")
     page.goto(f"{plane.server.url}/portal/clusters")

@@ -667,15 +667,26 @@ async def gateway_audit(request: Request, sub: str, group: str, name: str) -> Re
 
 @router.get("/access")
 async def access(request: Request) -> Response:
+    """Role assignments that matter at a scope (at, above or below it): the subscription unless ``?scope=`` names a
+    group or a resource (a user with rights on one group only reads them there)."""
+
     async def handler(ctx: Ctx) -> Response:
         subs, sub = await _subscriptions(ctx)
-        scope = f"/subscriptions/{sub}" if sub else ""
+        asked = request.query_params.get("scope", "").strip()[:1024]
+        scope = asked if asked.lower().startswith(f"/subscriptions/{sub}".lower()) and sub else f"/subscriptions/{sub}"
+        values: dict[str, Any] = {"subs": subs, "sub": sub, "scope": scope, "rows": [], "roles": [], "people": [],
+                                  "notice": request.query_params.get("notice", ""), "scope_error": None}  # fmt: skip
+        if not sub:
+            return ctx.render("access.html", **values)
         v = {"api-version": AUTHORIZATION_API}
-        assignments = await ctx.api("GET", f"{scope}/providers/Microsoft.Authorization/roleAssignments", params=v)
-        roles = await ctx.api("GET", f"{scope}/providers/Microsoft.Authorization/roleDefinitions", params=v)
+        try:
+            assignments = await ctx.api("GET", f"{scope}/providers/Microsoft.Authorization/roleAssignments", params=v)
+            roles = await ctx.api("GET", f"{scope}/providers/Microsoft.Authorization/roleDefinitions", params=v)
+        except ApiError as exc:
+            return ctx.render("access.html", **{**values, "scope_error": exc})
         names = {str(r["id"]).rsplit("/", 1)[-1].lower(): r["properties"]["roleName"] for r in roles.get("value", [])}
         people = await _people(ctx)
-        rows = [
+        values["rows"] = [
             {
                 "id": a["id"],
                 "scope": a["properties"].get("scope", ""),
@@ -685,11 +696,9 @@ async def access(request: Request) -> Response:
             }
             for a in assignments.get("value", [])
         ]
-        return ctx.render(
-            "access.html", subs=subs, sub=sub, scope=scope, rows=rows, roles=sorted(roles.get("value", []),
-            key=lambda r: r["properties"]["roleName"]), people=sorted(people.items(), key=lambda p: p[1].lower()),
-            notice=request.query_params.get("notice", ""),
-        )  # fmt: skip
+        values["roles"] = sorted(roles.get("value", []), key=lambda r: r["properties"]["roleName"])
+        values["people"] = sorted(people.items(), key=lambda p: p[1].lower())
+        return ctx.render("access.html", **values)
 
     return await page(request, handler)
 

@@ -326,7 +326,7 @@ def test_script_in_tags_and_names_is_shown_as_text(
 def test_static_files_and_redirects_send_the_policy_too(portal_plane: PortalPlane) -> None:
     with httpx.Client(base_url=portal_plane.server.url, verify=portal_plane.server.ca) as http:
         for path in ("/portal/static/htmx-2.0.11.min.js", "/portal/static/portal.css", "/portal/static/nope.js",
-                     "/portal/clusters", "/portal/signin"):  # fmt: skip
+                     "/portal/clusters", "/portal/signin", "/portal/no-such-page", "/portal/signout"):  # fmt: skip
             r = http.get(path)
             csp = r.headers.get("content-security-policy", "")
             assert "default-src 'none'" in csp and "script-src 'self'" in csp and "'unsafe-inline'" not in csp, path

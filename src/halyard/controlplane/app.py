@@ -42,6 +42,7 @@ from halyard.controlplane.identity import routes as identity_routes
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
 from halyard.controlplane.portal import routes as portal_routes
+from halyard.controlplane.portal.headers import PortalHeadersMiddleware
 from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
@@ -153,6 +154,7 @@ def create_app(
         timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(RequestBodyMiddleware, limits=limits)
+    app.add_middleware(PortalHeadersMiddleware)  # the portal's CSP on every /portal answer, errors included
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)

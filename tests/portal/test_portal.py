@@ -250,6 +250,14 @@ def test_a_reader_sees_but_cannot_change(portal_plane: PortalPlane, browser: Bro
                    verify=plane.server.ca)  # fmt: skip
     assert r.status_code == 403 and "InvalidCsrfToken" in r.text
 
+    # The user deleted while signed in: the API no longer accepts their token, and the portal asks to sign in.
+    with plane.server.client() as c:
+        assert c.delete(
+            f"/providers/Halyard.Directory/users/{reader['id']}", params={"api-version": "2026-01-01"}
+        ).status_code in (200, 204)
+    page.goto(f"{plane.server.url}/portal/clusters")
+    assert "/oauth2/v2.0/authorize" in page.url
+
 
 def test_rights_on_one_group_show_nothing_of_another(
     portal_plane: PortalPlane, browser: Browser, visits: list[Visit]

@@ -175,6 +175,9 @@ async def page(request: Request, handler: Page) -> Response:
     try:
         return await handler(ctx)
     except ApiError as exc:
+        if exc.status == 401:  # the token stopped being accepted (the user was deleted, keys rotated): sign in again
+            ctx.portal.sessions.end(request.cookies.get(COOKIE))
+            raise SignInNeeded() from None
         template = "fragment_error.html" if request.headers.get("hx-request") else "error.html"
         return ctx.render(template, status=exc.status, error=exc)
 

@@ -92,8 +92,19 @@ def test_an_operator_runs_the_fleet_from_the_portal(
     plane = portal_plane
     group = plane.group("fleet")
     agents = {name: onboard(plane.server, group, name) for name in ("c-steady", "c-fading")}
-    onboard(plane.server, group, "c-new")  # onboarded, never heartbeats: Connecting
+    quiet = onboard(plane.server, group, "c-new")  # onboarded, never heartbeats: Connecting
     scope = _pending_endpoint(plane, group)
+    with plane.server.client() as c:  # c-new joins the scope (it never beats, so the scope's rules never refuse it)
+        body = c.get(quiet.path, params=CC).json()
+        props = {"agentPublicKeyCertificate": body["properties"]["agentPublicKeyCertificate"],
+                 "privateLinkState": "Enabled", "privateLinkScopeResourceId": scope}  # fmt: skip
+        r = c.put(
+            quiet.path,
+            params=CC,
+            json={"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": props},
+        )
+        assert r.status_code in (200, 201), r.text
+        plane.settle(c, r)
     gateway = _denied_through_gateway(plane, group, agents["c-steady"])
     user, password = plane.user(OWNER, f"/subscriptions/{plane.sub}")
     colleague, _ = plane.user()
@@ -145,6 +156,7 @@ def test_an_operator_runs_the_fleet_from_the_portal(
 
     # Private link: the Pending endpoint is approved from the portal.
     page.goto(f"{plane.server.url}/portal/privatelink")
+    assert "c-new" in page.inner_text("[data-testid=scope-clusters]")
     row = page.locator("tr[data-connection]").filter(has_text="pe-a")
     assert row.locator("[data-testid=connection-state]").inner_text() == "Pending"
     row.get_by_role("button", name="Approve").click()

@@ -19,6 +19,8 @@ fi
 command -v dnsmasq >/dev/null 2>&1 || need+=(dnsmasq-base)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v socat >/dev/null 2>&1 || need+=(socat)
+# The portal's browser tests (tests/portal/) drive Debian's chromium headless through Playwright (no browser download).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # kubectl is not one of them: the tests drive given versions, which scripts/install-kubectl.sh puts in .cache/kubectl.
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing system packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

@@ -43,6 +43,8 @@ from halyard.controlplane.identity.federation import Federation
 from halyard.controlplane.identity.providers import load as load_providers
 from halyard.controlplane.kubernetes import routes as kubernetes_routes
 from halyard.controlplane.plane import ControlPlane, TypeServices
+from halyard.controlplane.portal import routes as portal_routes
+from halyard.controlplane.portal.headers import PortalHeadersMiddleware
 from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
@@ -104,6 +106,7 @@ def create_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await portal.api.close()
             await db.close()
 
     app = FastAPI(
@@ -146,6 +149,7 @@ def create_app(
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))
+    portal = portal_routes.install(app, cp)  # /portal: pages calling this same app with the user's token
     for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
     limits = BodyLimits(
@@ -154,6 +158,7 @@ def create_app(
         timeout_seconds=settings.body_timeout_seconds,
     )
     app.add_middleware(RequestBodyMiddleware, limits=limits)
+    app.add_middleware(PortalHeadersMiddleware)  # the portal's CSP on every /portal answer, errors included
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)

@@ -1,0 +1,81 @@
+"""The portal's pure parts: table rows from API bodies, the status filter and counts, the CSRF check, sessions."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+
+import pytest
+
+from halyard.controlplane.portal import fleet
+from halyard.controlplane.portal.security import CSP, csrf_ok
+from halyard.controlplane.portal.sessions import Sessions
+from halyard.core.clock import ManualClock
+
+pytestmark = pytest.mark.unit
+OWN = "https://halyard.example:8443"
+ID = "/subscriptions/s1/resourceGroups/Rg-A/providers/Microsoft.Kubernetes/connectedClusters/"
+
+
+def _body(name: str, status: str, **props: object) -> dict[str, object]:
+    return {"id": ID + name, "name": name, "tags": {"env": "<b>x</b>"},
+            "properties": {"connectivityStatus": status, **props}}  # fmt: skip
+
+
+def test_a_row_flattens_what_the_api_rendered() -> None:
+    r = fleet.row(_body("c1", "Connected", totalNodeCount=3, totalCoreCount=8, agentVersion="1.4.0",
+                        privateLinkScopeResourceId="/x/privateLinkScopes/scope-a", gateway={"id": "/x/gateways/gw"}))  # fmt: skip
+    assert (r.group, r.subscription, r.nodes, r.cores, r.private_link, r.gateway) == (
+        "Rg-A",
+        "s1",
+        3,
+        8,
+        "scope-a",
+        "gw",
+    )
+    assert r.tags == {"env": "<b>x</b>"}  # kept as text: the template escapes it
+    bare = fleet.row({"id": ID + "c2", "name": "c2"})
+    assert (bare.status, bare.nodes, bare.gateway) == ("", None, "")
+
+
+def test_status_and_name_filters_counts_and_sort() -> None:
+    rows = [fleet.row(_body(n, s, totalNodeCount=i)) for i, (n, s) in
+            enumerate([("web-1", "Connected"), ("web-2", "Offline"), ("db-1", "Offline"), ("x", "Weird")])]  # fmt: skip
+    assert [r.name for r in rows if fleet.Criteria(status="Offline", name="WEB").matches(r)] == ["web-2"]
+    assert not fleet.Criteria(group="rg-a").local and fleet.Criteria(name="w").local
+    assert fleet.counts(rows) == {"Connected": 1, "Connecting": 0, "Offline": 2, "Expired": 0, "Weird": 1}
+    assert [r.name for r in fleet.sort_rows(rows, "nodes", descending=True)] == ["x", "db-1", "web-2", "web-1"]
+    assert fleet.sort_rows(rows, "not-a-column", False) == rows
+
+
+def test_csrf_needs_the_sessions_token_and_the_own_origin() -> None:
+    assert csrf_ok("t0ken", "t0ken", OWN, OWN) and csrf_ok("t0ken", "t0ken", None, OWN)
+    assert csrf_ok("t0ken", "t0ken", "https://HALYARD.example:8443", OWN)
+    assert not csrf_ok("t0ken", "other", OWN, OWN)
+    assert not csrf_ok("t0ken", None, OWN, OWN) and not csrf_ok("", "", OWN, OWN)
+    assert not csrf_ok("t0ken", "t0ken", "https://evil.example", OWN)
+    assert not csrf_ok("t0ken", "t0ken", "null", OWN)  # an opaque origin (sandboxed frame, data: page)
+    assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP and "frame-ancestors 'none'" in CSP
+
+
+def test_sign_ins_are_spent_once_and_expire_and_sessions_idle_out() -> None:
+    clock = ManualClock()
+    sessions = Sessions(clock)
+    state, pending = sessions.begin_sign_in("/portal/clusters")
+    digest = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=").decode()
+    assert pending.challenge == digest and len(pending.verifier) >= 43
+    assert sessions.finish_sign_in(state) == pending
+    assert sessions.finish_sign_in(state) is None  # spent
+    late, _ = sessions.begin_sign_in("/portal/clusters")
+    clock.advance(11 * 60)
+    assert sessions.finish_sign_in(late) is None
+    key = sessions.create("alice", "access", "refresh", 3600)
+    session = sessions.get(key)
+    assert session is not None and not sessions.needs_refresh(session)
+    clock.advance(3550)
+    assert sessions.needs_refresh(session)
+    sessions.remember(session, "counts", {"n": 1})
+    assert sessions.recall(session, "counts", fresh_for=dt.timedelta(seconds=30)) == {"n": 1}
+    clock.advance(9 * 3600)
+    assert sessions.get(key) is None and sessions.get("nope") is None and sessions.get(None) is None

@@ -189,7 +189,7 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
                     env={**os.environ, **cli.env},
                 )
             )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # four processes starting on a loaded machine
         while True:
             shown = cli.show(group, "split")
             if shown["lastConnectivityTime"] > before and shown["connectivityStatus"] == "Connected":

@@ -112,7 +112,9 @@ def test_connect_reaches_connected_with_metadata_then_offline_and_back(
     assert offline["lastConnectivityTime"] == cli.show(group, "main")["lastConnectivityTime"]
     restart = cli.run("agent", "start", "--state-dir", str(state), "--kubeconfig", str(kubeconfig))
     assert restart.returncode == 0, restart.stderr
-    cli.wait_status(group, "main", "Connected", timeout=15)
+    cli.wait_status(
+        group, "main", "Connected", timeout=40
+    )  # a restart under a loaded machine (two test workers) takes a while
 
 
 def test_agents_reconnect_after_the_control_plane_restarts(cli: Cli, fresh_cluster: Callable[[], Path]) -> None:

@@ -119,6 +119,13 @@ def command(
             "[or HALYARD_ENDPOINT_LISTENERS, a JSON list]."
         ),
     ] = None,
+    federation_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSON file naming the OpenID Connect providers users may sign in with [or HALYARD_FEDERATION_FILE] "
+            "(docs/security.md, Federation)."
+        ),
+    ] = None,
 ) -> None:
     """Run the control plane (management API, login and agent services) on one listener."""
     from halyard.controlplane.server import run
@@ -147,6 +154,7 @@ def command(
         "relay_peer_address": relay_peer_address,
         "endpoint_ingress": endpoint_ingress,
         "endpoint_listeners": endpoint_listener or None,
+        "federation_file": federation_file,
     }
     # Only what was given on the line: everything else comes from HALYARD_* variables or the defaults.
     settings = Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -60,3 +60,5 @@ def configure(level: str = "info", fmt: str = "keyvalue") -> None:
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: the portal's in-process API calls and the agents' beats would flood the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.arm.proxytypes import hybrid_type
 from halyard.controlplane.arm.resourcetypes import (
     Desired,
     Placement,
@@ -27,7 +28,6 @@ from halyard.controlplane.gateway.links import write_link
 from halyard.controlplane.gateway.models import (
     GatewayPatch,
     GatewayPut,
-    ResourceOut,
     SettingsPatch,
     SettingsPut,
 )
@@ -163,36 +163,16 @@ class SettingsBehaviour(PlainBehaviour):
 def gateway_type(parent_cluster_type: ResourceType) -> tuple[ResourceType, ResourceType]:
     """The gateways type and the clusters' ``settings`` extension (declared after connectedClusters)."""
     behaviour = GatewayBehaviour()
-    gateways = ResourceType(
-        namespace=NAMESPACE,
-        type_name="gateways",
-        api_versions=API_VERSIONS,
-        put_model=GatewayPut,
-        patch_model=GatewayPatch,
-        response_model=ResourceOut,
-        behaviour=behaviour,
-        name_pattern=GATEWAY_NAME,
-        name_rule=GATEWAY_NAME_RULE,
-        display="gateway",
-        sync_patch_versions=frozenset(API_VERSIONS),
-    )
+    gateways = hybrid_type(
+        NAMESPACE, "gateways", API_VERSIONS, put_model=GatewayPut, patch_model=GatewayPatch, behaviour=behaviour,
+        name_pattern=GATEWAY_NAME, name_rule=GATEWAY_NAME_RULE, display="gateway",
+    )  # fmt: skip
     behaviour.rtype = gateways
-    settings = ResourceType(
-        namespace=NAMESPACE,
-        type_name="settings",
-        api_versions=API_VERSIONS,
-        put_model=SettingsPut,
-        patch_model=SettingsPatch,
-        response_model=ResourceOut,
-        behaviour=SettingsBehaviour(),
-        name_pattern=SETTINGS_NAME,
-        name_rule="A cluster has one settings resource, named 'default'.",
-        display="settings",
-        placement=Placement.EXTENSION,
-        parent=parent_cluster_type,
-        requires_location=False,
-        sync_patch_versions=frozenset(API_VERSIONS),
-        rbac_type="Microsoft.Kubernetes/connectedClusters/settings/default",
-        name_param="settingName",
-    )
+    settings = hybrid_type(
+        NAMESPACE, "settings", API_VERSIONS, put_model=SettingsPut, patch_model=SettingsPatch,
+        behaviour=SettingsBehaviour(), name_pattern=SETTINGS_NAME,
+        name_rule="A cluster has one settings resource, named 'default'.", display="settings",
+        placement=Placement.EXTENSION, parent=parent_cluster_type, requires_location=False,
+        rbac_type="Microsoft.Kubernetes/connectedClusters/settings/default", name_param="settingName",
+    )  # fmt: skip
     return gateways, settings

@@ -5,6 +5,7 @@ counts are what went through (counted here on the raw bytes of the agent's own T
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 
 import pytest
@@ -84,6 +85,13 @@ async def _inner_https_get(
     return answer, up, down
 
 
+def _arrivals(plane: GatewayPlane) -> dict[str, float]:
+    with plane.server.client() as c:
+        text = c.get("/metrics").text
+    found = re.findall(r'^halyard_requests_by_arrival_total\{arrival="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {kind: float(value) for kind, value in found}
+
+
 async def test_linked_cluster_reaches_the_control_plane_and_the_audit_counts_its_bytes(
     gateway_plane: GatewayPlane,
 ) -> None:
@@ -94,11 +102,15 @@ async def test_linked_cluster_reaches_the_control_plane_and_the_audit_counts_its
     agent = await asyncio.to_thread(plane.cluster, group, "via-gw")
     plane.link(agent, gw["id"])
     destination = f"127.0.0.1:{plane.server.port}"
+    before = await asyncio.to_thread(_arrivals, plane)
 
     reader, writer, status, _ = await _tunnel(plane, name, destination, agent.token)
     assert status == 200
     answer, up, down = await _inner_https_get(reader, writer, plane.server.ca, "/his/v1/endpoints")
     assert answer.startswith(b"HTTP/1.1 200") and b'"dp"' in answer
+    # The request inside the tunnel arrived as the gateway's (Arrival(GATEWAY)), not as a public one.
+    after = await asyncio.to_thread(_arrivals, plane)
+    assert after["gateway"] - before["gateway"] == 1
 
     rows = await wait_for(lambda: [r for r in plane.audit(gw["id"]) if r["verdict"] == "allowed"])
     assert len(rows) == 1
@@ -191,3 +203,10 @@ def test_agents_read_their_network_settings_with_their_own_token(gateway_plane: 
     assert httpx.get(url, verify=plane.server.ca).status_code == 401  # agents only
     with plane.server.client() as c:  # a management token is not an agent token
         assert c.get(GATEWAY_NETWORK_PATH).status_code == 401
+
+
+def _arrivals(plane: GatewayPlane) -> dict[str, float]:
+    with plane.server.client() as c:
+        text = c.get("/metrics").text
+    found = re.findall(r'^halyard_requests_by_arrival_total\{arrival="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {kind: float(value) for kind, value in found}

@@ -48,6 +48,16 @@ class GatewayPlane:
             body_out: dict[str, Any] = got.json()
             return body_out
 
+    def delete(self, path: str) -> None:
+        """Delete a resource and wait for it to be gone (a module's server holds at most 5 gateways)."""
+        with self.server.client() as c:
+            r = c.delete(path, params=GW_API)
+            assert r.status_code in (200, 202, 204), r.text
+            deadline = time.monotonic() + 20
+            while c.get(path, params=GW_API).status_code != 404:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
     def gateway(self, group: str, name: str, features: list[str] | None = None) -> dict[str, Any]:
         path = f"/subscriptions/{self.sub}/resourceGroups/{group}/providers/Microsoft.HybridCompute/gateways/{name}"
         return self.put(path, {"location": "eastus", "properties": {"allowedFeatures": features or ["*"]}})

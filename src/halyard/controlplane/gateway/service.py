@@ -130,7 +130,11 @@ class GatewayService:
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Connection(self), host, port, ssl=ssl_context)
+        # A TLS handshake left half done is cut at the head's deadline too (asyncio's default holds it 60 s).
+        handshake = HEAD_TIMEOUT if ssl_context is not None else None
+        server = await loop.create_server(
+            lambda: _Connection(self), host, port, ssl=ssl_context, ssl_handshake_timeout=handshake
+        )
         self._servers.append(server)
         sock = server.sockets[0].getsockname()
         log.info("gateway listening", extra={"host": sock[0], "port": sock[1]})

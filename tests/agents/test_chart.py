@@ -3,6 +3,7 @@ in-cluster`` installs it with the real helm into a simulated cluster."""
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import yaml
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Secret, ServiceAccount
+from lightkube.resources.core_v1 import ConfigMap, Secret, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from halyard.cli.agentplacement import disconnect_cluster
@@ -36,10 +37,15 @@ def _helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(helm_path()), *args], capture_output=True, text=True, timeout=60)
 
 
-def _rendered() -> list[dict[str, Any]]:
-    proc = _helm("template", "halyard-agent", str(CHART), "--namespace", "halyard-system")
+def _rendered(*sets: str) -> list[dict[str, Any]]:
+    proc = _helm("template", "halyard-agent", str(CHART), "--namespace", "halyard-system", *sets)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, Any]:
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
 
 
 def test_helm_lint_passes() -> None:
@@ -108,6 +114,60 @@ def test_template_is_least_privilege() -> None:
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"] and policy["spec"]["ingress"] == []
 
 
+def test_arc_proxy_runs_only_with_a_gateway_or_a_proxy_and_every_other_agent_goes_through_it() -> None:
+    plain = _rendered()
+    assert "arc-proxy" not in {d["metadata"]["name"] for d in plain}
+    assert not any(_env(d) for d in plain if d["kind"] == "Deployment")
+
+    for sets, with_gateway in (
+        (("--set-string", "network.gateway=abc.gw.example.test:8443",
+          "--set-string", "network.proxy=http://user:s3cret@proxy.corp:3128",
+          "--set-string", r"network.proxySkipRange=10.0.0.0/16\,kubernetes.default.svc\,.svc"), True),
+        (("--set-string", "network.proxy=http://proxy.corp:3128"), False),
+    ):  # fmt: skip
+        docs = _rendered(*sets)
+        by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+        proxy = by[("Deployment", "arc-proxy")]
+        pod = proxy["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert pod["serviceAccountName"] == "arc-proxy"
+        assert {"--agents=arc-proxy", "--in-cluster", "--arc-proxy-listen=0.0.0.0:3129"} <= set(container["args"])
+        assert ("--gateway=abc.gw.example.test:8443" in container["args"]) is with_gateway
+        assert container["ports"] == [{"name": "proxy", "containerPort": 3129, "protocol": "TCP"}]
+        assert "HTTPS_PROXY" not in _env(proxy)  # arc-proxy does not proxy through itself
+        # The proxy's credentials travel in a Secret, never in arguments or plain values.
+        assert _env(proxy)["HALYARD_AGENT_PROXY"] == {"secretKeyRef": {"name": "halyard-network", "key": "proxy"}}
+        assert not [d for d in docs if d["kind"] == "Deployment" and "s3cret" in yaml.safe_dump(d)]
+        service = by[("Service", "arc-proxy")]
+        assert service["spec"]["type"] == "ClusterIP"  # cluster-internal
+        assert service["spec"]["selector"] == {
+            "app.kubernetes.io/part-of": "halyard-agent", "app.kubernetes.io/name": "arc-proxy",
+        }  # fmt: skip
+        assert service["spec"]["ports"][0]["port"] == 3129
+        url = "http://arc-proxy.halyard-system.svc:3129"
+        for name in DEPLOYED:
+            env = _env(by[("Deployment", name)])
+            assert (env["HTTPS_PROXY"], env["HTTP_PROXY"], env["HALYARD_AGENT_ARC_PROXY_URL"]) == (url, url, url)
+            skipped = env["NO_PROXY"].split(",")
+            assert {"$(KUBERNETES_SERVICE_HOST)", "kubernetes.default.svc", ".svc"} <= set(skipped)
+            assert ("10.0.0.0/16" in skipped) is with_gateway  # --proxy-skip-range, as given
+        # Least privilege: the published token always; the onboarding key only to prove it to a gateway.
+        secrets = next(r for r in by[("Role", "arc-proxy")]["rules"] if r["resources"] == ["secrets"])
+        wanted = {"halyard-agent-token", "halyard-onboarding"} if with_gateway else {"halyard-agent-token"}
+        assert set(secrets["resourceNames"]) == wanted and secrets["verbs"] == ["get"]
+        policy = by[("NetworkPolicy", "halyard-arc-proxy")]["spec"]
+        assert policy["ingress"] == [
+            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "halyard-agent"}}}],
+             "ports": [{"protocol": "TCP", "port": 3129}]}
+        ]  # fmt: skip
+        patchable = next(
+            r
+            for r in by[("Role", "controller-manager")]["rules"]
+            if r["resources"] == ["deployments"] and "patch" in r["verbs"]
+        )
+        assert "arc-proxy" in patchable["resourceNames"]  # auto-upgrade reaches it too
+
+
 def test_template_honours_a_registry_mirror() -> None:
     proc = _helm("template", "halyard-agent", str(CHART), "--set", "image.registry=mirror.example:5000")
     assert proc.returncode == 0, proc.stderr
@@ -124,16 +184,24 @@ def test_connect_in_cluster_installs_the_chart_with_helm(
     env = {"HALYARD_HELM": str(helm_path())}
     proc = cli.run(
         "connectedk8s", "connect", "-g", group, "-n", "chart", "-l", "eastus", "--kube-config", str(kubeconfig),
-        "--agent-mode", "in-cluster", "--no-wait", "--yes", "-o", "json", env=env,
+        "--agent-mode", "in-cluster", "--no-wait", "--yes", "-o", "json",
+        "--proxy-https", "http://user:pw@proxy.corp.invalid:3128", "--proxy-skip-range", "10.0.0.0/16,.svc", env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
         ns = "halyard-system"
-        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == DEPLOYED
-        assert DEPLOYED <= {s.metadata.name for s in client.list(ServiceAccount, namespace=ns)}
-        assert DEPLOYED == {r.metadata.name for r in client.list(Role, namespace=ns)}
-        assert DEPLOYED == {r.metadata.name for r in client.list(RoleBinding, namespace=ns)}
+        # With a proxy, arc-proxy is installed too: a Deployment and its cluster-internal Service.
+        installed = DEPLOYED | {"arc-proxy"}
+        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == installed
+        assert client.get(Service, "arc-proxy", namespace=ns).spec.type == "ClusterIP"
+        sync = client.get(Deployment, "resource-sync", namespace=ns).spec.template.spec.containers[0]
+        assert {e.name: e.value for e in sync.env or []}["HTTPS_PROXY"] == "http://arc-proxy.halyard-system.svc:3129"
+        network = client.get(Secret, "halyard-network", namespace=ns).data or {}
+        assert base64.b64decode(network["proxy"]).decode() == "http://user:pw@proxy.corp.invalid:3128"
+        assert installed <= {s.metadata.name for s in client.list(ServiceAccount, namespace=ns)}
+        assert installed == {r.metadata.name for r in client.list(Role, namespace=ns)}
+        assert installed == {r.metadata.name for r in client.list(RoleBinding, namespace=ns)}
         client.get(ClusterRole, "halyard-metadata-operator")
         client.get(ClusterRoleBinding, "halyard-metadata-operator")
         # The simulator serves no networking.k8s.io API, so the chart (rightly) renders no NetworkPolicy there.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -48,6 +49,16 @@ class GatewayPlane:
             body_out: dict[str, Any] = got.json()
             return body_out
 
+    def delete(self, path: str) -> None:
+        """Delete a resource and wait for it to be gone (a module's server holds at most 5 gateways)."""
+        with self.server.client() as c:
+            r = c.delete(path, params=GW_API)
+            assert r.status_code in (200, 202, 204), r.text
+            deadline = time.monotonic() + 20
+            while c.get(path, params=GW_API).status_code != 404:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+
     def gateway(self, group: str, name: str, features: list[str] | None = None) -> dict[str, Any]:
         path = f"/subscriptions/{self.sub}/resourceGroups/{group}/providers/Microsoft.HybridCompute/gateways/{name}"
         return self.put(path, {"location": "eastus", "properties": {"allowedFeatures": features or ["*"]}})
@@ -91,6 +102,33 @@ async def wait_for(predicate: Any, timeout: float = 10.0) -> Any:
             return value
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.1)
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def namespace() -> Iterator[tuple[str, str, str]]:
+    """(namespace, host-side address, namespace-side address): a /30 on a veth pair, private to this machine; the
+    namespace reaches this host's host-side address and nothing else (the host's loopback is out of its reach)."""
+    tag = uuid.uuid4().hex[:6]
+    name, host_if, ns_if = f"hgw-{tag}", f"hgw{tag}h", f"hgw{tag}n"
+    octet = int(tag[:2], 16)
+    host_side, ns_side = f"10.254.{octet}.1", f"10.254.{octet}.2"
+    _ip("netns", "add", name)
+    try:
+        _ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        _ip("link", "set", ns_if, "netns", name)
+        _ip("addr", "add", f"{host_side}/30", "dev", host_if)
+        _ip("link", "set", host_if, "up")
+        _ip("-n", name, "addr", "add", f"{ns_side}/30", "dev", ns_if)
+        _ip("-n", name, "link", "set", ns_if, "up")
+        _ip("-n", name, "link", "set", "lo", "up")
+        yield name, host_side, ns_side
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
 # The agents' simulator and its fresh clusters (session-wide), for onboarding through a gateway.

@@ -173,3 +173,32 @@ async def test_linking_needs_the_settings_default_write_action(plane: Plane) -> 
     names = {o["name"] for o in r.json()["value"]}
     assert "Microsoft.Kubernetes/connectedClusters/settings/default/write" in names
     assert {"Microsoft.HybridCompute/gateways/read", "Microsoft.HybridCompute/gateways/write"} <= names
+
+
+async def test_deleting_settings_default_unlinks_the_cluster_with_the_deletion(plane: Plane) -> None:
+    group = await plane.group()
+    gw = await plane.gateway(group, "unlinkme")
+    cluster = await plane.cluster(group)
+    settings = f"{cluster}/providers/Microsoft.HybridCompute/settings/default"
+    body = {"properties": {"gatewayProperties": {"gatewayResourceId": gw["id"]}}}
+    await plane.done(await plane.c.put(settings, params=GW_API, json=body))
+    assert (await plane.c.get(cluster, params=CC_API)).json()["properties"]["gateway"]["enabled"] is True
+    linked = (await plane.c.get(f"{gw['id']}/linkedClusters", params=GW_API)).json()["value"]
+    assert [c["clusterId"] for c in linked] == [cluster.lower()]
+
+    r = await plane.c.delete(settings, params=GW_API)
+    assert r.status_code == 202, r.text
+    await plane.done(httpx.Response(200, json={}, headers=r.headers))
+    assert (await plane.c.get(settings, params=GW_API)).status_code == 404
+    assert (await plane.c.get(cluster, params=CC_API)).json()["properties"]["gateway"] == {"enabled": False}
+    # The gateway lists no linked cluster any more.
+    linked = (await plane.c.get(f"{gw['id']}/linkedClusters", params=GW_API)).json()["value"]
+    assert linked == []
+
+    # Linked again, then the cluster deleted: the settings go with it and nothing is left behind.
+    await plane.done(await plane.c.put(settings, params=GW_API, json=body))
+    r = await plane.c.delete(cluster, params=CC_API)
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        await plane.done(httpx.Response(200, json={}, headers=r.headers))
+    assert (await plane.c.get(settings, params=GW_API)).status_code == 404

@@ -5,10 +5,15 @@ counts are what went through (counted here on the raw bytes of the agent's own T
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import re
 import ssl
 
+import httpx
 import pytest
 
+from halyard.controlplane.gateway.service import HEAD_TIMEOUT
 from tests.gateway.conftest import GatewayPlane, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -84,6 +89,13 @@ async def _inner_https_get(
     return answer, up, down
 
 
+def _arrivals(plane: GatewayPlane) -> dict[str, float]:
+    with plane.server.client() as c:
+        text = c.get("/metrics").text
+    found = re.findall(r'^halyard_requests_by_arrival_total\{arrival="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {kind: float(value) for kind, value in found}
+
+
 async def test_linked_cluster_reaches_the_control_plane_and_the_audit_counts_its_bytes(
     gateway_plane: GatewayPlane,
 ) -> None:
@@ -94,11 +106,15 @@ async def test_linked_cluster_reaches_the_control_plane_and_the_audit_counts_its
     agent = await asyncio.to_thread(plane.cluster, group, "via-gw")
     plane.link(agent, gw["id"])
     destination = f"127.0.0.1:{plane.server.port}"
+    before = await asyncio.to_thread(_arrivals, plane)
 
     reader, writer, status, _ = await _tunnel(plane, name, destination, agent.token)
     assert status == 200
     answer, up, down = await _inner_https_get(reader, writer, plane.server.ca, "/his/v1/endpoints")
     assert answer.startswith(b"HTTP/1.1 200") and b'"dp"' in answer
+    # The request inside the tunnel arrived as the gateway's (Arrival(GATEWAY)), not as a public one.
+    after = await asyncio.to_thread(_arrivals, plane)
+    assert after["gateway"] - before["gateway"] == 1
 
     rows = await wait_for(lambda: [r for r in plane.audit(gw["id"]) if r["verdict"] == "allowed"])
     assert len(rows) == 1
@@ -157,13 +173,12 @@ def test_audit_rows_cannot_be_written_or_erased_through_the_api(gateway_plane: G
             assert r.status_code in (404, 405), (method, r.status_code, r.text)
         r = c.get(f"{gw['id']}/auditRecords", params={"api-version": "2024-07-31-preview", "verdict": "bogus"})
         assert r.status_code == 400
+    plane.delete(gw["id"])  # the module's server holds at most 5 gateways
 
 
 def test_agents_read_their_network_settings_with_their_own_token(gateway_plane: GatewayPlane) -> None:
     """What arc-proxy asks at every heartbeat interval: the gateway's name and port, and the proxy settings
     (the proxy URL with its credentials, unsealed for the cluster's own agents only)."""
-    import httpx
-
     from halyard.api.agents import GATEWAY_NETWORK_PATH
 
     plane = gateway_plane
@@ -191,3 +206,157 @@ def test_agents_read_their_network_settings_with_their_own_token(gateway_plane: 
     assert httpx.get(url, verify=plane.server.ca).status_code == 401  # agents only
     with plane.server.client() as c:  # a management token is not an agent token
         assert c.get(GATEWAY_NETWORK_PATH).status_code == 401
+
+
+def _arrivals(plane: GatewayPlane) -> dict[str, float]:
+    with plane.server.client() as c:
+        text = c.get("/metrics").text
+    found = re.findall(r'^halyard_requests_by_arrival_total\{arrival="(\w+)"\} ([0-9.e+]+)$', text, re.MULTILINE)
+    return {kind: float(value) for kind, value in found}
+
+
+# ---- hostile input at the gateway's door ----------------------------------------------------------------------
+# raw TLS and CONNECT, no OpenAPI route for the fuzzers to walk: oversized and endless heads, slow and idle clients,
+# garbage where TLS should be, bad CONNECT targets, hundreds of connections from one address. Each is answered
+# clearly or cut, never a 5xx or a crash, and a linked cluster's own tunnel is served all the while.
+
+IDLE_CONNECTIONS = 200
+SLOW_CONNECTIONS = 20
+
+
+async def _raw(plane: GatewayPlane, name: str, data: bytes) -> tuple[int, dict[str, object]]:
+    """``data`` sent inside TLS to the gateway; the status and JSON error of its answer (0, {} if it just closed)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", plane.gateway_port, ssl=plane.outer_tls(), server_hostname=name
+    )
+    try:
+        writer.write(data)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), 20)
+    except (ConnectionError, ssl.SSLError):
+        answer = b""
+    finally:
+        writer.close()
+    if not answer:
+        return 0, {}
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ")[1]), json.loads(body) if body else {}
+
+
+async def _not_tls(plane: GatewayPlane, data: bytes) -> bytes:
+    """``data`` where a TLS ClientHello should be: what comes back before the gateway closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", plane.gateway_port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 20)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+
+
+async def _slow(plane: GatewayPlane, name: str) -> int:
+    """A head trickled a byte at a time, never finished: the status the gateway cuts it with."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", plane.gateway_port, ssl=plane.outer_tls(), server_hostname=name
+    )
+    try:
+        writer.write(b"CONNECT 127.0.0.1:1 HTTP/1.1\r\nX-Slow: ")
+        while not reader.at_eof():
+            writer.write(b"a")
+            await writer.drain()
+            try:
+                answer = await asyncio.wait_for(reader.read(4096), 0.5)
+            except TimeoutError:
+                continue
+            return int(answer.split(b" ")[1]) if answer else 0
+        return 0
+    except (ConnectionError, ssl.SSLError):
+        return 0
+    finally:
+        writer.close()
+
+
+async def _idle(plane: GatewayPlane, name: str) -> int:
+    """A TLS connection that never sends a byte: the status it is cut with."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", plane.gateway_port, ssl=plane.outer_tls(), server_hostname=name
+    )
+    try:
+        answer = await asyncio.wait_for(reader.read(), HEAD_TIMEOUT * 3)
+        return int(answer.split(b" ")[1]) if answer else 0
+    except (ConnectionError, ssl.SSLError):
+        return 0
+    finally:
+        writer.close()
+
+
+async def test_hostile_input_never_harms_the_gateway_or_its_other_clients(gateway_plane: GatewayPlane) -> None:
+    plane = gateway_plane
+    group = plane.group()
+    gw = plane.gateway(group, "gw-fuzz")
+    name = gw["properties"]["gatewayEndpoint"]
+    agent = await asyncio.to_thread(plane.cluster, group, "fuzzed")
+    plane.link(agent, gw["id"])
+    control_plane = f"127.0.0.1:{plane.server.port}"
+
+    # Slow and idle clients first: they hold their connections while everything else runs.
+    slow = [asyncio.ensure_future(_slow(plane, name)) for _ in range(SLOW_CONNECTIONS)]
+    idle = [asyncio.ensure_future(_idle(plane, name)) for _ in range(IDLE_CONNECTIONS)]
+
+    heads: list[tuple[bytes, int]] = [
+        (b"CONNECT x:1 HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+        (b"CONNECT x:1 HTTP/1.1\r\n" + b"".join(b"X%d: y\r\n" % i for i in range(500)) + b"\r\n", 431),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 405),
+        (b"\r\n\r\n", 400),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),  # a second ClientHello inside
+        (b"CONNECT HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT :443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host:0 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host:65536 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host:" + b"9" * 5000 + b" HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host:-1 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT /etc/passwd HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT [::1:443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT h\x00st:443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT \xff\xfe:443 HTTP/1.1\r\n\r\n", 400),
+        ("CONNECT \udcff:443 HTTP/1.1\r\n\r\n".encode("utf-8", "surrogateescape"), 400),
+        (b"CONNECT a:1 HTTP/1.1\r\nno colon\r\n\r\n", 400),
+        (b"GET /gw/v1/connect HTTP/1.1\r\nHalyard-Destination: " + control_plane.encode() + b"\r\n\r\n", 400),
+        (b"GET /gw/v1/connect HTTP/1.1\r\nUpgrade: websocket\r\n\r\n", 400),
+        (b"GET /gw/v1/connect HTTP/1.1\r\nUpgrade: websocket\r\nHalyard-Destination: a:b:c\r\n\r\n", 400),
+        # Well-formed, but no credential, or one that is not a token: refused before anything is dialled.
+        (f"CONNECT {control_plane} HTTP/1.1\r\n\r\n".encode(), 407),
+        (f"CONNECT {control_plane} HTTP/1.1\r\nProxy-Authorization: Bearer {'x' * 8000}\r\n\r\n".encode(), 407),
+        (f"CONNECT {control_plane} HTTP/1.1\r\nProxy-Authorization: Proof \udcff\r\n\r\n".encode(
+            "utf-8", "surrogateescape"), 407),
+        (f"CONNECT {control_plane} HTTP/1.1\r\nProxy-Authorization: Proof a.b.c\r\n\r\n".encode(), 407),
+    ]  # fmt: skip
+    answers = await asyncio.gather(*(_raw(plane, name, raw) for raw, _ in heads))
+    for (raw, wanted), (status, body) in zip(heads, answers, strict=True):
+        assert status == wanted, (raw[:80], status, body)
+        assert isinstance(body.get("error"), dict) and body["error"]["code"], (raw[:80], body)  # type: ignore[index]
+
+    # Not TLS at all, a TLS record of absurd length, half a handshake (cut at the head deadline): closed without
+    # an HTTP answer.
+    garbage = (os.urandom(4096), b"\x16\x03\x01\xff\xff" + os.urandom(64), b"\x16\x03\x01\x00\x30\x01")
+    closed = asyncio.gather(*(_not_tls(plane, g) for g in garbage))
+    # A TLS name the gateway does not serve: answered (403/400), not crashed.
+    status, _ = await _raw(plane, "nowhere.gw.halyard.local", f"CONNECT {control_plane} HTTP/1.1\r\n\r\n".encode())
+    assert 400 <= status < 500
+
+    # While all that is held open, the linked cluster's own tunnel is served end to end.
+    reader, writer, status, _ = await _tunnel(plane, name, control_plane, agent.token)
+    assert status == 200
+    answer, _, _ = await _inner_https_get(reader, writer, plane.server.ca, "/his/v1/endpoints")
+    assert answer.startswith(b"HTTP/1.1 200")
+
+    # Slow and idle clients are cut at the head deadline (counted from the connection, not from the last byte).
+    assert not [answer for answer in await closed if answer.startswith(b"HTTP")]
+    assert set(await asyncio.gather(*slow)) == {408}
+    assert set(await asyncio.gather(*idle)) == {408}
+    assert httpx.get(f"{plane.server.url}/healthz", verify=plane.server.ca).status_code == 200
+    assert plane.server.proc is not None and plane.server.proc.poll() is None
+    plane.delete(gw["id"])  # the module's server holds at most 5 gateways

@@ -57,6 +57,12 @@ def test_parse_connect_targets() -> None:
         (b"CONNECT host HTTP/1.1\r\n\r\n", 400),
         (b"CONNECT host:99999 HTTP/1.1\r\n\r\n", 400),
         (b"CONNECT :443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT host:" + b"9" * 5000 + b" HTTP/1.1\r\n\r\n", 400),  # int() of it would raise ValueError
+        (b"CONNECT [::1:443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT [example.com]:443 HTTP/1.1\r\n\r\n", 400),
+        (b"CONNECT ::1:443 HTTP/1.1\r\n\r\n", 400),  # IPv6 in brackets only
+        (b"CONNECT a/b:443 HTTP/1.1\r\n\r\n", 400),
+        ("CONNECT caf\u00e9.example:443 HTTP/1.1\r\n\r\n".encode(), 400),
     ):
         with pytest.raises(HeadError) as caught:
             parse_connect(bad)

@@ -53,11 +53,12 @@ class Sim:
                 self.process.wait(5)
 
 
-def start_sim(data_dir: Path, *args: str, timeout: float = 60) -> Sim:
-    """Run ``halyard sim`` on a free port and wait for its ``sim.json``."""
+def start_sim(data_dir: Path, *args: str, timeout: float = 60, wrap: tuple[str, ...] = ()) -> Sim:
+    """Run ``halyard sim`` on a free port and wait for its ``sim.json`` (``wrap``: a command it runs under, such as
+    ``ip netns exec NS``, which execs it: the process stopped is the simulator's own)."""
     index = data_dir / "sim.json"
     index.unlink(missing_ok=True)
-    cmd = [sys.executable, "-c", "from halyard.cli.main import main; main()", "sim", "--port", "0",
+    cmd = [*wrap, sys.executable, "-c", "from halyard.cli.main import main; main()", "sim", "--port", "0",
            "--data-dir", str(data_dir), "--pod-start-delay", "0.2", *args]  # fmt: skip
     log = open(data_dir.parent / f"{data_dir.name}.log", "wb")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)

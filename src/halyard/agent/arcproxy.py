@@ -146,8 +146,10 @@ class ArcProxy:
 
     @property
     def url(self) -> str:
-        """What agents use as their proxy (``http://127.0.0.1:PORT``)."""
-        return f"http://{authority(self._host, self._port)}"
+        """What agents in this process use as their proxy (``http://127.0.0.1:PORT``; loopback when it listens on
+        every address, as in its own pod)."""
+        host = "127.0.0.1" if self._host in ("0.0.0.0", "") else "::1" if self._host == "::" else self._host
+        return f"http://{authority(host, self._port)}"
 
     async def start(self) -> str:
         loop = asyncio.get_running_loop()

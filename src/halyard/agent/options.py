@@ -33,3 +33,5 @@ class AgentOptions:
     restarted_for: str | None = None  # local mode: the agent version the previous process restarted this one for
     network: NetworkSettings | None = None  # a gateway or an enterprise proxy: every agent goes through arc-proxy
     arc_proxy_port: int = 0  # loopback (local mode); the chart's Service port in-cluster
+    arc_proxy_host: str = "127.0.0.1"  # in-cluster: every address of arc-proxy's pod, behind its Service
+    arc_proxy_url: str | None = None  # in-cluster agents without arc-proxy in their process: its Service's URL

@@ -83,7 +83,7 @@ async def run_agents(
     options.state_dir.mkdir(parents=True, exist_ok=True)
     pid_path(options.state_dir).write_text(str(os.getpid()))
     try:
-        needs_key = options.agents is None or "identity-operator" in options.agents
+        needs_key = options.agents is None or "identity-operator" in options.agents or _proves_onboarding(options)
         config = await _wait_for_config(kube, stop, options.backoff_cap, needs_key)
         if config is None:
             return None
@@ -117,7 +117,8 @@ async def _run(
 ) -> None:
     metrics = AgentMetrics()
     arc_proxy = await start_arc_proxy(options, config)
-    via = arc_proxy.url if arc_proxy is not None else None
+    # In-cluster, arc-proxy is a pod of its own: the other agents reach it through its Service (the chart says where).
+    via = arc_proxy.url if arc_proxy is not None else options.arc_proxy_url
     async with http_client(config.ca_bundle, proxy=via) as http:
         metrics_agent = MetricsAgent(metrics, options.state_dir, options.metrics_port)
         manager = ControllerManager([metrics_agent], clock, metrics, backoff_cap=options.backoff_cap)
@@ -139,6 +140,12 @@ async def _run(
                     await agent.close()
 
 
+def _proves_onboarding(options: AgentOptions) -> bool:
+    """arc-proxy in a pod of its own, with a gateway: until the cluster has its first token it proves the onboarding
+    key to the gateway, so it reads that key (its Role grants it only then: the chart)."""
+    return bool(options.agents and "arc-proxy" in options.agents and options.network and options.network.gateway)
+
+
 async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcProxy | None:
     """arc-proxy, listening before any agent dials, when a gateway or an enterprise proxy is set."""
     if options.network is None or (options.agents is not None and "arc-proxy" not in options.agents):
@@ -148,6 +155,7 @@ async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcPr
         options.network,
         TokenSlot(),
         config.ca_bundle,
+        host=options.arc_proxy_host,
         port=options.arc_proxy_port,
         network_url=f"{management}{GATEWAY_NETWORK_PATH}",
         interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT,

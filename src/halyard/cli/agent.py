@@ -80,6 +80,22 @@ def run(
         Path | None,
         typer.Option("--proxy-cert", envvar="HALYARD_AGENT_PROXY_CERT", help="PEM CA of a TLS-inspecting proxy."),
     ] = None,
+    arc_proxy_listen: Annotated[
+        str,
+        typer.Option(
+            "--arc-proxy-listen",
+            envvar="HALYARD_AGENT_ARC_PROXY_LISTEN",
+            help="HOST:PORT arc-proxy listens on (in-cluster: 0.0.0.0:PORT behind its Service; default loopback).",
+        ),
+    ] = "127.0.0.1:0",
+    arc_proxy_url: Annotated[
+        str | None,
+        typer.Option(
+            "--arc-proxy-url",
+            envvar="HALYARD_AGENT_ARC_PROXY_URL",
+            help="arc-proxy's URL when it runs in another pod (in-cluster): every connection of these agents uses it.",
+        ),
+    ] = None,
 ) -> None:
     """Run the agents in the foreground until SIGTERM or Ctrl-C. With a gateway or a proxy, arc-proxy runs too and
     every agent's connection goes through it."""
@@ -88,6 +104,11 @@ def run(
     configure("info", log_format)
     for noisy in ("httpx", "httpx2"):  # one line per request: heartbeats would drown the log
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    listen_host, _, listen_port_text = arc_proxy_listen.rpartition(":")
+    listen_host = listen_host.strip("[]")
+    if not listen_host or not listen_port_text.isdigit() or int(listen_port_text) > 65535:
+        raise CliError(f"--arc-proxy-listen is HOST:PORT, not {arc_proxy_listen!r}.", "InvalidArcProxyListen")
+    listen_port = int(listen_port_text)
     options = AgentOptions(
         kubeconfig=kubeconfig,
         context=context,
@@ -100,6 +121,9 @@ def run(
         upgrade_check_seconds=upgrade_check_seconds,
         restarted_for=os.environ.pop(RESTARTED_FOR_ENV, None),
         network=_network(gateway, gateway_address, proxy, proxy_skip_range, proxy_cert),
+        arc_proxy_host=listen_host,
+        arc_proxy_port=listen_port,
+        arc_proxy_url=arc_proxy_url or None,
     )
     restart_onto = None
     try:

@@ -44,6 +44,26 @@ def chart_values_for(features: frozenset[str]) -> tuple[dict[str, str], dict[str
     return {"features": names.format_features(features)}, switches
 
 
+@dataclass(frozen=True)
+class AgentsNetwork:
+    """Where the agents' connections go, as ``connect`` was told (``--gateway-resource-id``, ``--proxy-*``)."""
+
+    gateway: str | None = None  # host:port of the gateway endpoint
+    proxy: str | None = None  # http://[user:password@]host:port
+    skip_range: str | None = None
+    proxy_cert: str | None = None  # PEM
+
+    def chart_values(self) -> dict[str, str]:
+        """The chart's ``network.*`` (arc-proxy's Deployment and Service, the other agents pointed at it)."""
+        given = (
+            ("network.gateway", self.gateway),
+            ("network.proxy", self.proxy),
+            ("network.proxySkipRange", self.skip_range),
+            ("network.proxyCert", self.proxy_cert),
+        )
+        return {key: value for key, value in given if value}
+
+
 def local_agent_version() -> str:
     """The version local agents run once (re)started: the halyard installed here (else, from a source tree, this)."""
     return installed_version() or halyard.__version__
@@ -53,10 +73,16 @@ class Agents(Protocol):
     """Where one connected cluster's agents run, and what a command can do with them there."""
 
     def install(
-        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+        self,
+        *,
+        registry: str | None,
+        pinned: str | None,
+        features: frozenset[str] = names.DEFAULT_FEATURES,
+        network: AgentsNetwork | None = None,
     ) -> None:
         """Start or install the agents (``connect``); ``pinned``: the version the resource pins, if any;
-        ``features``: the optional features the cluster's configuration turns on."""
+        ``features``: the optional features the cluster's configuration turns on; ``network``: a gateway or an
+        enterprise proxy (arc-proxy runs, every agent goes through it)."""
 
     def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
         """What will evidently keep these agents from ever connecting from this cluster, if anything."""
@@ -87,10 +113,16 @@ class LocalAgents:
     context: str | None
 
     def install(
-        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+        self,
+        *,
+        registry: str | None,
+        pinned: str | None,
+        features: frozenset[str] = names.DEFAULT_FEATURES,
+        network: AgentsNetwork | None = None,
     ) -> None:
         # The local process runs this machine's halyard: neither the registry nor a pinned image tag applies; it
-        # runs the optional agents FEATURES turns on by itself.
+        # runs the optional agents FEATURES turns on by itself, and arc-proxy from the network settings connect
+        # put in its environment (HALYARD_AGENT_GATEWAY, HALYARD_AGENT_PROXY...).
         self._start()
 
     def obstacle(self, facts: ClusterFacts, endpoints: EndpointMap) -> str | None:
@@ -150,10 +182,17 @@ class InClusterAgents:
         return cls(session, helm, chart, _next_pod_check=time.monotonic() + POD_CHECK_SECONDS)
 
     def install(
-        self, *, registry: str | None, pinned: str | None, features: frozenset[str] = names.DEFAULT_FEATURES
+        self,
+        *,
+        registry: str | None,
+        pinned: str | None,
+        features: frozenset[str] = names.DEFAULT_FEATURES,
+        network: AgentsNetwork | None = None,
     ) -> None:
         feature_values, switches = chart_values_for(features)
         values = {"image.registry": registry} if registry else {}
+        if network is not None:
+            values.update(network.chart_values())
         if pinned:  # a re-run keeps the agents on the version pinned with upgrade, not the chart's
             values["image.tag"] = pinned
         try:

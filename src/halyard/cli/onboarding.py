@@ -22,7 +22,7 @@ from lightkube import AsyncClient
 
 from halyard.api.agents import HIS_ENDPOINTS_PATH, EndpointMap, ServiceEndpoints
 from halyard.api.cluster import CLUSTER_NAME_PATTERN, CLUSTER_NAME_RULE, DEFAULT_FEATURES
-from halyard.cli.agentplacement import AGENT_MODES, Agents, choose, remove_agents
+from halyard.cli.agentplacement import AGENT_MODES, Agents, AgentsNetwork, choose, remove_agents
 from halyard.cli.arm import ArmClient
 from halyard.cli.connectedclusters import API_VERSION, NAMESPACE, cluster_id, flatten, pinned_version, prop
 from halyard.cli.context import Invocation
@@ -247,6 +247,12 @@ class Onboarding:
                     registry=self.registry,
                     pinned=pinned_version(resource),
                     features=onboarded.features if onboarded else DEFAULT_FEATURES,
+                    network=AgentsNetwork(
+                        gateway=gateway_url.removeprefix("https://") if gateway_url else None,
+                        proxy=self.proxy.https or self.proxy.http,
+                        skip_range=self.proxy.skip_range,
+                        proxy_cert=self.proxy.cert_pem,
+                    ),
                 )
         except BaseException:
             if created:  # leave nothing half-created: no resource without agents, no agents without a resource

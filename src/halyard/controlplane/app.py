@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
-from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, ArrivalMiddleware
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalCollector, ArrivalKind, ArrivalMiddleware
 from halyard.controlplane.agentfacing.enforcement import EnforcementCollector
 from halyard.controlplane.agentfacing.listening import endpoint_listeners
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
@@ -127,6 +127,7 @@ def create_app(
     app.state.gateway = gateway
     app.state.metrics.registry.register(gateway.metrics.registry)
     app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
+    app.state.metrics.registry.register(ArrivalCollector(cp.listeners.arrivals))
     install_error_handlers(app)
     for router in (
         health.router,

@@ -9,6 +9,7 @@ import logging
 import os
 import resource
 import socket
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
@@ -138,6 +139,7 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        _app_of(self).state.gateway.serve_in_process(_http_protocols(self), self.config.ssl)
         await _start_ingress(self)
         # What start-up built (modules, schemas, compiled queries, the app) lives as long as the process. Frozen,
         # it is never scanned again, so a full garbage collection, which stops the event loop and every request in
@@ -174,6 +176,14 @@ async def _start_ingress(server: _Server) -> None:
     if cert is None or key is None:
         raise SystemExit("--endpoint-ingress needs TLS (it is mutual TLS); it cannot run with --insecure-http")
     host, port = parse_address(settings.endpoint_ingress)
+    ensure_ca(settings.data_dir)
+    context = ingress_context(cert, key, str(ca_files(settings.data_dir)[0]))
+    ingress = Ingress(_app_of(server).state.plane.listeners, _http_protocols(server), server.config.ssl, context)
+    server.endpoint_ingress = await ingress.start(host, port)
+
+
+def _http_protocols(server: _Server) -> Callable[[], asyncio.Protocol]:
+    """A maker of this server's HTTP protocol, for connections it did not accept on a socket of its own."""
     config = server.config
 
     def create_protocol() -> asyncio.Protocol:
@@ -181,10 +191,11 @@ async def _start_ingress(server: _Server) -> None:
             config=config, server_state=server.server_state, app_state=server.lifespan.state
         )
 
-    app: Any = config.app
+    return create_protocol
+
+
+def _app_of(server: _Server) -> Any:
+    app: Any = server.config.app
     while not hasattr(app, "state") and hasattr(app, "app"):  # under uvicorn's wrappers
         app = app.app
-    ensure_ca(settings.data_dir)
-    context = ingress_context(cert, key, str(ca_files(settings.data_dir)[0]))
-    ingress = Ingress(app.state.plane.listeners, create_protocol, config.ssl, context)
-    server.endpoint_ingress = await ingress.start(host, port)
+    return app

@@ -22,6 +22,15 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 STARTUP_LOCK = 0x48414C59415244
 
 
+async def lock_key(session: AsyncSession, key: str) -> None:
+    """``Database.lock`` for code given a session but not the database (a resource type's behaviour, whose
+    ``WriteContext`` holds the write's transaction): the same advisory lock, the dialect read from the session."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
+    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+
+
 class Database:
     """One per process. SQLite (WAL, fully synchronous commits) or PostgreSQL via asyncpg."""
 
@@ -70,10 +79,7 @@ class Database:
         primary key), and two If-Match updates could both pass the ETag check: a transaction-level advisory lock on
         the key makes the second wait and then see the first's commit. SQLite's writers are already serialized.
         """
-        if self.is_sqlite:
-            return
-        lock_id = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big", signed=True)
-        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+        await lock_key(session, key)
 
     @asynccontextmanager
     async def startup_lock(self) -> AsyncIterator[None]:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.arm.proxytypes import hybrid_type
 from halyard.controlplane.arm.resourcetypes import (
     Desired,
     Placement,
@@ -26,12 +28,12 @@ from halyard.controlplane.gateway.links import write_link
 from halyard.controlplane.gateway.models import (
     GatewayPatch,
     GatewayPut,
-    ResourceOut,
     SettingsPatch,
     SettingsPut,
 )
 from halyard.core.errors import Conflict, InvalidRequest
 from halyard.core.settings import Settings
+from halyard.store.database import lock_key
 from halyard.store.models import Resource, Subscription
 
 NAMESPACE = "Microsoft.HybridCompute"
@@ -48,6 +50,11 @@ def gateway_endpoint(gateway_id: str, settings: Settings) -> str:
     return f"{gateway_id.replace('-', '')[:16]}.gw.{settings.domain or 'halyard.local'}"
 
 
+def quota_key(subscription_id: str) -> str:
+    """The lock creates of one subscription's gateways take while they count them."""
+    return f"gateway-quota:{subscription_id.lower()}"
+
+
 def _features(value: list[str] | None, old: list[str] | None) -> list[str]:
     chosen = list(value) if value is not None else (old or [features.ALL])
     unknown = features.unknown_features(chosen)
@@ -62,7 +69,8 @@ def _features(value: list[str] | None, old: list[str] | None) -> list[str]:
 
 
 class GatewayBehaviour(PlainBehaviour):
-    """At most five per subscription (counted in the write's transaction), an id and endpoint fixed at creation."""
+    """At most five per subscription (counted in the write's transaction, under the subscription's quota lock), an
+    id and endpoint fixed at creation."""
 
     def __init__(self) -> None:
         self.rtype: ResourceType | None = None
@@ -71,6 +79,8 @@ class GatewayBehaviour(PlainBehaviour):
         assert isinstance(body, GatewayPut) and self.rtype is not None
         old = existing.properties if existing is not None else {}
         if existing is None:
+            # Two creates in one subscription would both count 4 on PostgreSQL: the second waits for the first here.
+            await lock_key(ctx.session, quota_key(ctx.resource_id.subscription_id or ""))
             count = await ctx.count(self.rtype, subscription_id=ctx.resource_id.subscription_id)
             if count >= GATEWAYS_PER_SUBSCRIPTION:
                 raise Conflict(
@@ -124,6 +134,16 @@ class SettingsBehaviour(PlainBehaviour):
             gateway_id = (existing.properties.get("gatewayProperties") or {}).get("gatewayResourceId")
         return await self._linked(gateway_id, data.get("tags", existing.tags), ctx)
 
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
+        """Deleting ``settings/default`` takes the cluster off its gateway: the unlink report is written in the
+        transaction that deletes the row, so the cluster's ``gateway.enabled`` and the settings' existence change
+        together (a gateway keeps refusing the cluster from that commit on)."""
+        cluster_id = ResourceId.parse(resource.id).parent
+        cluster = await ctx.session.get(Resource, cluster_id.key) if cluster_id is not None else None
+        if cluster is None:  # gone with the cluster: its reports go with it
+            return
+        await write_link(ctx.session, cluster, None, ctx.now, target="gatewayResourceId")
+
     async def _linked(self, gateway_id: str | None, tags: dict[str, str], ctx: WriteContext) -> Desired:
         cluster_id = ctx.resource_id.parent
         assert cluster_id is not None
@@ -143,36 +163,16 @@ class SettingsBehaviour(PlainBehaviour):
 def gateway_type(parent_cluster_type: ResourceType) -> tuple[ResourceType, ResourceType]:
     """The gateways type and the clusters' ``settings`` extension (declared after connectedClusters)."""
     behaviour = GatewayBehaviour()
-    gateways = ResourceType(
-        namespace=NAMESPACE,
-        type_name="gateways",
-        api_versions=API_VERSIONS,
-        put_model=GatewayPut,
-        patch_model=GatewayPatch,
-        response_model=ResourceOut,
-        behaviour=behaviour,
-        name_pattern=GATEWAY_NAME,
-        name_rule=GATEWAY_NAME_RULE,
-        display="gateway",
-        sync_patch_versions=frozenset(API_VERSIONS),
-    )
+    gateways = hybrid_type(
+        NAMESPACE, "gateways", API_VERSIONS, put_model=GatewayPut, patch_model=GatewayPatch, behaviour=behaviour,
+        name_pattern=GATEWAY_NAME, name_rule=GATEWAY_NAME_RULE, display="gateway",
+    )  # fmt: skip
     behaviour.rtype = gateways
-    settings = ResourceType(
-        namespace=NAMESPACE,
-        type_name="settings",
-        api_versions=API_VERSIONS,
-        put_model=SettingsPut,
-        patch_model=SettingsPatch,
-        response_model=ResourceOut,
-        behaviour=SettingsBehaviour(),
-        name_pattern=SETTINGS_NAME,
-        name_rule="A cluster has one settings resource, named 'default'.",
-        display="settings",
-        placement=Placement.EXTENSION,
-        parent=parent_cluster_type,
-        requires_location=False,
-        sync_patch_versions=frozenset(API_VERSIONS),
-        rbac_type="Microsoft.Kubernetes/connectedClusters/settings/default",
-        name_param="settingName",
-    )
+    settings = hybrid_type(
+        NAMESPACE, "settings", API_VERSIONS, put_model=SettingsPut, patch_model=SettingsPatch,
+        behaviour=SettingsBehaviour(), name_pattern=SETTINGS_NAME,
+        name_rule="A cluster has one settings resource, named 'default'.", display="settings",
+        placement=Placement.EXTENSION, parent=parent_cluster_type, requires_location=False,
+        rbac_type="Microsoft.Kubernetes/connectedClusters/settings/default", name_param="settingName",
+    )  # fmt: skip
     return gateways, settings

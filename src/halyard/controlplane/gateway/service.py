@@ -26,6 +26,7 @@ import jwt
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import select
 
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, gateway_address, serve_marked
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.gateway import features
@@ -74,6 +75,7 @@ class Upstream:
     name: str  # host:port as agents ask for it
     host: str
     port: int
+    own: bool = False  # the control plane's own services: served in process when the server attached its HTTP stack
 
 
 @dataclass
@@ -101,6 +103,7 @@ class GatewayService:
         self._flushing: asyncio.Task[None] | None = None
         # The control plane's services, as agents name them (the public base URL's authority) → its own listener.
         self._upstreams = upstreams if upstreams is not None else self._control_plane_upstreams()
+        self._http: tuple[Callable[[], asyncio.Protocol], ssl.SSLContext | None] | None = None
 
     def _control_plane_upstreams(self) -> dict[str, Upstream]:
         settings = self._cp.settings
@@ -108,7 +111,15 @@ class GatewayService:
         port = public.port or (443 if public.scheme == "https" else 80)
         name = authority((public.hostname or "").lower(), port)
         host = settings.host if settings.host not in ("0.0.0.0", "::") else "127.0.0.1"
-        return {name: Upstream(name, host, settings.port)}
+        return {name: Upstream(name, host, settings.port, own=True)}
+
+    def serve_in_process(
+        self, create_protocol: Callable[[], asyncio.Protocol], server_ssl: ssl.SSLContext | None
+    ) -> None:
+        """Serve tunnels to the control plane's own services with its HTTP stack in this process (the server calls
+        this once it runs), not through its public listener: requests through a gateway then arrive as
+        ``Arrival(GATEWAY, gateway id)`` and the relay and agent services can tell."""
+        self._http = (create_protocol, server_ssl)
 
     def services_for(self, allowed: list[str]) -> dict[str, Upstream]:
         """The destinations a gateway with these allowed features lets through. Every Halyard service (login, his,
@@ -119,7 +130,11 @@ class GatewayService:
 
     async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Connection(self), host, port, ssl=ssl_context)
+        # A TLS handshake left half done is cut at the head's deadline too (asyncio's default holds it 60 s).
+        handshake = HEAD_TIMEOUT if ssl_context is not None else None
+        server = await loop.create_server(
+            lambda: _Connection(self), host, port, ssl=ssl_context, ssl_handshake_timeout=handshake
+        )
         self._servers.append(server)
         sock = server.sockets[0].getsockname()
         log.info("gateway listening", extra={"host": sock[0], "port": sock[1]})
@@ -141,6 +156,22 @@ class GatewayService:
         task = asyncio.ensure_future(coro)  # type: ignore[call-overload]
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def dial(self, upstream: Upstream, gateway_id: str, peer: tuple[str, int] | None) -> asyncio.Transport:
+        """The far end of an allowed tunnel, paused: the control plane's HTTP stack in process (marked as arriving
+        through this gateway) when attached, else a TCP connection to the destination."""
+        if upstream.own and self._http is not None:
+            create_protocol, server_ssl = self._http
+            arrival = Arrival(ArrivalKind.GATEWAY, gateway_id)
+            local = gateway_address(gateway_id)
+            far, started = await serve_marked(self._cp.listeners, arrival, local, create_protocol, server_ssl, peer)
+            self.spawn(started)
+            return far
+        loop = asyncio.get_running_loop()
+        made, _ = await asyncio.wait_for(loop.create_connection(_Idle, upstream.host, upstream.port), 10)
+        transport = cast(asyncio.Transport, made)
+        transport.pause_reading()
+        return transport
 
     async def decide(self, target: ConnectTarget, gateway_name: str) -> tuple[str, str, Upstream]:
         """(gateway id, cluster id, upstream) for an allowed connection; Refusal (with what was known) otherwise."""
@@ -254,12 +285,14 @@ class _Connection(asyncio.Protocol):
         self._started = time.monotonic()
         self._reading = True
         self._client = "?"
+        self._peer: tuple[str, int] | None = None
         self._name = ""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self._client = str(peer[0]) if peer else "?"
+        self._peer = (str(peer[0]), int(peer[1])) if peer else None
         ssl_object = transport.get_extra_info("ssl_object")
         self._name = str(getattr(ssl_object, "halyard_server_name", "") or "") if ssl_object is not None else ""
         self._timer = asyncio.get_running_loop().call_later(HEAD_TIMEOUT, self._too_slow)
@@ -298,15 +331,12 @@ class _Connection(asyncio.Protocol):
         except Refusal as refused:
             self._refuse(refused, destination, refused.cluster_id, name, refused.gateway_id)
             return
-        loop = asyncio.get_running_loop()
         try:
-            made, _ = await asyncio.wait_for(loop.create_connection(_Idle, upstream.host, upstream.port), 10)
+            far = await self._service.dial(upstream, gateway_id, self._peer)
         except (OSError, TimeoutError) as exc:
             unreachable = Refusal(502, "DestinationUnreachable", f"{destination}: {type(exc).__name__}")
             self._refuse(unreachable, destination, cluster_id, name, gateway_id)
             return
-        far = cast(asyncio.Transport, made)
-        far.pause_reading()
         assert self._transport is not None
         if self._transport.is_closing():
             far.close()

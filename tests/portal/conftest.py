@@ -69,7 +69,7 @@ class PortalPlane:
         print(f"screenshot: {path}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def portal_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalPlane]:
     gateway_port = free_port()
     env = {"HALYARD_OFFLINE_THRESHOLD_SECONDS": str(OFFLINE_AFTER), "HALYARD_GATEWAY_PORT": str(gateway_port)}
@@ -83,8 +83,10 @@ def portal_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalPla
         server.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """Module-scoped: Playwright's sync API keeps an event loop running in this thread while it is open, and every
+    later test of the worker that runs its own loop (asyncio.run) would fail beside it."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "Debian's chromium is not installed: run scripts/install-system-deps.sh"
     with sync_playwright() as p:

@@ -51,14 +51,15 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     # cluster-connect is on by default: nothing to do, nothing restarted.
     shown, said = _features(cli, "enable-features", *target, "--features", "cluster-connect")
     assert shown == {"name": "feat", "resourceGroup": group,
-                     "features": {"cluster-connect": "Enabled", "azure-rbac": "Disabled"}}  # fmt: skip
+                     "features": {"cluster-connect": "Enabled", "azure-rbac": "Disabled",
+                                  "extensions": "Disabled"}}  # fmt: skip
     assert said.strip() == "Already enabled: cluster-connect."
     assert "FEATURES" not in _config(kubeconfig) and running_pid(state_dir) == first_pid
 
     shown, said = _features(
         cli, "enable-features", *target, "--features", "cluster-connect", "azure-rbac", "--skip-azure-rbac-list", "a,b"
     )
-    assert shown["features"] == {"cluster-connect": "Enabled", "azure-rbac": "Enabled"}
+    assert shown["features"] == {"cluster-connect": "Enabled", "azure-rbac": "Enabled", "extensions": "Disabled"}
     assert "Already enabled: cluster-connect." in said and "Enabled: azure-rbac. The agents restarted" in said
     config = _config(kubeconfig)
     assert config["FEATURES"] == "cluster-connect,azure-rbac" and config["AZURE_RBAC_SKIP_LIST"] == "a,b"
@@ -69,7 +70,7 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     assert cli.show(group, "feat")["lastConnectivityTime"] >= before
 
     shown, _ = _features(cli, "disable-features", *target, "--features", "cluster-connect,azure-rbac", "--yes")
-    assert shown["features"] == {"cluster-connect": "Disabled", "azure-rbac": "Disabled"}
+    assert shown["features"] == {"cluster-connect": "Disabled", "azure-rbac": "Disabled", "extensions": "Disabled"}
     assert _config(kubeconfig)["FEATURES"] == "" and running_pid(state_dir) not in (None, second_pid)
     _, said = _features(cli, "disable-features", *target, "--features", "azure-rbac")
     assert said.strip() == "Already disabled: azure-rbac."
@@ -81,7 +82,7 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     bad = cli.run("connectedk8s", "enable-features", *target, "--features", "custom-locations")
     assert bad.returncode == 2 and bad.stderr.startswith(
         "ERROR: (UsageError) argument --features: unsupported feature(s) custom-locations; Halyard's are: "
-        "cluster-connect, azure-rbac."
+        "cluster-connect, azure-rbac, extensions."
     ), bad.stderr
     elsewhere = cli.run("connectedk8s", "enable-features", "-g", group, "-n", "other", "--features", "azure-rbac",
                         "--kube-config", str(kubeconfig))  # fmt: skip

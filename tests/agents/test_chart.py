@@ -112,7 +112,9 @@ def test_extension_manager_is_cluster_admin_only_with_the_extensions_feature() -
     """Decision 014: extension-manager installs arbitrary charts, so its service account alone is bound to
     cluster-admin, and only when the chart turns it on (``enable-features --features extensions``)."""
     assert not [d for d in _rendered() if d["metadata"]["name"] in ("extension-manager", "halyard-extension-manager")]
-    docs = _rendered("--set", "agents.extension-manager.enabled=true", "--set-string", "features=cluster-connect\\,extensions")
+    docs = _rendered(
+        "--set", "agents.extension-manager.enabled=true", "--set-string", "features=cluster-connect\\,extensions"
+    )
     admins = [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "cluster-admin"]
     assert [(b["metadata"]["name"], b["subjects"]) for b in admins] == [
         (

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from tests.agents.conftest import Cli
@@ -132,6 +134,19 @@ def test_an_extension_is_installed_upgraded_within_its_train_and_removed(
                "--yes")  # fmt: skip
         assert c.get(broken_path, params=EXT_API).status_code == 404
         assert not _releases(kube, "broken"), "the delete ended before the release was uninstalled"
+
+        # The built-in microsoft.flux: its chart, made by the control plane, installs Flux's CRDs and controllers.
+        cli.ok("k8s-extension", "create", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "flux",
+               "--extension-type", "microsoft.flux", "--config", "registry=mirror.example:5000")  # fmt: skip
+        kube.get(CustomResourceDefinition, "gitrepositories.source.toolkit.fluxcd.io")
+        kube.get(CustomResourceDefinition, "kustomizations.kustomize.toolkit.fluxcd.io")
+        controllers = {d.metadata.name: d for d in kube.list(Deployment, namespace="flux-system") if d.metadata}
+        assert set(controllers) == {"source-controller", "kustomize-controller"}
+        image = controllers["source-controller"].spec.template.spec.containers[0].image  # type: ignore[union-attr]
+        assert image == "mirror.example:5000/fluxcd/source-controller:v1.7.4"
+        cli.ok("k8s-extension", "delete", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "flux",
+               "--yes")  # fmt: skip
+        assert not list(kube.list(Deployment, namespace="flux-system"))
 
         # Forced: the resource goes at once; the agents uninstall the release when they next converge.
         cli.ok("k8s-extension", "delete", "-g", group, "-c", "ext1", "-t", "connectedClusters", "-n", "hello",

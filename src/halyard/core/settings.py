@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_seconds: float = Field(default=30.0, description="How often agents are asked to heartbeat.")
     operation_retry_after_seconds: int = 1
+    flux_image_registry: str = Field(
+        default="ghcr.io", description="Registry of Flux's images in the built-in microsoft.flux chart (a mirror)."
+    )
     extension_wait_seconds: float = Field(
         default=600.0,
         gt=0,

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from halyard.api.extensions import entry_digest
 from tests.api.agentcreds import connect
 from tests.api.helpers import make_group, unique
 from tests.compat.recipes import recipe
-from tests.configuration.test_extensions_delivery import play_extension_manager
+from tests.configuration.test_extensions_delivery import play_extension_manager, poll, report
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -89,6 +90,16 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
         deleting.result()
         with pytest.raises(ResourceNotFoundError):
             sdk.extensions.get(*where, "flux")
+
+        # The cluster reports it could not install: the poller raises with the agent's reason, the resource Failed.
+        failing = sdk.extensions.begin_create(*where, "broken", body)
+        [entry] = [e for e in poll(server, agent).json()["extensions"] if e["name"] == "broken"]
+        why = {"code": "InstallFailed", "level": "Error", "message": "helm: a greeting is required"}
+        report(server, agent, {"broken": {"installState": "Failed", "digest": entry_digest(entry), "statuses": [why]}})
+        with pytest.raises(HttpResponseError) as failed:
+            failing.result()
+        assert "a greeting is required" in str(failed.value)
+        assert sdk.extensions.get(*where, "broken").properties.provisioning_state == "Failed"
 
         # Forced: gone at once, nobody reporting.
         creating = sdk.extensions.begin_create(*where, "forced", body)

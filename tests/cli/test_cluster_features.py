@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
 from halyard.cli.localagents import running_pid, state_dir_for
 from tests.agents.conftest import Cli
@@ -123,3 +125,21 @@ def test_features_with_the_chart_turn_its_deployments_on_and_off(
     rolled = deployments()
     assert "clusterconnect-agent" not in rolled and "guard" in rolled and set(rolled.values()) == {"azure-rbac"}
     assert _config(kubeconfig)["FEATURES"] == "azure-rbac"
+    # extensions: extension-manager's Deployment, and its service account alone bound to cluster-admin (decision 014).
+    _features(cli, "enable-features", *target, "--features", "extensions", env=env)
+    assert deployments()["extension-manager"] == "azure-rbac,extensions"
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        binding = client.get(ClusterRoleBinding, "halyard-extension-manager")
+        assert binding.roleRef.name == "cluster-admin"
+        assert [(s.kind, s.name) for s in binding.subjects or []] == [("ServiceAccount", "extension-manager")]
+    finally:
+        client.close()
+    _features(cli, "disable-features", *target, "--features", "extensions", env=env)
+    assert "extension-manager" not in deployments()
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        with pytest.raises(ApiError):
+            client.get(ClusterRoleBinding, "halyard-extension-manager")
+    finally:
+        client.close()

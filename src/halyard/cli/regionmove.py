@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,8 +236,8 @@ def compare(before: list[dict[str, Any]], after: list[dict[str, Any]], old_id: s
     """What differs between the old LISTs and the new, one line each: a resource missing or new, or a property
     whose value changed. Ids are compared with the old cluster's id read as the new one's; moments, system data
     and identities (new principals by nature) are left out."""
-    old = {_key(r): _comparable(r, old_id, new_id) for r in before}
-    new = {_key(r): _comparable(r, new_id, new_id) for r in after}
+    old = {_key(r): _comparable(r, old_id) for r in before}
+    new = {_key(r): _comparable(r, new_id) for r in after}
     lines = [f"{key}: missing in the new location" for key in sorted(old.keys() - new.keys())]
     lines += [f"{key}: only in the new location" for key in sorted(new.keys() - old.keys())]
     for key in sorted(old.keys() & new.keys()):
@@ -253,11 +254,10 @@ def _short_type(full_type: str) -> str:
     return full_type.split("/", 1)[-1]
 
 
-def _comparable(resource: dict[str, Any], cluster: str, as_cluster: str) -> Any:
+def _comparable(resource: dict[str, Any], cluster: str) -> Any:
+    """The resource with its cluster's id (any case) read as ``{cluster}``, and what differs by nature left out."""
     kept = {k: v for k, v in resource.items() if k not in ("id", "systemData", "identity")}
-    text = json.dumps(kept).replace(cluster, as_cluster)
-    if cluster.lower() != as_cluster.lower():
-        text = text.replace(cluster.lower(), as_cluster)
+    text = re.sub(re.escape(cluster), "{cluster}", json.dumps(kept), flags=re.IGNORECASE)
     return _without_moments(json.loads(text))
 
 

@@ -132,6 +132,7 @@ class ExtensionManager:
         self._since: str | None = None
         self._applied: dict[str, str] = {}  # extension name → digest of what helm last installed
         self._known: set[str] = set()  # names desired at some point in this process: reported when they leave
+        self._reported: dict[str, str] = {}  # extension name → digest of the entry its last delivered report named
         self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     async def reconcile(self) -> float:
@@ -179,6 +180,8 @@ class ExtensionManager:
                 failures.append(f"{name}: helm is not installed")
                 continue
             if self._applied.get(name) == entry_digest(extension) and name in installed:
+                if self._reported.get(name) != entry_digest(extension):  # installed, its report lost: again
+                    reports[name] = self._installed(extension)
                 continue
             try:
                 await self._install(helm, extension)
@@ -188,9 +191,7 @@ class ExtensionManager:
                 failures.append(f"{name}: {exc}")
                 continue
             self._applied[name] = entry_digest(extension)
-            reports[name] = self._report(
-                extension, INSTALLED, "InstallSucceeded", f"Release {name} deployed.", extension["version"]
-            )
+            reports[name] = self._installed(extension)
         if helm is not None:
             for name in sorted((set(installed) | leaving) - set(wanted)):
                 try:
@@ -202,10 +203,16 @@ class ExtensionManager:
                     failures.append(f"{name}: {exc}")
                     continue
                 self._applied.pop(name, None)
-                self._known.discard(name)
                 reports[name] = self._gone(name)
         if reports:
             await self._send_reports(reports)
+        # Remembered only once reported: a report that did not reach the control plane is sent again on the retry.
+        for name, report in reports.items():
+            if report["installState"] == UNINSTALLED:
+                self._known.discard(name)
+                self._reported.pop(name, None)
+            else:
+                self._reported[name] = report.get("digest", "")
         return failures
 
     def _cli(self) -> HelmCli | None:
@@ -254,6 +261,10 @@ class ExtensionManager:
         except ApiError as exc:
             if exc.status.code != 404:
                 raise
+
+    def _installed(self, extension: dict[str, Any]) -> dict[str, Any]:
+        name = extension["name"]
+        return self._report(extension, INSTALLED, "InstallSucceeded", f"Release {name} deployed.", extension["version"])
 
     def _gone(self, name: str) -> dict[str, Any]:
         """The report that lets a deletion complete: no release of this extension is left on the cluster."""

@@ -20,7 +20,7 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
-from halyard.cli.agentplacement import disconnect_cluster
+from halyard.cli.agentplacement import chart_values_for, disconnect_cluster
 from halyard.cli.localagents import state_dir_for
 from tests.agents.conftest import Cli
 from tests.agents.test_onboarding import connect, namespace_exists, resource_id
@@ -37,8 +37,8 @@ def _helm(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([str(helm_path()), *args], capture_output=True, text=True, timeout=60)
 
 
-def _rendered(*sets: str) -> list[dict[str, Any]]:
-    proc = _helm("template", "halyard-agent", str(CHART), "--namespace", "halyard-system", *sets)
+def _rendered(*args: str) -> list[dict[str, Any]]:
+    proc = _helm("template", "halyard-agent", str(CHART), "--namespace", "halyard-system", *args)
     assert proc.returncode == 0, proc.stderr
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
 
@@ -166,6 +166,40 @@ def test_arc_proxy_runs_only_with_a_gateway_or_a_proxy_and_every_other_agent_goe
             if r["resources"] == ["deployments"] and "patch" in r["verbs"]
         )
         assert "arc-proxy" in patchable["resourceNames"]  # auto-upgrade reaches it too
+
+
+def test_extension_manager_is_cluster_admin_only_with_the_extensions_feature() -> None:
+    """Decision 014: extension-manager installs arbitrary charts, so its service account alone is bound to
+    cluster-admin, and only when the chart turns it on (``enable-features --features extensions``)."""
+    assert not [d for d in _rendered() if d["metadata"]["name"] in ("extension-manager", "halyard-extension-manager")]
+    docs = _rendered(
+        "--set", "agents.extension-manager.enabled=true", "--set-string", "features=cluster-connect\\,extensions"
+    )
+    admins = [d for d in docs if d["kind"] == "ClusterRoleBinding" and d["roleRef"]["name"] == "cluster-admin"]
+    assert [(b["metadata"]["name"], b["subjects"]) for b in admins] == [
+        (
+            "halyard-extension-manager",
+            [{"kind": "ServiceAccount", "name": "extension-manager", "namespace": "halyard-system"}],
+        )
+    ]
+    [deployment] = [d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "extension-manager"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert pod["serviceAccountName"] == "extension-manager" and "--agents=extension-manager" in container["args"]
+    assert {e["name"] for e in container["env"]} == {"HELM_CACHE_HOME", "HELM_CONFIG_HOME", "HELM_DATA_HOME"}
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert deployment["spec"]["template"]["metadata"]["annotations"]["halyard.io/features"] == (
+        "cluster-connect,extensions"
+    )
+    # controller-manager may set its image on upgrade, as every agent's.
+    [manager] = [d for d in docs if d["kind"] == "Role" and d["metadata"]["name"] == "controller-manager"]
+    assert "extension-manager" in manager["rules"][-1]["resourceNames"]
+
+
+def test_the_extensions_feature_turns_extension_manager_on() -> None:
+    values, switches = chart_values_for(frozenset({"cluster-connect", "extensions"}))
+    assert switches["agents.extension-manager.enabled"] is True and values["features"] == "cluster-connect,extensions"
+    assert chart_values_for(frozenset({"cluster-connect"}))[1]["agents.extension-manager.enabled"] is False
 
 
 def test_template_honours_a_registry_mirror() -> None:

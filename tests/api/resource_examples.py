@@ -10,11 +10,22 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 
+from halyard.api.extensions import entry_digest
+from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.configuration.extensions import REPORTER, ExtensionBehaviour, desired_entry
+from halyard.controlplane.configuration.published import catalog_of
+from halyard.store import Database
+from halyard.store.models import Resource
+from halyard.store.reports import Report, put_reports
 from tests.api.helpers import cluster_body
+
+EXTENSIONS_KEY = "microsoft.kubernetesconfiguration/extensions"
 
 Example = Callable[[], dict[str, Any]]
 SHARED: dict[str, str] = {}  # what the examples refer to: filled by prepare_examples
@@ -110,3 +121,23 @@ EXAMPLES: dict[str, Example] = {
 
 # Types whose resources have one fixed name per container (a cluster's ``settings/default``): the suite uses it.
 FIXED_NAMES: dict[str, str] = {"microsoft.hybridcompute/settings": "default"}
+
+
+async def play_extension_manager(db: Database, types: ResourceTypes, resource_id: str) -> None:
+    """Report for an extension what its cluster's extension-manager would once converged: installed as delivered
+    now (the digest of its entry), or uninstalled when it is being deleted. The contract suite's clusters have no
+    agents; an extension's operation waits for this report (anything else is not an extension: nothing done)."""
+    rid = ResourceId.parse(resource_id)
+    rtype = types.get(rid.full_type)
+    if rtype is None or rtype.key != EXTENSIONS_KEY or not isinstance(rtype.behaviour, ExtensionBehaviour):
+        return
+    async with db.transaction() as session:
+        row = await session.get(Resource, rid.key)
+        if row is None:
+            return
+        if row.provisioning_state == "Deleting":
+            report = {"installState": "Uninstalled"}
+        else:
+            entry = desired_entry(row, await catalog_of(session), rtype.behaviour.unseal(row))
+            report = {"installState": "Installed", "digest": entry_digest(entry), "currentVersion": entry["version"]}
+        await put_reports(session, [Report(rid.key, REPORTER, report, datetime.now(UTC))])

@@ -29,7 +29,7 @@ from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.reports import Report, put_reports
-from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, prepare_examples
+from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, play_extension_manager, prepare_examples
 from tests.api.throwaway_types import (
     EXTENSIONS,
     GATE_REPORTER,
@@ -128,6 +128,7 @@ async def _wait(plane: Plane, url: str) -> dict[str, Any]:
         body: dict[str, Any] = r.json()
         if body["status"] != "InProgress":
             return body
+        await play_extension_manager(plane.db, plane.types, body["resourceId"])
         assert r.headers["Retry-After"].isdigit()
         assert time.monotonic() < deadline, f"operation {url} still InProgress after {OPERATION_DEADLINE} s"
         await asyncio.sleep(0.05)

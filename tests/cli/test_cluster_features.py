@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.rbac_authorization_v1 import ClusterRoleBinding
 
 from halyard.cli.localagents import running_pid, state_dir_for
 from tests.agents.conftest import Cli
@@ -51,14 +53,15 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     # cluster-connect is on by default: nothing to do, nothing restarted.
     shown, said = _features(cli, "enable-features", *target, "--features", "cluster-connect")
     assert shown == {"name": "feat", "resourceGroup": group,
-                     "features": {"cluster-connect": "Enabled", "azure-rbac": "Disabled"}}  # fmt: skip
+                     "features": {"cluster-connect": "Enabled", "azure-rbac": "Disabled",
+                                  "extensions": "Disabled"}}  # fmt: skip
     assert said.strip() == "Already enabled: cluster-connect."
     assert "FEATURES" not in _config(kubeconfig) and running_pid(state_dir) == first_pid
 
     shown, said = _features(
         cli, "enable-features", *target, "--features", "cluster-connect", "azure-rbac", "--skip-azure-rbac-list", "a,b"
     )
-    assert shown["features"] == {"cluster-connect": "Enabled", "azure-rbac": "Enabled"}
+    assert shown["features"] == {"cluster-connect": "Enabled", "azure-rbac": "Enabled", "extensions": "Disabled"}
     assert "Already enabled: cluster-connect." in said and "Enabled: azure-rbac. The agents restarted" in said
     config = _config(kubeconfig)
     assert config["FEATURES"] == "cluster-connect,azure-rbac" and config["AZURE_RBAC_SKIP_LIST"] == "a,b"
@@ -69,7 +72,7 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     assert cli.show(group, "feat")["lastConnectivityTime"] >= before
 
     shown, _ = _features(cli, "disable-features", *target, "--features", "cluster-connect,azure-rbac", "--yes")
-    assert shown["features"] == {"cluster-connect": "Disabled", "azure-rbac": "Disabled"}
+    assert shown["features"] == {"cluster-connect": "Disabled", "azure-rbac": "Disabled", "extensions": "Disabled"}
     assert _config(kubeconfig)["FEATURES"] == "" and running_pid(state_dir) not in (None, second_pid)
     _, said = _features(cli, "disable-features", *target, "--features", "azure-rbac")
     assert said.strip() == "Already disabled: azure-rbac."
@@ -81,7 +84,7 @@ def test_features_with_local_agents(agents_cli: Cli, fresh_cluster: Callable[[],
     bad = cli.run("connectedk8s", "enable-features", *target, "--features", "custom-locations")
     assert bad.returncode == 2 and bad.stderr.startswith(
         "ERROR: (UsageError) argument --features: unsupported feature(s) custom-locations; Halyard's are: "
-        "cluster-connect, azure-rbac."
+        "cluster-connect, azure-rbac, extensions."
     ), bad.stderr
     elsewhere = cli.run("connectedk8s", "enable-features", "-g", group, "-n", "other", "--features", "azure-rbac",
                         "--kube-config", str(kubeconfig))  # fmt: skip
@@ -122,3 +125,21 @@ def test_features_with_the_chart_turn_its_deployments_on_and_off(
     rolled = deployments()
     assert "clusterconnect-agent" not in rolled and "guard" in rolled and set(rolled.values()) == {"azure-rbac"}
     assert _config(kubeconfig)["FEATURES"] == "azure-rbac"
+    # extensions: extension-manager's Deployment, and its service account alone bound to cluster-admin (decision 014).
+    _features(cli, "enable-features", *target, "--features", "extensions", env=env)
+    assert deployments()["extension-manager"] == "azure-rbac,extensions"
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        binding = client.get(ClusterRoleBinding, "halyard-extension-manager")
+        assert binding.roleRef.name == "cluster-admin"
+        assert [(s.kind, s.name) for s in binding.subjects or []] == [("ServiceAccount", "extension-manager")]
+    finally:
+        client.close()
+    _features(cli, "disable-features", *target, "--features", "extensions", env=env)
+    assert "extension-manager" not in deployments()
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    try:
+        with pytest.raises(ApiError):
+            client.get(ClusterRoleBinding, "halyard-extension-manager")
+    finally:
+        client.close()

@@ -1,15 +1,21 @@
 """azure-mgmt-kubernetesconfiguration-extensions 1.0.0 (api-version 2025-03-01) against a running control plane:
-create, get, list, update and force-delete an extension; protected settings are accepted and never returned."""
+create, get, list, update and force-delete an extension; protected settings are accepted and never returned. The
+test plays the cluster's extension-manager (its report on ``/dp``): the SDK's poller finishes only once it reports.
+With the real agents, helm and charts: tests/agents/test_extensions.py."""
 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
 
-from tests.api.helpers import cluster_body, cluster_path, make_group, unique
+from halyard.api.extensions import entry_digest
+from tests.api.agentcreds import connect
+from tests.api.helpers import make_group, unique
 from tests.compat.recipes import recipe
+from tests.configuration.test_extensions_delivery import play_extension_manager, poll, report
 from tests.support.processes import ServerProcess
 
 pytestmark = pytest.mark.e2e
@@ -22,9 +28,7 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
 
     group = make_group(server)
     cluster = unique("sdk-ext")
-    with server.client() as c:
-        r = c.put(cluster_path(server, group, cluster), params={"api-version": "2026-05-01"}, json=cluster_body())
-        assert r.status_code in (200, 201), r.text
+    agent = connect(server, group, cluster)
     clients: dict[str, Any] = {"admin": server.admin}
     exec(recipe("python"), clients)
     options = {**clients["options"], "polling_interval": 0.05}
@@ -44,6 +48,9 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
         poller = sdk.extensions.begin_create(
             *where, "flux", body, raw_response_hook=lambda r: answers.append(r.http_response)
         )
+        time.sleep(0.5)
+        assert not poller.done() and poller.status() == "InProgress"  # the cluster has not reported yet
+        play_extension_manager(server, agent)
         created = poller.result()
         assert created.properties.extension_type == "microsoft.flux"
         assert created.properties.provisioning_state == "Succeeded"
@@ -62,7 +69,11 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
             assert SECRET not in json.dumps(item.as_dict())
 
         patch = {"properties": {"configurationSettings": {"b": "2"}}}
-        updated = sdk.extensions.begin_update(*where, "flux", patch).result()
+        updating = sdk.extensions.begin_update(*where, "flux", patch)
+        while not updating.done():
+            play_extension_manager(server, agent)
+            time.sleep(0.05)
+        updated = updating.result()
         assert updated.properties.configuration_settings == {"a": "1", "b": "2"}
 
         with pytest.raises(HttpResponseError) as refused:
@@ -71,9 +82,33 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
         assert refused.value.error is not None and refused.value.error.code == "InvalidVersionPinning"
         assert SECRET not in str(refused.value)
 
-        sdk.extensions.begin_delete(*where, "flux", force_delete=True).result()
+        deleting = sdk.extensions.begin_delete(*where, "flux")
+        time.sleep(0.5)
+        assert not deleting.done()  # the cluster has not reported it uninstalled
+        assert sdk.extensions.get(*where, "flux").properties.provisioning_state == "Deleting"
+        play_extension_manager(server, agent, gone=("flux",))
+        deleting.result()
         with pytest.raises(ResourceNotFoundError):
             sdk.extensions.get(*where, "flux")
+
+        # The cluster reports it could not install: the poller raises with the agent's reason, the resource Failed.
+        failing = sdk.extensions.begin_create(*where, "broken", body)
+        [entry] = [e for e in poll(server, agent).json()["extensions"] if e["name"] == "broken"]
+        why = {"code": "InstallFailed", "level": "Error", "message": "helm: a greeting is required"}
+        report(server, agent, {"broken": {"installState": "Failed", "digest": entry_digest(entry), "statuses": [why]}})
+        with pytest.raises(HttpResponseError) as failed:
+            failing.result()
+        assert "a greeting is required" in str(failed.value)
+        assert sdk.extensions.get(*where, "broken").properties.provisioning_state == "Failed"
+
+        # Forced: gone at once, nobody reporting.
+        creating = sdk.extensions.begin_create(*where, "forced", body)
+        while not creating.done():
+            play_extension_manager(server, agent)
+            time.sleep(0.05)
+        sdk.extensions.begin_delete(*where, "forced", force_delete=True).result()
+        with pytest.raises(ResourceNotFoundError):
+            sdk.extensions.get(*where, "forced")
     finally:
         sdk.close()
         for opened in ("resources", "kubernetes", "credential"):

@@ -17,11 +17,20 @@ data:
 """
 
 
-def tiny_chart(version: str, name: str = "hello") -> bytes:
+BROKEN = """apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ .Release.Name }}-settings
+data:
+  greeting: {{ required "a greeting is required" .Values.nothing | quote }}
+"""
+
+
+def tiny_chart(version: str, name: str = "hello", template: str = TEMPLATE) -> bytes:
     files = {
         f"{name}/Chart.yaml": f"apiVersion: v2\nname: {name}\nversion: {version}\nappVersion: '{version}'\n",
         f"{name}/values.yaml": "greeting: hello\n",
-        f"{name}/templates/settings.yaml": TEMPLATE,
+        f"{name}/templates/settings.yaml": template,
     }
     buffer = io.BytesIO()
     # gzip's header carries a time: fixed, so the same chart is the same bytes whenever it is made.
@@ -36,3 +45,8 @@ def tiny_chart(version: str, name: str = "hello") -> bytes:
 
 def tiny_chart_b64(version: str, name: str = "hello") -> str:
     return base64.b64encode(tiny_chart(version, name)).decode()
+
+
+def broken_chart_b64() -> str:
+    """A chart helm refuses to render (a required value missing): an install that fails with a reason."""
+    return base64.b64encode(tiny_chart("1.0.0", "broken", BROKEN)).decode()

@@ -42,7 +42,7 @@ def test_a_write_on_one_replica_wakes_a_poll_on_another(postgres_server: Postgre
         time.sleep(0.3)
         body = {"properties": {"extensionType": "microsoft.flux", "configurationProtectedSettings": {"k": SECRET}}}
         with a.client() as c:
-            wait_succeeded(c, c.put(ext_path(agent, "flux"), params=EXT_API, json=body))
+            wait_succeeded(c, c.put(ext_path(agent, "flux"), params=EXT_API, json=body), a, agent)
         waiter.join(30)
         assert answered["status"] == 200
         assert answered["took"] < 25, "replica b's poll was not woken by replica a's write"

@@ -72,9 +72,9 @@ def test_a_new_version_on_the_train_wakes_the_poll_with_it(server: ServerProcess
     with server.client() as c:
         assert publish(c, name, "1.0.0").status_code == 200
         body = {"properties": {"extensionType": name, "releaseTrain": "stable"}}
-        wait_succeeded(c, c.put(ext_path(agent, "auto"), params=EXT_API, json=body))
+        wait_succeeded(c, c.put(ext_path(agent, "auto"), params=EXT_API, json=body), server, agent)
         pinned = {"properties": {"extensionType": name, "autoUpgradeMinorVersion": False, "version": "1.0.0"}}
-        wait_succeeded(c, c.put(ext_path(agent, "pinned"), params=EXT_API, json=pinned))
+        wait_succeeded(c, c.put(ext_path(agent, "pinned"), params=EXT_API, json=pinned), server, agent)
     first = poll(server, agent).json()
     versions = {e["name"]: e for e in first["extensions"]}
     assert versions["auto"]["version"] == "1.0.0"

@@ -6,7 +6,9 @@ its release namespace, labelled ``halyard.io/extension=true`` so that releases n
 after a restart) and uninstalled. Its chart is the control plane's own package; its values are the configuration
 settings and protected settings (dotted keys nest, as Arc's do); the protected settings are also kept in the
 Secret ``<name>-protected-settings`` beside the release and never logged. What was done is reported back
-(``POST /dp/v1/configurations/reports``) and shows on the extension resource.
+(``POST /dp/v1/configurations/reports``), with the digest of the entry acted on, and shows on the extension resource;
+the resource's operation completes on it. An extension that left the desired configuration (it is being deleted) is
+uninstalled and reported ``Uninstalled``, which lets its deletion complete.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime as dt
-import hashlib
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 from halyard.agent.controlplane import ControlPlaneError, send
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
+from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
 from halyard.kube.helm import Helm
 
 log = logging.getLogger("halyard.agent")
@@ -98,10 +100,6 @@ def helm_values(settings: dict[str, str], protected: dict[str, str]) -> dict[str
     return values
 
 
-def digest(extension: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(extension, sort_keys=True).encode()).hexdigest()
-
-
 def release_namespace(extension: dict[str, Any]) -> str:
     scope = extension.get("scope") or {}
     if "namespace" in scope:
@@ -133,12 +131,14 @@ class ExtensionManager:
         self._hold = hold
         self._since: str | None = None
         self._applied: dict[str, str] = {}  # extension name → digest of what helm last installed
+        self._known: set[str] = set()  # names desired at some point in this process: reported when they leave
+        self._reported: dict[str, str] = {}  # extension name → digest of the entry its last delivered report named
         self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
 
     async def reconcile(self) -> float:
         """Wait for the desired configuration to change (or the hold to end), then converge on it."""
         desired = await self._poll()
-        failures = await self._converge(desired["extensions"])
+        failures = await self._converge(desired["extensions"], desired.get("removing") or [])
         if failures:
             raise ExtensionError("; ".join(failures))  # retried with backoff, from the same configuration
         self._since = desired["version"]
@@ -164,45 +164,55 @@ class ExtensionManager:
                 self._tokens.forget_token()
             raise
 
-    async def _converge(self, extensions: list[dict[str, Any]]) -> list[str]:
+    async def _converge(self, extensions: list[dict[str, Any]], removing: list[str]) -> list[str]:
         wanted = {e["name"]: e for e in extensions}
-        if not wanted and not self._applied and self._since is not None:
+        leaving = (self._known | set(removing)) - set(wanted)
+        if not wanted and not self._applied and not leaving and self._since is not None:
             return []  # nothing desired, nothing of ours known: no helm call on an idle cluster
         helm = self._cli()
         installed = await asyncio.to_thread(helm.releases) if helm is not None else {}
         reports: dict[str, dict[str, Any]] = {}
         failures = []
         for name, extension in wanted.items():
+            self._known.add(name)
             if helm is None:
-                reports[name] = self._report(extension, "Failed", "HelmNotFound", "helm is not installed", None)
+                reports[name] = self._report(extension, FAILED, "HelmNotFound", "helm is not installed", None)
                 failures.append(f"{name}: helm is not installed")
                 continue
-            if self._applied.get(name) == digest(extension) and name in installed:
+            if self._applied.get(name) == entry_digest(extension) and name in installed:
+                if self._reported.get(name) != entry_digest(extension):  # installed, its report lost: again
+                    reports[name] = self._installed(extension)
                 continue
             try:
                 await self._install(helm, extension)
             except (ExtensionError, ControlPlaneError, ApiError, OSError) as exc:
                 log.warning("extension not installed", extra={"extension": name, "error": str(exc)[:500]})
-                reports[name] = self._report(extension, "Failed", "InstallFailed", str(exc), None)
+                reports[name] = self._report(extension, FAILED, "InstallFailed", str(exc), None)
                 failures.append(f"{name}: {exc}")
                 continue
-            self._applied[name] = digest(extension)
-            reports[name] = self._report(
-                extension, "Installed", "InstallSucceeded", f"Release {name} deployed.", extension["version"]
-            )
-        for name, namespace in installed.items():
-            if name in wanted or helm is None:
-                continue
-            try:
-                await asyncio.to_thread(helm.uninstall, name, namespace)
-                await self._delete_secret(name, namespace)
-            except (ExtensionError, ApiError) as exc:
-                failures.append(f"{name}: {exc}")
-                continue
-            self._applied.pop(name, None)
-            log.info("extension uninstalled", extra={"extension": name})
+            self._applied[name] = entry_digest(extension)
+            reports[name] = self._installed(extension)
+        if helm is not None:
+            for name in sorted((set(installed) | leaving) - set(wanted)):
+                try:
+                    if name in installed:
+                        await asyncio.to_thread(helm.uninstall, name, installed[name])
+                        await self._delete_secret(name, installed[name])
+                        log.info("extension uninstalled", extra={"extension": name})
+                except (ExtensionError, ApiError) as exc:
+                    failures.append(f"{name}: {exc}")
+                    continue
+                self._applied.pop(name, None)
+                reports[name] = self._gone(name)
         if reports:
             await self._send_reports(reports)
+        # Remembered only once reported: a report that did not reach the control plane is sent again on the retry.
+        for name, report in reports.items():
+            if report["installState"] == UNINSTALLED:
+                self._known.discard(name)
+                self._reported.pop(name, None)
+            else:
+                self._reported[name] = report.get("digest", "")
         return failures
 
     def _cli(self) -> HelmCli | None:
@@ -252,12 +262,28 @@ class ExtensionManager:
             if exc.status.code != 404:
                 raise
 
+    def _installed(self, extension: dict[str, Any]) -> dict[str, Any]:
+        name = extension["name"]
+        return self._report(extension, INSTALLED, "InstallSucceeded", f"Release {name} deployed.", extension["version"])
+
+    def _gone(self, name: str) -> dict[str, Any]:
+        """The report that lets a deletion complete: no release of this extension is left on the cluster."""
+        status = {
+            "code": "UninstallSucceeded",
+            "displayStatus": UNINSTALLED,
+            "level": "Information",
+            "message": f"Release {name} uninstalled.",
+            "time": self._now().isoformat(),
+        }
+        return {"installState": UNINSTALLED, "statuses": [status]}
+
     def _report(
         self, extension: dict[str, Any], state: str, code: str, message: str, version: str | None
     ) -> dict[str, Any]:
-        level = "Information" if state == "Installed" else "Error"
+        level = "Information" if state == INSTALLED else "Error"
         report: dict[str, Any] = {
             "installState": state,
+            "digest": entry_digest(extension),
             "statuses": [
                 {
                     "code": code,

@@ -35,7 +35,7 @@ from halyard.agent.options import AgentOptions, pid_path
 from halyard.agent.resourcesync import ResourceSync, TokenSource
 from halyard.agent.upgrade import UpgradeCheck
 from halyard.api.agents import GATEWAY_NETWORK_PATH
-from halyard.api.cluster import FEATURE_AZURE_RBAC, FEATURE_CLUSTER_CONNECT
+from halyard.api.cluster import FEATURE_AZURE_RBAC, FEATURE_CLUSTER_CONNECT, FEATURE_EXTENSIONS
 from halyard.core.clock import Clock, SystemClock
 from halyard.kube.client import connect, load_config
 from halyard.kube.helm import Helm
@@ -217,8 +217,9 @@ def build_agents(
         agents.append(
             Guard(http, config.endpoints.dp, tokens, clock, options.state_dir / "guard", port=options.guard_port)
         )
-    if "extension-manager" in selected and not split:
-        # Local mode only for now: in a cluster it needs the rights of whatever charts it installs (decision 009).
+    if "extension-manager" in selected and (not split or FEATURE_EXTENSIONS in config.features):
+        # In a cluster only with the extensions feature: it holds the rights of whatever charts it installs
+        # (cluster-admin, decision 014); local agents act with the connecting user's kubeconfig.
         tokens = identity or handoff.PublishedToken(kube)
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
         agents.append(ExtensionManager(http, config.endpoints.dp, tokens, kube, helm, options.state_dir / "extensions"))

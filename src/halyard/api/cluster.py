@@ -33,10 +33,13 @@ KEY_CA_BUNDLE = "CA_BUNDLE"  # PEM the agents trust for the control plane's TLS
 KEY_FEATURES = "FEATURES"  # comma-separated optional agent features on (absent: DEFAULT_FEATURES)
 
 # Optional agent features, as `az connectedk8s enable-features/disable-features --features` names them. Cluster
-# connect is on unless turned off (as Arc's chart has it); azure-rbac (guard) is off until enabled.
+# connect is on unless turned off (as Arc's chart has it); azure-rbac (guard) is off until enabled; extensions
+# (extension-manager in the chart's pods, which holds cluster-admin: decision 014) is off until enabled. Local agents
+# run extension-manager whatever FEATURES says (they act with the connecting user's kubeconfig).
 FEATURE_CLUSTER_CONNECT = "cluster-connect"
 FEATURE_AZURE_RBAC = "azure-rbac"
-FEATURES = (FEATURE_CLUSTER_CONNECT, FEATURE_AZURE_RBAC)
+FEATURE_EXTENSIONS = "extensions"
+FEATURES = (FEATURE_CLUSTER_CONNECT, FEATURE_AZURE_RBAC, FEATURE_EXTENSIONS)
 DEFAULT_FEATURES = frozenset({FEATURE_CLUSTER_CONNECT})
 
 

@@ -34,7 +34,11 @@ if TYPE_CHECKING:  # only annotations: the wire models' import is connect's cost
 
 LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
 # The chart's Deployment that each optional feature turns on (the agents' names in agent/runner.py).
-FEATURE_AGENTS = {names.FEATURE_CLUSTER_CONNECT: "clusterconnect-agent", names.FEATURE_AZURE_RBAC: "guard"}
+FEATURE_AGENTS = {
+    names.FEATURE_CLUSTER_CONNECT: "clusterconnect-agent",
+    names.FEATURE_AZURE_RBAC: "guard",
+    names.FEATURE_EXTENSIONS: "extension-manager",
+}
 
 
 def chart_values_for(features: frozenset[str]) -> tuple[dict[str, str], dict[str, bool]]:

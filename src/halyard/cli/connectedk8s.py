@@ -199,6 +199,42 @@ def upgrade(
     inv.emit(flatten(cluster), TABLE)
 
 
+@app.command("move")
+def move(
+    ctx: typer.Context,
+    resource_group: Group,
+    name: Name,
+    location: Annotated[str, typer.Option("--location", "-l", help="The location to move the cluster to.")],
+    new_group: Annotated[
+        str | None, typer.Option("--new-resource-group", help="The resource group to move it to (default: its own).")
+    ] = None,
+    kube_config: KubeConfig = None,
+    kube_context: KubeContext = None,
+    agent_mode: Annotated[
+        str | None, typer.Option("--agent-mode", help="in-cluster or local, as connect (default: as connect).")
+    ] = None,
+    agent_registry: Annotated[str | None, typer.Option("--agent-registry", help="As connect's.")] = None,
+    timeout: Annotated[int, typer.Option("--timeout", min=1, help="Seconds to wait for each step.")] = 1200,
+    yes: Yes = False,
+) -> None:
+    """Move a connected cluster to another location (and resource group): its configuration resources saved by the
+    control plane (protected settings included, sealed), the agents and the old resource removed, the cluster
+    connected again, everything recreated and compared with before. Interrupted, run it again: it continues."""
+    from halyard.cli.regionmove import MoveRequest, RegionMove  # its connect flow is heavy: loaded when used
+
+    inv = Invocation.of(ctx)
+    inv.confirm("The cluster is disconnected and connected again in the new location; continue?", yes)
+    old_id = cluster_id(inv.subscription_id, resource_group, name)
+    started = localagents.started_target(localagents.state_dir_for(old_id))
+    if started is not None:  # its local agents know the cluster, and run here again after the move
+        kube_config, kube_context = kube_config or started[0], kube_context or started[1]
+        agent_mode = agent_mode or "local"
+    request = MoveRequest(resource_group, name, location, new_group or resource_group, agent_mode, agent_registry,
+                          timeout)  # fmt: skip
+    with KubeSession(kube_config.expanduser() if kube_config else None, kube_context) as kube:
+        inv.emit(RegionMove(inv, kube, request).run().as_dict())
+
+
 def _clean_cluster(inv: Invocation, resource_id: str, kube: KubeSession, force: bool) -> None:
     """Remove what onboarding installed. The identity is already revoked, so agents left behind can do nothing;
     still, a clean-up that fails is an error (``--force``: a warning), and running delete again retries it."""

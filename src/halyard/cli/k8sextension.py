@@ -121,6 +121,27 @@ def _versioning(auto: bool | None, version: str | None, train: str | None) -> di
     return props
 
 
+def _desired_changes(
+    auto_upgrade: str | None,
+    version: str | None,
+    release_train: str | None,
+    settings: list[str] | None,
+    settings_file: Path | None,
+    protected: list[str] | None,
+    protected_file: Path | None,
+) -> tuple[dict[str, Any], bool]:
+    """The properties create and update share, from their common flags: the version policy, the settings and the
+    protected settings (files first, ``key=value`` on top). Also whether protected settings were given."""
+    props = _versioning(_bool(auto_upgrade, "--auto-upgrade-minor-version"), version, release_train)
+    config = _settings(settings, settings_file, "--configuration-settings")
+    secrets = _settings(protected, protected_file, "--configuration-protected-settings")
+    if config is not None:
+        props["configurationSettings"] = config
+    if secrets is not None:
+        props["configurationProtectedSettings"] = secrets
+    return props, secrets is not None
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -143,8 +164,10 @@ def create(
 ) -> None:
     """Create an extension on a connected cluster."""
     inv = Invocation.of(ctx)
-    props: dict[str, Any] = {"extensionType": extension_type}
-    props.update(_versioning(_bool(auto_upgrade, "--auto-upgrade-minor-version"), version, release_train))
+    changes, _ = _desired_changes(
+        auto_upgrade, version, release_train, settings, settings_file, protected, protected_file
+    )
+    props: dict[str, Any] = {"extensionType": extension_type, **changes}
     if scope is not None and scope not in ("cluster", "namespace"):
         raise UsageError(f"argument --scope: invalid choice: '{scope}' (choose from 'cluster', 'namespace')")
     if scope == "namespace" or (scope is None and target_namespace):
@@ -155,12 +178,6 @@ def create(
         if target_namespace:
             raise UsageError("--target-namespace applies to namespace scope; use --release-namespace.")
         props["scope"] = {"cluster": {"releaseNamespace": release_namespace} if release_namespace else {}}
-    config = _settings(settings, settings_file, "--configuration-settings")
-    secrets = _settings(protected, protected_file, "--configuration-protected-settings")
-    if config is not None:
-        props["configurationSettings"] = config
-    if secrets is not None:
-        props["configurationProtectedSettings"] = secrets
     path = _path(inv, group, cluster, cluster_type, name)
     first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json={"properties": props})
     if no_wait:
@@ -171,17 +188,21 @@ def create(
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: Name, group: Group, cluster: Cluster, cluster_type: ClusterType = "") -> None:
+def show(
+    ctx: typer.Context, name: Name, group: Group, cluster: Cluster, cluster_type: ClusterType = "connectedClusters"
+) -> None:
     """Show an extension."""
     inv = Invocation.of(ctx)
-    inv.emit(inv.arm.get(_path(inv, group, cluster, cluster_type or "connectedClusters", name), API_VERSION), TABLE)
+    inv.emit(inv.arm.get(_path(inv, group, cluster, cluster_type, name), API_VERSION), TABLE)
 
 
 @app.command("list")
-def list_extensions(ctx: typer.Context, group: Group, cluster: Cluster, cluster_type: ClusterType = "") -> None:
+def list_extensions(
+    ctx: typer.Context, group: Group, cluster: Cluster, cluster_type: ClusterType = "connectedClusters"
+) -> None:
     """List the extensions of a connected cluster."""
     inv = Invocation.of(ctx)
-    inv.emit(inv.arm.list(_path(inv, group, cluster, cluster_type or "connectedClusters"), API_VERSION), TABLE)
+    inv.emit(inv.arm.list(_path(inv, group, cluster, cluster_type), API_VERSION), TABLE)
 
 
 @app.command("update")
@@ -204,14 +225,11 @@ def update(
     """Update an extension's version policy or settings (settings given are merged; a key with no value, as
     ``key=``, keeps it empty)."""
     inv = Invocation.of(ctx)
-    props = _versioning(_bool(auto_upgrade, "--auto-upgrade-minor-version"), version, release_train)
-    config = _settings(settings, settings_file, "--configuration-settings")
-    secrets = _settings(protected, protected_file, "--configuration-protected-settings")
-    if config is not None:
-        props["configurationSettings"] = config
-    if secrets is not None:
+    props, replaces_secrets = _desired_changes(
+        auto_upgrade, version, release_train, settings, settings_file, protected, protected_file
+    )
+    if replaces_secrets:
         inv.confirm("Updating protected settings replaces the named ones; continue?", yes)
-        props["configurationProtectedSettings"] = secrets
     if not props:
         raise UsageError("Nothing to update: give a version policy or settings.")
     path = _path(inv, group, cluster, cluster_type, name)

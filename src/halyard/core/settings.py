@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     )
     heartbeat_interval_seconds: float = Field(default=30.0, description="How often agents are asked to heartbeat.")
     operation_retry_after_seconds: int = 1
+    flux_image_registry: str = Field(
+        default="ghcr.io", description="Registry of Flux's images in the built-in microsoft.flux chart (a mirror)."
+    )
+    extension_wait_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long an extension's create, update or delete waits for its cluster to report (10 min).",
+    )
     # A person mistyping a secret fails a few times; a script guessing fails thousands. 10, then one every 6 s (ten a
     # minute) never slows the first and makes the second hopeless against 40-character secrets.
     login_failure_burst: int = Field(

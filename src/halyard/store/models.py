@@ -125,6 +125,21 @@ class ResourceReport(Base):
     reported_at: Mapped[dt.datetime]
 
 
+class ConfigurationSnapshot(Base):
+    """A connected cluster's configuration resources saved by a region move, to be recreated on the cluster's new
+    resource: what GET showed of them (for the comparison), what a PUT needs, and their secret values sealed together
+    with the server's data key. Keyed by the source cluster's id, which the move deletes: the snapshot outlives it."""
+
+    __tablename__ = "configuration_snapshots"
+    source_key: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(1024))
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id", ondelete="CASCADE"))
+    resources: Mapped[list[Any]] = mapped_column(default=list)  # [{type, name, body, shown}] with no secret
+    sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # {"type/name": secret properties}
+    created_at: Mapped[dt.datetime]
+    created_by: Mapped[str] = mapped_column(String(64), default="")
+
+
 class Operation(Base):
     """An asynchronous operation: what the LRO status endpoints report and the worker completes."""
 

@@ -4,11 +4,17 @@ What the cluster reports (``currentVersion``, ``statuses``, ``installState``) co
 report row (reporter ``agent``) and is merged when rendered; protected settings are sealed at rest, never rendered
 (not even their names: the 2025-03-01 responses omit them), and delivered only to the cluster's own agents
 (``delivery.py``).
+
+Provisioning follows the cluster: a create or update stays InProgress until extension-manager reports that it
+installed this generation (the digest of the entry delivered now, ``halyard.api.extensions``) or failed to; a
+deletion until it reports the release uninstalled, unless forced. A cluster silent for ``extension_wait_seconds``
+fails the operation with its connectivity named.
 """
 
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import re
 import uuid
 from collections.abc import Mapping
@@ -16,6 +22,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
+from halyard.controlplane.arm.operations import Pending
 from halyard.controlplane.arm.resourcetypes import (
     Desired,
     Placement,
@@ -26,10 +34,11 @@ from halyard.controlplane.arm.resourcetypes import (
 )
 from halyard.controlplane.configuration.extensiontypes import DEFAULT_TRAIN, ExtensionTypeCatalog
 from halyard.controlplane.configuration.models import ExtensionOut, ExtensionPatch, ExtensionPut
-from halyard.controlplane.configuration.published import catalog_of
-from halyard.core.errors import InvalidRequest
+from halyard.controlplane.configuration.published import catalog_of, chart_path
+from halyard.controlplane.dataplane.status import connectivity_status
+from halyard.core.errors import HalyardError, InvalidRequest
 from halyard.core.sealing import Sealer
-from halyard.store.models import Resource, Subscription
+from halyard.store.models import Resource, ResourceReport, Subscription
 
 if TYPE_CHECKING:
     from halyard.controlplane.plane import TypeServices
@@ -41,6 +50,20 @@ NAME_RULE = "lower-case letters, digits and '-', starting and ending with a lett
 REPORTER = "agent"  # the extension-manager's report row
 REPORTED = ("currentVersion", "statuses", "installState", "errorInfo")
 PROTECTED = "configurationProtectedSettings"
+CLUSTER_REPORTER = "dp"  # the heartbeats' report on the cluster: its last connectivity
+WAIT_RETRY_SECONDS = 2.0  # how often a waiting operation looks again; the agent's report wakes it sooner
+
+
+class ExtensionFailed(HalyardError):
+    """The cluster reported that it could not install or upgrade the extension (its words in the message)."""
+
+    status = 400
+    code = "ExtensionOperationFailed"
+
+
+class ClusterDidNotReport(HalyardError):
+    status = 504
+    code = "ClusterDidNotReport"
 
 
 class ExtensionBehaviour(PlainBehaviour):
@@ -100,6 +123,13 @@ class ExtensionBehaviour(PlainBehaviour):
         props.setdefault("isSystemExtension", False)
         return props
 
+    def provisioning_state(self, resource: Resource, reported: Mapping[str, Any]) -> str:
+        # A later failure the cluster reported (an upgrade on the release train, a chart that stopped deploying)
+        # shows though the last write succeeded; a write in flight shows as itself.
+        if resource.provisioning_state == "Succeeded" and reported.get("installState") == FAILED:
+            return "Failed"
+        return resource.provisioning_state
+
     async def provision(self, resource: Resource, ctx: WriteContext) -> None:
         identity = resource.identity
         if identity is not None and identity.get("type") == "SystemAssigned" and not identity.get("principalId"):
@@ -109,15 +139,91 @@ class ExtensionBehaviour(PlainBehaviour):
                 "principalId": str(uuid.uuid4()),
                 "tenantId": sub.tenant_id if sub else None,
             }
+        catalog = await catalog_of(ctx.session)
+        wanted = entry_digest(desired_entry(resource, catalog, self.unseal(resource)))
+        row = await ctx.session.get(ResourceReport, (resource.id_key, REPORTER))
+        report = row.properties if row is not None else {}
+        if row is not None and report.get("digest") == wanted:
+            if report.get("installState") == INSTALLED:
+                return  # also a write that changed nothing the cluster receives (tags)
+            # A failure reported before this write is the previous attempt's: the agent retries, and reports again.
+            if report.get("installState") == FAILED and _utc(row.reported_at) >= _utc(resource.changed_at):
+                raise ExtensionFailed(f"The cluster could not install extension '{resource.name}': {_why(report)}")
+        await self._wait(resource, ctx, "install")
 
     async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
-        return None  # the agents see it gone from the cluster's desired configuration and uninstall it
+        """Done once extension-manager reports the release uninstalled (it no longer finds the extension in the
+        cluster's desired configuration, which leaves out what is being deleted); at once when forced, the agent
+        still uninstalling it when it next converges."""
+        if ctx.force:
+            return
+        row = await ctx.session.get(ResourceReport, (resource.id_key, REPORTER))
+        if row is not None and row.properties.get("installState") == UNINSTALLED:
+            return
+        await self._wait(resource, ctx, "uninstall")
+
+    async def _wait(self, resource: Resource, ctx: WriteContext, what: str) -> None:
+        """Pending until the deadline counted from the write (its ``changed_at``), then the cluster named."""
+        started = _utc(resource.changed_at)
+        limit = dt.timedelta(seconds=ctx.settings.extension_wait_seconds)
+        if ctx.now - started < limit:
+            raise Pending(f"waiting for the cluster to {what} extension {resource.name}", WAIT_RETRY_SECONDS)
+        cluster_key = resource.parent_key or ""
+        cluster = await ctx.session.get(ResourceReport, (cluster_key, CLUSTER_REPORTER))
+        seen = cluster.properties if cluster is not None else {}
+        status = connectivity_status(seen, ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds))
+        last = seen.get("lastConnectivityTime") or "never"
+        hint = " Delete it with forceDelete=true to remove the resource anyway." if what == "uninstall" else ""
+        raise ClusterDidNotReport(
+            f"The connected cluster did not report that it could {what} extension '{resource.name}' within "
+            f"{_minutes(limit)}: its connectivityStatus is {status} (last connected: {last}). Check that the "
+            f"cluster's agents are running and reach the control plane.{hint}"
+        )
 
     def unseal(self, resource: Resource | None) -> dict[str, Any] | None:
         if resource is None or resource.sealed is None:
             return None
         value = self._sealer.unseal_json(resource.sealed)
         return value if isinstance(value, dict) else None
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _why(report: Mapping[str, Any]) -> str:
+    for status in report.get("statuses") or ():
+        if status.get("message"):
+            return str(status["message"])
+    return "no reason given"
+
+
+def _minutes(limit: dt.timedelta) -> str:
+    seconds = int(limit.total_seconds())
+    return f"{seconds // 60} min" if seconds >= 60 and seconds % 60 == 0 else f"{seconds} s"
+
+
+def desired_entry(
+    resource: Resource, catalog: ExtensionTypeCatalog, sealed: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The extension as its cluster's agents receive it (the one builder: delivery sends it, provisioning waits for
+    the agent to report its digest); protected settings in clear."""
+    props = resource.properties
+    version = target_version(props, catalog)
+    etype = catalog.find(props.get("extensionType", ""))
+    chart = chart_path(etype.name, version) if etype is not None and etype.published and version else None
+    return {
+        "name": resource.name,
+        "id": resource.id,
+        "extensionType": props.get("extensionType"),
+        "version": version,
+        "chart": chart,
+        "autoUpgradeMinorVersion": props.get("autoUpgradeMinorVersion", True),
+        "releaseTrain": props.get("releaseTrain"),
+        "scope": props.get("scope"),
+        "configurationSettings": props.get("configurationSettings") or {},
+        PROTECTED: (sealed or {}).get(PROTECTED) or {},
+    }
 
 
 def _checked(catalog: ExtensionTypeCatalog, props: dict[str, Any], name: str, old: Mapping[str, Any]) -> dict[str, Any]:
@@ -219,4 +325,5 @@ def extension_type(services: TypeServices, clusters: ResourceType) -> ResourceTy
         placement=Placement.EXTENSION,
         parent=clusters,
         requires_location=False,
+        force_delete=True,
     )

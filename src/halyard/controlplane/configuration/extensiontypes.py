@@ -1,6 +1,6 @@
 """The catalog of extension types: what can be installed, with its versions per release train.
 
-Pure data and rules, no I/O. Built in today; operators' published charts join it in a later slice (issue 15).
+Pure data and rules, no I/O: the built-in types here, operators' published ones from the store (``published.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class ExtensionType:
     default_scope: str = "cluster"  # "cluster" or "namespace"
     namespace_scope_allowed: bool = False
     default_release_namespace: str = ""
-    published: bool = False  # a chart the control plane serves (the built-in types have none yet)
+    published: bool = False  # the control plane serves a chart of it (published in the store, or built in)
 
     def newest(self, train: str) -> str | None:
         versions = self.trains.get(train.lower())
@@ -56,12 +56,14 @@ class ExtensionTypeCatalog:
 
 def builtin_catalog() -> ExtensionTypeCatalog:
     catalog = ExtensionTypeCatalog()
-    # What microsoft.flux is to Arc: the GitOps engine (its chart arrives with the Flux slice).
+    # What microsoft.flux is to Arc: the GitOps engine. Its chart is built in (builtincharts.py: Flux v2.7's
+    # controllers and CRDs, whichever of these versions is asked for).
     catalog.add(
         ExtensionType(
             "microsoft.flux",
             {"stable": ("1.13.0", "1.14.0"), "preview": ("1.15.0",)},
             default_release_namespace="flux-system",
+            published=True,
         )
     )
     return catalog

@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halyard.controlplane.configuration.builtincharts import builtin_chart, has_chart
 from halyard.controlplane.configuration.extensiontypes import ExtensionType, ExtensionTypeCatalog, builtin_catalog
 from halyard.controlplane.directory import new_etag
 from halyard.core.errors import InvalidRequest, NotFound
@@ -123,7 +124,12 @@ async def catalog_of(session: AsyncSession) -> ExtensionTypeCatalog:
     return catalog
 
 
-async def chart_of(session: AsyncSession, sealer: Sealer, type_name: str, version: str) -> bytes:
+async def chart_of(session: AsyncSession, sealer: Sealer, type_name: str, version: str, *, registry: str) -> bytes:
+    """A version's chart package: a built-in type's made here (its images from ``registry``), a published one's
+    from the store."""
+    builtin = builtin_catalog().find(type_name)
+    if builtin is not None and builtin.offers(version) and has_chart(type_name):
+        return builtin_chart(builtin.name, version, registry)
     row = await session.get(Resource, version_id(type_name, version).lower())
     if row is None or row.type_key != TYPE_KEY or row.sealed is None:
         raise NotFound(f"Extension type '{type_name}' has no published version '{version}'.", code="ChartNotFound")

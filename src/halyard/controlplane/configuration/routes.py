@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy import func, update
 
 from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
-from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
+from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER, WAIT_RETRY_SECONDS
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
-from halyard.store.models import Resource
+from halyard.store.models import Operation, Resource
 from halyard.store.reports import Report, put_reports
 
 router = APIRouter()
@@ -90,7 +92,8 @@ class ExtensionStatus(BaseModel):
 
 class ExtensionReport(BaseModel):
     currentVersion: Short | None = None
-    installState: Short | None = None  # Installed, Failed, Pending
+    installState: Short | None = None  # Installed, Failed, Pending, Uninstalled
+    digest: Annotated[str, Field(max_length=64)] | None = None  # of the delivered entry acted on (api/extensions.py)
     statuses: list[ExtensionStatus] = Field(default_factory=list, max_length=16)
 
 
@@ -114,4 +117,27 @@ async def report_configurations(request: Request, body: ConfigurationReports, ag
             properties: dict[str, Any] = report.model_dump(exclude_none=True)
             reports.append(Report(rid.key, REPORTER, properties, now))
         await put_reports(session, reports)
+        woken = await _due_now(session, [r.id_key for r in reports], now)
+    if woken:
+        cp.operations.kick()
     return Response(status_code=204)
+
+
+async def _due_now(session: Any, keys: list[str], now: dt.datetime) -> int:
+    """Make the operations waiting on these extensions due at once, so the report completes them within the
+    worker's next turn instead of at their next look. Only a waiting operation's short deferral is cut: one being
+    run holds the worker's longer lease, which is left alone (no operation runs twice at once)."""
+    if not keys:
+        return 0
+    result = await session.execute(
+        update(Operation)
+        .where(
+            Operation.status == "InProgress",
+            Operation.lease_until > now,
+            Operation.lease_until <= now + dt.timedelta(seconds=WAIT_RETRY_SECONDS),
+            func.lower(Operation.target_id).in_(keys),
+        )
+        .values(lease_until=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)

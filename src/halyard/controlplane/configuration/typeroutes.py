@@ -80,9 +80,11 @@ async def list_types(request: Request, caller: Caller, cp: Plane, api_version: A
 
 @dp_router.get("/v1/extensionTypes/{extensionType}/versions/{version}/chart", operation_id="Dp_GetExtensionChart")
 async def chart(request: Request, extensionType: TypeName, version: Version, agent: AgentCaller) -> Response:
-    """A published chart package, for a connected cluster's agents."""
+    """A chart package (published, or a built-in type's), for a connected cluster's agents."""
     cp = request.app.state.plane
     await alive(cp, agent)
     async with cp.db.session() as session:
-        package = await published.chart_of(session, cp.sealer, extensionType, version)
+        package = await published.chart_of(
+            session, cp.sealer, extensionType, version, registry=cp.settings.flux_image_registry
+        )
     return Response(package, media_type="application/gzip")

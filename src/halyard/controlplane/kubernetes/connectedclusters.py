@@ -68,6 +68,17 @@ LIST_USER_CREDENTIAL = Action(
     "List cluster user credential",
     "Get credentials to reach the cluster's API server through cluster connect.",
 )
+# Halyard's region move (controlplane/configuration/snapshots.py): its configuration saved, then recreated elsewhere.
+SNAPSHOT_CONFIGURATION = Action(
+    "snapshotConfiguration",
+    "Snapshot configuration",
+    "Save the cluster's configuration resources, protected settings sealed, for a region move (Halyard).",
+)
+RESTORE_CONFIGURATION = Action(
+    "restoreConfiguration",
+    "Restore configuration",
+    "Recreate another cluster's saved configuration resources under this cluster (Halyard).",
+)
 # Fields the 2021 api-versions do not know; older clients are not sent what they cannot model.
 NEWER_FIELDS = (
     "distributionVersion",
@@ -316,5 +327,5 @@ def connected_cluster_type(services: TypeServices) -> ResourceType:
         name_rule=CLUSTER_NAME_RULE,
         display="connected cluster",
         sync_patch_versions=frozenset({"2021-03-01", "2021-10-01"}),
-        actions=(LIST_USER_CREDENTIAL,),
+        actions=(LIST_USER_CREDENTIAL, SNAPSHOT_CONFIGURATION, RESTORE_CONFIGURATION),
     )

@@ -1,4 +1,4 @@
-"""Flux's CustomResourceDefinitions, vendored verbatim from Flux v2.7 (source-controller v1.7.4, kustomize-controller
+"""Flux's CustomResourceDefinitions (``halyard/api/fluxcrds``, shared with the built-in flux chart), vendored verbatim from Flux v2.7 (source-controller v1.7.4, kustomize-controller
 v1.7.3; Apache-2.0, https://github.com/fluxcd): GitRepository, Bucket and OCIRepository (``source.toolkit.fluxcd.io``
 v1, and v1beta2 still served), Kustomization (``kustomize.toolkit.fluxcd.io`` v1, and v1beta2 still served).
 
@@ -14,9 +14,10 @@ from typing import Any
 
 import yaml
 
+import halyard.api.fluxcrds
 from halyard.sim.cluster import SYSTEM, VirtualCluster
 
-CRD_DIR = Path(__file__).parent / "crds"
+CRD_DIR = Path(halyard.api.fluxcrds.__file__).parent
 FILES = (
     "source.toolkit.fluxcd.io_gitrepositories.yaml",
     "source.toolkit.fluxcd.io_buckets.yaml",

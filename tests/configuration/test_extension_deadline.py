@@ -1,0 +1,70 @@
+"""An extension's operation waits for its cluster only so long (``extension_wait_seconds``): a cluster that never
+reports fails the create, and the delete, with a message naming its connectivity (in process, a one-second wait)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from halyard.controlplane.app import create_app
+from halyard.core.settings import Settings
+from tests.api.helpers import cluster_body
+from tests.api.resource_examples import play_extension_manager
+from tests.support.inprocess import sign_in_admin
+
+pytestmark = pytest.mark.e2e
+EXT_API = {"api-version": "2025-03-01"}
+
+
+@pytest.fixture
+async def app_client(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, Any], Any]]:
+    app = create_app(Settings(data_dir=tmp_path, insecure_http=True, extension_wait_seconds=1))
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        admin = await sign_in_admin(c, tmp_path)
+        yield c, admin, app.state.plane
+
+
+async def _finished(c: httpx.AsyncClient, url: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        body: dict[str, Any] = (await c.get(url)).json()
+        if body["status"] != "InProgress":
+            return body
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} still InProgress")
+
+
+async def test_a_cluster_that_never_reports_fails_create_and_delete_naming_its_connectivity(
+    app_client: tuple[httpx.AsyncClient, dict[str, Any], Any],
+) -> None:
+    c, admin, plane = app_client
+    group = f"/subscriptions/{admin['subscription']}/resourceGroups/rg-deadline"
+    assert (await c.put(group, params={"api-version": "2024-11-01"}, json={"location": "eastus"})).status_code == 201
+    cluster = f"{group}/providers/Microsoft.Kubernetes/connectedClusters/silent"
+    r = await c.put(cluster, params={"api-version": "2024-01-01"}, json=cluster_body())
+    assert (await _finished(c, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    path = f"{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/flux"
+    r = await c.put(path, params=EXT_API, json={"properties": {"extensionType": "microsoft.flux"}})
+    assert r.status_code == 201, r.text
+    status = await _finished(c, r.headers["Azure-AsyncOperation"])
+    assert status["status"] == "Failed" and status["error"]["code"] == "ClusterDidNotReport", status
+    message = status["error"]["message"]
+    assert "connectivityStatus is Connecting" in message and "last connected: never" in message, message
+    assert (await c.get(path, params=EXT_API)).json()["properties"]["provisioningState"] == "Failed"
+
+    d = await c.delete(path, params=EXT_API)
+    status = await _finished(c, d.headers["Azure-AsyncOperation"])
+    assert status["status"] == "Failed" and "forceDelete=true" in status["error"]["message"], status
+    assert (await c.get(path, params=EXT_API)).json()["properties"]["provisioningState"] == "Deleting"
+    # The cluster reports after all: a DELETE again completes.
+    d = await c.delete(path, params=EXT_API)
+    await play_extension_manager(plane.db, plane.types, path)
+    assert (await _finished(c, d.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    assert (await c.get(path, params=EXT_API)).status_code == 404

@@ -464,11 +464,13 @@ class Pipeline:
     async def _provision(self, op: Operation) -> None:
         rid = ResourceId.parse(op.target_id)
         rtype = self._type_of(rid)
+        state = "Provisioning" if op.action == "resource/put" else "Updating"
         async with self._db.transaction() as session:
             resource = await session.get(Resource, rid.key)
             if resource is None or resource.provisioning_state == "Deleting":
                 raise Conflict("The resource was deleted before it was provisioned.", code="Canceled")
-            resource.provisioning_state = "Provisioning" if op.action == "resource/put" else "Updating"
+            if resource.provisioning_state != state:  # a waiting operation's retries write nothing (no wake-ups)
+                resource.provisioning_state = state
         try:
             async with self._db.transaction() as session:
                 await self._db.lock(session, rid.key)

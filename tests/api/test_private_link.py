@@ -8,6 +8,7 @@ a second endpoint (``pe-t``, of another scope) is a second port. Agents are onbo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -23,11 +24,24 @@ import dns.query
 import dns.rcode
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from halyard.agent.clusterconfig import ClusterConfig
+from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.controlplane import ControlPlaneError, http_client
+from halyard.agent.endpoints import LiveEndpoints
+from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.identity import IdentityOperator
+from halyard.agent.metrics import AgentMetrics
+from halyard.agent.resourcesync import ResourceSync
+from halyard.api.agents import ENDPOINTS_INFO, EndpointMap
 from halyard.core import proxyv2
+from halyard.core.clock import SystemClock
+from halyard.tunnel.protocol import TUNNEL_UPGRADE
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import CC_API, RG_API, group_path
 from tests.cli.conftest import Cli
+from tests.support.connectproxy import ConnectProxy
 from tests.support.processes import HALYARD, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -497,3 +511,106 @@ def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str,
     to = {r["to"]: r for r in rules}
     assert to["10.1.0.4"]["port"] == "443/tcp" and ".dp.privatelink.halyard.local" in to["10.1.0.4"]["why"]
     assert "nothing" in to  # scope-s is private only: no public path is needed
+
+
+class _NoFacts:
+    async def facts(self, timeout: float) -> None:
+        return None
+
+
+async def _healthy() -> tuple[str | None, list[Any]]:
+    return "Succeeded", []
+
+
+def _public_access(site: Site, scope: str, value: str) -> None:
+    r = site.client.patch(scope, params=HC, json={"properties": {"publicNetworkAccess": value}})
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+
+
+def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Joining and leaving a scope: the heartbeat (or, when the old way is closed, its refusal) carries the new map
+    and every agent of the process dials where it says: heartbeat, certificate renewal, token, relay, extensions.
+    A proxy playing DNS sends the scope's private names to endpoint pe-s's port and records what was asked."""
+    agent = connect(site.server, GROUP, "cc-moving")
+    private_host = "privatelink.halyard.local"
+    proxy = ConnectProxy(lambda host, port: ("127.0.0.1", site.ports["pe-s"]) if host.endswith(private_host)
+                         else (host, port))  # fmt: skip
+    ca = Path(site.server.ca).read_text()
+    scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
+
+    async def scenario(proxy: ConnectProxy) -> None:
+        async with http_client(ca, proxy=proxy.url) as http:
+            onboarding = EndpointMap.model_validate(
+                {
+                    **(await http.get(f"{site.server.url}/his/v1/endpoints")).json(),
+                    "tenant": site.server.admin["tenant"],
+                }
+            )
+            live = LiveEndpoints(onboarding)
+            config = ClusterConfig(agent.path, onboarding, ca, agent.onboarding_key)
+            identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
+            identity.issued = await identity.request_certificate(None)
+            identity.ready.set()
+            sync = ResourceSync(http, live, identity, _NoFacts(), AgentMetrics(), health=_healthy)
+            relay = ClusterConnect(lambda: live.current().relay_url(), identity, ssl.create_default_context(cadata=ca),
+                                   None, AgentMetrics(), via=proxy.url)  # type: ignore[arg-type]  # fmt: skip
+            extensions = ExtensionManager(http, lambda: live.current().dp, identity, None, None, tmp_path)  # type: ignore[arg-type]
+
+            async def every_agent_dials() -> list[str]:
+                proxy.forget()
+                await sync.reconcile()
+                identity.issued = await identity.request_certificate(identity.issued)  # renewal, proven by the cert
+                identity.forget_token()
+                await identity.token()
+                tunnel = await relay._dial("/v1/tunnel", TUNNEL_UPGRADE)
+                tunnel.transport.close()
+                assert "extensions" in await extensions._poll()
+                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in proxy.asked})
+
+            # Joining a scope that still allows public access: the next beat's reply carries the private map.
+            await sync.reconcile()
+            assert sync.last_reply is not None and sync.last_reply.endpoints is None  # in no scope: nothing new
+            _public_access(site, world["s"], "Enabled")
+            assert _join(site, agent, world["s"]).status_code == 200
+            await sync.reconcile()
+            assert sync.last_reply.endpoints is not None
+            assert sync.last_reply.endpoints.dp == f"https://{scope_id}.dp.{private_host}/dp"
+            assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert sync.last_reply.endpoints is None  # the agents follow it: beats are small again
+            _public_access(site, world["s"], "Disabled")
+
+            # his behind enforcement: a renewal of a member of a private-only scope arriving publicly is refused with
+            # the rule (and where to go), once the proof is verified; an unproven caller learns nothing.
+            public = LiveEndpoints(onboarding)
+            stray = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
+            with pytest.raises(ControlPlaneError) as refused:
+                await stray.request_certificate(identity.issued)
+            assert refused.value.status == 403 and refused.value.code == "PrivateLinkScopePublicNetworkAccessDisabled"
+            assert (refused.value.info(ENDPOINTS_INFO) or {}).get("his") == live.current().his
+            forged = ClusterConfig(agent.path, onboarding, ca, ec.generate_private_key(ec.SECP256R1()))
+            stranger = IdentityOperator(None, http, forged, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
+            with pytest.raises(ControlPlaneError) as unproven:
+                await stranger.request_certificate(None)
+            assert unproven.value.status == 401, unproven.value
+
+            # Leaving: the next beat, through the endpoint, is refused with the public map; followed at once.
+            assert _join(site, agent, None).status_code == 200
+            proxy.forget()
+            await sync.reconcile()
+            assert proxy.asked[0].endswith(private_host) and proxy.asked[-1] == "127.0.0.1", proxy.asked
+            assert live.current() == onboarding
+            assert await every_agent_dials() == ["127.0.0.1"]
+
+            # Joining a private-only scope: the public beat's refusal names the private map; followed at once.
+            assert _join(site, agent, world["s"]).status_code == 200
+            await sync.reconcile()
+            assert live.current().his == f"https://{scope_id}.his.{private_host}/his"
+            assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert _join(site, agent, None).status_code == 200
+
+    with proxy.running():
+        asyncio.run(scenario(proxy))

@@ -32,6 +32,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import Url, url_of
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
 from halyard.kube.helm import Helm
@@ -115,7 +116,7 @@ class ExtensionManager:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        dp_url: Url,
         tokens: TokenSource,
         kube: AsyncClient,
         helm: Callable[[], Helm],
@@ -124,7 +125,7 @@ class ExtensionManager:
         hold: float = HOLD_SECONDS,
     ) -> None:
         self._http = http
-        self._dp = dp_url.rstrip("/")
+        self._dp_url = dp_url  # read at each request: private link may move it (endpoints.py)
         self._tokens = tokens
         self._kube = kube
         self._helm_factory = helm
@@ -134,6 +135,9 @@ class ExtensionManager:
         self._since: str | None = None
         self._applied: dict[str, str] = {}  # extension name → digest of what helm last installed
         self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    def _dp(self) -> str:
+        return url_of(self._dp_url)
 
     async def reconcile(self) -> float:
         """Wait for the desired configuration to change (or the hold to end), then converge on it."""
@@ -154,7 +158,7 @@ class ExtensionManager:
             return await send(
                 self._http,
                 "GET",
-                self._dp + CONFIGURATIONS_PATH,
+                self._dp() + CONFIGURATIONS_PATH,
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._hold + 15,
@@ -239,7 +243,7 @@ class ExtensionManager:
     async def _fetch_chart(self, extension: dict[str, Any]) -> bytes:
         token = await self._tokens.token()
         response = await self._http.get(
-            self._dp + extension["chart"].removeprefix("/dp"), headers={"Authorization": f"Bearer {token}"}
+            self._dp() + extension["chart"].removeprefix("/dp"), headers={"Authorization": f"Bearer {token}"}
         )
         if response.status_code != 200:
             raise ExtensionError(f"the chart of {extension['name']} could not be fetched: {response.status_code}")
@@ -275,7 +279,7 @@ class ExtensionManager:
     async def _send_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         token = await self._tokens.token()
         response = await self._http.post(
-            self._dp + REPORTS_PATH, json={"extensions": reports}, headers={"Authorization": f"Bearer {token}"}
+            self._dp() + REPORTS_PATH, json={"extensions": reports}, headers={"Authorization": f"Bearer {token}"}
         )
         if response.status_code != 204:
             raise ControlPlaneError(f"reports refused: {response.status_code} {response.text[:300]}")

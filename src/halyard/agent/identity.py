@@ -30,6 +30,7 @@ from lightkube.resources.core_v1 import Secret
 from halyard.agent import handoff
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import LiveEndpoints
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
 from halyard.api.agents import HIS_CERTIFICATE_PATH, PROOF_ISSUER, CertificateRequest, CertificateResponse
@@ -95,8 +96,10 @@ class IdentityOperator:
         *,
         renew_fraction: float = 0.5,
         publish: bool = False,
+        endpoints: LiveEndpoints | None = None,
     ) -> None:
         self._kube = kube
+        self._endpoints = endpoints  # where his and login are now (private link may move them); None: onboarding's
         self._http = http
         self._config = config
         self._clock = clock
@@ -156,7 +159,7 @@ class IdentityOperator:
             body = await send(
                 self._http,
                 "POST",
-                issued.response.tokenEndpoint,
+                self._token_url(issued),
                 data={
                     "grant_type": "client_credentials",
                     "client_id": issued.response.clientId,
@@ -169,6 +172,14 @@ class IdentityOperator:
             lifetime = float(body.get("expires_in", 300))
             self._token = (str(body["access_token"]), time.monotonic() + lifetime * 0.8)
             return self._token[0]
+
+    def _token_url(self, issued: Issued) -> str:
+        """Where to ask for a token: the login service of the map followed now. The assertion's audience stays
+        the token endpoint his named (the control plane's own name for it, whichever way the request goes)."""
+        if self._endpoints is None:
+            return issued.response.tokenEndpoint
+        login = self._endpoints.current().login.rstrip("/")
+        return f"{login}/{issued.response.tenantId}/oauth2/v2.0/token"
 
     def forget_token(self) -> None:
         """Drop the cached token (the server refused it): the next call mints a fresh one."""
@@ -201,7 +212,8 @@ class IdentityOperator:
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "halyard-cluster")]))
             .sign(key, hashes.SHA256())
         )
-        url = self._config.endpoints.his.rstrip("/") + HIS_CERTIFICATE_PATH
+        endpoints = self._endpoints.current() if self._endpoints is not None else self._config.endpoints
+        url = endpoints.his.rstrip("/") + HIS_CERTIFICATE_PATH
         now = int(self._clock.now().timestamp())
         claims = {
             "iss": PROOF_ISSUER,

@@ -480,9 +480,6 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     )
     member = connect(site.server, GROUP, "cc-troubled")
     assert _join(site, member, world["s"]).status_code == 200
-    gone = site.path("Microsoft.Network/privateEndpoints", "pe-gone")  # an endpoint deleted after its approval
-    site.put(gone, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
-    site.settle(site.client.delete(gone, params=NET).headers["Azure-AsyncOperation"])
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-troubled", "-o", "json")
     assert result.code == 1 and result.stdout, result.stderr
     checks = {c["check"]: c for c in json.loads(result.stdout)}
@@ -490,9 +487,6 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
     assert not dp["ok"] and "dns-config" in dp["fix"]
-    # Its connection stays Approved on the scope (docs/private-link.md, not done yet), and is named with its fix.
-    stale = checks["endpoint pe-gone"]
-    assert not stale["ok"] and "private-endpoint-connection delete" in stale["fix"]
     outside = connect(site.server, GROUP, "cc-untroubled")
     site.beat(outside)
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-untroubled", "-o", "json")
@@ -614,3 +608,32 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
 
     with proxy.running():
         asyncio.run(scenario(proxy))
+
+
+def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_deleted(
+    site: Site, world: dict[str, Any]
+) -> None:
+    gone = site.path("Microsoft.Network/privateEndpoints", "pe-gone")  # an endpoint deleted after its approval
+    site.put(gone, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+    connection = site.client.get(gone, params=NET).json()["properties"]["privateLinkServiceConnections"][0]
+    embedded = site.client.get(world["s"], params=HC).json()["properties"]["privateEndpointConnections"]
+    ours = [c["id"] for c in embedded if c["properties"]["privateEndpoint"]["id"].lower() == gone.lower()]
+    assert len(ours) == 1 and connection["properties"]["privateLinkServiceConnectionState"]["status"] == "Approved"
+    site.settle(site.client.delete(gone, params=NET).headers["Azure-AsyncOperation"])
+    assert site.client.get(ours[0], params=HC).status_code == 404
+    embedded = site.client.get(world["s"], params=HC).json()["properties"]["privateEndpointConnections"]
+    assert ours[0] not in [c["id"] for c in embedded]
+
+    scope = _scope(site, "scope-used")
+    member = connect(site.server, GROUP, "cc-member-of-used")
+    assert _join(site, member, scope).status_code == 200
+    r = site.client.delete(scope, params=HC)
+    assert r.status_code == 409 and _code(r) == "PrivateLinkScopeInUse", r.text
+    assert "cc-member-of-used" in r.json()["error"]["message"]
+    assert site.client.get(scope, params=HC).status_code == 200  # nothing changed
+    assert _join(site, member, None).status_code == 200
+    r = site.client.delete(scope, params=HC)
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+    assert site.client.get(scope, params=HC).status_code == 404

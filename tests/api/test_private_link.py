@@ -637,3 +637,24 @@ def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_delet
     if r.status_code == 202:
         site.settle(r.headers["Azure-AsyncOperation"])
     assert site.client.get(scope, params=HC).status_code == 404
+
+
+def test_update_moves_a_cluster_into_and_out_of_a_scope(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
+    cli = Cli(tmp_path / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    agent = connect(site.server, GROUP, "cc-updated")
+    update = ("connectedk8s", "update", "-g", GROUP, "-n", "cc-updated")
+    refused = cli.run(*update, "--private-link-scope-resource-id", world["s"])
+    assert refused.code != 0 and "--enable-private-link true" in refused.stderr, refused.stderr
+    shown = cli.json(*update, "--enable-private-link", "true", "--private-link-scope-resource-id", world["s"])
+    props = site.client.get(agent.path, params=CC_API).json()["properties"]
+    assert props["privateLinkState"] == "Enabled" and props["privateLinkScopeResourceId"].lower() == world["s"].lower()
+    assert shown, shown
+    r = site.beat(agent)  # scope-s is private only: the public path is closed from now on
+    assert r.status_code == 403 and _code(r) == "PrivateLinkScopePublicNetworkAccessDisabled", r.text
+    cli.json(*update, "--enable-private-link", "false")
+    props = site.client.get(agent.path, params=CC_API).json()["properties"]
+    assert props.get("privateLinkState") != "Enabled" and not props.get("privateLinkScopeResourceId"), props
+    assert site.beat(agent).status_code == 200

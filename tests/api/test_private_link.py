@@ -480,6 +480,7 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     )
     member = connect(site.server, GROUP, "cc-troubled")
     assert _join(site, member, world["s"]).status_code == 200
+    assert site.beat(member).status_code == 403  # its agents still on the public address: refused, and recorded
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-troubled", "-o", "json")
     assert result.code == 1 and result.stdout, result.stderr
     checks = {c["check"]: c for c in json.loads(result.stdout)}
@@ -487,12 +488,17 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
     assert not dp["ok"] and "dns-config" in dp["fix"]
+    refused = checks["private link refusals"]
+    assert not refused["ok"] and "PrivateLinkScopePublicNetworkAccessDisabled (arrived public)" in refused["detail"]
+    assert "dns-config" in refused["fix"]
     outside = connect(site.server, GROUP, "cc-untroubled")
     site.beat(outside)
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-untroubled", "-o", "json")
     assert result.stdout, result.stderr
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert checks["private link"]["ok"] and checks["cluster status"]["detail"].startswith("Connected"), checks
+    assert checks["private link refusals"] == {"check": "private link refusals", "ok": True,
+                                               "detail": "none recorded", "fix": ""}  # fmt: skip
     assert result.code == 0, result.stdout
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import ipaddress
 
 import pytest
 
+from halyard.cli.privatelinkchecks import refusal_checks
 from halyard.controlplane.agentfacing.arrival import PUBLIC, Arrival, ArrivalKind
 from halyard.controlplane.agentfacing.enforcement import SERVED, Facts, Rule, decide
 from halyard.controlplane.agentfacing.listening import parse_listener
@@ -69,3 +71,13 @@ def test_connect_flags_are_checked_as_az_checks_them() -> None:
     for enable, given in (("true", None), ("false", scope), (None, scope), ("yes", scope)):
         with pytest.raises(UsageError):
             private_link_choice(enable, given)
+
+
+def test_a_refusal_fails_troubleshoot_while_recent_and_is_shown_after() -> None:
+    now = dt.datetime(2026, 12, 6, 12, 0, tzinfo=dt.UTC)
+    entry = {"rule": "PrivateEndpointConnectionNotApproved", "arrival": "privateEndpoint /pe"}
+    recent = refusal_checks([{**entry, "time": "2026-12-06T11:58:00Z"}], now)[0]
+    assert not recent.ok and "approve" in recent.fix and "PrivateEndpointConnectionNotApproved" in recent.detail
+    old = refusal_checks([{**entry, "time": "2026-12-06T10:00:00Z"}] * 5, now)[0]
+    assert old.ok and old.fix == "" and old.detail.endswith("(+2 older)")
+    assert refusal_checks([], now)[0].ok

@@ -3,6 +3,7 @@ in-cluster`` installs it with the real helm into a simulated cluster."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -203,6 +204,10 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             assert (client.get(Secret, "halyard-agent-token", namespace="halyard-system").data or {})["token"]
             for name in ("halyard-cluster-metadata", "halyard-agent-health"):
                 client.get(ConfigMap, name, namespace="halyard-system")
+            # resource-sync publishes the endpoint map the agents follow (private link moves it; the other pods read it).
+            published = client.get(ConfigMap, "halyard-agent-endpoints", namespace="halyard-system").data or {}
+            onboarded = client.get(ConfigMap, "halyard-clusterconfig", namespace="halyard-system").data or {}
+            assert json.loads(published["endpoints"])["dp"] == json.loads(onboarded["ENDPOINTS"])["dp"]
         finally:
             client.close()
     finally:

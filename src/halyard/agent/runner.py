@@ -267,7 +267,12 @@ def cluster_connect(
     login = endpoints.login.rstrip("/")
     verifier = AssertionVerifier(
         http,
-        jwks_url=f"{login}/{endpoints.tenant}/discovery/v2.0/keys",
+        # The keys from the login service of the map followed now; the issuer stays the tokens' own name for it.
+        jwks_url=(
+            (lambda: f"{live.current().login.rstrip('/')}/{endpoints.tenant}/discovery/v2.0/keys")
+            if live is not None
+            else f"{login}/{endpoints.tenant}/discovery/v2.0/keys"
+        ),
         issuer=f"{login}/{endpoints.tenant}/v2.0",
         cluster_id=config.resource_id,
         now=time.time,

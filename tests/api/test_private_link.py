@@ -151,6 +151,16 @@ def _code(r: httpx.Response) -> str:
 
 
 @pytest.fixture(scope="module")
+def cli(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """The CLI signed in as the admin, once for the module."""
+    cli = Cli(tmp_path_factory.mktemp("cli") / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    return cli
+
+
+@pytest.fixture(scope="module")
 def world(site: Site) -> dict[str, Any]:
     """Scope S (private only) with endpoint pe-s approved at once; scope T with pe-t asked for manually."""
     s = _scope(site, "scope-s")
@@ -346,11 +356,7 @@ def test_private_link_resources_name_the_group_members_and_zone(site: Site, worl
     assert r.status_code == 404
 
 
-def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any], cli: Cli) -> None:
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     his = f"{scope_id}.his.privatelink.halyard.local"
     base = ("network", "private-endpoint", "dns-config", "-g", GROUP, "-n", "pe-s")
@@ -473,11 +479,7 @@ def _tunnel(site: Site, agent: Agent, port: int) -> bytes:
             return data
 
 
-def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str, Any], cli: Cli) -> None:
     member = connect(site.server, GROUP, "cc-troubled")
     assert _join(site, member, world["s"]).status_code == 200
     assert site.beat(member).status_code == 403  # its agents still on the public address: refused, and recorded
@@ -502,11 +504,7 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     assert result.code == 0, result.stdout
 
 
-def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str, Any], cli: Cli) -> None:
     rules = cli.json("private-link-scope", "firewall-rules", "-g", GROUP, "-n", "scope-s", "-o", "json")
     to = {r["to"]: r for r in rules}
     assert to["10.1.0.4"]["port"] == "443/tcp" and ".dp.privatelink.halyard.local" in to["10.1.0.4"]["why"]
@@ -645,11 +643,7 @@ def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_delet
     assert site.client.get(scope, params=HC).status_code == 404
 
 
-def test_update_moves_a_cluster_into_and_out_of_a_scope(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_update_moves_a_cluster_into_and_out_of_a_scope(site: Site, world: dict[str, Any], cli: Cli) -> None:
     agent = connect(site.server, GROUP, "cc-updated")
     update = ("connectedk8s", "update", "-g", GROUP, "-n", "cc-updated")
     refused = cli.run(*update, "--private-link-scope-resource-id", world["s"])

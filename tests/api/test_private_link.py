@@ -583,14 +583,18 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
 
             # his behind enforcement: a renewal of a member of a private-only scope arriving publicly is refused with
             # the rule (and where to go), once the proof is verified; an unproven caller learns nothing.
-            public = LiveEndpoints(onboarding)
-            stray = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
-            with pytest.raises(ControlPlaneError) as refused:
+            stray = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
+            with pytest.raises(ControlPlaneError) as refused:  # an identity that follows no map stays refused
                 await stray.request_certificate(identity.issued)
             assert refused.value.status == 403 and refused.value.code == "PrivateLinkScopePublicNetworkAccessDisabled"
             assert (refused.value.info(ENDPOINTS_INFO) or {}).get("his") == live.current().his
+            # One following a map follows the refusal's (a cluster onboarded straight into a private-only scope).
+            public = LiveEndpoints(onboarding)
+            follower = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
+            assert (await follower.request_certificate(identity.issued)).certificate
+            assert public.current().his == live.current().his
             forged = ClusterConfig(agent.path, onboarding, ca, ec.generate_private_key(ec.SECP256R1()))
-            stranger = IdentityOperator(None, http, forged, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
+            stranger = IdentityOperator(None, http, forged, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
             with pytest.raises(ControlPlaneError) as unproven:
                 await stranger.request_certificate(None)
             assert unproven.value.status == 401, unproven.value

@@ -33,7 +33,14 @@ from halyard.agent.controlplane import ControlPlaneError, send
 from halyard.agent.endpoints import LiveEndpoints
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
-from halyard.api.agents import HIS_CERTIFICATE_PATH, PROOF_ISSUER, CertificateRequest, CertificateResponse
+from halyard.api.agents import (
+    ENDPOINTS_INFO,
+    HIS_CERTIFICATE_PATH,
+    PROOF_ISSUER,
+    CertificateRequest,
+    CertificateResponse,
+    ServiceEndpoints,
+)
 from halyard.api.proofs import csr_digest, signing_algorithm
 from halyard.core.clock import Clock
 from halyard.core.pki import key_to_pem, load_key
@@ -205,7 +212,22 @@ class IdentityOperator:
         )
 
     async def request_certificate(self, current: Issued | None) -> Issued:
-        """A new key and a certificate for it from his, proven with ``current`` (renewal) or the onboarding key."""
+        """A new key and a certificate for it from his, proven with ``current`` (renewal) or the onboarding key.
+        A private link refusal naming another map (the cluster's scope is private only and this came publicly, as
+        the first certificate of a cluster onboarded into such a scope does) is followed once, with a new proof."""
+        try:
+            return await self._request_certificate(current)
+        except ControlPlaneError as exc:
+            moved = exc.info(ENDPOINTS_INFO) if exc.status == 403 else None
+            if (
+                moved is None
+                or self._endpoints is None
+                or not self._endpoints.set(ServiceEndpoints.model_validate(moved))
+            ):
+                raise
+            return await self._request_certificate(current)
+
+    async def _request_certificate(self, current: Issued | None) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         csr = (
             x509.CertificateSigningRequestBuilder()

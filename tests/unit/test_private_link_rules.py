@@ -120,7 +120,8 @@ async def test_enforcement_reads_a_clusters_facts_once_until_a_resource_changes(
                         {"privateLinkState": "Enabled", "privateLinkScopeResourceId": scope_id}))  # fmt: skip
     statements: list[str] = []
     event.listen(db.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
-    enforcement = Enforcement(db, Counter(), EndpointMaps(Settings()), ManualClock(now))
+    clock = ManualClock(now)
+    enforcement = Enforcement(db, Counter(), EndpointMaps(Settings()), clock)
     try:
         assert (await enforcement.enforce(cluster_id, PUBLIC)).scope_uuid == "u"
         assert any("resources" in s for s in statements)  # read from the store once
@@ -135,5 +136,12 @@ async def test_enforcement_reads_a_clusters_facts_once_until_a_resource_changes(
             await enforcement.enforce(cluster_id, PUBLIC)
         assert refused.value.code == Rule.PUBLIC_ACCESS_DISABLED.value
         assert (await recent_refusals(db, cluster_id))[0]["rule"] == Rule.PUBLIC_ACCESS_DISABLED.value
+        with pytest.raises(PrivateLinkRefused):  # the same refusal again at once: counted, not written again
+            await enforcement.enforce(cluster_id, PUBLIC)
+        assert len(await recent_refusals(db, cluster_id)) == 1
+        clock.advance(6)
+        with pytest.raises(PrivateLinkRefused):
+            await enforcement.enforce(cluster_id, PUBLIC)
+        assert len(await recent_refusals(db, cluster_id)) == 2
     finally:
         await db.close()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import enum
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -231,7 +230,7 @@ class Enforcement:
         """Keep the refusal with the cluster's newest ones (a report on the cluster, so every replica's
         ``troubleshoot`` sees it); a cluster retrying in a loop writes once every few seconds, not per request."""
         marker = (cluster_key, rule.value, str(arrival))
-        now = time.monotonic()
+        now = self._clock.now().timestamp()
         if now - self._recorded.get(marker, -RECORD_EVERY) < RECORD_EVERY:
             return
         if len(self._recorded) >= MAX_CACHED:

@@ -5,7 +5,8 @@
    them after idling, sequential.
 2. Byte throughput of the forwarder against ``socat`` on the same path: a client pushes bytes to the relay's
    listening port, the relay carries them over mutual TLS (the endpoint's certificate) to a sink that counts them
-   (the forwarder also sends its PROXY header, which the sink skips).
+   (the forwarder also sends its PROXY header, which the sink skips); and the CPU seconds each relay spent per GB,
+   which on a shared, loaded machine tells the relays apart better than their rates do.
 
     .venv/bin/python -m bench.privatelink [--beats 300] [--megabytes 256]
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import ssl
 import subprocess
@@ -95,7 +97,16 @@ async def _push(port: int, megabytes: int) -> float:
     return start
 
 
-async def _throughput(relay: list[str], relay_port: int, sink_port: int, ctx: ssl.SSLContext, mb: int) -> float:
+def _cpu_seconds(pid: int) -> float:
+    """CPU the process and its reaped children used (socat forks one per connection): utime, stime, cutime, cstime."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+async def _throughput(
+    relay: list[str], relay_port: int, sink_port: int, ctx: ssl.SSLContext, mb: int
+) -> tuple[float, float]:
+    """(MB/s, the relay's CPU seconds per GB): CPU per byte tells relays apart on a machine too loaded for rates."""
     counted: dict[str, Any] = {}
     server = await _sink(sink_port, ctx, counted)
     proc = subprocess.Popen(relay, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -108,12 +119,14 @@ async def _throughput(relay: list[str], relay_port: int, sink_port: int, ctx: ss
             except OSError:
                 await asyncio.sleep(0.1)
         counted.clear()
+        cpu = _cpu_seconds(proc.pid)
         start = await _push(relay_port, mb)
         while counted.get("bytes") is None:
             await asyncio.sleep(0.005)
         elapsed = counted["at"] - start
         assert counted["bytes"] == mb << 20, counted
-        return mb / elapsed
+        await asyncio.sleep(0.3)  # socat's child for the connection exits and is reaped
+        return mb / elapsed, (_cpu_seconds(proc.pid) - cpu) * 1024 / mb
     finally:
         proc.terminate()
         proc.wait(10)
@@ -183,7 +196,8 @@ def main() -> None:
         sink_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(data / "tls" / "endpoint-ca.pem"))
         sink_ctx.load_cert_chain(str(data / "tls" / "server.pem"), str(data / "tls" / "server.key"))
         sink_ctx.verify_mode = ssl.CERT_REQUIRED
-        results = {}
+        results: dict[str, float] = {}
+        cpu_per_gb: dict[str, float] = {}
         for name in ("forwarder", "socat", "forwarder", "socat"):
             sink, listen = free_port(), free_port()
             if name == "forwarder":
@@ -194,12 +208,14 @@ def main() -> None:
                 relay = ["socat", f"TCP-LISTEN:{listen},bind=127.0.0.1,reuseaddr,fork",
                          f"OPENSSL:127.0.0.1:{sink},cert={files / 'endpoint.pem'},key={files / 'endpoint.key'},"
                          f"cafile={files / 'ca.pem'}"]  # fmt: skip
-            rate = asyncio.run(_throughput(relay, listen, sink, sink_ctx, args.megabytes))
+            rate, cpu = asyncio.run(_throughput(relay, listen, sink, sink_ctx, args.megabytes))
             results[name] = max(results.get(name, 0.0), rate)
+            cpu_per_gb[name] = min(cpu_per_gb.get(name, float("inf")), cpu)
         report = {
             "heartbeat_ms": latency,
             "throughput_MB_s": results,
             "forwarder_vs_socat": results["forwarder"] / results["socat"],
+            "relay_cpu_seconds_per_GB": cpu_per_gb,
         }
         print(json.dumps(report, indent=2))
     finally:

@@ -3,7 +3,9 @@ in-cluster`` installs it with the real helm into a simulated cluster."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -20,8 +22,12 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
+from halyard.agent import handoff
+from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
+from halyard.api.agents import EndpointMap
 from halyard.cli.agentplacement import chart_values_for, disconnect_cluster
 from halyard.cli.localagents import state_dir_for
+from halyard.kube.client import connect as connect_kube
 from tests.agents.conftest import Cli
 from tests.agents.test_onboarding import connect, namespace_exists, resource_id
 from tests.sim.conftest import helm_path
@@ -305,6 +311,12 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             assert (client.get(Secret, "halyard-agent-token", namespace="halyard-system").data or {})["token"]
             for name in ("halyard-cluster-metadata", "halyard-agent-health"):
                 client.get(ConfigMap, name, namespace="halyard-system")
+            # resource-sync publishes the endpoint map the agents follow (private link moves it; the other pods read it).
+            published = _published_endpoints(client)  # right after the beat it follows
+            onboarded = client.get(ConfigMap, "halyard-clusterconfig", namespace="halyard-system").data or {}
+            assert json.loads(published["endpoints"])["dp"] == json.loads(onboarded["ENDPOINTS"])["dp"]
+            # Another pod's agents follow what resource-sync publishes next (a cluster moved into a scope).
+            asyncio.run(_follow_a_published_map(kubeconfig, EndpointMap.model_validate_json(onboarded["ENDPOINTS"])))
         finally:
             client.close()
     finally:
@@ -312,6 +324,28 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             proc.terminate()
         for proc in processes:
             proc.wait(15)
+
+
+def _published_endpoints(client: Client) -> dict[str, str]:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            return client.get(ConfigMap, "halyard-agent-endpoints", namespace="halyard-system").data or {}
+        except ApiError as exc:
+            assert exc.status.code == 404 and time.monotonic() < deadline, exc
+            time.sleep(0.1)
+
+
+async def _follow_a_published_map(kubeconfig: Path, onboarding: EndpointMap) -> None:
+    kube = connect_kube(kubeconfig)
+    try:
+        live = LiveEndpoints(onboarding)
+        private = onboarding.model_copy(update={"dp": "https://abcd.dp.privatelink.halyard.local/dp"})
+        await handoff.publish_endpoints(kube, private)
+        await EndpointsFollower(kube, live).reconcile()
+        assert live.current().dp == private.dp and live.current().tenant == onboarding.tenant
+    finally:
+        await kube.close()
 
 
 def test_agents_whose_image_cannot_be_pulled_are_reported_at_once_and_a_rerun_fixes_them(

@@ -8,6 +8,7 @@ a second endpoint (``pe-t``, of another scope) is a second port. Agents are onbo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -23,11 +24,24 @@ import dns.query
 import dns.rcode
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from halyard.agent.clusterconfig import ClusterConfig
+from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.controlplane import ControlPlaneError, http_client
+from halyard.agent.endpoints import LiveEndpoints
+from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.identity import IdentityOperator
+from halyard.agent.metrics import AgentMetrics
+from halyard.agent.resourcesync import ResourceSync
+from halyard.api.agents import ENDPOINTS_INFO, EndpointMap
 from halyard.core import proxyv2
+from halyard.core.clock import SystemClock
+from halyard.tunnel.protocol import TUNNEL_UPGRADE
 from tests.api.agentcreds import Agent, connect
 from tests.api.helpers import CC_API, RG_API, group_path
 from tests.cli.conftest import Cli
+from tests.support.connectproxy import ConnectProxy
 from tests.support.processes import HALYARD, ServerProcess, free_port
 
 pytestmark = pytest.mark.e2e
@@ -134,6 +148,16 @@ def _join(site: Site, agent: Agent, scope: str | None) -> httpx.Response:
 
 def _code(r: httpx.Response) -> str:
     return str(r.json()["error"]["code"])
+
+
+@pytest.fixture(scope="module")
+def cli(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    """The CLI signed in as the admin, once for the module."""
+    cli = Cli(tmp_path_factory.mktemp("cli") / "config", {})
+    assert (
+        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
+    )
+    return cli
 
 
 @pytest.fixture(scope="module")
@@ -332,11 +356,7 @@ def test_private_link_resources_name_the_group_members_and_zone(site: Site, worl
     assert r.status_code == 404
 
 
-def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_dns_config_prints_the_records_to_paste(site: Site, world: dict[str, Any], cli: Cli) -> None:
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     his = f"{scope_id}.his.privatelink.halyard.local"
     base = ("network", "private-endpoint", "dns-config", "-g", GROUP, "-n", "pe-s")
@@ -459,16 +479,10 @@ def _tunnel(site: Site, agent: Agent, port: int) -> bytes:
             return data
 
 
-def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str, Any], cli: Cli) -> None:
     member = connect(site.server, GROUP, "cc-troubled")
     assert _join(site, member, world["s"]).status_code == 200
-    gone = site.path("Microsoft.Network/privateEndpoints", "pe-gone")  # an endpoint deleted after its approval
-    site.put(gone, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
-    site.settle(site.client.delete(gone, params=NET).headers["Azure-AsyncOperation"])
+    assert site.beat(member).status_code == 403  # its agents still on the public address: refused, and recorded
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-troubled", "-o", "json")
     assert result.code == 1 and result.stdout, result.stderr
     checks = {c["check"]: c for c in json.loads(result.stdout)}
@@ -476,24 +490,175 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
     assert not dp["ok"] and "dns-config" in dp["fix"]
-    # Its connection stays Approved on the scope (docs/private-link.md, not done yet), and is named with its fix.
-    stale = checks["endpoint pe-gone"]
-    assert not stale["ok"] and "private-endpoint-connection delete" in stale["fix"]
+    refused = checks["private link refusals"]
+    assert not refused["ok"] and "PrivateLinkScopePublicNetworkAccessDisabled (arrived public)" in refused["detail"]
+    assert "dns-config" in refused["fix"]
     outside = connect(site.server, GROUP, "cc-untroubled")
     site.beat(outside)
     result = cli.run("connectedk8s", "troubleshoot", "-g", GROUP, "-n", "cc-untroubled", "-o", "json")
     assert result.stdout, result.stderr
     checks = {c["check"]: c for c in json.loads(result.stdout)}
     assert checks["private link"]["ok"] and checks["cluster status"]["detail"].startswith("Connected"), checks
+    assert checks["private link refusals"] == {"check": "private link refusals", "ok": True,
+                                               "detail": "none recorded", "fix": ""}  # fmt: skip
     assert result.code == 0, result.stdout
 
 
-def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str, Any], tmp_path: Path) -> None:
-    cli = Cli(tmp_path / "config", {})
-    assert (
-        cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
-    )
+def test_firewall_rules_name_the_endpoint_addresses(site: Site, world: dict[str, Any], cli: Cli) -> None:
     rules = cli.json("private-link-scope", "firewall-rules", "-g", GROUP, "-n", "scope-s", "-o", "json")
     to = {r["to"]: r for r in rules}
     assert to["10.1.0.4"]["port"] == "443/tcp" and ".dp.privatelink.halyard.local" in to["10.1.0.4"]["why"]
     assert "nothing" in to  # scope-s is private only: no public path is needed
+
+
+class _NoFacts:
+    async def facts(self, timeout: float) -> None:
+        return None
+
+
+async def _healthy() -> tuple[str | None, list[Any]]:
+    return "Succeeded", []
+
+
+def _public_access(site: Site, scope: str, value: str) -> None:
+    r = site.client.patch(scope, params=HC, json={"properties": {"publicNetworkAccess": value}})
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+
+
+def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Joining and leaving a scope: the heartbeat (or, when the old way is closed, its refusal) carries the new map
+    and every agent of the process dials where it says: heartbeat, certificate renewal, token, relay, extensions.
+    A proxy playing DNS sends the scope's private names to endpoint pe-s's port and records what was asked."""
+    agent = connect(site.server, GROUP, "cc-moving")
+    private_host = "privatelink.halyard.local"
+    proxy = ConnectProxy(lambda host, port: ("127.0.0.1", site.ports["pe-s"]) if host.endswith(private_host)
+                         else (host, port))  # fmt: skip
+    ca = Path(site.server.ca).read_text()
+    scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
+
+    async def scenario(proxy: ConnectProxy) -> None:
+        async with http_client(ca, proxy=proxy.url) as http:
+            onboarding = EndpointMap.model_validate(
+                {
+                    **(await http.get(f"{site.server.url}/his/v1/endpoints")).json(),
+                    "tenant": site.server.admin["tenant"],
+                }
+            )
+            live = LiveEndpoints(onboarding)
+            config = ClusterConfig(agent.path, onboarding, ca, agent.onboarding_key)
+            identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
+            identity.issued = await identity.request_certificate(None)
+            identity.ready.set()
+            sync = ResourceSync(http, live, identity, _NoFacts(), AgentMetrics(), health=_healthy)
+            relay = ClusterConnect(lambda: live.current().relay_url(), identity, ssl.create_default_context(cadata=ca),
+                                   None, AgentMetrics(), via=proxy.url)  # type: ignore[arg-type]  # fmt: skip
+            extensions = ExtensionManager(http, lambda: live.current().dp, identity, None, None, tmp_path)  # type: ignore[arg-type]
+
+            async def every_agent_dials() -> list[str]:
+                proxy.forget()
+                await sync.reconcile()
+                identity.issued = await identity.request_certificate(identity.issued)  # renewal, proven by the cert
+                identity.forget_token()
+                await identity.token()
+                tunnel = await relay._dial("/v1/tunnel", TUNNEL_UPGRADE)
+                tunnel.transport.close()
+                assert "extensions" in await extensions._poll()
+                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in proxy.asked})
+
+            # Joining a scope that still allows public access: the next beat's reply carries the private map.
+            await sync.reconcile()
+            assert sync.last_reply is not None and sync.last_reply.endpoints is None  # in no scope: nothing new
+            _public_access(site, world["s"], "Enabled")
+            assert _join(site, agent, world["s"]).status_code == 200
+            await sync.reconcile()
+            assert sync.last_reply.endpoints is not None
+            assert sync.last_reply.endpoints.dp == f"https://{scope_id}.dp.{private_host}/dp"
+            assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert sync.last_reply.endpoints is None  # the agents follow it: beats are small again
+            _public_access(site, world["s"], "Disabled")
+
+            # his behind enforcement: a renewal of a member of a private-only scope arriving publicly is refused with
+            # the rule (and where to go), once the proof is verified; an unproven caller learns nothing.
+            stray = IdentityOperator(None, http, config, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
+            with pytest.raises(ControlPlaneError) as refused:  # an identity that follows no map stays refused
+                await stray.request_certificate(identity.issued)
+            assert refused.value.status == 403 and refused.value.code == "PrivateLinkScopePublicNetworkAccessDisabled"
+            assert (refused.value.info(ENDPOINTS_INFO) or {}).get("his") == live.current().his
+            # One following a map follows the refusal's (a cluster onboarded straight into a private-only scope).
+            public = LiveEndpoints(onboarding)
+            follower = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=public)  # type: ignore[arg-type]
+            assert (await follower.request_certificate(identity.issued)).certificate
+            assert public.current().his == live.current().his
+            forged = ClusterConfig(agent.path, onboarding, ca, ec.generate_private_key(ec.SECP256R1()))
+            stranger = IdentityOperator(None, http, forged, SystemClock(), AgentMetrics())  # type: ignore[arg-type]
+            with pytest.raises(ControlPlaneError) as unproven:
+                await stranger.request_certificate(None)
+            assert unproven.value.status == 401, unproven.value
+
+            # Leaving: the next beat, through the endpoint, is refused with the public map; followed at once.
+            assert _join(site, agent, None).status_code == 200
+            proxy.forget()
+            await sync.reconcile()
+            assert proxy.asked[0].endswith(private_host) and proxy.asked[-1] == "127.0.0.1", proxy.asked
+            assert live.current() == onboarding
+            assert await every_agent_dials() == ["127.0.0.1"]
+
+            # Joining a private-only scope: the public beat's refusal names the private map; followed at once.
+            assert _join(site, agent, world["s"]).status_code == 200
+            await sync.reconcile()
+            assert live.current().his == f"https://{scope_id}.his.{private_host}/his"
+            assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert _join(site, agent, None).status_code == 200
+
+    with proxy.running():
+        asyncio.run(scenario(proxy))
+
+
+def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_deleted(
+    site: Site, world: dict[str, Any]
+) -> None:
+    gone = site.path("Microsoft.Network/privateEndpoints", "pe-gone")  # an endpoint deleted after its approval
+    site.put(gone, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+    connection = site.client.get(gone, params=NET).json()["properties"]["privateLinkServiceConnections"][0]
+    embedded = site.client.get(world["s"], params=HC).json()["properties"]["privateEndpointConnections"]
+    ours = [c["id"] for c in embedded if c["properties"]["privateEndpoint"]["id"].lower() == gone.lower()]
+    assert len(ours) == 1 and connection["properties"]["privateLinkServiceConnectionState"]["status"] == "Approved"
+    site.settle(site.client.delete(gone, params=NET).headers["Azure-AsyncOperation"])
+    assert site.client.get(ours[0], params=HC).status_code == 404
+    embedded = site.client.get(world["s"], params=HC).json()["properties"]["privateEndpointConnections"]
+    assert ours[0] not in [c["id"] for c in embedded]
+
+    scope = _scope(site, "scope-used")
+    member = connect(site.server, GROUP, "cc-member-of-used")
+    assert _join(site, member, scope).status_code == 200
+    r = site.client.delete(scope, params=HC)
+    assert r.status_code == 409 and _code(r) == "PrivateLinkScopeInUse", r.text
+    assert "cc-member-of-used" in r.json()["error"]["message"]
+    assert site.client.get(scope, params=HC).status_code == 200  # nothing changed
+    assert _join(site, member, None).status_code == 200
+    r = site.client.delete(scope, params=HC)
+    assert r.status_code in (200, 202), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+    assert site.client.get(scope, params=HC).status_code == 404
+
+
+def test_update_moves_a_cluster_into_and_out_of_a_scope(site: Site, world: dict[str, Any], cli: Cli) -> None:
+    agent = connect(site.server, GROUP, "cc-updated")
+    update = ("connectedk8s", "update", "-g", GROUP, "-n", "cc-updated")
+    refused = cli.run(*update, "--private-link-scope-resource-id", world["s"])
+    assert refused.code != 0 and "--enable-private-link true" in refused.stderr, refused.stderr
+    shown = cli.json(*update, "--enable-private-link", "true", "--private-link-scope-resource-id", world["s"])
+    props = site.client.get(agent.path, params=CC_API).json()["properties"]
+    assert props["privateLinkState"] == "Enabled" and props["privateLinkScopeResourceId"].lower() == world["s"].lower()
+    assert shown, shown
+    r = site.beat(agent)  # scope-s is private only: the public path is closed from now on
+    assert r.status_code == 403 and _code(r) == "PrivateLinkScopePublicNetworkAccessDisabled", r.text
+    cli.json(*update, "--enable-private-link", "false")
+    props = site.client.get(agent.path, params=CC_API).json()["properties"]
+    assert props.get("privateLinkState") != "Enabled" and not props.get("privateLinkScopeResourceId"), props
+    assert site.beat(agent).status_code == 200

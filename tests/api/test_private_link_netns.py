@@ -162,7 +162,7 @@ def test_agents_on_prem_reach_the_control_plane_only_through_the_endpoint(
         endpoint = c.get(pe, params=NET).json()
         scope_id = c.get(scope, params=HC).json()["properties"]["privateLinkScopeId"]
     assert endpoint["properties"]["customDnsConfigs"][0]["ipAddresses"] == ["10.1.0.4"]
-    agent = connect(server, GROUP, "edge-1")  # onboarded before the site went private (his is not enforced yet)
+    agent = connect(server, GROUP, "edge-1")  # onboarded publicly, then joins the private-only scope
     with server.client() as c:
         cluster = c.get(agent.path, params=CC_API).json()
         cluster["properties"] |= {"privateLinkState": "Enabled", "privateLinkScopeResourceId": scope}

@@ -66,3 +66,19 @@ async def test_forged_foreign_stale_and_misdirected_assertions_are_refused(asser
     with pytest.raises(AssertionRefused) as refused:
         await _verifier(time.time()).verify(assertion())
     assert reason.lower() in str(refused.value).lower()
+
+
+async def test_the_keys_come_from_the_login_service_the_agents_follow_now() -> None:
+    asked: list[str] = []
+
+    def keys(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        return httpx.Response(200, json=_jwks())
+
+    where = ["https://cp"]
+    http = httpx.AsyncClient(transport=httpx.MockTransport(keys))
+    verifier = AssertionVerifier(http, jwks_url=lambda: f"{where[0]}/tenant/discovery/v2.0/keys", issuer=ISSUER,
+                                 cluster_id=CLUSTER, now=time.time)  # fmt: skip
+    where[0] = "https://abcd.management.privatelink.halyard.local"  # the cluster joined a scope: a new map
+    await verifier.verify(_assertion())
+    assert asked == ["https://abcd.management.privatelink.halyard.local/tenant/discovery/v2.0/keys"]

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from halyard.agent.metrics import AgentMetrics
-from halyard.agent.resourcesync import ResourceSync
-from halyard.api.agents import ServiceEndpoints
+from halyard.agent.endpoints import LiveEndpoints, url_of
+from halyard.api.agents import EndpointMap, endpoints_version
 from halyard.controlplane.agentfacing.arrival import PUBLIC
 from halyard.controlplane.agentfacing.endpoints import EndpointMaps
 from halyard.core.settings import Settings
@@ -25,22 +21,12 @@ def test_a_scope_member_gets_the_scopes_private_names() -> None:
     assert private.agentAudience == public.agentAudience
 
 
-def test_resource_sync_applies_a_changed_map_once() -> None:
-    shared: list[ServiceEndpoints] = []
-
-    async def share(endpoints: ServiceEndpoints) -> None:
-        shared.append(endpoints)
-
-    unused: Any = None
-    sync = ResourceSync(unused, "https://cp/dp", unused, unused, AgentMetrics(), health=unused, share_endpoints=share)
+def test_live_endpoints_follow_a_changed_map_once_and_keep_the_tenant() -> None:
+    public = EndpointMaps(Settings()).for_cluster("/c", PUBLIC)
+    live = LiveEndpoints(EndpointMap(**public.model_dump(), tenant="t1"))
+    assert live.version == endpoints_version(public)  # what the agents echo: the server's digest of the same map
     private = EndpointMaps(Settings()).for_cluster("/c", PUBLIC, scope_uuid="abcd")
-
-    async def run() -> None:
-        await sync._apply_endpoints(None)
-        assert sync._url == "https://cp/dp/v1/heartbeat" and shared == []
-        await sync._apply_endpoints(private)
-        await sync._apply_endpoints(private)  # unchanged: nothing again
-
-    asyncio.run(run())
-    assert sync._url == "https://abcd.dp.privatelink.halyard.local/dp/v1/heartbeat"
-    assert shared == [private]
+    assert live.set(private) and not live.set(private)
+    assert live.current().dp == "https://abcd.dp.privatelink.halyard.local/dp" and live.current().tenant == "t1"
+    assert live.version == endpoints_version(private) != endpoints_version(public)
+    assert url_of(lambda: live.current().relay_url()) == "https://abcd.relay.privatelink.halyard.local/relay"

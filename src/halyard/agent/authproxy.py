@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 
+from halyard.agent.endpoints import Url, url_of
 from halyard.tunnel.rewrite import RequestRewriter, RewriteRefused
 from halyard.tunnel.splice import HIGH_WATER, LOW_WATER, Reading
 
@@ -50,10 +51,10 @@ class AssertionVerifier:
     """Verifies the relay's assertions against the control plane's published signing keys, each once."""
 
     def __init__(
-        self, http: httpx.AsyncClient, *, jwks_url: str, issuer: str, cluster_id: str, now: Callable[[], float]
+        self, http: httpx.AsyncClient, *, jwks_url: Url, issuer: str, cluster_id: str, now: Callable[[], float]
     ) -> None:
         self._http = http
-        self._jwks_url = jwks_url
+        self._jwks_url = jwks_url  # read at each fetch: private link may move the login service (endpoints.py)
         self._issuer = issuer
         self._cluster = cluster_id.lower()
         self._now = now
@@ -95,7 +96,7 @@ class AssertionVerifier:
     async def _key(self, kid: str) -> Any:
         if kid not in self._keys and self._now() - self._fetched_at >= KEYS_REFRESH_MIN:
             self._fetched_at = self._now()
-            response = await self._http.get(self._jwks_url)
+            response = await self._http.get(url_of(self._jwks_url))
             response.raise_for_status()
             self._keys = {k["kid"]: jwt.PyJWK.from_dict(k).key for k in response.json().get("keys", []) if "kid" in k}
         if kid not in self._keys:

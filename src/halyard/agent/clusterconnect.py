@@ -15,6 +15,7 @@ import ssl
 from typing import Any
 
 from halyard.agent.authproxy import AuthProxy
+from halyard.agent.endpoints import Url, url_of
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import TokenSource
 from halyard.tunnel.dial import Upgraded, UpgradeRefused, dial
@@ -33,7 +34,7 @@ class ClusterConnect:
 
     def __init__(
         self,
-        relay_url: str,
+        relay_url: Url,
         tokens: TokenSource,
         tls: ssl.SSLContext | None,
         proxy: AuthProxy,
@@ -44,7 +45,7 @@ class ClusterConnect:
         via: str | None = None,
     ) -> None:
         self._via = via  # arc-proxy, when a gateway or an enterprise proxy is set
-        self._relay = relay_url.rstrip("/")
+        self._relay = relay_url  # read at each dial: private link may move it (endpoints.py)
         self._tokens = tokens
         self._tls = tls
         self._proxy = proxy
@@ -63,7 +64,7 @@ class ClusterConnect:
         session.start(upgraded.rest)
         self.connected = True
         self._metrics.tunnel_up.set(1)
-        log.info("tunnel connected", extra={"relay": self._relay})
+        log.info("tunnel connected", extra={"relay": url_of(self._relay)})
         loop = asyncio.get_running_loop()
         started = loop.time()
         try:
@@ -73,7 +74,7 @@ class ClusterConnect:
             self._metrics.tunnel_up.set(0)
             session.close()
         lasted = loop.time() - started
-        log.warning("tunnel closed", extra={"relay": self._relay, "seconds": round(lasted, 1)})
+        log.warning("tunnel closed", extra={"relay": url_of(self._relay), "seconds": round(lasted, 1)})
         if lasted < self._dead_after:
             raise ConnectionError("the tunnel closed soon after it opened")
         return 0.5  # the relay went away (a replica restarting): dial again now
@@ -83,7 +84,7 @@ class ClusterConnect:
         token = await self._tokens.token()
         try:
             return await dial(
-                f"{self._relay}{path}", upgrade=upgrade, fields=[("Authorization", f"Bearer {token}")],
+                f"{url_of(self._relay)}{path}", upgrade=upgrade, fields=[("Authorization", f"Bearer {token}")],
                 ssl_context=self._tls, proxy=self._via,
             )  # fmt: skip
         except UpgradeRefused as exc:

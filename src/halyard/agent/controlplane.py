@@ -15,11 +15,28 @@ USER_AGENT = f"halyard-agent/{__version__}"
 class ControlPlaneError(Exception):
     """The control plane answered with an error (ARM or OAuth envelope), or could not be reached."""
 
-    def __init__(self, message: str, *, status: int = 0, code: str = "", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 0,
+        code: str = "",
+        retry_after: float | None = None,
+        additional_info: list[dict[str, Any]] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.retry_after = retry_after  # seconds the server asked us to wait (429/503), if it said
+        self.additional_info = additional_info or []  # the ARM error's additionalInfo ({type, info})
+
+    def info(self, kind: str) -> dict[str, Any] | None:
+        """The ``info`` of the error's additionalInfo entry of this type, if any."""
+        for entry in self.additional_info:
+            if entry.get("type") == kind and isinstance(entry.get("info"), dict):
+                info: dict[str, Any] = entry["info"]
+                return info
+        return None
 
 
 def http_client(ca_bundle: str, *, timeout: float = 15.0, proxy: str | None = None) -> httpx.AsyncClient:
@@ -48,10 +65,13 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
         body: dict[str, Any] = response.json()
         return body
     code, message = "", response.text[:300]
+    additional: list[dict[str, Any]] = []
     try:
         payload = response.json()
         if isinstance(payload.get("error"), dict):
             code, message = payload["error"].get("code", ""), payload["error"].get("message", message)
+            info = payload["error"].get("additionalInfo")
+            additional = [x for x in info if isinstance(x, dict)] if isinstance(info, list) else []
         elif isinstance(payload.get("error"), str):
             code, message = payload["error"], payload.get("error_description", message)
     except ValueError:
@@ -61,6 +81,7 @@ async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) ->
         status=response.status_code,
         code=code,
         retry_after=_seconds(response.headers.get("Retry-After")),
+        additional_info=additional,
     )
 
 

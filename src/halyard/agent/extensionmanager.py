@@ -33,6 +33,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import Url, url_of
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
 from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
@@ -113,7 +114,7 @@ class ExtensionManager:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        dp_url: Url,
         tokens: TokenSource,
         kube: AsyncClient,
         helm: Callable[[], Helm],
@@ -122,7 +123,7 @@ class ExtensionManager:
         hold: float = HOLD_SECONDS,
     ) -> None:
         self._http = http
-        self._dp = dp_url.rstrip("/")
+        self._dp_url = dp_url  # read at each request: private link may move it (endpoints.py)
         self._tokens = tokens
         self._kube = kube
         self._helm_factory = helm
@@ -134,6 +135,9 @@ class ExtensionManager:
         self._known: set[str] = set()  # names desired at some point in this process: reported when they leave
         self._reported: dict[str, str] = {}  # extension name → digest of the entry its last delivered report named
         self._now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+
+    def _dp(self) -> str:
+        return url_of(self._dp_url)
 
     async def reconcile(self) -> float:
         """Wait for the desired configuration to change (or the hold to end), then converge on it."""
@@ -154,7 +158,7 @@ class ExtensionManager:
             return await send(
                 self._http,
                 "GET",
-                self._dp + CONFIGURATIONS_PATH,
+                self._dp() + CONFIGURATIONS_PATH,
                 params=params,
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=self._hold + 15,
@@ -249,7 +253,7 @@ class ExtensionManager:
     async def _fetch_chart(self, extension: dict[str, Any]) -> bytes:
         token = await self._tokens.token()
         response = await self._http.get(
-            self._dp + extension["chart"].removeprefix("/dp"), headers={"Authorization": f"Bearer {token}"}
+            self._dp() + extension["chart"].removeprefix("/dp"), headers={"Authorization": f"Bearer {token}"}
         )
         if response.status_code != 200:
             raise ExtensionError(f"the chart of {extension['name']} could not be fetched: {response.status_code}")
@@ -301,7 +305,7 @@ class ExtensionManager:
     async def _send_reports(self, reports: dict[str, dict[str, Any]]) -> None:
         token = await self._tokens.token()
         response = await self._http.post(
-            self._dp + REPORTS_PATH, json={"extensions": reports}, headers={"Authorization": f"Bearer {token}"}
+            self._dp() + REPORTS_PATH, json={"extensions": reports}, headers={"Authorization": f"Bearer {token}"}
         )
         if response.status_code != 204:
             raise ControlPlaneError(f"reports refused: {response.status_code} {response.text[:300]}")

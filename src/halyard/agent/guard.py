@@ -45,6 +45,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import Url, url_of
 from halyard.api.checkaccess import DP_CHECKACCESS_PATH, MAX_GROUPS, CheckAccessReply, is_guid
 from halyard.core.clock import Clock
 from halyard.core.files import write_private
@@ -167,7 +168,7 @@ class Guard:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        dp_url: Url,
         tokens: TokenSource,
         clock: Clock,
         state_dir: Path,
@@ -177,7 +178,7 @@ class Guard:
         max_entries: int = DEFAULT_MAX_ENTRIES,
     ) -> None:
         self._http = http
-        self._url = dp_url.rstrip("/") + DP_CHECKACCESS_PATH
+        self._dp = dp_url  # read at each check: private link may move it (endpoints.py)
         self._tokens = tokens
         self._state_dir = state_dir
         self._port = port
@@ -185,6 +186,9 @@ class Guard:
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
+
+    def _check_url(self) -> str:
+        return url_of(self._dp) + DP_CHECKACCESS_PATH
 
     @property
     def kubeconfig(self) -> Path:
@@ -206,7 +210,7 @@ class Guard:
             try:
                 reply = CheckAccessReply.model_validate(answer)
             except ValidationError:
-                raise ControlPlaneError(f"{self._url}: the access check answered no decision") from None
+                raise ControlPlaneError(f"{self._check_url()}: the access check answered no decision") from None
             decision = Decision(reply.allowed, not reply.allowed, reply.reason)
         except ControlPlaneError as exc:
             if not 400 <= exc.status < 500:
@@ -219,7 +223,7 @@ class Guard:
         for attempt in (1, 2):
             headers = {"Authorization": f"Bearer {await self._tokens.token()}"}
             try:
-                return await send(self._http, "POST", self._url, json=request, headers=headers)
+                return await send(self._http, "POST", self._check_url(), json=request, headers=headers)
             except ControlPlaneError as exc:
                 if exc.status != 401 or attempt == 2:
                     raise

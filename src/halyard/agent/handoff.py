@@ -4,7 +4,8 @@ In local mode every agent runs in one process and hands things over in memory; i
 Deployment with its own ServiceAccount, so the identity operator publishes a short-lived token (never the
 certificate key) in a Secret only resource-sync may read, the metadata operator publishes the cluster's facts in a
 ConfigMap, the controller manager publishes the agents' health in another, and resource-sync publishes the agent
-version the control plane wants (``targetAgentVersion`` of the heartbeat reply) for the controller manager.
+version the control plane wants (``targetAgentVersion`` of the heartbeat reply) for the controller manager, and the
+endpoint map the control plane last sent (private link) for every agent (``endpoints.py``).
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from halyard.api import cluster as names
-from halyard.api.agents import AgentError
+from halyard.api.agents import AgentError, ServiceEndpoints
 from halyard.kube.facts import ClusterFacts
 
 TOKEN_SECRET = "halyard-agent-token"
 METADATA_CONFIGMAP = "halyard-cluster-metadata"
 HEALTH_CONFIGMAP = "halyard-agent-health"
 TARGET_CONFIGMAP = "halyard-agent-target"
+ENDPOINTS_CONFIGMAP = "halyard-agent-endpoints"
 
 
 async def _get_data(kube: AsyncClient, kind: type[Secret] | type[ConfigMap], name: str) -> dict[str, str] | None:
@@ -140,6 +142,26 @@ class PublishedTarget:
     async def __call__(self) -> str | None:
         data = await _get_data(self._kube, ConfigMap, TARGET_CONFIGMAP)
         return (data or {}).get("targetAgentVersion") or None
+
+
+async def publish_endpoints(kube: AsyncClient, endpoints: ServiceEndpoints) -> None:
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(
+                name=ENDPOINTS_CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)
+            ),
+            data={"endpoints": endpoints.model_dump_json(exclude_none=True)},
+        ),
+        force=True,
+    )
+
+
+async def published_endpoints(kube: AsyncClient) -> ServiceEndpoints | None:
+    """The map resource-sync last published (None: none yet; the onboarding map holds)."""
+    data = await _get_data(kube, ConfigMap, ENDPOINTS_CONFIGMAP)
+    if not data or "endpoints" not in data:
+        return None
+    return ServiceEndpoints.model_validate_json(data["endpoints"])
 
 
 async def wait_for(check: Any, timeout: float, interval: float = 0.2) -> Any:

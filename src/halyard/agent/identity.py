@@ -30,9 +30,17 @@ from lightkube.resources.core_v1 import Secret
 from halyard.agent import handoff
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import LiveEndpoints
 from halyard.agent.metrics import AgentMetrics
 from halyard.api import cluster as names
-from halyard.api.agents import HIS_CERTIFICATE_PATH, PROOF_ISSUER, CertificateRequest, CertificateResponse
+from halyard.api.agents import (
+    ENDPOINTS_INFO,
+    HIS_CERTIFICATE_PATH,
+    PROOF_ISSUER,
+    CertificateRequest,
+    CertificateResponse,
+    ServiceEndpoints,
+)
 from halyard.api.proofs import csr_digest, signing_algorithm
 from halyard.core.clock import Clock
 from halyard.core.pki import key_to_pem, load_key
@@ -95,8 +103,10 @@ class IdentityOperator:
         *,
         renew_fraction: float = 0.5,
         publish: bool = False,
+        endpoints: LiveEndpoints | None = None,
     ) -> None:
         self._kube = kube
+        self._endpoints = endpoints  # where his and login are now (private link may move them); None: onboarding's
         self._http = http
         self._config = config
         self._clock = clock
@@ -156,7 +166,7 @@ class IdentityOperator:
             body = await send(
                 self._http,
                 "POST",
-                issued.response.tokenEndpoint,
+                self._token_url(issued),
                 data={
                     "grant_type": "client_credentials",
                     "client_id": issued.response.clientId,
@@ -169,6 +179,14 @@ class IdentityOperator:
             lifetime = float(body.get("expires_in", 300))
             self._token = (str(body["access_token"]), time.monotonic() + lifetime * 0.8)
             return self._token[0]
+
+    def _token_url(self, issued: Issued) -> str:
+        """Where to ask for a token: the login service of the map followed now. The assertion's audience stays
+        the token endpoint his named (the control plane's own name for it, whichever way the request goes)."""
+        if self._endpoints is None:
+            return issued.response.tokenEndpoint
+        login = self._endpoints.current().login.rstrip("/")
+        return f"{login}/{issued.response.tenantId}/oauth2/v2.0/token"
 
     def forget_token(self) -> None:
         """Drop the cached token (the server refused it): the next call mints a fresh one."""
@@ -194,14 +212,30 @@ class IdentityOperator:
         )
 
     async def request_certificate(self, current: Issued | None) -> Issued:
-        """A new key and a certificate for it from his, proven with ``current`` (renewal) or the onboarding key."""
+        """A new key and a certificate for it from his, proven with ``current`` (renewal) or the onboarding key.
+        A private link refusal naming another map (the cluster's scope is private only and this came publicly, as
+        the first certificate of a cluster onboarded into such a scope does) is followed once, with a new proof."""
+        try:
+            return await self._request_certificate(current)
+        except ControlPlaneError as exc:
+            moved = exc.info(ENDPOINTS_INFO) if exc.status == 403 else None
+            if (
+                moved is None
+                or self._endpoints is None
+                or not self._endpoints.set(ServiceEndpoints.model_validate(moved))
+            ):
+                raise
+            return await self._request_certificate(current)
+
+    async def _request_certificate(self, current: Issued | None) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
         csr = (
             x509.CertificateSigningRequestBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "halyard-cluster")]))
             .sign(key, hashes.SHA256())
         )
-        url = self._config.endpoints.his.rstrip("/") + HIS_CERTIFICATE_PATH
+        endpoints = self._endpoints.current() if self._endpoints is not None else self._config.endpoints
+        url = endpoints.his.rstrip("/") + HIS_CERTIFICATE_PATH
         now = int(self._clock.now().timestamp())
         claims = {
             "iss": PROOF_ISSUER,

@@ -16,8 +16,16 @@ import httpx
 
 from halyard import __version__
 from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.endpoints import LiveEndpoints
 from halyard.agent.metrics import AgentMetrics
-from halyard.api.agents import DP_HEARTBEAT_PATH, AgentError, Heartbeat, HeartbeatReply, ServiceEndpoints
+from halyard.api.agents import (
+    DP_HEARTBEAT_PATH,
+    ENDPOINTS_INFO,
+    AgentError,
+    Heartbeat,
+    HeartbeatReply,
+    ServiceEndpoints,
+)
 from halyard.kube.facts import ClusterFacts
 
 log = logging.getLogger("halyard.agent")
@@ -45,7 +53,8 @@ class FactsSource(Protocol):
 Health = Callable[[], Awaitable[tuple[str | None, list[AgentError]]]]
 # Hands the control plane's targetAgentVersion on to the controller manager (in-cluster: through a ConfigMap).
 TargetSink = Callable[[str | None], Awaitable[None]]
-EndpointsSink = Callable[[ServiceEndpoints], Awaitable[None]]  # private link: hands a new endpoint map on
+# In-cluster: hands a new endpoint map on to the other agents' pods (local mode: they share ``LiveEndpoints``).
+EndpointsSink = Callable[[ServiceEndpoints], Awaitable[None]]
 _UNSHARED = object()
 
 
@@ -55,7 +64,7 @@ class ResourceSync:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        endpoints: LiveEndpoints,
         tokens: TokenSource,
         facts: FactsSource,
         metrics: AgentMetrics,
@@ -67,7 +76,7 @@ class ResourceSync:
         share_endpoints: EndpointsSink | None = None,
     ) -> None:
         self._http = http
-        self._url = dp_url.rstrip("/") + DP_HEARTBEAT_PATH
+        self.endpoints = endpoints  # where this and every other agent of the process dial (private link moves it)
         self._tokens = tokens
         self._facts = facts
         self._metrics = metrics
@@ -79,18 +88,16 @@ class ResourceSync:
         self._shared: object = _UNSHARED
         self.last_reply: HeartbeatReply | None = None
         self._share_endpoints = share_endpoints
-        self.endpoints: ServiceEndpoints | None = None  # the last map the control plane sent (private link)
+        self._shared_endpoints: str | None = None  # the version of the map last handed on
 
     async def reconcile(self) -> float:
         await self._tokens.wait_ready(READY_WAIT)
         try:
             reply = await self._beat()
         except ControlPlaneError as exc:
-            if exc.status != 401:
+            if not self._may_retry(exc):
                 self._metrics.heartbeats_failed.inc()
                 raise
-            # A refused token (signing-key rotation, server restore): mint a new one once, then give up.
-            self._tokens.forget_token()
             try:
                 reply = await self._beat()
             except ControlPlaneError:
@@ -100,25 +107,32 @@ class ResourceSync:
         self._beats += 1
         self.last_reply = reply
         await self._hand_on_target(reply.targetAgentVersion)
-        await self._apply_endpoints(reply.endpoints)
+        if reply.endpoints is not None:
+            self.endpoints.set(reply.endpoints)
+        await self._hand_on_endpoints()
         return self._interval or reply.heartbeatSeconds
 
-    async def _apply_endpoints(self, endpoints: ServiceEndpoints | None) -> None:
-        """A changed endpoint map (a cluster joined or left a private link scope): the next beat goes where it says,
-        and the other agents are told (``share_endpoints``). A failed hand-on is retried with the next beat."""
-        if endpoints is None or endpoints == self.endpoints:
+    def _may_retry(self, exc: ControlPlaneError) -> bool:
+        """Whether one more beat at once may succeed: a refused token (signing-key rotation, server restore) is
+        minted again; a private link refusal naming another map (the cluster joined or left a scope while its
+        agents were away, or the scope went private) is followed."""
+        if exc.status == 401:
+            self._tokens.forget_token()
+            return True
+        moved = exc.info(ENDPOINTS_INFO) if exc.status == 403 else None
+        return moved is not None and self.endpoints.set(ServiceEndpoints.model_validate(moved))
+
+    async def _hand_on_endpoints(self) -> None:
+        """In-cluster: publish the map the agents follow once at start (what was published before may be stale)
+        and whenever it changes; the other pods read it. A failure is logged and retried with the next beat."""
+        if self._share_endpoints is None or self._shared_endpoints == self.endpoints.version:
             return
-        url = endpoints.dp.rstrip("/") + DP_HEARTBEAT_PATH
-        if url != self._url:
-            log.info("endpoint map changed: heartbeats go to the new data plane", extra={"dp": endpoints.dp})
-            self._url = url
-        if self._share_endpoints is not None:
-            try:
-                await self._share_endpoints(endpoints)
-            except Exception as exc:
-                log.warning("could not hand on the endpoint map", extra={"error": str(exc)})
-                return
-        self.endpoints = endpoints
+        try:
+            await self._share_endpoints(self.endpoints.current())
+        except Exception as exc:
+            log.warning("could not hand on the endpoint map", extra={"error": str(exc)})
+            return
+        self._shared_endpoints = self.endpoints.version
 
     async def _hand_on_target(self, target: str | None) -> None:
         """Publish the wanted agent version when it changes. A failure is logged and retried with the next beat,
@@ -140,7 +154,13 @@ class ResourceSync:
         token = await self._tokens.token()
         state, errors = await self._health()
         facts = await self._facts.facts(METADATA_WAIT if self._beats == 0 else 0)
-        beat = Heartbeat(agentVersion=__version__, agentState=state, agentErrors=errors, features=self._features)
+        beat = Heartbeat(
+            agentVersion=__version__,
+            agentState=state,
+            agentErrors=errors,
+            features=self._features,
+            endpointsVersion=self.endpoints.version,
+        )
         if facts is not None:
             beat = beat.model_copy(
                 update={
@@ -154,7 +174,7 @@ class ResourceSync:
         body = await send(
             self._http,
             "POST",
-            self._url,
+            self.endpoints.current().dp.rstrip("/") + DP_HEARTBEAT_PATH,
             json=beat.model_dump(mode="json", exclude_none=True),
             headers={"Authorization": f"Bearer {token}"},
         )

@@ -25,6 +25,7 @@ from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
+from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.guard import Guard
 from halyard.agent.identity import IdentityOperator
@@ -53,6 +54,8 @@ AGENTS = (
     "extension-manager",
 )
 DEFAULT_HEARTBEAT = 30.0
+# The agents that dial the control plane besides resource-sync: their pods follow the map it publishes.
+DIALLING = frozenset({"identity-operator", "clusterconnect-agent", "guard", "extension-manager"})
 
 
 @dataclass
@@ -188,9 +191,14 @@ def build_agents(
     split = options.agents is not None
     agents: list[Agent] = []
     identity = metadata = sync = None
+    # Where every agent of this process dials, read at each dial: resource-sync moves it when the control plane
+    # sends another map (private link); in-cluster the other pods follow what it publishes.
+    live = LiveEndpoints(config.endpoints)
+    if split and "resource-sync" not in selected and selected & DIALLING:
+        agents.append(EndpointsFollower(kube, live))
     if "identity-operator" in selected:
         identity = IdentityOperator(
-            kube, http, config, clock, metrics, renew_fraction=options.renew_fraction, publish=split
+            kube, http, config, clock, metrics, renew_fraction=options.renew_fraction, publish=split, endpoints=live
         )
         agents.append(identity)
     if "metadata-operator" in selected:
@@ -199,7 +207,7 @@ def build_agents(
     if "resource-sync" in selected:
         sync = ResourceSync(
             http,
-            config.endpoints.dp,
+            live,
             identity or handoff.PublishedToken(kube),
             metadata or handoff.PublishedFacts(kube),
             metrics,
@@ -207,22 +215,24 @@ def build_agents(
             interval=options.heartbeat_seconds,
             share_target=functools.partial(handoff.publish_target, kube) if split else None,
             features=config.features,
+            share_endpoints=functools.partial(handoff.publish_endpoints, kube) if split else None,
         )
         agents.append(sync)
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
         tokens = identity or handoff.PublishedToken(kube)
-        agents.append(cluster_connect(options, kube, http, config, tokens, metrics, via=via))
+        agents.append(cluster_connect(options, kube, http, config, tokens, metrics, via=via, live=live))
     if "guard" in selected and FEATURE_AZURE_RBAC in config.features:
         tokens = identity or handoff.PublishedToken(kube)
         agents.append(
-            Guard(http, config.endpoints.dp, tokens, clock, options.state_dir / "guard", port=options.guard_port)
+            Guard(http, lambda: live.current().dp, tokens, clock, options.state_dir / "guard", port=options.guard_port)
         )
     if "extension-manager" in selected and (not split or FEATURE_EXTENSIONS in config.features):
         # In a cluster only with the extensions feature: it holds the rights of whatever charts it installs
         # (cluster-admin, decision 014); local agents act with the connecting user's kubeconfig.
         tokens = identity or handoff.PublishedToken(kube)
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
-        agents.append(ExtensionManager(http, config.endpoints.dp, tokens, kube, helm, options.state_dir / "extensions"))
+        work = options.state_dir / "extensions"
+        agents.append(ExtensionManager(http, lambda: live.current().dp, tokens, kube, helm, work))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(
@@ -259,13 +269,19 @@ def cluster_connect(
     metrics: AgentMetrics,
     *,
     via: str | None = None,
+    live: LiveEndpoints | None = None,
 ) -> ClusterConnect:
     """clusterconnect-agent with its auth-proxy beside it (one process: streams pass in memory, no listener)."""
     endpoints = config.endpoints
     login = endpoints.login.rstrip("/")
     verifier = AssertionVerifier(
         http,
-        jwks_url=f"{login}/{endpoints.tenant}/discovery/v2.0/keys",
+        # The keys from the login service of the map followed now; the issuer stays the tokens' own name for it.
+        jwks_url=(
+            (lambda: f"{live.current().login.rstrip('/')}/{endpoints.tenant}/discovery/v2.0/keys")
+            if live is not None
+            else f"{login}/{endpoints.tenant}/discovery/v2.0/keys"
+        ),
         issuer=f"{login}/{endpoints.tenant}/v2.0",
         cluster_id=config.resource_id,
         now=time.time,
@@ -277,7 +293,8 @@ def cluster_connect(
         OwnCredential(kube, in_cluster=options.in_cluster, now=time.time),
     )
     tls = ssl.create_default_context(cadata=config.ca_bundle) if config.ca_bundle else ssl.create_default_context()
-    return ClusterConnect(endpoints.relay_url(), tokens, tls, proxy, metrics, via=via)
+    relay = (lambda: live.current().relay_url()) if live is not None else endpoints.relay_url()
+    return ClusterConnect(relay, tokens, tls, proxy, metrics, via=via)
 
 
 def _api_tls(cluster: Any) -> ssl.SSLContext:

@@ -7,6 +7,8 @@ like the rest of the ARM-shaped API.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +21,8 @@ PROOF_LIFETIME_SECONDS = 300
 HIS_CERTIFICATE_PATH = "/v1/certificate"
 HIS_ENDPOINTS_PATH = "/v1/endpoints"
 DP_HEARTBEAT_PATH = "/v1/heartbeat"
+# The additionalInfo type of a private link refusal (403) whose info is the ServiceEndpoints the cluster is served on.
+ENDPOINTS_INFO = "HalyardServiceEndpoints"
 
 
 class ServiceEndpoints(BaseModel):
@@ -35,6 +39,14 @@ class ServiceEndpoints(BaseModel):
     def relay_url(self) -> str:
         """The relay, or where it is on a control plane whose map predates it (beside the management API)."""
         return self.relay or f"{self.management.rstrip('/')}/relay"
+
+
+def endpoints_version(endpoints: ServiceEndpoints) -> str:
+    """A short digest of a map's services (the tenant aside): the agents echo the version of the map they follow
+    with each beat, and the control plane sends a map only when the cluster's differs."""
+    fields = {name: getattr(endpoints, name) for name in ServiceEndpoints.model_fields}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(canonical).hexdigest()[:16]
 
 
 class EndpointMap(ServiceEndpoints):
@@ -102,6 +114,12 @@ class Heartbeat(BaseModel):
     features: list[Token] | None = Field(
         default=None, max_length=8, description="The optional agent features turned on (None: an older agent)."
     )
+    endpointsVersion: Token | None = Field(
+        default=None,
+        max_length=64,
+        description="endpoints_version() of the map the agents follow; the reply carries the cluster's map only when "
+        "it differs (None: an older agent, told only when its cluster is in a private link scope).",
+    )
 
 
 class HeartbeatReply(BaseModel):
@@ -116,9 +134,10 @@ class HeartbeatReply(BaseModel):
     # ---- private link (issue 13) ----
     endpoints: ServiceEndpoints | None = Field(
         default=None,
-        description="Where the agents reach each service now, when the cluster is in a private link scope (the "
-        "scope's private names); agents apply a map that differs from theirs. None: keep the onboarding map.",
+        description="Where the agents reach each service now (a private link scope's private names, or the public "
+        "ones), sent when it differs from the map the beat says it follows. None: keep following that map.",
     )
+    endpointsVersion: str | None = Field(default=None, description="endpoints_version() of ``endpoints``.")
 
 
 # ---- gateway and proxy (issue 14) ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from halyard.cli.errors import CliError, UsageError
 from halyard.cli.gateways import check_gateway_id, link, proxy_settings, with_proxy
 from halyard.cli.keyvalues import parse_tags
 from halyard.cli.kubesession import KubeSession
+from halyard.cli.privatelinkflags import private_link_update, with_private_link
 from halyard.kube.helm import RELEASE
 
 app = typer.Typer(help="Manage connected Kubernetes clusters.", no_args_is_help=True)
@@ -122,10 +123,24 @@ def update(
         Path | None, typer.Option("--proxy-cert", "--custom-ca-cert", help="PEM CA of a TLS-inspecting proxy.")
     ] = None,
     disable_proxy: Annotated[bool, typer.Option("--disable-proxy", help="The agents go direct again.")] = False,
+    enable_private_link: Annotated[
+        str | None,
+        typer.Option(
+            "--enable-private-link",
+            help="true: join --private-link-scope-resource-id (the agents then come through its private endpoints); "
+            "false: leave its scope.",
+        ),
+    ] = None,
+    private_link_scope_resource_id: Annotated[
+        str | None,
+        typer.Option(
+            "--private-link-scope-resource-id", help="The private link scope (with --enable-private-link true)."
+        ),
+    ] = None,
 ) -> None:
     """Update a connected cluster's tags, distribution and agent auto-upgrade (PATCH, then a full PUT for the
-    agent profile, as az does); its gateway (settings/default) and proxy settings, which reach the agents with
-    their next heartbeat (no re-onboarding)."""
+    agent profile, as az does); its gateway (settings/default), proxy settings and private link scope, which reach
+    the agents with their next heartbeat (no re-onboarding)."""
     inv = Invocation.of(ctx)
     if auto_upgrade is not None and auto_upgrade.lower() not in AUTO_UPGRADE:
         raise UsageError(f"argument --auto-upgrade: '{auto_upgrade}' is not true or false.")
@@ -137,6 +152,7 @@ def update(
         raise UsageError("--disable-proxy cannot be used together with --proxy-https, --proxy-http, "
                          "--proxy-skip-range or --proxy-cert.")  # fmt: skip
     network = gateway is not None or disable_gateway or disable_proxy or not proxy.empty
+    private_link = private_link_update(enable_private_link, private_link_scope_resource_id)
     patch: dict[str, Any] = {}
     new_tags = parse_tags(tags)
     if new_tags is not None:
@@ -144,11 +160,11 @@ def update(
     changes = {"distribution": distribution, "distributionVersion": distribution_version}
     if any(v is not None for v in changes.values()):
         patch["properties"] = {k: v for k, v in changes.items() if v is not None}
-    if not patch and auto_upgrade is None and not network:
+    if not patch and auto_upgrade is None and not network and private_link is None:
         raise UsageError(
             "Nothing to update: give at least one of --tags, --distribution, --distribution-version, --auto-upgrade, "
             "--gateway-resource-id, --disable-gateway, --proxy-https, --proxy-http, --proxy-skip-range, "
-            "--proxy-cert, --disable-proxy."
+            "--proxy-cert, --disable-proxy, --enable-private-link."
         )
     path = cluster_id(inv.subscription_id, resource_group, name)
     url = inv.arm.resource_url(path, API_VERSION)
@@ -167,6 +183,10 @@ def update(
             cluster = inv.arm.wait("PUT", url, first)
         if disable_proxy or not proxy.empty:
             cluster = with_proxy(inv.arm.get(path, API_VERSION), None if disable_proxy else proxy)
+            first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
+            cluster = inv.arm.wait("PUT", url, first)
+        if private_link is not None:
+            cluster = with_private_link(inv.arm.get(path, API_VERSION), *private_link)
             first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json=cluster)
             cluster = inv.arm.wait("PUT", url, first)
         if gateway is not None or disable_gateway:

@@ -1,7 +1,7 @@
 """What ``connectedk8s troubleshoot`` checks for private link, each with the fix in one line (the private link
 guide's troubleshooting by hand with nslookup, automated): the cluster's scope and status, the scope's public
 access and endpoint connections, every service name resolved from here (the endpoint's address expected), TCP and
-TLS to each, and the certificate's validity."""
+TLS to each, the certificate's validity, and the requests the control plane refused lately, with their rule."""
 
 from __future__ import annotations
 
@@ -100,3 +100,35 @@ def _tls(name: str, address: str, ca: str | None) -> Check:
     days = (expires - dt.datetime.now(dt.UTC)).days
     return Check(f"TLS {name}", days > 0, f"certificate valid, expires in {days} days",
                  "" if days > 0 else "Renew the control plane's certificate.")  # fmt: skip
+
+
+RECENT_MINUTES = 15  # a refusal older than this is shown but no longer fails the check
+_REFUSAL_FIXES = {
+    "PrivateLinkScopePublicNetworkAccessDisabled": "Point the agents at the scope's endpoint (DNS: `halyard network "
+    "private-endpoint dns-config`), or enable public access on the scope.",
+    "PrivateEndpointOfAnotherScope": "Resolve the cluster's names to an endpoint of its own scope, or move the "
+    "cluster to that endpoint's scope (`halyard connectedk8s update --enable-private-link true "
+    "--private-link-scope-resource-id …`).",
+    "PrivateEndpointConnectionNotApproved": "Approve the endpoint's connection: `az network "
+    "private-endpoint-connection approve --id …`.",
+    "PrivateEndpointClusterNotInScope": "Add the cluster to the endpoint's scope (`halyard connectedk8s update "
+    "--enable-private-link true …`), or let it use the public address.",
+    "PrivateEndpointNotFound": "The endpoint was deleted: point the agents at another endpoint of the scope.",
+    "PrivateLinkScopeNotFound": "Add the cluster to an existing scope, or disable private link on it.",
+}
+
+
+def refusal_checks(refusals: list[dict[str, Any]], now: dt.datetime) -> list[Check]:
+    """The control plane's recent refusals of the cluster's agents (newest first), failing while recent."""
+    if not refusals:
+        return [Check("private link refusals", True, "none recorded")]
+    newest = refusals[0]
+    try:
+        when = dt.datetime.fromisoformat(str(newest.get("time")).replace("Z", "+00:00"))
+    except ValueError:
+        when = now
+    recent = now - when < dt.timedelta(minutes=RECENT_MINUTES)
+    shown = "; ".join(f"{r.get('time')} {r.get('rule')} (arrived {r.get('arrival')})" for r in refusals[:3])
+    more = f" (+{len(refusals) - 3} older)" if len(refusals) > 3 else ""
+    fix = _REFUSAL_FIXES.get(str(newest.get("rule")), "") if recent else ""
+    return [Check("private link refusals", not recent, shown + more, fix)]

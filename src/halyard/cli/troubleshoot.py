@@ -4,6 +4,7 @@ failure with its fix in one line."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
@@ -11,7 +12,14 @@ import typer
 from halyard.cli.connectedclusters import API_VERSION, cluster_id
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError
-from halyard.cli.privatelinkchecks import MEMBERS, Check, cluster_checks, name_checks, scope_checks
+from halyard.cli.privatelinkchecks import (
+    MEMBERS,
+    Check,
+    cluster_checks,
+    name_checks,
+    refusal_checks,
+    scope_checks,
+)
 
 SCOPE_API = "2026-07-15"
 NETWORK_API = "2026-01-01"
@@ -25,7 +33,8 @@ def troubleshoot(
 ) -> None:
     """Check what the cluster's agents need to reach the control plane, and say how to fix what fails."""
     inv = Invocation.of(ctx)
-    cluster = inv.arm.get(cluster_id(inv.subscription_id, resource_group, name), API_VERSION)
+    path = cluster_id(inv.subscription_id, resource_group, name)
+    cluster = inv.arm.get(path, API_VERSION)
     checks = cluster_checks(cluster)
     props = cluster.get("properties") or {}
     scope_id = props.get("privateLinkScopeResourceId")
@@ -33,6 +42,9 @@ def troubleshoot(
         checks += _private_link(inv, str(scope_id))
     else:
         checks.append(Check("private link", True, "Disabled: the agents use the control plane's public address"))
+    # What the control plane refused of the cluster's agents lately (kept on the server, docs/private-link.md).
+    refusals = inv.arm.get(f"{path}/privateLinkRefusals", API_VERSION).get("value") or []
+    checks += refusal_checks(list(refusals), dt.datetime.now(dt.UTC))
     inv.emit([c.as_dict() for c in checks], TABLE)
     if not all(c.ok for c in checks):
         raise typer.Exit(1)

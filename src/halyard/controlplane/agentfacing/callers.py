@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from halyard.controlplane.agentfacing.arrival import Arrival, arrival_of
-from halyard.controlplane.agentfacing.enforcement import enforce
+from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity.tokens import Caller
 from halyard.controlplane.plane import ControlPlane, plane
@@ -42,8 +42,14 @@ async def agent_request(
         raise Unauthenticated("The 'Authorization' header is missing or not a Bearer token.")
     caller, cluster_id = await cluster_of_agent_token(cp, credentials.credentials)
     arrival = arrival_of(request)
-    facts = await enforce(cp.db, cp.listeners.refusals, cluster_id, arrival)  # private link: 403 naming the rule
+    facts = await enforcement_of(request).enforce(cluster_id, arrival)  # private link: 403 naming the rule
     return AgentRequest(caller, cluster_id, arrival, facts.scope_uuid)
+
+
+def enforcement_of(request: Request) -> Enforcement:
+    """The process's private link enforcement (built with the app, beside the control plane's services)."""
+    enforcement: Enforcement = request.app.state.enforcement
+    return enforcement
 
 
 async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:

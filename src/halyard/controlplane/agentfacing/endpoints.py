@@ -21,6 +21,11 @@ def dp_url(settings: Settings) -> str:
     return f"{settings.base_url}/dp"
 
 
+def private_his_url(settings: Settings, scope_uuid: str) -> str:
+    """``his`` under a private link scope's names (what its agents sign proofs for)."""
+    return f"https://{names.fqdn(settings, scope_uuid, 'his')}/his"
+
+
 class EndpointMaps:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -47,7 +52,7 @@ class EndpointMaps:
         return ServiceEndpoints(
             management=url("management"),
             login=url("management"),
-            his=url("his", "/his"),
+            his=private_his_url(self._settings, scope_uuid),
             dp=url("dp", "/dp"),
             agentAudience=self._settings.agent_audience,
             relay=url("relay", "/relay"),

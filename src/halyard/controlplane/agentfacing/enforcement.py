@@ -11,14 +11,17 @@ calling cluster is known (``callers.agent_request``, the relay's agent check). T
 | in no scope | public                            | served                                           |
 | in no scope | any endpoint                      | refused (no exfiltration through an endpoint)    |
 
-``decide`` is the table, pure; ``enforce`` reads the few rows it needs (the cluster, its scope, the endpoint and its
-connection: primary-key reads) and raises the 403 naming the rule. A gateway arrival counts as public here (the
-gateway's own allow-list is its issue's).
+``decide`` is the table, pure; ``facts_of`` reads the few rows it needs (the cluster, its scope, the endpoint and its
+connection: primary-key reads); ``Enforcement`` keeps those facts per cluster and arrival until a resource changes
+(this replica's commits at once, other replicas' through PostgreSQL ``NOTIFY``), raises the 403 naming the rule
+with the endpoint map the cluster should use instead, and records each cluster's recent refusals for
+``troubleshoot``. A gateway arrival counts as public here (the gateway's own allow-list is its issue's).
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,13 +29,26 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
+from sqlalchemy import select
 
+from halyard.api.agents import ENDPOINTS_INFO, ServiceEndpoints
 from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind
+from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import HalyardError
-from halyard.store.models import Resource
+from halyard.store.models import Resource, ResourceReport
+from halyard.store.notify import Listener
+from halyard.store.reports import Report, put_reports
 
 if TYPE_CHECKING:
+    from halyard.controlplane.agentfacing.endpoints import EndpointMaps
     from halyard.store import Database
+
+log = logging.getLogger("halyard.privatelink")
+CHANNEL = "halyard_private_link"  # notified by the trigger on resources (migration 0007, PostgreSQL)
+MAX_CACHED = 100_000  # (cluster, arrival) pairs whose facts are kept: a few tens of MB at most
+REFUSALS_REPORTER = "privatelink-refusals"  # a cluster's recent refusals, kept as a report on it
+RECENT_REFUSALS = 10  # the newest refusals kept per cluster
+RECORD_EVERY = 5.0  # seconds: the same refusal (cluster, rule, arrival) is recorded at most this often per replica
 
 
 class Rule(enum.Enum):
@@ -100,7 +116,22 @@ _MESSAGES = {
 
 
 class PrivateLinkRefused(HalyardError):
+    """403 naming the rule; ``endpoints`` (when set) tells the cluster's agents where they are served instead, as
+    ARM ``additionalInfo`` (an agent pointed at the wrong address learns the right one from the refusal)."""
+
     status = 403
+
+    def __init__(self, message: str, *, code: str, facts: Facts) -> None:
+        super().__init__(message, code=code)
+        self.facts = facts
+        self.endpoints: ServiceEndpoints | None = None
+
+    def body(self) -> dict[str, Any]:
+        body = super().body()
+        if self.endpoints is not None:
+            info = {"type": ENDPOINTS_INFO, "info": self.endpoints.model_dump(mode="json", exclude_none=True)}
+            body["error"]["additionalInfo"] = [info]
+        return body
 
 
 async def facts_of(db: Database, cluster_id: str, arrival: Arrival) -> Facts:
@@ -127,18 +158,106 @@ async def facts_of(db: Database, cluster_id: str, arrival: Arrival) -> Facts:
     return Facts(scope_key, scope_public, endpoint_scope, endpoint_status, scope_uuid)
 
 
-async def enforce(db: Database, counts: Counter[str], cluster_id: str, arrival: Arrival) -> Facts:
-    """What the request was served on (the facts read), or PrivateLinkRefused (403) naming the rule that refused
-    it; each decision counted by rule (``Listeners.refusals``, exported by ``EnforcementCollector``)."""
-    facts = await facts_of(db, cluster_id, arrival)
-    rule = decide(facts, arrival)
-    counts[rule.value] += 1
-    if rule in SERVED:
-        return facts
+def refusal(rule: Rule, facts: Facts, arrival: Arrival) -> PrivateLinkRefused:
     message = _MESSAGES[rule].format(
         scope=facts.cluster_scope or "", via=arrival.via or "", status=facts.endpoint_status or "missing"
     )
-    raise PrivateLinkRefused(message, code=rule.value)
+    return PrivateLinkRefused(message, code=rule.value, facts=facts)
+
+
+class Enforcement:
+    """The table applied to every agent-facing request, its facts kept per replica.
+
+    A heartbeat used to cost one to four primary-key reads here. The facts of each (cluster, arrival) are kept
+    until a commit touches ``resources`` (every write of a cluster, scope, endpoint or connection does; agents'
+    reports do not): this process's commits are seen as they happen, other replicas' through ``NOTIFY`` on
+    ``halyard_private_link``. A replica not listening (yet, or after losing its connection) reads the store on
+    every request, so a flipped ``publicNetworkAccess`` is never served stale because a notification went missing.
+    """
+
+    def __init__(self, db: Database, counts: Counter[str], maps: EndpointMaps, clock: Clock) -> None:
+        self._db = db
+        self.counts = counts
+        self._maps = maps
+        self._clock = clock
+        self._cached: dict[tuple[str, Arrival], Facts] = {}
+        self._generation = 0
+        self._recorded: dict[tuple[str, str, str], float] = {}
+        self._listener = None if db.is_sqlite else Listener(db.url, CHANNEL, self.invalidate)
+        db.changes.on_commit(("resources",), self.invalidate)
+
+    def invalidate(self) -> None:
+        self._generation += 1
+        self._cached.clear()
+
+    async def watch(self) -> None:
+        """Hear other replicas' changes, for ever (nothing to hear on SQLite: one server per file)."""
+        if self._listener is not None:
+            await self._listener.run_forever()
+
+    async def facts(self, cluster_id: str, arrival: Arrival) -> Facts:
+        key = (cluster_id.lower(), arrival)
+        cacheable = self._listener is None or self._listener.listening
+        known = self._cached.get(key) if cacheable else None
+        if known is not None:
+            return known
+        generation = self._generation
+        facts = await facts_of(self._db, cluster_id, arrival)
+        if cacheable and generation == self._generation:  # nothing changed while reading
+            if len(self._cached) >= MAX_CACHED:
+                self._cached.clear()
+            self._cached[key] = facts
+        return facts
+
+    async def judge(self, cluster_id: str, arrival: Arrival, facts: Facts) -> None:
+        """Count the decision; refuse (403 naming the rule, with the map the cluster should use) and record it."""
+        rule = decide(facts, arrival)
+        self.counts[rule.value] += 1
+        if rule in SERVED:
+            return
+        refused = refusal(rule, facts, arrival)
+        refused.endpoints = self._maps.for_cluster(cluster_id, arrival, facts.scope_uuid)
+        await self._record(cluster_id.lower(), rule, arrival)
+        raise refused
+
+    async def enforce(self, cluster_id: str, arrival: Arrival) -> Facts:
+        """What the request was served on (the facts read), or PrivateLinkRefused (403) naming the rule."""
+        facts = await self.facts(cluster_id, arrival)
+        await self.judge(cluster_id, arrival, facts)
+        return facts
+
+    async def _record(self, cluster_key: str, rule: Rule, arrival: Arrival) -> None:
+        """Keep the refusal with the cluster's newest ones (a report on the cluster, so every replica's
+        ``troubleshoot`` sees it); a cluster retrying in a loop writes once every few seconds, not per request."""
+        marker = (cluster_key, rule.value, str(arrival))
+        now = self._clock.now().timestamp()
+        if now - self._recorded.get(marker, -RECORD_EVERY) < RECORD_EVERY:
+            return
+        if len(self._recorded) >= MAX_CACHED:
+            self._recorded.clear()
+        self._recorded[marker] = now
+        entry = {"time": isoformat(self._clock.now()), "rule": rule.value, "arrival": str(arrival)}
+        try:
+            async with self._db.transaction() as session:
+                row = await session.get(ResourceReport, (cluster_key, REFUSALS_REPORTER))
+                kept = list((row.properties if row is not None else {}).get("refusals") or [])
+                refusals = [entry, *kept][:RECENT_REFUSALS]
+                await put_reports(
+                    session, [Report(cluster_key, REFUSALS_REPORTER, {"refusals": refusals}, self._clock.now())]
+                )
+        except Exception as exc:  # never turn a refusal into a 500
+            log.warning("could not record a private link refusal", extra={"error": type(exc).__name__})
+
+
+async def recent_refusals(db: Database, cluster_id: str) -> list[dict[str, Any]]:
+    """The cluster's newest refusals, newest first (at most :data:`RECENT_REFUSALS`)."""
+    async with db.session() as session:
+        properties = await session.scalar(
+            select(ResourceReport.properties).where(
+                ResourceReport.id_key == cluster_id.lower(), ResourceReport.reporter == REFUSALS_REPORTER
+            )
+        )
+    return list((properties or {}).get("refusals") or [])
 
 
 class EnforcementCollector(Collector):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -14,7 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.api.agents import HIS_CERTIFICATE_PATH, CertificateRequest, CertificateResponse
 from halyard.api.proofs import certificate_thumbprint, csr_digest
-from halyard.controlplane.agentfacing.endpoints import his_url
+from halyard.controlplane.agentfacing.arrival import PUBLIC, Arrival
+from halyard.controlplane.agentfacing.endpoints import his_url, private_his_url
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.his.authority import CertificateAuthority
 from halyard.controlplane.his.proofs import invalid_proof, presented_certificate, verify_proof
@@ -27,6 +29,9 @@ from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.models import ClusterIdentity, Credential, Principal, Resource, RoleAssignment, Subscription
 from halyard.store.reports import Report, put_reports
+
+if TYPE_CHECKING:
+    from halyard.controlplane.agentfacing.enforcement import Enforcement
 
 CLUSTER_TYPE = "microsoft.kubernetes/connectedclusters"
 PRINCIPAL_KIND = "Cluster"
@@ -60,12 +65,16 @@ class ClusterIdentities:
     def lifetime(self) -> dt.timedelta:
         return dt.timedelta(seconds=self._settings.cluster_certificate_lifetime_seconds)
 
-    async def issue(self, request: CertificateRequest) -> CertificateResponse:
+    async def issue(
+        self, request: CertificateRequest, arrival: Arrival = PUBLIC, enforcement: Enforcement | None = None
+    ) -> CertificateResponse:
         """A certificate for the CSR's key, if the proof shows possession of the onboarding or current cluster key.
 
         The onboarding key works until a certificate of this identity has lapsed: an expired cluster stays expired
         (delete and onboard again), as in Azure Arc. Each proof is single-use (its ``jti``), each cluster gets at
         most :data:`ISSUE_BURST` certificates at once, and holds at most two keys: its current and the new one.
+        Private link (``enforcement``): once the proof is verified, the cluster is served only through the way its
+        scope allows (the 403 of every agent-facing service); the proof may name the scope's private ``his`` URL.
         """
         rid = _cluster_id(request.resourceId)
         # A cluster past its allowance is answered before any signature is checked (the check is most of the cost);
@@ -92,15 +101,27 @@ class ClusterIdentities:
             raise invalid_proof()
         else:
             proof_key = parse_agent_public_key(str(resource.properties.get("agentPublicKeyCertificate", "")))
-        audience = his_url(self._settings) + HIS_CERTIFICATE_PATH
+        # The facts of the cluster the proof claims are read first (told to nobody until the proof is verified):
+        # an agent following its scope's private map signs for the private his URL.
+        facts = await enforcement.facts(rid.key, arrival) if enforcement is not None else None
+        audiences = [his_url(self._settings) + HIS_CERTIFICATE_PATH]
+        if facts is not None and facts.scope_uuid:
+            audiences.append(private_his_url(self._settings, facts.scope_uuid) + HIS_CERTIFICATE_PATH)
         claims = verify_proof(
-            request.proof, proof_key, audience=audience, resource_id=request.resourceId, digest=csr_digest(csr), now=now
+            request.proof,
+            proof_key,
+            audience=audiences,
+            resource_id=request.resourceId,
+            digest=csr_digest(csr),
+            now=now,
         )
         if resource is None or gone:  # a holder of the cluster's certificate may know
             raise Unauthenticated(
                 f"The connected cluster '{request.resourceId}' does not exist (it may have been deleted).",
                 code="ClusterNotFound",
             )
+        if enforcement is not None and facts is not None:
+            await enforcement.judge(resource.id, arrival, facts)  # private link: 403 naming the rule
         self._check_allowance(rid.key, spend=True)
         expires = dt.datetime.fromtimestamp(float(claims["exp"]), dt.UTC)
         if not await spend_once(self._db, f"his:{claims['jti']}", expires, now):

@@ -41,9 +41,9 @@ def presented_certificate(proof: str) -> x509.Certificate | None:
 
 
 def verify_proof(
-    proof: str, key: PublicKeyTypes, *, audience: str, resource_id: str, digest: str, now: dt.datetime
+    proof: str, key: PublicKeyTypes, *, audience: str | list[str], resource_id: str, digest: str, now: dt.datetime
 ) -> dict[str, Any]:
-    """The proof's claims if ``key`` signed it for this URL, resource and CSR, and it is fresh."""
+    """The proof's claims if ``key`` signed it for this URL (one of these), resource and CSR, and it is fresh."""
     bad = invalid_proof()
     try:
         claims: dict[str, Any] = jwt.decode(

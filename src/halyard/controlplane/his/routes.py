@@ -14,6 +14,7 @@ from halyard.api.agents import (
     ServiceEndpoints,
 )
 from halyard.controlplane.agentfacing.arrival import arrival_of
+from halyard.controlplane.agentfacing.callers import enforcement_of
 from halyard.controlplane.plane import ControlPlane, plane
 
 router = APIRouter(prefix="/his", tags=["his"])
@@ -21,9 +22,10 @@ Plane = Annotated[ControlPlane, Depends(plane)]
 
 
 @router.post(HIS_CERTIFICATE_PATH, operation_id="His_IssueCertificate")
-async def issue_certificate(body: CertificateRequest, cp: Plane) -> CertificateResponse:
-    """A cluster certificate for the CSR's key, to a caller proving possession of the onboarding or current key."""
-    return await cp.his.issue(body)
+async def issue_certificate(request: Request, body: CertificateRequest, cp: Plane) -> CertificateResponse:
+    """A cluster certificate for the CSR's key, to a caller proving possession of the onboarding or current key,
+    arriving the way the cluster's private link scope allows."""
+    return await cp.his.issue(body, arrival_of(request), enforcement_of(request))
 
 
 @router.get(HIS_ENDPOINTS_PATH, operation_id="His_Endpoints")

@@ -316,6 +316,18 @@ class PrivateEndpointBehaviour(PlainBehaviour):
         await refresh_reports(ctx.session, scope_id, ctx)
         return Desired(location=body.location, tags=body.tags or {}, properties=props)
 
+    async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
+        """Its connection leaves the scope with it (in the deleting transaction: both or neither), and the scope's
+        embedded connections are rewritten. Enforcement refuses the endpoint from this commit on."""
+        kept = resource.properties.get(HIDDEN) or {}
+        if not kept.get("connection"):
+            return
+        connection = await ctx.session.get(Resource, kept["connection"].lower())
+        if connection is not None:
+            await ctx.session.delete(connection)
+            await ctx.session.flush()
+        await refresh_reports(ctx.session, ResourceId.parse(kept["scope"]), ctx)
+
     def render_properties(self, resource: Resource, reported: Mapping[str, Any], ctx: RenderContext) -> dict[str, Any]:
         props = {k: v for k, v in resource.properties.items() if k != HIDDEN}
         state = reported.get("connectionState")

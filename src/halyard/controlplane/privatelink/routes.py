@@ -1,14 +1,17 @@
 """A scope's private link resources (read-only): the one group id endpoints connect to, the services it serves
 (``requiredMembers``) and the private zone their names live in (``requiredZoneNames``), as
-``az network private-link-resource list --type Microsoft.HybridCompute/privateLinkScopes`` reads them."""
+``az network private-link-resource list --type Microsoft.HybridCompute/privateLinkScopes`` reads them. And a
+cluster's recent private link refusals (a Halyard addition, for ``connectedk8s troubleshoot``)."""
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from halyard.controlplane.agentfacing.enforcement import recent_refusals
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
+from halyard.controlplane.kubernetes.connectedclusters import API_VERSIONS as CLUSTER_API_VERSIONS
 from halyard.controlplane.privatelink import names
 from halyard.controlplane.privatelink.scopes import API_VERSIONS, SCOPES
 from halyard.core.errors import NotFound
@@ -74,3 +77,31 @@ async def get_link_resource(
     if groupName.lower() != names.GROUP_ID:
         raise NotFound(f"Private link resource '{groupName[:100]}' was not found; the only one is '{names.GROUP_ID}'.")
     return JSONResponse(link_resource(cp.settings, scope_id))
+
+
+CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
+
+
+@router.get(
+    "/subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Kubernetes"
+    "/connectedClusters/{resourceName}/privateLinkRefusals",
+    tags=[CLUSTERS],
+    operation_id="ConnectedClusters_ListPrivateLinkRefusals",
+)
+async def list_refusals(
+    request: Request,
+    subscriptionId: str,
+    resourceGroupName: str,
+    resourceName: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: Annotated[str | None, api_version_query(CLUSTER_API_VERSIONS)] = None,
+) -> JSONResponse:
+    """The cluster's newest private link refusals (``RECENT_REFUSALS`` at most, newest first: time, rule, arrival),
+    to whoever may read the cluster."""
+    version = require_api_version(request, CLUSTER_API_VERSIONS, f"{CLUSTERS}/privateLinkRefusals")
+    rtype = cp.types.get(CLUSTERS)
+    assert rtype is not None
+    rid = rtype.resource_id(request.path_params)
+    await cp.pipeline.get(caller, rtype, rid, version)  # read access to the cluster, 404 when it is missing
+    return JSONResponse({"value": await recent_refusals(cp.db, str(rid))})

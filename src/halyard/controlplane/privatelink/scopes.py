@@ -36,6 +36,8 @@ NAMESPACE = "Microsoft.HybridCompute"
 SCOPES = f"{NAMESPACE}/privateLinkScopes"
 CONNECTIONS = f"{SCOPES}/privateEndpointConnections"
 ENDPOINTS = "Microsoft.Network/privateEndpoints"
+CLUSTERS = "Microsoft.Kubernetes/connectedClusters"
+MEMBERS_NAMED = 10  # clusters a refused scope deletion names (the count says how many more)
 REPORTER = "privatelink"  # the scope's embedded connections, an endpoint's connection state
 # What azure-mgmt-hybridcompute 10.x (2026-07-15), the CLI's private-link commands (2021-05-20) and the arcgateway
 # extension (2024-07-31-preview) send, with the stable versions between.
@@ -88,6 +90,31 @@ class ScopeBehaviour(PlainBehaviour):
 
     def render_properties(self, resource: Resource, reported: Mapping[str, Any], ctx: RenderContext) -> dict[str, Any]:
         return {**resource.properties, "privateEndpointConnections": list(reported.get("connections") or [])}
+
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        """A scope that clusters still name is not deleted (their agents would be refused everywhere): 409 naming
+        them. Clusters are in their scope's subscription, so only that subscription's clusters are read."""
+        members = await clusters_in(ctx.session, resource)
+        if members:
+            shown = ", ".join(f"'{name}'" for name in members[:MEMBERS_NAMED])
+            more = f" and {len(members) - MEMBERS_NAMED} more" if len(members) > MEMBERS_NAMED else ""
+            raise Conflict(
+                f"Private link scope '{resource.name}' is used by {len(members)} connected cluster(s): {shown}{more}. "
+                "Remove them from the scope first (`halyard connectedk8s update --enable-private-link false`).",
+                code="PrivateLinkScopeInUse",
+            )
+
+
+async def clusters_in(session: AsyncSession, scope: Resource) -> list[str]:
+    """The resource ids of the connected clusters whose private link scope is ``scope``."""
+    rows = await session.execute(
+        select(Resource.id, Resource.properties).where(
+            Resource.type_key == CLUSTERS.lower(), Resource.subscription_id == scope.subscription_id
+        )
+    )
+    return sorted(
+        rid for rid, props in rows if str(props.get("privateLinkScopeResourceId") or "").lower() == scope.id_key
+    )
 
 
 class ConnectionBehaviour(PlainBehaviour):

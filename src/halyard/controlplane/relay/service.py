@@ -32,7 +32,7 @@ from sqlalchemy import select
 
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
-from halyard.controlplane.agentfacing.enforcement import enforce
+from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
@@ -88,8 +88,9 @@ def user_target(path: str) -> StreamTarget | None:
 
 
 class Relay:
-    def __init__(self, cp: ControlPlane) -> None:
+    def __init__(self, cp: ControlPlane, enforcement: Enforcement) -> None:
         self._cp = cp
+        self.enforcement = enforcement  # private link: the tunnel and data connections are agent-facing requests
         self.tunnels = TunnelTable()
         self._pending: dict[bytes, _Pending] = {}
         self.pipes: set[Pipe] = set()
@@ -153,7 +154,7 @@ class Relay:
     async def _agent(self, head: Head, conn: Connection) -> tuple[Caller, str]:
         token = _bearer(head)
         caller, cluster_id = await cluster_of_agent_token(self._cp, token)
-        await enforce(self._cp.db, self._cp.listeners.refusals, cluster_id, self._cp.listeners.arrival(conn.local))
+        await self.enforcement.enforce(cluster_id, self._cp.listeners.arrival(conn.local))
         live = await self._cp.his.live({caller.object_id})
         problem = self._cp.his.problem(live.get(caller.object_id), self._cp.clock.now())
         if problem is not None:

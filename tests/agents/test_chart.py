@@ -248,6 +248,19 @@ def test_connect_in_cluster_installs_the_chart_with_helm(
         assert "onboarding.key" in (client.get(Secret, "halyard-onboarding", namespace=ns).data or {})
         config = client.get(ConfigMap, "halyard-clusterconfig", namespace=ns).data or {}
         assert config["RESOURCE_ID"] == resource_id(cli, group, "chart")
+
+        # Off the proxy and onto another, with update (no re-onboarding): the chart's network values follow.
+        target = ("-g", group, "-n", "chart", "--kube-config", str(kubeconfig))
+        off = cli.run("connectedk8s", "update", *target, "--disable-proxy", env=env)
+        assert off.returncode == 0, off.stderr
+        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == DEPLOYED
+        sync = client.get(Deployment, "resource-sync", namespace=ns).spec.template.spec.containers[0]
+        assert "HTTPS_PROXY" not in {e.name for e in sync.env or []}
+        on = cli.run("connectedk8s", "update", *target, "--proxy-https", "http://proxy2.corp.invalid:3128", env=env)
+        assert on.returncode == 0, on.stderr
+        assert {d.metadata.name for d in client.list(Deployment, namespace=ns)} == installed
+        network = client.get(Secret, "halyard-network", namespace=ns).data or {}
+        assert base64.b64decode(network["proxy"]).decode() == "http://proxy2.corp.invalid:3128"
     finally:
         client.close()
 

@@ -10,6 +10,7 @@ of it, and the agents of either mode, is :func:`remove_agents`.
 from __future__ import annotations
 
 import ipaddress
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,43 @@ class AgentsNetwork:
         return {key: value for key, value in given if value}
 
 
+@dataclass(frozen=True)
+class NetworkChange:
+    """What ``connectedk8s update`` changes of where the agents' connections go: None keeps a setting as it is,
+    "" clears it (``--disable-gateway``, ``--disable-proxy``)."""
+
+    gateway: str | None = None  # host:port of the gateway endpoint
+    proxy: str | None = None
+    skip_range: str | None = None
+    proxy_cert: str | None = None
+
+    @property
+    def turns_on(self) -> bool:
+        """A gateway or a proxy is set: arc-proxy must run."""
+        return bool(self.gateway or self.proxy)
+
+    def chart_values(self) -> dict[str, str]:
+        given = (
+            ("network.gateway", self.gateway),
+            ("network.proxy", self.proxy),
+            ("network.proxySkipRange", self.skip_range),
+            ("network.proxyCert", self.proxy_cert),
+        )
+        return {key: value for key, value in given if value is not None}
+
+
+def _runs_arc_proxy(pid: int | None) -> bool:
+    """Whether the local agents' process was started with arc-proxy (a gateway or a proxy in its environment).
+    Where the environment cannot be read (no /proc), False: a restart with arc-proxy on is then the safe side."""
+    if pid is None:
+        return False
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(v.startswith((b"HALYARD_AGENT_GATEWAY=", b"HALYARD_AGENT_PROXY=")) for v in environ)
+
+
 def local_agent_version() -> str:
     """The version local agents run once (re)started: the halyard installed here (else, from a source tree, this)."""
     return installed_version() or halyard.__version__
@@ -106,6 +144,11 @@ class Agents(Protocol):
     def restart(self, features: frozenset[str]) -> None:
         """Have the agents read the cluster's configuration again, with the optional agents of ``features`` on and
         the others off (``enable-features``/``disable-features``)."""
+
+    def reroute(self, change: NetworkChange) -> None:
+        """Send the agents' connections where ``change`` says (``update`` onto or off a gateway or a proxy): once
+        arc-proxy runs it follows the control plane's ``/gw/v1/network`` by itself, so what is done here is what it
+        cannot do: start it (or, in the chart, install, change or remove it and point the other agents at it)."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +191,20 @@ class LocalAgents:
 
     def restart(self, features: frozenset[str]) -> None:
         # One process runs every agent and reads FEATURES as it starts: a stop and a fresh start.
+        localagents.stop_detached(self.state_dir)
+        self._start()
+
+    def reroute(self, change: NetworkChange) -> None:
+        if not change.turns_on or _runs_arc_proxy(localagents.running_pid(self.state_dir)):
+            return  # a running arc-proxy hears of it from /gw/v1/network; without one and nothing to turn on, no work
+        # A restart with arc-proxy on: the process reads these once, at start, then follows /gw/v1/network.
+        for variable, value in (
+            ("HALYARD_AGENT_GATEWAY", change.gateway),
+            ("HALYARD_AGENT_PROXY", change.proxy),
+            ("HALYARD_AGENT_PROXY_SKIP_RANGE", change.skip_range),
+        ):
+            if value:
+                os.environ[variable] = value
         localagents.stop_detached(self.state_dir)
         self._start()
 
@@ -239,6 +296,19 @@ class InClusterAgents:
             raise CliError(
                 f"helm upgrade of the release {RELEASE} failed: {exc}. The cluster's configuration already has the "
                 "new features; fix the cause and run the same command again.",
+                "HelmUpgradeFailed",
+            ) from None
+
+    def reroute(self, change: NetworkChange) -> None:
+        values = change.chart_values()
+        if not values:
+            return
+        try:
+            self.helm.upgrade(self.chart, values)
+        except HelmError as exc:
+            raise CliError(
+                f"helm upgrade of the release {RELEASE} failed: {exc}. The cluster's resource already has the new "
+                "gateway or proxy settings; fix the cause and run the same update again.",
                 "HelmUpgradeFailed",
             ) from None
 

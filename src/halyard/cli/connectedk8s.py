@@ -14,12 +14,13 @@ import typer
 
 from halyard.api import cluster as names
 from halyard.cli import localagents
-from halyard.cli.agentplacement import remove_agents
+from halyard.cli.agentplacement import NetworkChange, locate, remove_agents
 from halyard.cli.agentupgrade import upgrade_agents
 from halyard.cli.connectedclusters import API_VERSION, TABLE, cluster_id, clusters_collection, flatten
 from halyard.cli.context import Invocation
 from halyard.cli.errors import CliError, UsageError
-from halyard.cli.gateways import check_gateway_id, link, proxy_settings, with_proxy
+from halyard.cli.gateways import API_VERSION as GATEWAY_API_VERSION
+from halyard.cli.gateways import ProxySettings, check_gateway_id, link, proxy_settings, with_proxy
 from halyard.cli.keyvalues import parse_tags
 from halyard.cli.kubesession import KubeSession
 from halyard.cli.privatelinkflags import private_link_update, with_private_link
@@ -123,6 +124,8 @@ def update(
         Path | None, typer.Option("--proxy-cert", "--custom-ca-cert", help="PEM CA of a TLS-inspecting proxy.")
     ] = None,
     disable_proxy: Annotated[bool, typer.Option("--disable-proxy", help="The agents go direct again.")] = False,
+    kube_config: KubeConfig = None,
+    kube_context: KubeContext = None,
     enable_private_link: Annotated[
         str | None,
         typer.Option(
@@ -192,7 +195,48 @@ def update(
         if gateway is not None or disable_gateway:
             link(inv, path, gateway)
             cluster = None  # shown as it now is, its gateway included
+    if network:
+        change = _network_change(inv, gateway, disable_gateway, None if disable_proxy else proxy, disable_proxy)
+        _reroute_agents(inv, path, change, kube_config, kube_context)
     inv.emit(flatten(cluster or inv.arm.get(path, API_VERSION)), TABLE)
+
+
+def _network_change(
+    inv: Invocation, gateway: str | None, disable_gateway: bool, proxy: ProxySettings | None, disable_proxy: bool
+) -> NetworkChange:
+    endpoint = None
+    if gateway is not None:
+        url = (inv.arm.get(gateway, GATEWAY_API_VERSION).get("properties") or {}).get("gatewayUrl") or ""
+        endpoint = str(url).removeprefix("https://")
+    elif disable_gateway:
+        endpoint = ""
+    if disable_proxy:
+        return NetworkChange(gateway=endpoint, proxy="", skip_range="", proxy_cert="")
+    if proxy is None or proxy.empty:
+        return NetworkChange(gateway=endpoint)
+    return NetworkChange(
+        gateway=endpoint, proxy=proxy.https or proxy.http, skip_range=proxy.skip_range, proxy_cert=proxy.cert_pem
+    )
+
+
+def _reroute_agents(
+    inv: Invocation, resource_id: str, change: NetworkChange, kube_config: Path | None, kube_context: str | None
+) -> None:
+    """Start arc-proxy where it must now run (local agents), or change the chart's network values (in-cluster). A
+    running arc-proxy follows the resource by itself, so agents out of reach are said, not fatal."""
+    try:
+        with KubeSession(kube_config.expanduser() if kube_config else None, kube_context) as kube:
+            agents = locate(resource_id, kube)
+            with inv.progress("Pointing the agents at the new gateway and proxy settings"):
+                agents.reroute(change)
+    except CliError as exc:
+        if exc.code not in ("KubeconfigError", "AgentsNotFound"):
+            raise
+        inv.warn(
+            f"The cluster's resource is updated, but its agents were not reached from here: {exc.message} Agents "
+            "whose arc-proxy runs follow the new settings with their next heartbeat; to start arc-proxy, or change "
+            "it in the cluster's chart, run this update again with --kube-config."
+        )
 
 
 @app.command("upgrade")

@@ -313,9 +313,12 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
         deadline = time.monotonic() + 60  # four processes starting on a loaded machine
         while True:
             shown = cli.show(group, "split")
-            if shown["lastConnectivityTime"] > before and shown["connectivityStatus"] == "Connected":
+            # agentState comes from controller-manager's health ConfigMap, which a beat carries once it exists: the
+            # first beat of resource-sync (a process of its own) may come before controller-manager published it.
+            state = (shown.get("arcAgentProfile") or {}).get("agentState")
+            if shown["lastConnectivityTime"] > before and shown["connectivityStatus"] == "Connected" and state:
                 break
-            assert time.monotonic() < deadline, "the split agents did not heartbeat"
+            assert time.monotonic() < deadline, f"the split agents did not heartbeat with their state: {shown}"
             time.sleep(0.5)
         assert shown["totalNodeCount"] == 3
         assert shown["arcAgentProfile"]["agentState"] == "Succeeded"  # published by controller-manager

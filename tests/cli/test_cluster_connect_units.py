@@ -164,6 +164,10 @@ def test_features_are_validated_and_planned_idempotently() -> None:
 def test_chart_values_turn_the_feature_agents_on_and_off_and_roll_every_agent() -> None:
     values, switches = chart_values_for(frozenset({"azure-rbac"}))
     assert values == {"features": "azure-rbac"}
-    assert switches == {"agents.clusterconnect-agent.enabled": False, "agents.guard.enabled": True}
+    assert switches == {
+        "agents.clusterconnect-agent.enabled": False,
+        "agents.guard.enabled": True,
+        "agents.extension-manager.enabled": False,
+    }
     assert chart_values_for(names.DEFAULT_FEATURES)[1]["agents.clusterconnect-agent.enabled"] is True
     assert json.dumps(chart_values_for(frozenset())[0]) == '{"features": ""}'

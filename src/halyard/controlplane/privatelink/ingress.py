@@ -15,9 +15,8 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
 
-from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedProtocol
 from halyard.controlplane.privatelink.endpointpki import endpoint_of
 from halyard.core import proxyv2
 
@@ -27,53 +26,6 @@ HEADER_TIMEOUT_SECONDS = 10.0
 
 def marked_address(endpoint_id: str) -> tuple[str, int]:
     return f"pe:{endpoint_id.lower()}", 0
-
-
-class _TransportView:
-    """A transport as the HTTP protocol should see it: the endpoint's marked local address, the original client's
-    address from the PROXY header; everything else is the transport's own."""
-
-    def __init__(self, transport: asyncio.BaseTransport, local: tuple[str, int], peer: tuple[str, int] | None) -> None:
-        self._transport = transport
-        self._local = local
-        self._peer = peer
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "socket":
-            return None
-        if name == "sockname":
-            return self._local
-        if name == "peername" and self._peer is not None:
-            return self._peer
-        return self._transport.get_extra_info(name, default)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _Marked(asyncio.Protocol):
-    def __init__(self, inner: asyncio.Protocol, local: tuple[str, int], peer: tuple[str, int] | None) -> None:
-        self._inner = inner
-        self._local = local
-        self._peer = peer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._inner.connection_made(_TransportView(transport, self._local, self._peer))  # type: ignore[arg-type]
-
-    def data_received(self, data: bytes) -> None:
-        self._inner.data_received(data)
-
-    def eof_received(self) -> bool | None:
-        return self._inner.eof_received()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
 
 
 class _Pipe(asyncio.Protocol):
@@ -206,7 +158,7 @@ class Ingress:
             outer.piped(pipe)
             # The agent's own TLS ends here, as on any listener (the handshake reads through the pipe).
             await loop.connect_accepted_socket(
-                lambda: _Marked(self._create_protocol(), local, source), inner, ssl=self._server_ssl
+                lambda: MarkedProtocol(self._create_protocol(), local, source), inner, ssl=self._server_ssl
             )
         except (OSError, ssl.SSLError) as exc:
             log.info("endpoint connection ended before it was served", extra={"error": str(exc)})

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.arm.proxytypes import ResourceOut, hybrid_type
 from halyard.controlplane.arm.resourcetypes import (
     Desired,
     Placement,
@@ -26,7 +27,7 @@ from halyard.controlplane.arm.resourcetypes import (
     ResourceType,
     WriteContext,
 )
-from halyard.controlplane.privatelink.models import ConnectionPatch, ConnectionPut, ScopeOut, ScopePatch, ScopePut
+from halyard.controlplane.privatelink.models import ConnectionPatch, ConnectionPut, ScopePatch, ScopePut
 from halyard.controlplane.privatelink.names import GROUP_ID
 from halyard.core.errors import Conflict, InvalidRequest
 from halyard.store.models import Resource
@@ -197,20 +198,18 @@ async def refresh_reports(session: AsyncSession, scope: ResourceId | None, ctx: 
 
 
 def scope_types() -> tuple[ResourceType, ResourceType]:
-    scopes = ResourceType(
-        namespace=NAMESPACE,
-        type_name="privateLinkScopes",
-        api_versions=API_VERSIONS,
+    scopes = hybrid_type(
+        NAMESPACE,
+        "privateLinkScopes",
+        API_VERSIONS,
         put_model=ScopePut,
         patch_model=ScopePatch,
-        response_model=ScopeOut,
         behaviour=ScopeBehaviour(),
         name_pattern=SCOPE_NAME,
         name_rule="It must be 1-64 letters, digits, '.', '_' and '-', starting with a letter or digit and ending "
         "with a letter, digit or '_'.",
         display="private link scope",
         name_param="scopeName",
-        sync_patch_versions=frozenset(API_VERSIONS),  # PATCH (tags, public access) answers 200, as the SDK expects
     )
     connections = ResourceType(
         namespace=NAMESPACE,
@@ -218,7 +217,7 @@ def scope_types() -> tuple[ResourceType, ResourceType]:
         api_versions=API_VERSIONS,
         put_model=ConnectionPut,
         patch_model=ConnectionPatch,
-        response_model=ScopeOut,
+        response_model=ResourceOut,
         behaviour=ConnectionBehaviour(),
         name_pattern=CONNECTION_NAME,
         name_rule="It must be 1-128 letters, digits, '.', '_' and '-'.",

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from halyard import __version__
 from halyard.controlplane import health
 from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalCollector, ArrivalKind, ArrivalMiddleware
-from halyard.controlplane.agentfacing.enforcement import Enforcement, EnforcementCollector
+from halyard.controlplane.agentfacing.enforcement import EnforcementCollector
 from halyard.controlplane.agentfacing.listening import endpoint_listeners
 from halyard.controlplane.arm.paths import CanonicalPathMiddleware
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
@@ -72,8 +72,7 @@ def create_app(
     db = db or Database(settings.database)
     cp = ControlPlane.build(settings, db, clock, Sealer.from_data_dir(settings.data_dir), types)
     cp.operations.handle("resourceGroups/delete", lambda op: groups.delete_group_operation(cp, op))
-    enforcement = Enforcement(db, cp.listeners.refusals, cp.endpoints, clock)
-    relay = Relay(cp, enforcement)
+    relay = Relay(cp)
     gateway = build_gateway(cp)
     configuration = configuration_delivery(cp)
     for host, port, endpoint in endpoint_listeners(settings):
@@ -95,7 +94,7 @@ def create_app(
             asyncio.create_task(_keep_keys(cp), name="signing-keys"),
             asyncio.create_task(cp.access.watch(), name="access-changes"),
             asyncio.create_task(configuration.watch(), name="configuration-changes"),
-            asyncio.create_task(enforcement.watch(), name="private-link-changes"),
+            asyncio.create_task(cp.enforcement.watch(), name="private-link-changes"),
         ]
         log.info(
             "control plane ready",
@@ -123,7 +122,6 @@ def create_app(
     app.state.plane = cp
     # Sign-in with external OpenID Connect providers (none unless the operator configured them).
     app.state.federation = Federation(db, clock, load_providers(settings.federation_file), base_url=settings.base_url)
-    app.state.enforcement = enforcement  # private link, for every agent-facing route (agentfacing/callers.py)
     app.state.relay = relay  # the listener hands it connections to /relay/ (server.py)
     app.state.configuration = configuration  # /dp/v1/configurations long polls wait on it
     app.state.metrics = health.Metrics()

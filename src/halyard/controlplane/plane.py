@@ -11,6 +11,7 @@ from fastapi import Request
 from halyard.controlplane.agentfacing.arrival import Listeners
 from halyard.controlplane.agentfacing.clusters import ClusterOfIdentity
 from halyard.controlplane.agentfacing.endpoints import EndpointMaps
+from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.controlplane.arm.access import Access
 from halyard.controlplane.arm.operations import Operations
 from halyard.controlplane.arm.pipeline import Pipeline
@@ -58,6 +59,7 @@ class ControlPlane:
     listeners: Listeners
     endpoints: EndpointMaps
     clusters_of_identities: ClusterOfIdentity
+    enforcement: Enforcement  # private link: which cluster is served through which arrival (every agent request)
     pipeline: Pipeline = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,6 +92,8 @@ class ControlPlane:
             token_lifetime=lifetime,
         )
         his = ClusterIdentities(db, clock, settings, CertificateAuthority(db, sealer, clock))
+        listeners = Listeners()
+        endpoints = EndpointMaps(settings)
         return cls(
             settings=settings,
             db=db,
@@ -107,9 +111,10 @@ class ControlPlane:
             types=declare_types(TypeServices(settings=settings, clock=clock, sealer=sealer, his=his)),
             his=his,
             heartbeats=Heartbeats(db, clock, settings, his),
-            listeners=Listeners(),
-            endpoints=EndpointMaps(settings),
+            listeners=listeners,
+            endpoints=endpoints,
             clusters_of_identities=ClusterOfIdentity(db),
+            enforcement=Enforcement(db, listeners.refusals, endpoints, clock),
         )
 
 

@@ -47,9 +47,8 @@ async def agent_request(
 
 
 def enforcement_of(request: Request) -> Enforcement:
-    """The process's private link enforcement (built with the app, beside the control plane's services)."""
-    enforcement: Enforcement = request.app.state.enforcement
-    return enforcement
+    """The process's private link enforcement, one of the control plane's services."""
+    return plane(request).enforcement
 
 
 async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:

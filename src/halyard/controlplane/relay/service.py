@@ -32,7 +32,6 @@ from sqlalchemy import select
 
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.agentfacing.callers import cluster_of_agent_token
-from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
@@ -88,9 +87,9 @@ def user_target(path: str) -> StreamTarget | None:
 
 
 class Relay:
-    def __init__(self, cp: ControlPlane, enforcement: Enforcement) -> None:
+    def __init__(self, cp: ControlPlane) -> None:
         self._cp = cp
-        self.enforcement = enforcement  # private link: the tunnel and data connections are agent-facing requests
+        self.enforcement = cp.enforcement  # private link: the tunnel and data connections are agent-facing requests
         self.tunnels = TunnelTable()
         self._pending: dict[bytes, _Pending] = {}
         self.pipes: set[Pipe] = set()

@@ -60,13 +60,8 @@ class AgentsNetwork:
 
     def chart_values(self) -> dict[str, str]:
         """The chart's ``network.*`` (arc-proxy's Deployment and Service, the other agents pointed at it)."""
-        given = (
-            ("network.gateway", self.gateway),
-            ("network.proxy", self.proxy),
-            ("network.proxySkipRange", self.skip_range),
-            ("network.proxyCert", self.proxy_cert),
-        )
-        return {key: value for key, value in given if value}
+        given = NetworkChange(self.gateway, self.proxy, self.skip_range, self.proxy_cert).chart_values()
+        return {key: value for key, value in given.items() if value}
 
 
 @dataclass(frozen=True)

@@ -126,7 +126,9 @@ def test_each_agent_works_under_its_own_service_account_and_no_further(
             logs = {a: (tmp_path / f"{a}.log").read_text()[-1500:] for a in sorted(AGENTS)}
             raise AssertionError(f"the agents did not connect under their service accounts: {logs}") from None
         deadline = time.monotonic() + 30
-        while "agentState" not in shown["arcAgentProfile"]:  # published by controller-manager, relayed by resource-sync
+        # The agent state (controller-manager's) and the node count (metadata-operator's) reach the resource in the
+        # first beat after each is published: resource-sync, a process of its own, may beat before either.
+        while "agentState" not in shown["arcAgentProfile"] or "totalNodeCount" not in shown:
             assert time.monotonic() < deadline, f"no agent state within 30 s: {shown}"
             time.sleep(0.5)
             shown = cli.show(group, "least")

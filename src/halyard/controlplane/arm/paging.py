@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from urllib.parse import quote
 
 from halyard.core.errors import InvalidRequest
 
@@ -23,6 +24,10 @@ def decode_skip_token(token: str | None) -> str | None:
     return key
 
 
-def next_link(base_url: str, path: str, api_version: str, last_key: str, top: int | None) -> str:
+def next_link(
+    base_url: str, path: str, api_version: str, last_key: str, top: int | None, filter_: str | None = None
+) -> str:
+    """The next page's URL: the same query (``$top``, ``$filter``) after ``last_key``."""
     link = f"{base_url}{path}?api-version={api_version}&%24skipToken={encode_skip_token(last_key)}"
-    return link + (f"&%24top={top}" if top else "")
+    link += f"&%24top={top}" if top else ""
+    return link + (f"&%24filter={quote(filter_, safe='')}" if filter_ else "")

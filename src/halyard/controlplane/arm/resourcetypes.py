@@ -11,12 +11,12 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.apiversions import newest_stable_first
@@ -188,6 +188,8 @@ class ResourceType:
     actions: Sequence[Action] = ()
     rbac_type: str | None = None  # the action prefix when it is not the full type (Arc's settings/default)
     force_delete: bool = False  # its DELETE takes ``forceDelete=true`` (Arc's extensions): deprovision not waited on
+    # Its lists take ``$filter``: the expression (as given) → a condition on ``Resource`` rows, or InvalidRequest.
+    list_filter: Callable[[str, RenderContext], ColumnElement[bool]] | None = None
     name_param: str = ""  # the route's parameter for the name; derived from the type when empty
 
     def __post_init__(self) -> None:

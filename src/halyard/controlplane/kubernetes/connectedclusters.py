@@ -24,7 +24,7 @@ from halyard.controlplane.arm.resourcetypes import (
     ResourceType,
     WriteContext,
 )
-from halyard.controlplane.dataplane.status import connectivity_status
+from halyard.controlplane.dataplane.status import connectivity_status, status_filter
 from halyard.controlplane.gateway.links import gateway_of, linked_gateway, write_link
 from halyard.controlplane.kubernetes.models import (
     ConnectedClusterOut,
@@ -328,4 +328,7 @@ def connected_cluster_type(services: TypeServices) -> ResourceType:
         display="connected cluster",
         sync_patch_versions=frozenset({"2021-03-01", "2021-10-01"}),
         actions=(LIST_USER_CREDENTIAL, SNAPSHOT_CONFIGURATION, RESTORE_CONFIGURATION),
+        list_filter=lambda text, ctx: status_filter(
+            text, ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds)
+        ),
     )

@@ -92,8 +92,8 @@ def row(body: dict[str, Any]) -> ClusterRow:
 
 @dataclass(frozen=True)
 class Criteria:
-    """What the user asked the table for. ``group`` is answered by the API's group-scoped list; ``name`` (a
-    substring) and ``status`` are applied here, as the API's cluster list has no such filter yet."""
+    """What the user asked the table for. ``group`` is answered by the API's group-scoped list and ``status`` by its
+    ``$filter``; ``name`` (a substring) is applied here, as the API has no such filter."""
 
     group: str = ""
     name: str = ""
@@ -101,7 +101,12 @@ class Criteria:
 
     @property
     def local(self) -> bool:
-        return bool(self.name or self.status)
+        return bool(self.name)
+
+    @property
+    def api_filter(self) -> dict[str, str]:
+        """The list API's ``$filter`` for the status asked, if any."""
+        return {"$filter": f"properties/connectivityStatus eq '{self.status}'"} if self.status else {}
 
     def matches(self, r: ClusterRow) -> bool:
         if self.status and r.status != self.status:

@@ -344,10 +344,11 @@ def _clusters_path(sub: str, group: str) -> str:
 
 
 async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str) -> TablePage:
-    """One page of the table: the API's own page when only the group is asked for; otherwise the API's pages read
-    in order, filtered here, until a page is full (at most SCAN_LIMIT clusters read per page)."""
+    """One page of the table: the API's own page when only the group and status are asked for (the status as the
+    API's ``$filter``); with a name, the API's pages read in order, filtered here, until a page is full (at most
+    SCAN_LIMIT clusters read per page)."""
     path = _clusters_path(sub, criteria.group)
-    params = {"api-version": CLUSTERS_API, "$top": str(PAGE)}
+    params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **criteria.api_filter}
     if not criteria.local:
         body = await ctx.api("GET", path, params={**params, **({"$skipToken": skip} if skip else {})})
         rows = [fleet.row(b) for b in body.get("value", [])]

@@ -53,6 +53,12 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
     api_version = _param("api_version_", Annotated[str | None, api_version_query(versions)], None)
     if_match = _param("if_match", Annotated[str | None, Header(alias="If-Match")], None)
     if_none_match = _param("if_none_match", Annotated[str | None, Header(alias="If-None-Match")], None)
+    # Only types that filter document $filter (a stray one elsewhere is ignored, as before).
+    filtering = (
+        [_param("filter_", Annotated[str | None, Query(alias="$filter", max_length=512)], None)]
+        if rtype.list_filter is not None
+        else []
+    )
     paging = [
         _param("skip_token", Annotated[str | None, Query(alias="$skipToken")], None),
         _param("top", Annotated[int | None, Query(alias="$top", ge=1, le=1000)], None),
@@ -107,6 +113,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         cp: ControlPlane,
         skip_token: str | None,
         top: int | None,
+        filter_: str | None = None,
         **_: Any,
     ) -> Response:
         v = version(request)
@@ -121,6 +128,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
             skip_token=skip_token,
             top=top,
             base_path=request.url.path,
+            filter_=filter_,
         )
         return reply(r)
 
@@ -166,7 +174,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
     for path, name in collections:
         router.add_api_route(
             path,
-            _endpoint(list_items, path, [api_version, *paging]),
+            _endpoint(list_items, path, [api_version, *paging, *filtering]),
             methods=["GET"],
             operation_id=f"{op_prefix}_{name}",
         )

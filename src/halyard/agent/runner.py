@@ -23,9 +23,11 @@ from halyard.agent.authproxy import ApiServer, AssertionVerifier, AuthProxy, Own
 from halyard.agent.backoff import Backoff
 from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.guard import Guard
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.manager import Agent, ControllerManager
@@ -51,6 +53,8 @@ AGENTS = (
     "guard",
     "arc-proxy",  # only when a gateway or an enterprise proxy is set (options.network)
     "extension-manager",
+    "config-agent",
+    "flux-logs-agent",
 )
 DEFAULT_HEARTBEAT = 30.0
 
@@ -214,6 +218,12 @@ def build_agents(
         tokens = identity or handoff.PublishedToken(kube)
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
         agents.append(ExtensionManager(http, config.endpoints.dp, tokens, kube, helm, options.state_dir / "extensions"))
+    if "config-agent" in selected and not split:
+        # GitOps (docs/gitops.md): local mode only for now, as extension-manager (the chart has no Deployment or
+        # RBAC for it yet: it needs Flux's CRDs and Secrets in any namespace).
+        agents.append(ConfigAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
+    if "flux-logs-agent" in selected and not split:
+        agents.append(FluxLogsAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(

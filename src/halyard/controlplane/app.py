@@ -31,6 +31,7 @@ from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
 from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.configuration import armroutes as extension_routes
+from halyard.controlplane.configuration import fluxroutes
 from halyard.controlplane.configuration import typeroutes as extension_type_routes
 from halyard.controlplane.configuration.delivery import configuration_delivery
 from halyard.controlplane.dataplane import routes as dataplane_routes
@@ -138,6 +139,7 @@ def create_app(
         gateway_routes.router,
         extension_type_routes.router,
         extension_routes.router,
+        fluxroutes.router,
         privatelink_routes.router,
     ):
         app.include_router(router)

@@ -1,0 +1,147 @@
+"""azure-mgmt-kubernetesconfiguration-fluxconfigurations 1.0.0 (api-version 2025-04-01) against a running control
+plane, the test playing the cluster's config-agent over the real agent protocol (``/dp/v1/fluxConfigurations``):
+create waits for the agent's report, the status monitor, get, list, update, compliance reported, force delete;
+protected settings never returned; bad input refused with clear errors."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.agentcreds import Agent, connect
+from tests.api.helpers import make_group, unique
+from tests.compat.recipes import recipe
+from tests.support.processes import ServerProcess
+
+pytestmark = pytest.mark.e2e
+SECRET = "sdk-flux-key-never-returned"
+POLL = "/dp/v1/fluxConfigurations"
+REPORTS = "/dp/v1/fluxConfigurations/reports"
+
+
+class PlayedConfigAgent(threading.Thread):
+    """Long-polls the cluster's Flux configurations and reports every write applied, Compliant."""
+
+    def __init__(self, server: ServerProcess, agent: Agent) -> None:
+        super().__init__(daemon=True)
+        self.http = httpx.Client(base_url=server.url, verify=server.ca, timeout=60)
+        self.agent = agent
+        self.stop = threading.Event()
+        self.seen: list[dict[str, Any]] = []
+
+    def run(self) -> None:
+        since = None
+        while not self.stop.is_set():
+            params: dict[str, Any] = {"wait": 2 if since else 0, **({"since": since} if since else {})}
+            r = self.http.get(POLL, params=params, headers=self.agent.headers)
+            if r.status_code != 200:
+                continue
+            desired = r.json()
+            since = desired["version"]
+            self.seen = desired["fluxConfigurations"]
+            reports = [
+                {"name": e["name"], "state": "Applied", "appliedGeneration": e["generation"],
+                 "complianceState": "Compliant", "sourceSyncedCommitId": "main@sha1:" + "b" * 40,
+                 "statuses": [{"name": e["name"], "namespace": e["namespace"], "kind": "GitRepository",
+                               "complianceState": "Compliant", "statusConditions": [
+                                   {"type": "Ready", "status": "True", "reason": "Succeeded", "message": "ok"}]}]}
+                for e in self.seen if not e["deleting"]
+            ]  # fmt: skip
+            if reports:
+                sent = self.http.post(REPORTS, json={"configurations": reports}, headers=self.agent.headers)
+                assert sent.status_code == 204, sent.text
+
+
+def test_the_fluxconfigurations_sdk_manages_a_configuration(server: ServerProcess) -> None:
+    from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
+    from azure.mgmt.kubernetesconfiguration.fluxconfigurations import (
+        KubernetesConfigurationFluxConfigurationsMgmtClient,
+    )
+
+    group = make_group(server)
+    cluster = unique("sdk-flux")
+    agent = connect(server, group, cluster)
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
+        beat = http.post("/dp/v1/heartbeat", json={"agentVersion": "1.0.0"}, headers=agent.headers)
+        assert beat.status_code == 200, beat.text  # the cluster's agents are connected: writes wait for them
+    played = PlayedConfigAgent(server, agent)
+    played.start()
+    clients: dict[str, Any] = {"admin": server.admin}
+    exec(recipe("python"), clients)
+    options = {**clients["options"], "polling_interval": 0.05}
+    sdk = KubernetesConfigurationFluxConfigurationsMgmtClient(
+        clients["credential"], server.admin["subscription"], **options
+    )
+    where = (group, "Microsoft.Kubernetes", "connectedClusters", cluster)
+    key = base64.b64encode(SECRET.encode()).decode()
+    try:
+        body = {
+            "properties": {
+                "scope": "cluster",
+                "namespace": "flux-system",
+                "sourceKind": "GitRepository",
+                "gitRepository": {"url": "https://git.example/a.git", "repositoryRef": {"branch": "main"},
+                                  "httpsUser": "me"},
+                "kustomizations": {"base": {"path": "./base"}, "apps": {"path": "./apps", "dependsOn": ["base"]}},
+                "configurationProtectedSettings": {"httpsKey": key},
+            }
+        }  # fmt: skip
+        answers: list[Any] = []
+        created = sdk.flux_configurations.begin_create_or_update(
+            *where, "fleet", body, raw_response_hook=lambda r: answers.append(r.http_response)
+        ).result()
+        assert created.properties.provisioning_state == "Succeeded"
+        assert created.properties.kustomizations["apps"].depends_on == ["base"]
+        # The agent received the key in clear; the management API never returns it.
+        assert played.seen[0]["configurationProtectedSettings"] == {"httpsKey": key}
+        operation_id = answers[0].headers["Azure-AsyncOperation"].split("?")[0].rsplit("/", 1)[1]
+        status = sdk.flux_config_operation_status.get(*where, "fleet", operation_id)
+        assert (status.status, status.name) == ("Succeeded", operation_id)
+        got = sdk.flux_configurations.get(*where, "fleet")
+        assert got.properties.compliance_state == "Compliant"
+        assert got.properties.source_synced_commit_id == "main@sha1:" + "b" * 40
+        assert got.properties.statuses[0].status_conditions[0].type == "Ready"
+        listed = list(sdk.flux_configurations.list(*where))
+        assert [f.name for f in listed] == ["fleet"]
+        for item in (created, got, *listed):
+            text = json.dumps(item.as_dict())
+            assert SECRET not in text and key not in text
+
+        patch = {"properties": {"suspend": True, "kustomizations": {"apps": None}}}
+        updated = sdk.flux_configurations.begin_update(*where, "fleet", patch).result()
+        assert updated.properties.suspend is True and set(updated.properties.kustomizations) == {"base"}
+
+        for bad, code in (
+            ({"gitRepository": {"url": "ftp://x/y", "repositoryRef": {"branch": "m"}}}, "InvalidUrl"),
+            ({"sourceKind": "Bucket"}, "MissingSource"),
+            ({"gitRepository": {"url": "https://x/y", "repositoryRef": {"branch": "m"}},
+              "kustomizations": {"Bad_Name": {}}}, "InvalidKustomizationName"),
+            ({"gitRepository": {"url": "https://x/y", "repositoryRef": {"branch": "m"}},
+              "kustomizations": {"a": {"dependsOn": ["nope"]}}}, "InvalidDependsOn"),
+            ({"gitRepository": {"url": "https://x/y", "repositoryRef": {"branch": "m"}},
+              "kustomizations": {"a": {"dependsOn": ["b"]}, "b": {"dependsOn": ["a"]}}}, "InvalidDependsOn"),
+        ):  # fmt: skip
+            with pytest.raises(HttpResponseError) as refused:
+                sdk.flux_configurations.begin_create_or_update(*where, "bad", {"properties": bad}).result()
+            assert refused.value.status_code == 400 and refused.value.error.code == code, refused.value
+        with pytest.raises(ResourceNotFoundError):
+            sdk.flux_configurations.get(*where, "bad")  # nothing half-created
+
+        # The played agent never reports the objects removed: only a force delete ends the deletion.
+        sdk.flux_configurations.begin_delete(*where, "fleet", force_delete=True).result()
+        with pytest.raises(ResourceNotFoundError):
+            sdk.flux_configurations.get(*where, "fleet")
+    finally:
+        played.stop.set()
+        played.join(timeout=10)
+        played.http.close()
+        sdk.close()
+        for opened in ("resources", "kubernetes", "credential"):
+            clients[opened].close()
+    log = server.whole_log()
+    assert SECRET not in log and key not in log

@@ -11,6 +11,7 @@ The git-backed run (the simulator's own Flux controllers fetching a real reposit
 from __future__ import annotations
 
 import base64
+import json
 import time
 import uuid
 from collections.abc import Callable
@@ -224,3 +225,46 @@ def test_a_flux_configuration_is_written_into_the_cluster_and_its_compliance_fol
 
 def _state(c: Any, path: str) -> str:
     return str(c.get(path, params=API).json()["properties"]["provisioningState"])
+
+
+def test_the_cli_manages_flux_configurations_as_az_does(cli: Cli) -> None:
+    """``halyard k8s-configuration flux …`` on a cluster whose agents never connected (nothing to wait for): create
+    installs the flux extension first; kustomizations and deployed objects; update; a Flux v1 configuration blocks
+    create; delete."""
+    from tests.api.helpers import cluster_body, cluster_path
+
+    server = cli.server
+    group = cli.group("gitops-cli")
+    with server.client() as c:
+        r = c.put(cluster_path(server, group, "cli1"), params={"api-version": "2026-05-01"}, json=cluster_body())
+        assert r.status_code in (200, 201), r.text
+        _until("cluster provisioned", lambda: c.get(cluster_path(server, group, "cli1"),
+               params={"api-version": "2026-05-01"}).json()["properties"]["provisioningState"] == "Succeeded")  # fmt: skip
+    where = ("-g", group, "-c", "cli1", "-t", "connectedClusters")
+    bad = cli.run("k8s-configuration", "flux", "create", *where, "-n", "web", "-u", "https://git.example/w.git")
+    assert bad.returncode != 0 and "--branch" in bad.stderr
+    created = cli.ok("k8s-configuration", "flux", "create", *where, "-n", "web", "--namespace", "flux-system",
+                     "-u", "https://git.example/w.git", "--branch", "main", "--https-user", "me", "--https-key", SECRET,
+                     "-k", "name=infra path=./infra prune=true", "-k", "name=apps path=./apps depends_on=infra")  # fmt: skip
+    props = created["properties"]
+    assert props["provisioningState"] == "Succeeded" and SECRET not in json.dumps(created)
+    assert props["kustomizations"]["apps"]["dependsOn"] == ["infra"] and props["kustomizations"]["infra"]["prune"]
+    extensions = cli.ok("k8s-extension", "list", *where)
+    assert [e["properties"]["extensionType"] for e in extensions] == ["microsoft.flux"]
+    cli.ok("k8s-configuration", "flux", "kustomization", "create", *where, "-n", "web", "-k", "extra",
+           "--path", "./extra", "--depends-on", "apps")  # fmt: skip
+    listed = cli.ok("k8s-configuration", "flux", "kustomization", "list", *where, "-n", "web")
+    assert set(listed) == {"infra", "apps", "extra"}
+    cycle = cli.run("k8s-configuration", "flux", "kustomization", "update", *where, "-n", "web", "-k", "infra",
+                    "--depends-on", "extra", "-o", "json")  # fmt: skip
+    assert cycle.returncode != 0 and "cycle" in cycle.stderr
+    cli.ok("k8s-configuration", "flux", "kustomization", "delete", *where, "-n", "web", "-k", "extra", "--yes")
+    updated = cli.ok("k8s-configuration", "flux", "update", *where, "-n", "web", "--tag", "v1.0.0", "--suspend")
+    assert updated["properties"]["gitRepository"]["repositoryRef"] == {"tag": "v1.0.0"}
+    assert updated["properties"]["suspend"] is True and updated["properties"]["complianceState"] == "Suspended"
+    assert cli.ok("k8s-configuration", "flux", "deployed-object", "list", *where, "-n", "web") == []
+    assert cli.ok("k8s-configuration", "flux", "logs", *where, "-n", "web") == []
+    shown = cli.ok("k8s-configuration", "flux", "list", *where)
+    assert [s["name"] for s in shown] == ["web"] and SECRET not in json.dumps(shown)
+    cli.ok("k8s-configuration", "flux", "delete", *where, "-n", "web", "--yes")
+    assert cli.ok("k8s-configuration", "flux", "list", *where) == []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -145,3 +146,51 @@ def test_the_fluxconfigurations_sdk_manages_a_configuration(server: ServerProces
             clients[opened].close()
     log = server.whole_log()
     assert SECRET not in log and key not in log
+
+
+def test_a_source_control_configuration_runs_on_the_same_engine(server: ServerProcess) -> None:
+    """The older API (2023-05-01, as azure-mgmt-kubernetesconfiguration 3.x sends it): created at once, delivered
+    to config-agent as one GitRepository and one Kustomization of its own name, complianceStatus from the agent's
+    report, its name unusable by a Flux configuration, deleted once the agent reports its objects removed."""
+    group = make_group(server)
+    agent = connect(server, group, unique("scc"))
+    api = {"api-version": "2023-05-01"}
+    path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/sourceControlConfigurations/legacy"
+    flux_path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/legacy"
+    with server.client() as c, httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
+        assert http.post("/dp/v1/heartbeat", json={"agentVersion": "1.0.0"}, headers=agent.headers).status_code == 200
+        body = {"properties": {"repositoryUrl": "https://git.example/l.git", "operatorNamespace": "team",
+                               "operatorParams": "--git-branch=dev --git-path=deploy",
+                               "configurationProtectedSettings": {"sshPrivateKey": base64.b64encode(b"k").decode()}}}  # fmt: skip
+        r = c.put(path, params=api, json=body)
+        assert r.status_code == 201 and r.json()["properties"]["complianceStatus"]["complianceState"] == "Pending"
+        clash = c.put(flux_path, params={"api-version": "2025-04-01"}, json={"properties": {
+            "gitRepository": {"url": "https://x/y", "repositoryRef": {"branch": "m"}}}})  # fmt: skip
+        assert clash.status_code == 409 and clash.json()["error"]["code"] == "ConfigurationNameInUse"
+        desired = http.get(POLL, params={"wait": 0}, headers=agent.headers).json()["fluxConfigurations"]
+        assert [(e["kind"], e["sourceName"], e["namespace"]) for e in desired] == [
+            ("sourceControlConfiguration", "legacy", "team")
+        ]
+        assert desired[0]["kustomizations"][0]["objectName"] == "legacy"
+        assert desired[0]["source"]["repositoryRef"] == {"branch": "dev"}
+        report = {"name": "legacy", "kind": "sourceControlConfiguration", "state": "Applied",
+                  "appliedGeneration": desired[0]["generation"], "complianceState": "Compliant",
+                  "sourceUpdatedAt": "2026-12-06T05:00:00Z"}  # fmt: skip
+        assert http.post(REPORTS, json={"configurations": [report]}, headers=agent.headers).status_code == 204
+        shown = c.get(path, params=api).json()["properties"]
+        assert shown["complianceStatus"]["complianceState"] == "Installed"
+        assert shown["complianceStatus"]["lastConfigApplied"] == "2026-12-06T05:00:00Z"
+        assert shown["configurationProtectedSettings"] == {} and "sshPrivateKey" not in json.dumps(shown)
+
+        r = c.delete(path, params=api)
+        assert r.status_code == 202
+        time.sleep(0.5)
+        assert c.get(path, params=api).json()["properties"]["provisioningState"] == "Deleting"  # waits for the agent
+        deleting = http.get(POLL, params={"wait": 0}, headers=agent.headers).json()["fluxConfigurations"]
+        assert deleting[0]["deleting"] is True
+        removed = {"name": "legacy", "kind": "sourceControlConfiguration", "state": "Removed"}
+        assert http.post(REPORTS, json={"configurations": [removed]}, headers=agent.headers).status_code == 204
+        deadline = time.monotonic() + 10
+        while c.get(path, params=api).status_code != 404:
+            assert time.monotonic() < deadline, "the deletion did not end after the agent's report"
+            time.sleep(0.05)

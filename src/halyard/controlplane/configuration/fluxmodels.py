@@ -88,6 +88,13 @@ class Kustomization(_Lenient):
     postBuild: PostBuild | None = None
 
 
+class AzureBlob(_Lenient):
+    """Accepted only to be refused with a reason (no Azure storage here)."""
+
+    url: Url | None = None
+    containerName: Short | None = None
+
+
 class FluxConfigurationProperties(_Lenient):
     scope: Literal["cluster", "namespace"] | None = None
     namespace: Short | None = None
@@ -95,7 +102,7 @@ class FluxConfigurationProperties(_Lenient):
     suspend: bool | None = None
     gitRepository: GitRepository | None = None
     bucket: Bucket | None = None
-    azureBlob: dict[str, Any] | None = None  # refused by the rules with a clear reason (no Azure storage here)
+    azureBlob: AzureBlob | None = None  # refused by the rules with a clear reason
     ociRepository: OciRepository | None = None
     kustomizations: dict[Short, Kustomization | None] | None = Field(default=None, max_length=MAX_KUSTOMIZATIONS)
     configurationProtectedSettings: Settings | None = None
@@ -113,10 +120,10 @@ class FluxConfigurationPatchProperties(_Lenient):
 
     sourceKind: Literal["GitRepository", "Bucket", "AzureBlob", "OCIRepository"] | None = None
     suspend: bool | None = None
-    gitRepository: dict[str, Any] | None = None
-    bucket: dict[str, Any] | None = None
-    ociRepository: dict[str, Any] | None = None
-    kustomizations: dict[Short, dict[str, Any] | None] | None = Field(default=None, max_length=MAX_KUSTOMIZATIONS)
+    gitRepository: GitRepository | None = None
+    bucket: Bucket | None = None
+    ociRepository: OciRepository | None = None
+    kustomizations: dict[Short, Kustomization | None] | None = Field(default=None, max_length=MAX_KUSTOMIZATIONS)
     configurationProtectedSettings: dict[Short, Long | None] | None = Field(default=None, max_length=100)
 
 

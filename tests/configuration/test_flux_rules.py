@@ -127,3 +127,15 @@ def test_the_rollup_is_the_worst_state() -> None:
     assert fluxobjects.rollup(["Compliant"], False) == "Compliant"
     assert fluxobjects.rollup(["Compliant"], True) == "Suspended"
     assert fluxobjects.rollup([], False) == "Unknown"
+
+
+def test_an_ssh_url_without_a_key_gets_a_generated_one_in_its_secret() -> None:
+    e = entry(source={"url": "git@github.com:org/repo.git"}, configurationProtectedSettings={})
+    assert fluxobjects.needs_generated_key(e)
+    assert fluxobjects.secret_data(e, ("PRIVATE", "ssh-ed25519 AAAA")) == {
+        "identity": "PRIVATE",
+        "identity.pub": "ssh-ed25519 AAAA",
+    }
+    given = entry(source={"url": "ssh://git@x/r"}, configurationProtectedSettings={"sshPrivateKey": "S0VZ"})
+    assert not fluxobjects.needs_generated_key(given) and fluxobjects.secret_data(given) == {"identity": "KEY"}
+    assert not fluxobjects.needs_generated_key(entry(source={"url": "ssh://git@x/r", "localAuthRef": "mine"}))

@@ -141,11 +141,12 @@ def test_a_flux_configuration_is_written_into_the_cluster_and_its_compliance_fol
         shown = _until("provisioned", lambda: _state(c, path) in ("Succeeded", "Failed") and c.get(path, params=API))
         assert shown.json()["properties"]["provisioningState"] == "Succeeded", shown.text
         took = time.monotonic() - started
-        repo = _get(kube, GitRepository, "apps", "flux-system")
-        assert repo is not None and repo["spec"]["url"] == "https://git.example/fleet.git"
+        # (Succeeded may come before the objects only if config-agent had not polled yet when the PUT landed.)
+        repo = _until("the source written", lambda: _get(kube, GitRepository, "apps", "flux-system"))
+        assert repo["spec"]["url"] == "https://git.example/fleet.git"
         assert repo["spec"]["ref"] == {"branch": "main"} and repo["spec"]["interval"] == "120s"
         assert repo["spec"]["secretRef"] == {"name": "apps-auth"}
-        web = _get(kube, Kustomization, "apps-web", "flux-system")
+        web = _until("the kustomizations written", lambda: _get(kube, Kustomization, "apps-web", "flux-system"))
         assert web["spec"]["dependsOn"] == [{"name": "apps-infra"}] and web["spec"]["retryInterval"] == "30s"
         assert web["spec"]["sourceRef"] == {"kind": "GitRepository", "name": "apps", "namespace": "flux-system"}
         assert _get(kube, Kustomization, "apps-infra", "flux-system")["spec"]["prune"] is True

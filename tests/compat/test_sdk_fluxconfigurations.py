@@ -68,8 +68,8 @@ def test_the_fluxconfigurations_sdk_manages_a_configuration(server: ServerProces
     cluster = unique("sdk-flux")
     agent = connect(server, group, cluster)
     with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
-        beat = http.post("/dp/v1/heartbeat", json={"agentVersion": "1.0.0"}, headers=agent.headers)
-        assert beat.status_code == 200, beat.text  # the cluster's agents are connected: writes wait for them
+        first = http.get(POLL, params={"wait": 0}, headers=agent.headers)
+        assert first.status_code == 200, first.text  # the cluster runs a config-agent: writes wait for its reports
     played = PlayedConfigAgent(server, agent)
     played.start()
     clients: dict[str, Any] = {"admin": server.admin}
@@ -158,7 +158,7 @@ def test_a_source_control_configuration_runs_on_the_same_engine(server: ServerPr
     path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/sourceControlConfigurations/legacy"
     flux_path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/legacy"
     with server.client() as c, httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
-        assert http.post("/dp/v1/heartbeat", json={"agentVersion": "1.0.0"}, headers=agent.headers).status_code == 200
+        assert http.get(POLL, params={"wait": 0}, headers=agent.headers).status_code == 200  # a config-agent runs
         body = {"properties": {"repositoryUrl": "https://git.example/l.git", "operatorNamespace": "team",
                                "operatorParams": "--git-branch=dev --git-path=deploy",
                                "configurationProtectedSettings": {"sshPrivateKey": base64.b64encode(b"k").decode()}}}  # fmt: skip

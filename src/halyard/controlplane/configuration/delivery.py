@@ -83,6 +83,9 @@ class ConfigurationDelivery:
         self._per_cluster = per_cluster
         self._total_limit = total
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.config_agents: set[tuple[str, str]] = (
+            set()
+        )  # (cluster, identity): config-agents whose presence is recorded
         self._total = 0
         self._draining = False
         self._postgres = not db.is_sqlite

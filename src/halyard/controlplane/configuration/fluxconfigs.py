@@ -8,8 +8,8 @@ objects' statuses, the synced commit) is its report row (reporter ``agent``), me
 ``provisioningState`` follows the cluster: a create or update stays Creating/Updating until config-agent reports it
 wrote the Flux objects of this very write (its etag, the ``generation`` it was given), Failed if it reports it could
 not; a delete stays Deleting until config-agent reports the objects removed, unless ``forceDelete``. A cluster whose
-agents never connected has no config-agent to wait for: its configurations are accepted at once (complianceState
-Pending until an agent reports), and deleted at once.
+config-agent never polled (never connected, or connected with agents that have none) has nobody to wait for: its
+configurations are accepted at once (complianceState Pending until an agent reports), and deleted at once.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ FLUX_API_VERSIONS = (
 SOURCE_CONTROL_API_VERSIONS = ("2024-11-01", "2023-05-01", "2022-11-01", "2022-07-01", "2022-03-01", "2021-03-01")
 REPORTER = "agent"  # config-agent's report row on each configuration
 LOGS_REPORTER = "fluxlogs"  # flux-logs-agent's events, a row of their own (never rendered in the resource)
-CLUSTER_REPORTER = "dp"  # the heartbeat row: the cluster's agents have connected at least once
+AGENT_PRESENCE = "config-agent"  # a row on the cluster once its config-agent has polled: there is someone to wait for
 PROTECTED = "configurationProtectedSettings"
 REPORTED = (
     "complianceState",
@@ -103,11 +103,13 @@ async def _agent_report(session: Any, resource: Resource) -> Mapping[str, Any] |
 
 
 async def _ever_connected(session: Any, resource: Resource) -> bool:
+    """Whether the cluster runs a config-agent (it has polled at least once): a cluster connected with agents that
+    have none (the in-cluster chart, today) has nobody who could report, so nothing is waited for."""
     if not resource.parent_key:
         return False
     row = await session.scalar(
         select(ResourceReport.id_key).where(
-            ResourceReport.id_key == resource.parent_key, ResourceReport.reporter == CLUSTER_REPORTER
+            ResourceReport.id_key == resource.parent_key, ResourceReport.reporter == AGENT_PRESENCE
         )
     )
     return row is not None

@@ -135,8 +135,16 @@ async def get_flux_configurations(
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
     from halyard.controlplane.configuration.delivery import FLUX
+    from halyard.controlplane.configuration.fluxconfigs import AGENT_PRESENCE
 
-    cluster_key = await alive(plane(request), agent)
+    cp = plane(request)
+    cluster_key = await alive(cp, agent)
+    presence = (cluster_key, agent.caller.object_id)  # a cluster created again under its name has a new identity
+    if presence not in delivery(request).config_agents:
+        # The cluster runs a config-agent: from now on its configurations' writes and deletes wait for its reports.
+        async with cp.db.transaction() as session:
+            await put_reports(session, [Report(cluster_key, AGENT_PRESENCE, {"configAgent": True}, cp.clock.now())])
+        delivery(request).config_agents.add(presence)
     poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, FLUX))
     gone = asyncio.ensure_future(_gone(request))
     try:

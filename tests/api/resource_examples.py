@@ -93,6 +93,18 @@ EXAMPLES: dict[str, Example] = {
     "microsoft.kubernetesconfiguration/extensions": lambda: {
         "properties": {"extensionType": "microsoft.flux", "configurationSettings": {"a": "b"}}
     },
+    "microsoft.kubernetesconfiguration/fluxconfigurations": lambda: {
+        "properties": {
+            "scope": "cluster",
+            "namespace": "flux-system",
+            "sourceKind": "GitRepository",
+            "gitRepository": {"url": "https://git.example/apps.git", "repositoryRef": {"branch": "main"}},
+            "kustomizations": {"infra": {"path": "./infra"}, "apps": {"path": "./apps", "dependsOn": ["infra"]}},
+        }
+    },
+    "microsoft.kubernetesconfiguration/sourcecontrolconfigurations": lambda: {
+        "properties": {"repositoryUrl": "https://git.example/apps.git", "operatorParams": "--git-branch=main"}
+    },
     "microsoft.hybridcompute/privatelinkscopes": lambda: {
         "location": "eastus",
         "properties": {"publicNetworkAccess": "Disabled"},

@@ -23,10 +23,12 @@ from halyard.agent.authproxy import ApiServer, AssertionVerifier, AuthProxy, Own
 from halyard.agent.backoff import Backoff
 from halyard.agent.clusterconfig import ClusterConfig, load_cluster_config
 from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
 from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.guard import Guard
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.manager import Agent, ControllerManager
@@ -52,6 +54,8 @@ AGENTS = (
     "guard",
     "arc-proxy",  # only when a gateway or an enterprise proxy is set (options.network)
     "extension-manager",
+    "config-agent",
+    "flux-logs-agent",
 )
 DEFAULT_HEARTBEAT = 30.0
 # The agents that dial the control plane besides resource-sync: their pods follow the map it publishes.
@@ -233,6 +237,12 @@ def build_agents(
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
         work = options.state_dir / "extensions"
         agents.append(ExtensionManager(http, lambda: live.current().dp, tokens, kube, helm, work))
+    if "config-agent" in selected and not split:
+        # GitOps (docs/gitops.md): local mode only for now, as extension-manager (the chart has no Deployment or
+        # RBAC for it yet: it needs Flux's CRDs and Secrets in any namespace).
+        agents.append(ConfigAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
+    if "flux-logs-agent" in selected and not split:
+        agents.append(FluxLogsAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(

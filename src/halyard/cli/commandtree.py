@@ -28,6 +28,7 @@ from halyard.cli import (
     endpoint,
     gettoken,
     group,
+    k8sconfiguration,
     k8sextension,
     login,
     network,
@@ -96,6 +97,7 @@ app.add_typer(resource.app, name="resource")
 app.add_typer(ad.app, name="ad")
 app.add_typer(role.app, name="role")
 app.add_typer(k8sextension.app, name="k8s-extension")
+app.add_typer(k8sconfiguration.app, name="k8s-configuration")
 app.add_typer(k8sextension.types_app, name="extension-type")  # `halyard extension-type publish …`, as issue 15 says
 
 # Commands whose modules import the control plane, the agents or the simulator (about a second of imports):

@@ -31,6 +31,7 @@ from halyard.controlplane.arm.routes.resourcetype import resource_type_router
 from halyard.controlplane.bootstrap import bootstrap
 from halyard.controlplane.catalog import declare_types
 from halyard.controlplane.configuration import armroutes as extension_routes
+from halyard.controlplane.configuration import fluxroutes
 from halyard.controlplane.configuration import moveroutes as configuration_move_routes
 from halyard.controlplane.configuration import typeroutes as extension_type_routes
 from halyard.controlplane.configuration.delivery import configuration_delivery
@@ -149,6 +150,7 @@ def create_app(
         extension_type_routes.router,
         extension_routes.router,
         configuration_move_routes.router,
+        fluxroutes.router,
         privatelink_routes.router,
     ):
         app.include_router(router)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
 from halyard.controlplane.configuration.extensions import extension_type
+from halyard.controlplane.configuration.fluxconfigs import flux_configuration_type, source_control_type
 from halyard.controlplane.gateway.resources import gateway_type
 from halyard.controlplane.kubernetes.connectedclusters import connected_cluster_type
 from halyard.controlplane.network.types import declare_network_types
@@ -25,6 +26,8 @@ def declare_types(services: TypeServices) -> ResourceTypes:
     types.add(gateways)
     types.add(cluster_settings)
     types.add(extension_type(services, clusters))
+    types.add(flux_configuration_type(services, clusters))  # GitOps (issue 15): docs/gitops.md
+    types.add(source_control_type(services, clusters))
     # Private link (issue 13): the scope and its connections, then the Microsoft.Network subset.
     scopes, connections = scope_types()
     types.add(scopes)

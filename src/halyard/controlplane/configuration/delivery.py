@@ -10,6 +10,12 @@ whose extensions changed); other replicas' through PostgreSQL ``NOTIFY`` sent in
 it is delivered on commit only, naming the cluster. A wake costs each of that cluster's waiters one read; a
 reconnection of the listener wakes every waiter (what changed meanwhile is unknown): see decision 009.
 
+Two kinds are delivered, each with its own version so that one agent is not woken by the other's changes:
+``extensions`` (extension-manager, ``/dp/v1/configurations``) and ``fluxConfigurations`` (config-agent,
+``/dp/v1/fluxConfigurations``: Flux and source-control configurations in the one engine shape of
+``fluxrules.engine_entry``, those being deleted included and marked, so that the agent removes their objects and
+says so).
+
 Bounded: a few waiters per cluster, a total per replica; past either the agent is told 429 and polls later.
 """
 
@@ -30,6 +36,8 @@ from halyard.controlplane.configuration.extensions import (
     target_version,
 )
 from halyard.controlplane.configuration.extensiontypes import ExtensionTypeCatalog
+from halyard.controlplane.configuration.fluxconfigs import FLUX_KEY, SOURCE_CONTROL_KEY, FluxConfigurationBehaviour
+from halyard.controlplane.configuration.fluxrules import engine_entry
 from halyard.controlplane.configuration.published import TYPE_KEY as PUBLISHED_KEY
 from halyard.controlplane.configuration.published import catalog_of, chart_path
 from halyard.core.errors import TooManyRequests
@@ -42,9 +50,13 @@ if TYPE_CHECKING:
 
 CHANNEL = "halyard_configuration"
 EXTENSIONS_KEY = "microsoft.kubernetesconfiguration/extensions"
-CONFIGURATION_TYPES = frozenset({EXTENSIONS_KEY})
+GITOPS_TYPES = frozenset({FLUX_KEY, SOURCE_CONTROL_KEY})
+CONFIGURATION_TYPES = frozenset({EXTENSIONS_KEY, *GITOPS_TYPES})
+EXTENSIONS = "extensions"
+FLUX = "fluxConfigurations"
+MAX_FLUX_CONFIGURATIONS = 500  # per cluster, per answer: a bounded reply
 HOLD_SECONDS = 30.0
-WAITERS_PER_CLUSTER = 4
+WAITERS_PER_CLUSTER = 4  # extension-manager and config-agent, with room for a reconnection of each
 WAITERS_TOTAL = 20_000
 _CHANGED = "halyard.configuration.changed"
 EVERY_CLUSTER = "*"  # the payload when a published extension type changed: every cluster may be concerned
@@ -60,15 +72,20 @@ class ConfigurationDelivery:
         self,
         db: Database,
         behaviour: ExtensionBehaviour,
+        flux: FluxConfigurationBehaviour | None = None,
         *,
         per_cluster: int = WAITERS_PER_CLUSTER,
         total: int = WAITERS_TOTAL,
     ) -> None:
         self._db = db
         self._behaviour = behaviour
+        self._flux = flux
         self._per_cluster = per_cluster
         self._total_limit = total
         self._waiters: dict[str, set[asyncio.Event]] = {}
+        self.config_agents: set[tuple[str, str]] = (
+            set()
+        )  # (cluster, identity): config-agents whose presence is recorded
         self._total = 0
         self._draining = False
         self._postgres = not db.is_sqlite
@@ -92,13 +109,15 @@ class ConfigurationDelivery:
         if self._listener is not None:
             await self._listener.run_forever()
 
-    async def desired(self, cluster_key: str) -> dict[str, Any]:
+    async def desired(self, cluster_key: str, kind: str = EXTENSIONS) -> dict[str, Any]:
         """The cluster's desired configuration with its version; protected settings in clear (for its agents only)."""
+        if kind == FLUX:
+            return await self._desired_flux(cluster_key)
         async with self._db.session() as session:
             rows = (
                 await session.scalars(
                     select(Resource)
-                    .where(Resource.parent_key == cluster_key, Resource.type_key.in_(CONFIGURATION_TYPES))
+                    .where(Resource.parent_key == cluster_key, Resource.type_key == EXTENSIONS_KEY)
                     .order_by(Resource.id_key)
                 )
             ).all()
@@ -106,7 +125,26 @@ class ConfigurationDelivery:
         extensions = [self._entry(r, catalog) for r in rows if r.provisioning_state != "Deleting" and catalog]
         return {"version": version_of(extensions), "extensions": extensions}
 
-    async def wait(self, cluster_key: str, since: str | None, hold: float) -> dict[str, Any]:
+    async def _desired_flux(self, cluster_key: str) -> dict[str, Any]:
+        async with self._db.session() as session:
+            rows = (
+                await session.scalars(
+                    select(Resource)
+                    .where(Resource.parent_key == cluster_key, Resource.type_key.in_(GITOPS_TYPES))
+                    .order_by(Resource.id_key)
+                    .limit(MAX_FLUX_CONFIGURATIONS)
+                )
+            ).all()
+        entries = []
+        for row in rows:
+            kind = "fluxConfiguration" if row.type_key == FLUX_KEY else "sourceControlConfiguration"
+            protected = self._flux.protected(row) if self._flux is not None else {}
+            entry = engine_entry(kind, row.name, row.id, row.etag, row.properties, protected)
+            entry["deleting"] = row.provisioning_state == "Deleting"
+            entries.append(entry)
+        return {"version": version_of(entries), FLUX: entries}
+
+    async def wait(self, cluster_key: str, since: str | None, hold: float, kind: str = EXTENSIONS) -> dict[str, Any]:
         """The desired configuration once its version is not ``since``, or as it is after ``hold`` seconds."""
         waiters = self._waiters.setdefault(cluster_key, set())
         if len(waiters) >= self._per_cluster or self._total >= self._total_limit:
@@ -124,7 +162,7 @@ class ConfigurationDelivery:
             deadline = loop.time() + hold
             while True:
                 woken.clear()
-                current = await self.desired(cluster_key)
+                current = await self.desired(cluster_key, kind)
                 remaining = deadline - loop.time()
                 if current["version"] != since or remaining <= 0 or self._draining:
                     return current
@@ -204,6 +242,9 @@ class ConfigurationDelivery:
 def configuration_delivery(cp: ControlPlane) -> ConfigurationDelivery:
     """The delivery of a control plane, reading extensions the way its declared type stores them."""
     rtype = cp.types.get(EXTENSIONS_KEY)
+    flux_type = cp.types.get(FLUX_KEY)
+    flux = flux_type.behaviour if flux_type is not None else None
+    flux = flux if isinstance(flux, FluxConfigurationBehaviour) else FluxConfigurationBehaviour(cp.sealer)
     if rtype is not None and isinstance(rtype.behaviour, ExtensionBehaviour):
-        return ConfigurationDelivery(cp.db, rtype.behaviour)
-    return ConfigurationDelivery(cp.db, ExtensionBehaviour(cp.sealer))  # a server built without the type (tests)
+        return ConfigurationDelivery(cp.db, rtype.behaviour, flux)
+    return ConfigurationDelivery(cp.db, ExtensionBehaviour(cp.sealer), flux)  # a server built without the type

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
@@ -141,3 +141,170 @@ async def _due_now(session: Any, keys: list[str], now: dt.datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount or 0)
+
+
+# ---- GitOps: config-agent's long poll and reports, flux-logs-agent's events (docs/gitops.md) ----------------------
+
+FLUX_CONFIGURATIONS_PATH = "/v1/fluxConfigurations"
+FLUX_REPORTS_PATH = "/v1/fluxConfigurations/reports"
+FLUX_EVENTS_PATH = "/v1/fluxConfigurations/events"
+Message = Annotated[Text, Field(max_length=4096)]
+
+
+@router.get(FLUX_CONFIGURATIONS_PATH, operation_id="Dp_GetFluxConfigurations")
+async def get_flux_configurations(
+    request: Request,
+    agent: AgentCaller,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+) -> Response:
+    """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
+    ``/v1/configurations`` is, with a version of their own."""
+    from halyard.controlplane.configuration.delivery import FLUX
+    from halyard.controlplane.configuration.fluxconfigs import AGENT_PRESENCE
+
+    cp = plane(request)
+    cluster_key = await alive(cp, agent)
+    presence = (cluster_key, agent.caller.object_id)  # a cluster created again under its name has a new identity
+    if presence not in delivery(request).config_agents:
+        # The cluster runs a config-agent: from now on its configurations' writes and deletes wait for its reports.
+        async with cp.db.transaction() as session:
+            await put_reports(session, [Report(cluster_key, AGENT_PRESENCE, {"configAgent": True}, cp.clock.now())])
+        delivery(request).config_agents.add(presence)
+    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, FLUX))
+    gone = asyncio.ensure_future(_gone(request))
+    try:
+        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (poll, gone):
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    if not poll.done() or poll.cancelled():
+        return Response(status_code=204)
+    return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+
+
+class FluxCondition(BaseModel):
+    type: Short
+    status: Short
+    reason: Short | None = None
+    message: Message | None = None
+    lastTransitionTime: Short | None = None
+
+
+class FluxObjectRef(BaseModel):
+    name: Short
+    namespace: Short | None = None
+    kind: Short
+
+
+class FluxObjectStatus(BaseModel):
+    name: Short
+    namespace: Short | None = None
+    kind: Short
+    complianceState: Literal["Compliant", "Non-Compliant", "Pending", "Suspended", "Unknown"]
+    appliedBy: FluxObjectRef | None = None
+    statusConditions: list[FluxCondition] = Field(default_factory=list, max_length=8)
+    helmReleaseProperties: None = None
+
+
+class FluxConfigurationReport(BaseModel):
+    name: Short
+    kind: Literal["fluxConfiguration", "sourceControlConfiguration"] = "fluxConfiguration"
+    state: Literal["Applied", "Failed", "Removed"]
+    appliedGeneration: Short | None = None  # the etag of the write whose objects were applied
+    complianceState: Literal["Compliant", "Non-Compliant", "Pending", "Suspended", "Unknown"] = "Pending"
+    statuses: list[FluxObjectStatus] = Field(default_factory=list, max_length=200)
+    sourceSyncedCommitId: Short | None = None
+    sourceUpdatedAt: Short | None = None
+    errorMessage: Message | None = None
+    repositoryPublicKey: Annotated[Text, Field(max_length=4096)] | None = None
+
+
+class FluxReports(BaseModel):
+    configurations: list[FluxConfigurationReport] = Field(default_factory=list, max_length=500)
+
+
+def _gitops_id(cluster: ResourceId, kind: str, name: str) -> ResourceId:
+    type_name = "fluxConfigurations" if kind == "fluxConfiguration" else "sourceControlConfigurations"
+    return cluster.extension(NAMESPACE, type_name, name)
+
+
+@router.post(FLUX_REPORTS_PATH, operation_id="Dp_ReportFluxConfigurations", status_code=204)
+async def report_flux_configurations(request: Request, body: FluxReports, agent: AgentCaller) -> Response:
+    """config-agent's account of each configuration: objects applied (of which write), their compliance, or
+    removed; reports of configurations the cluster does not have are ignored. Operations waiting on a report are
+    woken."""
+    from halyard.controlplane.configuration.fluxconfigs import REPORTER as FLUX_REPORTER
+
+    cp = plane(request)
+    await alive(cp, agent)
+    cluster = ResourceId.parse(agent.cluster_id)
+    now = cp.clock.now()
+    async with cp.db.transaction() as session:
+        reports = []
+        for report in body.configurations:
+            rid = _gitops_id(cluster, report.kind, report.name)
+            if await session.get(Resource, rid.key) is None:
+                continue
+            properties: dict[str, Any] = report.model_dump(exclude_none=True, exclude={"name", "kind"})
+            properties["statuses"] = [s.model_dump() for s in report.statuses]  # helmReleaseProperties: null
+            properties["statusUpdatedAt"] = now.isoformat()
+            reports.append(Report(rid.key, FLUX_REPORTER, properties, now))
+        await put_reports(session, reports)
+    if reports:
+        cp.operations.kick()
+    return Response(status_code=204)
+
+
+class FluxEvent(BaseModel):
+    configuration: Short
+    kind: Literal["fluxConfiguration", "sourceControlConfiguration"] = "fluxConfiguration"
+    objectKind: Short
+    objectName: Short
+    objectNamespace: Short | None = None
+    type: Short | None = None  # Normal, Warning
+    reason: Short | None = None
+    message: Message
+    time: Short | None = None
+    count: int | None = Field(default=None, ge=0, le=10**9)
+
+
+class FluxEvents(BaseModel):
+    events: list[FluxEvent] = Field(default_factory=list, max_length=200)
+
+
+EVENTS_KEPT = 200  # per configuration: the newest
+
+
+@router.post(FLUX_EVENTS_PATH, operation_id="Dp_ReportFluxEvents", status_code=204)
+async def report_flux_events(request: Request, body: FluxEvents, agent: AgentCaller) -> Response:
+    """flux-logs-agent's batch of the Flux objects' events, kept (the newest ``EVENTS_KEPT``) per configuration
+    in its own report row, which no GET of the configuration renders (``…/events`` reads it)."""
+    from halyard.controlplane.configuration.fluxconfigs import LOGS_REPORTER
+    from halyard.store.models import ResourceReport
+
+    cp = plane(request)
+    await alive(cp, agent)
+    cluster = ResourceId.parse(agent.cluster_id)
+    now = cp.clock.now()
+    by_config: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for item in body.events:
+        by_config.setdefault((item.kind, item.configuration), []).append(item.model_dump(exclude_none=True))
+    async with cp.db.transaction() as session:
+        reports = []
+        for (kind, name), events in by_config.items():
+            rid = _gitops_id(cluster, kind, name)
+            if await session.get(Resource, rid.key) is None:
+                continue
+            row = await session.get(ResourceReport, (rid.key, LOGS_REPORTER))
+            kept = list((row.properties or {}).get("events") or []) if row is not None else []
+            for event in events:
+                event.pop("configuration", None)
+                event.pop("kind", None)
+            merged = sorted([*kept, *events], key=lambda e: str(e.get("time") or ""))[-EVENTS_KEPT:]
+            reports.append(Report(rid.key, LOGS_REPORTER, {"events": merged}, now))
+        await put_reports(session, reports)
+    return Response(status_code=204)

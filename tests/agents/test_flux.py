@@ -1,11 +1,10 @@
-"""GitOps end to end (issue 15) on this branch: a Flux configuration created through the management API reaches the
+"""GitOps end to end (issue 15), the agents' half: a Flux configuration created through the management API reaches the
 cluster's config-agent (local agents, the simulator), which writes the real Flux objects and the Secret of its
 protected settings; the test then plays Flux's controllers (it sets the objects' status conditions and records an
 Event, as source-controller and kustomize-controller would) and the resource's complianceState, statuses and
 sourceSyncedCommitId follow within seconds; flux-logs-agent ships the Event; a delete removes the objects first.
 
-The git-backed run (the simulator's own Flux controllers fetching a real repository) is
-``test_flux_after_merge.py``: it needs the simulated controllers of branch wt/simflux.
+The git-backed run (the simulator's own Flux controllers fetching a real repository) is ``test_flux_git.py``.
 """
 
 from __future__ import annotations

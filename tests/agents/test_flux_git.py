@@ -1,8 +1,5 @@
-"""GitOps end to end over a real git repository: COMPLETE ONLY AFTER MERGING branches wt/flux and wt/simflux.
-
-It needs the simulator's Flux controllers (``halyard sim --flux``, branch wt/simflux) and its git helpers
-(``tests/support/gitserver.py``). On branch wt/flux alone it FAILS, on purpose and saying why (it is not skipped:
-a skipped test would hide that the git-backed path was never run). The lead runs it once both branches are in main.
+"""GitOps end to end over a real git repository, on the simulator's Flux controllers (``halyard sim --flux``) with
+the real ``git`` (``tests/support/gitserver.py``).
 
 The issue's scenario: a Flux configuration over a repository the test creates (served over HTTP with basic auth,
 the credentials going through the protected settings) → objects appear in the cluster, complianceState Compliant
@@ -24,27 +21,16 @@ from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import ConfigMap
 
 from tests.agents.conftest import Cli
+from tests.sim.conftest import start_sim
+from tests.support import gitserver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 API = {"api-version": "2025-04-01"}
 USER, PASSWORD = "fleet", "git-" + "p4ss"
 
 
-def _merged() -> Any:
-    try:
-        from tests.sim.conftest import start_sim
-        from tests.support import gitserver
-    except ImportError as exc:
-        pytest.fail(
-            f"this test needs branch wt/simflux merged (simulated Flux controllers and tests/support/gitserver.py): "
-            f"{exc}"
-        )
-    return start_sim, gitserver
-
-
 @pytest.fixture
 def flux_sim(tmp_path: Path) -> Iterator[Any]:
-    start_sim, _ = _merged()
     data_dir = tmp_path / "flux-sim"
     data_dir.mkdir()
     sim = start_sim(data_dir, "--clusters", "1", "--nodes", "1", "--flux", "--flux-requeue-dependency", "0.3")
@@ -80,7 +66,6 @@ def _cm(name: str, value: str) -> str:
 
 
 def test_a_flux_configuration_over_a_real_repository_converges(cli: Cli, flux_sim: Any, tmp_path: Path) -> None:
-    _, gitserver = _merged()
     kubeconfig = flux_sim.clusters[0].kubeconfig
     kube = Client(config=KubeConfig.from_file(str(kubeconfig)))
     root = tmp_path / "repos"

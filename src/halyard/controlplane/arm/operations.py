@@ -11,10 +11,10 @@ import asyncio
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.core.clock import Clock, isoformat
@@ -30,6 +30,9 @@ CONCURRENCY = 8  # operations in flight per replica
 MAX_ATTEMPTS = 5  # runs of an operation whose handler fails unexpectedly before it is given up as Failed
 
 
+PENDING_MAX = dt.timedelta(seconds=5)  # the longest a Pending defers: shorter than LEASE, so a wake can tell them apart
+
+
 class Pending(Exception):
     """Raised by a handler waiting on something outside the control plane (a cluster to report): the operation
     stays InProgress and runs again after ``retry_after`` seconds, without counting as a failed attempt. The
@@ -37,7 +40,7 @@ class Pending(Exception):
 
     def __init__(self, reason: str, retry_after: float = 1.0) -> None:
         super().__init__(reason)
-        self.retry_after = retry_after
+        self.retry_after = min(retry_after, PENDING_MAX.total_seconds())
 
 
 class Operations:
@@ -86,6 +89,27 @@ class Operations:
 
     def kick(self) -> None:
         self._wake.set()
+
+    async def make_due(self, session: AsyncSession, target_keys: Sequence[str]) -> int:
+        """In the caller's transaction (a cluster's report): make the operations waiting (``Pending``) on these
+        resources due at once, so the report completes them within the worker's next turn, not at their next look.
+        Only a deferral is cut (at most ``PENDING_MAX`` away); an operation being run holds the longer ``LEASE`` and is
+        left alone, so none runs twice at once. Call ``kick`` after the commit when this returns more than 0."""
+        if not target_keys:
+            return 0
+        now = self._clock.now()
+        result = await session.execute(
+            update(Operation)
+            .where(
+                Operation.status == "InProgress",
+                Operation.lease_until > now,
+                Operation.lease_until <= now + PENDING_MAX,
+                func.lower(Operation.target_id).in_(list(target_keys)),
+            )
+            .values(lease_until=now)
+            .execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def get(self, operation_id: str) -> Operation | None:
         async with self._db.session() as session:

@@ -30,16 +30,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
-from halyard.controlplane.configuration.extensions import (
-    PROTECTED,
-    ExtensionBehaviour,
-    target_version,
-)
-from halyard.controlplane.configuration.extensiontypes import ExtensionTypeCatalog
+from halyard.controlplane.configuration.extensions import ExtensionBehaviour, desired_entry
 from halyard.controlplane.configuration.fluxconfigs import FLUX_KEY, SOURCE_CONTROL_KEY, FluxConfigurationBehaviour
 from halyard.controlplane.configuration.fluxrules import engine_entry
 from halyard.controlplane.configuration.published import TYPE_KEY as PUBLISHED_KEY
-from halyard.controlplane.configuration.published import catalog_of, chart_path
+from halyard.controlplane.configuration.published import catalog_of
 from halyard.core.errors import TooManyRequests
 from halyard.store.database import Database
 from halyard.store.models import Resource
@@ -122,8 +117,18 @@ class ConfigurationDelivery:
                 )
             ).all()
             catalog = await catalog_of(session) if rows else None
-        extensions = [self._entry(r, catalog) for r in rows if r.provisioning_state != "Deleting" and catalog]
-        return {"version": version_of(extensions), "extensions": extensions}
+        extensions = [
+            desired_entry(r, catalog, self._behaviour.unseal(r))
+            for r in rows
+            if r.provisioning_state != "Deleting" and catalog
+        ]
+        # Named apart: an agent that restarted mid-deletion (and so never knew the release) still reports it gone.
+        removing = sorted(r.name for r in rows if r.provisioning_state == "Deleting")
+        return {
+            "version": version_of([*extensions, {"removing": removing}]),
+            "extensions": extensions,
+            "removing": removing,
+        }
 
     async def _desired_flux(self, cluster_key: str) -> dict[str, Any]:
         async with self._db.session() as session:
@@ -175,25 +180,6 @@ class ConfigurationDelivery:
             self._total -= 1
             if not waiters:
                 self._waiters.pop(cluster_key, None)
-
-    def _entry(self, resource: Resource, catalog: ExtensionTypeCatalog) -> dict[str, Any]:
-        props = resource.properties
-        sealed = self._behaviour.unseal(resource) or {}
-        version = target_version(props, catalog)
-        etype = catalog.find(props.get("extensionType", ""))
-        chart = chart_path(etype.name, version) if etype is not None and etype.published and version else None
-        return {
-            "name": resource.name,
-            "id": resource.id,
-            "extensionType": props.get("extensionType"),
-            "version": version,
-            "chart": chart,
-            "autoUpgradeMinorVersion": props.get("autoUpgradeMinorVersion", True),
-            "releaseTrain": props.get("releaseTrain"),
-            "scope": props.get("scope"),
-            "configurationSettings": props.get("configurationSettings") or {},
-            PROTECTED: sealed.get(PROTECTED) or {},
-        }
 
     # ---- wakes ---------------------------------------------------------------------------------------------------
 

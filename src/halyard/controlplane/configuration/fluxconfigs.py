@@ -80,7 +80,7 @@ REPORTED = (
     "repositoryPublicKey",
 )
 REPORT_WAIT = dt.timedelta(minutes=10)  # a connected cluster's config-agent has this long to apply a write
-RECHECK_SECONDS = 0.2
+RECHECK_SECONDS = 2.0  # how often a waiting operation looks again; config-agent's report wakes it sooner (make_due)
 
 
 class _Sealed:

@@ -8,22 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, update
 
 from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
-from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER, WAIT_RETRY_SECONDS
+from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
-from halyard.store.models import Operation, Resource
+from halyard.store.models import Resource
 from halyard.store.reports import Report, put_reports
 
 router = APIRouter()
@@ -117,30 +115,10 @@ async def report_configurations(request: Request, body: ConfigurationReports, ag
             properties: dict[str, Any] = report.model_dump(exclude_none=True)
             reports.append(Report(rid.key, REPORTER, properties, now))
         await put_reports(session, reports)
-        woken = await _due_now(session, [r.id_key for r in reports], now)
+        woken = await cp.operations.make_due(session, [r.id_key for r in reports])
     if woken:
         cp.operations.kick()
     return Response(status_code=204)
-
-
-async def _due_now(session: Any, keys: list[str], now: dt.datetime) -> int:
-    """Make the operations waiting on these extensions due at once, so the report completes them within the
-    worker's next turn instead of at their next look. Only a waiting operation's short deferral is cut: one being
-    run holds the worker's longer lease, which is left alone (no operation runs twice at once)."""
-    if not keys:
-        return 0
-    result = await session.execute(
-        update(Operation)
-        .where(
-            Operation.status == "InProgress",
-            Operation.lease_until > now,
-            Operation.lease_until <= now + dt.timedelta(seconds=WAIT_RETRY_SECONDS),
-            func.lower(Operation.target_id).in_(keys),
-        )
-        .values(lease_until=now)
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount or 0)
 
 
 # ---- GitOps: config-agent's long poll and reports, flux-logs-agent's events (docs/gitops.md) ----------------------
@@ -254,7 +232,8 @@ async def report_flux_configurations(request: Request, body: FluxReports, agent:
             properties["statusUpdatedAt"] = now.isoformat()
             reports.append(Report(rid.key, FLUX_REPORTER, properties, now))
         await put_reports(session, reports)
-    if reports:
+        woken = await cp.operations.make_due(session, [r.id_key for r in reports])
+    if woken:
         cp.operations.kick()
     return Response(status_code=204)
 

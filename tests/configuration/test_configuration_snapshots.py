@@ -93,12 +93,16 @@ async def plane(tmp_path: Path) -> AsyncIterator[Plane]:
 
 
 def test_every_configuration_type_under_clusters_moves() -> None:
-    """Generic: each EXTENSION-placement type of Microsoft.KubernetesConfiguration under connected clusters (today
-    extensions; Flux and source-control configurations join when declared), nothing else."""
+    """Generic: each EXTENSION-placement type of Microsoft.KubernetesConfiguration under connected clusters
+    (extensions, Flux and source-control configurations), nothing else."""
     unused: Any = object()
     types = declare_with_throwaways(TypeServices(settings=Settings(), clock=unused, sealer=unused, his=unused))
     moved = configuration_types(types)
-    assert [t.full_type for t in moved] == ["Microsoft.KubernetesConfiguration/extensions"]
+    assert sorted(t.full_type for t in moved) == [
+        "Microsoft.KubernetesConfiguration/extensions",
+        "Microsoft.KubernetesConfiguration/fluxConfigurations",
+        "Microsoft.KubernetesConfiguration/sourceControlConfigurations",
+    ]
     assert all(t.placement is Placement.EXTENSION for t in moved)
 
 
@@ -119,7 +123,14 @@ async def test_snapshot_and_restore_carry_protected_settings_and_are_authorised(
     assert snap.status_code == 200, snap.text
     saved = snap.json()
     assert [(r["name"], r["properties"]["provisioningState"]) for r in saved["resources"]] == [("flux", "Succeeded")]
-    assert saved["types"] == [{"type": "Microsoft.KubernetesConfiguration/extensions", "apiVersion": "2025-03-01"}]
+    # Every configuration type is listed (the restore recreates each with its own api-version), whether or not the
+    # cluster has any of it.
+    assert {"type": "Microsoft.KubernetesConfiguration/extensions", "apiVersion": "2025-03-01"} in saved["types"]
+    assert {t["type"] for t in saved["types"]} == {
+        "Microsoft.KubernetesConfiguration/extensions",
+        "Microsoft.KubernetesConfiguration/fluxConfigurations",
+        "Microsoft.KubernetesConfiguration/sourceControlConfigurations",
+    }
     assert SECRET not in snap.text
 
     new = await plane.cluster("rg-new", "c2")

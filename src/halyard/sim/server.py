@@ -188,7 +188,8 @@ class SimServer:
         )
         self._server = _Server(config)
         self.controllers.start()
-        self.flux.start()
+        if opts.flux:
+            self.flux.start()
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="sim-http")
         while not self._server.started:
             if self._task.done():
@@ -221,7 +222,8 @@ class SimServer:
     def _attach(self, cluster: VirtualCluster) -> None:
         self.clusters[cluster.name] = cluster
         self.controllers.attach(cluster)
-        self.flux.attach(cluster)
+        if self.options.flux:  # without --flux nothing reconciles Flux objects, as on a cluster without Flux
+            self.flux.attach(cluster)
 
     def _write_kubeconfig(self, name: str) -> None:
         cluster = self.clusters[name]

@@ -106,8 +106,17 @@ def test_a_flux_configuration_over_a_real_repository_converges(cli: Cli, flux_si
         _until("two pruned", lambda: _configmap(kube, "two") is None)
 
         repo.commit({"apps/kustomization.yaml": "resources: [missing.yaml]\n"})
-        broken = _until("Non-Compliant", lambda: (p := props())["complianceState"] == "Non-Compliant" and p)
-        assert "missing.yaml" in (broken.get("errorMessage") or ""), broken
+        # Non-Compliant may first name the dependency (infra reconciling the new revision makes apps wait on it);
+        # the build failure is the reason once infra's own build has failed.
+        broken = _until(
+            "Non-Compliant naming the build failure",
+            lambda: (
+                (p := props())["complianceState"] == "Non-Compliant"
+                and "missing.yaml" in (p.get("errorMessage") or "")
+                and p
+            ),
+        )
+        assert broken["complianceState"] == "Non-Compliant"
         repo.commit({"apps/kustomization.yaml": None})
         _until("Compliant again", lambda: props()["complianceState"] == "Compliant")
 

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
+from halyard.controlplane.configuration.armroutes import operation_status
 from halyard.controlplane.configuration.fluxconfigs import FLUX_API_VERSIONS, FLUX_TYPE, LOGS_REPORTER, NAMESPACE
 from halyard.core.errors import NotFound
 from halyard.store.models import Resource, ResourceReport
@@ -37,19 +38,8 @@ async def flux_operation_status(
     api_version: ApiVersion = None,
 ) -> JSONResponse:
     """A Flux configuration operation's status (``{id, name, status, properties, error}``)."""
-    require_api_version(request, FLUX_API_VERSIONS, TYPE)
-    rtype = cp.types.get(TYPE)
-    if rtype is None:
-        raise NotFound(f"The resource type '{TYPE}' is not served here.", code="ResourceTypeNotFound")
-    rid = rtype.resource_id(request.path_params)
-    caller.require(rtype.action("read"), str(rid))
-    op = await cp.operations.get(operationId)
-    if op is None or op.target_id.lower() != str(rid).lower():
-        raise NotFound(f"Operation '{operationId}' of Flux configuration '{fluxConfigurationName}' was not found.")
-    body = cp.operations.status_body(op)
-    body["id"] = f"{rid}/operations/{op.id}"
-    body["properties"] = {}
-    return JSONResponse(body)
+    described = f"Flux configuration '{fluxConfigurationName}'"
+    return await operation_status(request, caller, cp, TYPE, FLUX_API_VERSIONS, operationId, described)
 
 
 @router.get(ITEM + "/events", operation_id="FluxConfigurations_ListEvents")

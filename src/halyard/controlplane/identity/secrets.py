@@ -11,8 +11,15 @@ _N, _R, _P = 2**14, 8, 1
 
 
 def new_secret() -> str:
-    """A client secret in the shape Azure uses: 40 URL-safe characters."""
-    return secrets.token_urlsafe(30)
+    """A client secret in the shape Azure uses: 40 URL-safe characters.
+
+    Never starting with '-': `az login -p "$SECRET"` (and every argparse command line) would read one as an
+    option and refuse it, once in 64 secrets.
+    """
+    while True:
+        secret = secrets.token_urlsafe(30)
+        if not secret.startswith("-"):
+            return secret
 
 
 def hash_secret(secret: str) -> str:

@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from halyard.agent.backoff import Backoff
 from halyard.agent.identity import Issued
+from halyard.agent.runner import AGENTS, configuration_agents
 from halyard.api.agents import PROOF_ISSUER, AgentError, CertificateResponse, Heartbeat
 from halyard.api.proofs import csr_digest, signing_algorithm
 from halyard.controlplane.dataplane.heartbeats import reported
@@ -241,3 +242,16 @@ def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told
     rollout = [pod("old", ("agent", pulling)), pod("new", ("agent", starting), image="ghcr.io/a:1")]
     assert pod_problems(rollout, current_images={"ghcr.io/a:1"}) == []
     assert pod_problems(rollout, current_images={"r.invalid/a:1"}) == [replace(pull, pod="old")]
+
+
+def test_the_agents_declared_in_a_heartbeat_are_those_that_act_on_configuration() -> None:
+    """Local agents declare what this process runs; in-cluster, what the chart runs (extension-manager with the
+    extensions feature, config-agent never yet); the server keeps only those names (never ``dp``, its own row)."""
+    assert configuration_agents(set(AGENTS), False, frozenset()) == {"extension-manager", "config-agent"}
+    assert configuration_agents({"resource-sync"}, True, frozenset({"extensions"})) == {"extension-manager"}
+    assert configuration_agents({"resource-sync"}, True, frozenset({"cluster-connect"})) == frozenset()
+    now = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
+    beat = Heartbeat(agentVersion="1", configurationAgents=["dp", "config-agent", "extension-manager", "guard"])
+    assert reported(beat, now)["configurationAgents"] == ["config-agent", "extension-manager"]
+    older = Heartbeat(agentVersion="1")  # an older agent says nothing: what was declared stays
+    assert reported(older, now, {"configurationAgents": ["config-agent"]})["configurationAgents"] == ["config-agent"]

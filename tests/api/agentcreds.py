@@ -39,8 +39,10 @@ def onboarding_key_b64(key: ec.EllipticCurvePrivateKey) -> str:
     return base64.b64encode(der).decode()
 
 
-def connect(server: ServerProcess, group: str, name: str) -> Agent:
-    """Create the cluster (waiting until provisioned), obtain its certificate from his and an agent token."""
+def connect(server: ServerProcess, group: str, name: str, *, agents_started: bool = False) -> Agent:
+    """Create the cluster (waiting until provisioned), obtain its certificate from his and an agent token. With
+    ``agents_started``, its extension-manager and config-agent poll once as they do when they start, so that its
+    extensions and Flux configurations can be written (a cluster that never ran them is refused: AgentNotRunning)."""
     key = ec.generate_private_key(ec.SECP256R1())
     path = cluster_path(server, group, name)
     body = {
@@ -55,7 +57,13 @@ def connect(server: ServerProcess, group: str, name: str) -> Agent:
             if c.get(path, params=CC_API).json()["properties"]["provisioningState"] == "Succeeded":
                 break
             asyncio.run(asyncio.sleep(0.05))
-    return Agent(path, asyncio.run(_token(server, path, key)), key)
+    agent = Agent(path, asyncio.run(_token(server, path, key)), key)
+    if agents_started:
+        with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
+            for poll in ("/dp/v1/configurations", "/dp/v1/fluxConfigurations"):
+                r = http.get(poll, params={"wait": 0}, headers=agent.headers)
+                assert r.status_code == 200, r.text
+    return agent
 
 
 async def _token(server: ServerProcess, path: str, key: ec.EllipticCurvePrivateKey) -> str:

@@ -18,7 +18,10 @@ import httpx
 from halyard.api.extensions import entry_digest
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import ResourceTypes
+from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER, record
 from halyard.controlplane.configuration.extensions import REPORTER, ExtensionBehaviour, desired_entry
+from halyard.controlplane.configuration.fluxconfigs import FLUX_KEY, SOURCE_CONTROL_KEY
+from halyard.controlplane.configuration.fluxconfigs import REPORTER as FLUX_REPORTER
 from halyard.controlplane.configuration.published import catalog_of
 from halyard.store import Database
 from halyard.store.models import Resource
@@ -26,6 +29,7 @@ from halyard.store.reports import Report, put_reports
 from tests.api.helpers import cluster_body
 
 EXTENSIONS_KEY = "microsoft.kubernetesconfiguration/extensions"
+GITOPS_KEYS = (FLUX_KEY, SOURCE_CONTROL_KEY)
 
 Example = Callable[[], dict[str, Any]]
 SHARED: dict[str, str] = {}  # what the examples refer to: filled by prepare_examples
@@ -133,6 +137,39 @@ EXAMPLES: dict[str, Example] = {
 
 # Types whose resources have one fixed name per container (a cluster's ``settings/default``): the suite uses it.
 FIXED_NAMES: dict[str, str] = {"microsoft.hybridcompute/settings": "default"}
+
+
+async def play_agents_started(db: Database, cluster_id: str) -> None:
+    """Record that the cluster's extension-manager and config-agent have polled, as their first poll does
+    (``agentpresence.py``): its configuration writes are then accepted and wait for the agents' reports, which
+    :func:`play_agents` plays. The in-process suites' clusters have no agents; a write on such a cluster is refused
+    (AgentNotRunning), which ``tests/configuration/test_agent_presence.py`` covers."""
+    async with db.transaction() as session:
+        for agent in (EXTENSION_MANAGER, CONFIG_AGENT):
+            await record(session, ResourceId.parse(cluster_id).key, agent, datetime.now(UTC))
+
+
+async def play_agents(db: Database, types: ResourceTypes, resource_id: str) -> None:
+    """What the cluster's agents report once converged on this resource, whichever acts on it (nothing for others)."""
+    await play_extension_manager(db, types, resource_id)
+    await play_config_agent(db, resource_id)
+
+
+async def play_config_agent(db: Database, resource_id: str) -> None:
+    """Report for a Flux or source-control configuration what config-agent would once converged: this write's
+    objects applied (its etag), or removed when it is being deleted."""
+    rid = ResourceId.parse(resource_id)
+    if rid.full_type.lower() not in GITOPS_KEYS:
+        return
+    async with db.transaction() as session:
+        row = await session.get(Resource, rid.key)
+        if row is None:
+            return
+        if row.provisioning_state == "Deleting":
+            report: dict[str, Any] = {"state": "Removed"}
+        else:
+            report = {"state": "Applied", "appliedGeneration": row.etag, "complianceState": "Compliant"}
+        await put_reports(session, [Report(rid.key, FLUX_REPORTER, report, datetime.now(UTC))])
 
 
 async def play_extension_manager(db: Database, types: ResourceTypes, resource_id: str) -> None:

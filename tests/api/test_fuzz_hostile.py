@@ -286,7 +286,7 @@ def test_hostile_values_everywhere_no_5xx_nothing_stored_breaks_a_read_memory_bo
         r = c.post("/providers/Halyard.Directory/servicePrincipals", params={"api-version": "2026-01-01"},
                    json={"displayName": "fuzz-target"})  # fmt: skip
         principal = r.json()
-    agent = connect(target, GROUP, CLUSTER)
+    agent = connect(target, GROUP, CLUSTER, agents_started=True)  # its configuration writes reach the pipeline
     doc = httpx.get(f"{target.url}/openapi.json", verify=target.ca).json()
     spec = Spec(doc)
     seeds = _seeds(target, agent, principal["id"])

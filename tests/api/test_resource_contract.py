@@ -29,7 +29,7 @@ from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
 from halyard.store import Database
 from halyard.store.reports import Report, put_reports
-from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, play_extension_manager, prepare_examples
+from tests.api.resource_examples import EXAMPLES, FIXED_NAMES, play_agents, play_agents_started, prepare_examples
 from tests.api.throwaway_types import (
     EXTENSIONS,
     GATE_REPORTER,
@@ -43,6 +43,7 @@ from tests.support.inprocess import secret_token, sign_in_admin
 pytestmark = pytest.mark.e2e
 
 RG_API = {"api-version": "2024-11-01"}
+CLUSTERS_KEY = "microsoft.kubernetes/connectedclusters"
 READER = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 OPERATION_DEADLINE = 20.0
 
@@ -128,7 +129,7 @@ async def _wait(plane: Plane, url: str) -> dict[str, Any]:
         body: dict[str, Any] = r.json()
         if body["status"] != "InProgress":
             return body
-        await play_extension_manager(plane.db, plane.types, body["resourceId"])
+        await play_agents(plane.db, plane.types, body["resourceId"])
         assert r.headers["Retry-After"].isdigit()
         assert time.monotonic() < deadline, f"operation {url} still InProgress after {OPERATION_DEADLINE} s"
         await asyncio.sleep(0.05)
@@ -159,6 +160,8 @@ async def _create(plane: Plane, rtype: ResourceType, container: dict[str, str] |
     assert r.status_code == 201, r.text
     status = await _wait(plane, r.headers["Azure-AsyncOperation"])
     assert status["status"] == "Succeeded", status
+    if rtype.key == CLUSTERS_KEY:  # its extensions and Flux configurations are written and waited on
+        await play_agents_started(plane.db, path)
     return params, path
 
 

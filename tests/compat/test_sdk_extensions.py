@@ -28,7 +28,7 @@ def test_the_extensions_sdk_manages_an_extension(server: ServerProcess) -> None:
 
     group = make_group(server)
     cluster = unique("sdk-ext")
-    agent = connect(server, group, cluster)
+    agent = connect(server, group, cluster, agents_started=True)
     clients: dict[str, Any] = {"admin": server.admin}
     exec(recipe("python"), clients)
     options = {**clients["options"], "polling_interval": 0.05}

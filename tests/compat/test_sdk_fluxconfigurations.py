@@ -66,7 +66,7 @@ def test_the_fluxconfigurations_sdk_manages_a_configuration(server: ServerProces
 
     group = make_group(server)
     cluster = unique("sdk-flux")
-    agent = connect(server, group, cluster)
+    agent = connect(server, group, cluster, agents_started=True)
     with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
         first = http.get(POLL, params={"wait": 0}, headers=agent.headers)
         assert first.status_code == 200, first.text  # the cluster runs a config-agent: writes wait for its reports
@@ -153,7 +153,7 @@ def test_a_source_control_configuration_runs_on_the_same_engine(server: ServerPr
     to config-agent as one GitRepository and one Kustomization of its own name, complianceStatus from the agent's
     report, its name unusable by a Flux configuration, deleted once the agent reports its objects removed."""
     group = make_group(server)
-    agent = connect(server, group, unique("scc"))
+    agent = connect(server, group, unique("scc"), agents_started=True)
     api = {"api-version": "2023-05-01"}
     path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/sourceControlConfigurations/legacy"
     flux_path = f"{agent.path}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/legacy"

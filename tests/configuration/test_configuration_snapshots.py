@@ -24,7 +24,7 @@ from halyard.controlplane.plane import TypeServices
 from halyard.core.settings import Settings
 from halyard.store.models import Resource
 from tests.api.helpers import cluster_body
-from tests.api.resource_examples import play_extension_manager
+from tests.api.resource_examples import play_agents, play_agents_started
 from tests.api.throwaway_types import declare_with_throwaways
 from tests.support.inprocess import secret_token, sign_in_admin
 
@@ -71,7 +71,7 @@ class Plane:
             body: dict[str, Any] = (await self.c.get(url)).json()
             if body["status"] != "InProgress":
                 return body
-            await play_extension_manager(self.plane.db, self.plane.types, path)
+            await play_agents(self.plane.db, self.plane.types, path)
             await asyncio.sleep(0.05)
         raise AssertionError(f"{url} still InProgress")
 
@@ -81,6 +81,7 @@ class Plane:
         path = f"{self.group(group)}/providers/Microsoft.Kubernetes/connectedClusters/{name}"
         r = await self.c.put(path, params={"api-version": "2024-01-01"}, json=cluster_body())
         assert (await self.finished(r.headers["Azure-AsyncOperation"], path))["status"] == "Succeeded"
+        await play_agents_started(self.plane.db, path)  # its configuration is written and waited on
         return path
 
 

@@ -1,5 +1,7 @@
-"""An extension's operation waits for its cluster only so long (``extension_wait_seconds``): a cluster that never
-reports fails the create, and the delete, with a message naming its connectivity (in process, a one-second wait)."""
+"""A configuration's operation waits for its cluster's agent only so long (``extension_wait_seconds``): on a cluster
+whose agent polled once and is silent now, an extension's create and delete, and a Flux configuration's create, fail
+with ClusterDidNotReport (in process, a one-second wait). A cluster that never ran the agent is refused at once
+instead: ``test_agent_presence.py``."""
 
 from __future__ import annotations
 
@@ -15,11 +17,12 @@ import pytest
 from halyard.controlplane.app import create_app
 from halyard.core.settings import Settings
 from tests.api.helpers import cluster_body
-from tests.api.resource_examples import play_extension_manager
+from tests.api.resource_examples import play_agents_started, play_extension_manager
 from tests.support.inprocess import sign_in_admin
 
 pytestmark = pytest.mark.e2e
 EXT_API = {"api-version": "2025-03-01"}
+FLUX_API = {"api-version": "2025-04-01"}
 
 
 @pytest.fixture
@@ -50,6 +53,7 @@ async def test_a_cluster_that_never_reports_fails_create_and_delete_naming_its_c
     cluster = f"{group}/providers/Microsoft.Kubernetes/connectedClusters/silent"
     r = await c.put(cluster, params={"api-version": "2024-01-01"}, json=cluster_body())
     assert (await _finished(c, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    await play_agents_started(plane.db, cluster)  # its agents polled once, and went silent
     path = f"{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/flux"
     r = await c.put(path, params=EXT_API, json={"properties": {"extensionType": "microsoft.flux"}})
     assert r.status_code == 201, r.text
@@ -68,3 +72,24 @@ async def test_a_cluster_that_never_reports_fails_create_and_delete_naming_its_c
     await play_extension_manager(plane.db, plane.types, path)
     assert (await _finished(c, d.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
     assert (await c.get(path, params=EXT_API)).status_code == 404
+
+
+async def test_a_flux_configuration_waits_for_a_silent_config_agent_as_an_extension_does(
+    app_client: tuple[httpx.AsyncClient, dict[str, Any], Any],
+) -> None:
+    c, admin, plane = app_client
+    group = f"/subscriptions/{admin['subscription']}/resourceGroups/rg-deadline-flux"
+    assert (await c.put(group, params={"api-version": "2024-11-01"}, json={"location": "eastus"})).status_code == 201
+    cluster = f"{group}/providers/Microsoft.Kubernetes/connectedClusters/silent"
+    r = await c.put(cluster, params={"api-version": "2024-01-01"}, json=cluster_body())
+    assert (await _finished(c, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    await play_agents_started(plane.db, cluster)
+    path = f"{cluster}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/apps"
+    body = {"properties": {"gitRepository": {"url": "https://127.0.0.1:9/r.git", "repositoryRef": {"branch": "main"}},
+                           "kustomizations": {"k": {"path": "k"}}}}  # fmt: skip
+    r = await c.put(path, params=FLUX_API, json=body)
+    assert r.status_code == 201, r.text
+    status = await _finished(c, r.headers["Azure-AsyncOperation"])
+    assert status["status"] == "Failed" and status["error"]["code"] == "ClusterDidNotReport", status
+    assert "config-agent did not report" in status["error"]["message"] and "1 s" in status["error"]["message"]
+    assert (await c.get(path, params=FLUX_API)).json()["properties"]["provisioningState"] == "Failed"

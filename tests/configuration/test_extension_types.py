@@ -31,7 +31,7 @@ def publish(c: httpx.Client, name: str, version: str, trains: list[str] | None =
 
 @pytest.fixture(scope="module")
 def agent(server: ServerProcess) -> Agent:
-    return connect(server, make_group(server), unique("cc"))
+    return connect(server, make_group(server), unique("cc"), agents_started=True)
 
 
 def test_publish_list_and_fetch_a_chart(server: ServerProcess, agent: Agent) -> None:

@@ -76,7 +76,9 @@ def wait_succeeded(
 @pytest.fixture(scope="module")
 def two_clusters(server: ServerProcess) -> tuple[Agent, Agent]:
     group = make_group(server)
-    return connect(server, group, unique("cc")), connect(server, group, unique("cc"))
+    return connect(server, group, unique("cc"), agents_started=True), connect(
+        server, group, unique("cc"), agents_started=True
+    )
 
 
 def test_a_put_wakes_the_long_poll_with_the_extension_and_its_protected_settings(

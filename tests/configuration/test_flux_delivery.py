@@ -28,7 +28,10 @@ def poll(server: ServerProcess, agent: Agent, path: str, since: str | None = Non
 
 def test_a_put_wakes_config_agents_poll_and_not_extension_managers(server: ServerProcess) -> None:
     group = make_group(server)
-    agent, other = connect(server, group, unique("fd")), connect(server, group, unique("fd"))
+    agent, other = (
+        connect(server, group, unique("fd"), agents_started=True),
+        connect(server, group, unique("fd"), agents_started=True),
+    )
     flux_since = poll(server, agent, "/dp/v1/fluxConfigurations").json()["version"]
     ext_since = poll(server, agent, "/dp/v1/configurations").json()["version"]
     answered: dict[str, Any] = {}

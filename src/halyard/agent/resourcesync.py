@@ -74,6 +74,7 @@ class ResourceSync:
         share_target: TargetSink | None = None,
         features: frozenset[str] = frozenset(),
         share_endpoints: EndpointsSink | None = None,
+        configuration_agents: frozenset[str] = frozenset(),
     ) -> None:
         self._http = http
         self.endpoints = endpoints  # where this and every other agent of the process dial (private link moves it)
@@ -85,6 +86,7 @@ class ResourceSync:
         self._beats = 0
         self._share_target = share_target
         self._features = sorted(features)
+        self._configuration_agents = sorted(configuration_agents)
         self._shared: object = _UNSHARED
         self.last_reply: HeartbeatReply | None = None
         self._share_endpoints = share_endpoints
@@ -160,6 +162,7 @@ class ResourceSync:
             agentErrors=errors,
             features=self._features,
             endpointsVersion=self.endpoints.version,
+            configurationAgents=self._configuration_agents,
         )
         if facts is not None:
             beat = beat.model_copy(

@@ -174,6 +174,16 @@ async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcPr
     return proxy
 
 
+def configuration_agents(selected: set[str], split: bool, features: frozenset[str]) -> frozenset[str]:
+    """The agents of the cluster that act on its configuration, as the heartbeat declares them (so the control
+    plane knows them from the beat that makes the cluster Connected): those this process runs (local mode), or, in
+    the cluster, those the chart runs (extension-manager with the extensions feature; config-agent never yet). The
+    same conditions as the agents' own below."""
+    if split:
+        return frozenset({"extension-manager"} if FEATURE_EXTENSIONS in features else set())
+    return frozenset(selected & {"extension-manager", "config-agent"})
+
+
 def build_agents(
     options: AgentOptions,
     kube: AsyncClient,
@@ -220,6 +230,7 @@ def build_agents(
             share_target=functools.partial(handoff.publish_target, kube) if split else None,
             features=config.features,
             share_endpoints=functools.partial(handoff.publish_endpoints, kube) if split else None,
+            configuration_agents=configuration_agents(selected, split, config.features),
         )
         agents.append(sync)
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:

@@ -120,6 +120,12 @@ class Heartbeat(BaseModel):
         description="endpoints_version() of the map the agents follow; the reply carries the cluster's map only when "
         "it differs (None: an older agent, told only when its cluster is in a private link scope).",
     )
+    configurationAgents: list[Token] | None = Field(
+        default=None,
+        max_length=4,
+        description="The cluster's agents that act on its configuration (extension-manager, config-agent): known "
+        "from the beat that makes the cluster Connected, before their own first poll (None: an older agent).",
+    )
 
 
 class HeartbeatReply(BaseModel):

@@ -38,6 +38,7 @@ from halyard.cli.profile import config_dir
 
 MOVE_API_VERSION = "2026-01-01"  # the control plane's snapshotConfiguration and restoreConfiguration
 TERMINAL = ("succeeded", "failed", "canceled")
+AGENT_START_POLL_SECONDS = 1.0  # how often a restore refused for agents not yet started is asked again
 VOLATILE = ("time", "lastModifiedAt", "createdAt")  # moments that differ by nature between the two LISTs
 
 
@@ -179,11 +180,21 @@ class RegionMove:
         return new
 
     def _restore(self, *, discard: bool) -> dict[str, Any]:
+        """Recreate what the snapshot holds. Connected comes with the first heartbeat; the agents that act on the
+        configuration (extension-manager, config-agent) are known from their first poll, a moment later, and a write
+        is refused until then (AgentNotRunning): asked again until the move's timeout, as a restore is idempotent."""
         body = {"sourceClusterId": self.old_id, "discardSnapshot": discard}
-        answer: dict[str, Any] = self.inv.arm.call(
-            "POST", f"{self.new_id}/restoreConfiguration", MOVE_API_VERSION, json=body
-        )
-        return answer
+        deadline = time.monotonic() + self.request.timeout
+        while True:
+            try:
+                answer: dict[str, Any] = self.inv.arm.call(
+                    "POST", f"{self.new_id}/restoreConfiguration", MOVE_API_VERSION, json=body
+                )
+                return answer
+            except CliError as exc:
+                if exc.code != "AgentNotRunning" or time.monotonic() > deadline:
+                    raise
+            time.sleep(AGENT_START_POLL_SECONDS)
 
     def _converged(self, types: list[dict[str, str]], expected: int) -> list[dict[str, Any]]:
         """The new cluster's configuration resources once each is in a final state (or the timeout names those

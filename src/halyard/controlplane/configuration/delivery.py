@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event, select, text
 from sqlalchemy.orm import Session
 
+from halyard.controlplane.configuration.agentpresence import Presence
 from halyard.controlplane.configuration.extensions import ExtensionBehaviour, desired_entry
 from halyard.controlplane.configuration.fluxconfigs import FLUX_KEY, SOURCE_CONTROL_KEY, FluxConfigurationBehaviour
 from halyard.controlplane.configuration.fluxrules import engine_entry
@@ -78,9 +79,7 @@ class ConfigurationDelivery:
         self._per_cluster = per_cluster
         self._total_limit = total
         self._waiters: dict[str, set[asyncio.Event]] = {}
-        self.config_agents: set[tuple[str, str]] = (
-            set()
-        )  # (cluster, identity): config-agents whose presence is recorded
+        self.presence = Presence()  # the agents whose first poll this replica recorded (agentpresence.py)
         self._total = 0
         self._draining = False
         self._postgres = not db.is_sqlite

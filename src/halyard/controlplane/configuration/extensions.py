@@ -8,7 +8,8 @@ report row (reporter ``agent``) and is merged when rendered; protected settings 
 Provisioning follows the cluster: a create or update stays InProgress until extension-manager reports that it
 installed this generation (the digest of the entry delivered now, ``halyard.api.extensions``) or failed to; a
 deletion until it reports the release uninstalled, unless forced. A cluster silent for ``extension_wait_seconds``
-fails the operation with its connectivity named.
+fails the operation with its connectivity named. A cluster that never ran extension-manager is told at once
+(``agentpresence.py``, the rule GitOps shares): its writes are refused, its deletions done.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from halyard.controlplane.arm.resourcetypes import (
     ResourceType,
     WriteContext,
 )
+from halyard.controlplane.configuration.agentpresence import EXTENSION_MANAGER, ClusterDidNotReport, has_run, require
 from halyard.controlplane.configuration.extensiontypes import DEFAULT_TRAIN, ExtensionTypeCatalog
 from halyard.controlplane.configuration.models import ExtensionOut, ExtensionPatch, ExtensionPut
 from halyard.controlplane.configuration.published import catalog_of, chart_path
@@ -61,11 +63,6 @@ class ExtensionFailed(HalyardError):
     code = "ExtensionOperationFailed"
 
 
-class ClusterDidNotReport(HalyardError):
-    status = 504
-    code = "ClusterDidNotReport"
-
-
 class ExtensionBehaviour(PlainBehaviour):
     def __init__(self, sealer: Sealer) -> None:
         self._sealer = sealer
@@ -82,6 +79,7 @@ class ExtensionBehaviour(PlainBehaviour):
                 target="properties.extensionType",
             )
         props = _checked(await catalog_of(ctx.session), props, ctx.resource_id.name, old)
+        await _agent_runs(ctx)
         stored = self.unseal(existing)
         # A client echoing a GET back sends no protected settings (they are never returned): keep the stored ones.
         sealed = {PROTECTED: protected} if protected is not None else stored
@@ -109,6 +107,7 @@ class ExtensionBehaviour(PlainBehaviour):
                 merged = {**(sealed or {}).get(PROTECTED, {}), **secrets}
                 sealed = {PROTECTED: {k: v for k, v in merged.items() if v is not None}}
             props = _checked(await catalog_of(ctx.session), props, ctx.resource_id.name, existing.properties)
+            await _agent_runs(ctx)
         tags = body.tags if body.tags is not None else existing.tags
         return Desired(location=None, tags=tags, properties=props, identity=existing.identity, sealed=sealed)
 
@@ -155,8 +154,8 @@ class ExtensionBehaviour(PlainBehaviour):
         """Done once extension-manager reports the release uninstalled (it no longer finds the extension in the
         cluster's desired configuration, which leaves out what is being deleted); at once when forced, the agent
         still uninstalling it when it next converges."""
-        if ctx.force:
-            return
+        if ctx.force or not await has_run(ctx.session, resource.parent_key or "", EXTENSION_MANAGER):
+            return  # a cluster that never ran extension-manager has no release to remove
         row = await ctx.session.get(ResourceReport, (resource.id_key, REPORTER))
         if row is not None and row.properties.get("installState") == UNINSTALLED:
             return
@@ -185,6 +184,13 @@ class ExtensionBehaviour(PlainBehaviour):
             return None
         value = self._sealer.unseal_json(resource.sealed)
         return value if isinstance(value, dict) else None
+
+
+async def _agent_runs(ctx: WriteContext) -> None:
+    """A write that changes what the cluster runs needs its extension-manager (a tags-only PATCH does not)."""
+    cluster = ctx.resource_id.parent
+    if cluster is not None:
+        await require(ctx.session, cluster, EXTENSION_MANAGER, "extension")
 
 
 def _utc(moment: dt.datetime) -> dt.datetime:

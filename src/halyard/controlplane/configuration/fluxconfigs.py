@@ -8,8 +8,10 @@ objects' statuses, the synced commit) is its report row (reporter ``agent``), me
 ``provisioningState`` follows the cluster: a create or update stays Creating/Updating until config-agent reports it
 wrote the Flux objects of this very write (its etag, the ``generation`` it was given), Failed if it reports it could
 not; a delete stays Deleting until config-agent reports the objects removed, unless ``forceDelete``. A cluster whose
-config-agent never polled (never connected, or connected with agents that have none) has nobody to wait for: its
-configurations are accepted at once (complianceState Pending until an agent reports), and deleted at once.
+config-agent never polled (never connected, or connected with agents that have none) is told at once, by the rule
+extensions share (``agentpresence.py``): a write is refused (``AgentNotRunning``, naming the command that starts
+config-agent), a delete done; a config-agent that polled once and is silent now is waited for, up to
+``extension_wait_seconds`` as an extension's extension-manager is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from halyard.controlplane.arm.operations import Pending
 from halyard.controlplane.arm.resourcetypes import (
@@ -32,6 +33,7 @@ from halyard.controlplane.arm.resourcetypes import (
     WriteContext,
 )
 from halyard.controlplane.configuration import fluxrules
+from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, ClusterDidNotReport, has_run, require
 from halyard.controlplane.configuration.fluxmodels import (
     ConfigurationOut,
     FluxConfigurationPatch,
@@ -68,7 +70,6 @@ FLUX_API_VERSIONS = (
 SOURCE_CONTROL_API_VERSIONS = ("2024-11-01", "2023-05-01", "2022-11-01", "2022-07-01", "2022-03-01", "2021-03-01")
 REPORTER = "agent"  # config-agent's report row on each configuration
 LOGS_REPORTER = "fluxlogs"  # flux-logs-agent's events, a row of their own (never rendered in the resource)
-AGENT_PRESENCE = "config-agent"  # a row on the cluster once its config-agent has polled: there is someone to wait for
 PROTECTED = "configurationProtectedSettings"
 REPORTED = (
     "complianceState",
@@ -79,7 +80,6 @@ REPORTED = (
     "errorMessage",
     "repositoryPublicKey",
 )
-REPORT_WAIT = dt.timedelta(minutes=10)  # a connected cluster's config-agent has this long to apply a write
 RECHECK_SECONDS = 2.0  # how often a waiting operation looks again; config-agent's report wakes it sooner (make_due)
 
 
@@ -103,16 +103,14 @@ async def _agent_report(session: Any, resource: Resource) -> Mapping[str, Any] |
 
 
 async def _ever_connected(session: Any, resource: Resource) -> bool:
-    """Whether the cluster runs a config-agent (it has polled at least once): a cluster connected with agents that
-    have none (the in-cluster chart, today) has nobody who could report, so nothing is waited for."""
-    if not resource.parent_key:
-        return False
-    row = await session.scalar(
-        select(ResourceReport.id_key).where(
-            ResourceReport.id_key == resource.parent_key, ResourceReport.reporter == AGENT_PRESENCE
-        )
-    )
-    return row is not None
+    """Whether the cluster has ever run a config-agent (it has polled at least once)."""
+    return bool(resource.parent_key) and await has_run(session, resource.parent_key or "", CONFIG_AGENT)
+
+
+async def _agent_runs(ctx: WriteContext, display: str) -> None:
+    cluster = ctx.resource_id.parent
+    if cluster is not None:
+        await require(ctx.session, cluster, CONFIG_AGENT, display)
 
 
 async def _name_taken(ctx: WriteContext, other_key: str, other_display: str) -> None:
@@ -146,11 +144,13 @@ class _WaitsForCluster(_Sealed):
         changed = resource.changed_at
         if changed is not None and changed.tzinfo is None:
             changed = changed.replace(tzinfo=dt.UTC)
-        if changed is not None and ctx.now - changed > REPORT_WAIT:
-            raise HalyardError(
+        limit = dt.timedelta(seconds=ctx.settings.extension_wait_seconds)
+        if changed is not None and ctx.now - changed > limit:
+            seconds = int(limit.total_seconds())
+            raise ClusterDidNotReport(
                 "The cluster's config-agent did not report applying this configuration within "
-                f"{int(REPORT_WAIT.total_seconds() // 60)} minutes; check the cluster's connectivity and agents.",
-                code="ClusterDidNotReport",
+                f"{f'{seconds // 60} min' if seconds % 60 == 0 else f'{seconds} s'}; check the cluster's "
+                "connectivity and agents."
             )
         raise Pending("waiting for config-agent to apply the configuration", retry_after=RECHECK_SECONDS)
 
@@ -173,6 +173,7 @@ class FluxConfigurationBehaviour(_WaitsForCluster, PlainBehaviour):
         protected = given if given is not None else self.protected(existing)
         old = existing.properties if existing is not None else None
         props = fluxrules.checked(props, ctx.resource_id.name, protected, old)
+        await _agent_runs(ctx, "Flux configuration")
         return Desired(location=None, tags=body.tags or {}, properties=props, sealed={PROTECTED: protected})
 
     async def patched(self, body: BaseModel, existing: Resource, ctx: WriteContext) -> Desired:
@@ -191,6 +192,7 @@ class FluxConfigurationBehaviour(_WaitsForCluster, PlainBehaviour):
                 merged = {**protected, **secrets}
                 protected = {k: v for k, v in merged.items() if v is not None}
             props = fluxrules.checked(props, ctx.resource_id.name, protected, existing.properties)
+            await _agent_runs(ctx, "Flux configuration")
         tags = body.tags if body.tags is not None else existing.tags
         return Desired(location=None, tags=tags, properties=props, sealed={PROTECTED: protected})
 
@@ -234,6 +236,7 @@ class SourceControlBehaviour(_WaitsForCluster, PlainBehaviour):
                         code="PropertyChangeNotAllowed",
                         target=f"properties.{key}",
                     )
+        await _agent_runs(ctx, "source control configuration")
         return Desired(location=None, tags=body.tags or {}, properties=props, sealed={PROTECTED: protected})
 
     async def patched(self, body: BaseModel, existing: Resource, ctx: WriteContext) -> Desired:

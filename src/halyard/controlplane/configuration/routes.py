@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.paths import ResourceId
+from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER
 from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
@@ -64,7 +65,10 @@ async def get_configurations(
     wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
 ) -> Response:
     """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
-    cluster_key = await alive(plane(request), agent)
+    cp = plane(request)
+    cluster_key = await alive(cp, agent)
+    # The cluster runs an extension-manager: from now on its extensions' writes are accepted (agentpresence.py).
+    await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, EXTENSION_MANAGER, cp.clock.now())
     poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait))
     gone = asyncio.ensure_future(_gone(request))
     try:
@@ -139,16 +143,12 @@ async def get_flux_configurations(
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
     from halyard.controlplane.configuration.delivery import FLUX
-    from halyard.controlplane.configuration.fluxconfigs import AGENT_PRESENCE
 
     cp = plane(request)
     cluster_key = await alive(cp, agent)
-    presence = (cluster_key, agent.caller.object_id)  # a cluster created again under its name has a new identity
-    if presence not in delivery(request).config_agents:
-        # The cluster runs a config-agent: from now on its configurations' writes and deletes wait for its reports.
-        async with cp.db.transaction() as session:
-            await put_reports(session, [Report(cluster_key, AGENT_PRESENCE, {"configAgent": True}, cp.clock.now())])
-        delivery(request).config_agents.add(presence)
+    # The cluster runs a config-agent: from now on its configurations' writes are accepted and their writes and
+    # deletes wait for its reports (agentpresence.py).
+    await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, CONFIG_AGENT, cp.clock.now())
     poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, FLUX))
     gone = asyncio.ensure_future(_gone(request))
     try:

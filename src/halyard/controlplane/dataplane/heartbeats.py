@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select
 
 from halyard.api.agents import Heartbeat, HeartbeatReply
+from halyard.controlplane.configuration.agentpresence import CONFIGURATION_AGENTS, presence_reports
 from halyard.controlplane.dataplane.status import connectivity_status
 from halyard.controlplane.his.identities import ClusterIdentities
 from halyard.controlplane.identity.tokens import Caller
@@ -161,6 +162,7 @@ class Heartbeats:
                     )
                 }
                 reports: dict[str, Report] = {}
+                presence: list[Report] = []
                 written: dict[str, _Stored] = {}
                 for index in to_write:
                     item = batch[index]
@@ -175,12 +177,15 @@ class Heartbeats:
                             "The connected cluster is being deleted.", code="ClusterIdentityRevoked"
                         )
                         continue
-                    values = reported(item.beat, item.at, previous.get(row.resource_key))
+                    before = previous.get(row.resource_key)
+                    values = reported(item.beat, item.at, before)
                     reports[row.resource_key] = Report(row.resource_key, REPORTER, values, item.at)
+                    if values.get("configurationAgents") != (before or {}).get("configurationAgents"):
+                        presence += presence_reports(row.resource_key, values["configurationAgents"], item.at)
                     basis = ReplyBasis.of(resource.properties, item.at, row.cert_not_after)
                     results[index] = basis
                     written[item.object_id] = _Stored(item.at, _fingerprint(item.beat), basis, resource.etag)
-                await put_reports(session, list(reports.values()))
+                await put_reports(session, [*reports.values(), *presence])
             self._stored.update(written)  # only once committed: a refused batch is written again, beat by beat
         return [r if r is not None else RuntimeError("heartbeat not processed") for r in results]
 
@@ -270,4 +275,9 @@ def reported(beat: Heartbeat, now: dt.datetime, previous: dict[str, Any] | None 
         values["features"] = sorted(set(beat.features))
     elif "features" in previous:
         values["features"] = previous["features"]
+    # Which agents act on its configuration: recorded as if they had polled (agentpresence.py), not rendered.
+    if beat.configurationAgents is not None:
+        values["configurationAgents"] = sorted(set(beat.configurationAgents) & CONFIGURATION_AGENTS)
+    elif "configurationAgents" in previous:
+        values["configurationAgents"] = previous["configurationAgents"]
     return values

@@ -27,8 +27,11 @@ import json
 import os
 import platform
 import resource
+import ssl
+import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +42,25 @@ from halyard.api.extensions import INSTALLED, entry_digest
 
 EXT_API = {"api-version": "2025-03-01"}
 HOLD = 25.0  # seconds a long poll waits (the server's bound is 30)
+ATTEMPTS = 5  # of an idempotent PUT or report, as a client retries them
 Applied = Callable[[str, float], None]
+retried: Counter[str] = Counter()  # what had to be sent again, and why: printed with the figures
 
 
 async def cluster_agent(
-    http: httpx.AsyncClient, dp: str, member: Member, applied: Applied, stop: asyncio.Event
+    tls: ssl.SSLContext, dp: str, member: Member, applied: Applied, started: Callable[[], None], stop: asyncio.Event
 ) -> None:
-    """One cluster's extension-manager, as far as the protocol goes: poll, act on new entries, report."""
+    """One cluster's extension-manager, as far as the protocol goes: poll, act on new entries, report; with a client
+    of its own, as each cluster has (one pool for a thousand clusters costs the generator, not the server, O(n) per
+    request in httpcore's pool)."""
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    async with httpx.AsyncClient(verify=tls, timeout=60, limits=limits) as http:
+        await _agent_loop(http, dp, member, applied, started, stop)
+
+
+async def _agent_loop(
+    http: httpx.AsyncClient, dp: str, member: Member, applied: Applied, started: Callable[[], None], stop: asyncio.Event
+) -> None:
     since: str | None = None
     acted: dict[str, str] = {}
     while not stop.is_set():
@@ -53,16 +68,23 @@ async def cluster_agent(
         params: dict[str, Any] = {"wait": HOLD} if since is None else {"since": since, "wait": HOLD}
         try:
             r = await http.get(f"{dp}/v1/configurations", params=params, headers=headers, timeout=HOLD + 10)
-        except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
-            # A kept-alive connection the server closed meanwhile: poll again, as the agent's loop does.
+        except httpx.TransportError as exc:
+            # A connection the server closed meanwhile: poll again, as the agent's loop does.
             if stop.is_set():
                 return
+            retried[f"poll {type(exc).__name__}"] += 1
             await asyncio.sleep(0.05)
             continue
         if r.status_code == 204:
             continue
+        if r.status_code in (429, 503):  # the server's own back-pressure: poll again when it says
+            retried[f"poll {r.status_code}"] += 1
+            await asyncio.sleep(float(r.headers.get("Retry-After") or 1))
+            continue
         r.raise_for_status()
         body = r.json()
+        if since is None:
+            started()  # its first poll: the server knows it runs (agentpresence.py), its PUTs are accepted
         since = body["version"]
         reports = {}
         for entry in body["extensions"]:
@@ -75,16 +97,30 @@ async def cluster_agent(
                 }
                 acted[entry["name"]] = digest
         if reports:
-            for _ in range(5):  # the same for the report: a closed kept-alive connection is retried
-                try:
-                    answer = await http.post(
-                        f"{dp}/v1/configurations/reports", json={"extensions": reports}, headers=headers
-                    )
-                    break
-                except (httpx.ReadError, httpx.RemoteProtocolError, httpx.ConnectError):
-                    await asyncio.sleep(0.05)
+            url = f"{dp}/v1/configurations/reports"
+            answer = await retrying(lambda: http.post(url, json={"extensions": reports}, headers=headers), "report")
             answer.raise_for_status()
             applied(member.name, time.perf_counter())
+
+
+async def retrying(request: Callable[[], Awaitable[httpx.Response]], what: str) -> httpx.Response:
+    """Send an idempotent request as a real client does: again, a few times, when the connection failed under it
+    (no answer at all) or the server answered 429/503 with a Retry-After; each retry is counted in ``retried``."""
+    for attempt in range(ATTEMPTS):
+        last = attempt == ATTEMPTS - 1
+        try:
+            response = await request()
+        except httpx.TransportError as exc:
+            if last:
+                raise
+            retried[f"{what} {type(exc).__name__}"] += 1
+            await asyncio.sleep(0.05 * 2**attempt)
+            continue
+        if response.status_code not in (429, 503) or last:
+            return response
+        retried[f"{what} {response.status_code}"] += 1
+        await asyncio.sleep(float(response.headers.get("Retry-After") or 1))
+    raise AssertionError("unreachable")
 
 
 async def push(
@@ -100,26 +136,42 @@ async def push(
 
     async def put(member: Member) -> None:
         body = {"properties": {"extensionType": "microsoft.flux", "configurationSettings": {"round": str(round_)}}}
-        sent[member.name] = time.perf_counter()
-        r = await http.put(
-            f"{url}{member.name}/providers/Microsoft.KubernetesConfiguration/extensions/pushed",
-            params=EXT_API,
-            json=body,
-            headers={"Authorization": f"Bearer {token}"},
+        target = f"{url}{member.name}/providers/Microsoft.KubernetesConfiguration/extensions/pushed"
+        sent[member.name] = time.perf_counter()  # from the first attempt: a retry is part of the client's wait
+        r = await retrying(
+            lambda: http.put(target, params=EXT_API, json=body, headers={"Authorization": f"Bearer {token}"}), "put"
         )
         r.raise_for_status()
 
-    await bounded(members, put, SETUP_CONCURRENCY)
-    reported = await asyncio.wait_for(asyncio.gather(*(done[m.name] for m in members)), timeout=120)
+    async def tell() -> None:
+        while True:
+            await asyncio.sleep(10)
+            reported = sum(1 for m in members if done[m.name].done())
+            progress(f"round {round_}: {len(sent)} PUT, {reported} reported, retried {dict(retried)}")
+
+    teller = asyncio.create_task(tell())
+    try:
+        await bounded(members, put, SETUP_CONCURRENCY)
+        reported = await asyncio.wait_for(asyncio.gather(*(done[m.name] for m in members)), timeout=120)
+    finally:
+        teller.cancel()
     return {m.name: at - sent[m.name] for m, at in zip(members, reported, strict=True)}
 
 
+def progress(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
+
+
 async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
+    retried.clear()
     async with onboarded_fleet(count, args, None) as (server, members, timings):
-        limits = httpx.Limits(max_connections=count + 100, max_keepalive_connections=count + 100)
-        async with httpx.AsyncClient(verify=server.ca, timeout=60, limits=limits) as http:
+        progress(f"{count} clusters onboarded, tokens minted")
+        limits = httpx.Limits(max_connections=SETUP_CONCURRENCY, max_keepalive_connections=SETUP_CONCURRENCY)
+        tls = ssl.create_default_context(cafile=server.ca)
+        async with httpx.AsyncClient(verify=tls, timeout=60, limits=limits) as http:
             dp = f"{server.url}/dp"
             waiting: dict[str, asyncio.Future[float]] = {}
+            polling = asyncio.Semaphore(0)
 
             def applied(name: str, at: float) -> None:
                 future = waiting.get(name)
@@ -127,8 +179,11 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
                     future.set_result(at)
 
             stop = asyncio.Event()
-            agents = [asyncio.create_task(cluster_agent(http, dp, m, applied, stop)) for m in members]
-            await asyncio.sleep(2)  # every poll waiting
+            agents = [asyncio.create_task(cluster_agent(tls, dp, m, applied, polling.release, stop)) for m in members]
+            for _ in members:  # every agent has polled once (and is long-polling again)
+                await asyncio.wait_for(polling.acquire(), timeout=300)
+            await asyncio.sleep(1)
+            progress(f"{count} agents polling")
             token = server.token()
             seconds: list[float] = []
             rounds = args.rounds if count == 1 else max(1, args.rounds // 10)
@@ -137,6 +192,7 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
                 waiting.clear()
                 waiting.update({m.name: loop.create_future() for m in members})
                 took = await push(http, server.url, token, members, round_, waiting)
+                progress(f"round {round_}: p99 {percentile(sorted(took.values()), 99)} ms, retried {dict(retried)}")
                 if round_ > 0:
                     seconds += took.values()
             stop.set()
@@ -150,6 +206,8 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": percentile(ordered, 50),
         "p99_ms": percentile(ordered, 99),
         "max_ms": round(ordered[-1] * 1000, 1),
+        "retried": dict(retried),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **{k: v for k, v in timings.items() if k.endswith("seconds")},
     }
 

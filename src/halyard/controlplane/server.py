@@ -109,6 +109,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         log_config=None,
         access_log=False,
         server_header=False,
+        timeout_keep_alive=settings.keep_alive_seconds,
         timeout_graceful_shutdown=30,  # in-flight requests finish; new connections are refused
         proxy_headers=False,
     )

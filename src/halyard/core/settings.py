@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     )
     header_limit_bytes: int = Field(default=64 * 1024, gt=0, description="Largest request line plus headers (431).")
     header_count_limit: int = Field(default=100, gt=0, description="Most header fields in one request (431).")
+    keep_alive_seconds: int = Field(
+        default=75,
+        ge=1,
+        description="Seconds an idle keep-alive connection is kept open before the server closes it. Longer than its "
+        "clients keep theirs (httpx, the agents' client: 5 s), so that the client closes first: at an equal 5 s "
+        "(uvicorn's default) a request on a connection just reused met the server's close and failed unanswered.",
+    )
     connections_per_address: int = Field(
         default=256,
         ge=0,

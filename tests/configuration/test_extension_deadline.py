@@ -13,9 +13,12 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import delete
 
 from halyard.controlplane.app import create_app
+from halyard.controlplane.arm.paths import ResourceId
 from halyard.core.settings import Settings
+from halyard.store.models import ResourceReport
 from tests.api.helpers import cluster_body
 from tests.api.resource_examples import play_agents_started, play_extension_manager
 from tests.support.inprocess import sign_in_admin
@@ -93,3 +96,40 @@ async def test_a_flux_configuration_waits_for_a_silent_config_agent_as_an_extens
     assert status["status"] == "Failed" and status["error"]["code"] == "ClusterDidNotReport", status
     assert "config-agent did not report" in status["error"]["message"] and "1 s" in status["error"]["message"]
     assert (await c.get(path, params=FLUX_API)).json()["properties"]["provisioningState"] == "Failed"
+
+
+async def test_on_a_cluster_that_never_ran_the_agents_a_delete_completes_at_once(
+    app_client: tuple[httpx.AsyncClient, dict[str, Any], Any],
+) -> None:
+    """Nothing was ever installed there (resources written before the rule, or restored from a snapshot): nobody
+    to wait for, for either kind."""
+    c, admin, plane = app_client
+    group = f"/subscriptions/{admin['subscription']}/resourceGroups/rg-never-ran"
+    assert (await c.put(group, params={"api-version": "2024-11-01"}, json={"location": "eastus"})).status_code == 201
+    cluster = f"{group}/providers/Microsoft.Kubernetes/connectedClusters/c"
+    r = await c.put(cluster, params={"api-version": "2024-01-01"}, json=cluster_body())
+    assert (await _finished(c, r.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+    await play_agents_started(plane.db, cluster)
+    ext = f"{cluster}/providers/Microsoft.KubernetesConfiguration/extensions/flux"
+    flux = f"{cluster}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/apps"
+    body = {"properties": {"gitRepository": {"url": "https://127.0.0.1:9/r.git", "repositoryRef": {"branch": "main"}},
+                           "kustomizations": {"k": {"path": "k"}}}}  # fmt: skip
+    assert (
+        await c.put(ext, params=EXT_API, json={"properties": {"extensionType": "microsoft.flux"}})
+    ).status_code == 201
+    assert (await c.put(flux, params=FLUX_API, json=body)).status_code == 201
+    async with plane.db.transaction() as session:  # the cluster as if its agents had never polled
+        await session.execute(
+            delete(ResourceReport).where(
+                ResourceReport.id_key == ResourceId.parse(cluster).key,
+                ResourceReport.reporter.in_(["extension-manager", "config-agent"]),
+            )
+        )
+    for path, api in ((ext, EXT_API), (flux, FLUX_API)):
+        d = await c.delete(path, params=api)
+        assert d.status_code in (200, 202, 204), d.text
+        if d.status_code == 202:
+            assert (await _finished(c, d.headers["Azure-AsyncOperation"]))["status"] == "Succeeded"
+        assert (await c.get(path, params=api)).status_code == 404
+    r = await c.put(ext, params=EXT_API, json={"properties": {"extensionType": "microsoft.flux"}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "AgentNotRunning", r.text

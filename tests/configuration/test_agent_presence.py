@@ -62,12 +62,17 @@ def test_a_write_on_a_cluster_that_never_ran_the_agent_is_refused_naming_the_com
     server: ServerProcess, kind: tuple[str, dict[str, str], dict[str, Any]], command: str
 ) -> None:
     group, name = make_group(server), unique("np")
-    agent = connect(server, group, name)  # onboarded, with a token, but no agent ever polled
+    agent = connect(server, group, name)  # onboarded, with a token, but no agent ever ran
     r = put(server, agent, kind, "c1")
     assert r.status_code == 409, r.text
     error = r.json()["error"]
     assert error["code"] == "AgentNotRunning", error
-    assert command.format(group=group, name=name) in error["message"], error["message"]
+    assert f"halyard connectedk8s connect -g {group} -n {name}`" in error["message"], error["message"]
+    # Connected, by agents that run none that acts on this kind (in-cluster without the feature): how to turn it on.
+    beat(server, agent, [])
+    r = put(server, agent, kind, "c1")
+    assert r.status_code == 409 and r.json()["error"]["code"] == "AgentNotRunning", r.text
+    assert command.format(group=group, name=name) in r.json()["error"]["message"], r.text
     assert absent(server, agent, kind, "c1"), "a refused write left a resource behind"
 
 
@@ -87,12 +92,16 @@ def test_a_heartbeat_declaring_the_agents_lets_writes_through_before_their_first
     """Connected comes with the first beat; a write sent right after must not lose a race with the agents' polls.
     A beat naming anything else (here ``dp``, the heartbeats' own report) records nothing."""
     agent = connect(server, make_group(server), unique("hb"))
-    beat = {"agentVersion": "1.0.0", "configurationAgents": ["extension-manager", "config-agent", "dp"]}
-    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
-        r = http.post("/dp/v1/heartbeat", json=beat, headers=agent.headers)
-        assert r.status_code == 200, r.text
+    beat(server, agent, ["extension-manager", "config-agent", "dp"])
     assert put(server, agent, EXTENSION, "e1").status_code == 201
     assert put(server, agent, FLUX, "f1").status_code == 201
     with server.client() as c:
         cluster = c.get(agent.path, params={"api-version": "2024-01-01"}).json()["properties"]
     assert cluster["connectivityStatus"] == "Connected" and cluster["agentVersion"] == "1.0.0", cluster
+
+
+def beat(server: ServerProcess, agent: Agent, configuration_agents: list[str]) -> None:
+    body = {"agentVersion": "1.0.0", "configurationAgents": configuration_agents}
+    with httpx.Client(base_url=server.url, verify=server.ca, timeout=30) as http:
+        r = http.post("/dp/v1/heartbeat", json=body, headers=agent.headers)
+        assert r.status_code == 200, r.text

@@ -53,6 +53,7 @@ CONFIG_AGENT = ConfigurationAgent(
 )
 
 
+HEARTBEATS = "dp"  # the cluster's report row its heartbeats write: it has connected at least once
 # Only these names ever become report rows of a cluster: a heartbeat naming "dp" must not overwrite its own report.
 CONFIGURATION_AGENTS = frozenset({EXTENSION_MANAGER.name, CONFIG_AGENT.name})
 
@@ -83,11 +84,15 @@ async def require(session: AsyncSession, cluster: ResourceId, agent: Configurati
     """Refuse a write of a ``display`` on ``cluster`` when the agent that would act on it has never run there."""
     if await has_run(session, cluster.key, agent):
         return
-    command = agent.turn_on.format(group=cluster.resource_group or "<group>", cluster=cluster.name)
+    group, name = cluster.resource_group or "<group>", cluster.name
+    connected = await session.get(ResourceReport, (cluster.key, HEARTBEATS))
+    if connected is None:
+        how = f"The cluster has never connected: connect it with `halyard connectedk8s connect -g {group} -n {name}`"
+    else:
+        how = f"Turn it on with `{agent.turn_on.format(group=group, cluster=name)}`"
     raise AgentNotRunning(
-        f"Connected cluster '{cluster.name}' has never run {agent.name}, the agent that applies {agent.acts_on}, so "
-        f"nothing would act on this {display}. Turn it on with `{command}`, wait for the cluster to be Connected, "
-        "and send the request again."
+        f"Connected cluster '{name}' has never run {agent.name}, the agent that applies {agent.acts_on}, so nothing "
+        f"would act on this {display}. {how}, wait for the cluster to be Connected, and send the request again."
     )
 
 

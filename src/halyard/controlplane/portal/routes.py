@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hmac
 import json
 import uuid
@@ -73,7 +72,7 @@ def install(app: FastAPI, cp: ControlPlane) -> Portal:
     )
     portal = Portal(
         cp,
-        Sessions(cp.clock),
+        Sessions(cp.db, cp.sealer, cp.clock),
         Management(app, cp.settings.base_url),
         templates,
         {name: (_HERE / "static" / name).read_bytes() for name in _STATIC},
@@ -153,17 +152,34 @@ def render(portal: Portal, template: str, status: int = 200, **values: Any) -> H
 
 async def signed_in(request: Request) -> Ctx:
     portal = _portal(request)
-    session = portal.sessions.get(request.cookies.get(COOKIE))
-    if session is None:
+    key = request.cookies.get(COOKIE)
+    session = await portal.sessions.get(key)
+    if session is None or key is None:
         raise SignInNeeded()
     if portal.sessions.needs_refresh(session):
-        try:
-            tokens = await _token(portal, {"grant_type": "refresh_token", "refresh_token": session.refresh_token})
-        except ApiError:
-            portal.sessions.end(request.cookies.get(COOKIE))
-            raise SignInNeeded() from None
-        portal.sessions.refreshed(session, tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"]))
+        session = await _refresh(portal, key, session)
     return Ctx(request, portal, session)
+
+
+async def _refresh(portal: Portal, key: str, session: Session) -> Session:
+    """The session with a fresh access token: redeemed here if this request wins the claim (one redemption at a
+    time across replicas), else the current token while it lasts, else the one another request is fetching."""
+    sessions = portal.sessions
+    if not await sessions.claim_refresh(session):
+        if not sessions.expired(session):
+            return session
+        fresh = await sessions.refreshed_elsewhere(key)
+        if fresh is None:
+            raise SignInNeeded()
+        return fresh
+    try:
+        tokens = await _token(portal, {"grant_type": "refresh_token", "refresh_token": session.refresh_token})
+    except ApiError:
+        await sessions.end(key)
+        raise SignInNeeded() from None
+    return await sessions.refreshed(
+        key, session, tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"])
+    )
 
 
 Page = Callable[[Ctx], Awaitable[Response]]
@@ -176,7 +192,7 @@ async def page(request: Request, handler: Page) -> Response:
         return await handler(ctx)
     except ApiError as exc:
         if exc.status == 401:  # the token stopped being accepted (the user was deleted, keys rotated): sign in again
-            ctx.portal.sessions.end(request.cookies.get(COOKIE))
+            await ctx.portal.sessions.end(request.cookies.get(COOKIE))
             raise SignInNeeded() from None
         template = "fragment_error.html" if request.headers.get("hx-request") else "error.html"
         return ctx.render(template, status=exc.status, error=exc)
@@ -218,7 +234,7 @@ async def home() -> Response:
 async def sign_in(request: Request, return_to: str = "") -> Response:
     """The authorization code flow with PKCE against Halyard's own login service, the portal as its client."""
     portal = _portal(request)
-    state, pending = portal.sessions.begin_sign_in(_local(return_to))
+    state, pending = await portal.sessions.begin_sign_in(_local(return_to))
     tenant = await _tenant(portal)
     query = urlencode(
         {
@@ -241,7 +257,7 @@ async def sign_in(request: Request, return_to: str = "") -> Response:
 async def callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
     portal = _portal(request)
     bound = request.cookies.get(SIGNIN_COOKIE, "")
-    pending = portal.sessions.finish_sign_in(state) if state and hmac.compare_digest(bound, state) else None
+    pending = await portal.sessions.finish_sign_in(state) if state and hmac.compare_digest(bound, state) else None
     if error or not code or pending is None:
         message = request.query_params.get("error_description") or "The sign-in did not complete; start it again."
         problem = ApiError(400, error or "SignInFailed", message)
@@ -260,7 +276,9 @@ async def callback(request: Request, code: str = "", state: str = "", error: str
     except ApiError as exc:
         return render(portal, "signed_out.html", 400, error=exc)
     user = _claims(tokens.get("id_token", "")).get("preferred_username") or "?"
-    key = portal.sessions.create(str(user), tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"]))
+    key = await portal.sessions.create(
+        str(user), tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"])
+    )
     r = RedirectResponse(pending.return_to, 303, headers=PAGE_HEADERS)
     r.set_cookie(COOKIE, key, secure=True, httponly=True, samesite="strict", path="/")
     r.delete_cookie(SIGNIN_COOKIE, secure=True, httponly=True, samesite="strict", path="/")
@@ -290,7 +308,7 @@ async def sign_out(request: Request) -> Response:
     await portal.api.call(
         "POST", f"/{tenant}/oauth2/v2.0/revoke", None, form={"token": ctx.session.refresh_token, "client_id": CLIENT_ID}
     )
-    portal.sessions.end(request.cookies.get(COOKIE))
+    await portal.sessions.end(request.cookies.get(COOKIE))
     r = render(portal, "signed_out.html", error=None)
     r.delete_cookie(COOKIE, secure=True, httponly=True, samesite="strict", path="/")
     return r
@@ -442,34 +460,20 @@ async def clusters_table(request: Request) -> Response:
     return await page(request, handler)
 
 
-COUNTS_FRESH = dt.timedelta(seconds=30)
-
-
 @router.get("/clusters/counts")
 async def clusters_counts(request: Request) -> Response:
-    """Clusters per status over the user's whole fleet (in the subscription and group asked), polled every 30 s.
-
-    Every cluster is read through the API (it has no count by status yet: docs/portal.md), so the answer is kept
-    for 30 s per session: a user reloading or paging does not walk the fleet again each time."""
+    """Clusters per status over the user's whole fleet (in the subscription and group asked), polled every 30 s:
+    one aggregate query behind the API's statusCounts action, over what the user may read."""
 
     async def handler(ctx: Ctx) -> Response:
         _, sub = await _subscriptions(ctx)
         criteria = fleet.Criteria(group=_criteria(request).group)
         query = urlencode({k: v for k, v in {"subscription": sub, "group": criteria.group}.items() if v})
-        values = ctx.portal.sessions.recall(ctx.session, f"counts?{query}", COUNTS_FRESH)
-        if values is None:
-            rows: list[fleet.ClusterRow] = []
-            token = ""
-            while len(rows) < SCAN_LIMIT:
-                params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **({"$skipToken": token} if token else {})}
-                body = await ctx.api("GET", _clusters_path(sub, criteria.group), params=params)
-                rows += [fleet.row(b) for b in body.get("value", [])]
-                token = _skip_token(body.get("nextLink"))
-                if not token:
-                    break
-            values = {"counts": fleet.counts(rows), "total": len(rows), "truncated": bool(token), "query": query}
-            ctx.portal.sessions.remember(ctx.session, f"counts?{query}", values)
-        return ctx.render("cluster_counts.html", **values)
+        counted = await ctx.api(
+            "POST", f"{_clusters_path(sub, criteria.group)}/statusCounts", params={"api-version": CLUSTERS_API}
+        )
+        counts = fleet.counted(counted.get("byConnectivityStatus"))
+        return ctx.render("cluster_counts.html", counts=counts, total=sum(counts.values()), query=query)
 
     return await page(request, handler)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, not_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, case, not_, select
 
 from halyard.core.clock import isoformat
 from halyard.core.errors import InvalidRequest
@@ -55,18 +55,35 @@ def status_filter(text: str, now: dt.datetime, offline_after: dt.timedelta) -> C
             code="InvalidFilterInQueryString",
             target="$filter",
         )
+    return _conditions(now, offline_after)[wanted]
+
+
+def status_case(now: dt.datetime, offline_after: dt.timedelta) -> ColumnElement[str]:
+    """The status itself as a query expression (one of STATUSES), for counting clusters by status in one GROUP BY:
+    the same rule as :func:`status_filter`, its branches taken in order."""
+    last, expired, cutoff = _parts(now, offline_after)
+    return case(
+        (expired, "Expired"), (last.is_(None), "Connecting"), (last <= cutoff, "Offline"), else_="Connected"
+    )  # fmt: skip
+
+
+def _conditions(now: dt.datetime, offline_after: dt.timedelta) -> dict[str, ColumnElement[bool]]:
+    last, expired, cutoff = _parts(now, offline_after)
+    live = not_(expired)
+    return {
+        "Expired": expired,
+        "Connecting": and_(live, last.is_(None)),
+        "Offline": and_(live, last.is_not(None), last <= cutoff),
+        "Connected": and_(live, last > cutoff),
+    }
+
+
+def _parts(now: dt.datetime, offline_after: dt.timedelta) -> tuple[ScalarSelect[str | None], ColumnElement[bool], str]:
+    """The last heartbeat, whether the certificate lapsed, and the Offline cutoff (ISO timestamps of one fixed
+    width compare as strings)."""
     last = _reported("dp", "lastConnectivityTime")
     expiry = _reported("his", "managedIdentityCertificateExpirationTime")
-    expired = and_(expiry.is_not(None), expiry <= isoformat(now))
-    if wanted == "Expired":
-        return expired
-    live = not_(expired)
-    cutoff = isoformat(now - offline_after)
-    if wanted == "Connecting":
-        return and_(live, last.is_(None))
-    if wanted == "Offline":
-        return and_(live, last.is_not(None), last <= cutoff)
-    return and_(live, last > cutoff)
+    return last, and_(expiry.is_not(None), expiry <= isoformat(now)), isoformat(now - offline_after)
 
 
 def _reported(reporter: str, key: str) -> ScalarSelect[str | None]:

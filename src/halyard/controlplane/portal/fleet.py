@@ -3,8 +3,6 @@ Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -114,10 +112,11 @@ class Criteria:
         return not (self.name and self.name.lower() not in r.name.lower())
 
 
-def counts(rows: Iterable[ClusterRow]) -> dict[str, int]:
-    """How many clusters are in each status, every known status listed (zero too), then any other seen."""
-    seen = Counter(r.status for r in rows)
-    return {**{s: seen.get(s, 0) for s in STATUSES}, **{s: n for s, n in seen.items() if s not in STATUSES}}
+def counted(answer: Any) -> dict[str, int]:
+    """The statusCounts action's ``byConnectivityStatus``, every known status listed (zero too), then any other."""
+    given = answer if isinstance(answer, dict) else {}
+    numbers = {str(k): v for k, v in given.items() if isinstance(v, int)}
+    return {**{s: numbers.get(s, 0) for s in STATUSES}, **{s: n for s, n in numbers.items() if s not in STATUSES}}
 
 
 def sort_rows(rows: list[ClusterRow], column: str, descending: bool) -> list[ClusterRow]:

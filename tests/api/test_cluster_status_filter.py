@@ -67,7 +67,8 @@ async def fleet(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
                 key = path.lower()
                 reports.append(Report(key, "his", {"managedIdentityCertificateExpirationTime": isoformat(expiry)}, now))
                 if last is not None:
-                    reports.append(Report(key, "dp", {"lastConnectivityTime": isoformat(last)}, last))
+                    beat = {"lastConnectivityTime": isoformat(last), "kubernetesVersion": f"v1.{29 + i}.0"}
+                    reports.append(Report(key, "dp", beat, last))
                 expected[name] = status
         async with db.transaction() as session:
             await put_reports(session, reports)
@@ -170,3 +171,35 @@ async def test_counts_by_status_cover_exactly_what_the_caller_may_read(fleet: Fl
         assert r.status_code == 403 and r.json()["error"]["code"] == "AuthorizationFailed", r.text
     missing = await _counts(client, f"{sub}/resourceGroups/no-such-group")
     assert missing.status_code == 404, missing.text
+
+
+async def test_orderby_sorts_the_whole_list_and_pages_through_it(fleet: Fleet) -> None:
+    client, path, expected, _ = fleet
+    bodies = {c["name"]: c for c in await _all(client, path)}
+
+    def value(name: str, field: str) -> str:
+        if field == "name":
+            return name.lower()
+        return str(bodies[name]["properties"].get(field.split("/")[1]) or "")
+
+    for field in ("name", "properties/connectivityStatus", "properties/lastConnectivityTime",
+                  "properties/kubernetesVersion"):  # fmt: skip
+        for descending in (False, True):
+            # $top=5 pages through twelve: nextLink keeps $orderby, and no cluster is skipped or repeated.
+            orderby = f"{field} desc" if descending else field
+            listed = [c["name"] for c in await _all(client, path, **{"$orderby": orderby, "$top": "5"})]
+            assert sorted(listed) == sorted(expected), (orderby, listed)
+            keys = [value(n, field) for n in listed]
+            assert keys == sorted(keys, reverse=descending), (orderby, listed)
+    # With a status filter: the filtered list, sorted.
+    offline = await _all(client, path, **{"$filter": "properties/connectivityStatus eq 'Offline'",
+                                          "$orderby": "name desc", "$top": "2"})  # fmt: skip
+    assert [c["name"] for c in offline] == ["offline-2", "offline-1", "offline-0"]
+    for bad in ("tags", "name sideways", "properties/totalNodeCount", "name, properties/kubernetesVersion"):
+        r = await client.get(path, params={**API, "$orderby": bad})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidOrderByInQueryString", r.text
+    # A token from an id-ordered page is refused under $orderby (not read as something else).
+    first = (await client.get(path, params={**API, "$top": "2"})).json()["nextLink"]
+    token = first.split("%24skipToken=")[1].split("&")[0]
+    r = await client.get(path, params={**API, "$orderby": "name", "$skipToken": token})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "InvalidSkipToken", r.text

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, case, not_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, case, func, not_, select
 
 from halyard.core.clock import isoformat
 from halyard.core.errors import InvalidRequest
 from halyard.store.models import Resource, ResourceReport
+
+if TYPE_CHECKING:
+    from halyard.controlplane.arm.resourcetypes import RenderContext
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -84,6 +88,25 @@ def _parts(now: dt.datetime, offline_after: dt.timedelta) -> tuple[ScalarSelect[
     last = _reported("dp", "lastConnectivityTime")
     expiry = _reported("his", "managedIdentityCertificateExpirationTime")
     return last, and_(expiry.is_not(None), expiry <= isoformat(now)), isoformat(now - offline_after)
+
+
+def cluster_sort_keys() -> dict[str, Callable[[RenderContext], ColumnElement[Any]]]:
+    """The fields a connected-cluster list sorts by (``$orderby``), each's value never NULL (a cluster that never
+    reported sorts as an empty string): its name whatever its case, its status (the rule above, at the request's
+    time), and what its agents last reported."""
+
+    def reported(key: str) -> Callable[[RenderContext], ColumnElement[Any]]:
+        return lambda ctx: func.coalesce(_reported("dp", key), "")
+
+    return {
+        "name": lambda ctx: func.lower(Resource.name),
+        "properties/connectivityStatus": lambda ctx: status_case(
+            ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds)
+        ),
+        "properties/lastConnectivityTime": reported("lastConnectivityTime"),
+        "properties/kubernetesVersion": reported("kubernetesVersion"),
+        "properties/agentVersion": reported("agentVersion"),
+    }
 
 
 def _reported(reporter: str, key: str) -> ScalarSelect[str | None]:

@@ -50,8 +50,19 @@ def test_status_and_name_filters_counts_and_sort() -> None:
     answer = {"Connected": 1, "Offline": 2, "Weird": 1, "Bad": "x"}
     assert fleet.counted(answer) == {"Connected": 1, "Connecting": 0, "Offline": 2, "Expired": 0, "Weird": 1}
     assert fleet.counted(None) == dict.fromkeys(fleet.STATUSES, 0)
-    assert [r.name for r in fleet.sort_rows(rows, "nodes", descending=True)] == ["x", "db-1", "web-2", "web-1"]
-    assert fleet.sort_rows(rows, "not-a-column", False) == rows
+    assert fleet.orderby("lastSeen", True) == {"$orderby": "properties/lastConnectivityTime desc"}
+    assert fleet.orderby("name", False) == {"$orderby": "name"} and fleet.orderby("nodes", False) == {}
+
+
+def test_previous_pages_are_a_bounded_stack_of_tokens() -> None:
+    back = fleet.pushed("", "")  # leaving the first page
+    back = fleet.pushed(back, "tok2")
+    assert fleet.popped(back) == ("tok2", fleet.FIRST) and fleet.popped(fleet.FIRST) == ("", "")
+    assert fleet.popped("") is None
+    deep = ""
+    for i in range(200):
+        deep = fleet.pushed(deep, f"t{i}")
+    assert len(deep.split(",")) == fleet.BACK_DEPTH and fleet.popped(deep) == ("t199", deep.rsplit(",", 1)[0])
 
 
 def test_csrf_needs_the_sessions_token_and_the_own_origin() -> None:

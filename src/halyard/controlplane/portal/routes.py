@@ -17,7 +17,6 @@ import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from halyard.controlplane.arm.paging import encode_skip_token
 from halyard.controlplane.arm.resourcetypes import Placement
 from halyard.controlplane.plane import ControlPlane
 from halyard.controlplane.portal import fleet
@@ -38,7 +37,6 @@ PREFIX = "/portal"
 CLIENT_ID = "halyard-portal"  # the portal is a public client of Halyard's own login service
 COOKIE = "__Host-halyard-portal"  # __Host-: Secure, Path=/, no Domain, so no sibling host can set or read it
 SIGNIN_COOKIE = "__Host-halyard-portal-signin"
-PAGE = 100  # rows per clusters page: the API's page size
 SCAN_LIMIT = 10_000  # clusters one filtered page or the counts read at most
 _HERE = Path(__file__).parent
 _STATIC = {
@@ -361,12 +359,14 @@ def _clusters_path(sub: str, group: str) -> str:
     return f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "") + f"/{CLUSTERS}"
 
 
-async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str) -> TablePage:
-    """One page of the table: the API's own page when only the group and status are asked for (the status as the
-    API's ``$filter``); with a name, the API's pages read in order, filtered here, until a page is full (at most
-    SCAN_LIMIT clusters read per page)."""
+async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str, order: dict[str, str]) -> TablePage:
+    """One page of the table, sorted by the API (``$orderby``) over the whole filtered list: the API's own page when
+    only the group and status are asked for (the status as the API's ``$filter``); with a name, the API's pages read
+    in order and filtered here until the page holds a page's rows (whole API pages, so the next page starts at the
+    API's next token: such a page may hold up to twice as many), at most SCAN_LIMIT clusters read."""
     path = _clusters_path(sub, criteria.group)
-    params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **criteria.api_filter}
+    page_size = ctx.portal.cp.settings.portal_page_size
+    params = {"api-version": CLUSTERS_API, "$top": str(page_size), **criteria.api_filter, **order}
     if not criteria.local:
         body = await ctx.api("GET", path, params={**params, **({"$skipToken": skip} if skip else {})})
         rows = [fleet.row(b) for b in body.get("value", [])]
@@ -377,15 +377,11 @@ async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str) -> Tab
     while True:
         body = await ctx.api("GET", path, params={**params, **({"$skipToken": token} if token else {})})
         batch = [fleet.row(b) for b in body.get("value", [])]
-        for r in batch:
-            scanned += 1
-            if criteria.matches(r):
-                found.append(r)
-                if len(found) == PAGE:  # the next page starts after this row (the API's key: its id, lowercase)
-                    return TablePage(found, encode_skip_token(r.id.lower()), scanned, False)
+        scanned += len(batch)
+        found += [r for r in batch if criteria.matches(r)]
         token = _skip_token(body.get("nextLink"))
-        if not token:
-            return TablePage(found, "", scanned, False)
+        if not token or len(found) >= page_size:
+            return TablePage(found, token, scanned, False)
         if scanned >= SCAN_LIMIT:
             return TablePage(found, token, scanned, True)
 
@@ -398,22 +394,39 @@ def _criteria(request: Request) -> fleet.Criteria:
     )
 
 
-def _table_values(request: Request, sub: str, criteria: fleet.Criteria, table: TablePage) -> dict[str, Any]:
+def _order(request: Request) -> tuple[str, bool]:
+    """The column the table is sorted by (one the API sorts by, else none) and whether descending."""
     sort = request.query_params.get("sort", "")
-    descending = request.query_params.get("order", "") == "desc"
+    return (sort if sort in fleet.SORTABLE else ""), request.query_params.get("order", "") == "desc"
+
+
+def _table_values(request: Request, sub: str, criteria: fleet.Criteria, table: TablePage) -> dict[str, Any]:
+    sort, descending = _order(request)
+    skip = request.query_params.get("skip", "")
+    back = request.query_params.get("back", "")[:8192]
     query = {"subscription": sub, "group": criteria.group, "name": criteria.name, "status": criteria.status}
-    here = {**query, "sort": sort, "order": "desc" if descending else "", "skip": request.query_params.get("skip", "")}
+    sorted_query = {**query, "sort": sort, "order": "desc" if descending else ""}
+    here = {**sorted_query, "skip": skip, "back": back}
+    previous = fleet.popped(back)
+
+    def link(values: dict[str, str]) -> str:
+        return urlencode({k: v for k, v in values.items() if v})
+
     return {
-        "rows": fleet.sort_rows(table.rows, sort, descending),
+        "rows": table.rows,
         "table": table,
         "criteria": criteria,
         "sort": sort,
         "descending": descending,
         "statuses": fleet.STATUSES,
         "sortable": fleet.SORTABLE,
-        "query": urlencode({k: v for k, v in query.items() if v}),
-        "here": urlencode({k: v for k, v in here.items() if v}),
-        "next": urlencode({k: v for k, v in {**here, "skip": table.next_token}.items() if v}),
+        "query": link(query),
+        "sorted_query": link(sorted_query),
+        "here": link(here),
+        "next": link({**sorted_query, "skip": table.next_token, "back": fleet.pushed(back, skip)})
+        if table.next_token
+        else "",
+        "previous": link({**sorted_query, "skip": previous[0], "back": previous[1]}) if previous else "",
         "sub": sub,
     }
 
@@ -435,7 +448,8 @@ async def clusters(request: Request) -> Response:
 async def _table_or_error(ctx: Ctx, request: Request, sub: str, criteria: fleet.Criteria) -> dict[str, Any]:
     """The table's values, or ARM's error in its place (the filter form stays, to correct what was asked)."""
     try:
-        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""))
+        sort, descending = _order(request)
+        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""), fleet.orderby(sort, descending))
     except ApiError as exc:
         return {**_empty_values(criteria), "sub": sub, "table_error": exc}
     return {**_table_values(request, sub, criteria, table), "table_error": None}
@@ -444,8 +458,8 @@ async def _table_or_error(ctx: Ctx, request: Request, sub: str, criteria: fleet.
 def _empty_values(criteria: fleet.Criteria) -> dict[str, Any]:
     return {
         "rows": [], "table": TablePage([], "", 0, False), "criteria": criteria, "sort": "", "descending": False,
-        "statuses": fleet.STATUSES, "sortable": fleet.SORTABLE, "query": "", "here": "", "next": "", "sub": "",
-        "table_error": None,
+        "statuses": fleet.STATUSES, "sortable": fleet.SORTABLE, "query": "", "sorted_query": "", "here": "",
+        "next": "", "previous": "", "sub": "", "table_error": None,
     }  # fmt: skip
 
 
@@ -567,7 +581,7 @@ async def _members(ctx: Ctx, sub: str) -> dict[str, list[fleet.ClusterRow]]:
     by_scope: dict[str, list[fleet.ClusterRow]] = {}
     token, read = "", 0
     while read < SCAN_LIMIT:
-        params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **({"$skipToken": token} if token else {})}
+        params = {"api-version": CLUSTERS_API, "$top": "100", **({"$skipToken": token} if token else {})}
         body = await ctx.api("GET", _clusters_path(sub, ""), params=params)
         for b in body.get("value", []):
             read += 1

@@ -8,6 +8,7 @@ import re
 import shutil
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -106,6 +107,9 @@ def test_a_session_made_on_one_replica_is_served_and_ended_by_another(
 ) -> None:
     url = postgres_server.create_database(f"t_{uuid.uuid4().hex[:16]}")
     a, b = replicas_of(url, tmp_path, 2)
+    for replica in (a, b):
+        # Access tokens of 30 s: every portal request finds its token due for refresh (a minute before expiry).
+        replica.env = {**replica.env, "HALYARD_TOKEN_LIFETIME_SECONDS": "30"}
     try:
         a.start(60)
         shutil.copy(a.data_dir / "admin.json", b.data_dir / "admin.json")  # only the first replica bootstraps
@@ -113,6 +117,12 @@ def test_a_session_made_on_one_replica_is_served_and_ended_by_another(
         user, password = _owner(a)
         cookie = portal_session(a, user, password)
         assert _signed_in(b, cookie, user) and _signed_in(a, cookie, user)
+        # Many requests at once on both replicas, each wanting a refresh: one redeems the (single-use, rotating)
+        # refresh token at a time; a second redemption would revoke the sign-in and the user would be signed out.
+        with ThreadPoolExecutor(12) as pool:
+            answers = list(pool.map(lambda r: portal_get(r, "/portal/clusters/counts", cookie), [a, b] * 12))
+        assert [x.status_code for x in answers] == [200] * 24, [(x.status_code, x.text[:200]) for x in answers]
+        assert _signed_in(a, cookie, user) and _signed_in(b, cookie, user)
         _sign_out(b, cookie)
         assert not _signed_in(a, cookie, user) and not _signed_in(b, cookie, user)
     finally:

@@ -48,7 +48,7 @@ class Ordering:
     async def last_key(self, session: AsyncSession, id_key: str) -> str:
         """What the next page's ``$skipToken`` says: the sort value and id of the page's last row."""
         value = await session.scalar(select(self.key).where(Resource.id_key == id_key))
-        return json.dumps([value, id_key])
+        return json.dumps([value if isinstance(value, str) else str(value), id_key])
 
 
 def parse_orderby(text: str, fields: Mapping[str, SortKey], ctx: RenderContext) -> Ordering:
@@ -73,6 +73,7 @@ def _after(decoded: str) -> tuple[Any, str]:
         value, id_key = json.loads(decoded)
     except (ValueError, TypeError):
         value, id_key = None, None
-    if not isinstance(id_key, str) or not isinstance(value, (str, int, float)):
+    # Every sort value is a string (the keys above never give NULL or a number): anything else is not our token.
+    if not isinstance(id_key, str) or not isinstance(value, str):
         raise InvalidRequest("The $skipToken is not valid for this $orderby.", code="InvalidSkipToken")
     return value, id_key

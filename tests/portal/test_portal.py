@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.api.agentcreds import Agent
+from tests.api.helpers import cluster_body
 from tests.portal.conftest import OWNER, READER, PortalPlane, Visit, open_browser, sign_in
 from tests.portal.fleet import apart, heartbeating, onboard
 
@@ -232,6 +233,44 @@ def test_an_operator_runs_the_fleet_from_the_portal(
     page.wait_for_selector("text=You are signed out")
     page.goto(f"{plane.server.url}/portal/clusters")
     assert "/oauth2/v2.0/authorize" in page.url
+
+
+def test_the_table_sorts_the_whole_group_and_pages_both_ways(
+    portal_plane: PortalPlane, browser: Browser, visits: list[Visit]
+) -> None:
+    plane = portal_plane
+    group = plane.group("sort")
+    names = ["s-a", "S-b", "s-c", "s-d", "s-e"]  # five: two pages of three (the plane's page size)
+    with plane.server.client() as c:
+        for name in names:
+            path = f"/subscriptions/{plane.sub}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters/{name}"
+            r = c.put(path, params=CC, json=cluster_body())
+            assert r.status_code == 201, r.text
+            plane.settle(c, r)
+    user, password = plane.user(READER, f"/subscriptions/{plane.sub}/resourceGroups/{group}")
+    visit = open_browser(browser)
+    visits.append(visit)
+    page = visit.page
+
+    def shown() -> list[str | None]:
+        return [r.get_attribute("data-cluster") for r in page.query_selector_all("tr[data-cluster]")]
+
+    sign_in(visit, plane, user, password, f"/portal/clusters?group={group}")
+    assert shown() == ["s-a", "S-b", "s-c"]  # the first page of three
+    page.click("a[data-sort=name]")  # by name, whatever its case
+    page.wait_for_url("**sort=name**")
+    assert shown() == ["s-a", "S-b", "s-c"]
+    page.click("a[data-sort=name]")  # descending, over the whole group: not the page shown reversed
+    page.wait_for_url("**order=desc**")
+    assert shown() == ["s-e", "s-d", "s-c"]
+    page.click("a[rel=next]")
+    page.wait_for_url("**back=**")
+    assert shown() == ["S-b", "s-a"] and page.query_selector("a[rel=next]") is None
+    plane.shot(page, "clusters-sorted-page-2")
+    page.click("a[rel=prev]")
+    page.wait_for_selector("a[rel=next]")
+    assert shown() == ["s-e", "s-d", "s-c"] and page.query_selector("a[rel=prev]") is None
+    assert "order=desc" in page.url
 
 
 def test_a_reader_sees_but_cannot_change(portal_plane: PortalPlane, browser: Browser, visits: list[Visit]) -> None:

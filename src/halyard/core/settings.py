@@ -110,6 +110,9 @@ class Settings(BaseSettings):
         "there too, and every connection arriving there is marked as coming through that endpoint (private link).",
     )
     page_size: int = 100
+    portal_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Rows per page of the portal's clusters table."
+    )
     log_format: str = "keyvalue"
     log_level: str = "info"
 

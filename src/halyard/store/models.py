@@ -196,6 +196,34 @@ class RefreshToken(Base):
     used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
 
 
+class PortalSession(Base):
+    """A portal sign-in: the browser holds a random value, stored only as its SHA-256 (a stolen row is no cookie); the
+    user's access and refresh tokens and the CSRF token sealed with the server's data key. Ends when idle too long, at
+    its absolute expiry, or at sign-out (the row deleted)."""
+
+    __tablename__ = "portal_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(256))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"access", "refresh", "csrf"}
+    access_expires_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    last_used: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # While one request (of any replica) redeems the refresh token, others keep the current access token: a refresh
+    # token is single-use, and a second redemption would revoke the whole family.
+    refreshing_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class PortalSignIn(Base):
+    """A portal sign-in under way, by the SHA-256 of its state: the PKCE verifier (sealed) and where to return.
+    Spent by the callback (deleted), whichever replica it reaches."""
+
+    __tablename__ = "portal_sign_ins"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"verifier", "return_to"}
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+
+
 class DeviceCode(Base):
     """A device-code sign-in in progress (RFC 8628): pending until a user enters its user code and password."""
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations, Pending
+from halyard.controlplane.arm.ordering import parse_orderby
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import (
@@ -142,9 +143,11 @@ class Pipeline:
         top: int | None,
         base_path: str,
         filter_: str | None = None,
+        orderby: str | None = None,
     ) -> Reply:
         """One page of a type's resources in a container: a parent resource, a group, a subscription or the tenant;
-        with ``filter_``, those the type's ``list_filter`` selects (in the query: a page costs the same)."""
+        with ``filter_``, those the type's ``list_filter`` selects (in the query: a page costs the same); with
+        ``orderby``, sorted by one of the type's ``list_order`` fields over the whole list (``arm/ordering.py``)."""
         read = rtype.action("read")
         if parent is not None:
             scope = str(parent)
@@ -173,21 +176,33 @@ class Pipeline:
             query = query.where(rtype.list_filter(filter_, self._render_context(api_version)))
         page = min(top or self._settings.page_size, self._settings.page_size)
         after = decode_skip_token(skip_token)
-        if after:
+        order = None
+        if orderby:
+            if rtype.list_order is None:
+                raise InvalidRequest(
+                    f"The {rtype.display} list takes no $orderby.",
+                    code="InvalidOrderByInQueryString",
+                    target="$orderby",
+                )
+            order = parse_orderby(orderby, rtype.list_order, self._render_context(api_version))
+            query = order.apply(query, after)
+        elif after:
             query = query.where(Resource.id_key > after)
         # A caller with access to only some groups sees only their resources (as ARM filters lists).
         can_all = caller.allowed(read, scope)
         async with self._db.session() as session:
-            rows = list((await session.scalars(query.order_by(Resource.id_key).limit(page + 1))).all())
+            ordered = query if order is not None else query.order_by(Resource.id_key)
+            rows = list((await session.scalars(ordered.limit(page + 1))).all())
             more = len(rows) > page
             rows = rows[:page]
             visible = [r for r in rows if can_all or caller.allowed(read, r.id)]
             reports = await _reports(session, [r.id_key for r in visible])
+            last = (await order.last_key(session, rows[-1].id_key) if order else rows[-1].id_key) if more else ""
         body: dict[str, Any] = {
             "value": [self.render(rtype, r, reports.get(r.id_key, {}), api_version) for r in visible]
         }
         if more:
-            body["nextLink"] = next_link(self._settings.base_url, base_path, api_version, rows[-1].id_key, top, filter_)
+            body["nextLink"] = next_link(self._settings.base_url, base_path, api_version, last, top, filter_, orderby)
         return Reply(200, body)
 
     def _render_context(self, api_version: str) -> RenderContext:

@@ -1,5 +1,6 @@
-"""The connectedClusters routes beyond the generated verbs: user credentials (cluster connect)."""
+"""The connectedClusters routes beyond the generated verbs: user credentials (cluster connect) and counts by status."""
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Request
@@ -8,8 +9,10 @@ from fastapi.responses import JSONResponse
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
+from halyard.controlplane.arm.visibility import permitted
 from halyard.controlplane.kubernetes.connectedclusters import API_VERSIONS, LIST_USER_CREDENTIAL, NAMESPACE
 from halyard.controlplane.kubernetes.models import CredentialRequest
+from halyard.controlplane.kubernetes.statuscounts import count_by_status
 from halyard.controlplane.relay.credentials import user_credential
 from halyard.core.errors import HalyardError
 from halyard.store.models import ResourceReport
@@ -75,3 +78,57 @@ async def list_agent_versions(
     catalog = cp.settings.agent_catalog
     value = [{"name": v, "properties": {"latest": v == catalog.latest}} for v in catalog.versions]
     return JSONResponse({"value": value})
+
+
+_COUNTS = f"/providers/{NAMESPACE}/connectedClusters/statusCounts"
+
+
+@router.post(f"/subscriptions/{{subscriptionId}}{_COUNTS}", operation_id="connectedClusters_StatusCountsBySubscription")
+async def status_counts_in_subscription(
+    request: Request, subscriptionId: str, caller: Caller, cp: Plane, api_version: ApiVersion = None
+) -> JSONResponse:
+    """Halyard's addition: the caller's clusters in the subscription counted by connectivityStatus."""
+    return await _status_counts(request, cp, caller, subscriptionId, None)
+
+
+@router.post(
+    f"/subscriptions/{{subscriptionId}}/resourceGroups/{{resourceGroupName}}{_COUNTS}",
+    operation_id="connectedClusters_StatusCountsByResourceGroup",
+)
+async def status_counts_in_group(
+    request: Request,
+    subscriptionId: str,
+    resourceGroupName: str,
+    caller: Caller,
+    cp: Plane,
+    api_version: ApiVersion = None,
+) -> JSONResponse:
+    """Halyard's addition: the caller's clusters in the resource group counted by connectivityStatus."""
+    return await _status_counts(request, cp, caller, subscriptionId, resourceGroupName)
+
+
+async def _status_counts(
+    request: Request, cp: Plane, caller: Caller, subscription_id: str, group: str | None
+) -> JSONResponse:
+    """Authorized as the list is (a read role at or below the scope, checked before anything is looked up), counted
+    over exactly the clusters that list would show the caller."""
+    require_api_version(request, API_VERSIONS, TYPE)
+    rtype = cp.types.get(TYPE)
+    assert rtype is not None
+    read = rtype.action("read")
+    scope = f"/subscriptions/{subscription_id}" + (f"/resourceGroups/{group}" if group else "")
+    caller.require_at_or_below(read, scope)
+    if group:
+        await cp.directory.group(subscription_id, group)
+    else:
+        await cp.directory.subscription(subscription_id)
+    counts = await count_by_status(
+        cp.db,
+        type_key=rtype.key,
+        subscription_id=subscription_id,
+        group=group,
+        visible=permitted(caller, read, scope),
+        now=cp.clock.now(),
+        offline_after=dt.timedelta(seconds=cp.settings.offline_threshold_seconds),
+    )
+    return JSONResponse({"total": sum(counts.values()), "byConnectivityStatus": counts})

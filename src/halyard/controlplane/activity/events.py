@@ -189,7 +189,7 @@ def record_ended(session: AsyncSession, op: Operation) -> None:
             actor=actor,
             resource_id=op.target_id,
             operation_name=op.operation_name,
-            http_method=_method_of(op.operation_name),
+            http_method=_method_of(op),
             status="Failed" if failed else "Succeeded",
             status_code=(_error_status(op.error) if failed else 200),
             error=op.error if failed else None,
@@ -197,8 +197,13 @@ def record_ended(session: AsyncSession, op: Operation) -> None:
     )
 
 
-def _method_of(operation_name: str) -> str:
-    verb = operation_name.rsplit("/", 1)[-1].lower()
+def _method_of(op: Operation) -> str:
+    """The HTTP method of the request that started an operation, from what it does (``resource/patch``) or else its
+    ARM action's verb."""
+    action = op.action.rsplit("/", 1)[-1].lower()
+    if action in ("put", "patch", "delete", "force-delete"):
+        return "DELETE" if "delete" in action else action.upper()
+    verb = (op.operation_name or "").rsplit("/", 1)[-1].lower()
     return {"write": "PUT", "delete": "DELETE"}.get(verb, "POST")
 
 

@@ -196,6 +196,7 @@ class ActivityEvent(Base):
     __table_args__ = (
         Index("ix_activity_events_subscription_at", "subscription_id", "at"),
         Index("ix_activity_events_resource_at", "resource_key", "at"),
+        Index("ix_activity_events_group_at", "subscription_id", "group_key", "at"),
         Index("ix_activity_events_at", "at"),
     )
 

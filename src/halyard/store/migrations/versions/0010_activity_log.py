@@ -52,12 +52,13 @@ def upgrade() -> None:
     op.create_index("ix_activity_events_correlation_id", "activity_events", ["correlation_id"])
     op.create_index("ix_activity_events_subscription_at", "activity_events", ["subscription_id", "at"])
     op.create_index("ix_activity_events_resource_at", "activity_events", ["resource_key", "at"])
+    op.create_index("ix_activity_events_group_at", "activity_events", ["subscription_id", "group_key", "at"])
     op.create_index("ix_activity_events_at", "activity_events", ["at"])
 
 
 def downgrade() -> None:
-    for index in ("ix_activity_events_at", "ix_activity_events_resource_at", "ix_activity_events_subscription_at",
-                  "ix_activity_events_correlation_id"):  # fmt: skip
+    for index in ("ix_activity_events_at", "ix_activity_events_group_at", "ix_activity_events_resource_at",
+                  "ix_activity_events_subscription_at", "ix_activity_events_correlation_id"):  # fmt: skip
         op.drop_index(index, table_name="activity_events")
     op.drop_table("activity_events")
     with op.batch_alter_table("operations") as batch:

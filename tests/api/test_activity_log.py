@@ -6,6 +6,7 @@ caller sees only the events of what they may read; filters outside Azure's gramm
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 import uuid
 from typing import Any
@@ -204,3 +205,39 @@ def test_bad_select_version_token_and_subscription(server: ServerProcess) -> Non
         assert r.status_code == 404 and r.json()["error"]["code"] == "SubscriptionNotFound"
     with httpx.Client(base_url=server.url, verify=server.ca) as anonymous:
         assert anonymous.get(_values(server), params={**MONITOR, "$filter": _window()}).status_code == 401
+
+
+def test_role_assignments_registrations_and_credentials_handed_out_are_logged(server: ServerProcess) -> None:
+    """What changes who may do what, and who was given a way into a cluster, is in the log (never a credential)."""
+    group = make_group(server)
+    scope = group_path(server, group)
+    cluster = cluster_path(server, group, "reached")
+    sub = f"/subscriptions/{server.admin['subscription']}"
+    with server.client() as c:
+        assert c.put(cluster, params=CC_API, json=cluster_body()).status_code == 201
+        handed = c.post(f"{cluster}/listClusterUserCredential", params=CC_API,
+                        json={"authenticationMethod": "AAD", "clientProxy": False})  # fmt: skip
+        assert handed.status_code == 200
+        principal = make_principal(server)
+        assignment = f"{scope}/providers/Microsoft.Authorization/roleAssignments/{uuid.uuid4()}"
+        role = f"/providers/Microsoft.Authorization/roleDefinitions/{READER}"
+        body = {"properties": {"roleDefinitionId": role, "principalId": principal.object_id}}
+        assert c.put(assignment, params=AUTHZ_API, json=body).status_code == 201
+        assert c.delete(assignment, params=AUTHZ_API).status_code == 200
+        assert c.post(f"{sub}/providers/Microsoft.Kubernetes/register", params=RG_API).status_code == 200
+
+        credential = _events(c, server, f"resourceUri eq '{cluster}'")
+        action = "Microsoft.Kubernetes/connectedClusters/listClusterUserCredential/action"
+        handed_out = [e for e in credential if e["operationName"]["value"] == action]
+        assert [e["status"]["value"] for e in handed_out] == ["Succeeded", "Started"]  # the write's may end later
+        assert handed.json()["hybridConnectionConfig"]["token"] not in json.dumps(credential)
+        granted = _events(c, server, f"resourceUri eq '{assignment}'")
+        assert [(e["operationName"]["value"], e["status"]["value"]) for e in granted] == [
+            ("Microsoft.Authorization/roleAssignments/delete", "Succeeded"),
+            ("Microsoft.Authorization/roleAssignments/delete", "Started"),
+            ("Microsoft.Authorization/roleAssignments/write", "Succeeded"),
+            ("Microsoft.Authorization/roleAssignments/write", "Started"),
+        ]
+        assert granted[0]["resourceGroupName"] == group
+        registered = _events(c, server, f"resourceUri eq '{sub}/providers/Microsoft.Kubernetes'")
+        assert registered[0]["operationName"]["value"] == "Microsoft.Kubernetes/register/action"

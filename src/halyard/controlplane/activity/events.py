@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from halyard.controlplane.identity.tokens import Caller
+from halyard.store import Database
 from halyard.store.models import ActivityEvent, Operation
 
 # The RBAC action that lets a principal read a scope's events (Reader's */read grants it, as in Azure).
@@ -210,3 +211,23 @@ def _method_of(op: Operation) -> str:
 def _error_status(error: dict[str, Any] | None) -> int:
     code = str((error or {}).get("code", ""))
     return {"Conflict": 409, "Canceled": 409, "BadRequest": 400, "NotFound": 404}.get(code, 500)
+
+
+async def record_answered(
+    db: Database,
+    *,
+    at: dt.datetime,
+    caller: Caller,
+    resource_id: str,
+    operation_name: str,
+    http_method: str,
+    status_code: int = 200,
+) -> None:
+    """A request done by a service that commits its own change (a role assignment, a provider's registration) or
+    changes nothing stored (listClusterUserCredential): its events, in a transaction of their own, once it has
+    succeeded. A crash between the two loses the events, never the change."""
+    async with db.transaction() as session:
+        record_request(
+            session, at=at, actor=actor_of(caller), resource_id=resource_id, operation_name=operation_name,
+            http_method=http_method, status_code=status_code,
+        )  # fmt: skip

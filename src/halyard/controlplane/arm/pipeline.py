@@ -7,6 +7,7 @@ being deleted), lists by container and deletes a resource's children and extensi
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ from halyard.store import Database
 from halyard.store.models import Operation, Resource, ResourceGroup, ResourceReport
 
 Reported = dict[str, Any]
+log = logging.getLogger("halyard.pipeline")
 
 
 @dataclass
@@ -484,12 +486,15 @@ class Pipeline:
         except HalyardError as exc:
             if exc.status == 404 or rid.subscription_id is None:
                 raise
-            async with self._db.transaction() as session:
-                record_request(
-                    session, at=self._clock.now(), actor=actor_of(caller.caller), resource_id=str(rid),
-                    operation_name=operation_name, http_method=http_method, status_code=exc.status,
-                    error=exc.body()["error"],
-                )  # fmt: skip
+            try:
+                async with self._db.transaction() as session:
+                    record_request(
+                        session, at=self._clock.now(), actor=actor_of(caller.caller), resource_id=str(rid),
+                        operation_name=operation_name, http_method=http_method, status_code=exc.status,
+                        error=exc.body()["error"],
+                    )  # fmt: skip
+            except Exception as failed:  # the client is owed the refusal it earned, not the log's trouble
+                log.error("activity event not written", extra={"error": type(failed).__name__})
             raise
 
     async def _lock_in_live_container(self, session: AsyncSession, rid: ResourceId) -> None:

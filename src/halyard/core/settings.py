@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     gateway_port: int | None = Field(default=None, ge=0, le=65535, description="Port of the gateway service.")
     gateway_host: str | None = Field(default=None, description="Address of the gateway service (default: host).")
     gateway_audit_retention_days: int = Field(default=30, gt=0, description="Days gateway audit rows are kept.")
+    activity_log_retention_days: int = Field(
+        default=90, gt=0, le=3650, description="Days activity log events are kept and can be asked for (Azure: 90)."
+    )
     endpoint_ingress: str | None = Field(
         default=None,
         description="HOST:PORT where private endpoint forwarders (halyard endpoint run) connect: mutual TLS with a "

@@ -156,8 +156,49 @@ class Operation(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who asked for it and the ARM action it is (``Microsoft.Kubernetes/connectedClusters/write``), kept so that its
+    # end is written to the activity log in their name (None for operations from before migration 0011).
+    operation_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    caller: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    caller_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    caller_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (Index("ix_operations_status", "status", "lease_until"),)
+
+
+class ActivityEvent(Base):
+    """One event of the activity log (Azure Monitor's administrative category): a write, delete or action that was
+    started, accepted, succeeded or failed. Rows are only added and pruned after the retention, never changed."""
+
+    __tablename__ = "activity_events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[dt.datetime]
+    correlation_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    group_key: Mapped[str] = mapped_column(String(90))  # lower-cased; "" for a subscription or tenant resource
+    resource_group: Mapped[str] = mapped_column(String(90))
+    resource_id: Mapped[str] = mapped_column(String(1024))
+    resource_key: Mapped[str] = mapped_column(String(1024))  # lower-cased resource_id
+    provider_key: Mapped[str] = mapped_column(String(128))  # lower-cased namespace
+    resource_type: Mapped[str] = mapped_column(String(256))
+    operation_name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))  # Started, Accepted, Succeeded, Failed
+    sub_status: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str] = mapped_column(String(256))
+    caller_id: Mapped[str] = mapped_column(String(36))
+    caller_type: Mapped[str] = mapped_column(String(32))
+    http_method: Mapped[str] = mapped_column(String(8))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_activity_events_subscription_at", "subscription_id", "at"),
+        Index("ix_activity_events_resource_at", "resource_key", "at"),
+        Index("ix_activity_events_group_at", "subscription_id", "group_key", "at"),
+        Index("ix_activity_events_at", "at"),
+    )
 
 
 class Principal(Base):

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import JSONResponse
 
 from halyard.api.cluster import FEATURE_CLUSTER_CONNECT
+from halyard.controlplane.activity.events import record_answered
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.arm.visibility import permitted
@@ -61,9 +62,13 @@ async def list_cluster_user_credential(
             code="ClusterConnectDisabled",
         )
     cluster_id = str(rid)
-    return JSONResponse(
-        user_credential(cp.settings, cp.tokens, caller, cluster_id, token_mode=token_mode, now=cp.clock.now())
-    )
+    answer = user_credential(cp.settings, cp.tokens, caller, cluster_id, token_mode=token_mode, now=cp.clock.now())
+    # Who was handed a way into the cluster is in the activity log, as on Azure (never the credential itself).
+    await record_answered(
+        cp.db, at=cp.clock.now(), caller=caller.caller, resource_id=cluster_id,
+        operation_name=rtype.action(f"{LIST_USER_CREDENTIAL.name}/action"), http_method="POST",
+    )  # fmt: skip
+    return JSONResponse(answer)
 
 
 @router.get(f"/subscriptions/{{subscriptionId}}/providers/{NAMESPACE}/agentVersions", operation_id="AgentVersions_List")

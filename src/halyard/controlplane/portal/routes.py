@@ -38,6 +38,8 @@ CLIENT_ID = "halyard-portal"  # the portal is a public client of Halyard's own l
 COOKIE = "__Host-halyard-portal"  # __Host-: Secure, Path=/, no Domain, so no sibling host can set or read it
 SIGNIN_COOKIE = "__Host-halyard-portal-signin"
 SCAN_LIMIT = 10_000  # clusters one filtered page or the counts read at most
+ACTIVITY_API = "2015-04-01"
+ACTIVITY_ROWS = 50  # a cluster page's activity: its newest events
 _HERE = Path(__file__).parent
 _STATIC = {
     "htmx-2.0.11.min.js": "text/javascript; charset=utf-8",
@@ -518,12 +520,32 @@ async def cluster(request: Request, sub: str, group: str, name: str) -> Response
             except ApiError as exc:
                 under.append({"type": rtype.full_type, "items": [], "error": exc})
         props = body.get("properties") or {}
+        activity, activity_error = await _activity(ctx, sub, str(body.get("id") or path))
         return ctx.render(
             "cluster.html", cluster=body, row=fleet.row(body), props=props, under=under, sub=sub, group=group,
-            name=name, system=body.get("systemData") or {},
+            name=name, system=body.get("systemData") or {}, activity=activity, activity_error=activity_error,
         )  # fmt: skip
 
     return await page(request, handler)
+
+
+async def _activity(ctx: Ctx, sub: str, resource_id: str) -> tuple[list[dict[str, Any]], ApiError | None]:
+    """The resource's activity log events (its first page, newest first) over the whole retention, through the
+    activity-log API with the user's token: what they may not read is ARM's error, shown in place of the table."""
+    start = ctx.portal.cp.clock.now() - dt.timedelta(days=ctx.portal.cp.settings.activity_log_retention_days)
+    start += dt.timedelta(minutes=1)  # the request's own time passes: stay inside the window the API accepts
+    params = {
+        "api-version": ACTIVITY_API,
+        "$filter": f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' and resourceUri eq "
+        + "'" + resource_id.replace("'", "''") + "'",
+        "$select": "eventTimestamp,status,subStatus,operationName,caller,correlationId",
+    }  # fmt: skip
+    try:
+        body = await ctx.api("GET", f"/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values",
+                             params=params)  # fmt: skip
+    except ApiError as exc:
+        return [], exc
+    return list(body.get("value", []))[:ACTIVITY_ROWS], None
 
 
 @router.get("/subscriptions/{sub}/resourceGroups/{group}/clusters/{name}/delete")

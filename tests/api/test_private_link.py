@@ -26,6 +26,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from halyard.agent.arcproxy import ArcProxy, NetworkSettings
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import ControlPlaneError, http_client
@@ -34,7 +35,7 @@ from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import ResourceSync
-from halyard.api.agents import ENDPOINTS_INFO, EndpointMap
+from halyard.api.agents import ENDPOINTS_INFO, GATEWAY_NETWORK_PATH, EndpointMap
 from halyard.core import proxyv2
 from halyard.core.clock import SystemClock
 from halyard.tunnel.protocol import TUNNEL_UPGRADE
@@ -557,6 +558,10 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             relay = ClusterConnect(lambda: live.current().relay_url(), identity, ssl.create_default_context(cadata=ca),
                                    None, AgentMetrics(), via=proxy.url)  # type: ignore[arg-type]  # fmt: skip
             extensions = ExtensionManager(http, lambda: live.current().dp, identity, None, None, tmp_path)  # type: ignore[arg-type]
+            # arc-proxy (an enterprise proxy is set: the test's) asks the management API of the map followed now.
+            arc = ArcProxy(NetworkSettings(proxy=proxy.url), identity, ca,
+                           network_url=lambda: f"{live.current().management}{GATEWAY_NETWORK_PATH}")  # fmt: skip
+            await arc.start()
 
             async def every_agent_dials() -> list[str]:
                 proxy.forget()
@@ -567,6 +572,13 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
                 tunnel = await relay._dial("/v1/tunnel", TUNNEL_UPGRADE)
                 tunnel.transport.close()
                 assert "extensions" in await extensions._poll()
+                before = len(proxy.asked)
+                assert (await arc.refresh()).gateway is None  # answered (this cluster has no gateway or proxy) ...
+                arc.apply(NetworkSettings(proxy=proxy.url))  # ... and the test's proxy, which plays DNS, kept
+                asked_by_arc = {host.split(".")[1] if host.endswith(private_host) else host
+                                for host in proxy.asked[before:]}  # fmt: skip
+                assert asked_by_arc == ({"management"} if live.current().management != onboarding.management
+                                        else {"127.0.0.1"}), proxy.asked[before:]  # fmt: skip
                 return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in proxy.asked})
 
             # Joining a scope that still allows public access: the next beat's reply carries the private map.
@@ -613,6 +625,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert live.current().his == f"https://{scope_id}.his.{private_host}/his"
             assert await every_agent_dials() == ["dp", "his", "management", "relay"]
             assert _join(site, agent, None).status_code == 200
+            await arc.close()
 
     with proxy.running():
         asyncio.run(scenario(proxy))

@@ -30,7 +30,7 @@ from halyard.agent.arcproxy import ArcProxy, NetworkSettings
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.controlplane import ControlPlaneError, http_client
-from halyard.agent.endpoints import LiveEndpoints
+from halyard.agent.endpoints import KEPT_FILE, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.metrics import AgentMetrics
@@ -629,6 +629,54 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
 
     with proxy.running():
         asyncio.run(scenario(proxy))
+
+
+def test_restarted_local_agents_dial_the_private_endpoint_first(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Local mode keeps the map its agents follow in their state directory: agents restarted while their cluster is
+    in a private-only scope dial its private names from their first beat (no public attempt, no refusal)."""
+    agent = connect(site.server, GROUP, "cc-restarted")
+    assert _join(site, agent, world["s"]).status_code == 200
+    private_host = "privatelink.halyard.local"
+    proxy = ConnectProxy(lambda host, port: ("127.0.0.1", site.ports["pe-s"]) if host.endswith(private_host)
+                         else (host, port))  # fmt: skip
+    ca = Path(site.server.ca).read_text()
+    kept = tmp_path / "state" / KEPT_FILE
+    kept.parent.mkdir()
+
+    async def run_agents(onboarding: EndpointMap, issued: Any) -> tuple[IdentityOperator, LiveEndpoints]:
+        """The agents of one process (a fresh client, map and identity operator, as after a restart): a
+        certificate (renewed once there is one), a token and a beat."""
+        async with http_client(ca, proxy=proxy.url) as http:
+            live = LiveEndpoints(onboarding, kept)
+            config = ClusterConfig(agent.path, onboarding, ca, agent.onboarding_key)
+            identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
+            identity.issued = await identity.request_certificate(issued)
+            identity.ready.set()
+            await ResourceSync(http, live, identity, _NoFacts(), AgentMetrics(), health=_healthy).reconcile()
+            return identity, live
+
+    async def scenario() -> None:
+        async with http_client(ca) as http:
+            answer = (await http.get(f"{site.server.url}/his/v1/endpoints")).json()
+        onboarding = EndpointMap.model_validate({**answer, "tenant": site.server.admin["tenant"]})
+        # First start: onboarding's (public) map; the public certificate request is refused with the private map,
+        # which is followed (and kept).
+        proxy.forget()
+        identity, live = await run_agents(onboarding, None)
+        assert proxy.asked[0] == "127.0.0.1" and private_host in live.current().dp, proxy.asked
+        assert kept.exists()
+        # Restart: the first connection of every agent goes to the scope's private names.
+        proxy.forget()
+        _, restarted = await run_agents(onboarding, identity.issued)
+        assert restarted.current() == live.current()
+        assert {host.split(".")[1] for host in proxy.asked} == {"his", "management", "dp"}, proxy.asked
+        assert all(host.endswith(private_host) for host in proxy.asked), proxy.asked
+
+    with proxy.running():
+        asyncio.run(scenario())
+    assert _join(site, agent, None).status_code == 200
 
 
 def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_deleted(

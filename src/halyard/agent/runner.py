@@ -26,7 +26,7 @@ from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
-from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
+from halyard.agent.endpoints import KEPT_FILE, EndpointsFollower, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.guard import Guard
@@ -125,7 +125,7 @@ async def _run(
     metrics = AgentMetrics()
     # Where every agent of this process dials, read at each dial: resource-sync moves it when the control plane
     # sends another map (private link); in-cluster the other pods follow what it publishes.
-    live = LiveEndpoints(config.endpoints)
+    live = live_endpoints(options, config)
     arc_proxy = await start_arc_proxy(options, config, live)
     # In-cluster, arc-proxy is a pod of its own: the other agents reach it through its Service (the chart says where).
     via = arc_proxy.url if arc_proxy is not None else options.arc_proxy_url
@@ -148,6 +148,13 @@ async def _run(
             for agent in built:
                 if isinstance(agent, (Guard, ArcProxy)):
                     await agent.close()
+
+
+def live_endpoints(options: AgentOptions, config: ClusterConfig) -> LiveEndpoints:
+    """The map this process's agents follow. Local mode keeps it in the state directory across restarts; a pod
+    does not (its state is an emptyDir): in-cluster the map resource-sync publishes is what the pods follow."""
+    kept = options.state_dir / KEPT_FILE if options.agents is None and not options.in_cluster else None
+    return LiveEndpoints(config.endpoints, kept)
 
 
 def _proves_onboarding(options: AgentOptions) -> bool:

@@ -24,6 +24,7 @@ import dns.query
 import dns.rcode
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from halyard.agent.arcproxy import ArcProxy, NetworkSettings
@@ -36,6 +37,7 @@ from halyard.agent.identity import IdentityOperator
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import ResourceSync
 from halyard.api.agents import ENDPOINTS_INFO, GATEWAY_NETWORK_PATH, EndpointMap
+from halyard.controlplane.privatelink import endpointpki
 from halyard.core import proxyv2
 from halyard.core.clock import SystemClock
 from halyard.tunnel.protocol import TUNNEL_UPGRADE
@@ -446,6 +448,63 @@ def test_forwarder_carries_agents_through_its_endpoint_and_nothing_else_can_clai
     missing = [*HALYARD, "endpoint", "certificate", "--endpoint", pe_s + "-nope", "--out", str(tmp_path / "x"),
                "--data-dir", str(site.server.data_dir)]  # fmt: skip
     assert subprocess.run(missing, capture_output=True, timeout=60).returncode != 0
+
+
+def test_deleting_an_endpoint_revokes_its_forwarders_certificates(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The ingress accepts a forwarder's certificate while it is on record and not revoked: from the commit that
+    deletes its endpoint on, its forwarder is refused at once (and the server's log says why), also when an endpoint
+    of the same name is made again; a certificate of the endpoint CA that was never issued is refused too."""
+    pe = site.path("Microsoft.Network/privateEndpoints", "pe-revoked")
+    site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+    endpoint = site.client.get(pe, params=NET).json()["id"]
+    files = _forwarder_files(site, endpoint, tmp_path / "pe")
+    serial = format(x509.load_pem_x509_certificate((files / "endpoint.pem").read_bytes()).serial_number, "x")
+    port = free_port()
+    args = [*HALYARD, "endpoint", "run", "--endpoint", endpoint, "--listen", f"127.0.0.1:{port}", "--ingress",
+            f"127.0.0.1:{site.ports['ingress']}", "--cert", str(files / "endpoint.pem"), "--key",
+            str(files / "endpoint.key"), "--ca", str(files / "ca.pem")]  # fmt: skip
+    forwarder = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    member = connect(site.server, GROUP, "cc-revoked")
+    assert _join(site, member, world["s"]).status_code == 200
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = _beat_at(site, member, port)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 200, r.text  # through pe-revoked, approved on S
+        site.settle(site.client.delete(pe, params=NET).headers["Azure-AsyncOperation"])
+        with pytest.raises(httpx.TransportError):  # the very next connection: the ingress closes it
+            _beat_at(site, member, port)
+        assert f"certificate {serial} of endpoint {endpoint} was revoked at" in site.server.whole_log()
+        # Made again under the same name: the old certificate stays revoked.
+        site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+        with pytest.raises(httpx.TransportError):
+            _beat_at(site, member, port)
+    finally:
+        forwarder.terminate()
+        forwarder.wait(10)
+        assert _join(site, member, None).status_code == 200
+    # A certificate the endpoint CA signed that was never issued (not on record) is refused, naming why.
+    key, cert, _ = endpointpki.issue(site.server.data_dir, endpoint)
+    (tmp_path / "k.pem").write_bytes(key)
+    (tmp_path / "c.pem").write_bytes(cert)
+    unrecorded = ssl.create_default_context(cafile=site.server.ca)
+    unrecorded.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    header = proxyv2.encode(("10.1.0.9", 4000), ("10.1.0.4", 443), {proxyv2.TLV_ENDPOINT: endpoint.encode()})
+    assert _refused(unrecorded, site.ports["ingress"], header + b"\x16\x03\x01")
+    serial = format(x509.load_pem_x509_certificate(cert).serial_number, "x")
+    assert f"certificate {serial} of endpoint {endpoint} is not on record" in site.server.whole_log()
+
+
+def _beat_at(site: Site, agent: Agent, port: int) -> httpx.Response:
+    return httpx.post(f"https://127.0.0.1:{port}/dp/v1/heartbeat", json={"agentVersion": "1.0.0"},
+                      headers=agent.headers, verify=site.server.ca, timeout=10)  # fmt: skip
 
 
 def _refused(context: ssl.SSLContext, port: int, data: bytes) -> bool:

@@ -20,7 +20,7 @@ from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.store import Database
 from halyard.store.models import EndpointCertificate
 
-MAX_KEPT = 10_000  # accepted serials kept per replica (one per forwarder certificate in use)
+MAX_KEPT = 10_000  # accepted certificates kept per replica (one per forwarder certificate in use)
 
 
 def serial_of(certificate: x509.Certificate) -> str:
@@ -55,16 +55,16 @@ class Revocations:
     def __init__(self, db: Database, enforcement: Enforcement) -> None:
         self._db = db
         self._enforcement = enforcement
-        self._accepted: set[str] = set()
+        self._accepted: set[bytes] = set()  # DER of certificates accepted at ``_generation``
         self._generation = -1
 
     async def refusal(self, der: bytes, endpoint: str) -> str | None:
         """Why a connection with this certificate (naming ``endpoint``) is refused, or None to accept it."""
-        serial = serial_of(x509.load_der_x509_certificate(der))
         generation = self._enforcement.generation
         cacheable = self._enforcement.cacheable
-        if cacheable and generation == self._generation and serial in self._accepted:
-            return None
+        if cacheable and generation == self._generation and der in self._accepted:
+            return None  # kept by the certificate's bytes: no parsing on a forwarder's every new connection
+        serial = serial_of(x509.load_der_x509_certificate(der))
         async with self._db.session() as session:
             row = await session.get(EndpointCertificate, serial)
         if row is None or row.endpoint_key != endpoint.lower():
@@ -81,5 +81,5 @@ class Revocations:
             if generation != self._generation or len(self._accepted) >= MAX_KEPT:
                 self._accepted = set()
                 self._generation = generation
-            self._accepted.add(serial)
+            self._accepted.add(der)
         return None

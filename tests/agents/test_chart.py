@@ -161,6 +161,8 @@ def test_arc_proxy_runs_only_with_a_gateway_or_a_proxy_and_every_other_agent_goe
         secrets = next(r for r in by[("Role", "arc-proxy")]["rules"] if r["resources"] == ["secrets"])
         wanted = {"halyard-agent-token", "halyard-onboarding"} if with_gateway else {"halyard-agent-token"}
         assert set(secrets["resourceNames"]) == wanted and secrets["verbs"] == ["get"]
+        maps = next(r for r in by[("Role", "arc-proxy")]["rules"] if r["resources"] == ["configmaps"])
+        assert "halyard-agent-endpoints" in maps["resourceNames"]  # it follows the map resource-sync publishes
         policy = by[("NetworkPolicy", "halyard-arc-proxy")]["spec"]
         assert policy["ingress"] == [
             {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "halyard-agent"}}}],

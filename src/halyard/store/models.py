@@ -405,6 +405,19 @@ class ClusterIdentity(Base):
     renewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
+class EndpointCertificate(Base):
+    """A certificate issued to a private endpoint's forwarder (``halyard endpoint certificate``). The endpoint
+    ingress accepts a certificate only while it is on record here and not revoked; deleting the endpoint revokes
+    its certificates in the deleting transaction (a new endpoint of the same name gets none of them)."""
+
+    __tablename__ = "endpoint_certificates"
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex, lower case
+    endpoint_key: Mapped[str] = mapped_column(String(1024), index=True)  # the endpoint's id, lower case
+    issued_at: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class RelayReplica(Base):
     """A replica serving the relay, where the others reach it, and how long it is believed alive.
 

@@ -33,7 +33,8 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent import fluxobjects
-from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.controlplane import ControlPlaneError
+from halyard.agent.longpoll import poll_desired
 from halyard.agent.resourcesync import TokenSource
 
 log = logging.getLogger("halyard.agent")
@@ -98,24 +99,8 @@ class ConfigAgent:
         return 0.0
 
     async def _fetch(self) -> dict[str, Any]:
-        await self._tokens.wait_ready(30)
-        token = await self._tokens.token()
-        params: dict[str, Any] = {"wait": self._hold if self._since else 0}
-        if self._since:
-            params["since"] = self._since
-        try:
-            return await send(
-                self._http,
-                "GET",
-                self._dp + FLUX_CONFIGURATIONS_PATH,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self._hold + 15,
-            )
-        except ControlPlaneError as exc:
-            if exc.status == 401:
-                self._tokens.forget_token()
-            raise
+        url = self._dp + FLUX_CONFIGURATIONS_PATH
+        return await poll_desired(self._http, url, self._tokens, self._since, self._hold)
 
     async def _converge(self) -> None:
         reports: list[dict[str, Any]] = []

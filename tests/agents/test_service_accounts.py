@@ -224,19 +224,13 @@ def test_each_agent_works_under_its_own_service_account_and_no_further(
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     admin = Client(KubeConfig.from_file(str(kubeconfig)))
-    url = urlsplit(agent_sim.url)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         assert AGENTS <= {s.metadata.name for s in admin.list(ServiceAccount, namespace=NS)}  # type: ignore[union-attr]
         accounts = {agent: _mounted_token(admin, agent, agent_sim.ca, tmp_path / "sa" / agent) for agent in AGENTS}
-        service = {"KUBERNETES_SERVICE_HOST": str(url.hostname), "KUBERNETES_SERVICE_PORT": str(url.port)}
-        for agent, sa_dir in sorted(accounts.items()):
-            pod = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT, "sh"]
-            run = [sys.executable, "-m", "halyard", "agent", "run", "--in-cluster", f"--agents={agent}",
-                   f"--state-dir={tmp_path / 'state' / agent}"]  # fmt: skip
-            with open(tmp_path / f"{agent}.log", "wb") as log:  # the child keeps its own copy
-                env = {**os.environ, **cli.env, **service, "SA_DIR": str(sa_dir)}
-                processes.append(subprocess.Popen([*pod, *run], stdout=log, stderr=subprocess.STDOUT, env=env))
+        processes += [
+            _start_as_pod(cli, agent, sa_dir, agent_sim, tmp_path) for agent, sa_dir in sorted(accounts.items())
+        ]
 
         # Every agent did its part with only its own grants: identity (certificate, token), metadata (nodes),
         # health (controller-manager), and resource-sync reporting all of it.

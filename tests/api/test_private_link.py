@@ -30,9 +30,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from halyard.agent.arcproxy import ArcProxy, NetworkSettings
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import ControlPlaneError, http_client
 from halyard.agent.endpoints import KEPT_FILE, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import ResourceSync
@@ -621,6 +623,21 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             arc = ArcProxy(NetworkSettings(proxy=proxy.url), identity, ca,
                            network_url=lambda: f"{live.current().management}{GATEWAY_NETWORK_PATH}")  # fmt: skip
             await arc.start()
+            # GitOps' agents, as runner.py builds them: config-agent's long poll, flux-logs-agent's events.
+            gitops = ConfigAgent(http, lambda: live.current().dp, identity, None)  # type: ignore[arg-type]
+            flux_logs = FluxLogsAgent(http, lambda: live.current().dp, identity, None)  # type: ignore[arg-type]
+
+            def where(hosts: list[str]) -> list[str]:
+                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in hosts})
+
+            async def gitops_agents_dial() -> list[list[str]]:
+                """Where each of config-agent and flux-logs-agent dials, on its own."""
+                dialled = []
+                for dial in (gitops._fetch, lambda: flux_logs._send([])):
+                    proxy.forget()
+                    await dial()
+                    dialled.append(where(proxy.asked))
+                return dialled
 
             async def every_agent_dials() -> list[str]:
                 proxy.forget()
@@ -638,7 +655,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
                                 for host in proxy.asked[before:]}  # fmt: skip
                 assert asked_by_arc == ({"management"} if live.current().management != onboarding.management
                                         else {"127.0.0.1"}), proxy.asked[before:]  # fmt: skip
-                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in proxy.asked})
+                return where(proxy.asked)
 
             # Joining a scope that still allows public access: the next beat's reply carries the private map.
             await sync.reconcile()
@@ -649,6 +666,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert sync.last_reply.endpoints is not None
             assert sync.last_reply.endpoints.dp == f"https://{scope_id}.dp.{private_host}/dp"
             assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert await gitops_agents_dial() == [["dp"], ["dp"]]
             assert sync.last_reply.endpoints is None  # the agents follow it: beats are small again
             _public_access(site, world["s"], "Disabled")
 
@@ -677,6 +695,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert proxy.asked[0].endswith(private_host) and proxy.asked[-1] == "127.0.0.1", proxy.asked
             assert live.current() == onboarding
             assert await every_agent_dials() == ["127.0.0.1"]
+            assert await gitops_agents_dial() == [["127.0.0.1"], ["127.0.0.1"]]
 
             # Joining a private-only scope: the public beat's refusal names the private map; followed at once.
             assert _join(site, agent, world["s"]).status_code == 200

@@ -59,7 +59,17 @@ AGENTS = (
 )
 DEFAULT_HEARTBEAT = 30.0
 # The agents that dial the control plane besides resource-sync: their pods follow the map it publishes.
-DIALLING = frozenset({"identity-operator", "clusterconnect-agent", "guard", "extension-manager", "arc-proxy"})
+DIALLING = frozenset(
+    {
+        "identity-operator",
+        "clusterconnect-agent",
+        "guard",
+        "extension-manager",
+        "arc-proxy",
+        "config-agent",
+        "flux-logs-agent",
+    }
+)
 
 
 @dataclass
@@ -245,12 +255,13 @@ def build_agents(
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
         work = options.state_dir / "extensions"
         agents.append(ExtensionManager(http, lambda: live.current().dp, tokens, kube, helm, work))
-    if "config-agent" in selected and not split:
-        # GitOps (docs/gitops.md): local mode only for now, as extension-manager (the chart has no Deployment or
-        # RBAC for it yet: it needs Flux's CRDs and Secrets in any namespace).
-        agents.append(ConfigAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
-    if "flux-logs-agent" in selected and not split:
-        agents.append(FluxLogsAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
+    gitops = not split or FEATURE_EXTENSIONS in config.features
+    if "config-agent" in selected and gitops:
+        # GitOps (docs/gitops.md): in a cluster with the extensions feature, as extension-manager, since Flux comes
+        # as the flux extension (decision 016); its rights are Flux's objects and Secrets, not cluster-admin.
+        agents.append(ConfigAgent(http, lambda: live.current().dp, identity or handoff.PublishedToken(kube), kube))
+    if "flux-logs-agent" in selected and gitops:
+        agents.append(FluxLogsAgent(http, lambda: live.current().dp, identity or handoff.PublishedToken(kube), kube))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.paths import ResourceId
-from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
+from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
@@ -56,16 +56,10 @@ async def _gone(request: Request) -> None:
             return
 
 
-@router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
-async def get_configurations(
-    request: Request,
-    agent: AgentCaller,
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
-) -> Response:
-    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
-    cluster_key = await alive(plane(request), agent)
-    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait))
+async def _long_poll(request: Request, cluster_key: str, since: str | None, wait: float, kind: str) -> Response:
+    """One long poll of the cluster's desired ``kind`` (extensions or Flux configurations): the answer at once if
+    not at ``since``, else when it changes or after ``wait``; 204 if the agent hung up first."""
+    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, kind))
     gone = asyncio.ensure_future(_gone(request))
     try:
         await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -78,6 +72,18 @@ async def get_configurations(
     if not poll.done() or poll.cancelled():
         return Response(status_code=204)  # nobody is listening any more
     return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+
+
+@router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
+async def get_configurations(
+    request: Request,
+    agent: AgentCaller,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+) -> Response:
+    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
+    cluster_key = await alive(plane(request), agent)
+    return await _long_poll(request, cluster_key, since, wait, EXTENSIONS)
 
 
 class ExtensionStatus(BaseModel):
@@ -138,7 +144,6 @@ async def get_flux_configurations(
 ) -> Response:
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
-    from halyard.controlplane.configuration.delivery import FLUX
     from halyard.controlplane.configuration.fluxconfigs import AGENT_PRESENCE
 
     cp = plane(request)
@@ -149,19 +154,7 @@ async def get_flux_configurations(
         async with cp.db.transaction() as session:
             await put_reports(session, [Report(cluster_key, AGENT_PRESENCE, {"configAgent": True}, cp.clock.now())])
         delivery(request).config_agents.add(presence)
-    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, FLUX))
-    gone = asyncio.ensure_future(_gone(request))
-    try:
-        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (poll, gone):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    if not poll.done() or poll.cancelled():
-        return Response(status_code=204)
-    return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+    return await _long_poll(request, cluster_key, since, wait, FLUX)
 
 
 class FluxCondition(BaseModel):

@@ -4,7 +4,8 @@
    measured by the client over loopback HTTPS: the first page and a page deep in the fleet.
    And a page of 100 filtered by status (``$filter=properties/connectivityStatus eq 'Offline'``, 5 % of the fleet).
 2. The portal's own answers (server-rendered HTML, the API called in process): the clusters page, its table filtered
-   by status (one API page with that ``$filter``), and the counts by status (every cluster read), p50/p95/p99.
+   by status (one API page with that ``$filter``), the counts by status (one GROUP BY behind the API's
+   ``statusCounts``, also measured directly) and the table sorted over the whole fleet (``$orderby``), p50/p95/p99.
 3. Headless Chromium (Debian's, through Playwright): the clusters page and the filtered page, navigation start to
    first contentful paint, p50/p95.
 
@@ -81,11 +82,11 @@ def _seed(db: Path, template_id: str, clusters: int) -> None:
     con.close()
 
 
-def _timed(http: httpx.Client, url: str, rounds: int, **kwargs: Any) -> list[float]:
+def _timed(http: httpx.Client, url: str, rounds: int, method: str = "GET", **kwargs: Any) -> list[float]:
     times = []
     for _ in range(rounds):
         start = time.perf_counter()
-        r = http.get(url, **kwargs)
+        r = http.request(method, url, **kwargs)
         times.append((time.perf_counter() - start) * 1000)
         assert r.status_code == 200, (url, r.status_code, r.text[:300])
     return times
@@ -136,9 +137,7 @@ def main() -> None:
             page.keyboard.press("Enter")
             page.wait_for_url("**/portal/clusters**")
             cookies = {c["name"]: c["value"] for c in context.cookies()}
-            page.goto(
-                "about:blank"
-            )  # the counts the clusters page asked for are not this session's yet: measured below
+            page.goto("about:blank")
             # The user's access token, as the portal holds it, for the API measured directly.
             token = Login(server).sign_in(user["userPrincipalName"], password)["access_token"]
             with httpx.Client(base_url=server.url, verify=server.ca, timeout=60) as http:
@@ -161,12 +160,25 @@ def main() -> None:
                 results["portal_table_offline_ms"] = _summary(
                     _timed(http, "/portal/clusters/table?status=Offline", max(5, args.rounds // 3), **portal)
                 )
-                # The first call walks the fleet through the API; the session keeps the answer 30 s (what a reload
-                # or the next page then costs).
-                # (the group's counts: a key the clusters page loaded at sign-in has not filled yet)
-                counts = f"/portal/clusters/counts?group={GROUP}"
-                results["portal_counts_walk_ms"] = _summary(_timed(http, counts, 1, **portal))
-                results["portal_counts_kept_ms"] = _summary(_timed(http, counts, 5, **portal))
+                # Counts by status: one GROUP BY behind the API's statusCounts action, computed on every call.
+                counted = f"{api}/statusCounts"
+                _timed(http, counted, 3, method="POST", params=CC, headers=auth)  # warm
+                results["api_status_counts_ms"] = _summary(
+                    _timed(http, counted, args.rounds, method="POST", params=CC, headers=auth)
+                )
+                results["portal_counts_ms"] = _summary(_timed(http, "/portal/clusters/counts", args.rounds, **portal))
+                # Sorted over the whole fleet ($orderby): by status, and by last seen (newest first) a page deep.
+                by_status = {**CC, "$top": "100", "$orderby": "properties/connectivityStatus desc"}
+                _timed(http, api, 3, params=by_status, headers=auth)  # warm
+                results["api_sorted_by_status_ms"] = _summary(
+                    _timed(http, api, args.rounds, params=by_status, headers=auth)
+                )
+                recent = {**CC, "$top": "100", "$orderby": "properties/lastConnectivityTime desc"}
+                second = http.get(api, params=recent, headers=auth).json()["nextLink"]
+                results["api_sorted_by_last_seen_page_2_ms"] = _summary(_timed(http, second, args.rounds, headers=auth))
+                results["portal_table_sorted_by_status_ms"] = _summary(
+                    _timed(http, "/portal/clusters/table?sort=status&order=desc", args.rounds, **portal)
+                )
             for label, path in (("browser_clusters_fcp_ms", "/portal/clusters"),
                                 ("browser_offline_fcp_ms", "/portal/clusters?status=Offline")):  # fmt: skip
                 paints = []

@@ -8,10 +8,16 @@ neighbour's burst hits every variant alike. Variants:
 - ``pipe-no-yield``: the same with the per-256-KiB yield turned off (``splice.BURST`` made huge), to weigh it.
 - ``buffered``: an ``asyncio.BufferedProtocol`` pair, into which uvloop's SSL decrypts directly (no per-record
   ``bytes`` and no join); a candidate, not what Halyard runs.
+- ``threads``: no event loop on the data path: blocking ``ssl.SSLSocket``s both sides (OpenSSL reads and writes
+  the sockets itself, no memory BIOs), one thread per direction, ``recv_into`` a 256 KiB buffer and ``sendall``
+  of a view of it (OpenSSL drops the GIL in both).
 
-    .venv/bin/python -m bench.tls_hop [--repeats 10] [--mib 1024] [--variants pipe pipe-no-yield buffered]
+    .venv/bin/python -m bench.tls_hop [--repeats 10] [--mib 1024] [--variants pipe pipe-no-yield buffered threads]
+                                      [--hops 2] [--direct]
 
-Prints per variant the median (min-max) MB/s and the hop process's CPU s/GB.
+Prints per variant the median (min-max) MB/s and the hop processes' CPU s/GB (summed over the chain). ``--hops 2``
+chains two hops of each variant, as the tunnel chains the relay and the agent; ``--direct`` adds curl straight to
+the target, in the same rotation, to divide by.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -73,6 +81,47 @@ class _BufferedEnd(asyncio.BufferedProtocol):
             self.peer.transport.close()
 
 
+def _pump(source: ssl.SSLSocket, sink: ssl.SSLSocket) -> None:
+    view = memoryview(bytearray(256 * 1024))
+    try:
+        while count := source.recv_into(view):
+            sink.sendall(view[:count])
+    except OSError:
+        pass
+    finally:
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def threads_main(args: argparse.Namespace) -> None:
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(args.cert, args.key)
+    client_tls = ssl.create_default_context(cafile=args.ca)
+    listener = socket.create_server(("127.0.0.1", int(args.port)))
+
+    def join(raw: socket.socket) -> None:
+        try:
+            user = server_tls.wrap_socket(raw, server_side=True)
+        except OSError:  # the bench's port probe
+            raw.close()
+            return
+        upstream = client_tls.wrap_socket(socket.create_connection(("127.0.0.1", int(args.target))),
+                                          server_hostname="127.0.0.1")  # fmt: skip
+        back = threading.Thread(target=_pump, args=(upstream, user), daemon=True)
+        back.start()
+        _pump(user, upstream)
+        back.join()
+        user.close()
+        upstream.close()
+
+    while True:
+        raw, _ = listener.accept()
+        threading.Thread(target=join, args=(raw,), daemon=True).start()
+
+
 async def hop_main(args: argparse.Namespace) -> None:
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server_tls.load_cert_chain(args.cert, args.key)
@@ -109,6 +158,7 @@ async def hop_main(args: argparse.Namespace) -> None:
 
 
 async def bench_main(args: argparse.Namespace) -> None:
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="halyard-hop-") as tmp:
         tls = ensure_server_tls(Path(tmp), "halyard-bench", ["localhost"], ["127.0.0.1"])
         py = [sys.executable, "-m"]
@@ -117,19 +167,25 @@ async def bench_main(args: argparse.Namespace) -> None:
         with process([*py, "bench.tunnel", "--role", "target", "--port", str(target_port), *files],
                      stdout=subprocess.DEVNULL):  # fmt: skip
             wait_port(target_port)
-            hops: dict[str, tuple[int, subprocess.Popen[bytes]]] = {}
+            hops: dict[str, tuple[int, list[subprocess.Popen[bytes]]]] = {}
+            if args.direct:
+                hops["direct"] = (target_port, [])
             try:
                 for variant in args.variants:
-                    port = free_port()
-                    hops[variant] = (port, subprocess.Popen([*py, "bench.tls_hop", "--role", "hop", "--variant", variant,
-                                                             "--port", str(port), "--target", str(target_port),
-                                                             "--ca", str(tls.ca_cert), *files]))  # fmt: skip
-                    wait_port(port)
-                results: dict[str, list[tuple[float, float]]] = {v: [] for v in args.variants}
+                    upstream, chain = target_port, []
+                    for _ in range(args.hops):  # a chain: the last hop started is the one curl reaches
+                        port = free_port()
+                        chain.append(subprocess.Popen([*py, "bench.tls_hop", "--role", "hop", "--variant", variant,
+                                                       "--port", str(port), "--target", str(upstream),
+                                                       "--ca", str(tls.ca_cert), *files]))  # fmt: skip
+                        wait_port(port)
+                        upstream = port
+                    hops[variant] = (upstream, chain)
+                results: dict[str, list[tuple[float, float]]] = {v: [] for v in hops}
                 size = args.mib * MiB
                 for _ in range(args.repeats):
-                    for variant, (port, hop) in hops.items():
-                        before = cpu_seconds(hop.pid)
+                    for variant, (port, chain) in hops.items():
+                        before = sum(cpu_seconds(hop.pid) for hop in chain)
                         out = subprocess.run(
                             ["curl", "-sS", "--http1.1", "-o", "/dev/null", "--cacert", str(tls.ca_cert), "-w",
                              "%{size_download} %{time_starttransfer} %{time_total}",
@@ -138,13 +194,15 @@ async def bench_main(args: argparse.Namespace) -> None:
                         ).stdout.split()  # fmt: skip
                         got, first, total = int(out[0]), float(out[1]), float(out[2])
                         assert got == size, (variant, got)
-                        cpu = cpu_seconds(hop.pid) - before
+                        cpu = sum(cpu_seconds(hop.pid) for hop in chain) - before
                         results[variant].append((got / MiB / (total - first), cpu / (got / 1e9)))
             finally:
-                for _, hop in hops.values():
-                    hop.terminate()
-                    hop.wait(10)
-    summary: dict[str, Any] = {"loadavg_after": os.getloadavg(), "at": time.strftime("%H:%M UTC", time.gmtime())}
+                for _, chain in hops.values():
+                    for hop in chain:
+                        hop.terminate()
+                        hop.wait(10)
+    summary: dict[str, Any] = {"loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+                               "at": time.strftime("%H:%M UTC", time.gmtime()), "hops": args.hops}  # fmt: skip
     for variant, rows in results.items():
         rates, cpus = [r[0] for r in rows], [r[1] for r in rows]
         summary[variant] = {"mb_per_s": round(statistics.median(rates)), "range": [round(min(rates)), round(max(rates))],
@@ -159,9 +217,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--mib", type=int, default=1024)
     parser.add_argument("--variants", nargs="+", default=["pipe", "pipe-no-yield", "buffered"])
+    parser.add_argument("--hops", type=int, default=1, help="hops in a chain per variant (the tunnel has two)")
+    parser.add_argument("--direct", action="store_true", help="also curl the target directly (a row to divide by)")
     for name in ("variant", "port", "target", "cert", "key", "ca"):
         parser.add_argument(f"--{name}")
     args = parser.parse_args()
+    if args.role == "hop" and args.variant == "threads":
+        threads_main(args)
+        return
     entry = hop_main if args.role == "hop" else bench_main
     run(lambda: entry(args))
 

@@ -161,6 +161,8 @@ def test_arc_proxy_runs_only_with_a_gateway_or_a_proxy_and_every_other_agent_goe
         secrets = next(r for r in by[("Role", "arc-proxy")]["rules"] if r["resources"] == ["secrets"])
         wanted = {"halyard-agent-token", "halyard-onboarding"} if with_gateway else {"halyard-agent-token"}
         assert set(secrets["resourceNames"]) == wanted and secrets["verbs"] == ["get"]
+        maps = next(r for r in by[("Role", "arc-proxy")]["rules"] if r["resources"] == ["configmaps"])
+        assert "halyard-agent-endpoints" in maps["resourceNames"]  # it follows the map resource-sync publishes
         policy = by[("NetworkPolicy", "halyard-arc-proxy")]["spec"]
         assert policy["ingress"] == [
             {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "halyard-agent"}}}],
@@ -202,10 +204,75 @@ def test_extension_manager_is_cluster_admin_only_with_the_extensions_feature() -
     assert "extension-manager" in manager["rules"][-1]["resourceNames"]
 
 
-def test_the_extensions_feature_turns_extension_manager_on() -> None:
+def test_the_extensions_feature_turns_extension_manager_and_the_gitops_agents_on() -> None:
     values, switches = chart_values_for(frozenset({"cluster-connect", "extensions"}))
-    assert switches["agents.extension-manager.enabled"] is True and values["features"] == "cluster-connect,extensions"
-    assert chart_values_for(frozenset({"cluster-connect"}))[1]["agents.extension-manager.enabled"] is False
+    assert values["features"] == "cluster-connect,extensions"
+    for agent in ("extension-manager", "config-agent", "flux-logs-agent"):
+        assert switches[f"agents.{agent}.enabled"] is True
+        assert chart_values_for(frozenset({"cluster-connect"}))[1][f"agents.{agent}.enabled"] is False
+
+
+def _rendered_with(features: frozenset[str]) -> list[dict[str, Any]]:
+    """The chart as ``enable-features`` installs it for ``features`` (agent placement's own values)."""
+    values, switches = chart_values_for(features)
+    args = [a for k, v in values.items() for a in ("--set-string", f"{k}={v.replace(',', chr(92) + ',')}")]
+    args += [a for k, on in switches.items() for a in ("--set", f"{k}={str(on).lower()}")]
+    return _rendered(*args)
+
+
+FLUX_KINDS = [
+    {"apiGroups": ["source.toolkit.fluxcd.io"], "resources": ["gitrepositories", "buckets", "ocirepositories"]},
+    {"apiGroups": ["kustomize.toolkit.fluxcd.io"], "resources": ["kustomizations"]},
+]
+
+
+def test_gitops_agents_run_with_the_extensions_feature_holding_flux_objects_secrets_by_name_and_events() -> None:
+    """Decision 016: config-agent and flux-logs-agent are Deployments of the extensions feature (Flux reaches a
+    cluster as the flux extension), each with its own service account; their cluster-wide grants are exactly what
+    they do (test_service_accounts.py runs them under these grants on the simulator)."""
+    gitops = {"config-agent", "flux-logs-agent"}
+    plain = _rendered_with(frozenset({"cluster-connect"}))
+    assert not [d for d in plain if d["metadata"]["name"].removeprefix("halyard-") in gitops]
+    docs = _rendered_with(frozenset({"cluster-connect", "extensions"}))
+    by = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    for name in sorted(gitops):
+        pod = by[("Deployment", name)]["spec"]["template"]["spec"]
+        (container,) = pod["containers"]
+        assert pod["serviceAccountName"] == name and f"--agents={name}" in container["args"]
+        assert "ports" not in container and container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert by[("ServiceAccount", name)]
+        # In its namespace: the cluster's configuration, the published endpoint map and agent token, read by name.
+        assert by[("Role", name)]["rules"] == [
+            {"apiGroups": [""], "resources": ["configmaps"],
+             "resourceNames": ["halyard-clusterconfig", "halyard-agent-endpoints"], "verbs": ["get"]},
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": ["halyard-agent-token"], "verbs": ["get"]},
+        ]  # fmt: skip
+        binding = by[("ClusterRoleBinding", f"halyard-{name}")]
+        assert binding["roleRef"]["name"] == f"halyard-{name}"
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "halyard-system"}]
+    # config-agent: Flux's objects, Secrets by name (no list or watch: it cannot read them all), namespaces created
+    # but never patched.
+    writes = ["get", "list", "create", "patch", "delete"]
+    assert by[("ClusterRole", "halyard-config-agent")]["rules"] == [
+        *({**kinds, "verbs": writes} for kinds in FLUX_KINDS),
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "create", "patch", "delete"]},
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["create"]},
+    ]
+    # flux-logs-agent: lists, nothing else.
+    assert by[("ClusterRole", "halyard-flux-logs-agent")]["rules"] == [
+        *({**kinds, "verbs": ["list"]} for kinds in FLUX_KINDS),
+        {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]},
+    ]
+    # Nothing else changes: no wildcard, no other cluster-admin binding than extension-manager's (decision 014),
+    # and controller-manager may set their image on upgrade, as every agent's.
+    for doc in docs:
+        for rule in doc.get("rules") or []:
+            assert not any("*" in rule.get(key, []) for key in ("verbs", "resources", "apiGroups")), doc
+    admins = [d["metadata"]["name"] for d in docs if d["kind"] == "ClusterRoleBinding"
+              and d["roleRef"]["name"] == "cluster-admin"]  # fmt: skip
+    assert admins == ["halyard-extension-manager"]
+    manager = by[("Role", "controller-manager")]["rules"][-1]["resourceNames"]
+    assert gitops <= set(manager)
 
 
 def test_template_honours_a_registry_mirror() -> None:

@@ -10,12 +10,14 @@ KUBERNETES_SERVICE_HOST/PORT pointing at the cluster.
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,11 +28,21 @@ from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.core_v1 import Container, PodSpec, PodTemplateSpec
 from lightkube.models.meta_v1 import LabelSelector, ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import ConfigMap, Node, Secret, ServiceAccount, ServiceAccountToken
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    Event,
+    Namespace,
+    Node,
+    Secret,
+    ServiceAccount,
+    ServiceAccountToken,
+)
 from lightkube.resources.rbac_authorization_v1 import ClusterRole
 
 from tests.agents.conftest import Cli
 from tests.agents.test_chart import AGENTS
+from tests.agents.test_flux import API as FLUX_API
+from tests.agents.test_flux import GitRepository, Kustomization, _ready, install_flux_crds
 from tests.sim.conftest import Sim, helm_path
 
 pytestmark = pytest.mark.e2e
@@ -92,6 +104,121 @@ def _refused(call: Callable[[], object]) -> int:
     return 200
 
 
+def _start_as_pod(cli: Cli, agent: str, sa_dir: Path, sim: Sim, tmp_path: Path) -> subprocess.Popen[bytes]:
+    """``agent`` as its pod runs it: in-cluster, its service account's token mounted where the client reads it."""
+    url = urlsplit(sim.url)
+    service = {"KUBERNETES_SERVICE_HOST": str(url.hostname), "KUBERNETES_SERVICE_PORT": str(url.port)}
+    pod = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT, "sh"]
+    run = [sys.executable, "-m", "halyard", "agent", "run", "--in-cluster", f"--agents={agent}",
+           f"--state-dir={tmp_path / 'state' / agent}"]  # fmt: skip
+    with open(tmp_path / f"{agent}.log", "wb") as log:  # the child keeps its own copy
+        env = {**os.environ, **cli.env, **service, "SA_DIR": str(sa_dir)}
+        return subprocess.Popen([*pod, *run], stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _gitops_under_service_accounts(
+    cli: Cli,
+    group: str,
+    kubeconfig: Path,
+    admin: Client,
+    sim: Sim,
+    tmp_path: Path,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    """config-agent and flux-logs-agent, each under the service account the chart gives it with the extensions
+    feature: a Flux configuration with protected settings is written (namespace, Secret, source, Kustomization),
+    its compliance read, an Event shipped, and the deletion removes it all; and nothing beyond their grants."""
+    enabled = cli.run("connectedk8s", "enable-features", "-g", group, "-n", "least", "--kube-config",
+                      str(kubeconfig), "--features", "extensions", env={"HALYARD_HELM": str(helm_path())})  # fmt: skip
+    assert enabled.returncode == 0, enabled.stderr
+    install_flux_crds(admin)
+    gitops = ("config-agent", "flux-logs-agent")
+    accounts = {agent: _mounted_token(admin, agent, sim.ca, tmp_path / "sa" / agent) for agent in gitops}
+    processes += [_start_as_pod(cli, agent, accounts[agent], sim, tmp_path) for agent in gitops]
+    cluster = cli.show(group, "least")["id"]
+    path = f"{cluster}/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/least"
+    body = {"properties": {
+        "scope": "cluster", "namespace": "flux-system", "sourceKind": "GitRepository",
+        "gitRepository": {"url": "https://git.invalid/fleet.git", "repositoryRef": {"branch": "main"},
+                          "httpsUser": "fleet"},
+        "kustomizations": {"apps": {"path": "./apps"}},
+        "configurationProtectedSettings": {"httpsKey": base64.b64encode(b"not-a-real-key").decode()},
+    }}  # fmt: skip
+    logs = lambda: {a: (tmp_path / f"{a}.log").read_text()[-1500:] for a in gitops}  # noqa: E731
+    with cli.server.client() as c:
+        # A write is accepted once the cluster is known to run config-agent (its first poll, or a heartbeat
+        # declaring it: agentpresence.py); until then it is refused, AgentNotRunning, and sent again.
+        answers: list[Any] = []
+
+        def accepted() -> bool:
+            answers.append(c.put(path, params=FLUX_API, json=body))
+            return answers[-1].status_code != 409 or answers[-1].json()["error"]["code"] != "AgentNotRunning"
+
+        until("config-agent known to the control plane", accepted, timeout=60, explain=logs)
+        assert answers[-1].status_code == 201, answers[-1].text
+        until("the objects written", lambda: _props(c, path).get("statuses"), timeout=60, explain=logs)
+        assert _props(c, path)["provisioningState"] == "Succeeded"
+        secret = admin.get(Secret, "least-auth", namespace="flux-system").data or {}
+        assert base64.b64decode(secret["password"]) == b"not-a-real-key"
+        # Flux's controllers (played by the test) reconcile and record an Event: compliance and logs come back.
+        _ready(admin, GitRepository, "least", "True", "stored artifact")
+        _ready(admin, Kustomization, "least-apps", "True", "Applied revision")
+        until("Compliant", lambda: _props(c, path)["complianceState"] == "Compliant", timeout=20, explain=logs)
+        admin.create(Event.from_dict({
+            "metadata": {"name": "least-apps.1", "namespace": "flux-system"},
+            "involvedObject": {"kind": "Kustomization", "name": "least-apps", "namespace": "flux-system"},
+            "reason": "ReconciliationSucceeded", "message": "applied", "type": "Normal", "count": 1,
+        }))  # fmt: skip
+        until("the event shipped", lambda: c.get(f"{path}/events", params=FLUX_API).json()["value"], timeout=20,
+              explain=logs)  # fmt: skip
+        # The deletion waits for config-agent to remove the Kustomization, the source and the Secret.
+        assert c.delete(path, params=FLUX_API).status_code == 202
+        until("deleted", lambda: c.get(path, params=FLUX_API).status_code == 404, timeout=30, explain=logs)
+    for res, name in ((Kustomization, "least-apps"), (GitRepository, "least"), (Secret, "least-auth")):
+        assert _refused(lambda: admin.get(res, name, namespace="flux-system")) == 404, name
+    for proc in processes[-2:]:
+        assert proc.poll() is None, f"a GitOps agent exited ({proc.returncode}): {logs()}"
+
+    # And nothing beyond: config-agent cannot list (so cannot find) Secrets, relabel a namespace or touch
+    # Deployments; flux-logs-agent reads no Secret and writes no Flux object.
+    bump = {"metadata": {"annotations": {"touched": "yes"}}}
+    config, logs_agent = (_as(accounts[a], sim) for a in gitops)
+    try:
+        refusals = {
+            "config-agent lists Secrets": _refused(lambda: list(config.list(Secret, namespace="*"))),
+            "config-agent patches a Namespace": _refused(lambda: config.patch(Namespace, "flux-system", bump)),
+            "config-agent patches a Deployment": _refused(
+                lambda: config.patch(Deployment, "resource-sync", bump, namespace=NS)
+            ),
+            "config-agent lists Events": _refused(lambda: list(config.list(Event, namespace="flux-system"))),
+            "flux-logs-agent reads a Secret": _refused(lambda: logs_agent.get(Secret, "halyard-agent-token",
+                                                                              namespace="kube-system")),
+            "flux-logs-agent writes a source": _refused(lambda: logs_agent.create(GitRepository.from_dict({
+                "metadata": {"name": "sneaky", "namespace": "flux-system"}, "spec": {}}))),
+            "flux-logs-agent reads a source": _refused(lambda: logs_agent.get(GitRepository, "x",
+                                                                              namespace="flux-system")),
+        }  # fmt: skip
+        assert refusals == dict.fromkeys(refusals, 403), refusals
+    finally:
+        config.close()
+        logs_agent.close()
+
+
+def until(what: str, check: Callable[[], Any], *, timeout: float, explain: Callable[[], Any]) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        last = check()
+        if last:
+            return last
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s; {explain()}"
+        time.sleep(0.2)
+
+
+def _props(c: Any, path: str) -> dict[str, Any]:
+    props: dict[str, Any] = c.get(path, params=FLUX_API).json()["properties"]
+    return props
+
+
 def test_each_agent_works_under_its_own_service_account_and_no_further(
     cli: Cli, fresh_cluster: Callable[[], Path], agent_sim: Sim, tmp_path: Path
 ) -> None:
@@ -104,19 +231,13 @@ def test_each_agent_works_under_its_own_service_account_and_no_further(
     )  # fmt: skip
     assert installed.returncode == 0, installed.stderr
     admin = Client(KubeConfig.from_file(str(kubeconfig)))
-    url = urlsplit(agent_sim.url)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         assert AGENTS <= {s.metadata.name for s in admin.list(ServiceAccount, namespace=NS)}  # type: ignore[union-attr]
         accounts = {agent: _mounted_token(admin, agent, agent_sim.ca, tmp_path / "sa" / agent) for agent in AGENTS}
-        service = {"KUBERNETES_SERVICE_HOST": str(url.hostname), "KUBERNETES_SERVICE_PORT": str(url.port)}
-        for agent, sa_dir in sorted(accounts.items()):
-            pod = ["unshare", "--mount", "--propagation", "private", "sh", "-c", MOUNT, "sh"]
-            run = [sys.executable, "-m", "halyard", "agent", "run", "--in-cluster", f"--agents={agent}",
-                   f"--state-dir={tmp_path / 'state' / agent}"]  # fmt: skip
-            with open(tmp_path / f"{agent}.log", "wb") as log:  # the child keeps its own copy
-                env = {**os.environ, **cli.env, **service, "SA_DIR": str(sa_dir)}
-                processes.append(subprocess.Popen([*pod, *run], stdout=log, stderr=subprocess.STDOUT, env=env))
+        processes += [
+            _start_as_pod(cli, agent, sa_dir, agent_sim, tmp_path) for agent, sa_dir in sorted(accounts.items())
+        ]
 
         # Every agent did its part with only its own grants: identity (certificate, token), metadata (nodes),
         # health (controller-manager), and resource-sync reporting all of it.
@@ -185,6 +306,9 @@ def test_each_agent_works_under_its_own_service_account_and_no_further(
             manager.patch(Deployment, "resource-sync", bump, namespace=NS)
         finally:
             manager.close()
+
+        # The extensions feature adds GitOps' agents (decision 016): they do their whole part under their grants.
+        _gitops_under_service_accounts(cli, group, kubeconfig, admin, agent_sim, tmp_path, processes)
     finally:
         for proc in processes:
             proc.terminate()

@@ -245,10 +245,11 @@ def test_stuck_agent_pods_are_named_with_their_reason_and_a_pull_failure_is_told
 
 
 def test_the_agents_declared_in_a_heartbeat_are_those_that_act_on_configuration() -> None:
-    """Local agents declare what this process runs; in-cluster, what the chart runs (extension-manager with the
-    extensions feature, config-agent never yet); the server keeps only those names (never ``dp``, its own row)."""
+    """Local agents declare what this process runs; in-cluster, what the chart runs (extension-manager and
+    config-agent with the extensions feature); the server keeps only those names (never ``dp``, its own row)."""
     assert configuration_agents(set(AGENTS), False, frozenset()) == {"extension-manager", "config-agent"}
-    assert configuration_agents({"resource-sync"}, True, frozenset({"extensions"})) == {"extension-manager"}
+    both = {"extension-manager", "config-agent"}
+    assert configuration_agents({"resource-sync"}, True, frozenset({"extensions"})) == both
     assert configuration_agents({"resource-sync"}, True, frozenset({"cluster-connect"})) == frozenset()
     now = dt.datetime(2026, 12, 6, tzinfo=dt.UTC)
     beat = Heartbeat(agentVersion="1", configurationAgents=["dp", "config-agent", "extension-manager", "guard"])

@@ -265,3 +265,30 @@ def test_failed_federated_sign_ins_count_against_the_login_throttle(setup: Setup
         locked = browser.get(f"{setup.rp.url}/federation/callback", params={"code": "x", "state": "y"})
     assert locked.status_code == 429 and int(locked.headers["retry-after"]) > 0
     assert "Too many failed sign-in attempts" in locked.text
+
+
+def test_the_portal_signs_in_with_the_organisations_provider(setup: Setup) -> None:
+    """The portal's sign-in is the login service's page, so it offers the providers: Tina signs in to the portal at
+    ``rp`` through the tiny provider and lands on the clusters page with a portal session."""
+    setup.tiny.mode = "good"
+    rp = setup.rp.url
+    # From an address of its own: the throttle test in this module leaves 127.0.0.1 locked out for a while.
+    own_address = httpx.HTTPTransport(local_address="127.0.0.3", verify=setup.bundle)
+    with httpx.Client(transport=own_address, timeout=30) as browser:
+        start = browser.get(f"{rp}/portal/clusters")
+        assert start.status_code == 303 and start.headers["location"].startswith("/portal/signin"), start.text
+        authorize = browser.get(rp + start.headers["location"])
+        assert authorize.status_code == 303 and "client_id=halyard-portal" in authorize.headers["location"]
+        page = browser.get(rp + authorize.headers["location"])
+        assert page.status_code == 200 and 'name="federation" value="tiny"' in page.text, page.text[:800]
+        sent = browser.post(
+            rp + authorize.headers["location"].split("?")[0], data={**form_of(page.text).fields, "federation": "tiny"}
+        )
+        assert sent.status_code == 303 and sent.headers["location"].startswith(setup.tiny.issuer), sent.text
+        callback = browser.get(sent.headers["location"]).headers["location"]  # the provider sends Tina back
+        resumed = browser.get(callback)  # Halyard finishes the portal's authorization request
+        assert resumed.status_code == 303 and "/portal/callback?" in resumed.headers["location"], resumed.text
+        landed = browser.get(resumed.headers["location"])
+        assert landed.status_code == 303 and landed.headers["location"] == "/portal/clusters", landed.text
+        clusters = browser.get(f"{rp}/portal/clusters")
+    assert clusters.status_code == 200 and "tina@tiny.example" in clusters.text, clusters.text[:800]

@@ -24,17 +24,22 @@ import dns.query
 import dns.rcode
 import httpx
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from halyard.agent.arcproxy import ArcProxy, NetworkSettings
 from halyard.agent.clusterconfig import ClusterConfig
 from halyard.agent.clusterconnect import ClusterConnect
+from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import ControlPlaneError, http_client
-from halyard.agent.endpoints import LiveEndpoints
+from halyard.agent.endpoints import KEPT_FILE, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
+from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.identity import IdentityOperator
 from halyard.agent.metrics import AgentMetrics
 from halyard.agent.resourcesync import ResourceSync
-from halyard.api.agents import ENDPOINTS_INFO, EndpointMap
+from halyard.api.agents import ENDPOINTS_INFO, GATEWAY_NETWORK_PATH, EndpointMap
+from halyard.controlplane.privatelink import endpointpki
 from halyard.core import proxyv2
 from halyard.core.clock import SystemClock
 from halyard.tunnel.protocol import TUNNEL_UPGRADE
@@ -447,6 +452,63 @@ def test_forwarder_carries_agents_through_its_endpoint_and_nothing_else_can_clai
     assert subprocess.run(missing, capture_output=True, timeout=60).returncode != 0
 
 
+def test_deleting_an_endpoint_revokes_its_forwarders_certificates(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """The ingress accepts a forwarder's certificate while it is on record and not revoked: from the commit that
+    deletes its endpoint on, its forwarder is refused at once (and the server's log says why), also when an endpoint
+    of the same name is made again; a certificate of the endpoint CA that was never issued is refused too."""
+    pe = site.path("Microsoft.Network/privateEndpoints", "pe-revoked")
+    site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+    endpoint = site.client.get(pe, params=NET).json()["id"]
+    files = _forwarder_files(site, endpoint, tmp_path / "pe")
+    serial = format(x509.load_pem_x509_certificate((files / "endpoint.pem").read_bytes()).serial_number, "x")
+    port = free_port()
+    args = [*HALYARD, "endpoint", "run", "--endpoint", endpoint, "--listen", f"127.0.0.1:{port}", "--ingress",
+            f"127.0.0.1:{site.ports['ingress']}", "--cert", str(files / "endpoint.pem"), "--key",
+            str(files / "endpoint.key"), "--ca", str(files / "ca.pem")]  # fmt: skip
+    forwarder = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    member = connect(site.server, GROUP, "cc-revoked")
+    assert _join(site, member, world["s"]).status_code == 200
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                r = _beat_at(site, member, port)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert r.status_code == 200, r.text  # through pe-revoked, approved on S
+        site.settle(site.client.delete(pe, params=NET).headers["Azure-AsyncOperation"])
+        with pytest.raises(httpx.TransportError):  # the very next connection: the ingress closes it
+            _beat_at(site, member, port)
+        assert f"certificate {serial} of endpoint {endpoint} was revoked at" in site.server.whole_log()
+        # Made again under the same name: the old certificate stays revoked.
+        site.put(pe, NET, _endpoint_body(world["subnet_s"], world["s"]), expect=201)
+        with pytest.raises(httpx.TransportError):
+            _beat_at(site, member, port)
+    finally:
+        forwarder.terminate()
+        forwarder.wait(10)
+        assert _join(site, member, None).status_code == 200
+    # A certificate the endpoint CA signed that was never issued (not on record) is refused, naming why.
+    key, cert, _ = endpointpki.issue(site.server.data_dir, endpoint)
+    (tmp_path / "k.pem").write_bytes(key)
+    (tmp_path / "c.pem").write_bytes(cert)
+    unrecorded = ssl.create_default_context(cafile=site.server.ca)
+    unrecorded.load_cert_chain(str(tmp_path / "c.pem"), str(tmp_path / "k.pem"))
+    header = proxyv2.encode(("10.1.0.9", 4000), ("10.1.0.4", 443), {proxyv2.TLV_ENDPOINT: endpoint.encode()})
+    assert _refused(unrecorded, site.ports["ingress"], header + b"\x16\x03\x01")
+    serial = format(x509.load_pem_x509_certificate(cert).serial_number, "x")
+    assert f"certificate {serial} of endpoint {endpoint} is not on record" in site.server.whole_log()
+
+
+def _beat_at(site: Site, agent: Agent, port: int) -> httpx.Response:
+    return httpx.post(f"https://127.0.0.1:{port}/dp/v1/heartbeat", json={"agentVersion": "1.0.0"},
+                      headers=agent.headers, verify=site.server.ca, timeout=10)  # fmt: skip
+
+
 def _refused(context: ssl.SSLContext, port: int, data: bytes) -> bool:
     """The ingress closed the connection without a byte (or failed its handshake) after ``data``."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
@@ -557,6 +619,25 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             relay = ClusterConnect(lambda: live.current().relay_url(), identity, ssl.create_default_context(cadata=ca),
                                    None, AgentMetrics(), via=proxy.url)  # type: ignore[arg-type]  # fmt: skip
             extensions = ExtensionManager(http, lambda: live.current().dp, identity, None, None, tmp_path)  # type: ignore[arg-type]
+            # arc-proxy (an enterprise proxy is set: the test's) asks the management API of the map followed now.
+            arc = ArcProxy(NetworkSettings(proxy=proxy.url), identity, ca,
+                           network_url=lambda: f"{live.current().management}{GATEWAY_NETWORK_PATH}")  # fmt: skip
+            await arc.start()
+            # GitOps' agents, as runner.py builds them: config-agent's long poll, flux-logs-agent's events.
+            gitops = ConfigAgent(http, lambda: live.current().dp, identity, None)  # type: ignore[arg-type]
+            flux_logs = FluxLogsAgent(http, lambda: live.current().dp, identity, None)  # type: ignore[arg-type]
+
+            def where(hosts: list[str]) -> list[str]:
+                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in hosts})
+
+            async def gitops_agents_dial() -> list[list[str]]:
+                """Where each of config-agent and flux-logs-agent dials, on its own."""
+                dialled = []
+                for dial in (gitops._fetch, lambda: flux_logs._send([])):
+                    proxy.forget()
+                    await dial()
+                    dialled.append(where(proxy.asked))
+                return dialled
 
             async def every_agent_dials() -> list[str]:
                 proxy.forget()
@@ -567,7 +648,14 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
                 tunnel = await relay._dial("/v1/tunnel", TUNNEL_UPGRADE)
                 tunnel.transport.close()
                 assert "extensions" in await extensions._poll()
-                return sorted({host.split(".")[1] if host.endswith(private_host) else host for host in proxy.asked})
+                before = len(proxy.asked)
+                assert (await arc.refresh()).gateway is None  # answered (this cluster has no gateway or proxy) ...
+                arc.apply(NetworkSettings(proxy=proxy.url))  # ... and the test's proxy, which plays DNS, kept
+                asked_by_arc = {host.split(".")[1] if host.endswith(private_host) else host
+                                for host in proxy.asked[before:]}  # fmt: skip
+                assert asked_by_arc == ({"management"} if live.current().management != onboarding.management
+                                        else {"127.0.0.1"}), proxy.asked[before:]  # fmt: skip
+                return where(proxy.asked)
 
             # Joining a scope that still allows public access: the next beat's reply carries the private map.
             await sync.reconcile()
@@ -578,6 +666,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert sync.last_reply.endpoints is not None
             assert sync.last_reply.endpoints.dp == f"https://{scope_id}.dp.{private_host}/dp"
             assert await every_agent_dials() == ["dp", "his", "management", "relay"]
+            assert await gitops_agents_dial() == [["dp"], ["dp"]]
             assert sync.last_reply.endpoints is None  # the agents follow it: beats are small again
             _public_access(site, world["s"], "Disabled")
 
@@ -606,6 +695,7 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert proxy.asked[0].endswith(private_host) and proxy.asked[-1] == "127.0.0.1", proxy.asked
             assert live.current() == onboarding
             assert await every_agent_dials() == ["127.0.0.1"]
+            assert await gitops_agents_dial() == [["127.0.0.1"], ["127.0.0.1"]]
 
             # Joining a private-only scope: the public beat's refusal names the private map; followed at once.
             assert _join(site, agent, world["s"]).status_code == 200
@@ -613,9 +703,58 @@ def test_an_existing_cluster_follows_its_scope_without_re_onboarding(
             assert live.current().his == f"https://{scope_id}.his.{private_host}/his"
             assert await every_agent_dials() == ["dp", "his", "management", "relay"]
             assert _join(site, agent, None).status_code == 200
+            await arc.close()
 
     with proxy.running():
         asyncio.run(scenario(proxy))
+
+
+def test_restarted_local_agents_dial_the_private_endpoint_first(
+    site: Site, world: dict[str, Any], tmp_path: Path
+) -> None:
+    """Local mode keeps the map its agents follow in their state directory: agents restarted while their cluster is
+    in a private-only scope dial its private names from their first beat (no public attempt, no refusal)."""
+    agent = connect(site.server, GROUP, "cc-restarted")
+    assert _join(site, agent, world["s"]).status_code == 200
+    private_host = "privatelink.halyard.local"
+    proxy = ConnectProxy(lambda host, port: ("127.0.0.1", site.ports["pe-s"]) if host.endswith(private_host)
+                         else (host, port))  # fmt: skip
+    ca = Path(site.server.ca).read_text()
+    kept = tmp_path / "state" / KEPT_FILE
+    kept.parent.mkdir()
+
+    async def run_agents(onboarding: EndpointMap, issued: Any) -> tuple[IdentityOperator, LiveEndpoints]:
+        """The agents of one process (a fresh client, map and identity operator, as after a restart): a
+        certificate (renewed once there is one), a token and a beat."""
+        async with http_client(ca, proxy=proxy.url) as http:
+            live = LiveEndpoints(onboarding, kept)
+            config = ClusterConfig(agent.path, onboarding, ca, agent.onboarding_key)
+            identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
+            identity.issued = await identity.request_certificate(issued)
+            identity.ready.set()
+            await ResourceSync(http, live, identity, _NoFacts(), AgentMetrics(), health=_healthy).reconcile()
+            return identity, live
+
+    async def scenario() -> None:
+        async with http_client(ca) as http:
+            answer = (await http.get(f"{site.server.url}/his/v1/endpoints")).json()
+        onboarding = EndpointMap.model_validate({**answer, "tenant": site.server.admin["tenant"]})
+        # First start: onboarding's (public) map; the public certificate request is refused with the private map,
+        # which is followed (and kept).
+        proxy.forget()
+        identity, live = await run_agents(onboarding, None)
+        assert proxy.asked[0] == "127.0.0.1" and private_host in live.current().dp, proxy.asked
+        assert kept.exists()
+        # Restart: the first connection of every agent goes to the scope's private names.
+        proxy.forget()
+        _, restarted = await run_agents(onboarding, identity.issued)
+        assert restarted.current() == live.current()
+        assert {host.split(".")[1] for host in proxy.asked} == {"his", "management", "dp"}, proxy.asked
+        assert all(host.endswith(private_host) for host in proxy.asked), proxy.asked
+
+    with proxy.running():
+        asyncio.run(scenario())
+    assert _join(site, agent, None).status_code == 200
 
 
 def test_deleting_an_endpoint_takes_its_connection_and_a_used_scope_is_not_deleted(

@@ -128,6 +128,7 @@ def test_features_with_the_chart_turn_its_deployments_on_and_off(
     # extensions: extension-manager's Deployment, and its service account alone bound to cluster-admin (decision 014).
     _features(cli, "enable-features", *target, "--features", "extensions", env=env)
     assert deployments()["extension-manager"] == "azure-rbac,extensions"
+    assert {"config-agent", "flux-logs-agent"} <= set(deployments())  # GitOps' agents too (decision 016)
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
         binding = client.get(ClusterRoleBinding, "halyard-extension-manager")
@@ -136,7 +137,7 @@ def test_features_with_the_chart_turn_its_deployments_on_and_off(
     finally:
         client.close()
     _features(cli, "disable-features", *target, "--features", "extensions", env=env)
-    assert "extension-manager" not in deployments()
+    assert not {"extension-manager", "config-agent", "flux-logs-agent"} & set(deployments())
     client = Client(KubeConfig.from_file(str(kubeconfig)))
     try:
         with pytest.raises(ApiError):

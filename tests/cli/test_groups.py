@@ -69,3 +69,26 @@ def test_bad_input_gives_one_line_and_a_failing_exit(admin: Cli) -> None:
     assert admin.run("group", "--no-such-option").code == 2
     other = admin.run("group", "list", "--subscription", "no-such-subscription")
     assert other.error.startswith("ERROR: (SubscriptionNotFound) Subscription 'no-such-subscription' not found.")
+
+
+def test_monitor_activity_log_list(admin: Cli) -> None:
+    """``halyard monitor activity-log list`` by group, correlation id and time, as az's options; a table newest
+    first; a bad offset refused before any request."""
+    name = unique("rg-log")
+    admin.json("group", "create", "-n", name, "-l", "westus")
+    admin.json("group", "create", "-n", name, "-l", "westus", "--tags", "step=2")
+    events = admin.json("monitor", "activity-log", "list", "-g", name, "--offset", "1h")
+    assert [e["status"]["value"] for e in events] == ["Succeeded", "Started", "Succeeded", "Started"]
+    assert [e["properties"]["statusCode"] for e in events[::2]] == ["OK", "Created"]
+    correlation = events[-1]["correlationId"]
+    by_id = admin.json("monitor", "activity-log", "list", "--correlation-id", correlation, "--select", "status")
+    assert by_id == [{"status": {"value": s, "localizedValue": s}} for s in ("Succeeded", "Started")]
+    assert len(admin.json("monitor", "activity-log", "list", "-g", name, "--max-events", "3")) == 3
+    table = admin.ok("monitor", "activity-log", "list", "-g", name, "-o", "table").splitlines()
+    assert table[0].split() == ["Time", "Status", "Operation", "Caller", "ResourceId", "CorrelationId"]
+    assert "Microsoft.Resources/subscriptions/resourceGroups/write" in table[2]
+    long_ago = "2001-01-01T00:00:00Z"
+    old = admin.run("monitor", "activity-log", "list", "-g", name, "--start-time", long_ago)
+    assert old.code != 0 and "90 days" in old.error
+    bad = admin.run("monitor", "activity-log", "list", "--offset", "soon")
+    assert bad.code != 0 and "--offset 'soon'" in bad.error

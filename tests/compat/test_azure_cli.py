@@ -229,3 +229,36 @@ def test_logout_forgets_the_login_and_a_wrong_secret_is_refused(server: ServerPr
     assert [(s["id"], s["tenantId"]) for s in again if s["id"] == admin["subscription"]] == [
         (admin["subscription"], admin["tenant"])
     ]
+
+
+def test_monitor_activity_log_list(cli: AzureCli, server: ServerProcess) -> None:
+    """The real ``az monitor activity-log list`` (its bare, zone-less timestamps, ``resourceId eq``, ``--select``):
+    a cluster's write, by resource, group and correlation id, in the caller's name."""
+    name = unique("az-log")
+    cli.run("group", "create", "-n", name, "-l", "westus", "-o", "none")
+    cluster = cluster_path(server, name, "logged")
+    cli.run(
+        "rest", "--method", "put", "--url", f"{cluster}?api-version=2024-01-01", "--body", json.dumps(cluster_body())
+    )
+    deadline = time.monotonic() + 30
+    while len(events := cli.json("monitor", "activity-log", "list", "--resource-id", cluster)) < 3:
+        assert time.monotonic() < deadline, f"the write of {cluster} never ended in the activity log: {events}"
+        time.sleep(0.5)
+    assert [e["status"]["value"] for e in events] == ["Succeeded", "Accepted", "Started"]
+    assert {e["caller"] for e in events} == {server.admin["clientId"]}
+    assert {e["operationName"]["value"] for e in events} == {"Microsoft.Kubernetes/connectedClusters/write"}
+
+    in_group = cli.json("monitor", "activity-log", "list", "-g", name, "--offset", "1h")
+    assert {e["resourceId"] for e in in_group} == {group_path(server, name), cluster}
+    selected = cli.json(
+        "monitor",
+        "activity-log",
+        "list",
+        "--correlation-id",
+        events[0]["correlationId"],
+        "--select",
+        "caller",
+        "status",
+    )
+    assert [e["status"]["value"] for e in selected] == ["Succeeded", "Accepted", "Started"]
+    assert all(e.get("operationName") is None for e in selected)

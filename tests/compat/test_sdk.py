@@ -132,3 +132,49 @@ def _long_running(requests: list[dict[str, Any]]) -> list[tuple[str, str | None,
         shown += [(p["operationStatus"], p["status"]) for p in polls[-1:]]
         found.append((request["method"], request.get("Retry-After"), shown))
     return found
+
+
+def test_the_monitor_client_reads_the_activity_log(server: ServerProcess) -> None:
+    """azure-mgmt-monitor's ``activity_logs.list`` (api-version 2015-04-01, the documented credential): a group's
+    creation and tagging, newest first, as EventData models, with ``select`` and a filter by correlation id."""
+    import datetime as dt
+
+    from azure.mgmt.monitor import MonitorManagementClient
+
+    clients: dict[str, Any] = {"admin": server.admin}
+    exec(recipe("python"), clients)
+    monitor = MonitorManagementClient(
+        clients["credential"],
+        server.admin["subscription"],
+        base_url=server.admin["server"],
+        credential_scopes=[server.admin["audience"] + ".default"],
+        connection_verify=server.admin["caCert"],
+    )
+    try:
+        name = unique("sdk-log")
+        clients["resources"].resource_groups.create_or_update(name, {"location": "westus"})
+        clients["resources"].resource_groups.update(name, {"tags": {"step": "2"}})
+        start = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)).isoformat()
+        events = list(
+            monitor.activity_logs.list(filter=f"eventTimestamp ge '{start}' and resourceGroupName eq '{name}'")
+        )
+        assert [(e.http_request.method, e.status.value) for e in events] == [
+            ("PATCH", "Succeeded"), ("PATCH", "Started"), ("PUT", "Succeeded"), ("PUT", "Started"),
+        ]  # fmt: skip
+        first = events[-1]
+        assert first.caller == server.admin["clientId"] and first.resource_group_name == name
+        assert first.operation_name.value == "Microsoft.Resources/subscriptions/resourceGroups/write"
+        assert first.category.value == "Administrative" and first.event_timestamp.tzinfo is not None
+        assert first.authorization.scope == group_path(server, name)
+        only = list(
+            monitor.activity_logs.list(
+                filter=f"eventTimestamp ge '{start}' and correlationId eq '{first.correlation_id}'",
+                select="caller,status",
+            )
+        )
+        assert [e.status.value for e in only] == ["Succeeded", "Started"]
+        assert only[0].caller == server.admin["clientId"] and only[0].operation_name is None
+    finally:
+        monitor.close()
+        for opened in ("resources", "kubernetes", "credential"):
+            clients[opened].close()

@@ -53,8 +53,8 @@ def poll(server: ServerProcess, agent: Agent, path: str) -> None:
     ("kind", "command"),
     [
         (EXTENSION, "halyard connectedk8s enable-features -g {group} -n {name} --features extensions"),
-        (FLUX, "halyard connectedk8s connect -g {group} -n {name} --agent-mode local"),
-        (SOURCE_CONTROL, "halyard connectedk8s connect -g {group} -n {name} --agent-mode local"),
+        (FLUX, "halyard connectedk8s enable-features -g {group} -n {name} --features extensions"),
+        (SOURCE_CONTROL, "halyard connectedk8s enable-features -g {group} -n {name} --features extensions"),
     ],
     ids=["extension", "fluxConfiguration", "sourceControlConfiguration"],
 )

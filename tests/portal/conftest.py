@@ -19,6 +19,7 @@ from tests.support.processes import ServerProcess, free_port
 from tests.support.signin import new_user
 
 OFFLINE_AFTER = 4  # seconds without a heartbeat before a cluster shows Offline
+PAGE_SIZE = 3
 RG_API = {"api-version": "2024-11-01"}
 AUTHZ_API = {"api-version": "2022-04-01"}
 ROLE = "/providers/Microsoft.Authorization/roleDefinitions/"
@@ -72,7 +73,9 @@ class PortalPlane:
 @pytest.fixture(scope="module")
 def portal_plane(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalPlane]:
     gateway_port = free_port()
-    env = {"HALYARD_OFFLINE_THRESHOLD_SECONDS": str(OFFLINE_AFTER), "HALYARD_GATEWAY_PORT": str(gateway_port)}
+    env = {"HALYARD_OFFLINE_THRESHOLD_SECONDS": str(OFFLINE_AFTER), "HALYARD_GATEWAY_PORT": str(gateway_port),
+           # Pages of 3 rows, so a handful of clusters pages (no test group below holds more than 3 but one).
+           "HALYARD_PORTAL_PAGE_SIZE": str(PAGE_SIZE)}  # fmt: skip
     server = ServerProcess(tmp_path_factory.mktemp("portal") / "data", free_port(), env=env).start()
     shots = tmp_path_factory.mktemp("portal-screenshots")
     print(f"portal screenshots in {shots}")

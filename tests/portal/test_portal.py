@@ -15,8 +15,10 @@ import pytest
 from playwright.sync_api import Browser
 
 from tests.api.agentcreds import Agent
+from tests.api.helpers import cluster_body
 from tests.portal.conftest import OWNER, READER, PortalPlane, Visit, open_browser, sign_in
 from tests.portal.fleet import apart, heartbeating, onboard
+from tests.support.signin import Login
 
 pytestmark = pytest.mark.e2e
 HC = {"api-version": "2026-07-15"}
@@ -232,6 +234,77 @@ def test_an_operator_runs_the_fleet_from_the_portal(
     page.wait_for_selector("text=You are signed out")
     page.goto(f"{plane.server.url}/portal/clusters")
     assert "/oauth2/v2.0/authorize" in page.url
+
+
+def test_the_table_sorts_the_whole_group_and_pages_both_ways(
+    portal_plane: PortalPlane, browser: Browser, visits: list[Visit]
+) -> None:
+    plane = portal_plane
+    group = plane.group("sort")
+    names = ["s-a", "S-b", "s-c", "s-d", "s-e"]  # five: two pages of three (the plane's page size)
+    with plane.server.client() as c:
+        for name in names:
+            path = f"/subscriptions/{plane.sub}/resourceGroups/{group}/providers/Microsoft.Kubernetes/connectedClusters/{name}"
+            r = c.put(path, params=CC, json=cluster_body())
+            assert r.status_code == 201, r.text
+            plane.settle(c, r)
+    user, password = plane.user(READER, f"/subscriptions/{plane.sub}/resourceGroups/{group}")
+    visit = open_browser(browser)
+    visits.append(visit)
+    page = visit.page
+
+    def shown() -> list[str | None]:
+        return [r.get_attribute("data-cluster") for r in page.query_selector_all("tr[data-cluster]")]
+
+    sign_in(visit, plane, user, password, f"/portal/clusters?group={group}")
+    assert shown() == ["s-a", "S-b", "s-c"]  # the first page of three
+    page.click("a[data-sort=name]")  # by name, whatever its case
+    page.wait_for_url("**sort=name**")
+    assert shown() == ["s-a", "S-b", "s-c"]
+    page.click("a[data-sort=name]")  # descending, over the whole group: not the page shown reversed
+    page.wait_for_url("**order=desc**")
+    assert shown() == ["s-e", "s-d", "s-c"]
+    page.click("a[rel=next]")
+    page.wait_for_url("**back=**")
+    assert shown() == ["S-b", "s-a"] and page.query_selector("a[rel=next]") is None
+    plane.shot(page, "clusters-sorted-page-2")
+    page.click("a[rel=prev]")
+    page.wait_for_selector("a[rel=next]")
+    assert shown() == ["s-e", "s-d", "s-c"] and page.query_selector("a[rel=prev]") is None
+    assert "order=desc" in page.url
+
+
+def test_a_clusters_page_shows_its_activity(portal_plane: PortalPlane, browser: Browser, visits: list[Visit]) -> None:
+    """The cluster page's Activity: the activity log's events of the cluster, newest first, with who (a user by
+    sign-in name), what, how it ended and when, read through the API with the signed-in user's token."""
+    plane = portal_plane
+    group = plane.group("log")
+    agent = onboard(plane.server, group, "c-log")
+    user, password = plane.user(OWNER, f"/subscriptions/{plane.sub}/resourceGroups/{group}")
+    token = Login(plane.server).sign_in(user["userPrincipalName"], password)["access_token"]
+    with plane.server.client(token) as c:
+        body = c.get(agent.path, params=CC).json()
+        again = {"location": body["location"], "identity": {"type": "SystemAssigned"}, "tags": {"by": "user"},
+                 "properties": {"agentPublicKeyCertificate": body["properties"]["agentPublicKeyCertificate"]}}  # fmt: skip
+        r = c.put(agent.path, params=CC, json=again)
+        assert r.status_code == 200, r.text
+        plane.settle(c, r)
+        assert c.put(agent.path, params=CC, json=again, headers={"If-Match": '"stale"'}).status_code == 412
+    visit = open_browser(browser)
+    visits.append(visit)
+    page = visit.page
+    sign_in(visit, plane, user, password, f"/portal/subscriptions/{plane.sub}/resourceGroups/{group}/clusters/c-log")
+    rows = [[cell.inner_text() for cell in row.query_selector_all("td")]
+            for row in page.query_selector_all("[data-testid=activity] tr[data-testid=event]")]  # fmt: skip
+    write = "Microsoft.Kubernetes/connectedClusters/write"
+    upn = user["userPrincipalName"]
+    assert [(r[1], r[2], r[3]) for r in rows[:5]] == [
+        (write, "Failed (PreconditionFailed)", upn), (write, "Started", upn), (write, "Succeeded (OK)", upn),
+        (write, "Accepted (OK)", upn), (write, "Started", upn),
+    ]  # fmt: skip
+    assert len(rows) == 8 and rows[-1][2] == "Started" and rows[-1][3] != upn  # the onboarding, by its principal
+    assert [r[0] for r in rows] == sorted((r[0] for r in rows), reverse=True)
+    plane.shot(page, "cluster-activity")
 
 
 def test_a_reader_sees_but_cannot_change(portal_plane: PortalPlane, browser: Browser, visits: list[Visit]) -> None:

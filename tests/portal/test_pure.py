@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import hashlib
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from halyard.controlplane.portal import fleet
 from halyard.controlplane.portal.security import CSP, csrf_ok
 from halyard.controlplane.portal.sessions import Sessions
 from halyard.core.clock import ManualClock
+from halyard.core.sealing import Sealer
+from halyard.store import Database
 
 pytestmark = pytest.mark.unit
 OWN = "https://halyard.example:8443"
@@ -44,9 +47,22 @@ def test_status_and_name_filters_counts_and_sort() -> None:
             enumerate([("web-1", "Connected"), ("web-2", "Offline"), ("db-1", "Offline"), ("x", "Weird")])]  # fmt: skip
     assert [r.name for r in rows if fleet.Criteria(status="Offline", name="WEB").matches(r)] == ["web-2"]
     assert not fleet.Criteria(group="rg-a").local and fleet.Criteria(name="w").local
-    assert fleet.counts(rows) == {"Connected": 1, "Connecting": 0, "Offline": 2, "Expired": 0, "Weird": 1}
-    assert [r.name for r in fleet.sort_rows(rows, "nodes", descending=True)] == ["x", "db-1", "web-2", "web-1"]
-    assert fleet.sort_rows(rows, "not-a-column", False) == rows
+    answer = {"Connected": 1, "Offline": 2, "Weird": 1, "Bad": "x"}
+    assert fleet.counted(answer) == {"Connected": 1, "Connecting": 0, "Offline": 2, "Expired": 0, "Weird": 1}
+    assert fleet.counted(None) == dict.fromkeys(fleet.STATUSES, 0)
+    assert fleet.orderby("lastSeen", True) == {"$orderby": "properties/lastConnectivityTime desc"}
+    assert fleet.orderby("name", False) == {"$orderby": "name"} and fleet.orderby("nodes", False) == {}
+
+
+def test_previous_pages_are_a_bounded_stack_of_tokens() -> None:
+    back = fleet.pushed("", "")  # leaving the first page
+    back = fleet.pushed(back, "tok2")
+    assert fleet.popped(back) == ("tok2", fleet.FIRST) and fleet.popped(fleet.FIRST) == ("", "")
+    assert fleet.popped("") is None
+    deep = ""
+    for i in range(200):
+        deep = fleet.pushed(deep, f"t{i}")
+    assert len(deep.split(",")) == fleet.BACK_DEPTH and fleet.popped(deep) == ("t199", deep.rsplit(",", 1)[0])
 
 
 def test_csrf_needs_the_sessions_token_and_the_own_origin() -> None:
@@ -59,23 +75,41 @@ def test_csrf_needs_the_sessions_token_and_the_own_origin() -> None:
     assert "'unsafe-inline'" not in CSP and "'unsafe-eval'" not in CSP and "frame-ancestors 'none'" in CSP
 
 
-def test_sign_ins_are_spent_once_and_expire_and_sessions_idle_out() -> None:
+async def test_sign_ins_are_spent_once_and_expire_and_sessions_end_idle_or_late(tmp_path: Path) -> None:
     clock = ManualClock()
-    sessions = Sessions(clock)
-    state, pending = sessions.begin_sign_in("/portal/clusters")
-    digest = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=").decode()
-    assert pending.challenge == digest and len(pending.verifier) >= 43
-    assert sessions.finish_sign_in(state) == pending
-    assert sessions.finish_sign_in(state) is None  # spent
-    late, _ = sessions.begin_sign_in("/portal/clusters")
-    clock.advance(11 * 60)
-    assert sessions.finish_sign_in(late) is None
-    key = sessions.create("alice", "access", "refresh", 3600)
-    session = sessions.get(key)
-    assert session is not None and not sessions.needs_refresh(session)
-    clock.advance(3550)
-    assert sessions.needs_refresh(session)
-    sessions.remember(session, "counts", {"n": 1})
-    assert sessions.recall(session, "counts", fresh_for=dt.timedelta(seconds=30)) == {"n": 1}
-    clock.advance(9 * 3600)
-    assert sessions.get(key) is None and sessions.get("nope") is None and sessions.get(None) is None
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'halyard.db'}")
+    await db.migrate()
+    sessions = Sessions(db, Sealer(Fernet.generate_key()), clock)
+    try:
+        state, pending = await sessions.begin_sign_in("/portal/clusters")
+        digest = base64.urlsafe_b64encode(hashlib.sha256(pending.verifier.encode()).digest()).rstrip(b"=").decode()
+        assert pending.challenge == digest and len(pending.verifier) >= 43
+        assert await sessions.finish_sign_in(state) == pending
+        assert await sessions.finish_sign_in(state) is None  # spent
+        late, _ = await sessions.begin_sign_in("/portal/clusters")
+        clock.advance(11 * 60)
+        assert await sessions.finish_sign_in(late) is None
+        key = await sessions.create("alice", "access", "refresh", 3600)
+        session = await sessions.get(key)
+        assert session is not None and not sessions.needs_refresh(session)
+        clock.advance(3550)
+        assert sessions.needs_refresh(session)
+        # One refresh at a time: a second claim waits for the first to land (or its claim to lapse).
+        assert await sessions.claim_refresh(session) and not await sessions.claim_refresh(session)
+        fresh = await sessions.refreshed(key, session, "access-2", "refresh-2", 3600)
+        assert (await sessions.get(key)) == fresh and not sessions.needs_refresh(fresh)
+        clock.advance(9 * 3600)  # idle past 8 h
+        assert (
+            await sessions.get(key) is None and await sessions.get("nope") is None and await sessions.get(None) is None
+        )
+        # Busy, but past the absolute lifetime: ended too; ended rows are pruned.
+        busy = await sessions.create("bob", "a", "r", 3600)
+        for _ in range(25):
+            clock.advance(3600)
+            await sessions.get(busy)
+        assert await sessions.get(busy) is None
+        await sessions.create("carol", "a", "r", 3600)
+        clock.advance(9 * 3600)
+        assert await sessions.prune() == 1
+    finally:
+        await db.close()

@@ -145,6 +145,34 @@ def test_forbidden_and_impersonation(sim: Sim, api: httpx.Client) -> None:
     assert sar.status_code == 201 and sar.json()["status"]["allowed"] is True
 
 
+def test_an_apply_that_creates_is_authorized_as_a_create_too(sim: Sim, api: httpx.Client) -> None:
+    """As kube-apiserver: a server-side apply of an object that does not exist needs `create` besides `patch`."""
+    api.post("/api/v1/namespaces", json={"metadata": {"name": "ssa"}})
+    api.post("/api/v1/namespaces/ssa/serviceaccounts", json={"metadata": {"name": "applier"}})
+    token = api.post("/api/v1/namespaces/ssa/serviceaccounts/applier/token",
+                     json={"spec": {"expirationSeconds": 600}}).json()["status"]["token"]  # fmt: skip
+    role = {"metadata": {"name": "cm-patch"},
+            "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["patch"]}]}  # fmt: skip
+    api.post("/apis/rbac.authorization.k8s.io/v1/namespaces/ssa/roles", json=role)
+    api.post("/apis/rbac.authorization.k8s.io/v1/namespaces/ssa/rolebindings", json={
+        "metadata": {"name": "cm-patch"}, "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                                      "name": "cm-patch"},
+        "subjects": [{"kind": "ServiceAccount", "name": "applier", "namespace": "ssa"}]})  # fmt: skip
+    assert api.post("/api/v1/namespaces/ssa/configmaps", json=cm("there", "ssa", a="1")).status_code == 201
+    apply = {"Content-Type": "application/apply-patch+yaml"}
+    with client(sim, sim.clusters[-1], token=token) as applier:
+        url = "/api/v1/namespaces/ssa/configmaps/{}?fieldManager=t&force=true"
+        r = applier.patch(url.format("there"), content=json.dumps(cm("there", "ssa", a="2")), headers=apply)
+        assert r.status_code == 200, r.text  # an existing object: patch is enough
+        r = applier.patch(url.format("new"), content=json.dumps(cm("new", "ssa", a="1")), headers=apply)
+        assert r.status_code == 403 and 'cannot create resource "configmaps"' in r.json()["message"], r.text
+        assert api.get("/api/v1/namespaces/ssa/configmaps/new").status_code == 404
+        role["rules"][0]["verbs"] = ["patch", "create"]
+        api.put("/apis/rbac.authorization.k8s.io/v1/namespaces/ssa/roles/cm-patch", json=role)
+        r = applier.patch(url.format("new"), content=json.dumps(cm("new", "ssa", a="1")), headers=apply)
+        assert r.status_code == 201, r.text
+
+
 def _watch_lines(api: httpx.Client, url: str, count: int, timeout: float = 10) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     with api.stream("GET", url, timeout=timeout) as r:

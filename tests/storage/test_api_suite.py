@@ -123,6 +123,19 @@ def test_connected_cluster_lifecycle(client: httpx.Client, sub: str, group: str,
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "ResourceNotFound"
     assert client.delete(path, params=v).status_code == 204
 
+    # The activity log holds the three operations, newest first, each Started, Accepted and Succeeded.
+    start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 600))
+    log = client.get(
+        f"/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values",
+        params={"api-version": "2015-04-01", "$filter": f"eventTimestamp ge '{start}' and resourceUri eq '{path}'"},
+    )
+    assert log.status_code == 200, log.text
+    events = log.json()["value"]
+    assert [(e["operationName"]["value"].rsplit("/", 1)[1], e["status"]["value"]) for e in events] == [
+        (verb, status) for verb in ("delete", "write", "write") for status in ("Succeeded", "Accepted", "Started")
+    ]
+    assert [e["httpRequest"]["method"] for e in events[::3]] == ["DELETE", "PATCH", "PUT"]
+
 
 def test_list_pages_with_top_and_next_link(client: httpx.Client, sub: str, group: str, key: str) -> None:
     names = [f"c{i:02d}" for i in range(7)]

@@ -76,7 +76,13 @@ class ServerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            # The caller never gets this object back to stop: a server slow to start (a loaded machine) would
+            # otherwise outlive the test or benchmark that gave up on it.
+            self.stop(signal.SIGKILL)
+            raise
         self.admin = json.loads((self.data_dir / "admin.json").read_text())
         return self
 

@@ -31,6 +31,36 @@ def test_routes_at_any_scope_also_serve_the_tenant_root() -> None:
     assert m.canonical("/providers/Microsoft.Kubernetes/operations") == "/providers/Microsoft.Kubernetes/operations"
 
 
+def test_only_a_matched_routes_literal_positions_are_respelled() -> None:
+    cluster = "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Kubernetes/connectedClusters/{n}"
+    routes = [
+        "/subscriptions/{s}/resourcegroups/{g}",
+        f"{cluster}/providers/Microsoft.HybridCompute/settings/default",
+        cluster + "/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/{f}",
+        "/dp/v1/fluxconfigurations",
+    ]
+    m = CanonicalPathMiddleware(app=None, route_paths=routes)  # type: ignore[arg-type]
+    # A name spelled like another route's literal keeps the caller's casing (ARM preserves a name's casing).
+    assert m.canonical("/SUBSCRIPTIONS/s/resourceGroups/Default") == "/subscriptions/s/resourcegroups/Default"
+    flux = "/subscriptions/s/resourceGroups/g/providers/Microsoft.Kubernetes/connectedClusters/c/providers/"
+    flux += "Microsoft.KubernetesConfiguration/fluxConfigurations/Settings"
+    assert m.canonical(flux.lower().replace("/settings", "/Settings")) == flux  # not the agents' spelling
+    assert m.canonical("/DP/V1/FluxConfigurations") == "/dp/v1/fluxconfigurations"
+    # Paths no route declares (the relay's kubectl paths, the portal) are not touched, doubled slashes included.
+    assert m.canonical("/relay/v1/c//api/v1/namespaces/Default/pods") == "/relay/v1/c//api/v1/namespaces/Default/pods"
+
+
+def test_a_scope_is_respelled_as_the_resource_it_names() -> None:
+    routes = [
+        "/subscriptions/{s}/resourceGroups/{g}/providers/Microsoft.Kubernetes/connectedClusters/{n}",
+        "/{scope}/providers/Microsoft.Authorization/roleAssignments",
+    ]
+    m = CanonicalPathMiddleware(app=None, route_paths=routes)  # type: ignore[arg-type]
+    cluster = "/subscriptions/s/resourceGroups/Providers/providers/Microsoft.Kubernetes/connectedClusters/c"
+    listing = cluster + "/providers/Microsoft.Authorization/roleAssignments"
+    assert m.canonical(listing.lower().replace("/providers/providers", "/Providers/providers")) == listing
+
+
 def test_resource_ids_parse_and_round_trip() -> None:
     rid = ResourceId.parse("/subscriptions/s/resourcegroups/g/providers/Microsoft.Kubernetes/connectedClusters/c")
     assert (rid.subscription_id, rid.resource_group, rid.full_type, rid.name) == (

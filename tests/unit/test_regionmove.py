@@ -44,3 +44,17 @@ def test_what_changed_or_went_missing_is_named() -> None:
         'extensions/flux: properties.currentVersion: "1.0.0" -> "1.1.0"',
         'extensions/flux: properties.installState: null -> "Failed"',
     ]
+
+
+def test_when_config_agent_last_reported_is_a_moment_but_the_source_s_revision_is_compared() -> None:
+    def flux(cluster: str, reported: str, commit: str) -> dict[str, Any]:
+        return {"id": cluster + "/providers/Microsoft.KubernetesConfiguration/fluxConfigurations/apps", "name": "apps",
+                "type": "Microsoft.KubernetesConfiguration/fluxConfigurations",
+                "properties": {"complianceState": "Compliant", "statusUpdatedAt": reported,
+                               "sourceSyncedCommitId": commit}}  # fmt: skip
+
+    before = [flux(OLD, "2026-12-06T07:00:00Z", "main@sha1:aa")]
+    assert compare(before, [flux(NEW, "2026-12-06T07:05:00Z", "main@sha1:aa")], OLD, NEW) == []
+    assert compare(before, [flux(NEW, "2026-12-06T07:05:00Z", "main@sha1:bb")], OLD, NEW) == [
+        'fluxConfigurations/apps: properties.sourceSyncedCommitId: "main@sha1:aa" -> "main@sha1:bb"'
+    ]

@@ -24,6 +24,7 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 
+from halyard.agent.endpoints import Url, url_of
 from halyard.agent.resourcesync import TokenSource
 from halyard.api.agents import PROOF_ISSUER, AgentNetwork
 from halyard.api.proofs import signing_algorithm
@@ -116,14 +117,16 @@ class ArcProxy:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        network_url: str | None = None,
+        network_url: Url | None = None,
         interval: float = 30.0,
         onboarding_proof: Callable[[str], str] | None = None,
     ) -> None:
         self._onboarding_proof = onboarding_proof  # gateway name → a proof of the onboarding key, until a token
         self._tokens = tokens
         self.tokens = tokens
-        self._network_url = network_url  # the control plane's GATEWAY_NETWORK_PATH, asked every interval
+        # The control plane's GATEWAY_NETWORK_PATH, asked every interval; read at each ask, as every agent reads
+        # its endpoint map at each dial (private link may move the management API to a scope's private name).
+        self._network_url = network_url
         self._interval = interval
         self._ca_bundle = ca_bundle
         self._host, self._port = host, port
@@ -196,7 +199,7 @@ class ArcProxy:
         token = await self._tokens.token()
         verify: ssl.SSLContext | bool = ssl.create_default_context(cadata=self._ca_bundle) if self._ca_bundle else True
         async with httpx.AsyncClient(proxy=proxy, verify=verify, timeout=20) as http:
-            r = await http.get(self._network_url, headers={"Authorization": f"Bearer {token}"})
+            r = await http.get(url_of(self._network_url), headers={"Authorization": f"Bearer {token}"})
         if r.status_code == 401:
             self._tokens.forget_token()
         r.raise_for_status()

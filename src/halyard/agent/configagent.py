@@ -33,7 +33,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent import fluxobjects
-from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.controlplane import ControlPlaneError
+from halyard.agent.endpoints import Url, url_of
+from halyard.agent.longpoll import poll_desired
 from halyard.agent.resourcesync import TokenSource
 
 log = logging.getLogger("halyard.agent")
@@ -63,14 +65,14 @@ class ConfigAgent:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        dp_url: Url,
         tokens: TokenSource,
         kube: AsyncClient,
         *,
         hold: float = HOLD_SECONDS,
     ) -> None:
         self._http = http
-        self._dp = dp_url.rstrip("/")
+        self._dp_url = dp_url  # read at each request: private link may move it (endpoints.py)
         self._tokens = tokens
         self._kube = kube
         self._hold = hold
@@ -81,6 +83,9 @@ class ConfigAgent:
         self._sent: dict[str, str] = {}  # "kind/name" → digest of the last report sent
         self._public_keys: dict[str, str] = {}  # generated ssh keys' public halves, per configuration
         self._swept: str | None = None  # the desired version orphans were last looked for under
+
+    def _dp(self) -> str:
+        return url_of(self._dp_url)
 
     async def reconcile(self) -> float:
         """Converge on the newest desired configurations, then report; wait for the next change or status tick."""
@@ -98,24 +103,8 @@ class ConfigAgent:
         return 0.0
 
     async def _fetch(self) -> dict[str, Any]:
-        await self._tokens.wait_ready(30)
-        token = await self._tokens.token()
-        params: dict[str, Any] = {"wait": self._hold if self._since else 0}
-        if self._since:
-            params["since"] = self._since
-        try:
-            return await send(
-                self._http,
-                "GET",
-                self._dp + FLUX_CONFIGURATIONS_PATH,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self._hold + 15,
-            )
-        except ControlPlaneError as exc:
-            if exc.status == 401:
-                self._tokens.forget_token()
-            raise
+        url = self._dp() + FLUX_CONFIGURATIONS_PATH
+        return await poll_desired(self._http, url, self._tokens, self._since, self._hold)
 
     async def _converge(self) -> None:
         reports: list[dict[str, Any]] = []
@@ -156,7 +145,7 @@ class ConfigAgent:
 
     async def _apply(self, entry: dict[str, Any]) -> None:
         namespace = entry["namespace"]
-        await self._kube.apply(Namespace(metadata=ObjectMeta(name=namespace)), field_manager=FIELD_MANAGER)
+        await self._ensure_namespace(namespace)
         generated = None
         if fluxobjects.needs_generated_key(entry):
             generated = await self._generated_key(entry["name"], namespace)
@@ -195,6 +184,16 @@ class ConfigAgent:
             if name not in keep:
                 await _delete_quietly(self._kube, KINDS["Kustomization"], name, namespace)
         log.info("flux configuration applied", extra={"configuration": entry["name"], "namespace": namespace})
+
+    async def _ensure_namespace(self, name: str) -> None:
+        """The configuration's namespace, created when missing and otherwise left as it is: the chart grants
+        ``create`` on namespaces and no ``patch`` (a patch could relabel any namespace, its pod-security level
+        included)."""
+        try:
+            await self._kube.create(Namespace(metadata=ObjectMeta(name=name)), field_manager=FIELD_MANAGER)
+        except ApiError as exc:
+            if exc.status.code != 409:  # AlreadyExists
+                raise
 
     async def _generated_key(self, config: str, namespace: str) -> tuple[str, str]:
         """The configuration's generated ssh key pair: the one already in its Secret, else a new one."""
@@ -260,9 +259,8 @@ class ConfigAgent:
             except ApiError as exc:
                 if exc.status.code != 404:
                     raise
-        async for secret in self._kube.list(Secret, namespace="*", labels=labels):
-            name, where, _, _ = ident(secret)
-            await _delete_quietly(self._kube, Secret, name, where)
+        # The Secret by its name in the configuration's namespace (which never changes): no right to list Secrets.
+        await _delete_quietly(self._kube, Secret, fluxobjects.secret_name(config), namespace)
         self._public_keys.pop(config, None)
         log.info("flux configuration removed", extra={"configuration": config, "namespace": namespace})
         return True
@@ -303,7 +301,7 @@ class ConfigAgent:
             return
         token = await self._tokens.token()
         response = await self._http.post(
-            self._dp + FLUX_REPORTS_PATH,
+            self._dp() + FLUX_REPORTS_PATH,
             json={"configurations": [r for _, _, r in changed]},
             headers={"Authorization": f"Bearer {token}"},
         )

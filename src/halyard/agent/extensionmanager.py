@@ -32,8 +32,9 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 
-from halyard.agent.controlplane import ControlPlaneError, send
+from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.endpoints import Url, url_of
+from halyard.agent.longpoll import poll_desired
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
 from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
@@ -149,24 +150,7 @@ class ExtensionManager:
         return 0.0
 
     async def _poll(self) -> dict[str, Any]:
-        await self._tokens.wait_ready(30)
-        token = await self._tokens.token()
-        params: dict[str, Any] = {"wait": self._hold if self._since else 0}
-        if self._since:
-            params["since"] = self._since
-        try:
-            return await send(
-                self._http,
-                "GET",
-                self._dp() + CONFIGURATIONS_PATH,
-                params=params,
-                headers={"Authorization": f"Bearer {token}"},
-                timeout=self._hold + 15,
-            )
-        except ControlPlaneError as exc:
-            if exc.status == 401:
-                self._tokens.forget_token()
-            raise
+        return await poll_desired(self._http, self._dp() + CONFIGURATIONS_PATH, self._tokens, self._since, self._hold)
 
     async def _converge(self, extensions: list[dict[str, Any]], removing: list[str]) -> list[str]:
         wanted = {e["name"]: e for e in extensions}

@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import Event
 from halyard.agent import fluxobjects
 from halyard.agent.configagent import KINDS, ident
 from halyard.agent.controlplane import ControlPlaneError
+from halyard.agent.endpoints import Url, url_of
 from halyard.agent.resourcesync import TokenSource
 
 log = logging.getLogger("halyard.agent")
@@ -42,14 +43,14 @@ class FluxLogsAgent:
     def __init__(
         self,
         http: httpx.AsyncClient,
-        dp_url: str,
+        dp_url: Url,
         tokens: TokenSource,
         kube: AsyncClient,
         *,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
-        self._dp = dp_url.rstrip("/")
+        self._dp_url = dp_url  # read at each request: private link may move it (endpoints.py)
         self._tokens = tokens
         self._kube = kube
         self._monotonic = monotonic
@@ -114,7 +115,9 @@ class FluxLogsAgent:
     async def _send(self, events: list[dict[str, Any]]) -> None:
         token = await self._tokens.token()
         response = await self._http.post(
-            self._dp + FLUX_EVENTS_PATH, json={"events": events}, headers={"Authorization": f"Bearer {token}"}
+            url_of(self._dp_url) + FLUX_EVENTS_PATH,
+            json={"events": events},
+            headers={"Authorization": f"Bearer {token}"},
         )
         if response.status_code != 204:
             raise ControlPlaneError(f"events refused: {response.status_code} {response.text[:300]}")

@@ -26,7 +26,7 @@ from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
-from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
+from halyard.agent.endpoints import KEPT_FILE, EndpointsFollower, LiveEndpoints
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.guard import Guard
@@ -59,7 +59,17 @@ AGENTS = (
 )
 DEFAULT_HEARTBEAT = 30.0
 # The agents that dial the control plane besides resource-sync: their pods follow the map it publishes.
-DIALLING = frozenset({"identity-operator", "clusterconnect-agent", "guard", "extension-manager"})
+DIALLING = frozenset(
+    {
+        "identity-operator",
+        "clusterconnect-agent",
+        "guard",
+        "extension-manager",
+        "arc-proxy",
+        "config-agent",
+        "flux-logs-agent",
+    }
+)
 
 
 @dataclass
@@ -123,13 +133,16 @@ async def _run(
     options: AgentOptions, kube: AsyncClient, config: ClusterConfig, clock: Clock, stop: asyncio.Event, restart: Restart
 ) -> None:
     metrics = AgentMetrics()
-    arc_proxy = await start_arc_proxy(options, config)
+    # Where every agent of this process dials, read at each dial: resource-sync moves it when the control plane
+    # sends another map (private link); in-cluster the other pods follow what it publishes.
+    live = live_endpoints(options, config)
+    arc_proxy = await start_arc_proxy(options, config, live)
     # In-cluster, arc-proxy is a pod of its own: the other agents reach it through its Service (the chart says where).
     via = arc_proxy.url if arc_proxy is not None else options.arc_proxy_url
     async with http_client(config.ca_bundle, proxy=via) as http:
         metrics_agent = MetricsAgent(metrics, options.state_dir, options.metrics_port)
         manager = ControllerManager([metrics_agent], clock, metrics, backoff_cap=options.backoff_cap)
-        built = build_agents(options, kube, http, config, clock, metrics, manager, restart, via=via)
+        built = build_agents(options, kube, http, config, clock, metrics, manager, restart, live, via=via)
         if arc_proxy is not None:
             identity = next((a for a in built if isinstance(a, IdentityOperator)), None)
             tokens = cast(TokenSlot, arc_proxy.tokens)
@@ -147,24 +160,31 @@ async def _run(
                     await agent.close()
 
 
+def live_endpoints(options: AgentOptions, config: ClusterConfig) -> LiveEndpoints:
+    """The map this process's agents follow. Local mode keeps it in the state directory across restarts; a pod
+    does not (its state is an emptyDir): in-cluster the map resource-sync publishes is what the pods follow."""
+    kept = options.state_dir / KEPT_FILE if options.agents is None and not options.in_cluster else None
+    return LiveEndpoints(config.endpoints, kept)
+
+
 def _proves_onboarding(options: AgentOptions) -> bool:
     """arc-proxy in a pod of its own, with a gateway: until the cluster has its first token it proves the onboarding
     key to the gateway, so it reads that key (its Role grants it only then: the chart)."""
     return bool(options.agents and "arc-proxy" in options.agents and options.network and options.network.gateway)
 
 
-async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcProxy | None:
-    """arc-proxy, listening before any agent dials, when a gateway or an enterprise proxy is set."""
+async def start_arc_proxy(options: AgentOptions, config: ClusterConfig, live: LiveEndpoints) -> ArcProxy | None:
+    """arc-proxy, listening before any agent dials, when a gateway or an enterprise proxy is set. It asks the
+    management API of the map followed now where connections go (a scope's private name, with private link)."""
     if options.network is None or (options.agents is not None and "arc-proxy" not in options.agents):
         return None
-    management = config.endpoints.management.rstrip("/")
     proxy = ArcProxy(
         options.network,
         TokenSlot(),
         config.ca_bundle,
         host=options.arc_proxy_host,
         port=options.arc_proxy_port,
-        network_url=f"{management}{GATEWAY_NETWORK_PATH}",
+        network_url=lambda: f"{live.current().management.rstrip('/')}{GATEWAY_NETWORK_PATH}",
         interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT,
         onboarding_proof=(
             onboarding_proof(config.resource_id, config.onboarding_key) if config.onboarding_key is not None else None
@@ -177,10 +197,10 @@ async def start_arc_proxy(options: AgentOptions, config: ClusterConfig) -> ArcPr
 def configuration_agents(selected: set[str], split: bool, features: frozenset[str]) -> frozenset[str]:
     """The agents of the cluster that act on its configuration, as the heartbeat declares them (so the control
     plane knows them from the beat that makes the cluster Connected): those this process runs (local mode), or, in
-    the cluster, those the chart runs (extension-manager with the extensions feature; config-agent never yet). The
-    same conditions as the agents' own below."""
+    the cluster, those the chart runs (extension-manager and config-agent with the extensions feature). The same
+    conditions as the agents' own below."""
     if split:
-        return frozenset({"extension-manager"} if FEATURE_EXTENSIONS in features else set())
+        return frozenset({"extension-manager", "config-agent"} if FEATURE_EXTENSIONS in features else set())
     return frozenset(selected & {"extension-manager", "config-agent"})
 
 
@@ -193,6 +213,7 @@ def build_agents(
     metrics: AgentMetrics,
     manager: ControllerManager,
     restart: Restart,
+    live: LiveEndpoints,
     *,
     via: str | None = None,
 ) -> list[Agent]:
@@ -205,9 +226,6 @@ def build_agents(
     split = options.agents is not None
     agents: list[Agent] = []
     identity = metadata = sync = None
-    # Where every agent of this process dials, read at each dial: resource-sync moves it when the control plane
-    # sends another map (private link); in-cluster the other pods follow what it publishes.
-    live = LiveEndpoints(config.endpoints)
     if split and "resource-sync" not in selected and selected & DIALLING:
         agents.append(EndpointsFollower(kube, live))
     if "identity-operator" in selected:
@@ -248,12 +266,13 @@ def build_agents(
         helm = functools.partial(Helm.find, options.kubeconfig, options.context)
         work = options.state_dir / "extensions"
         agents.append(ExtensionManager(http, lambda: live.current().dp, tokens, kube, helm, work))
-    if "config-agent" in selected and not split:
-        # GitOps (docs/gitops.md): local mode only for now, as extension-manager (the chart has no Deployment or
-        # RBAC for it yet: it needs Flux's CRDs and Secrets in any namespace).
-        agents.append(ConfigAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
-    if "flux-logs-agent" in selected and not split:
-        agents.append(FluxLogsAgent(http, config.endpoints.dp, identity or handoff.PublishedToken(kube), kube))
+    gitops = not split or FEATURE_EXTENSIONS in config.features
+    if "config-agent" in selected and gitops:
+        # GitOps (docs/gitops.md): in a cluster with the extensions feature, as extension-manager, since Flux comes
+        # as the flux extension (decision 016); its rights are Flux's objects and Secrets, not cluster-admin.
+        agents.append(ConfigAgent(http, lambda: live.current().dp, identity or handoff.PublishedToken(kube), kube))
+    if "flux-logs-agent" in selected and gitops:
+        agents.append(FluxLogsAgent(http, lambda: live.current().dp, identity or handoff.PublishedToken(kube), kube))
     if "controller-manager" in selected and split:
         agents.append(DeploymentHealth(kube, clock, own=manager.health))
         agents.append(

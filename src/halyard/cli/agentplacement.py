@@ -34,18 +34,21 @@ if TYPE_CHECKING:  # only annotations: the wire models' import is connect's cost
     from halyard.api.agents import EndpointMap
 
 LABEL_SELECTOR = ",".join(f"{k}={v}" for k, v in names.AGENT_WORKLOAD_LABEL.items())
-# The chart's Deployment that each optional feature turns on (the agents' names in agent/runner.py).
+# The chart's Deployments that each optional feature turns on (the agents' names in agent/runner.py). extensions
+# runs GitOps' agents too: Flux reaches a cluster only as the flux extension (decision 016).
 FEATURE_AGENTS = {
-    names.FEATURE_CLUSTER_CONNECT: "clusterconnect-agent",
-    names.FEATURE_AZURE_RBAC: "guard",
-    names.FEATURE_EXTENSIONS: "extension-manager",
+    names.FEATURE_CLUSTER_CONNECT: ("clusterconnect-agent",),
+    names.FEATURE_AZURE_RBAC: ("guard",),
+    names.FEATURE_EXTENSIONS: ("extension-manager", "config-agent", "flux-logs-agent"),
 }
 
 
 def chart_values_for(features: frozenset[str]) -> tuple[dict[str, str], dict[str, bool]]:
     """The chart's values for ``features``: its optional agents' Deployments on or off, and ``features`` in every
     agent's pod template, so that a change rolls them all (each agent reads FEATURES once, at start)."""
-    switches = {f"agents.{agent}.enabled": feature in features for feature, agent in FEATURE_AGENTS.items()}
+    switches = {
+        f"agents.{agent}.enabled": feature in features for feature, agents in FEATURE_AGENTS.items() for agent in agents
+    }
     return {"features": names.format_features(features)}, switches
 
 

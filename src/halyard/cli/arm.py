@@ -122,14 +122,18 @@ class ArmClient:
     def get(self, path: str, api_version: str, params: dict[str, str] | None = None) -> Any:
         return self.call("GET", path, api_version, params=params)
 
-    def list(self, path: str, api_version: str, params: dict[str, str] | None = None) -> list[Any]:
-        """Every item of a list, following ``nextLink`` to the end."""
+    def list(
+        self, path: str, api_version: str, params: dict[str, str] | None = None, *, limit: int | None = None
+    ) -> list[Any]:
+        """Every item of a list, following ``nextLink`` to the end (or until ``limit`` items)."""
         page = self.get(path, api_version, params)
         items: list[Any] = []
         seen: set[str] = set()
         while True:
             items += (page or {}).get("value", [])
             next_link = (page or {}).get("nextLink")
+            if limit is not None and len(items) >= limit:
+                return items[:limit]
             if not next_link or next_link in seen:
                 return items
             seen.add(next_link)

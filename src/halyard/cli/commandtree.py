@@ -31,6 +31,7 @@ from halyard.cli import (
     k8sconfiguration,
     k8sextension,
     login,
+    monitor,
     network,
     privatelinkscope,
     provider,
@@ -94,6 +95,7 @@ connectedk8s.app.command("disable-features")(clusterfeatures.disable_features)
 connectedk8s.app.command("troubleshoot")(troubleshoot.troubleshoot)
 app.add_typer(provider.app, name="provider")
 app.add_typer(resource.app, name="resource")
+app.add_typer(monitor.app, name="monitor")
 app.add_typer(ad.app, name="ad")
 app.add_typer(role.app, name="role")
 app.add_typer(k8sextension.app, name="k8s-extension")

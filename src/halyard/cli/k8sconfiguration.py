@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 
+from halyard.cli import longrunning
 from halyard.cli.context import Invocation
 from halyard.cli.errors import UsageError
 from halyard.cli.resourceids import extension_id, resource_id
@@ -260,13 +261,7 @@ def create(
         props["configurationProtectedSettings"] = secrets
     cluster_id = _cluster(inv, group, cluster, cluster_type)
     _ensure_flux_extension(inv, cluster_id)
-    path = _path(inv, group, cluster, cluster_type, name)
-    first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json={"properties": props})
-    if no_wait:
-        inv.emit(first.json() if first.content else None)
-        return
-    with inv.progress("Running"):
-        inv.emit(inv.arm.wait("PUT", inv.arm.resource_url(path, API_VERSION), first))
+    longrunning.put(inv, _path(inv, group, cluster, cluster_type, name), API_VERSION, props, no_wait)
 
 
 @flux_app.command("show")
@@ -284,12 +279,7 @@ def list_configurations(ctx: typer.Context, group: Group, cluster: Cluster, clus
 
 
 def _patch(inv: Invocation, path: str, props: dict[str, Any], no_wait: bool) -> None:
-    first = inv.arm.request("PATCH", path, params={"api-version": API_VERSION}, json={"properties": props})
-    if no_wait:
-        return
-    with inv.progress("Running"):
-        inv.arm.wait("PATCH", inv.arm.resource_url(path, API_VERSION), first)
-    inv.emit(inv.arm.get(path, API_VERSION), TABLE)
+    longrunning.patch(inv, path, API_VERSION, props, no_wait, TABLE)
 
 
 @flux_app.command("update")
@@ -358,13 +348,7 @@ def delete(
     """Delete a Flux configuration (config-agent removes its objects first, unless --force)."""
     inv = Invocation.of(ctx)
     inv.confirm("Are you sure you want to delete this Flux configuration?", yes)
-    path = _path(inv, group, cluster, cluster_type, name)
-    params = {"api-version": API_VERSION, **({"forceDelete": "true"} if force else {})}
-    first = inv.arm.request("DELETE", path, params=params)
-    if no_wait or first.status_code in (200, 204):
-        return
-    with inv.progress("Running"):
-        inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)
+    longrunning.delete(inv, _path(inv, group, cluster, cluster_type, name), API_VERSION, force=force, no_wait=no_wait)
 
 
 @flux_app.command("logs")

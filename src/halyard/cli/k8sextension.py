@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from halyard.cli import longrunning
 from halyard.cli.context import Invocation
 from halyard.cli.errors import UsageError
 from halyard.cli.keyvalues import parse_key_values
@@ -178,13 +179,7 @@ def create(
         if target_namespace:
             raise UsageError("--target-namespace applies to namespace scope; use --release-namespace.")
         props["scope"] = {"cluster": {"releaseNamespace": release_namespace} if release_namespace else {}}
-    path = _path(inv, group, cluster, cluster_type, name)
-    first = inv.arm.request("PUT", path, params={"api-version": API_VERSION}, json={"properties": props})
-    if no_wait:
-        inv.emit(first.json() if first.content else None)
-        return
-    with inv.progress("Running"):
-        inv.emit(inv.arm.wait("PUT", inv.arm.resource_url(path, API_VERSION), first))
+    longrunning.put(inv, _path(inv, group, cluster, cluster_type, name), API_VERSION, props, no_wait)
 
 
 @app.command("show")
@@ -232,13 +227,7 @@ def update(
         inv.confirm("Updating protected settings replaces the named ones; continue?", yes)
     if not props:
         raise UsageError("Nothing to update: give a version policy or settings.")
-    path = _path(inv, group, cluster, cluster_type, name)
-    first = inv.arm.request("PATCH", path, params={"api-version": API_VERSION}, json={"properties": props})
-    if no_wait:
-        return
-    with inv.progress("Running"):
-        inv.arm.wait("PATCH", inv.arm.resource_url(path, API_VERSION), first)
-    inv.emit(inv.arm.get(path, API_VERSION))
+    longrunning.patch(inv, _path(inv, group, cluster, cluster_type, name), API_VERSION, props, no_wait)
 
 
 @app.command("delete")
@@ -255,13 +244,7 @@ def delete(
     """Delete an extension (the cluster's agents uninstall it)."""
     inv = Invocation.of(ctx)
     inv.confirm("Are you sure you want to delete this extension?", yes)
-    path = _path(inv, group, cluster, cluster_type, name)
-    params = {"api-version": API_VERSION, **({"forceDelete": "true"} if force else {})}
-    first = inv.arm.request("DELETE", path, params=params)
-    if no_wait or first.status_code in (200, 204):
-        return
-    with inv.progress("Running"):
-        inv.arm.wait("DELETE", inv.arm.resource_url(path, API_VERSION), first)
+    longrunning.delete(inv, _path(inv, group, cluster, cluster_type, name), API_VERSION, force=force, no_wait=no_wait)
 
 
 @types_app.command("list")

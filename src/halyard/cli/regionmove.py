@@ -39,7 +39,9 @@ from halyard.cli.profile import config_dir
 MOVE_API_VERSION = "2026-01-01"  # the control plane's snapshotConfiguration and restoreConfiguration
 TERMINAL = ("succeeded", "failed", "canceled")
 AGENT_START_POLL_SECONDS = 1.0  # how often a restore refused for agents not yet started is asked again
-VOLATILE = ("time", "lastModifiedAt", "createdAt")  # moments that differ by nature between the two LISTs
+# Moments that differ by nature between the two LISTs: statusUpdatedAt is when config-agent last reported a Flux
+# configuration (the new resource's reports are new); sourceUpdatedAt, the source's own fetch, is compared.
+VOLATILE = ("time", "lastModifiedAt", "createdAt", "statusUpdatedAt")
 
 
 @dataclass

@@ -11,6 +11,8 @@ from fastapi import FastAPI
 
 from halyard import __version__
 from halyard.controlplane import health
+from halyard.controlplane.activity import log as activity_log
+from halyard.controlplane.activity import routes as activity_routes
 from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalCollector, ArrivalKind, ArrivalMiddleware
 from halyard.controlplane.agentfacing.enforcement import EnforcementCollector
 from halyard.controlplane.agentfacing.listening import endpoint_listeners
@@ -96,6 +98,9 @@ def create_app(
             asyncio.create_task(cp.access.watch(), name="access-changes"),
             asyncio.create_task(configuration.watch(), name="configuration-changes"),
             asyncio.create_task(cp.enforcement.watch(), name="private-link-changes"),
+            asyncio.create_task(
+                activity_log.keep_retention(db, clock, settings.activity_log_retention_days), name="activity-retention"
+            ),
         ]
         log.info(
             "control plane ready",
@@ -152,6 +157,7 @@ def create_app(
         configuration_move_routes.router,
         fluxroutes.router,
         privatelink_routes.router,
+        activity_routes.router,
     ):
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))

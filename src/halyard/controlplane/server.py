@@ -21,6 +21,7 @@ from halyard.controlplane.privatelink.endpointpki import ca_files, ensure_ca
 from halyard.controlplane.privatelink.ingress import Ingress, ingress_context
 from halyard.controlplane.privatelink.names import MEMBERS as PRIVATE_MEMBERS
 from halyard.controlplane.privatelink.names import zone as private_zone
+from halyard.controlplane.privatelink.revocation import Revocations
 from halyard.core.files import make_private_tree
 from halyard.core.logconfig import configure
 from halyard.core.pki import ensure_server_tls
@@ -179,7 +180,9 @@ async def _start_ingress(server: _Server) -> None:
     host, port = parse_address(settings.endpoint_ingress)
     ensure_ca(settings.data_dir)
     context = ingress_context(cert, key, str(ca_files(settings.data_dir)[0]))
-    ingress = Ingress(_app_of(server).state.plane.listeners, _http_protocols(server), server.config.ssl, context)
+    plane = _app_of(server).state.plane
+    revocations = Revocations(plane.db, plane.enforcement)
+    ingress = Ingress(plane.listeners, _http_protocols(server), server.config.ssl, context, revocations)
     server.endpoint_ingress = await ingress.start(host, port)
 
 

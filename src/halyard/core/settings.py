@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     gateway_port: int | None = Field(default=None, ge=0, le=65535, description="Port of the gateway service.")
     gateway_host: str | None = Field(default=None, description="Address of the gateway service (default: host).")
     gateway_audit_retention_days: int = Field(default=30, gt=0, description="Days gateway audit rows are kept.")
+    activity_log_retention_days: int = Field(
+        default=90, gt=0, le=3650, description="Days activity log events are kept and can be asked for (Azure: 90)."
+    )
     endpoint_ingress: str | None = Field(
         default=None,
         description="HOST:PORT where private endpoint forwarders (halyard endpoint run) connect: mutual TLS with a "
@@ -117,6 +120,9 @@ class Settings(BaseSettings):
         "there too, and every connection arriving there is marked as coming through that endpoint (private link).",
     )
     page_size: int = 100
+    portal_page_size: int = Field(
+        default=100, ge=1, le=1000, description="Rows per page of the portal's clusters table."
+    )
     log_format: str = "keyvalue"
     log_level: str = "info"
 

@@ -573,6 +573,13 @@ class ClusterApi:
         if route.subresource not in ("", "status"):
             raise ApiError(405, "the server does not allow this method on the requested resource",
                            reason="MethodNotAllowed")  # fmt: skip
+        applies = ctype.startswith((patching.APPLY_PATCH, patching.APPLY_PATCH_CBOR))
+        if applies and not route.subresource and c.store.get(rt.key, ns if rt.namespaced else "", route.name) is None:
+            # An apply that creates is authorized as a create too, as kube-apiserver's patch handler does (its
+            # createAuthorizerAttributes): `patch` alone never creates an object.
+            await self._authorize(
+                c, user, Attributes("create", rt.group, rt.plural, "", ns, route.name, version=route.version)
+            )
         obj, created = c.patch(rt, ns, route.name, ctype, req.body, ctx, subresource=route.subresource, force=force)
         return json_response(obj, 201 if created else 200, warnings=ctx.warnings)
 

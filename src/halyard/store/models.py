@@ -156,8 +156,49 @@ class Operation(Base):
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     lease_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Who asked for it and the ARM action it is (``Microsoft.Kubernetes/connectedClusters/write``), kept so that its
+    # end is written to the activity log in their name (None for operations from before migration 0011).
+    operation_name: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    caller: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    caller_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    caller_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    tenant_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     __table_args__ = (Index("ix_operations_status", "status", "lease_until"),)
+
+
+class ActivityEvent(Base):
+    """One event of the activity log (Azure Monitor's administrative category): a write, delete or action that was
+    started, accepted, succeeded or failed. Rows are only added and pruned after the retention, never changed."""
+
+    __tablename__ = "activity_events"
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    at: Mapped[dt.datetime]
+    correlation_id: Mapped[str] = mapped_column(String(36), index=True)
+    tenant_id: Mapped[str] = mapped_column(String(36))
+    subscription_id: Mapped[str] = mapped_column(String(36))
+    group_key: Mapped[str] = mapped_column(String(90))  # lower-cased; "" for a subscription or tenant resource
+    resource_group: Mapped[str] = mapped_column(String(90))
+    resource_id: Mapped[str] = mapped_column(String(1024))
+    resource_key: Mapped[str] = mapped_column(String(1024))  # lower-cased resource_id
+    provider_key: Mapped[str] = mapped_column(String(128))  # lower-cased namespace
+    resource_type: Mapped[str] = mapped_column(String(256))
+    operation_name: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16))  # Started, Accepted, Succeeded, Failed
+    sub_status: Mapped[str] = mapped_column(String(64))
+    level: Mapped[str] = mapped_column(String(16))
+    caller: Mapped[str] = mapped_column(String(256))
+    caller_id: Mapped[str] = mapped_column(String(36))
+    caller_type: Mapped[str] = mapped_column(String(32))
+    http_method: Mapped[str] = mapped_column(String(8))
+    properties: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (
+        Index("ix_activity_events_subscription_at", "subscription_id", "at"),
+        Index("ix_activity_events_resource_at", "resource_key", "at"),
+        Index("ix_activity_events_group_at", "subscription_id", "group_key", "at"),
+        Index("ix_activity_events_at", "at"),
+    )
 
 
 class Principal(Base):
@@ -194,6 +235,34 @@ class RefreshToken(Base):
     created_at: Mapped[dt.datetime]
     expires_at: Mapped[dt.datetime]
     used_at: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class PortalSession(Base):
+    """A portal sign-in: the browser holds a random value, stored only as its SHA-256 (a stolen row is no cookie); the
+    user's access and refresh tokens and the CSRF token sealed with the server's data key. Ends when idle too long, at
+    its absolute expiry, or at sign-out (the row deleted)."""
+
+    __tablename__ = "portal_sessions"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_name: Mapped[str] = mapped_column(String(256))
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"access", "refresh", "csrf"}
+    access_expires_at: Mapped[dt.datetime]
+    created_at: Mapped[dt.datetime]
+    last_used: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
+    # While one request (of any replica) redeems the refresh token, others keep the current access token: a refresh
+    # token is single-use, and a second redemption would revoke the whole family.
+    refreshing_until: Mapped[dt.datetime | None] = mapped_column(nullable=True)
+
+
+class PortalSignIn(Base):
+    """A portal sign-in under way, by the SHA-256 of its state: the PKCE verifier (sealed) and where to return.
+    Spent by the callback (deleted), whichever replica it reaches."""
+
+    __tablename__ = "portal_sign_ins"
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed: Mapped[bytes] = mapped_column(LargeBinary)  # {"verifier", "return_to"}
+    expires_at: Mapped[dt.datetime] = mapped_column(index=True)
 
 
 class DeviceCode(Base):
@@ -334,6 +403,19 @@ class ClusterIdentity(Base):
     certificates_issued: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime]
     renewed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class EndpointCertificate(Base):
+    """A certificate issued to a private endpoint's forwarder (``halyard endpoint certificate``). The endpoint
+    ingress accepts a certificate only while it is on record here and not revoked; deleting the endpoint revokes
+    its certificates in the deleting transaction (a new endpoint of the same name gets none of them)."""
+
+    __tablename__ = "endpoint_certificates"
+    serial: Mapped[str] = mapped_column(String(64), primary_key=True)  # hex, lower case
+    endpoint_key: Mapped[str] = mapped_column(String(1024), index=True)  # the endpoint's id, lower case
+    issued_at: Mapped[dt.datetime]
+    not_after: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class RelayReplica(Base):

@@ -190,6 +190,16 @@ class Enforcement:
         self._generation += 1
         self._cached.clear()
 
+    @property
+    def generation(self) -> int:
+        """Moves on with every change of ``resources`` heard: what was read before it moved may be stale."""
+        return self._generation
+
+    @property
+    def cacheable(self) -> bool:
+        """Whether changes are heard (always on SQLite; on PostgreSQL while listening): else read every time."""
+        return self._listener is None or self._listener.listening
+
     async def watch(self) -> None:
         """Hear other replicas' changes, for ever (nothing to hear on SQLite: one server per file)."""
         if self._listener is not None:
@@ -197,7 +207,7 @@ class Enforcement:
 
     async def facts(self, cluster_id: str, arrival: Arrival) -> Facts:
         key = (cluster_id.lower(), arrival)
-        cacheable = self._listener is None or self._listener.listening
+        cacheable = self.cacheable
         known = self._cached.get(key) if cacheable else None
         if known is not None:
             return known

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halyard.controlplane.activity.events import Actor, record_accepted, record_ended
 from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import HalyardError
 from halyard.store import Database
@@ -63,8 +64,14 @@ class Operations:
         location: str,
         action: str,
         target_id: str,
+        actor: Actor | None = None,
+        operation_name: str | None = None,
+        http_method: str = "PUT",
+        status_code: int = 202,
     ) -> Operation:
-        """Add an operation to the caller's transaction; the worker picks it up once that commits."""
+        """Add an operation to the caller's transaction; the worker picks it up once that commits. With ``actor``
+        and ``operation_name`` (the ARM action), the activity log gets its Started and Accepted events in the same
+        transaction, and its end in the transaction that ends it."""
         op = Operation(
             id=str(uuid.uuid4()),
             subscription_id=subscription_id,
@@ -74,8 +81,11 @@ class Operations:
             target_id=target_id,
             status="InProgress",
             started_at=self._clock.now(),
+            operation_name=operation_name,
         )
         session.add(op)
+        if actor is not None and operation_name is not None:
+            record_accepted(session, op, actor, http_method=http_method, status_code=status_code)
         return op
 
     async def release_leases(self) -> int:
@@ -208,6 +218,7 @@ class Operations:
             row = await session.get(Operation, op.id)
             if row is not None and row.status == "InProgress":
                 row.status, row.error, row.ended_at, row.lease_until = status, error, self._clock.now(), None
+                record_ended(session, row)
 
     async def _defer(self, op: Operation, seconds: float) -> None:
         """Hold the operation until ``seconds`` from now, the attempt given back: waiting is not failing."""

@@ -25,9 +25,16 @@ def decode_skip_token(token: str | None) -> str | None:
 
 
 def next_link(
-    base_url: str, path: str, api_version: str, last_key: str, top: int | None, filter_: str | None = None
+    base_url: str,
+    path: str,
+    api_version: str,
+    last_key: str,
+    top: int | None,
+    filter_: str | None = None,
+    orderby: str | None = None,
 ) -> str:
-    """The next page's URL: the same query (``$top``, ``$filter``) after ``last_key``."""
+    """The next page's URL: the same query (``$top``, ``$filter``, ``$orderby``) after ``last_key``."""
     link = f"{base_url}{path}?api-version={api_version}&%24skipToken={encode_skip_token(last_key)}"
     link += f"&%24top={top}" if top else ""
-    return link + (f"&%24filter={quote(filter_, safe='')}" if filter_ else "")
+    link += f"&%24filter={quote(filter_, safe='')}" if filter_ else ""
+    return link + (f"&%24orderby={quote(orderby, safe='')}" if orderby else "")

@@ -14,11 +14,54 @@ _PARAM = re.compile(r"^\{.*\}$")
 SCOPE_PREFIX = "/{scope}/"  # how a route declared at any scope (``/{scope:path}/…``) reads in the OpenAPI paths
 
 
+class _Node:
+    """One segment position of the routes' trie: literal children by lower-cased spelling, one parameter child."""
+
+    __slots__ = ("end", "literals", "param")
+
+    def __init__(self) -> None:
+        # lower-cased: {as routes spell it: the next node}; routes may differ (``resourcegroups``, ``resourceGroups``)
+        self.literals: dict[str, dict[str, _Node]] = {}
+        self.param: _Node | None = None
+        self.end = False
+
+    def add(self, segments: list[str]) -> None:
+        node = self
+        for seg in segments:
+            if _PARAM.match(seg):
+                node.param = node.param or _Node()
+                node = node.param
+            else:
+                node = node.literals.setdefault(seg.lower(), {}).setdefault(seg, _Node())
+        node.end = True
+
+    def match(self, segments: list[str], start: int, whole: bool) -> list[str] | None:
+        """The segments from ``start`` respelled as the first route that matches them, literals tried before names.
+
+        ``whole``: the route must end with the path; otherwise the path need only be a prefix of a route (a scope).
+        """
+        if start == len(segments):
+            return [] if self.end or not whole else None
+        seg = segments[start]
+        for spelling, node in self.literals.get(seg.lower(), {}).items():
+            rest = node.match(segments, start + 1, whole)
+            if rest is not None:
+                return [spelling, *rest]
+        if self.param is not None:
+            rest = self.param.match(segments, start + 1, whole)
+            if rest is not None:
+                return [seg, *rest]
+        return None
+
+
 class CanonicalPathMiddleware:
-    """Rewrites the literal segments of a request path to the casing the routes declare.
+    """Rewrites the literal segments of a request path to the casing of the route it matches.
 
     az sends ``resourcegroups``, the SDKs ``resourceGroups``; ``--endpoint-resource-manager https://h/`` makes az send
     ``//metadata/endpoints``. Names (the parameters) keep the caller's casing; ARM compares them case-insensitively.
+    Only the segments at a route's literal positions are respelled, as *that* route spells them: a resource group
+    named ``Default`` stays ``Default`` though ``settings/default`` is a literal elsewhere, and an agent route's
+    ``fluxconfigurations`` does not respell ARM's ``fluxConfigurations``. A path no route matches is left alone.
 
     Routes declared at any scope (``/{scope}/providers/Microsoft.Authorization/roleAssignments``) also serve the
     tenant root, where the scope is empty: ``/providers/Microsoft.Authorization/roleAssignments`` (and the SDKs'
@@ -27,23 +70,17 @@ class CanonicalPathMiddleware:
 
     def __init__(self, app: ASGIApp, route_paths: Iterable[str] = ()) -> None:
         self.app = app
-        self.literals: dict[str, str] = {}  # lower-cased: as the routes spell it
-        self.root_scoped: set[tuple[str, ...]] = set()  # lower-cased literal heads of the routes at any scope
+        self.routes = _Node()
+        self.scoped = _Node()  # the routes at any scope, from the segment after the scope
         self.add_route_paths(route_paths)
 
     def add_route_paths(self, paths: Iterable[str]) -> None:
-        """Learn the literal segments (and the routes at any scope) of these route paths (OpenAPI spelling)."""
+        """Learn these route paths (OpenAPI spelling: ``{name}`` parameters, ``{scope}`` first for any scope)."""
         for path in paths:
-            for seg in path.split("/"):
-                if seg and not _PARAM.match(seg):
-                    self.literals.setdefault(seg.lower(), seg)
             if path.startswith(SCOPE_PREFIX):
-                head = []
-                for seg in path[len(SCOPE_PREFIX) :].split("/"):
-                    if _PARAM.match(seg):
-                        break
-                    head.append(seg.lower())
-                self.root_scoped.add(tuple(head))
+                self.scoped.add([s for s in path[len(SCOPE_PREFIX) :].split("/") if s])
+            else:
+                self.routes.add([s for s in path.split("/") if s])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
@@ -57,11 +94,19 @@ class CanonicalPathMiddleware:
 
     def canonical(self, path: str) -> str:
         segments = [s for s in path.split("/") if s]
-        lowered = [s.lower() for s in segments]
-        canonical = "/" + "/".join(self.literals.get(low, s) for s, low in zip(segments, lowered, strict=True))
-        if any(tuple(lowered[: len(head)]) == head for head in self.root_scoped):
-            return "/" + canonical  # the empty scope: the tenant root
-        return canonical
+        whole = self.routes.match(segments, 0, whole=True)
+        if whole is not None:
+            return "/" + "/".join(whole)
+        # A scope is greedy, as the route's ``{scope:path}`` is: the last split that matches wins.
+        for split in range(len(segments), -1, -1):
+            tail = self.scoped.match(segments, split, whole=True)
+            if tail is None:
+                continue
+            if split == 0:
+                return "//" + "/".join(tail)  # the empty scope: the tenant root
+            head = self.routes.match(segments[:split], 0, whole=False) or segments[:split]
+            return "/" + "/".join([*head, *tail])
+        return path
 
 
 @dataclass(frozen=True)

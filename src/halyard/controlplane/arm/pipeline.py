@@ -7,7 +7,9 @@ being deleted), lists by container and deletes a resource's children and extensi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +17,10 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from halyard.controlplane.activity.events import actor_of, record_request
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.operations import MAX_ATTEMPTS, Operations, Pending
+from halyard.controlplane.arm.ordering import parse_orderby
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.resourcetypes import (
@@ -45,6 +49,7 @@ from halyard.store import Database
 from halyard.store.models import Operation, Resource, ResourceGroup, ResourceReport
 
 Reported = dict[str, Any]
+log = logging.getLogger("halyard.pipeline")
 
 
 @dataclass
@@ -55,7 +60,14 @@ class Reply:
 
 
 def principal_type(caller: AuthorizedCaller) -> str:
+    if caller.caller.kind == "User":
+        return "User"
     return "Application" if caller.caller.kind == "ServicePrincipal" else "ManagedIdentity"
+
+
+def principal_name(caller: AuthorizedCaller) -> str:
+    """As ARM names a writer in systemData and the activity log: a user by sign-in name, others by app id."""
+    return caller.caller.user_name or caller.caller.app_id
 
 
 def merge_reports(reports: Iterable[ResourceReport]) -> Reported:
@@ -142,9 +154,11 @@ class Pipeline:
         top: int | None,
         base_path: str,
         filter_: str | None = None,
+        orderby: str | None = None,
     ) -> Reply:
         """One page of a type's resources in a container: a parent resource, a group, a subscription or the tenant;
-        with ``filter_``, those the type's ``list_filter`` selects (in the query: a page costs the same)."""
+        with ``filter_``, those the type's ``list_filter`` selects (in the query: a page costs the same); with
+        ``orderby``, sorted by one of the type's ``list_order`` fields over the whole list (``arm/ordering.py``)."""
         read = rtype.action("read")
         if parent is not None:
             scope = str(parent)
@@ -173,21 +187,33 @@ class Pipeline:
             query = query.where(rtype.list_filter(filter_, self._render_context(api_version)))
         page = min(top or self._settings.page_size, self._settings.page_size)
         after = decode_skip_token(skip_token)
-        if after:
+        order = None
+        if orderby:
+            if rtype.list_order is None:
+                raise InvalidRequest(
+                    f"The {rtype.display} list takes no $orderby.",
+                    code="InvalidOrderByInQueryString",
+                    target="$orderby",
+                )
+            order = parse_orderby(orderby, rtype.list_order, self._render_context(api_version))
+            query = order.apply(query, after)
+        elif after:
             query = query.where(Resource.id_key > after)
         # A caller with access to only some groups sees only their resources (as ARM filters lists).
         can_all = caller.allowed(read, scope)
         async with self._db.session() as session:
-            rows = list((await session.scalars(query.order_by(Resource.id_key).limit(page + 1))).all())
+            ordered = query if order is not None else query.order_by(Resource.id_key)
+            rows = list((await session.scalars(ordered.limit(page + 1))).all())
             more = len(rows) > page
             rows = rows[:page]
             visible = [r for r in rows if can_all or caller.allowed(read, r.id)]
             reports = await _reports(session, [r.id_key for r in visible])
+            last = (await order.last_key(session, rows[-1].id_key) if order else rows[-1].id_key) if more else ""
         body: dict[str, Any] = {
             "value": [self.render(rtype, r, reports.get(r.id_key, {}), api_version) for r in visible]
         }
         if more:
-            body["nextLink"] = next_link(self._settings.base_url, base_path, api_version, rows[-1].id_key, top, filter_)
+            body["nextLink"] = next_link(self._settings.base_url, base_path, api_version, last, top, filter_, orderby)
         return Reply(200, body)
 
     def _render_context(self, api_version: str) -> RenderContext:
@@ -275,6 +301,19 @@ class Pipeline:
     ) -> Reply:
         caller.require(rtype.action("write"), str(rid))
         await self._check_writable(rtype, rid)
+        async with self._failure_recorded(caller, rtype.action("write"), rid, "PUT"):
+            return await self._put(caller, rtype, rid, api_version, body, if_match, if_none_match)
+
+    async def _put(
+        self,
+        caller: AuthorizedCaller,
+        rtype: ResourceType,
+        rid: ResourceId,
+        api_version: str,
+        body: BaseModel,
+        if_match: str | None,
+        if_none_match: str | None,
+    ) -> Reply:
         async with self._db.transaction() as session:
             await self._lock_in_live_container(session, rid)
             ctx = self._context(session, rid, api_version, caller)
@@ -301,7 +340,7 @@ class Pipeline:
                 type=rtype.full_type,
                 name=rid.name,
                 created_at=ctx.now,
-                created_by=caller.caller.app_id,
+                created_by=principal_name(caller),
                 created_by_type=principal_type(caller),
             )
             resource.location = location
@@ -314,11 +353,13 @@ class Pipeline:
             resource.provisioning_state = "Accepted"
             resource.etag = new_etag()
             resource.changed_at = ctx.now
-            resource.changed_by = caller.caller.app_id
+            resource.changed_by = principal_name(caller)
             resource.changed_by_type = principal_type(caller)
             if existing is None:
                 session.add(resource)
-            op = self._operation(session, rtype, rid, location, "resource/put")
+            op = self._operation(
+                session, rtype, rid, location, "resource/put", caller, "PUT", 201 if existing is None else 200
+            )
             reported = (await _reports(session, [rid.key])).get(rid.key, {}) if existing is not None else {}
         self._operations.kick()
         headers = self._operations.headers(op, self._settings.base_url, api_version, location=False, async_op=True)
@@ -337,6 +378,18 @@ class Pipeline:
     ) -> Reply:
         caller.require(rtype.action("write"), str(rid))
         await self._check_writable(rtype, rid)
+        async with self._failure_recorded(caller, rtype.action("write"), rid, "PATCH"):
+            return await self._patch(caller, rtype, rid, api_version, body, if_match)
+
+    async def _patch(
+        self,
+        caller: AuthorizedCaller,
+        rtype: ResourceType,
+        rid: ResourceId,
+        api_version: str,
+        body: BaseModel,
+        if_match: str | None,
+    ) -> Reply:
         synchronous = api_version in rtype.sync_patch_versions
         async with self._db.transaction() as session:
             await self._lock_in_live_container(session, rid)
@@ -354,12 +407,17 @@ class Pipeline:
                 existing.sealed = self._sealer.seal_json(desired.sealed)
             existing.etag = new_etag()
             existing.changed_at = ctx.now
-            existing.changed_by = caller.caller.app_id
+            existing.changed_by = principal_name(caller)
             existing.changed_by_type = principal_type(caller)
             op: Operation | None = None
             if not synchronous:
                 existing.provisioning_state = "Updating"
-                op = self._operation(session, rtype, rid, existing.location, "resource/patch")
+                op = self._operation(session, rtype, rid, existing.location, "resource/patch", caller, "PATCH", 202)
+            else:  # done as answered: the activity log has it now, started and succeeded
+                record_request(
+                    session, at=ctx.now, actor=actor_of(caller.caller), resource_id=str(rid),
+                    operation_name=rtype.action("write"), http_method="PATCH", status_code=200,
+                )  # fmt: skip
             reported = (await _reports(session, [rid.key])).get(rid.key, {})
         if op is None:
             return Reply(200, self.render(rtype, existing, reported, api_version), {"ETag": existing.etag})
@@ -382,12 +440,15 @@ class Pipeline:
             raise InvalidRequest(
                 f"A {rtype.display} cannot be force-deleted.", code="ForceDeleteNotSupported", target="forceDelete"
             )
-        async with self._db.transaction() as session:
+        async with (
+            self._failure_recorded(caller, rtype.action("delete"), rid, "DELETE"),
+            self._db.transaction() as session,
+        ):
             await self._db.lock(session, rid.key)
             existing = await session.get(Resource, rid.key)
             if existing is None:
                 await self._container_exists(rid)
-                return Reply(204, None)
+                return Reply(204, None)  # nothing changed: nothing in the activity log
             _preconditions(existing, if_match, None)
             if existing.provisioning_state != "Deleting":
                 await rtype.behaviour.check_delete(
@@ -396,7 +457,7 @@ class Pipeline:
             existing.provisioning_state = "Deleting"
             existing.changed_at = self._clock.now()
             action = "resource/force-delete" if force else "resource/delete"
-            op = self._operation(session, rtype, rid, existing.location, action)
+            op = self._operation(session, rtype, rid, existing.location, action, caller, "DELETE", 202)
         self._operations.kick()
         return Reply(
             202,
@@ -405,7 +466,15 @@ class Pipeline:
         )
 
     def _operation(
-        self, session: AsyncSession, rtype: ResourceType, rid: ResourceId, location: str | None, action: str
+        self,
+        session: AsyncSession,
+        rtype: ResourceType,
+        rid: ResourceId,
+        location: str | None,
+        action: str,
+        caller: AuthorizedCaller,
+        http_method: str,
+        status_code: int,
     ) -> Operation:
         return self._operations.create(
             session,
@@ -414,7 +483,34 @@ class Pipeline:
             location=location or "global",
             action=action,
             target_id=str(rid),
+            actor=actor_of(caller.caller),
+            operation_name=rtype.action("delete" if http_method == "DELETE" else "write"),
+            http_method=http_method,
+            status_code=status_code,
         )
+
+    @asynccontextmanager
+    async def _failure_recorded(
+        self, caller: AuthorizedCaller, operation_name: str, rid: ResourceId, http_method: str
+    ) -> AsyncIterator[None]:
+        """A write refused after its caller was authorised and its container found (a precondition, a conflict, a
+        behaviour's 400) is in the activity log as Failed, in a transaction of its own (the write's rolled back).
+        Refusals before that (403, a missing group: nothing there to log against) are not recorded."""
+        try:
+            yield
+        except HalyardError as exc:
+            if exc.status == 404 or rid.subscription_id is None:
+                raise
+            try:
+                async with self._db.transaction() as session:
+                    record_request(
+                        session, at=self._clock.now(), actor=actor_of(caller.caller), resource_id=str(rid),
+                        operation_name=operation_name, http_method=http_method, status_code=exc.status,
+                        error=exc.body()["error"],
+                    )  # fmt: skip
+            except Exception as failed:  # the client is owed the refusal it earned, not the log's trouble
+                log.error("activity event not written", extra={"error": type(failed).__name__})
+            raise
 
     async def _lock_in_live_container(self, session: AsyncSession, rid: ResourceId) -> None:
         """Within a write's transaction: take the resource's lock, and check that its group and its parent still

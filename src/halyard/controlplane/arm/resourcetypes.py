@@ -190,6 +190,8 @@ class ResourceType:
     force_delete: bool = False  # its DELETE takes ``forceDelete=true`` (Arc's extensions): deprovision not waited on
     # Its lists take ``$filter``: the expression (as given) → a condition on ``Resource`` rows, or InvalidRequest.
     list_filter: Callable[[str, RenderContext], ColumnElement[bool]] | None = None
+    # Its lists take ``$orderby`` by these fields: each field's sort value (never NULL) as an expression on ``Resource``.
+    list_order: Mapping[str, Callable[[RenderContext], ColumnElement[Any]]] | None = None
     name_param: str = ""  # the route's parameter for the name; derived from the type when empty
 
     def __post_init__(self) -> None:

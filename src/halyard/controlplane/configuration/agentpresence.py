@@ -48,8 +48,8 @@ EXTENSION_MANAGER = ConfigurationAgent(
 CONFIG_AGENT = ConfigurationAgent(
     "config-agent",
     "Flux and source control configurations",
-    # config-agent runs with the local agents only (docs/gitops.md): the in-cluster chart has no Deployment for it.
-    "halyard connectedk8s connect -g {group} -n {cluster} --agent-mode local",
+    # In a cluster it comes with the extensions feature, as extension-manager (Flux is the flux extension).
+    "halyard connectedk8s enable-features -g {group} -n {cluster} --features extensions",
 )
 
 

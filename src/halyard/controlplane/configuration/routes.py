@@ -18,7 +18,7 @@ from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER
-from halyard.controlplane.configuration.delivery import HOLD_SECONDS, ConfigurationDelivery
+from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
@@ -57,19 +57,10 @@ async def _gone(request: Request) -> None:
             return
 
 
-@router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
-async def get_configurations(
-    request: Request,
-    agent: AgentCaller,
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
-) -> Response:
-    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
-    cp = plane(request)
-    cluster_key = await alive(cp, agent)
-    # The cluster runs an extension-manager: from now on its extensions' writes are accepted (agentpresence.py).
-    await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, EXTENSION_MANAGER, cp.clock.now())
-    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait))
+async def _long_poll(request: Request, cluster_key: str, since: str | None, wait: float, kind: str) -> Response:
+    """One long poll of the cluster's desired ``kind`` (extensions or Flux configurations): the answer at once if
+    not at ``since``, else when it changes or after ``wait``; 204 if the agent hung up first."""
+    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, kind))
     gone = asyncio.ensure_future(_gone(request))
     try:
         await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -82,6 +73,21 @@ async def get_configurations(
     if not poll.done() or poll.cancelled():
         return Response(status_code=204)  # nobody is listening any more
     return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+
+
+@router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
+async def get_configurations(
+    request: Request,
+    agent: AgentCaller,
+    since: Annotated[str | None, Query(max_length=64)] = None,
+    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+) -> Response:
+    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
+    cp = plane(request)
+    cluster_key = await alive(cp, agent)
+    # The cluster runs an extension-manager: from now on its extensions' writes are accepted (agentpresence.py).
+    await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, EXTENSION_MANAGER, cp.clock.now())
+    return await _long_poll(request, cluster_key, since, wait, EXTENSIONS)
 
 
 class ExtensionStatus(BaseModel):
@@ -142,26 +148,12 @@ async def get_flux_configurations(
 ) -> Response:
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
-    from halyard.controlplane.configuration.delivery import FLUX
-
     cp = plane(request)
     cluster_key = await alive(cp, agent)
     # The cluster runs a config-agent: from now on its configurations' writes are accepted and their writes and
     # deletes wait for its reports (agentpresence.py).
     await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, CONFIG_AGENT, cp.clock.now())
-    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, FLUX))
-    gone = asyncio.ensure_future(_gone(request))
-    try:
-        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (poll, gone):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    if not poll.done() or poll.cancelled():
-        return Response(status_code=204)
-    return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+    return await _long_poll(request, cluster_key, since, wait, FLUX)
 
 
 class FluxCondition(BaseModel):

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, ScalarSelect, and_, not_, select
+from sqlalchemy import ColumnElement, ScalarSelect, and_, case, func, not_, select
 
 from halyard.core.clock import isoformat
 from halyard.core.errors import InvalidRequest
 from halyard.store.models import Resource, ResourceReport
+
+if TYPE_CHECKING:
+    from halyard.controlplane.arm.resourcetypes import RenderContext
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -55,18 +59,54 @@ def status_filter(text: str, now: dt.datetime, offline_after: dt.timedelta) -> C
             code="InvalidFilterInQueryString",
             target="$filter",
         )
+    return _conditions(now, offline_after)[wanted]
+
+
+def status_case(now: dt.datetime, offline_after: dt.timedelta) -> ColumnElement[str]:
+    """The status itself as a query expression (one of STATUSES), for counting clusters by status in one GROUP BY:
+    the same rule as :func:`status_filter`, its branches taken in order."""
+    last, expired, cutoff = _parts(now, offline_after)
+    return case(
+        (expired, "Expired"), (last.is_(None), "Connecting"), (last <= cutoff, "Offline"), else_="Connected"
+    )  # fmt: skip
+
+
+def _conditions(now: dt.datetime, offline_after: dt.timedelta) -> dict[str, ColumnElement[bool]]:
+    last, expired, cutoff = _parts(now, offline_after)
+    live = not_(expired)
+    return {
+        "Expired": expired,
+        "Connecting": and_(live, last.is_(None)),
+        "Offline": and_(live, last.is_not(None), last <= cutoff),
+        "Connected": and_(live, last > cutoff),
+    }
+
+
+def _parts(now: dt.datetime, offline_after: dt.timedelta) -> tuple[ScalarSelect[str | None], ColumnElement[bool], str]:
+    """The last heartbeat, whether the certificate lapsed, and the Offline cutoff (ISO timestamps of one fixed
+    width compare as strings)."""
     last = _reported("dp", "lastConnectivityTime")
     expiry = _reported("his", "managedIdentityCertificateExpirationTime")
-    expired = and_(expiry.is_not(None), expiry <= isoformat(now))
-    if wanted == "Expired":
-        return expired
-    live = not_(expired)
-    cutoff = isoformat(now - offline_after)
-    if wanted == "Connecting":
-        return and_(live, last.is_(None))
-    if wanted == "Offline":
-        return and_(live, last.is_not(None), last <= cutoff)
-    return and_(live, last > cutoff)
+    return last, and_(expiry.is_not(None), expiry <= isoformat(now)), isoformat(now - offline_after)
+
+
+def cluster_sort_keys() -> dict[str, Callable[[RenderContext], ColumnElement[Any]]]:
+    """The fields a connected-cluster list sorts by (``$orderby``), each's value never NULL (a cluster that never
+    reported sorts as an empty string): its name whatever its case, its status (the rule above, at the request's
+    time), and what its agents last reported."""
+
+    def reported(key: str) -> Callable[[RenderContext], ColumnElement[Any]]:
+        return lambda ctx: func.coalesce(_reported("dp", key), "")
+
+    return {
+        "name": lambda ctx: func.lower(Resource.name),
+        "properties/connectivityStatus": lambda ctx: status_case(
+            ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds)
+        ),
+        "properties/lastConnectivityTime": reported("lastConnectivityTime"),
+        "properties/kubernetesVersion": reported("kubernetesVersion"),
+        "properties/agentVersion": reported("agentVersion"),
+    }
 
 
 def _reported(reporter: str, key: str) -> ScalarSelect[str | None]:

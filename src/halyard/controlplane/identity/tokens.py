@@ -25,6 +25,7 @@ class Caller:
     kind: str  # "ServicePrincipal" or "Cluster"
     audience: str
     resource_id: str | None = None  # a cluster identity's connected cluster (claim ``xms_mirid``, as Azure's)
+    user_name: str | None = None  # a user's sign-in name (claim ``upn``): who the activity log says called
 
 
 def same_audience(a: str, b: str) -> bool:
@@ -165,5 +166,6 @@ class TokenService:
             kind=str(claims.get("hyk", "ServicePrincipal")),
             audience=str(claims["aud"]),
             resource_id=str(claims["xms_mirid"]) if claims.get("xms_mirid") else None,
+            user_name=str(claims["upn"]) if claims.get("upn") else None,
         )
         return _Verified(caller, str(header.get("kid", "")), expires, not_before)

@@ -24,7 +24,7 @@ from halyard.controlplane.arm.resourcetypes import (
     ResourceType,
     WriteContext,
 )
-from halyard.controlplane.dataplane.status import connectivity_status, status_filter
+from halyard.controlplane.dataplane.status import cluster_sort_keys, connectivity_status, status_filter
 from halyard.controlplane.gateway.links import gateway_of, linked_gateway, write_link
 from halyard.controlplane.kubernetes.models import (
     ConnectedClusterOut,
@@ -331,4 +331,5 @@ def connected_cluster_type(services: TypeServices) -> ResourceType:
         list_filter=lambda text, ctx: status_filter(
             text, ctx.now, dt.timedelta(seconds=ctx.settings.offline_threshold_seconds)
         ),
+        list_order=cluster_sort_keys(),
     )

@@ -38,7 +38,7 @@ from halyard.controlplane.network.models import (
     ZoneGroupPut,
 )
 from halyard.controlplane.network.rows import linked, server_row
-from halyard.controlplane.privatelink import names
+from halyard.controlplane.privatelink import names, revocation
 from halyard.controlplane.privatelink.scopes import CONNECTIONS, SCOPES, connection_state, refresh_reports
 from halyard.core.errors import AuthorizationFailed, Conflict, InvalidRequest
 from halyard.store.models import Resource
@@ -317,8 +317,10 @@ class PrivateEndpointBehaviour(PlainBehaviour):
         return Desired(location=body.location, tags=body.tags or {}, properties=props)
 
     async def deprovision(self, resource: Resource, ctx: WriteContext) -> None:
-        """Its connection leaves the scope with it (in the deleting transaction: both or neither), and the scope's
-        embedded connections are rewritten. Enforcement refuses the endpoint from this commit on."""
+        """Its connection leaves the scope with it and its forwarders' certificates are revoked (in the deleting
+        transaction: all or nothing), and the scope's embedded connections are rewritten. Enforcement refuses the
+        endpoint, and the endpoint ingress its certificates, from this commit on."""
+        await revocation.revoke(ctx.session, resource.id, ctx.now)
         kept = resource.properties.get(HIDDEN) or {}
         if not kept.get("connection"):
             return

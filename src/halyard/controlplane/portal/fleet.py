@@ -3,23 +3,43 @@ Pure: no I/O."""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 STATUSES = ("Connected", "Connecting", "Offline", "Expired")
-SORTABLE = (
-    "name",
-    "group",
-    "status",
-    "kubernetesVersion",
-    "distribution",
-    "nodes",
-    "cores",
-    "agentVersion",
-    "lastSeen",
-)
+# The table's columns the list API sorts by ($orderby, over the whole filtered list), and its field for each.
+SORTABLE = {
+    "name": "name",
+    "status": "properties/connectivityStatus",
+    "kubernetesVersion": "properties/kubernetesVersion",
+    "agentVersion": "properties/agentVersion",
+    "lastSeen": "properties/lastConnectivityTime",
+}
+BACK_DEPTH = 50  # previous pages remembered in the page's address
+FIRST = "~"  # the first page in that stack (no $skipToken; never a token's character)
+
+
+def orderby(column: str, descending: bool) -> dict[str, str]:
+    """The list API's ``$orderby`` for a table column, if it sorts by it."""
+    field = SORTABLE.get(column)
+    if field is None:
+        return {}
+    return {"$orderby": f"{field} desc" if descending else field}
+
+
+def pushed(back: str, skip: str) -> str:
+    """The stack of previous pages' tokens once the page at ``skip`` is left for the next one."""
+    stack = [t for t in back.split(",") if t][-(BACK_DEPTH - 1) :]
+    return ",".join([*stack, skip or FIRST])
+
+
+def popped(back: str) -> tuple[str, str] | None:
+    """The previous page's token and the stack under it; None on the first page."""
+    stack = [t for t in back.split(",") if t]
+    if not stack:
+        return None
+    top = stack.pop()
+    return ("" if top == FIRST else top), ",".join(stack)
 
 
 @dataclass(frozen=True)
@@ -39,20 +59,6 @@ class ClusterRow:
     gateway: str
     provisioning_state: str
     tags: dict[str, str] = field(default_factory=dict)
-
-    def key(self, column: str) -> Any:
-        value = {
-            "name": self.name.lower(),
-            "group": self.group.lower(),
-            "status": self.status,
-            "kubernetesVersion": self.kubernetes_version,
-            "distribution": self.distribution,
-            "nodes": self.nodes if self.nodes is not None else -1,
-            "cores": self.cores if self.cores is not None else -1,
-            "agentVersion": self.agent_version,
-            "lastSeen": self.last_seen,
-        }[column]
-        return value
 
 
 def _segment(resource_id: str, name: str) -> str:
@@ -114,13 +120,8 @@ class Criteria:
         return not (self.name and self.name.lower() not in r.name.lower())
 
 
-def counts(rows: Iterable[ClusterRow]) -> dict[str, int]:
-    """How many clusters are in each status, every known status listed (zero too), then any other seen."""
-    seen = Counter(r.status for r in rows)
-    return {**{s: seen.get(s, 0) for s in STATUSES}, **{s: n for s, n in seen.items() if s not in STATUSES}}
-
-
-def sort_rows(rows: list[ClusterRow], column: str, descending: bool) -> list[ClusterRow]:
-    if column not in SORTABLE:
-        return rows
-    return sorted(rows, key=lambda r: (r.key(column), r.name.lower()), reverse=descending)
+def counted(answer: Any) -> dict[str, int]:
+    """The statusCounts action's ``byConnectivityStatus``, every known status listed (zero too), then any other."""
+    given = answer if isinstance(answer, dict) else {}
+    numbers = {str(k): v for k, v in given.items() if isinstance(v, int)}
+    return {**{s: numbers.get(s, 0) for s in STATUSES}, **{s: n for s, n in numbers.items() if s not in STATUSES}}

@@ -18,7 +18,6 @@ import jinja2
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from halyard.controlplane.arm.paging import encode_skip_token
 from halyard.controlplane.arm.resourcetypes import Placement
 from halyard.controlplane.plane import ControlPlane
 from halyard.controlplane.portal import fleet
@@ -39,8 +38,9 @@ PREFIX = "/portal"
 CLIENT_ID = "halyard-portal"  # the portal is a public client of Halyard's own login service
 COOKIE = "__Host-halyard-portal"  # __Host-: Secure, Path=/, no Domain, so no sibling host can set or read it
 SIGNIN_COOKIE = "__Host-halyard-portal-signin"
-PAGE = 100  # rows per clusters page: the API's page size
 SCAN_LIMIT = 10_000  # clusters one filtered page or the counts read at most
+ACTIVITY_API = "2015-04-01"
+ACTIVITY_ROWS = 50  # a cluster page's activity: its newest events
 _HERE = Path(__file__).parent
 _STATIC = {
     "htmx-2.0.11.min.js": "text/javascript; charset=utf-8",
@@ -73,7 +73,7 @@ def install(app: FastAPI, cp: ControlPlane) -> Portal:
     )
     portal = Portal(
         cp,
-        Sessions(cp.clock),
+        Sessions(cp.db, cp.sealer, cp.clock),
         Management(app, cp.settings.base_url),
         templates,
         {name: (_HERE / "static" / name).read_bytes() for name in _STATIC},
@@ -153,17 +153,34 @@ def render(portal: Portal, template: str, status: int = 200, **values: Any) -> H
 
 async def signed_in(request: Request) -> Ctx:
     portal = _portal(request)
-    session = portal.sessions.get(request.cookies.get(COOKIE))
-    if session is None:
+    key = request.cookies.get(COOKIE)
+    session = await portal.sessions.get(key)
+    if session is None or key is None:
         raise SignInNeeded()
     if portal.sessions.needs_refresh(session):
-        try:
-            tokens = await _token(portal, {"grant_type": "refresh_token", "refresh_token": session.refresh_token})
-        except ApiError:
-            portal.sessions.end(request.cookies.get(COOKIE))
-            raise SignInNeeded() from None
-        portal.sessions.refreshed(session, tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"]))
+        session = await _refresh(portal, key, session)
     return Ctx(request, portal, session)
+
+
+async def _refresh(portal: Portal, key: str, session: Session) -> Session:
+    """The session with a fresh access token: redeemed here if this request wins the claim (one redemption at a
+    time across replicas), else the current token while it lasts, else the one another request is fetching."""
+    sessions = portal.sessions
+    if not await sessions.claim_refresh(session):
+        if not sessions.expired(session):
+            return session
+        fresh = await sessions.refreshed_elsewhere(key)
+        if fresh is None:
+            raise SignInNeeded()
+        return fresh
+    try:
+        tokens = await _token(portal, {"grant_type": "refresh_token", "refresh_token": session.refresh_token})
+    except ApiError:
+        await sessions.end(key)
+        raise SignInNeeded() from None
+    return await sessions.refreshed(
+        key, session, tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"])
+    )
 
 
 Page = Callable[[Ctx], Awaitable[Response]]
@@ -176,7 +193,7 @@ async def page(request: Request, handler: Page) -> Response:
         return await handler(ctx)
     except ApiError as exc:
         if exc.status == 401:  # the token stopped being accepted (the user was deleted, keys rotated): sign in again
-            ctx.portal.sessions.end(request.cookies.get(COOKIE))
+            await ctx.portal.sessions.end(request.cookies.get(COOKIE))
             raise SignInNeeded() from None
         template = "fragment_error.html" if request.headers.get("hx-request") else "error.html"
         return ctx.render(template, status=exc.status, error=exc)
@@ -218,7 +235,7 @@ async def home() -> Response:
 async def sign_in(request: Request, return_to: str = "") -> Response:
     """The authorization code flow with PKCE against Halyard's own login service, the portal as its client."""
     portal = _portal(request)
-    state, pending = portal.sessions.begin_sign_in(_local(return_to))
+    state, pending = await portal.sessions.begin_sign_in(_local(return_to))
     tenant = await _tenant(portal)
     query = urlencode(
         {
@@ -241,7 +258,7 @@ async def sign_in(request: Request, return_to: str = "") -> Response:
 async def callback(request: Request, code: str = "", state: str = "", error: str = "") -> Response:
     portal = _portal(request)
     bound = request.cookies.get(SIGNIN_COOKIE, "")
-    pending = portal.sessions.finish_sign_in(state) if state and hmac.compare_digest(bound, state) else None
+    pending = await portal.sessions.finish_sign_in(state) if state and hmac.compare_digest(bound, state) else None
     if error or not code or pending is None:
         message = request.query_params.get("error_description") or "The sign-in did not complete; start it again."
         problem = ApiError(400, error or "SignInFailed", message)
@@ -260,7 +277,9 @@ async def callback(request: Request, code: str = "", state: str = "", error: str
     except ApiError as exc:
         return render(portal, "signed_out.html", 400, error=exc)
     user = _claims(tokens.get("id_token", "")).get("preferred_username") or "?"
-    key = portal.sessions.create(str(user), tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"]))
+    key = await portal.sessions.create(
+        str(user), tokens["access_token"], tokens["refresh_token"], int(tokens["expires_in"])
+    )
     r = RedirectResponse(pending.return_to, 303, headers=PAGE_HEADERS)
     r.set_cookie(COOKIE, key, secure=True, httponly=True, samesite="strict", path="/")
     r.delete_cookie(SIGNIN_COOKIE, secure=True, httponly=True, samesite="strict", path="/")
@@ -290,7 +309,7 @@ async def sign_out(request: Request) -> Response:
     await portal.api.call(
         "POST", f"/{tenant}/oauth2/v2.0/revoke", None, form={"token": ctx.session.refresh_token, "client_id": CLIENT_ID}
     )
-    portal.sessions.end(request.cookies.get(COOKIE))
+    await portal.sessions.end(request.cookies.get(COOKIE))
     r = render(portal, "signed_out.html", error=None)
     r.delete_cookie(COOKIE, secure=True, httponly=True, samesite="strict", path="/")
     return r
@@ -343,12 +362,14 @@ def _clusters_path(sub: str, group: str) -> str:
     return f"/subscriptions/{sub}" + (f"/resourceGroups/{group}" if group else "") + f"/{CLUSTERS}"
 
 
-async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str) -> TablePage:
-    """One page of the table: the API's own page when only the group and status are asked for (the status as the
-    API's ``$filter``); with a name, the API's pages read in order, filtered here, until a page is full (at most
-    SCAN_LIMIT clusters read per page)."""
+async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str, order: dict[str, str]) -> TablePage:
+    """One page of the table, sorted by the API (``$orderby``) over the whole filtered list: the API's own page when
+    only the group and status are asked for (the status as the API's ``$filter``); with a name, the API's pages read
+    in order and filtered here until the page holds a page's rows (whole API pages, so the next page starts at the
+    API's next token: such a page may hold up to twice as many), at most SCAN_LIMIT clusters read."""
     path = _clusters_path(sub, criteria.group)
-    params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **criteria.api_filter}
+    page_size = ctx.portal.cp.settings.portal_page_size
+    params = {"api-version": CLUSTERS_API, "$top": str(page_size), **criteria.api_filter, **order}
     if not criteria.local:
         body = await ctx.api("GET", path, params={**params, **({"$skipToken": skip} if skip else {})})
         rows = [fleet.row(b) for b in body.get("value", [])]
@@ -359,15 +380,11 @@ async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str) -> Tab
     while True:
         body = await ctx.api("GET", path, params={**params, **({"$skipToken": token} if token else {})})
         batch = [fleet.row(b) for b in body.get("value", [])]
-        for r in batch:
-            scanned += 1
-            if criteria.matches(r):
-                found.append(r)
-                if len(found) == PAGE:  # the next page starts after this row (the API's key: its id, lowercase)
-                    return TablePage(found, encode_skip_token(r.id.lower()), scanned, False)
+        scanned += len(batch)
+        found += [r for r in batch if criteria.matches(r)]
         token = _skip_token(body.get("nextLink"))
-        if not token:
-            return TablePage(found, "", scanned, False)
+        if not token or len(found) >= page_size:
+            return TablePage(found, token, scanned, False)
         if scanned >= SCAN_LIMIT:
             return TablePage(found, token, scanned, True)
 
@@ -380,22 +397,39 @@ def _criteria(request: Request) -> fleet.Criteria:
     )
 
 
-def _table_values(request: Request, sub: str, criteria: fleet.Criteria, table: TablePage) -> dict[str, Any]:
+def _order(request: Request) -> tuple[str, bool]:
+    """The column the table is sorted by (one the API sorts by, else none) and whether descending."""
     sort = request.query_params.get("sort", "")
-    descending = request.query_params.get("order", "") == "desc"
+    return (sort if sort in fleet.SORTABLE else ""), request.query_params.get("order", "") == "desc"
+
+
+def _table_values(request: Request, sub: str, criteria: fleet.Criteria, table: TablePage) -> dict[str, Any]:
+    sort, descending = _order(request)
+    skip = request.query_params.get("skip", "")
+    back = request.query_params.get("back", "")[:8192]
     query = {"subscription": sub, "group": criteria.group, "name": criteria.name, "status": criteria.status}
-    here = {**query, "sort": sort, "order": "desc" if descending else "", "skip": request.query_params.get("skip", "")}
+    sorted_query = {**query, "sort": sort, "order": "desc" if descending else ""}
+    here = {**sorted_query, "skip": skip, "back": back}
+    previous = fleet.popped(back)
+
+    def link(values: dict[str, str]) -> str:
+        return urlencode({k: v for k, v in values.items() if v})
+
     return {
-        "rows": fleet.sort_rows(table.rows, sort, descending),
+        "rows": table.rows,
         "table": table,
         "criteria": criteria,
         "sort": sort,
         "descending": descending,
         "statuses": fleet.STATUSES,
         "sortable": fleet.SORTABLE,
-        "query": urlencode({k: v for k, v in query.items() if v}),
-        "here": urlencode({k: v for k, v in here.items() if v}),
-        "next": urlencode({k: v for k, v in {**here, "skip": table.next_token}.items() if v}),
+        "query": link(query),
+        "sorted_query": link(sorted_query),
+        "here": link(here),
+        "next": link({**sorted_query, "skip": table.next_token, "back": fleet.pushed(back, skip)})
+        if table.next_token
+        else "",
+        "previous": link({**sorted_query, "skip": previous[0], "back": previous[1]}) if previous else "",
         "sub": sub,
     }
 
@@ -417,7 +451,8 @@ async def clusters(request: Request) -> Response:
 async def _table_or_error(ctx: Ctx, request: Request, sub: str, criteria: fleet.Criteria) -> dict[str, Any]:
     """The table's values, or ARM's error in its place (the filter form stays, to correct what was asked)."""
     try:
-        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""))
+        sort, descending = _order(request)
+        table = await _table(ctx, sub, criteria, request.query_params.get("skip", ""), fleet.orderby(sort, descending))
     except ApiError as exc:
         return {**_empty_values(criteria), "sub": sub, "table_error": exc}
     return {**_table_values(request, sub, criteria, table), "table_error": None}
@@ -426,8 +461,8 @@ async def _table_or_error(ctx: Ctx, request: Request, sub: str, criteria: fleet.
 def _empty_values(criteria: fleet.Criteria) -> dict[str, Any]:
     return {
         "rows": [], "table": TablePage([], "", 0, False), "criteria": criteria, "sort": "", "descending": False,
-        "statuses": fleet.STATUSES, "sortable": fleet.SORTABLE, "query": "", "here": "", "next": "", "sub": "",
-        "table_error": None,
+        "statuses": fleet.STATUSES, "sortable": fleet.SORTABLE, "query": "", "sorted_query": "", "here": "",
+        "next": "", "previous": "", "sub": "", "table_error": None,
     }  # fmt: skip
 
 
@@ -442,34 +477,20 @@ async def clusters_table(request: Request) -> Response:
     return await page(request, handler)
 
 
-COUNTS_FRESH = dt.timedelta(seconds=30)
-
-
 @router.get("/clusters/counts")
 async def clusters_counts(request: Request) -> Response:
-    """Clusters per status over the user's whole fleet (in the subscription and group asked), polled every 30 s.
-
-    Every cluster is read through the API (it has no count by status yet: docs/portal.md), so the answer is kept
-    for 30 s per session: a user reloading or paging does not walk the fleet again each time."""
+    """Clusters per status over the user's whole fleet (in the subscription and group asked), polled every 30 s:
+    one aggregate query behind the API's statusCounts action, over what the user may read."""
 
     async def handler(ctx: Ctx) -> Response:
         _, sub = await _subscriptions(ctx)
         criteria = fleet.Criteria(group=_criteria(request).group)
         query = urlencode({k: v for k, v in {"subscription": sub, "group": criteria.group}.items() if v})
-        values = ctx.portal.sessions.recall(ctx.session, f"counts?{query}", COUNTS_FRESH)
-        if values is None:
-            rows: list[fleet.ClusterRow] = []
-            token = ""
-            while len(rows) < SCAN_LIMIT:
-                params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **({"$skipToken": token} if token else {})}
-                body = await ctx.api("GET", _clusters_path(sub, criteria.group), params=params)
-                rows += [fleet.row(b) for b in body.get("value", [])]
-                token = _skip_token(body.get("nextLink"))
-                if not token:
-                    break
-            values = {"counts": fleet.counts(rows), "total": len(rows), "truncated": bool(token), "query": query}
-            ctx.portal.sessions.remember(ctx.session, f"counts?{query}", values)
-        return ctx.render("cluster_counts.html", **values)
+        counted = await ctx.api(
+            "POST", f"{_clusters_path(sub, criteria.group)}/statusCounts", params={"api-version": CLUSTERS_API}
+        )
+        counts = fleet.counted(counted.get("byConnectivityStatus"))
+        return ctx.render("cluster_counts.html", counts=counts, total=sum(counts.values()), query=query)
 
     return await page(request, handler)
 
@@ -500,12 +521,32 @@ async def cluster(request: Request, sub: str, group: str, name: str) -> Response
             except ApiError as exc:
                 under.append({"type": rtype.full_type, "items": [], "error": exc})
         props = body.get("properties") or {}
+        activity, activity_error = await _activity(ctx, sub, str(body.get("id") or path))
         return ctx.render(
             "cluster.html", cluster=body, row=fleet.row(body), props=props, under=under, sub=sub, group=group,
-            name=name, system=body.get("systemData") or {},
+            name=name, system=body.get("systemData") or {}, activity=activity, activity_error=activity_error,
         )  # fmt: skip
 
     return await page(request, handler)
+
+
+async def _activity(ctx: Ctx, sub: str, resource_id: str) -> tuple[list[dict[str, Any]], ApiError | None]:
+    """The resource's activity log events (its first page, newest first) over the whole retention, through the
+    activity-log API with the user's token: what they may not read is ARM's error, shown in place of the table."""
+    start = ctx.portal.cp.clock.now() - dt.timedelta(days=ctx.portal.cp.settings.activity_log_retention_days)
+    start += dt.timedelta(minutes=1)  # the request's own time passes: stay inside the window the API accepts
+    params = {
+        "api-version": ACTIVITY_API,
+        "$filter": f"eventTimestamp ge '{start.strftime('%Y-%m-%dT%H:%M:%SZ')}' and resourceUri eq "
+        + "'" + resource_id.replace("'", "''") + "'",
+        "$select": "eventTimestamp,status,subStatus,operationName,caller,correlationId",
+    }  # fmt: skip
+    try:
+        body = await ctx.api("GET", f"/subscriptions/{sub}/providers/Microsoft.Insights/eventtypes/management/values",
+                             params=params)  # fmt: skip
+    except ApiError as exc:
+        return [], exc
+    return list(body.get("value", []))[:ACTIVITY_ROWS], None
 
 
 @router.get("/subscriptions/{sub}/resourceGroups/{group}/clusters/{name}/delete")
@@ -563,7 +604,7 @@ async def _members(ctx: Ctx, sub: str) -> dict[str, list[fleet.ClusterRow]]:
     by_scope: dict[str, list[fleet.ClusterRow]] = {}
     token, read = "", 0
     while read < SCAN_LIMIT:
-        params = {"api-version": CLUSTERS_API, "$top": str(PAGE), **({"$skipToken": token} if token else {})}
+        params = {"api-version": CLUSTERS_API, "$top": "100", **({"$skipToken": token} if token else {})}
         body = await ctx.api("GET", _clusters_path(sub, ""), params=params)
         for b in body.get("value", []):
             read += 1

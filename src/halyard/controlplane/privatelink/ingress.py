@@ -1,5 +1,6 @@
 """The ingress of private endpoint forwarders (``halyard endpoint run``): mutual TLS with a certificate of the
-endpoint CA, then a PROXY v2 header whose endpoint TLV must name the certificate's endpoint; the rest of the
+endpoint CA that is on record and not revoked (``revocation.py``: deleting the endpoint revokes it), then a PROXY
+v2 header whose endpoint TLV must name the certificate's endpoint; the rest of the
 connection (the agent's own TLS to the control plane) is served by the same HTTP stack as every listener, marked
 as arriving through that endpoint.
 
@@ -18,6 +19,7 @@ from collections.abc import Callable
 
 from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedProtocol
 from halyard.controlplane.privatelink.endpointpki import endpoint_of
+from halyard.controlplane.privatelink.revocation import Revocations
 from halyard.core import proxyv2
 
 log = logging.getLogger(__name__)
@@ -65,7 +67,7 @@ class _IngressConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's subclasses
-        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT_SECONDS, self._refuse, "no PROXY header")
+        self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT_SECONDS, self.refuse, "no PROXY header")
 
     def data_received(self, data: bytes) -> None:
         if self._pipe is not None:
@@ -78,7 +80,7 @@ class _IngressConnection(asyncio.Protocol):
         try:
             parsed = proxyv2.parse(bytes(self._buffer))
         except ValueError as exc:
-            self._refuse(str(exc))
+            self.refuse(str(exc))
             return
         if parsed is None:
             return
@@ -88,13 +90,14 @@ class _IngressConnection(asyncio.Protocol):
         named = endpoint_of(ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None)
         claimed = header.tlvs.get(proxyv2.TLV_ENDPOINT, b"").decode("utf-8", "replace")
         if named is None or claimed.lower() != named.lower():
-            self._refuse(f"the PROXY header names endpoint {claimed[:200]!r}, the certificate {named!r}")
+            self.refuse(f"the PROXY header names endpoint {claimed[:200]!r}, the certificate {named!r}")
             return
         if self._timer is not None:
             self._timer.cancel()
         self._pending = bytearray(self._buffer[used:])
         self._buffer.clear()
-        self._ingress.attach(self, named, header.source)
+        assert ssl_object is not None  # named is None without a certificate
+        self._ingress.attach(self, named, header.source, ssl_object.getpeercert(binary_form=True))
 
     def piped(self, pipe: _Pipe) -> None:
         self._pipe = pipe
@@ -102,7 +105,7 @@ class _IngressConnection(asyncio.Protocol):
             pipe.transport.write(bytes(self._pending))
         self._pending = None
 
-    def _refuse(self, why: str) -> None:
+    def refuse(self, why: str) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
         log.warning("endpoint ingress refused a connection", extra={"client": str(peer), "reason": why})
         if self.transport is not None:
@@ -130,7 +133,9 @@ class Ingress:
         create_protocol: Callable[[], asyncio.Protocol],
         server_ssl: ssl.SSLContext | None,
         ingress_ssl: ssl.SSLContext,
+        revocations: Revocations,
     ) -> None:
+        self._revocations = revocations
         self._listeners = listeners
         self._create_protocol = create_protocol
         self._server_ssl = server_ssl
@@ -143,14 +148,25 @@ class Ingress:
         log.info("endpoint ingress listening", extra={"address": f"{host}:{port}"})
         return server
 
-    def attach(self, outer: _IngressConnection, endpoint: str, source: tuple[str, int] | None) -> None:
-        local = marked_address(endpoint)
-        self._listeners.register(*local, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
-        task = asyncio.ensure_future(self._attach(outer, local, source))
+    def attach(
+        self, outer: _IngressConnection, endpoint: str, source: tuple[str, int] | None, certificate: bytes
+    ) -> None:
+        task = asyncio.ensure_future(self._attach(outer, endpoint, source, certificate))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _attach(self, outer: _IngressConnection, local: tuple[str, int], source: tuple[str, int] | None) -> None:
+    async def _attach(
+        self, outer: _IngressConnection, endpoint: str, source: tuple[str, int] | None, certificate: bytes
+    ) -> None:
+        try:
+            why = await self._revocations.refusal(certificate, endpoint)
+        except Exception as exc:  # the store unreachable: refuse (fail closed), say why
+            why = f"the certificate's record could not be read ({type(exc).__name__})"
+        if why is not None:
+            outer.refuse(why)
+            return
+        local = marked_address(endpoint)
+        self._listeners.register(*local, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
         loop = asyncio.get_running_loop()
         inner, ours = socket.socketpair()
         try:

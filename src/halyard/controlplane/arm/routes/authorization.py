@@ -6,6 +6,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from halyard.controlplane.activity.events import record_answered
 from halyard.controlplane.arm import rbac
 from halyard.controlplane.arm.access import role_of
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
@@ -186,7 +187,15 @@ async def put_assignment(
         ) from None
     _check_principal_type(body.properties.principalType, principal.id, principal.kind)
     row = await cp.access.assign(scope=s, role_id=role.id, principal_id=principal.id, assignment_id=roleAssignmentName)
+    await record_answered(
+        cp.db, at=cp.clock.now(), caller=caller.caller, resource_id=_assignment_id(s, roleAssignmentName),
+        operation_name=f"{NS}/roleAssignments/write", http_method="PUT", status_code=201,
+    )  # fmt: skip
     return JSONResponse(assignment_body(row, principal.kind), status_code=201)
+
+
+def _assignment_id(scope: str, name: str) -> str:
+    return f"{scope.rstrip('/')}/providers/{NS}/roleAssignments/{name}"
 
 
 def _check_principal_type(given: str | None, principal_id: str, kind: str) -> None:
@@ -249,6 +258,10 @@ async def delete_assignment(
         return Response(status_code=204)
     kind = await _kind_of(cp, row.principal_id)
     await cp.access.unassign(row.id)
+    await record_answered(
+        cp.db, at=cp.clock.now(), caller=caller.caller, resource_id=_assignment_id(s, roleAssignmentName),
+        operation_name=f"{NS}/roleAssignments/delete", http_method="DELETE",
+    )  # fmt: skip
     return JSONResponse(assignment_body(row, kind))
 
 

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 
 from halyard.api.text import Text
+from halyard.controlplane.activity.events import actor_of, record_request
 from halyard.controlplane.arm.filters import parse_filter
 from halyard.controlplane.arm.names import check_group_name
 from halyard.controlplane.arm.paging import decode_skip_token, next_link
@@ -102,6 +103,10 @@ async def put_group(
         group.provisioning_state = "Succeeded"
         group.etag = new_etag()
         group.changed_at = now
+        record_request(
+            session, at=now, actor=actor_of(caller.caller), resource_id=group_scope(sub.id, group.name),
+            operation_name=WRITE, http_method="PUT", status_code=201 if created else 200,
+        )  # fmt: skip
     return JSONResponse(group_body(group), status_code=201 if created else 200)
 
 
@@ -165,6 +170,11 @@ async def patch_group(
             group.managed_by = body.managedBy
         group.etag = new_etag()
         group.changed_at = cp.clock.now()
+        record_request(
+            session, at=group.changed_at, actor=actor_of(caller.caller),
+            resource_id=group_scope(group.subscription_id, group.name), operation_name=WRITE, http_method="PATCH",
+            status_code=200,
+        )  # fmt: skip
     return JSONResponse(group_body(group))
 
 
@@ -197,6 +207,9 @@ async def delete_group(
             location=group.location,
             action="resourceGroups/delete",
             target_id=group_scope(group.subscription_id, group.name),
+            actor=actor_of(caller.caller),
+            operation_name=DELETE,
+            http_method="DELETE",
         )
     cp.operations.kick()
     location = (

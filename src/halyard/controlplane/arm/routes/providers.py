@@ -3,6 +3,7 @@
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from halyard.controlplane.activity.events import record_answered
 from halyard.controlplane.arm.access import AuthorizedCaller
 from halyard.controlplane.arm.paths import subscription_scope
 from halyard.controlplane.arm.resourcetypes import Provider
@@ -64,6 +65,10 @@ async def _set_registration(
     await cp.directory.set_registration(
         sub.id, provider.namespace, "Registered" if verb == "register" else "Unregistered"
     )
+    await record_answered(
+        cp.db, at=cp.clock.now(), caller=caller.caller, resource_id=f"{subscription_scope(sub.id)}/providers/"
+        f"{provider.namespace}", operation_name=f"{provider.namespace}/{verb}/action", http_method="POST",
+    )  # fmt: skip
     return JSONResponse(await _body(cp, provider, sub.id))
 
 

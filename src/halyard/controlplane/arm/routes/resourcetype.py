@@ -59,6 +59,11 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         if rtype.list_filter is not None
         else []
     )
+    ordering = (
+        [_param("orderby", Annotated[str | None, Query(alias="$orderby", max_length=256)], None)]
+        if rtype.list_order is not None
+        else []
+    )
     paging = [
         _param("skip_token", Annotated[str | None, Query(alias="$skipToken")], None),
         _param("top", Annotated[int | None, Query(alias="$top", ge=1, le=1000)], None),
@@ -114,6 +119,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
         skip_token: str | None,
         top: int | None,
         filter_: str | None = None,
+        orderby: str | None = None,
         **_: Any,
     ) -> Response:
         v = version(request)
@@ -129,6 +135,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
             top=top,
             base_path=request.url.path,
             filter_=filter_,
+            orderby=orderby,
         )
         return reply(r)
 
@@ -174,7 +181,7 @@ def resource_type_router(rtype: ResourceType) -> APIRouter:
     for path, name in collections:
         router.add_api_route(
             path,
-            _endpoint(list_items, path, [api_version, *paging, *filtering]),
+            _endpoint(list_items, path, [api_version, *paging, *filtering, *ordering]),
             methods=["GET"],
             operation_id=f"{op_prefix}_{name}",
         )

@@ -173,6 +173,20 @@ async def test_counts_by_status_cover_exactly_what_the_caller_may_read(fleet: Fl
     assert missing.status_code == 404, missing.text
 
 
+async def test_a_caller_who_may_read_a_few_clusters_gets_full_pages_of_them(fleet: Fleet) -> None:
+    """The list chooses readable rows in its query: a page of one holds one of the caller's clusters, not a page of
+    the rows before it, emptied by the check and handed back with a nextLink."""
+    client, path, _, admin = fleet
+    sub = "/".join(path.split("/")[:3])
+    few = await _principal(client, admin, f"{path}/offline-0", f"{path}/offline-2")  # sorted after 6 others
+    async with few:
+        r = await few.get(f"{sub}/providers/Microsoft.Kubernetes/connectedClusters", params={**API, "$top": "1"})
+        assert r.status_code == 200, r.text
+        assert [c["name"] for c in r.json()["value"]] == ["offline-0"] and r.json().get("nextLink"), r.text
+        second = await few.get(r.json()["nextLink"])
+        assert [c["name"] for c in second.json()["value"]] == ["offline-2"] and not second.json().get("nextLink")
+
+
 async def test_orderby_sorts_the_whole_list_and_pages_through_it(fleet: Fleet) -> None:
     client, path, expected, _ = fleet
     bodies = {c["name"]: c for c in await _all(client, path)}

@@ -168,6 +168,8 @@ def test_chart_values_turn_the_feature_agents_on_and_off_and_roll_every_agent() 
         "agents.clusterconnect-agent.enabled": False,
         "agents.guard.enabled": True,
         "agents.extension-manager.enabled": False,
+        "agents.config-agent.enabled": False,
+        "agents.flux-logs-agent.enabled": False,
     }
     assert chart_values_for(names.DEFAULT_FEATURES)[1]["agents.clusterconnect-agent.enabled"] is True
     assert json.dumps(chart_values_for(frozenset())[0]) == '{"features": ""}'

@@ -32,6 +32,7 @@ from halyard.controlplane.arm.resourcetypes import (
     normalize_location,
 )
 from halyard.controlplane.arm.tags import check_tags
+from halyard.controlplane.arm.visibility import permitted
 from halyard.controlplane.directory import Directory, new_etag
 from halyard.core.clock import Clock, isoformat
 from halyard.core.errors import (
@@ -169,6 +170,11 @@ class Pipeline:
         # Authorized before anything is looked up: an outsider learns nothing of what exists (403 alike).
         caller.require_at_or_below(read, scope)
         query = select(Resource).where(Resource.type_key == rtype.key)
+        # Only what the caller may read, chosen in the query: a caller with rights on some groups gets full pages of
+        # theirs (a page filtered after it was read could come back empty, with a nextLink, however many they own).
+        readable = permitted(caller, read, scope)
+        if readable is not None:
+            query = query.where(readable)
         if parent is not None:
             await self._exists(parent)
             query = query.where(Resource.parent_key == parent.key)
@@ -199,7 +205,7 @@ class Pipeline:
             query = order.apply(query, after)
         elif after:
             query = query.where(Resource.id_key > after)
-        # A caller with access to only some groups sees only their resources (as ARM filters lists).
+        # The query chose only readable rows; each is checked again, as every read is.
         can_all = caller.allowed(read, scope)
         async with self._db.session() as session:
             ordered = query if order is not None else query.order_by(Resource.id_key)

@@ -50,7 +50,7 @@ from halyard.controlplane.portal.headers import PortalHeadersMiddleware
 from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
-from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
+from halyard.controlplane.requestbody import BodyLimits, Refusals, RequestBodyMiddleware
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -131,7 +131,7 @@ def create_app(
     app.state.metrics.registry.register(gateway.metrics.registry)
     app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
     app.state.metrics.registry.register(ArrivalCollector(cp.listeners.arrivals))
-    install_error_handlers(app)
+    install_error_handlers(app, throttled_answer_delay=settings.throttled_answer_delay_seconds)
     for router in (
         health.router,
         identity_routes.router,
@@ -163,7 +163,8 @@ def create_app(
         agent_bytes=settings.agent_body_limit_bytes,
         timeout_seconds=settings.body_timeout_seconds,
     )
-    app.add_middleware(RequestBodyMiddleware, limits=limits)
+    app.state.refusals = Refusals()  # the server's connection guard listens (controlplane/server.py)
+    app.add_middleware(RequestBodyMiddleware, limits=limits, refusals=app.state.refusals)
     app.add_middleware(PortalHeadersMiddleware)  # the portal's CSP on every /portal answer, errors included
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))

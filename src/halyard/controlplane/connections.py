@@ -179,6 +179,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.guard.draining:
+            # Its handshake finished after the server began to shut down, which closed the connections it knew of:
+            # this one would hold the graceful shutdown until its timeout.
+            self.transport.abort()
+            return
         address = address_key(self.client[0] if self.client else None)
         if not self.guard.admit(address):
             self._refuse(503, b"Too many connections from this address.", retry_after=True)

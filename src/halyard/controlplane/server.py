@@ -177,6 +177,8 @@ class _Server(uvicorn.Server):
         gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.guard is not None:
+            self.guard.drain()  # a connection whose handshake ends from now on is closed (no connection told it yet)
         if self.endpoint_ingress is not None:
             self.endpoint_ingress.close()  # no new endpoint connections; those open end with the HTTP stack's
         await super().shutdown(sockets)

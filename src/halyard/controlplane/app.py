@@ -51,6 +51,7 @@ from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, Refusals, RequestBodyMiddleware
+from halyard.controlplane.routeorder import hoisted
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -156,8 +157,10 @@ def create_app(
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))
     portal = portal_routes.install(app, cp)  # /portal: pages calling this same app with the user's token
+    types_from = len(app.router.routes)
     for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
+    resource_routers = app.router.routes[types_from:]
     limits = BodyLimits(
         management_bytes=settings.request_body_limit_bytes,
         agent_bytes=settings.agent_body_limit_bytes,
@@ -169,6 +172,10 @@ def create_app(
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)
+    # After /openapi.json is built (its order stays as declared): the resource types' routes are tried first where
+    # that changes no request's route (controlplane/routeorder.py).
+    app.state.declared_routes = list(app.router.routes)
+    app.router.routes[:] = hoisted(app.router.routes, resource_routers)
     return app
 
 

@@ -172,10 +172,13 @@ def create_app(
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)
-    # After /openapi.json is built (its order stays as declared): the resource types' routes are tried first where
-    # that changes no request's route (controlplane/routeorder.py).
+    # After /openapi.json is built (its order stays as declared): the busiest routes are tried first wherever that
+    # changes no request's route (controlplane/routeorder.py): health checks, the agents' logins, certificates and
+    # heartbeats, then every resource type's.
+    busiest = (health.router, identity_routes.router, his_routes.router, dataplane_routes.router)
+    agents = [e for e in app.router.routes if getattr(e, "original_router", None) in busiest]
     app.state.declared_routes = list(app.router.routes)
-    app.router.routes[:] = hoisted(app.router.routes, resource_routers)
+    app.router.routes[:] = hoisted(app.router.routes, [*agents, *resource_routers])
     return app
 
 

@@ -1,5 +1,6 @@
 """What one client may cost before authentication (issue 11, finding 3): header size and count, header and body time,
-connections per address; and the data directory readable by its owner only (finding 5)."""
+open and new connections per address (new ones refused before their TLS handshake, fewer for an address whose
+connections are refused); and the data directory readable by its owner only (finding 5)."""
 
 from __future__ import annotations
 
@@ -33,9 +34,9 @@ def strict(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     proc.stop()
 
 
-def _open(server: ServerProcess) -> ssl.SSLSocket:
+def _open(server: ServerProcess, source: str = "127.0.0.1") -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=server.ca)
-    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=10, source_address=(source, 0))
     return context.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
@@ -175,3 +176,94 @@ def test_stalled_clients_cannot_take_every_descriptor(tmp_path: Path) -> None:
         for sock in stalled:
             sock.close()
         proc.stop()
+
+
+# A server whose new-connection bucket is tiny and does not refill within a test; its TLS handshakes may take a
+# minute, so a connection that was let in and sends nothing stays open far longer than a test waits.
+BURST, PENALTY, EXEMPT = 3, 2, "127.0.0.9"
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(
+        tmp_path_factory.mktemp("gated") / "data",
+        free_port(),
+        extra_args=[
+            "--new-connections-per-address-burst",
+            str(BURST),
+            "--new-connections-per-address-rate",
+            "0.001",
+            "--refused-connection-penalty",
+            str(PENALTY),
+            "--connection-limits-exempt",
+            EXEMPT,
+            "--tls-handshake-timeout",
+            "60",
+        ],
+    ).start()
+    yield proc
+    proc.stop()
+
+
+def _served(server: ServerProcess, source: str) -> bytes:
+    """A /healthz on a new connection from ``source``: the answer's status line."""
+    with _open(server, source) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        return _read_all(sock).split(b"\r\n", 1)[0]
+
+
+def _closed_unread(server: ServerProcess, source: str) -> bool:
+    """Whether a new connection from ``source`` that sends nothing is closed by the server. One let in would wait
+    for its ClientHello for the handshake's minute: the socket's 20 s timeout then fails the test."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=20, source_address=(source, 0)) as raw:
+        try:
+            return raw.recv(1) == b""
+        except ConnectionResetError:
+            return True
+
+
+def test_new_connections_over_the_burst_are_closed_before_any_tls_byte_is_read(gated: ServerProcess) -> None:
+    source = "127.0.0.2"
+    assert [_served(gated, source) for _ in range(BURST)] == [b"HTTP/1.1 200 OK"] * BURST
+    assert _closed_unread(gated, source)  # nothing was sent: the server closed it without reading a byte
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        _served(gated, source)
+    assert _served(gated, "127.0.0.3") == b"HTTP/1.1 200 OK"  # per address: another is served
+    assert all(_served(gated, EXEMPT) == b"HTTP/1.1 200 OK" for _ in range(BURST + 2))  # exempt: not limited
+
+
+def _first_request(server: ServerProcess, source: str, request: bytes) -> bytes:
+    with _open(server, source) as sock:
+        sock.sendall(request)
+        return _read_all(sock)
+
+
+OVERSIZED = (
+    b"POST /dp/v1/heartbeat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 5242880\r\n\r\n"
+)
+TOO_MANY_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: v\r\n" % i for i in range(200)) + b"\r\n"
+
+
+@pytest.mark.parametrize(("source", "request_", "status"), [
+    ("127.0.0.4", OVERSIZED, b"413"), ("127.0.0.6", TOO_MANY_HEADERS, b"431"),
+], ids=["413-body-layer", "431-connection-layer"])  # fmt: skip
+def test_a_connection_whose_first_request_is_refused_costs_its_address_the_penalty(
+    gated: ServerProcess, source: str, request_: bytes, status: bytes
+) -> None:
+    assert _first_request(gated, source, request_).startswith(b"HTTP/1.1 " + status)
+    # BURST - 1 - PENALTY = 0 left: the next connection is closed unread.
+    assert _closed_unread(gated, source)
+
+
+def test_a_refusal_after_an_answered_request_costs_nothing_more(gated: ServerProcess) -> None:
+    source = "127.0.0.5"
+    with _open(gated, source) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        answer = b""
+        while not answer.endswith(b'{"status":"ok"}'):  # the whole first answer, before the next request
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")
+        sock.sendall(OVERSIZED)
+        assert _read_all(sock).startswith(b"HTTP/1.1 413")
+    assert [_served(gated, source) for _ in range(BURST - 1)] == [b"HTTP/1.1 200 OK"] * (BURST - 1)
+    assert _closed_unread(gated, source)

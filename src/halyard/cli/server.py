@@ -93,8 +93,46 @@ def command(
         int | None,
         typer.Option(
             help="Open connections per client address (IPv6: per /64), 503 beyond; 0 turns it off, e.g. "
-            "behind a proxy or a NAT [default: 256, or HALYARD_CONNECTIONS_PER_ADDRESS].",
+            "behind a proxy or a NAT [default: 4096, or HALYARD_CONNECTIONS_PER_ADDRESS].",
             min=0,
+        ),
+    ] = None,
+    new_connections_per_address_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="New connections a second per client address after its burst, checked before the TLS handshake; "
+            "0 turns it off [default: 200, or HALYARD_NEW_CONNECTIONS_PER_ADDRESS_RATE].",
+            min=0,
+        ),
+    ] = None,
+    new_connections_per_address_burst: Annotated[
+        int | None,
+        typer.Option(
+            help="New connections a client address may open at once [default: 4000, or "
+            "HALYARD_NEW_CONNECTIONS_PER_ADDRESS_BURST].",
+            min=1,
+        ),
+    ] = None,
+    refused_connection_penalty: Annotated[
+        float | None,
+        typer.Option(
+            help="New connections' worth an address loses when a connection's first request is refused "
+            "(400 unstorable text, 408, 413, 431) [default: 20, or HALYARD_REFUSED_CONNECTION_PENALTY].",
+            min=0,
+        ),
+    ] = None,
+    connection_limits_exempt: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated addresses and CIDRs the per-address connection limits skip (a reverse proxy, "
+            "a trusted NAT) [or HALYARD_CONNECTION_LIMITS_EXEMPT].",
+        ),
+    ] = None,
+    tls_handshake_timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds a new connection's TLS handshake may take [default: 10, or "
+            "HALYARD_TLS_HANDSHAKE_TIMEOUT_SECONDS].",
         ),
     ] = None,
     relay_peer_address: Annotated[
@@ -151,6 +189,11 @@ def command(
         "header_limit_bytes": header_limit,
         "header_count_limit": header_count_limit,
         "connections_per_address": connections_per_address,
+        "new_connections_per_address_rate": new_connections_per_address_rate,
+        "new_connections_per_address_burst": new_connections_per_address_burst,
+        "refused_connection_penalty": refused_connection_penalty,
+        "connection_limits_exempt": connection_limits_exempt,
+        "tls_handshake_timeout_seconds": tls_handshake_timeout,
         "relay_peer_address": relay_peer_address,
         "endpoint_ingress": endpoint_ingress,
         "endpoint_listeners": endpoint_listener or None,

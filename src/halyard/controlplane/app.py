@@ -52,7 +52,8 @@ from halyard.controlplane.portal.headers import PortalHeadersMiddleware
 from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
-from halyard.controlplane.requestbody import BodyLimits, RequestBodyMiddleware
+from halyard.controlplane.requestbody import BodyLimits, Refusals, RequestBodyMiddleware
+from halyard.controlplane.routeorder import hoisted
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
 from halyard.core.settings import Settings
@@ -136,7 +137,7 @@ def create_app(
     app.state.metrics.registry.register(gateway.metrics.registry)
     app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
     app.state.metrics.registry.register(ArrivalCollector(cp.listeners.arrivals))
-    install_error_handlers(app)
+    install_error_handlers(app, throttled_answer_delay=settings.throttled_answer_delay_seconds)
     for router in (
         health.router,
         identity_routes.router,
@@ -162,18 +163,28 @@ def create_app(
         app.include_router(router)
     app.include_router(provider_operations_router(cp.types))
     portal = portal_routes.install(app, cp)  # /portal: pages calling this same app with the user's token
+    types_from = len(app.router.routes)
     for rtype in cp.types.all():
         app.include_router(resource_type_router(rtype))
+    resource_routers = app.router.routes[types_from:]
     limits = BodyLimits(
         management_bytes=settings.request_body_limit_bytes,
         agent_bytes=settings.agent_body_limit_bytes,
         timeout_seconds=settings.body_timeout_seconds,
     )
-    app.add_middleware(RequestBodyMiddleware, limits=limits)
+    app.state.refusals = Refusals()  # the server's connection guard listens (controlplane/server.py)
+    app.add_middleware(RequestBodyMiddleware, limits=limits, refusals=app.state.refusals)
     app.add_middleware(PortalHeadersMiddleware)  # the portal's CSP on every /portal answer, errors included
     app.add_middleware(health.MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(CanonicalPathMiddleware, route_paths=list(app.openapi()["paths"]))
     app.add_middleware(ArrivalMiddleware, listeners=cp.listeners)
+    # After /openapi.json is built (its order stays as declared): the busiest routes are tried first wherever that
+    # changes no request's route (controlplane/routeorder.py): health checks, the agents' logins, certificates and
+    # heartbeats, then every resource type's.
+    busiest = (health.router, identity_routes.router, his_routes.router, dataplane_routes.router)
+    agents = [e for e in app.router.routes if getattr(e, "original_router", None) in busiest]
+    app.state.declared_routes = list(app.router.routes)
+    app.router.routes[:] = hoisted(app.router.routes, [*agents, *resource_routers])
     return app
 
 

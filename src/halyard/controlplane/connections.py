@@ -1,24 +1,30 @@
-"""What a connection may cost before its request reaches the app: descriptors per address, header size and time.
+"""What a connection may cost before its request reaches the app: new connections and descriptors per address, the
+TLS handshake's time, header size and time.
 
 uvicorn's httptools protocol reads headers for as long as a client cares to send them, of any size and number, and
 accepts any number of connections from one address. A few hundred clients stopping mid-headers held every descriptor
 the process had (``/healthz`` unreachable). :class:`GuardedHttpProtocol` is that protocol with the limits applied;
-the body's own limits are :mod:`halyard.controlplane.requestbody`'s.
+the body's own limits are :mod:`halyard.controlplane.requestbody`'s. :class:`AcceptGate` comes before it on the
+listener: it refuses an address over its new-connection rate (:mod:`halyard.controlplane.admission`) before the TLS
+handshake, which is the costliest thing a refused client made the server do.
 """
 
 from __future__ import annotations
 
 import asyncio
+import asyncio.sslproto
 import functools
+import ssl
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from halyard.controlplane.admission import AcceptLimiter
 from halyard.controlplane.identity.throttle import address_key
 
 
@@ -29,8 +35,13 @@ class ConnectionGuard:
     header_timeout_seconds: float = 10.0
     header_limit_bytes: int = 64 * 1024
     header_count_limit: int = 100
-    per_address: int = 256  # 0: no limit
+    per_address: int = 4096  # 0: no limit
     open: Counter[str] = field(default_factory=Counter)
+    # New connections per address, checked before the TLS handshake; and the handshake's time limit.
+    limiter: AcceptLimiter = field(default_factory=lambda: AcceptLimiter(0, 1, 0, lambda: 0.0))
+    handshake_timeout_seconds: float = 10.0
+    # The open connections by client (host, port), so that a refusal by the app's body layer finds its connection.
+    by_client: dict[tuple[str, int], GuardedHttpProtocol] = field(default_factory=dict)
     # Connections whose first request targets ``divert_prefix`` are handed, unparsed, to ``divert`` (the relay
     # carries bytes, which uvicorn cannot hand an app): (transport, bytes read so far, release of its count).
     divert_prefix: bytes = b"/relay/"
@@ -47,7 +58,7 @@ class ConnectionGuard:
 
     def admit(self, address: str) -> bool:
         """Count a new connection from ``address``; False (not counted) when the address has its fill."""
-        if self.per_address and self.open[address] >= self.per_address:
+        if self.per_address and self.open[address] >= self.per_address and not self.limiter.is_exempt(address):
             return False
         self.open[address] += 1
         return True
@@ -57,9 +68,84 @@ class ConnectionGuard:
         if self.open[address] <= 0:
             del self.open[address]
 
+    def request_refused(self, client: tuple[str, int] | None) -> None:
+        """The app's body layer refused a request of ``client``'s connection as malformed, oversized or too slow."""
+        connection = self.by_client.get(client) if client is not None else None
+        if connection is not None:
+            connection.refused()
+
     def protocol(self) -> Any:
         """The protocol factory for ``uvicorn.Config(http=...)``."""
         return functools.partial(GuardedHttpProtocol, guard=self)
+
+    def gated(
+        self, http: Callable[..., asyncio.Protocol], tls: ssl.SSLContext | None
+    ) -> Callable[..., asyncio.Protocol]:
+        """A protocol factory for the listener: each accepted connection passes :class:`AcceptGate` (and ``tls``'s
+        handshake) before ``http``, called with the arguments the listener's factory is given, serves it."""
+
+        def create(*args: Any, **kwargs: Any) -> asyncio.Protocol:
+            return AcceptGate(self, functools.partial(http, *args, **kwargs), tls)
+
+        return create
+
+
+class AcceptGate(asyncio.Protocol):
+    """The first protocol of a connection the listener accepted. An address over its new-connection rate is closed
+    before anything is read from it (no TLS handshake, no parse); any other has its TLS handshake run, bounded by
+    ``handshake_timeout_seconds`` (asyncio's default is 60 s), and is then handed to the HTTP protocol."""
+
+    def __init__(
+        self, guard: ConnectionGuard, http: Callable[[], asyncio.Protocol], tls: ssl.SSLContext | None
+    ) -> None:
+        self.guard = guard
+        self.http = http
+        self.tls = tls
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport = cast(asyncio.Transport, transport)  # uvloop's is one without being a subclass
+        peer = transport.get_extra_info("peername")
+        address = address_key(str(peer[0]) if peer else None)
+        if not self.guard.limiter.admit(address):
+            transport.abort()  # what the client sent stays unread; the kernel answers it with a reset
+            return
+        if self.tls is None:
+            protocol = self.http()
+            transport.set_protocol(protocol)
+            protocol.connection_made(transport)
+            return
+        # The handshake starts here, in the callback that accepted the connection (before the loop reads a byte of
+        # it, so the ClientHello is the TLS protocol's): what a listener with ``ssl=`` does, with its own classes.
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        secure = _tls_protocol_class(loop)(
+            loop,
+            self.http(),
+            self.tls,
+            waiter,
+            server_side=True,
+            server_hostname=None,
+            ssl_handshake_timeout=self.guard.handshake_timeout_seconds,
+        )
+        transport.set_protocol(secure)
+        secure.connection_made(transport)
+        waiter.add_done_callback(functools.partial(_close_unless_secured, transport))
+
+
+def _tls_protocol_class(loop: asyncio.AbstractEventLoop) -> Any:
+    """The TLS protocol a listener with ``ssl=`` would use on ``loop``: uvloop's own (compiled) on uvloop, asyncio's
+    otherwise."""
+    try:
+        import uvloop.loop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; asyncio's loop still works without it
+        return asyncio.sslproto.SSLProtocol
+    return uvloop.loop.SSLProtocol if isinstance(loop, uvloop.Loop) else asyncio.sslproto.SSLProtocol  # type: ignore[attr-defined]
+
+
+def _close_unless_secured(transport: asyncio.Transport, handshake: asyncio.Future[None]) -> None:
+    """A failed, timed-out or abandoned handshake: nothing was served, so the connection just closes."""
+    if handshake.cancelled() or handshake.exception() is not None:
+        transport.abort()
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -87,15 +173,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._parsed_bytes = 0  # bytes of its request line and header fields, as parsed
         self._header_count = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._answered = 0  # responses completed on this connection
+        self._wasted = False  # its first request was refused (the address has paid for it)
         self._sniff: bytearray | None = bytearray() if guard.divert is not None else None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.guard.draining:
+            # Its handshake finished after the server began to shut down, which closed the connections it knew of:
+            # this one would hold the graceful shutdown until its timeout.
+            self.transport.abort()
+            return
         address = address_key(self.client[0] if self.client else None)
         if not self.guard.admit(address):
             self._refuse(503, b"Too many connections from this address.", retry_after=True)
             return
         self._address = address
+        if self.client is not None:
+            self.guard.by_client[self.client] = self
         self._expect_headers()
         self._start_header_timer()  # a connection that never sends a whole request is closed too
 
@@ -104,7 +199,16 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._address is not None:
             self.guard.release(self._address)
             self._address = None
+        if self.client is not None and self.guard.by_client.get(self.client) is self:
+            del self.guard.by_client[self.client]
         super().connection_lost(exc)
+
+    def refused(self) -> None:
+        """A request of this connection was refused as malformed, oversized or too slow. If it was the first, the
+        connection served nothing: its address pays the limiter's penalty (once per connection)."""
+        if self._answered == 0 and not self._wasted and self.client is not None:
+            self._wasted = True
+            self.guard.limiter.penalise(address_key(self.client[0]))
 
     def data_received(self, data: bytes) -> None:
         if self._address is None or self.transport.is_closing():
@@ -134,6 +238,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.connections.discard(self)
         address, self._address = self._address, None
         assert self.guard.divert is not None and address is not None
+        if self.client is not None and self.guard.by_client.get(self.client) is self:
+            del self.guard.by_client[self.client]
         self.guard.divert(self.transport, data, functools.partial(self.guard.release, address))
 
     def on_message_begin(self) -> None:
@@ -163,6 +269,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_response_complete(self) -> None:
+        self._answered += 1
         super().on_response_complete()
         if not self.transport.is_closing():
             # Idle until the next request is the keep-alive timeout's to close (a 408 written to an idle pooled
@@ -200,6 +307,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, message: bytes, *, retry_after: bool = False) -> None:
         """Answer ``status`` with an ARM error body and close the connection (no request reaches the app)."""
+        if status != 503:  # 503: the address's open connections, not anything this client sent
+            self.refused()
         self._in_headers = False
         self._cancel_header_timer()
         code = {408: b"RequestTimeout", 431: b"RequestHeaderFieldsTooLarge", 503: b"TooManyConnections"}[status]

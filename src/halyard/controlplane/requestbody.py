@@ -11,6 +11,9 @@ Every route gets this for free, so a resource type added tomorrow cannot store w
 - **text**: a JSON string holding a lone UTF-16 surrogate (``"\\ud800"``) or a NUL parses in Python but cannot be
   encoded as UTF-8 (so every later read of the stored value fails) nor stored by PostgreSQL. Such a body is refused
   with 400 ``InvalidRequestContent``; it is never stored.
+
+Each refusal is told to :class:`Refusals`' listeners (the server's connection guard: a connection whose first
+request is refused costs its address more of its new-connection allowance, :mod:`halyard.controlplane.admission`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -56,6 +60,18 @@ class BodyLimits:
         return self.management_bytes
 
 
+@dataclass
+class Refusals:
+    """Who is told of each body refused as oversized, too slow or unstorable: called with the client's (host, port)."""
+
+    listeners: list[Callable[[tuple[str, int]], None]] = field(default_factory=list)
+
+    def tell(self, client: Any) -> None:
+        if client:
+            for listener in self.listeners:
+                listener((str(client[0]), int(client[1])))
+
+
 def unencodable(body: bytes) -> str | None:
     """Why a JSON ``body`` holds a string that cannot be stored (a lone surrogate, a NUL), or None.
 
@@ -91,9 +107,10 @@ def unencodable(body: bytes) -> str | None:
 class RequestBodyMiddleware:
     """A plain ASGI wrapper: reads the body (within its limits), checks it, and hands it on in one message."""
 
-    def __init__(self, app: ASGIApp, limits: BodyLimits | None = None) -> None:
+    def __init__(self, app: ASGIApp, limits: BodyLimits | None = None, refusals: Refusals | None = None) -> None:
         self.app = app
         self.limits = limits or BodyLimits()
+        self.refusals = refusals or Refusals()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -112,11 +129,14 @@ class RequestBodyMiddleware:
                 if problem:
                     raise InvalidRequest(problem)
         except TimeoutError:
+            self.refusals.tell(scope.get("client"))
             await _answer(
                 send, RequestTimeout(f"The request body did not arrive within {self.limits.timeout_seconds:g} s.")
             )
             return
         except HalyardError as exc:
+            if not isinstance(exc, _Disconnected):  # a client that left asked for nothing
+                self.refusals.tell(scope.get("client"))
             await _answer(send, exc)
             return
         delivered = False

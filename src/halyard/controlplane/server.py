@@ -9,11 +9,13 @@ import logging
 import os
 import resource
 import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 
+from halyard.controlplane.admission import AcceptLimiter, exempt_networks
 from halyard.controlplane.agentfacing.listening import bound_socket, endpoint_listeners, parse_address
 from halyard.controlplane.app import create_app
 from halyard.controlplane.connections import ConnectionGuard
@@ -90,14 +92,24 @@ def build_server(settings: Settings) -> uvicorn.Server:
             extra={"configured": per_address, "descriptors": descriptors},
         )
         per_address = max(1, descriptors // 4)
+    limiter = AcceptLimiter(
+        settings.new_connections_per_address_rate,
+        settings.new_connections_per_address_burst,
+        settings.refused_connection_penalty,
+        time.monotonic,
+        exempt=exempt_networks(settings.connection_limits_exempt),
+    )
     guard = ConnectionGuard(
         header_timeout_seconds=settings.header_timeout_seconds,
         header_limit_bytes=settings.header_limit_bytes,
         header_count_limit=settings.header_count_limit,
         per_address=per_address,
+        limiter=limiter,
+        handshake_timeout_seconds=settings.tls_handshake_timeout_seconds,
         divert=app.state.relay.accept,
         on_drain=app.state.configuration.drain,
     )
+    app.state.refusals.listeners.append(guard.request_refused)
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -115,6 +127,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
         proxy_headers=False,
     )
     server = _Server(config)
+    server.guard = guard
     server.ingress_files = (cert, key)
     server.halyard_settings = settings
     return server
@@ -138,9 +151,24 @@ class _Server(uvicorn.Server):
     ingress_files: tuple[str | None, str | None] = (None, None)
     halyard_settings: Settings | None = None
     endpoint_ingress: asyncio.Server | None = None
+    guard: ConnectionGuard | None = None
+    http_protocol: Any = None  # the HTTP protocol class, under the accept gate's
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
+        config = self.config
+        tls = config.ssl
+        self.http_protocol = config.http_protocol_class
+        if self.guard is not None:
+            # The listeners get the accept gate, which runs the TLS handshake itself once an address is admitted
+            # (uvicorn's own would run it before anything of ours sees the connection). uvicorn reads ``ssl`` once,
+            # here, and the protocol class at every connection; the gateway's and the ingress's in-process
+            # connections get the HTTP protocol itself and the TLS context (``_http_protocols``).
+            config.ssl = None
+            config.http_protocol_class = self.guard.gated(self.http_protocol, tls)  # type: ignore[assignment]
+        try:
+            await super().startup(sockets)
+        finally:
+            config.ssl = tls
         _app_of(self).state.gateway.serve_in_process(_http_protocols(self), self.config.ssl)
         await _start_ingress(self)
         # What start-up built (modules, schemas, compiled queries, the app) lives as long as the process. Frozen,
@@ -151,6 +179,8 @@ class _Server(uvicorn.Server):
         gc.freeze()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.guard is not None:
+            self.guard.drain()  # a connection whose handshake ends from now on is closed (no connection told it yet)
         if self.endpoint_ingress is not None:
             self.endpoint_ingress.close()  # no new endpoint connections; those open end with the HTTP stack's
         await super().shutdown(sockets)
@@ -189,11 +219,13 @@ async def _start_ingress(server: _Server) -> None:
 def _http_protocols(server: _Server) -> Callable[[], asyncio.Protocol]:
     """A maker of this server's HTTP protocol, for connections it did not accept on a socket of its own."""
     config = server.config
+    http: Any = server.http_protocol or config.http_protocol_class
 
     def create_protocol() -> asyncio.Protocol:
-        return config.http_protocol_class(  # type: ignore[call-arg]
+        protocol: asyncio.Protocol = http(
             config=config, server_state=server.server_state, app_state=server.lifespan.state
         )
+        return protocol
 
     return create_protocol
 

@@ -92,10 +92,40 @@ class Settings(BaseSettings):
         "(uvicorn's default) a request on a connection just reused met the server's close and failed unanswered.",
     )
     connections_per_address: int = Field(
-        default=256,
+        default=4096,
         ge=0,
         description="Open connections allowed per client address (IPv6: per /64); more are answered 503 and closed. "
-        "0 turns the limit off (behind a proxy or a NAT every client shares one address: raise it).",
+        "0 turns the limit off. 4,096 holds 1,000 clusters behind one address (a NAT, a proxy, a gateway's egress) "
+        "with a heartbeat, a long poll and a login connection each.",
+    )
+    new_connections_per_address_rate: float = Field(
+        default=200.0,
+        ge=0,
+        description="New connections a second per client address after its burst, checked before the TLS handshake; "
+        "more are closed unread. 0 turns the limit off (docs/security.md, Limits).",
+    )
+    new_connections_per_address_burst: int = Field(
+        default=4000, gt=0, description="New connections a client address may open at once (its bucket's size)."
+    )
+    refused_connection_penalty: float = Field(
+        default=20.0,
+        ge=0,
+        description="New connections' worth an address loses when a connection's first request is refused as "
+        "malformed, oversized or too slow (400 unstorable text, 408, 413, 431). 0: no penalty.",
+    )
+    connection_limits_exempt: str = Field(
+        default="",
+        description="Comma-separated addresses and networks (CIDR) the per-address connection limits do not apply "
+        "to: a reverse proxy in front of replicas, a site's NAT you trust.",
+    )
+    throttled_answer_delay_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds a 429 answer is held before it is sent (at most its Retry-After): a client that asks "
+        "again at once asks once per delay per connection. 0: answered at once.",
+    )
+    tls_handshake_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds a new connection's TLS handshake may take (closed beyond)."
     )
     agent_versions: str = Field(
         default=__version__,
@@ -193,6 +223,14 @@ class Settings(BaseSettings):
     def check(self) -> None:
         """Refuse unsafe combinations before anything listens."""
         self.agent_catalog  # noqa: B018 - parsed for its ValueError
+        for part in self.connection_limits_exempt.split(","):
+            if part.strip():
+                try:
+                    ipaddress.ip_network(part.strip(), strict=False)
+                except ValueError:
+                    raise ValueError(
+                        f"HALYARD_CONNECTION_LIMITS_EXEMPT: {part.strip()!r} is not an address or a network (CIDR)."
+                    ) from None
         if self.insecure_http and not _is_loopback(self.host):
             raise ValueError(
                 f"plain HTTP is allowed only on a loopback address; {self.host!r} is not. "

@@ -183,8 +183,11 @@ def create_app(
     # heartbeats, then every resource type's.
     busiest = (health.router, identity_routes.router, his_routes.router, dataplane_routes.router)
     agents = [e for e in app.router.routes if getattr(e, "original_router", None) in busiest]
+    # connectedClusters' own actions (``…/connectedClusters/statusCounts``) may match what its ``{resourceName}``
+    # routes match, so they stay ahead of them: moved too, before the types.
+    clusters_actions = [e for e in app.router.routes if getattr(e, "original_router", None) is kubernetes_routes.router]
     app.state.declared_routes = list(app.router.routes)
-    app.router.routes[:] = hoisted(app.router.routes, [*agents, *resource_routers])
+    app.router.routes[:] = hoisted(app.router.routes, [*agents, *clusters_actions, *resource_routers])
     return app
 
 

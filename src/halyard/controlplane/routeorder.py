@@ -68,15 +68,18 @@ def _disjoint(a: list[str] | None, b: list[str] | None) -> bool:
 
 
 def hoisted(routes: Sequence[Any], movable: Sequence[Any]) -> list[Any]:
-    """``routes`` with each of ``movable`` moved ahead of every entry before it that it is disjoint from, stopping
-    at the first it may overlap. The last is moved first, so movable entries that all reach the front keep their
-    declared order among themselves."""
+    """``routes`` with each of ``movable``, in the order given, moved ahead of every entry before it that it is
+    disjoint from, stopping at the first it may overlap or at the movable entry placed at the front before it (so
+    movable entries that all reach the front keep the order given)."""
     order = list(routes)
     known = {id(entry): templates(entry) for entry in order}
-    for entry in reversed(movable):
+    front = 0  # where the next movable entry may go at the earliest
+    for entry in movable:
         at = order.index(entry)
         to = at
-        while to > 0 and _disjoint(known[id(entry)], known[id(order[to - 1])]):
+        while to > front and _disjoint(known[id(entry)], known[id(order[to - 1])]):
             to -= 1
         order.insert(to, order.pop(at))
+        if to == front:
+            front += 1
     return order

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from halyard.controlplane.arm.apiversions import api_version_query, require_api_version
+from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.arm.routes.common import ERRORS, Caller, Plane
 from halyard.controlplane.configuration.snapshots import CLUSTERS, ConfigurationSnapshots
 from halyard.controlplane.plane import ControlPlane
@@ -37,6 +38,14 @@ def _snapshots(cp: ControlPlane) -> ConfigurationSnapshots:
     return ConfigurationSnapshots(cp.db, cp.types, cp.pipeline, cp.sealer, cp.clock)
 
 
+def _cluster_id(request: Request, cp: ControlPlane) -> ResourceId:
+    """The connected cluster the request names, its api-version checked."""
+    require_api_version(request, API_VERSIONS, CLUSTERS)
+    clusters = cp.types.get(CLUSTERS)
+    assert clusters is not None  # declared by every control plane: the type these actions extend
+    return clusters.resource_id(request.path_params)
+
+
 @router.post(ITEM + "/snapshotConfiguration", operation_id="connectedClusters_SnapshotConfiguration")
 async def snapshot_configuration(
     request: Request,
@@ -48,10 +57,7 @@ async def snapshot_configuration(
     api_version: ApiVersion = None,
 ) -> JSONResponse:
     """Save this cluster's configuration resources for a region move (what GET shows of them is answered)."""
-    require_api_version(request, API_VERSIONS, CLUSTERS)
-    clusters = cp.types.get(CLUSTERS)
-    assert clusters is not None
-    return JSONResponse(await _snapshots(cp).snapshot(caller, clusters.resource_id(request.path_params)))
+    return JSONResponse(await _snapshots(cp).snapshot(caller, _cluster_id(request, cp)))
 
 
 @router.post(ITEM + "/restoreConfiguration", operation_id="connectedClusters_RestoreConfiguration")
@@ -66,10 +72,7 @@ async def restore_configuration(
     api_version: ApiVersion = None,
 ) -> JSONResponse:
     """Recreate under this cluster what the source cluster's snapshot holds and it lacks."""
-    require_api_version(request, API_VERSIONS, CLUSTERS)
-    clusters = cp.types.get(CLUSTERS)
-    assert clusters is not None
-    target = clusters.resource_id(request.path_params)
+    target = _cluster_id(request, cp)
     answer = await _snapshots(cp).restore(caller, target, body.sourceClusterId, discard=body.discardSnapshot)
     if any(item["status"] == "Created" for item in answer.get("restored", ())):
         cp.operations.kick()

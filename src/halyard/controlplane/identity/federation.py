@@ -187,20 +187,24 @@ class Federation:
             return httpx.AsyncClient(transport=self._transport, timeout=HTTP_TIMEOUT)
         return httpx.AsyncClient(verify=verify, timeout=HTTP_TIMEOUT)
 
-    async def _get_json(self, provider: Provider, url: str) -> dict[str, Any]:
+    async def _ask(self, provider: Provider, method: str, url: str, **kwargs: Any) -> tuple[int, Any]:
+        """One request to the provider: its status and its JSON body (None when the body is not JSON)."""
         try:
             async with self._http(provider) as client:
-                response = await client.get(url)
+                response = await client.request(method, url, **kwargs)
         except httpx.HTTPError as exc:
             raise FederationRefused(
                 f"{provider.display_name} could not be reached ({type(exc).__name__}); try again later."
             ) from None
         try:
-            body = response.json()
+            return response.status_code, response.json()
         except ValueError:
-            body = None
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise FederationRefused(f"{provider.display_name} answered HTTP {response.status_code} at {url[:200]}.")
+            return response.status_code, None
+
+    async def _get_json(self, provider: Provider, url: str) -> dict[str, Any]:
+        status, body = await self._ask(provider, "GET", url)
+        if status != 200 or not isinstance(body, dict):
+            raise FederationRefused(f"{provider.display_name} answered HTTP {status} at {url[:200]}.")
         return body
 
     async def _discover(self, provider: Provider) -> Discovery:
@@ -227,21 +231,11 @@ class Federation:
             auth = httpx.BasicAuth(provider.client_id, provider.client_secret)
         elif provider.client_secret:
             form["client_secret"] = provider.client_secret
-        try:
-            async with self._http(provider) as client:
-                response = await client.post(discovery.token_endpoint, data=form, auth=auth)  # type: ignore[arg-type]
-        except httpx.HTTPError as exc:
-            raise FederationRefused(
-                f"{provider.display_name} could not be reached ({type(exc).__name__}); try again later."
-            ) from None
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if response.status_code != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
+        status, body = await self._ask(provider, "POST", discovery.token_endpoint, data=form, auth=auth)
+        if status != 200 or not isinstance(body, dict) or not isinstance(body.get("id_token"), str):
             error = body.get("error_description") or body.get("error") if isinstance(body, dict) else None
             raise FederationRefused(
-                f"{provider.display_name} did not give an id token for the code (HTTP {response.status_code}"
+                f"{provider.display_name} did not give an id token for the code (HTTP {status}"
                 f"{': ' + str(error)[:300] if error else ''})."
             )
         return str(body["id_token"])

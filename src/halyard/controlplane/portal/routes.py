@@ -371,22 +371,27 @@ async def _table(ctx: Ctx, sub: str, criteria: fleet.Criteria, skip: str, order:
     page_size = ctx.portal.cp.settings.portal_page_size
     params = {"api-version": CLUSTERS_API, "$top": str(page_size), **criteria.api_filter, **order}
     if not criteria.local:
-        body = await ctx.api("GET", path, params={**params, **({"$skipToken": skip} if skip else {})})
-        rows = [fleet.row(b) for b in body.get("value", [])]
-        return TablePage(rows, _skip_token(body.get("nextLink")), len(rows), False)
+        items, token = await _api_page(ctx, path, params, skip)
+        rows = [fleet.row(b) for b in items]
+        return TablePage(rows, token, len(rows), False)
     found: list[fleet.ClusterRow] = []
     scanned = 0
     token = skip
     while True:
-        body = await ctx.api("GET", path, params={**params, **({"$skipToken": token} if token else {})})
-        batch = [fleet.row(b) for b in body.get("value", [])]
+        items, token = await _api_page(ctx, path, params, token)
+        batch = [fleet.row(b) for b in items]
         scanned += len(batch)
         found += [r for r in batch if criteria.matches(r)]
-        token = _skip_token(body.get("nextLink"))
         if not token or len(found) >= page_size:
             return TablePage(found, token, scanned, False)
         if scanned >= SCAN_LIMIT:
             return TablePage(found, token, scanned, True)
+
+
+async def _api_page(ctx: Ctx, path: str, params: dict[str, str], token: str) -> tuple[list[dict[str, Any]], str]:
+    """One page of an API list from ``token`` (empty: the first): its items and the next page's token (empty: none)."""
+    body = await ctx.api("GET", path, params={**params, **({"$skipToken": token} if token else {})})
+    return body.get("value", []), _skip_token(body.get("nextLink"))
 
 
 def _criteria(request: Request) -> fleet.Criteria:
@@ -602,16 +607,15 @@ async def private_link(request: Request) -> Response:
 async def _members(ctx: Ctx, sub: str) -> dict[str, list[fleet.ClusterRow]]:
     """Clusters by the private link scope they are in (the user's clusters, at most SCAN_LIMIT read)."""
     by_scope: dict[str, list[fleet.ClusterRow]] = {}
+    params = {"api-version": CLUSTERS_API, "$top": "100"}
     token, read = "", 0
     while read < SCAN_LIMIT:
-        params = {"api-version": CLUSTERS_API, "$top": "100", **({"$skipToken": token} if token else {})}
-        body = await ctx.api("GET", _clusters_path(sub, ""), params=params)
-        for b in body.get("value", []):
-            read += 1
+        items, token = await _api_page(ctx, _clusters_path(sub, ""), params, token)
+        read += len(items)
+        for b in items:
             scope = str((b.get("properties") or {}).get("privateLinkScopeResourceId") or "").lower()
             if scope:
                 by_scope.setdefault(scope, []).append(fleet.row(b))
-        token = _skip_token(body.get("nextLink"))
         if not token:
             break
     return by_scope

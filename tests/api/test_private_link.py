@@ -230,6 +230,18 @@ def test_limits_are_refused_with_their_error_and_nothing_is_half_created(site: S
     assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangeOutsideVnet", r.text
     r = site.put(f"{vnet}/subnets/overlap", NET, {"properties": {"addressPrefix": "10.1.0.0/25"}})
     assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangesOverlap", r.text
+    # A subnet holding an endpoint is not deleted, nor its network (Azure's 400); an empty subnet is.
+    for path in (world["subnet_s"], vnet):
+        r = site.client.delete(path, params=NET)
+        assert r.status_code == 400 and _code(r) == "InUseSubnetCannotBeDeleted", r.text
+        assert world["pe_s"].rsplit("/", 1)[-1] in r.json()["error"]["message"]
+    assert site.client.get(world["subnet_s"], params=NET).status_code == 200
+    site.put(f"{vnet}/subnets/empty", NET, {"properties": {"addressPrefix": "10.1.9.0/24"}}, expect=201)
+    r = site.client.delete(f"{vnet}/subnets/empty", params=NET)
+    assert r.status_code in (200, 202, 204), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+    assert site.client.get(f"{vnet}/subnets/empty", params=NET).status_code == 404
 
 
 def test_cluster_scope_rules(site: Site, world: dict[str, Any]) -> None:

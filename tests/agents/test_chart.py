@@ -23,7 +23,7 @@ from lightkube.resources.core_v1 import ConfigMap, Secret, Service, ServiceAccou
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from halyard.agent import handoff
-from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
+from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints, follow_published
 from halyard.api.agents import EndpointMap
 from halyard.cli.agentplacement import chart_values_for, disconnect_cluster
 from halyard.cli.localagents import state_dir_for
@@ -398,6 +398,10 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             published = _published_endpoints(client)  # right after the beat it follows
             onboarded = client.get(ConfigMap, "halyard-clusterconfig", namespace="halyard-system").data or {}
             assert json.loads(published["endpoints"])["dp"] == json.loads(onboarded["ENDPOINTS"])["dp"]
+            assert (
+                published["onboarding"]
+                == LiveEndpoints(EndpointMap.model_validate_json(onboarded["ENDPOINTS"])).onboarding
+            )
             # Another pod's agents follow what resource-sync publishes next (a cluster moved into a scope).
             asyncio.run(_follow_a_published_map(kubeconfig, EndpointMap.model_validate_json(onboarded["ENDPOINTS"])))
         finally:
@@ -420,13 +424,23 @@ def _published_endpoints(client: Client) -> dict[str, str]:
 
 
 async def _follow_a_published_map(kubeconfig: Path, onboarding: EndpointMap) -> None:
+    """A pod follows the map published from its onboarding map, and starts from it when (re)started; a map
+    published for another onboarding is neither followed nor started from."""
     kube = connect_kube(kubeconfig)
     try:
         live = LiveEndpoints(onboarding)
         private = onboarding.model_copy(update={"dp": "https://abcd.dp.privatelink.halyard.local/dp"})
-        await handoff.publish_endpoints(kube, private)
+        await handoff.publish_endpoints(kube, private, onboarding=live.onboarding)
         await EndpointsFollower(kube, live).reconcile()
         assert live.current().dp == private.dp and live.current().tenant == onboarding.tenant
+        restarted = LiveEndpoints(onboarding)  # a pod (resource-sync's too) restarted: its first dial goes private
+        await follow_published(kube, restarted)
+        assert restarted.current().dp == private.dp and restarted.version == live.version
+        elsewhere = onboarding.model_copy(update={"dp": "https://127.0.0.1:1/dp"})  # the cluster onboarded again
+        pod = LiveEndpoints(elsewhere)
+        await follow_published(kube, pod)
+        await EndpointsFollower(kube, pod).reconcile()
+        assert pod.current().dp == elsewhere.dp
     finally:
         await kube.close()
 

@@ -157,8 +157,9 @@ def _code(r: httpx.Response) -> str:
 
 @pytest.fixture(scope="module")
 def cli(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    """The CLI signed in as the admin, once for the module."""
-    cli = Cli(tmp_path_factory.mktemp("cli") / "config", {})
+    """The CLI signed in as the admin, once for the module (no kubeconfig: troubleshoot checks from this machine)."""
+    home = tmp_path_factory.mktemp("cli")
+    cli = Cli(home / "config", {"KUBECONFIG": str(home / "no-kubeconfig")})
     assert (
         cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
     )
@@ -563,7 +564,9 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     assert checks["approved endpoints"]["ok"] and "Approved" in checks["approved endpoints"]["detail"]
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
-    assert not dp["ok"] and "dns-config" in dp["fix"]
+    assert not dp["ok"] and "dns-config" in dp["fix"] and dp["detail"].startswith("from this machine, not the agents'")
+    seen = checks["agents' view"]  # no kubeconfig: said plainly, not a failure of the cluster
+    assert seen["ok"] and "not read" in seen["detail"] and "checked from this machine" in seen["detail"], seen
     refused = checks["private link refusals"]
     assert not refused["ok"] and "PrivateLinkScopePublicNetworkAccessDisabled (arrived public)" in refused["detail"]
     assert "dns-config" in refused["fix"]

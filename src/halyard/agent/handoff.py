@@ -23,7 +23,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from halyard.api import cluster as names
+from halyard.api import diagnostics
 from halyard.api.agents import AgentError, ServiceEndpoints
+from halyard.api.diagnostics import Diagnostics
 from halyard.kube.facts import ClusterFacts
 
 TOKEN_SECRET = "halyard-agent-token"
@@ -166,6 +168,19 @@ async def published_endpoints(kube: AsyncClient, onboarding: str) -> ServiceEndp
     if not data or "endpoints" not in data or data.get("onboarding", onboarding) != onboarding:
         return None
     return ServiceEndpoints.model_validate_json(data["endpoints"])
+
+
+async def publish_diagnostics(kube: AsyncClient, record: Diagnostics) -> None:
+    """The agents' view, for ``connectedk8s troubleshoot`` (``agent/diagnostics.py``)."""
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(
+                name=diagnostics.CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)
+            ),
+            data={diagnostics.KEY: record.model_dump_json(exclude_none=True)},
+        ),
+        force=True,
+    )
 
 
 async def wait_for(check: Any, timeout: float, interval: float = 0.2) -> Any:

@@ -26,6 +26,7 @@ from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
+from halyard.agent.diagnostics import DiagnosticsRecorder
 from halyard.agent.endpoints import KEPT_FILE, EndpointsFollower, LiveEndpoints, follow_published
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.fluxlogs import FluxLogsAgent
@@ -239,6 +240,7 @@ def build_agents(
     if "metadata-operator" in selected:
         metadata = MetadataOperator(kube, interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT, publish=split)
         agents.append(metadata)
+    health = handoff.PublishedHealth(kube) if split else manager.health_report
     if "resource-sync" in selected:
         sync = ResourceSync(
             http,
@@ -246,7 +248,7 @@ def build_agents(
             identity or handoff.PublishedToken(kube),
             metadata or handoff.PublishedFacts(kube),
             metrics,
-            health=handoff.PublishedHealth(kube) if split else manager.health_report,
+            health=health,
             interval=options.heartbeat_seconds,
             share_target=functools.partial(handoff.publish_target, kube) if split else None,
             features=config.features,
@@ -254,8 +256,23 @@ def build_agents(
                 functools.partial(handoff.publish_endpoints, kube, onboarding=live.onboarding) if split else None
             ),
             configuration_agents=configuration_agents(selected, split, config.features),
+            clock=clock,
         )
         agents.append(sync)
+        # What the agents see from where they run, kept in the cluster for `connectedk8s troubleshoot`.
+        agents.append(
+            DiagnosticsRecorder(
+                sync,
+                health,
+                live,
+                config.ca_bundle,
+                functools.partial(handoff.publish_diagnostics, kube),
+                clock,
+                resource_id=config.resource_id,
+                mode="in-cluster" if options.in_cluster else "local",
+                via=via,
+            )
+        )
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
         tokens = identity or handoff.PublishedToken(kube)
         agents.append(cluster_connect(options, kube, http, config, tokens, metrics, via=via, live=live))

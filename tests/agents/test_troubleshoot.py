@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import functools
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
 
 from halyard.agent import handoff
-from halyard.agent.diagnostics import DiagnosticsRecorder
+from halyard.agent.diagnostics import DiagnosticsRecorder, look, system_resolve
 from halyard.agent.endpoints import LiveEndpoints
 from halyard.api.agents import EndpointMap
 from halyard.api.diagnostics import Diagnostics
@@ -31,6 +32,8 @@ from tests.agents.conftest import Cli
 from tests.agents.test_onboarding import connect, resource_id
 from tests.api import agentcreds
 from tests.api.helpers import CC_API
+from tests.support.connectproxy import ConnectProxy
+from tests.support.processes import free_port
 
 pytestmark = pytest.mark.e2e
 HC = {"api-version": "2026-07-15"}
@@ -179,3 +182,23 @@ def _onboarded_as(kubeconfig: Path, rid: str) -> None:
                                 data={"RESOURCE_ID": rid}))  # fmt: skip
     finally:
         client.close()
+
+
+def test_through_a_proxy_the_agents_leave_the_name_to_it_and_see_tls_or_its_refusal(cli: Cli) -> None:
+    """arc-proxy's way: CONNECT through the proxy, then TLS end to end with the name as SNI; a proxy that cannot
+    reach the name is said to be where the connection stops."""
+    server = cli.server
+    port = int(server.url.rsplit(":", 1)[1])
+    closed = free_port()
+    proxy = ConnectProxy(lambda host, wanted: ("127.0.0.1", closed if wanted == 1 else wanted))
+    tls = ssl.create_default_context(cafile=server.ca)
+
+    async def scenario() -> None:
+        through = await look("127.0.0.1", port, ["dp"], tls, resolve=system_resolve, via=proxy.url)
+        assert through.via == proxy.url and through.addresses == [] and through.tcp and through.tls, through
+        assert through.certificateNotAfter is not None and through.certificateNotAfter > dt.datetime.now(dt.UTC)
+        stopped = await look("127.0.0.1", 1, ["his"], tls, resolve=system_resolve, via=proxy.url)
+        assert stopped.tcp is False and "the proxy refused CONNECT 127.0.0.1:1" in (stopped.tcpError or ""), stopped
+
+    with proxy.running():
+        asyncio.run(scenario())

@@ -111,7 +111,10 @@ async def look(
         return view
     try:
         if via:
-            refused = await _connect_through(reader, writer, host, port, urlsplit(via))
+            try:
+                refused = await _connect_through(reader, writer, host, port, urlsplit(via))
+            except (OSError, TimeoutError, EOFError, ValueError) as exc:  # closed, or an answer that is no HTTP
+                refused = _error(exc)
             if refused:
                 view.tcp, view.tcpError = False, cut(f"the proxy refused CONNECT {host}:{port}: {refused}")
                 return view

@@ -5,6 +5,7 @@ onboarding Secret (the key) is not read."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
@@ -50,14 +51,14 @@ async def read_agents(client: AsyncClient) -> AgentsInCluster:
     resource_id = (config or {}).get(names.KEY_RESOURCE_ID)
     if not resource_id:
         return AgentsInCluster(resource_id=None)
-    labels = dict(names.AGENT_WORKLOAD_LABEL)
+    labels: dict[str, Any] = dict(names.AGENT_WORKLOAD_LABEL)
     deployments = [
         AgentDeployment(
             name=d.metadata.name if d.metadata and d.metadata.name else "?",
             ready=(d.status.readyReplicas or 0) if d.status else 0,
             wanted=d.spec.replicas if d.spec and d.spec.replicas is not None else 1,
         )
-        async for d in client.list(Deployment, namespace=names.NAMESPACE, labels=labels)  # type: ignore[arg-type]
+        async for d in client.list(Deployment, namespace=names.NAMESPACE, labels=labels)
     ]
     stuck = await agent_pod_problems(client) if deployments else []
     raw = (await _configmap(client, diagnostics.CONFIGMAP) or {}).get(diagnostics.KEY)

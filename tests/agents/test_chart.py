@@ -18,12 +18,14 @@ import pytest
 import yaml
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
+from lightkube.models.authorization_v1 import ResourceAttributes, SubjectAccessReviewSpec
 from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.core_v1 import ConfigMap, Secret, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from halyard.agent import handoff
-from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints
+from halyard.agent.endpoints import EndpointsFollower, LiveEndpoints, follow_published
 from halyard.api.agents import EndpointMap
 from halyard.cli.agentplacement import chart_values_for, disconnect_cluster
 from halyard.cli.localagents import state_dir_for
@@ -95,6 +97,14 @@ def test_template_is_least_privilege() -> None:
         if "halyard-onboarding" in rule.get("resourceNames", [])
     }
     assert readers == {"identity-operator"}
+    # The agents' view for troubleshoot: written by resource-sync alone, by name.
+    writers = {
+        r["metadata"]["name"]
+        for r in by_kind["Role"]
+        for rule in r["rules"]
+        if "halyard-diagnostics" in rule.get("resourceNames", []) and "patch" in rule["verbs"]
+    }
+    assert writers == {"resource-sync"}
     # Auto-upgrade: controller-manager alone may patch Deployments, and only the chart's own agents, in its namespace.
     patchers = {
         r["metadata"]["name"]: rule.get("resourceNames")
@@ -315,6 +325,10 @@ def test_connect_in_cluster_installs_the_chart_with_helm(
         assert "onboarding.key" in (client.get(Secret, "halyard-onboarding", namespace=ns).data or {})
         config = client.get(ConfigMap, "halyard-clusterconfig", namespace=ns).data or {}
         assert config["RESOURCE_ID"] == resource_id(cli, group, "chart")
+        # As the cluster's RBAC decides: resource-sync's ServiceAccount may write the agents' view, by name only.
+        assert _may(client, "resource-sync", "patch", "halyard-diagnostics")
+        assert not _may(client, "resource-sync", "patch", "halyard-clusterconfig")
+        assert not _may(client, "identity-operator", "patch", "halyard-diagnostics")
 
         # Off the proxy and onto another, with update (no re-onboarding): the chart's network values follow.
         target = ("-g", group, "-n", "chart", "--kube-config", str(kubeconfig))
@@ -394,10 +408,18 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             assert (client.get(Secret, "halyard-agent-token", namespace="halyard-system").data or {})["token"]
             for name in ("halyard-cluster-metadata", "halyard-agent-health"):
                 client.get(ConfigMap, name, namespace="halyard-system")
+            # resource-sync's process records the agents' view for troubleshoot, with the state controller-manager
+            # publishes.
+            record = json.loads(_published(client, "halyard-diagnostics")["diagnostics"])
+            assert record["resourceId"] == rid and record["names"][0]["services"][0] == "dp", record
             # resource-sync publishes the endpoint map the agents follow (private link moves it; the other pods read it).
             published = _published_endpoints(client)  # right after the beat it follows
             onboarded = client.get(ConfigMap, "halyard-clusterconfig", namespace="halyard-system").data or {}
             assert json.loads(published["endpoints"])["dp"] == json.loads(onboarded["ENDPOINTS"])["dp"]
+            assert (
+                published["onboarding"]
+                == LiveEndpoints(EndpointMap.model_validate_json(onboarded["ENDPOINTS"])).onboarding
+            )
             # Another pod's agents follow what resource-sync publishes next (a cluster moved into a scope).
             asyncio.run(_follow_a_published_map(kubeconfig, EndpointMap.model_validate_json(onboarded["ENDPOINTS"])))
         finally:
@@ -409,24 +431,53 @@ def test_split_agents_hand_over_through_the_cluster(cli: Cli, fresh_cluster: Cal
             proc.wait(15)
 
 
+def _may(client: Client, account: str, verb: str, configmap: str) -> bool:
+    """Whether the agent's ServiceAccount may ``verb`` the ConfigMap, asked of the cluster (SubjectAccessReview)."""
+    review = SubjectAccessReview(
+        spec=SubjectAccessReviewSpec(
+            user=f"system:serviceaccount:halyard-system:{account}",
+            groups=["system:serviceaccounts", "system:serviceaccounts:halyard-system", "system:authenticated"],
+            resourceAttributes=ResourceAttributes(
+                verb=verb, resource="configmaps", namespace="halyard-system", name=configmap
+            ),
+        )
+    )
+    status = client.create(review).status
+    return bool(status and status.allowed)
+
+
 def _published_endpoints(client: Client) -> dict[str, str]:
+    return _published(client, "halyard-agent-endpoints")
+
+
+def _published(client: Client, name: str) -> dict[str, str]:
     deadline = time.monotonic() + 10
     while True:
         try:
-            return client.get(ConfigMap, "halyard-agent-endpoints", namespace="halyard-system").data or {}
+            return client.get(ConfigMap, name, namespace="halyard-system").data or {}
         except ApiError as exc:
             assert exc.status.code == 404 and time.monotonic() < deadline, exc
             time.sleep(0.1)
 
 
 async def _follow_a_published_map(kubeconfig: Path, onboarding: EndpointMap) -> None:
+    """A pod follows the map published from its onboarding map, and starts from it when (re)started; a map
+    published for another onboarding is neither followed nor started from."""
     kube = connect_kube(kubeconfig)
     try:
         live = LiveEndpoints(onboarding)
         private = onboarding.model_copy(update={"dp": "https://abcd.dp.privatelink.halyard.local/dp"})
-        await handoff.publish_endpoints(kube, private)
+        await handoff.publish_endpoints(kube, private, onboarding=live.onboarding)
         await EndpointsFollower(kube, live).reconcile()
         assert live.current().dp == private.dp and live.current().tenant == onboarding.tenant
+        restarted = LiveEndpoints(onboarding)  # a pod (resource-sync's too) restarted: its first dial goes private
+        await follow_published(kube, restarted)
+        assert restarted.current().dp == private.dp and restarted.version == live.version
+        elsewhere = onboarding.model_copy(update={"dp": "https://127.0.0.1:1/dp"})  # the cluster onboarded again
+        pod = LiveEndpoints(elsewhere)
+        await follow_published(kube, pod)
+        await EndpointsFollower(kube, pod).reconcile()
+        assert pod.current().dp == elsewhere.dp
     finally:
         await kube.close()
 

@@ -157,8 +157,9 @@ def _code(r: httpx.Response) -> str:
 
 @pytest.fixture(scope="module")
 def cli(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    """The CLI signed in as the admin, once for the module."""
-    cli = Cli(tmp_path_factory.mktemp("cli") / "config", {})
+    """The CLI signed in as the admin, once for the module (no kubeconfig: troubleshoot checks from this machine)."""
+    home = tmp_path_factory.mktemp("cli")
+    cli = Cli(home / "config", {"KUBECONFIG": str(home / "no-kubeconfig")})
     assert (
         cli.login(site.server, site.server.admin["clientId"], site.server.admin["clientSecret"], "-o", "none").code == 0
     )
@@ -230,6 +231,18 @@ def test_limits_are_refused_with_their_error_and_nothing_is_half_created(site: S
     assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangeOutsideVnet", r.text
     r = site.put(f"{vnet}/subnets/overlap", NET, {"properties": {"addressPrefix": "10.1.0.0/25"}})
     assert r.status_code == 400 and _code(r) == "NetcfgSubnetRangesOverlap", r.text
+    # A subnet holding an endpoint is not deleted, nor its network (Azure's 400); an empty subnet is.
+    for path in (world["subnet_s"], vnet):
+        r = site.client.delete(path, params=NET)
+        assert r.status_code == 400 and _code(r) == "InUseSubnetCannotBeDeleted", r.text
+        assert world["pe_s"].rsplit("/", 1)[-1] in r.json()["error"]["message"]
+    assert site.client.get(world["subnet_s"], params=NET).status_code == 200
+    site.put(f"{vnet}/subnets/empty", NET, {"properties": {"addressPrefix": "10.1.9.0/24"}}, expect=201)
+    r = site.client.delete(f"{vnet}/subnets/empty", params=NET)
+    assert r.status_code in (200, 202, 204), r.text
+    if r.status_code == 202:
+        site.settle(r.headers["Azure-AsyncOperation"])
+    assert site.client.get(f"{vnet}/subnets/empty", params=NET).status_code == 404
 
 
 def test_cluster_scope_rules(site: Site, world: dict[str, Any]) -> None:
@@ -551,7 +564,9 @@ def test_troubleshoot_names_each_failure_and_its_fix(site: Site, world: dict[str
     assert checks["approved endpoints"]["ok"] and "Approved" in checks["approved endpoints"]["detail"]
     scope_id = site.client.get(world["s"], params=HC).json()["properties"]["privateLinkScopeId"]
     dp = checks[f"resolve {scope_id}.dp.privatelink.halyard.local"]  # nothing resolves it on this machine
-    assert not dp["ok"] and "dns-config" in dp["fix"]
+    assert not dp["ok"] and "dns-config" in dp["fix"] and dp["detail"].startswith("from this machine, not the agents'")
+    seen = checks["agents' view"]  # no kubeconfig: said plainly, not a failure of the cluster
+    assert seen["ok"] and "not read" in seen["detail"] and "checked from this machine" in seen["detail"], seen
     refused = checks["private link refusals"]
     assert not refused["ok"] and "PrivateLinkScopePublicNetworkAccessDisabled (arrived public)" in refused["detail"]
     assert "dns-config" in refused["fix"]

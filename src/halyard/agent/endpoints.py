@@ -6,7 +6,9 @@ process (local mode) resource-sync sets ``LiveEndpoints`` and every agent's next
 the agents' state directory (``endpoints.json``), so a restarted process dials where it last went, not where
 onboarding said (a private-only scope would refuse that first beat, and a renewal due meanwhile). In-cluster each
 agent is its own pod: resource-sync publishes the map in a ConfigMap (``handoff.publish_endpoints``) and every other
-pod runs ``EndpointsFollower``, which reads it into its own ``LiveEndpoints``. No agent restarts.
+pod runs ``EndpointsFollower``, which reads it into its own ``LiveEndpoints``; every pod, resource-sync's too, starts
+from that ConfigMap (``follow_published``), so a restarted pod dials where the agents went last, as local agents do
+from their file. No agent restarts.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class LiveEndpoints:
 
     def current(self) -> EndpointMap:
         return self._map
+
+    @property
+    def onboarding(self) -> str:
+        """The version of the onboarding map: what a kept or published map must have been followed from."""
+        return self._onboarding
 
     def set(self, endpoints: ServiceEndpoints) -> bool:
         """Follow ``endpoints`` from now on (the tenant stays onboarding's); whether that changed anything."""
@@ -128,7 +135,21 @@ class EndpointsFollower:
         self._interval = interval
 
     async def reconcile(self) -> float:
-        published = await handoff.published_endpoints(self._kube)
+        published = await handoff.published_endpoints(self._kube, self._live.onboarding)
         if published is not None:
             self._live.set(published)
         return self._interval
+
+
+async def follow_published(kube: AsyncClient, live: LiveEndpoints) -> None:
+    """In-cluster, at a pod's start: follow the map resource-sync published (from the same onboarding), so the
+    pod's first dial goes where the agents went last, not where onboarding said (a private-only scope would refuse
+    it). The ConfigMap outlives the pods; a pod's state directory does not. Unreadable: onboarding's map, logged."""
+    try:
+        published = await handoff.published_endpoints(kube, live.onboarding)
+    except Exception as exc:
+        log.warning("the published endpoint map cannot be read; following the onboarding map",
+                    extra={"error": str(exc)[:300]})  # fmt: skip
+        return
+    if published is not None and live.set(published):
+        log.info("following the endpoint map published before the restart", extra={"dp": live.current().dp})

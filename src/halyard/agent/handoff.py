@@ -23,7 +23,9 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
 from halyard.api import cluster as names
+from halyard.api import diagnostics
 from halyard.api.agents import AgentError, ServiceEndpoints
+from halyard.api.diagnostics import Diagnostics
 from halyard.kube.facts import ClusterFacts
 
 TOKEN_SECRET = "halyard-agent-token"
@@ -144,24 +146,41 @@ class PublishedTarget:
         return (data or {}).get("targetAgentVersion") or None
 
 
-async def publish_endpoints(kube: AsyncClient, endpoints: ServiceEndpoints) -> None:
+async def publish_endpoints(kube: AsyncClient, endpoints: ServiceEndpoints, *, onboarding: str) -> None:
+    """Publish the map the agents follow, with the version of the onboarding map it was followed from (a cluster
+    onboarded again starts afresh: a map published for the previous onboarding is not followed)."""
     await kube.apply(
         ConfigMap(
             metadata=ObjectMeta(
                 name=ENDPOINTS_CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)
             ),
-            data={"endpoints": endpoints.model_dump_json(exclude_none=True)},
+            data={"endpoints": endpoints.model_dump_json(exclude_none=True), "onboarding": onboarding},
         ),
         force=True,
     )
 
 
-async def published_endpoints(kube: AsyncClient) -> ServiceEndpoints | None:
-    """The map resource-sync last published (None: none yet; the onboarding map holds)."""
+async def published_endpoints(kube: AsyncClient, onboarding: str) -> ServiceEndpoints | None:
+    """The map resource-sync last published from the onboarding map of version ``onboarding`` (None: none yet, or
+    one published for another onboarding; the onboarding map holds). A map an older resource-sync published
+    names no onboarding: it is followed, as it was before."""
     data = await _get_data(kube, ConfigMap, ENDPOINTS_CONFIGMAP)
-    if not data or "endpoints" not in data:
+    if not data or "endpoints" not in data or data.get("onboarding", onboarding) != onboarding:
         return None
     return ServiceEndpoints.model_validate_json(data["endpoints"])
+
+
+async def publish_diagnostics(kube: AsyncClient, record: Diagnostics) -> None:
+    """The agents' view, for ``connectedk8s troubleshoot`` (``agent/diagnostics.py``)."""
+    await kube.apply(
+        ConfigMap(
+            metadata=ObjectMeta(
+                name=diagnostics.CONFIGMAP, namespace=names.NAMESPACE, labels=dict(names.MANAGED_BY_LABEL)
+            ),
+            data={diagnostics.KEY: record.model_dump_json(exclude_none=True)},
+        ),
+        force=True,
+    )
 
 
 async def wait_for(check: Any, timeout: float, interval: float = 0.2) -> Any:

@@ -8,6 +8,7 @@ identity operator, the metadata operator and the controller manager; in-cluster 
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -26,6 +27,8 @@ from halyard.api.agents import (
     HeartbeatReply,
     ServiceEndpoints,
 )
+from halyard.api.diagnostics import cut
+from halyard.core.clock import Clock, SystemClock
 from halyard.kube.facts import ClusterFacts
 
 log = logging.getLogger("halyard.agent")
@@ -75,6 +78,7 @@ class ResourceSync:
         features: frozenset[str] = frozenset(),
         share_endpoints: EndpointsSink | None = None,
         configuration_agents: frozenset[str] = frozenset(),
+        clock: Clock | None = None,
     ) -> None:
         self._http = http
         self.endpoints = endpoints  # where this and every other agent of the process dial (private link moves it)
@@ -91,8 +95,23 @@ class ResourceSync:
         self.last_reply: HeartbeatReply | None = None
         self._share_endpoints = share_endpoints
         self._shared_endpoints: str | None = None  # the version of the map last handed on
+        self._clock = clock or SystemClock()
+        # The beat's outcome, for the agents' diagnostics (agent/diagnostics.py): the last beat taken, and the error
+        # of the latest one while beats fail (None once one works again).
+        self.last_beat: dt.datetime | None = None
+        self.beat_error: str | None = None
+        self.beat_error_at: dt.datetime | None = None
 
     async def reconcile(self) -> float:
+        try:
+            delay = await self._reconcile()
+        except Exception as exc:
+            self.beat_error, self.beat_error_at = cut(str(exc) or type(exc).__name__), self._clock.now()
+            raise
+        self.last_beat, self.beat_error, self.beat_error_at = self._clock.now(), None, None
+        return delay
+
+    async def _reconcile(self) -> float:
         await self._tokens.wait_ready(READY_WAIT)
         try:
             reply = await self._beat()

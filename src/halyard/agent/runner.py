@@ -26,7 +26,8 @@ from halyard.agent.clusterconnect import ClusterConnect
 from halyard.agent.configagent import ConfigAgent
 from halyard.agent.controlplane import http_client
 from halyard.agent.deployments import DeploymentHealth
-from halyard.agent.endpoints import KEPT_FILE, EndpointsFollower, LiveEndpoints
+from halyard.agent.diagnostics import DiagnosticsRecorder
+from halyard.agent.endpoints import KEPT_FILE, EndpointsFollower, LiveEndpoints, follow_published
 from halyard.agent.extensionmanager import ExtensionManager
 from halyard.agent.fluxlogs import FluxLogsAgent
 from halyard.agent.guard import Guard
@@ -136,6 +137,8 @@ async def _run(
     # Where every agent of this process dials, read at each dial: resource-sync moves it when the control plane
     # sends another map (private link); in-cluster the other pods follow what it publishes.
     live = live_endpoints(options, config)
+    if options.agents is not None:  # one agent per process: the map the agents follow is kept in the cluster
+        await follow_published(kube, live)
     arc_proxy = await start_arc_proxy(options, config, live)
     # In-cluster, arc-proxy is a pod of its own: the other agents reach it through its Service (the chart says where).
     via = arc_proxy.url if arc_proxy is not None else options.arc_proxy_url
@@ -162,7 +165,8 @@ async def _run(
 
 def live_endpoints(options: AgentOptions, config: ClusterConfig) -> LiveEndpoints:
     """The map this process's agents follow. Local mode keeps it in the state directory across restarts; a pod
-    does not (its state is an emptyDir): in-cluster the map resource-sync publishes is what the pods follow."""
+    does not (its state is an emptyDir): in-cluster the pods start from, and follow, the map resource-sync
+    publishes in the cluster (``follow_published``)."""
     kept = options.state_dir / KEPT_FILE if options.agents is None and not options.in_cluster else None
     return LiveEndpoints(config.endpoints, kept)
 
@@ -236,6 +240,7 @@ def build_agents(
     if "metadata-operator" in selected:
         metadata = MetadataOperator(kube, interval=options.heartbeat_seconds or DEFAULT_HEARTBEAT, publish=split)
         agents.append(metadata)
+    health = handoff.PublishedHealth(kube) if split else manager.health_report
     if "resource-sync" in selected:
         sync = ResourceSync(
             http,
@@ -243,14 +248,31 @@ def build_agents(
             identity or handoff.PublishedToken(kube),
             metadata or handoff.PublishedFacts(kube),
             metrics,
-            health=handoff.PublishedHealth(kube) if split else manager.health_report,
+            health=health,
             interval=options.heartbeat_seconds,
             share_target=functools.partial(handoff.publish_target, kube) if split else None,
             features=config.features,
-            share_endpoints=functools.partial(handoff.publish_endpoints, kube) if split else None,
+            share_endpoints=(
+                functools.partial(handoff.publish_endpoints, kube, onboarding=live.onboarding) if split else None
+            ),
             configuration_agents=configuration_agents(selected, split, config.features),
+            clock=clock,
         )
         agents.append(sync)
+        # What the agents see from where they run, kept in the cluster for `connectedk8s troubleshoot`.
+        agents.append(
+            DiagnosticsRecorder(
+                sync,
+                health,
+                live,
+                config.ca_bundle,
+                functools.partial(handoff.publish_diagnostics, kube),
+                clock,
+                resource_id=config.resource_id,
+                mode="in-cluster" if options.in_cluster else "local",
+                via=via,
+            )
+        )
     if "clusterconnect-agent" in selected and FEATURE_CLUSTER_CONNECT in config.features:
         tokens = identity or handoff.PublishedToken(kube)
         agents.append(cluster_connect(options, kube, http, config, tokens, metrics, via=via, live=live))

@@ -1,7 +1,8 @@
-"""What ``connectedk8s troubleshoot`` checks for private link, each with the fix in one line (the private link
-guide's troubleshooting by hand with nslookup, automated): the cluster's scope and status, the scope's public
-access and endpoint connections, every service name resolved from here (the endpoint's address expected), TCP and
-TLS to each, the certificate's validity, and the requests the control plane refused lately, with their rule."""
+"""What ``connectedk8s troubleshoot`` checks from the control plane's side and from this machine, each with the fix
+in one line (the private link guide's troubleshooting by hand with nslookup, automated): the cluster's status and
+certificate, the scope's public access and endpoint connections, every private name resolved from here (the
+endpoint's address expected) with TCP and TLS to it, and the requests the control plane refused lately, with their
+rule. What the agents saw from where they run is checked by ``agentchecks.py``."""
 
 from __future__ import annotations
 
@@ -66,39 +67,44 @@ def _status(connection: dict[str, Any]) -> str:
     return str(((connection.get("properties") or {}).get("privateLinkServiceConnectionState") or {}).get("status"))
 
 
-def name_checks(names: list[str], expected: set[str], ca: str | None) -> list[Check]:
+def name_checks(names: list[str], expected: set[str], ca: str | None, where: str = "this machine") -> list[Check]:
+    """Each of the scope's private names resolved from this machine (the approved endpoints' addresses expected),
+    TCP and TLS to it; ``where`` says which machine that is in every detail."""
     checks = []
+    source = f"from {where}"
     for name in names:
         try:
             found = sorted({str(info[4][0]) for info in socket.getaddrinfo(name, PORT, type=socket.SOCK_STREAM)})
         except OSError as exc:
-            checks.append(Check(f"resolve {name}", False, str(exc), "Forward the private zone to `halyard dns`, or "
-                                "paste `halyard network private-endpoint dns-config` into the DNS server or hosts."))  # fmt: skip
+            checks.append(Check(f"resolve {name}", False, f"{source}: {exc}", "Forward the private zone to `halyard "
+                                "dns`, or paste `halyard network private-endpoint dns-config` into the DNS server or "
+                                "hosts."))  # fmt: skip
             continue
         right = bool(expected) and set(found) <= expected
-        checks.append(Check(f"resolve {name}", right, ", ".join(found) + (f" (expected {', '.join(sorted(expected))})"
-                            if not right else ""), "" if right else "The name resolves elsewhere than the endpoint: "
-                            "fix the DNS records (`halyard network private-endpoint dns-config`)."))  # fmt: skip
+        checks.append(Check(f"resolve {name}", right, f"{source}: " + ", ".join(found) + (f" (expected "
+                            f"{', '.join(sorted(expected))})" if not right else ""), "" if right else "The name "
+                            "resolves elsewhere than the endpoint: fix the DNS records (`halyard network "
+                            "private-endpoint dns-config`)."))  # fmt: skip
         if found:
-            checks.append(_tls(name, found[0], ca))
+            checks.append(_tls(name, found[0], ca, source))
     return checks
 
 
-def _tls(name: str, address: str, ca: str | None) -> Check:
+def _tls(name: str, address: str, ca: str | None, source: str) -> Check:
     context = ssl.create_default_context(cafile=ca)
     try:
         with socket.create_connection((address, PORT), timeout=5) as raw:
             with context.wrap_socket(raw, server_hostname=name) as tls:
                 cert = tls.getpeercert() or {}
     except ssl.SSLError as exc:
-        return Check(f"TLS {name}", False, str(exc), "The endpoint answers with a certificate that does not cover "
-                     "this name or is not trusted: check the control plane's certificate and CA.")  # fmt: skip
+        return Check(f"TLS {name}", False, f"{source}: {exc}", "The endpoint answers with a certificate that does "
+                     "not cover this name or is not trusted: check the control plane's certificate and CA.")  # fmt: skip
     except OSError as exc:
-        return Check(f"TCP {name}:{PORT}", False, str(exc), "Nothing answers at the endpoint: start `halyard endpoint "
-                     "run` there, and check the route from here to it.")  # fmt: skip
+        return Check(f"TCP {name}:{PORT}", False, f"{source}: {exc}", "Nothing answers at the endpoint: start "
+                     "`halyard endpoint run` there, and check the route from here to it.")  # fmt: skip
     expires = dt.datetime.strptime(str(cert.get("notAfter")), "%b %d %H:%M:%S %Y %Z").replace(tzinfo=dt.UTC)
     days = (expires - dt.datetime.now(dt.UTC)).days
-    return Check(f"TLS {name}", days > 0, f"certificate valid, expires in {days} days",
+    return Check(f"TLS {name}", days > 0, f"{source}: certificate valid, expires in {days} days",
                  "" if days > 0 else "Renew the control plane's certificate.")  # fmt: skip
 
 

@@ -125,6 +125,11 @@ class VirtualNetworkBehaviour(PlainBehaviour):
         ]
         return props
 
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        """A network whose subnets hold private endpoints is not deleted (its subnets would go with it): Azure's
+        400 ``InUseSubnetCannotBeDeleted``, naming an endpoint in the way."""
+        _refuse_in_use(resource.name, await _endpoint_ids_in(ctx, vnet_key=resource.id_key))
+
     async def provision(self, resource: Resource, ctx: WriteContext) -> None:
         rid = ResourceId.parse(resource.id)
         for subnet in resource.properties.get("subnets") or []:
@@ -173,6 +178,37 @@ class SubnetBehaviour(PlainBehaviour):
                     code="InUseSubnetCannotBeUpdated",
                 )
         return Desired(location=None, tags=body.tags or {}, properties=props)
+
+    async def check_delete(self, resource: Resource, ctx: WriteContext) -> None:
+        """A subnet that holds private endpoints is not deleted (their addresses are in it): 400
+        ``InUseSubnetCannotBeDeleted``, as Azure answers, naming an endpoint to delete first."""
+        _refuse_in_use(resource.name, await _endpoint_ids_in(ctx, subnet_key=resource.id_key))
+
+
+def _refuse_in_use(subnet: str, endpoints: list[str]) -> None:
+    if endpoints:
+        more = f" and {len(endpoints) - 1} more" if len(endpoints) > 1 else ""
+        raise InvalidRequest(
+            f"Subnet '{subnet}' is in use by {endpoints[0]}{more} and cannot be deleted. In order to delete the "
+            "subnet, delete all the private endpoints within it.",
+            code="InUseSubnetCannotBeDeleted",
+        )
+
+
+async def _endpoint_ids_in(
+    ctx: WriteContext, *, subnet_key: str | None = None, vnet_key: str | None = None
+) -> list[str]:
+    """The ids of the private endpoints in one subnet, or in any subnet of one network, sorted."""
+    rows = (
+        await ctx.session.scalars(
+            select(Resource).where(
+                Resource.subscription_id == (ctx.resource_id.subscription_id or "").lower(),
+                Resource.type_key == ENDPOINTS.lower(),
+            )
+        )
+    ).all()
+    key, value = ("subnet", subnet_key) if subnet_key is not None else ("vnet", vnet_key)
+    return sorted(r.id for r in rows if (r.properties.get(HIDDEN) or {}).get(key) == value)
 
 
 async def _endpoints_in(ctx: WriteContext, *, subnet_key: str | None = None, vnet_key: str | None = None) -> list:

@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.loopback_dns import confine
 from tests.support.postgres import BACKENDS, PostgresServer
 from tests.support.processes import ServerProcess, free_port
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test and any xdist worker starts: name lookups never leave this machine (tests/support/loopback_dns.py)."""
+    confine()
 
 
 @pytest.fixture(scope="session")

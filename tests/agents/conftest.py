@@ -105,7 +105,8 @@ def logged_in_cli(server: ServerProcess, home: Path, url: str | None = None) -> 
     """A CLI with its own config and agent directories under ``home``, logged in to ``server`` as its admin (at
     ``url`` when its public URL is not its own address)."""
     runner = Cli(
-        env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents")},
+        # HOME too: a command whose default file is under ~ (proxy's ~/.kube/config) must not write the real one.
+        env={"HALYARD_CONFIG_DIR": str(home / "config"), "HALYARD_AGENT_DIR": str(home / "agents"), "HOME": str(home)},
         agents_dir=home / "agents",
         server=server,
     )

@@ -47,7 +47,8 @@ class Cli:
 
     def run(self, *args: str, stdin: str | None = None, timeout: float = 60) -> Result:
         env = {k: v for k, v in os.environ.items() if k not in _MACHINE_ENV}
-        env.update({"HALYARD_CONFIG_DIR": str(self.config_dir), **self.extra_env})
+        # HOME too: a command whose default file is under ~ (proxy's ~/.kube/config) must not write the real one.
+        env.update({"HALYARD_CONFIG_DIR": str(self.config_dir), "HOME": str(self.config_dir), **self.extra_env})
         done = subprocess.run(
             [sys.executable, "-m", "halyard", *args],
             input=stdin or "",

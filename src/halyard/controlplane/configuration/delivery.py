@@ -71,6 +71,21 @@ _CHANGED = "halyard.configuration.changed"
 EVERY_CLUSTER = "*"  # the payload when a published extension type changed: every cluster may be concerned
 
 
+GONE: dict[str, Any] = {}  # what :meth:`ConfigurationDelivery.wait` returns when its agent hung up first
+
+
+class _Waiter(asyncio.Event):
+    """One held poll: set by a wake (``rung``: its cluster changed), by its hold's timer, by its agent hanging up
+    or by the server's shutdown. One object and one timer per poll, no task of its own: a fleet's thousands of
+    held polls cost what they must (docs/benchmarks.md, memory per held poll)."""
+
+    rung = False
+
+    def ring(self) -> None:
+        self.rung = True
+        self.set()
+
+
 def version_of(extensions: list[dict[str, Any]]) -> str:
     canonical = json.dumps(extensions, sort_keys=True, separators=(",", ":")).encode()
     return hashlib.sha256(canonical).hexdigest()[:32]
@@ -93,7 +108,7 @@ class ConfigurationDelivery:
         self._per_cluster = per_cluster
         self._total_limit = total
         self.longest = longest  # the longest hold this server grants (settings.long_poll_seconds)
-        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._waiters: dict[str, set[_Waiter]] = {}
         self.presence = Presence()  # the agents whose first poll this replica recorded (agentpresence.py)
         self._total = 0
         self._draining = False
@@ -201,11 +216,13 @@ class ConfigurationDelivery:
         *,
         unchanged_ok: bool = False,
         recheck: Callable[[], Awaitable[None]] | None = None,
+        gone: asyncio.Future[Any] | None = None,
     ) -> dict[str, Any] | None:
         """The desired configuration once its version is not ``since``, or when the hold ends; None then (and when
         the server shuts down) if ``unchanged_ok`` (the agent said ``If-None-Match``: nothing is read), else the
-        configuration as it is. ``recheck`` runs after each wake before anything is read (it raises when the
-        caller may no longer read: its cluster deleted)."""
+        configuration as it is; :data:`GONE` as soon as ``gone`` is done (the agent hung up). ``recheck`` runs
+        after each wake before anything is read (it raises when the caller may no longer read: its cluster
+        deleted)."""
         waiters = self._waiters.setdefault(cluster_key, set())
         if len(waiters) >= self._per_cluster or self._total >= self._total_limit:
             if not waiters:
@@ -214,34 +231,37 @@ class ConfigurationDelivery:
                 "Too many agents are waiting for this cluster's configuration; poll again later.",
                 code="TooManyWaiters",
             )
-        woken = asyncio.Event()
+        woken = _Waiter()
         waiters.add(woken)  # before the first read: a write committed after it wakes this waiter
         self._total += 1
+        loop = asyncio.get_running_loop()
+        hold = min(hold, self.longest)
+        deadline = loop.time() + (hold * (1 - SPREAD * random.random()) if hold >= SPREAD_FROM else hold)
+        timer = loop.call_at(deadline, woken.set)
+        if gone is not None:
+            gone.add_done_callback(lambda _gone: woken.set())
         try:
-            loop = asyncio.get_running_loop()
-            hold = min(hold, self.longest)
-            deadline = loop.time() + (hold * (1 - SPREAD * random.random()) if hold >= SPREAD_FROM else hold)
             current: dict[str, Any] | None = None
             while True:
+                if gone is not None and gone.done():
+                    return GONE
                 if self._draining:
                     return None if unchanged_ok else current or await self._read(cluster_key, kind)
-                if woken.is_set() and recheck is not None:
+                if woken.rung and recheck is not None:
                     await recheck()
                 woken.clear()
+                woken.rung = False
                 if self._unmoved(cluster_key, kind, since):
                     self.unread += 1
                 else:
                     current = await self._read(cluster_key, kind)
                     if current["version"] != since:
                         return current
-                remaining = deadline - loop.time()
-                if remaining <= 0:
+                if loop.time() >= deadline:
                     return None if unchanged_ok else current or await self._read(cluster_key, kind)
-                try:
-                    await asyncio.wait_for(woken.wait(), remaining)
-                except TimeoutError:
-                    pass
+                await woken.wait()
         finally:
+            timer.cancel()
             waiters.discard(woken)
             self._total -= 1
             if not waiters:
@@ -259,7 +279,7 @@ class ConfigurationDelivery:
             self._known.pop((key, EXTENSIONS), None)
             self._known.pop((key, FLUX), None)
             for woken in self._waiters.get(key, ()):
-                woken.set()
+                woken.ring()
 
     def _wake_all(self) -> None:
         self._wakes += 1
@@ -267,7 +287,7 @@ class ConfigurationDelivery:
         self._known.clear()
         for waiters in self._waiters.values():
             for woken in waiters:
-                woken.set()
+                woken.ring()
 
     def _notified(self, payload: str) -> None:
         if payload == EVERY_CLUSTER:

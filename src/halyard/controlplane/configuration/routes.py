@@ -18,7 +18,7 @@ from halyard.api.text import Text
 from halyard.controlplane.agentfacing.callers import AgentCaller, AgentRequest
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER
-from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, HOLD_SECONDS, ConfigurationDelivery
+from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, GONE, HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
@@ -76,22 +76,19 @@ async def _long_poll(
     async def recheck() -> None:  # after a wake: its cluster may have been deleted
         await alive(cp, agent)
 
-    unchanged_ok = _unchanged_ok(request, since)
-    poll = asyncio.ensure_future(
-        delivery(request).wait(cluster_key, since, wait, kind, unchanged_ok=unchanged_ok, recheck=recheck)
-    )
+    # The agent hanging up ends the wait at once (its waiter place freed): the one task a held poll has.
     gone = asyncio.ensure_future(_gone(request))
     try:
-        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
+        current = await delivery(request).wait(
+            cluster_key, since, wait, kind, unchanged_ok=_unchanged_ok(request, since), recheck=recheck, gone=gone
+        )
     finally:
-        for task in (poll, gone):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    if not poll.done() or poll.cancelled():
+        if not gone.done():
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+    if current is GONE:
         return Response(status_code=204)  # nobody is listening any more
-    current = poll.result()
     if current is None:
         return Response(status_code=304, headers={"ETag": f'"{since}"', "Cache-Control": "no-store"})
     return JSONResponse(current, headers={"ETag": f'"{current["version"]}"', "Cache-Control": "no-store"})

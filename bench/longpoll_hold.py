@@ -10,7 +10,7 @@ protocol), then each sends a long poll at that version
 with ``If-None-Match`` (memory per held poll, beyond its connection), the server's CPU is read over a quiet
 ``--quiet`` seconds, a burst of renewals answered at once (``wait=0``) is timed with ``If-None-Match`` (304, no
 read) and without (the whole configuration, read), and the server is sent SIGTERM with every poll held: the seconds
-to its exit, and how many polls were answered. ``--tracemalloc`` runs the server under ``bench/traced_server.py``
+to its exit, and how many polls were answered. ``--trim`` reads RSS again after glibc's ``malloc_trim``. ``--tracemalloc`` runs the server under ``bench/traced_server.py``
 and prints the allocation sites and object types that grew per held poll (tracemalloc sees Python's allocators,
 not OpenSSL's nor libuv's: the rest of RSS is theirs).
 """
@@ -92,9 +92,11 @@ def grew(before: dict[str, Any], after: dict[str, Any], per: int, top: int = 15)
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    trace_dir = Path(tempfile.mkdtemp(prefix="halyard-trace-")) if args.tracemalloc else None
+    hooked = args.tracemalloc or args.trim
+    trace_dir = Path(tempfile.mkdtemp(prefix="halyard-trace-")) if hooked else None
     if trace_dir is not None:
         processes.HALYARD = [sys.executable, "-m", "bench.traced_server"]
+        os.environ["HALYARD_BENCH_TRACE"] = "1" if args.tracemalloc else "0"
         os.environ["HALYARD_BENCH_TRACE_DIR"] = str(trace_dir)
     result: dict[str, Any] = {"clusters": args.clusters, "polls_per_cluster": args.polls}
     async with onboarded_fleet(args.clusters, args, None) as (server, members, _timings):
@@ -143,6 +145,10 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.sleep(2)
         polls = await dump(pid, trace_dir, "held")
         rss["polls_held"] = memory_mb(pid)["VmRSS"]
+        if args.trim:  # what glibc held free (fragmentation), returned: the rest is live
+            os.kill(pid, signal.SIGUSR2)
+            await asyncio.sleep(2)
+            rss["polls_held_after_malloc_trim"] = memory_mb(pid)["VmRSS"]
         count = len(plan)
         result.update(
             held=waiting,
@@ -151,6 +157,11 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             kb_per_poll_beyond_connection=round((rss["polls_held"] - rss["connections_open"]) * 1024 / count, 1),
         )
         if base and connected and polls:
+            result["gc"] = {
+                name: {"tracked_objects": d["tracked_objects"], "full_collection_ms": d["full_collection_ms"]}
+                for name, d in (("polled_once", base), ("connections_open", connected), ("polls_held", polls))
+            }
+        if base and connected and polls and args.tracemalloc:
             result["tracemalloc_connection"] = grew(base, connected, count)
             result["tracemalloc_poll"] = grew(connected, polls, count)
         cpu = cpu_seconds(pid)
@@ -226,6 +237,7 @@ async def main() -> None:
     parser.add_argument("--quiet", type=float, default=20.0, help="seconds the server's idle CPU is read over")
     parser.add_argument("--state", type=Path, default=None, help="reuse onboarded fleets here (bench/fleet.py's)")
     parser.add_argument("--tracemalloc", action="store_true", help="where the memory goes (slower server)")
+    parser.add_argument("--trim", action="store_true", help="also RSS after glibc's malloc_trim (fragmentation)")
     args = parser.parse_args()
     args.connections = 64
     os.environ["HALYARD_CONNECTIONS_PER_ADDRESS"] = "0"

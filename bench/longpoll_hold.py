@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import ssl
 import sys
@@ -93,7 +94,7 @@ def grew(before: dict[str, Any], after: dict[str, Any], per: int, top: int = 15)
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     hooked = args.tracemalloc or args.trim
-    trace_dir = Path(tempfile.mkdtemp(prefix="halyard-trace-")) if hooked else None
+    trace_dir = Path(tempfile.mkdtemp(prefix=f"halyard-trace-{os.getpid()}-")) if hooked else None
     if trace_dir is not None:
         processes.HALYARD = [sys.executable, "-m", "bench.traced_server"]
         os.environ["HALYARD_BENCH_TRACE"] = "1" if args.tracemalloc else "0"
@@ -246,7 +247,11 @@ async def main() -> None:
 
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
-    print(json.dumps(await measure(args), indent=1), flush=True)
+    try:
+        print(json.dumps(await measure(args), indent=1), flush=True)
+    finally:
+        for leftover in Path(tempfile.gettempdir()).glob(f"halyard-trace-{os.getpid()}-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
 
 
 if __name__ == "__main__":

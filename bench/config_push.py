@@ -38,12 +38,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from bench.fleet import SETUP_CONCURRENCY, Member, bounded, onboarded_fleet, percentile, run
+from bench.fleet import SETUP_CONCURRENCY, Member, bounded, cpu_seconds, memory_mb, onboarded_fleet, percentile, run
 
+from halyard.agent.longpoll import HOLD_SECONDS
 from halyard.api.extensions import INSTALLED, entry_digest
 
 EXT_API = {"api-version": "2025-03-01"}
-HOLD = 25.0  # seconds a long poll waits (the server's bound is 30)
+HOLD = HOLD_SECONDS  # what the agents ask (the server holds at most its long_poll_seconds, 300 by default)
 ATTEMPTS = 5  # of an idempotent PUT or report, as a client retries them
 Applied = Callable[[str, float], None]
 retried: Counter[str] = Counter()  # what had to be sent again, and why: printed with the figures
@@ -68,8 +69,9 @@ async def _agent_loop(
     while not stop.is_set():
         headers = {"Authorization": f"Bearer {await member.identity.token()}"}
         params: dict[str, Any] = {"wait": HOLD} if since is None else {"since": since, "wait": HOLD}
+        poll_headers = headers if since is None else {**headers, "If-None-Match": f'"{since}"'}
         try:
-            r = await http.get(f"{dp}/v1/configurations", params=params, headers=headers, timeout=HOLD + 10)
+            r = await http.get(f"{dp}/v1/configurations", params=params, headers=poll_headers, timeout=HOLD + 30)
         except httpx.TransportError as exc:
             # A connection the server closed meanwhile: poll again, as the agent's loop does.
             if stop.is_set():
@@ -77,7 +79,7 @@ async def _agent_loop(
             retried[f"poll {type(exc).__name__}"] += 1
             await asyncio.sleep(0.05)
             continue
-        if r.status_code == 204:
+        if r.status_code in (204, 304):  # 304: the hold ended, still at our version (nothing read)
             continue
         if r.status_code in (429, 503):  # the server's own back-pressure: poll again when it says
             retried[f"poll {r.status_code}"] += 1
@@ -165,12 +167,22 @@ def progress(message: str) -> None:
     print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
+def generator_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     retried.clear()
     async with onboarded_fleet(count, args, None) as (server, members, timings):
         progress(f"{count} clusters onboarded, tokens minted")
+        assert server.proc is not None
+        pid = server.proc.pid
         limits = httpx.Limits(max_connections=args.concurrency, max_keepalive_connections=args.concurrency)
         tls = ssl.create_default_context(cafile=server.ca)
+        # --push N: every cluster long-polls, N of them (spread over the fleet) are pushed to each round.
+        step = max(1, count // args.push) if args.push else 1
+        pushed = members[::step][: args.push] if args.push else members
         async with httpx.AsyncClient(verify=tls, timeout=60, limits=limits) as http:
             dp = f"{server.url}/dp"
             waiting: dict[str, asyncio.Future[float]] = {}
@@ -182,25 +194,45 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
                     future.set_result(at)
 
             stop = asyncio.Event()
+            started_polls = time.perf_counter()
             agents = [asyncio.create_task(cluster_agent(tls, dp, m, applied, polling.release, stop)) for m in members]
-            for _ in members:  # every agent has polled once (and is long-polling again)
-                await asyncio.wait_for(polling.acquire(), timeout=300)
-            await asyncio.sleep(1)
+            for index, _ in enumerate(members):  # every agent has polled once (and is long-polling again)
+                await asyncio.wait_for(polling.acquire(), timeout=600)
+                if (index + 1) % 1000 == 0:
+                    progress(f"{index + 1} agents have polled, server RSS {memory_mb(pid)['VmRSS']:.0f} MB")
+            first_polls = time.perf_counter() - started_polls
+            await asyncio.sleep(5)
             progress(f"{count} agents polling")
+            # The fleet idle, every poll held: what holding costs the server (renewals every few minutes).
+            cpu, own, quiet = cpu_seconds(pid), generator_cpu_seconds(), 10.0
+            await asyncio.sleep(quiet)
+            idle = {
+                "server_cpu_percent": round((cpu_seconds(pid) - cpu) / quiet * 100, 1),
+                "generator_cpu_percent": round((generator_cpu_seconds() - own) / quiet * 100, 1),
+                "server_rss_mb": round(memory_mb(pid)["VmRSS"]),
+            }
             token = server.token()
             seconds: list[float] = []
             walls: list[float] = []
             rounds = args.rounds if count == 1 else max(1, args.rounds // 10)
+            cpu = own = 0.0
             for round_ in range(rounds + 1):  # round 0 installs: not counted (the clusters' first generation)
                 loop = asyncio.get_running_loop()
                 waiting.clear()
-                waiting.update({m.name: loop.create_future() for m in members})
+                waiting.update({m.name: loop.create_future() for m in pushed})
+                if round_ == 1:
+                    cpu, own = cpu_seconds(pid), generator_cpu_seconds()
                 started = time.perf_counter()
-                took = await push(http, server.url, token, members, round_, waiting, args.concurrency)
+                took = await push(http, server.url, token, pushed, round_, waiting, args.concurrency)
                 progress(f"round {round_}: p99 {percentile(sorted(took.values()), 99)} ms, retried {dict(retried)}")
                 if round_ > 0:
                     seconds += took.values()
                     walls.append(time.perf_counter() - started)
+            pushing = {
+                "server_cpu_percent": round((cpu_seconds(pid) - cpu) / sum(walls) * 100, 1),
+                "generator_cpu_percent": round((generator_cpu_seconds() - own) / sum(walls) * 100, 1),
+                "server_rss_mb": round(memory_mb(pid)["VmRSS"]),
+            }
             stop.set()
             for task in agents:
                 task.cancel()
@@ -208,6 +240,7 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
     ordered = sorted(seconds)  # percentile() takes seconds and answers milliseconds
     return {
         "clusters": count,
+        "pushed_per_round": len(pushed),
         "pushes": len(ordered),
         "p50_ms": percentile(ordered, 50),
         "p99_ms": percentile(ordered, 99),
@@ -216,6 +249,9 @@ async def run_size(count: int, args: argparse.Namespace) -> dict[str, Any]:
         "round_seconds": round(max(walls), 1),  # the first PUT to the last cluster's report, the slowest round
         "pushes_per_second": round(len(ordered) / sum(walls), 1),
         "retried": dict(retried),
+        "first_polls_seconds": round(first_polls, 1),
+        "idle_all_polls_held": idle,
+        "while_pushing": pushing,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         **{k: v for k, v in timings.items() if k.endswith("seconds")},
     }
@@ -229,6 +265,9 @@ async def main() -> None:
                         help="PUTs in flight at once (a script's parallelism): each cluster's time includes its "
                              "PUT's wait behind the others")  # fmt: skip
     parser.add_argument("--state", type=Path, default=None, help="reuse onboarded fleets here (bench/fleet.py's)")
+    parser.add_argument("--push", type=int, default=0,
+                        help="push to this many clusters of the fleet each round (spread over it; all polling): "
+                             "at 10,000 a round of every cluster takes the server's write rate, ~5 min")  # fmt: skip
     args = parser.parse_args()
     args.connections = 64  # what onboarded_fleet's setup client keeps open
     os.environ["HALYARD_CONNECTIONS_PER_ADDRESS"] = "0"  # every cluster's long poll comes from 127.0.0.1

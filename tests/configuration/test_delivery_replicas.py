@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.api.agentcreds import connect
@@ -66,6 +67,20 @@ def test_a_write_on_one_replica_wakes_a_poll_on_another(postgres_server: Postgre
             assert r.status_code in (200, 202, 204), r.text
         waiter.join(30)
         assert answered["took"] < 25 and answered["body"]["extensions"] == []
+
+        # b remembers the version it read; a write on a makes it forget (NOTIFY), so a renewal on b at that version
+        # is answered with the new configuration, never 304 from b's memory.
+        remembered = poll(b, agent).json()["version"]
+        with a.client() as c:
+            wait_succeeded(c, c.put(ext_path(agent, "again"), params=EXT_API, json=body), a, agent)
+        with httpx.Client(base_url=b.url, verify=b.ca, timeout=30) as http:
+            r = http.get(
+                "/dp/v1/configurations",
+                params={"since": remembered, "wait": 3},
+                headers={**agent.headers, "If-None-Match": f'"{remembered}"'},
+            )
+        assert r.status_code == 200, r.text
+        assert [e["name"] for e in r.json()["extensions"]] == ["again"]
     finally:
         b.stop()
         a.stop()

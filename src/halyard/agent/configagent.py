@@ -35,13 +35,12 @@ from lightkube.resources.core_v1 import Namespace, Secret
 from halyard.agent import fluxobjects
 from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.endpoints import Url, url_of
-from halyard.agent.longpoll import poll_desired
+from halyard.agent.longpoll import HOLD_SECONDS, poll_desired
 from halyard.agent.resourcesync import TokenSource
 
 log = logging.getLogger("halyard.agent")
 FLUX_CONFIGURATIONS_PATH = "/v1/fluxConfigurations"  # under the dp endpoint (which ends in /dp)
 FLUX_REPORTS_PATH = "/v1/fluxConfigurations/reports"
-HOLD_SECONDS = 25.0
 STATUS_SECONDS = 1.0
 FIELD_MANAGER = "halyard-config-agent"
 KINDS = {
@@ -78,7 +77,7 @@ class ConfigAgent:
         self._hold = hold
         self._since: str | None = None
         self._desired: list[dict[str, Any]] = []
-        self._poll: asyncio.Task[dict[str, Any]] | None = None
+        self._poll: asyncio.Task[dict[str, Any] | None] | None = None
         self._applied: dict[str, str] = {}  # "kind/name" → generation whose objects are written
         self._sent: dict[str, str] = {}  # "kind/name" → digest of the last report sent
         self._public_keys: dict[str, str] = {}  # generated ssh keys' public halves, per configuration
@@ -97,12 +96,13 @@ class ConfigAgent:
         if self._poll.done():
             poll, self._poll = self._poll, None
             desired = poll.result()  # a failed poll raises here: retried with backoff by the manager
-            self._desired = desired["fluxConfigurations"]
-            self._since = desired["version"]
+            if desired is not None:  # None: the hold ended with nothing new (304), what we have stands
+                self._desired = desired["fluxConfigurations"]
+                self._since = desired["version"]
         await self._converge()
         return 0.0
 
-    async def _fetch(self) -> dict[str, Any]:
+    async def _fetch(self) -> dict[str, Any] | None:
         url = self._dp() + FLUX_CONFIGURATIONS_PATH
         return await poll_desired(self._http, url, self._tokens, self._since, self._hold)
 

@@ -34,7 +34,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.endpoints import Url, url_of
-from halyard.agent.longpoll import poll_desired
+from halyard.agent.longpoll import HOLD_SECONDS, poll_desired
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
 from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
@@ -44,7 +44,6 @@ log = logging.getLogger("halyard.agent")
 CONFIGURATIONS_PATH = "/v1/configurations"  # under the dp endpoint (which ends in /dp)
 REPORTS_PATH = "/v1/configurations/reports"
 RELEASE_LABEL = "halyard.io/extension"
-HOLD_SECONDS = 25.0  # the server holds a poll up to 30 s; asking for less keeps clear of idle-connection timeouts
 HELM_TIMEOUT = 300.0
 
 
@@ -132,6 +131,7 @@ class ExtensionManager:
         self._work_dir = work_dir
         self._hold = hold
         self._since: str | None = None
+        self._desired: dict[str, Any] = {}  # the last answer: converged on again when a hold ends unchanged (304)
         self._applied: dict[str, str] = {}  # extension name → digest of what helm last installed
         self._known: set[str] = set()  # names desired at some point in this process: reported when they leave
         self._reported: dict[str, str] = {}  # extension name → digest of the entry its last delivered report named
@@ -143,13 +143,17 @@ class ExtensionManager:
     async def reconcile(self) -> float:
         """Wait for the desired configuration to change (or the hold to end), then converge on it."""
         desired = await self._poll()
+        if desired is None:  # still at our version: converge on what we have (a release removed meanwhile)
+            desired = self._desired
+        else:
+            self._desired = desired
         failures = await self._converge(desired["extensions"], desired.get("removing") or [])
         if failures:
             raise ExtensionError("; ".join(failures))  # retried with backoff, from the same configuration
         self._since = desired["version"]
         return 0.0
 
-    async def _poll(self) -> dict[str, Any]:
+    async def _poll(self) -> dict[str, Any] | None:
         return await poll_desired(self._http, self._dp() + CONFIGURATIONS_PATH, self._tokens, self._since, self._hold)
 
     async def _converge(self, extensions: list[dict[str, Any]], removing: list[str]) -> list[str]:

@@ -37,6 +37,7 @@ from halyard.controlplane.configuration import fluxroutes
 from halyard.controlplane.configuration import moveroutes as configuration_move_routes
 from halyard.controlplane.configuration import typeroutes as extension_type_routes
 from halyard.controlplane.configuration.delivery import configuration_delivery
+from halyard.controlplane.configuration.deliverymetrics import DeliveryCollector
 from halyard.controlplane.dataplane import routes as dataplane_routes
 from halyard.controlplane.errors import install_error_handlers
 from halyard.controlplane.gateway import routes as gateway_routes
@@ -137,6 +138,7 @@ def create_app(
     app.state.metrics.registry.register(gateway.metrics.registry)
     app.state.metrics.registry.register(EnforcementCollector(cp.listeners.refusals))
     app.state.metrics.registry.register(ArrivalCollector(cp.listeners.arrivals))
+    app.state.metrics.registry.register(DeliveryCollector(configuration))
     install_error_handlers(app, throttled_answer_delay=settings.throttled_answer_delay_seconds)
     for router in (
         health.router,

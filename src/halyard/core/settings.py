@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     )
     header_limit_bytes: int = Field(default=64 * 1024, gt=0, description="Largest request line plus headers (431).")
     header_count_limit: int = Field(default=100, gt=0, description="Most header fields in one request (431).")
+    long_poll_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="The longest the server holds an agent's long poll of its desired configuration when nothing "
+        "changes (5 min, as a Kubernetes watch; agents ask for that much and are held at most this long). Every "
+        "proxy and load balancer between the agents and the server must let a response take this long plus a minute "
+        "(docs/operations.md).",
+    )
     keep_alive_seconds: int = Field(
         default=75,
         ge=1,

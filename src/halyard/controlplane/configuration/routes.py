@@ -15,10 +15,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from halyard.api.text import Text
-from halyard.controlplane.agentfacing.callers import AgentCaller
+from halyard.controlplane.agentfacing.callers import AgentCaller, AgentRequest
 from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER
-from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, HOLD_SECONDS, ConfigurationDelivery
+from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, GONE, HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
 from halyard.controlplane.plane import ControlPlane, plane
 from halyard.core.errors import Unauthenticated
@@ -57,22 +57,41 @@ async def _gone(request: Request) -> None:
             return
 
 
-async def _long_poll(request: Request, cluster_key: str, since: str | None, wait: float, kind: str) -> Response:
+def _unchanged_ok(request: Request, since: str | None) -> bool:
+    """Whether the agent takes ``304 Not Modified`` for "still ``since``": it said ``If-None-Match`` with that
+    version (agents before this answer expect a body every time, and get one)."""
+    tags = request.headers.get("if-none-match")
+    return since is not None and tags is not None and f'"{since}"' in {t.strip() for t in tags.split(",")}
+
+
+async def _long_poll(
+    request: Request, agent: AgentRequest, cluster_key: str, since: str | None, wait: float, kind: str
+) -> Response:
     """One long poll of the cluster's desired ``kind`` (extensions or Flux configurations): the answer at once if
-    not at ``since``, else when it changes or after ``wait``; 204 if the agent hung up first."""
-    poll = asyncio.ensure_future(delivery(request).wait(cluster_key, since, wait, kind))
+    not at ``since``, else when it changes or after ``wait`` (at most the server's ``long_poll_seconds``): 304 then,
+    read from nothing, when the agent said ``If-None-Match``; 204 if the agent hung up first; 401 if its cluster
+    was deleted meanwhile."""
+    cp = plane(request)
+
+    async def recheck() -> None:  # after a wake: its cluster may have been deleted
+        await alive(cp, agent)
+
+    # The agent hanging up ends the wait at once (its waiter place freed): the one task a held poll has.
     gone = asyncio.ensure_future(_gone(request))
     try:
-        await asyncio.wait({poll, gone}, return_when=asyncio.FIRST_COMPLETED)
+        current = await delivery(request).wait(
+            cluster_key, since, wait, kind, unchanged_ok=_unchanged_ok(request, since), recheck=recheck, gone=gone
+        )
     finally:
-        for task in (poll, gone):
-            if not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-    if not poll.done() or poll.cancelled():
+        if not gone.done():
+            gone.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gone
+    if current is GONE:
         return Response(status_code=204)  # nobody is listening any more
-    return JSONResponse(poll.result(), headers={"Cache-Control": "no-store"})
+    if current is None:
+        return Response(status_code=304, headers={"ETag": f'"{since}"', "Cache-Control": "no-store"})
+    return JSONResponse(current, headers={"ETag": f'"{current["version"]}"', "Cache-Control": "no-store"})
 
 
 @router.get(CONFIGURATIONS_PATH, operation_id="Dp_GetConfigurations")
@@ -80,14 +99,15 @@ async def get_configurations(
     request: Request,
     agent: AgentCaller,
     since: Annotated[str | None, Query(max_length=64)] = None,
-    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+    wait: Annotated[float, Query(ge=0)] = HOLD_SECONDS,
 ) -> Response:
-    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``."""
+    """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``
+    (held at most the server's ``long_poll_seconds``: a longer ``wait`` is not an error)."""
     cp = plane(request)
     cluster_key = await alive(cp, agent)
     # The cluster runs an extension-manager: from now on its extensions' writes are accepted (agentpresence.py).
     await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, EXTENSION_MANAGER, cp.clock.now())
-    return await _long_poll(request, cluster_key, since, wait, EXTENSIONS)
+    return await _long_poll(request, agent, cluster_key, since, wait, EXTENSIONS)
 
 
 class ExtensionStatus(BaseModel):
@@ -144,7 +164,7 @@ async def get_flux_configurations(
     request: Request,
     agent: AgentCaller,
     since: Annotated[str | None, Query(max_length=64)] = None,
-    wait: Annotated[float, Query(ge=0, le=HOLD_SECONDS)] = HOLD_SECONDS,
+    wait: Annotated[float, Query(ge=0)] = HOLD_SECONDS,
 ) -> Response:
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
@@ -153,7 +173,7 @@ async def get_flux_configurations(
     # The cluster runs a config-agent: from now on its configurations' writes are accepted and their writes and
     # deletes wait for its reports (agentpresence.py).
     await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, CONFIG_AGENT, cp.clock.now())
-    return await _long_poll(request, cluster_key, since, wait, FLUX)
+    return await _long_poll(request, agent, cluster_key, since, wait, FLUX)
 
 
 class FluxCondition(BaseModel):

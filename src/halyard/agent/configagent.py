@@ -35,7 +35,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 from halyard.agent import fluxobjects
 from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.endpoints import Url, url_of
-from halyard.agent.longpoll import HOLD_SECONDS, poll_desired
+from halyard.agent.longpoll import HOLD_SECONDS, Hold, poll_desired
 from halyard.agent.resourcesync import TokenSource
 
 log = logging.getLogger("halyard.agent")
@@ -74,7 +74,7 @@ class ConfigAgent:
         self._dp_url = dp_url  # read at each request: private link may move it (endpoints.py)
         self._tokens = tokens
         self._kube = kube
-        self._hold = hold
+        self._hold = Hold(hold)
         self._since: str | None = None
         self._desired: list[dict[str, Any]] = []
         self._poll: asyncio.Task[dict[str, Any] | None] | None = None

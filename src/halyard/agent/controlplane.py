@@ -46,19 +46,24 @@ def http_client(ca_bundle: str, *, timeout: float = 15.0, proxy: str | None = No
     return httpx.AsyncClient(verify=verify, timeout=timeout, headers={"User-Agent": USER_AGENT}, proxy=proxy)
 
 
-async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+async def send(
+    http: httpx.AsyncClient, method: str, url: str, *, resend_on_close: bool = True, **kwargs: Any
+) -> dict[str, Any]:
     """The JSON body of a 2xx answer; ControlPlaneError with the server's own words otherwise.
 
     A pooled connection the server (or a proxy between) closed as idle just as it was reused fails with no response
     at all: a clean close reads as ``RemoteProtocolError``, a close with the request unread as a reset
     (``ReadError``). Such a request (almost always) never reached the application, so it is sent once more on a
     fresh connection. Every agent call is safe to repeat: heartbeats are idempotent, a replayed client assertion is
-    refused (the caller then mints a new one), and a replayed proof only certifies the same key again.
+    refused (the caller then mints a new one), and a replayed proof only certifies the same key again. A held long
+    poll says ``resend_on_close=False``: its close is news to its caller (agent/longpoll.py).
     """
     try:
         try:
             response = await http.request(method, url, **kwargs)
         except (httpx.RemoteProtocolError, httpx.ReadError):
+            if not resend_on_close:
+                raise
             response = await http.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         raise ControlPlaneError(f"cannot reach {url}: {type(exc).__name__}: {exc}") from exc

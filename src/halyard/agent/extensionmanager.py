@@ -34,7 +34,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 
 from halyard.agent.controlplane import ControlPlaneError
 from halyard.agent.endpoints import Url, url_of
-from halyard.agent.longpoll import HOLD_SECONDS, poll_desired
+from halyard.agent.longpoll import HOLD_SECONDS, Hold, poll_desired
 from halyard.agent.resourcesync import TokenSource
 from halyard.api import cluster as names
 from halyard.api.extensions import FAILED, INSTALLED, UNINSTALLED, entry_digest
@@ -129,7 +129,7 @@ class ExtensionManager:
         self._helm_factory = helm
         self._helm: HelmCli | None = None
         self._work_dir = work_dir
-        self._hold = hold
+        self._hold = Hold(hold)
         self._since: str | None = None
         self._desired: dict[str, Any] = {}  # the last answer: converged on again when a hold ends unchanged (304)
         self._applied: dict[str, str] = {}  # extension name → digest of what helm last installed

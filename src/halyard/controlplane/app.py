@@ -54,6 +54,7 @@ from halyard.controlplane.privatelink import routes as privatelink_routes
 from halyard.controlplane.relay.metrics import RelayCollector
 from halyard.controlplane.relay.service import Relay
 from halyard.controlplane.requestbody import BodyLimits, Refusals, RequestBodyMiddleware
+from halyard.controlplane.routegate import gated
 from halyard.controlplane.routeorder import hoisted
 from halyard.core.clock import Clock, SystemClock
 from halyard.core.sealing import Sealer
@@ -189,7 +190,15 @@ def create_app(
     # routes match, so they stay ahead of them: moved too, before the types.
     clusters_actions = [e for e in app.router.routes if getattr(e, "original_router", None) is kubernetes_routes.router]
     app.state.declared_routes = list(app.router.routes)
-    app.router.routes[:] = hoisted(app.router.routes, [*agents, *clusters_actions, *resource_routers])
+    # Then each entry is tried only for paths one of its routes' patterns matches (controlplane/routegate.py). Built
+    # from the routes there are now: every router is complete here (routes added to one later would need a new gate).
+    schema = app.openapi()
+    app.router.routes[:] = [
+        gated(entry) for entry in hoisted(app.router.routes, [*agents, *clusters_actions, *resource_routers])
+    ]
+    # FastAPI rebuilds the document when its router's entries change, from entries it knows the types of: the
+    # document stays the one of the routes as declared.
+    app.openapi = lambda: schema  # type: ignore[method-assign]
     return app
 
 

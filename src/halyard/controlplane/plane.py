@@ -118,7 +118,14 @@ class ControlPlane:
         )
 
 
-def plane(request: Request) -> ControlPlane:
-    """FastAPI dependency: the process's control plane."""
+def control_plane(request: Request) -> ControlPlane:
+    """The process's control plane, for code holding a request (a dependency declares ``Depends(plane)``)."""
     cp: ControlPlane = request.app.state.plane
     return cp
+
+
+async def plane(request: Request) -> ControlPlane:
+    """FastAPI dependency: the process's control plane. Async although it awaits nothing: FastAPI runs a plain
+    function dependency in its thread pool, a hop to another thread and back for every request that uses it (every
+    management and agent route), about 0.1 ms of CPU each (docs/benchmarks.md, "Where a GET's CPU goes")."""
+    return control_plane(request)

@@ -122,7 +122,9 @@ class RequestBodyMiddleware:
             declared = headers.get(b"content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 raise _too_large(limit)
-            body = await asyncio.wait_for(_read(receive, limit), self.limits.timeout_seconds)
+            # A deadline on this task, not ``wait_for``, which runs the read in a task of its own for every request.
+            async with asyncio.timeout(self.limits.timeout_seconds):
+                body = await _read(receive, limit)
             content_type = headers.get(b"content-type", b"").lower()
             if body and (not content_type or b"json" in content_type):
                 problem = unencodable(body)

@@ -18,7 +18,7 @@ from halyard.controlplane.agentfacing.arrival import Arrival, arrival_of
 from halyard.controlplane.agentfacing.enforcement import Enforcement
 from halyard.controlplane.his.identities import PRINCIPAL_KIND
 from halyard.controlplane.identity.tokens import Caller
-from halyard.controlplane.plane import ControlPlane, plane
+from halyard.controlplane.plane import ControlPlane, control_plane, plane
 from halyard.core.errors import Unauthenticated
 
 _bearer = HTTPBearer(auto_error=False, description="An agent token: the agent audience, a cluster identity.")
@@ -48,7 +48,7 @@ async def agent_request(
 
 def enforcement_of(request: Request) -> Enforcement:
     """The process's private link enforcement, one of the control plane's services."""
-    return plane(request).enforcement
+    return control_plane(request).enforcement
 
 
 async def cluster_of_agent_token(cp: ControlPlane, token: str) -> tuple[Caller, str]:

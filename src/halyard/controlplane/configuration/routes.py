@@ -20,7 +20,7 @@ from halyard.controlplane.arm.paths import ResourceId
 from halyard.controlplane.configuration.agentpresence import CONFIG_AGENT, EXTENSION_MANAGER
 from halyard.controlplane.configuration.delivery import EXTENSIONS, FLUX, GONE, HOLD_SECONDS, ConfigurationDelivery
 from halyard.controlplane.configuration.extensions import NAMESPACE, REPORTER
-from halyard.controlplane.plane import ControlPlane, plane
+from halyard.controlplane.plane import ControlPlane, control_plane
 from halyard.core.errors import Unauthenticated
 from halyard.store.models import Resource
 from halyard.store.reports import Report, put_reports
@@ -71,7 +71,7 @@ async def _long_poll(
     not at ``since``, else when it changes or after ``wait`` (at most the server's ``long_poll_seconds``): 304 then,
     read from nothing, when the agent said ``If-None-Match``; 204 if the agent hung up first; 401 if its cluster
     was deleted meanwhile."""
-    cp = plane(request)
+    cp = control_plane(request)
 
     async def recheck() -> None:  # after a wake: its cluster may have been deleted
         await alive(cp, agent)
@@ -103,7 +103,7 @@ async def get_configurations(
 ) -> Response:
     """The cluster's desired configuration: at once if not at ``since``, else when it changes or after ``wait``
     (held at most the server's ``long_poll_seconds``: a longer ``wait`` is not an error)."""
-    cp = plane(request)
+    cp = control_plane(request)
     cluster_key = await alive(cp, agent)
     # The cluster runs an extension-manager: from now on its extensions' writes are accepted (agentpresence.py).
     await delivery(request).presence.note(cp.db, cluster_key, agent.caller.object_id, EXTENSION_MANAGER, cp.clock.now())
@@ -132,7 +132,7 @@ class ConfigurationReports(BaseModel):
 @router.post(REPORTS_PATH, operation_id="Dp_ReportConfigurations", status_code=204)
 async def report_configurations(request: Request, body: ConfigurationReports, agent: AgentCaller) -> Response:
     """What the cluster runs of its extensions; reports of extensions it does not have are ignored."""
-    cp = plane(request)
+    cp = control_plane(request)
     await alive(cp, agent)
     cluster = ResourceId.parse(agent.cluster_id)
     now = cp.clock.now()
@@ -168,7 +168,7 @@ async def get_flux_configurations(
 ) -> Response:
     """The cluster's Flux and source-control configurations (config-agent's desired state), long-polled as
     ``/v1/configurations`` is, with a version of their own."""
-    cp = plane(request)
+    cp = control_plane(request)
     cluster_key = await alive(cp, agent)
     # The cluster runs a config-agent: from now on its configurations' writes are accepted and their writes and
     # deletes wait for its reports (agentpresence.py).
@@ -229,7 +229,7 @@ async def report_flux_configurations(request: Request, body: FluxReports, agent:
     woken."""
     from halyard.controlplane.configuration.fluxconfigs import REPORTER as FLUX_REPORTER
 
-    cp = plane(request)
+    cp = control_plane(request)
     await alive(cp, agent)
     cluster = ResourceId.parse(agent.cluster_id)
     now = cp.clock.now()
@@ -277,7 +277,7 @@ async def report_flux_events(request: Request, body: FluxEvents, agent: AgentCal
     from halyard.controlplane.configuration.fluxconfigs import LOGS_REPORTER
     from halyard.store.models import ResourceReport
 
-    cp = plane(request)
+    cp = control_plane(request)
     await alive(cp, agent)
     cluster = ResourceId.parse(agent.cluster_id)
     now = cp.clock.now()

@@ -1,19 +1,21 @@
 """Private link: what the endpoint forwarder costs.
 
-1. Heartbeat latency (p50/p99) of one cluster's agent (the agents' client, httpx), direct to the control plane,
-   through a plain TCP relay (``socat``: what any extra hop costs), and through ``halyard endpoint run`` + the
-   endpoint ingress (the cluster in a scope that allows all three). Each round alternates the paths beat by beat
-   (the first path rotated per round), on one kept-alive connection per path (how agents beat: keep-alive 75 s >
-   their interval) and then with a new connection per beat (a forwarder's per-connection cost: the PROXY header,
-   the ingress's checks, the agent's handshake crossing two more hops). ``added_p50`` is the forwarder's p50
-   minus the direct p50 over all rounds, with each round's beside it.
-2. Onboarding time of new clusters, alternating: one created in no scope and onboarded publicly, one created in a
-   private-only scope (as ``connectedk8s connect --enable-private-link true`` creates it) whose agents, started
-   with the public map as onboarding hands it, are refused publicly with the scope's map and follow it through the
-   forwarder. Each is timed from the cluster's PUT to its first heartbeat answered (``total``), and its agents'
-   part alone (``agents``: certificate from his, token from the login service, first heartbeat), which is all the
-   forwarder carries. The agents are the agents' own code (``IdentityOperator``, ``LiveEndpoints``); the scope's
-   private names resolve to the forwarder's address as the site's DNS would make them (a network backend here).
+1. Heartbeat latency (p50/p99) of one cluster's agent (the agents' client, httpx) on four paths: direct to the
+   control plane; through a plain TCP relay (``socat``: what any extra hop costs); to a private endpoint's address
+   the server serves itself (``--endpoint-listener``: enforcement through an endpoint, no forwarder); and through
+   ``halyard endpoint run`` + the endpoint ingress (the cluster in a scope that allows all of them). Each round
+   (the first path rotated per round) beats on one kept-alive connection per path, the paths alternating beat by
+   beat (how agents beat: keep-alive 75 s > their interval), then with a new connection per beat, path after path
+   (a forwarder's per-connection cost: the PROXY header, the ingress's checks, the agent's handshake crossing two
+   more hops). ``added_p50`` is the forwarder's p50 minus the direct p50 over all rounds, each round's beside it.
+2. Onboarding time of new clusters, one of each kind in turn: created in no scope and onboarded publicly; created
+   in a private-only scope (as ``connectedk8s connect --enable-private-link true`` creates it), its agents started
+   with the public map as onboarding hands it, refused publicly with the scope's map and following it, through the
+   endpoint the server serves itself and through the forwarder. Each is timed from the cluster's PUT to its first
+   heartbeat answered (``total``), and in its agents' steps (``agents``: ``certificate`` from his, the refused
+   public request included, ``token`` from the login service, ``first_heartbeat``), which is all an endpoint
+   carries. The agents are the agents' own code (``IdentityOperator``, ``LiveEndpoints``); the scope's private
+   names resolve to the endpoint's address as the site's DNS would make them (a network backend here).
 3. Byte throughput of the forwarder against ``socat`` on the same path: a client pushes bytes to the relay's
    listening port, the relay carries them over mutual TLS (the endpoint's certificate) to a sink that counts them
    (the forwarder also sends its PROXY header, which the sink skips); and the CPU seconds each relay spent per GB,
@@ -64,7 +66,6 @@ from halyard.core.pki import ensure_server_tls
 
 HC = {"api-version": "2026-07-15"}
 NET = {"api-version": "2026-01-01"}
-PATHS = ("direct", "tcp_relay", "forwarder")
 BENCH_CPU: list[float] = []  # this process's CPU seconds per GB (the pusher and the sink) in each throughput run
 
 
@@ -119,17 +120,18 @@ def _heartbeats(urls: dict[str, str], headers: dict[str, str], ca: str, beats: i
         report[mode] = {k: {"p50": round(_pct(v, 0.5), 3), "p99": round(_pct(v, 0.99), 3)} for k, v in pooled.items()}
         report[mode]["added_p50"] = round(report[mode]["forwarder"]["p50"] - report[mode]["direct"]["p50"], 3)
         report[mode]["added_p50_per_round"] = per_round
-        report[mode]["tcp_relay_added_p50"] = round(report[mode]["tcp_relay"]["p50"] - report[mode]["direct"]["p50"], 3)
+        for other in ("tcp_relay", "endpoint_listener"):
+            report[mode][f"{other}_added_p50"] = round(report[mode][other]["p50"] - report[mode]["direct"]["p50"], 3)
     return report
 
 
 class _Resolving(httpcore.AsyncNetworkBackend):
     """The site's DNS, as far as the agents' client is concerned: a name (the scope's private names; the public map
-    names 127.0.0.1) is dialled at the forwarder's address. TLS still checks the name against the certificate."""
+    names 127.0.0.1) is dialled at the endpoint's address. TLS still checks the name against the certificate."""
 
-    def __init__(self, forwarder: tuple[str, int]) -> None:
+    def __init__(self, endpoint: tuple[str, int]) -> None:
         self._inner = httpcore.AnyIOBackend()
-        self._forwarder = forwarder
+        self._endpoint = endpoint
 
     async def connect_tcp(
         self,
@@ -142,25 +144,26 @@ class _Resolving(httpcore.AsyncNetworkBackend):
         try:
             ipaddress.ip_address(host)
         except ValueError:
-            host, port = self._forwarder
+            host, port = self._endpoint
         return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)
 
 
-def _agents_client(ca: str, forwarder: tuple[str, int]) -> httpx.AsyncClient:
+def _agents_client(ca: str, endpoint: tuple[str, int]) -> httpx.AsyncClient:
     """A fresh agents' client (new connections, as agents that just started) whose names resolve as the site's."""
     context = ssl.create_default_context(cafile=ca)
     transport = httpx.AsyncHTTPTransport(verify=context)
-    transport._pool._network_backend = _Resolving(forwarder)  # httpx has no resolver hook; httpcore has this one
+    transport._pool._network_backend = _Resolving(endpoint)  # httpx has no resolver hook; httpcore has this one
     return httpx.AsyncClient(transport=transport, timeout=30)
 
 
 async def _onboard(
-    server: ServerProcess, token: str, name: str, scope: str | None, forwarder: tuple[str, int]
+    server: ServerProcess, token: str, name: str, scope: str | None, endpoint: tuple[str, int]
 ) -> dict[str, float]:
-    """One cluster from its PUT to its first heartbeat answered: (total, agents' part) in ms."""
+    """One cluster from its PUT to its first heartbeat answered, and its steps, in seconds; with ``scope``, its
+    private names resolve to ``endpoint``."""
     key = ec.generate_private_key(ec.SECP256R1())
     path = cluster_path(server, "rg-bench", name)
     properties: dict[str, Any] = {"agentPublicKeyCertificate": onboarding_key_b64(key)}
@@ -177,7 +180,7 @@ async def _onboard(
         onboarding = EndpointMap.model_validate({**(await arm.get("/his/v1/endpoints")).json(),
                                                  "tenant": server.admin["tenant"]})  # fmt: skip
     agents_start = time.perf_counter()
-    async with _agents_client(server.ca, forwarder) as http:
+    async with _agents_client(server.ca, endpoint) as http:
         live = LiveEndpoints(onboarding)
         config = ClusterConfig(path, onboarding, Path(server.ca).read_text(), key)
         identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
@@ -199,17 +202,20 @@ async def _onboard(
     }
 
 
-def _onboarding(server: ServerProcess, scope: str, forwarder: tuple[str, int], clusters: int) -> dict[str, Any]:
-    """``clusters`` clusters each way, alternating (the private one first every other pair)."""
+def _onboarding(server: ServerProcess, scope: str, endpoints: dict[str, int], clusters: int) -> dict[str, Any]:
+    """``clusters`` clusters each way (in no scope; in the private-only scope through each endpoint of
+    ``endpoints``), one of each in turn, the order rotated each time."""
     token = server.token()
-    times: dict[str, list[dict[str, float]]] = {"direct": [], "forwarder": []}
+    kinds = ["direct", *endpoints]
+    times: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
 
     async def run() -> None:
-        await _onboard(server, token, "warm-up", None, forwarder)
+        await _onboard(server, token, "warm-up", None, ("127.0.0.1", 0))
         for i in range(clusters):
-            for kind in _rotated(["direct", "forwarder"], i):
-                private = scope if kind == "forwarder" else None
-                times[kind].append(await _onboard(server, token, f"ob-{kind}-{i}", private, forwarder))
+            for kind in _rotated(kinds, i):
+                private = scope if kind != "direct" else None
+                endpoint = ("127.0.0.1", endpoints.get(kind, 0))
+                times[kind].append(await _onboard(server, token, f"ob-{kind.replace('_', '-')}-{i}", private, endpoint))
 
     asyncio.run(run())
     report: dict[str, Any] = {}
@@ -329,8 +335,17 @@ def main() -> None:
     assert shutil.which("socat"), "socat is needed for the comparisons"
     work = Path(tempfile.mkdtemp(prefix="halyard-bench-pl-"))
     data = work / "data"
-    ingress = free_port()
-    server = ServerProcess(data, free_port(), env={"HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ingress}"}).start()
+    ServerProcess(data, free_port()).start().stop()  # learns the subscription the endpoints' ids are in
+    subscription = json.loads((data / "admin.json").read_text())["subscription"]
+    ingress, served = free_port(), free_port()
+    served_id = (
+        f"/subscriptions/{subscription}/resourceGroups/rg-bench/providers/Microsoft.Network/privateEndpoints/pe-served"
+    )
+    env = {
+        "HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ingress}",
+        "HALYARD_ENDPOINT_LISTENERS": json.dumps([f"127.0.0.1:{served}={served_id}"]),
+    }
+    server = ServerProcess(data, free_port(), env=env).start()
     relays: list[subprocess.Popen[bytes]] = []
     try:
         group = group_path(server, "rg-bench")
@@ -342,11 +357,12 @@ def main() -> None:
             body: dict[str, Any] = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
                     "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.0.0/24"}}]}}  # fmt: skip
             _settle(c, c.put(vnet, params=NET, json=body))
-            pe = f"{group}/providers/Microsoft.Network/privateEndpoints/pe"
             conn = {"name": "c", "properties": {"privateLinkServiceId": scope, "groupIds": ["hybridcompute"]}}
             body = {"location": "eastus", "properties": {"subnet": {"id": f"{vnet}/subnets/default"},
                                                          "privateLinkServiceConnections": [conn]}}  # fmt: skip
-            _settle(c, c.put(pe, params=NET, json=body))
+            pe = f"{group}/providers/Microsoft.Network/privateEndpoints/pe"
+            for endpoint in (pe, served_id):  # the forwarder's, and the one the server serves itself
+                _settle(c, c.put(endpoint, params=NET, json=body))
         agent = connect(server, "rg-bench", "cc")
         with server.client() as c:
             cluster = c.get(agent.path, params=CC_API).json()
@@ -373,6 +389,7 @@ def main() -> None:
         urls = {
             "direct": server.url,
             "tcp_relay": f"https://127.0.0.1:{tport}",
+            "endpoint_listener": f"https://127.0.0.1:{served}",
             "forwarder": f"https://127.0.0.1:{fport}",
         }
         beat_urls = {k: f"{u}/dp/v1/heartbeat" for k, u in urls.items()}
@@ -380,7 +397,8 @@ def main() -> None:
         report["heartbeat_ms"] = _heartbeats(beat_urls, agent.headers, server.ca, args.beats, args.rounds)
         with server.client() as c:  # onboarding into a private-only scope: the agents must come through the endpoint
             _settle(c, c.patch(scope, params=HC, json={"properties": {"publicNetworkAccess": "Disabled"}}))
-        report["onboarding_ms"] = _onboarding(server, scope, ("127.0.0.1", fport), args.clusters)
+        endpoints = {"endpoint_listener": served, "forwarder": fport}
+        report["onboarding_ms"] = _onboarding(server, scope, endpoints, args.clusters)
         for relay in relays:
             relay.terminate()
             relay.wait(10)

@@ -27,7 +27,7 @@ class _Held(asyncio.Protocol):
     agent's side is paused. The ingress's is not: a TLS transport whose reading is paused does not send what its
     handshake left to send, and a client's last flight (its certificate, its signature, Finished) would wait for
     the first write, so the ingress's verification of the certificate ran on an agent's connection after all
-    (docs/benchmarks.md, 2026-12-07)."""
+    (docs/benchmarks.md, 2026-12-06)."""
 
     def __init__(self, paused: bool = True) -> None:
         self.transport: asyncio.Transport | None = None

@@ -4,7 +4,7 @@ v2 header whose endpoint TLV must name the certificate's endpoint; the rest of t
 to the control plane) is served by the same HTTP stack as every listener, marked as arriving through that endpoint.
 
 The agent's TLS is terminated on the forwarder's connection itself (``loop.start_tls`` over the mutual-TLS
-transport: TLS in TLS, in process), and its bytes go straight to the HTTP protocol. Until 2026-12-07 they crossed a
+transport: TLS in TLS, in process), and its bytes go straight to the HTTP protocol. Until 2026-12-06 they crossed a
 socket pair to a second TLS termination: two more system calls and an event-loop turn each way on every request
 (docs/benchmarks.md, "Private link: the endpoint forwarder"). To leave the agent's bytes where ``start_tls`` finds
 them, the header is read with a buffer sized to exactly what it still lacks (``proxyv2.wanted``).

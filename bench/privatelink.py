@@ -7,7 +7,10 @@
    (the first path rotated per round) beats on one kept-alive connection per path, the paths alternating beat by
    beat (how agents beat: keep-alive 75 s > their interval), then with a new connection per beat, path after path
    (a forwarder's per-connection cost: the PROXY header, the ingress's checks, the agent's handshake crossing two
-   more hops). ``added_p50`` is the forwarder's p50 minus the direct p50 over all rounds, each round's beside it.
+   more hops), back to back and then 30 ms apart (a third of the beats): back to back, what a connection leaves to
+   do (its teardown, the forwarder's replacement of its ready connection) falls on the next ones, a cost agents,
+   whose new connections come seconds apart, do not see. ``added_p50`` is the forwarder's p50 minus the direct p50
+   over all rounds, each round's beside it.
 2. Onboarding time of new clusters, one of each kind in turn: created in no scope and onboarded publicly; created
    in a private-only scope (as ``connectedk8s connect --enable-private-link true`` creates it), its agents started
    with the public map as onboarding hands it, refused publicly with the scope's map and following it, through the
@@ -66,6 +69,7 @@ from halyard.core.pki import ensure_server_tls
 
 HC = {"api-version": "2026-07-15"}
 NET = {"api-version": "2026-01-01"}
+PACE = 0.03  # seconds between new connections in the paced mode: the forwarder idles between them, as between agents'
 BENCH_CPU: list[float] = []  # this process's CPU seconds per GB (the pusher and the sink) in each throughput run
 
 
@@ -81,13 +85,14 @@ def _rotated(names: list[str], round_: int) -> list[str]:
 
 
 def _run_beats(
-    urls: dict[str, str], order: list[str], headers: dict[str, str], ca: str, n: int, *, reuse: bool
+    urls: dict[str, str], order: list[str], headers: dict[str, str], ca: str, n: int, *, reuse: bool, pace: float = 0
 ) -> dict[str, list[float]]:
     """``n`` beats on each path. ``reuse``: one kept-alive connection per path (the agents' pooled client), the
     paths alternating beat by beat so the machine's drift falls on all alike. Else a new connection per beat, path
     after path: what a closed connection leaves to do (the forwarder replaces its ready connection to the ingress
     20 ms after each use, every hop tears its connection down) then falls on the same path's later beats, not on
-    another's."""
+    another's. ``pace``: seconds between the beats (agents' new connections come seconds apart, not back to
+    back)."""
     times: dict[str, list[float]] = {k: [] for k in order}
     pooled = {k: httpx.Client(verify=ca) for k in order} if reuse else {}
     sequence = [name for _ in range(n) for name in order] if reuse else [name for name in order for _ in range(n)]
@@ -100,6 +105,7 @@ def _run_beats(
             assert r.status_code == 200, r.text
             if not reuse:
                 c.close()
+            time.sleep(pace)
     finally:
         for c in pooled.values():
             c.close()
@@ -109,17 +115,21 @@ def _run_beats(
 def _heartbeats(urls: dict[str, str], headers: dict[str, str], ca: str, beats: int, rounds: int) -> dict[str, Any]:
     _run_beats(urls, list(urls), headers, ca, 20, reuse=False)  # warm-up
     report: dict[str, Any] = {}
-    for mode, reuse in (("kept_alive", True), ("new_connection", False)):
+    modes = (("kept_alive", True, beats, 0.0), ("new_connection", False, beats, 0.0),
+             ("new_connection_paced", False, beats // 3, PACE))  # fmt: skip
+    for mode, reuse, n, pace in modes:
         pooled: dict[str, list[float]] = {k: [] for k in urls}
-        per_round = []
+        per_round, p50s = [], []
         for round_ in range(rounds):
-            run = _run_beats(urls, _rotated(list(urls), round_), headers, ca, beats, reuse=reuse)
+            run = _run_beats(urls, _rotated(list(urls), round_), headers, ca, n, reuse=reuse, pace=pace)
             for name, values in run.items():
                 pooled[name] += values
             per_round.append(round(_pct(run["forwarder"], 0.5) - _pct(run["direct"], 0.5), 3))
+            p50s.append({name: round(_pct(values, 0.5), 3) for name, values in run.items()})
         report[mode] = {k: {"p50": round(_pct(v, 0.5), 3), "p99": round(_pct(v, 0.99), 3)} for k, v in pooled.items()}
         report[mode]["added_p50"] = round(report[mode]["forwarder"]["p50"] - report[mode]["direct"]["p50"], 3)
         report[mode]["added_p50_per_round"] = per_round
+        report[mode]["p50_per_round"] = p50s  # in the order the round ran them
         for other in ("tcp_relay", "endpoint_listener"):
             report[mode][f"{other}_added_p50"] = round(report[mode][other]["p50"] - report[mode]["direct"]["p50"], 3)
     return report

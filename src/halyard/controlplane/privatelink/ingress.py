@@ -21,7 +21,7 @@ import logging
 import ssl
 from collections.abc import Callable
 
-from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedProtocol
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedTransport
 from halyard.controlplane.privatelink.endpointpki import endpoint_of
 from halyard.controlplane.privatelink.revocation import Revocations
 from halyard.core import proxyv2
@@ -89,6 +89,48 @@ class _IngressConnection(asyncio.BufferedProtocol):
             self._timer.cancel()
 
 
+class _Coalescing(MarkedTransport):
+    """The agent's TLS transport as the HTTP stack sees it (marked), writing what one turn of the event loop wrote
+    (a response's head and body are two writes) as one TLS record: one segment through the forwarder instead of
+    two. The socket pair this replaced merged them, by accident."""
+
+    def __init__(self, transport: asyncio.Transport, local: tuple[str, int], peer: tuple[str, int] | None) -> None:
+        super().__init__(transport, local, peer)
+        self._inner = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, lines: list[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._inner.is_closing():
+                self._inner.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._inner.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._inner.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._inner.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._inner.get_write_buffer_size() + sum(len(data) for data in self._pending)
+
+
 class Ingress:
     def __init__(
         self,
@@ -136,15 +178,15 @@ class Ingress:
             return
         local = marked_address(endpoint)
         self._listeners.register(*local, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
-        marked = MarkedProtocol(self._create_protocol(), local, source)
+        protocol = self._create_protocol()
         if self._server_ssl is None:
-            transport.set_protocol(marked)
-            marked.connection_made(transport)
+            transport.set_protocol(protocol)
+            protocol.connection_made(MarkedTransport(transport, local, source))  # type: ignore[arg-type]
             transport.resume_reading()
             return
         try:
             # The agent's own TLS ends here, as on any listener, over the forwarder's connection (TLS in TLS).
-            inner = await asyncio.get_running_loop().start_tls(transport, marked, self._server_ssl, server_side=True)
+            inner = await asyncio.get_running_loop().start_tls(transport, protocol, self._server_ssl, server_side=True)
         except (OSError, ssl.SSLError, EOFError) as exc:
             log.info("endpoint connection ended before it was served", extra={"error": str(exc)})
             transport.abort()
@@ -154,7 +196,7 @@ class Ingress:
             return
         # start_tls hands the protocol no transport (it expects one already connected): given here, before the
         # first data, which both uvloop and asyncio deliver only after the task awaiting the handshake has run.
-        marked.connection_made(inner)
+        protocol.connection_made(_Coalescing(inner, local, source))  # type: ignore[arg-type]
 
 
 def ingress_context(cert: str, key: str, endpoint_ca: str) -> ssl.SSLContext:

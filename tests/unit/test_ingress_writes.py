@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from halyard.controlplane.privatelink.ingress import _Coalescing
+from halyard.controlplane.privatelink.ingress import BULK, _Coalescing
 
 
 class _Recorded(asyncio.Transport):
@@ -47,11 +47,18 @@ def test_a_turns_writes_leave_as_one_and_a_close_flushes_first() -> None:
         marked.write(b"{}")
         assert inner.calls == [] and marked.get_write_buffer_size() == 21
         await asyncio.sleep(0)
+        marked.write(b"x" * BULK)  # a stream's chunk, nothing waiting: at once
         marked.write(b"later")
+        marked.write(b"y" * BULK)  # behind a small write: in order
         marked.close()
         return inner.calls
 
-    assert asyncio.run(scenario()) == [("write", b"HTTP/1.1 200 OK\r\n\r\n{}"), ("write", b"later"), ("close", b"")]
+    assert asyncio.run(scenario()) == [
+        ("write", b"HTTP/1.1 200 OK\r\n\r\n{}"),
+        ("write", b"x" * BULK),
+        ("write", b"later" + b"y" * BULK),
+        ("close", b""),
+    ]
 
 
 def test_an_abort_drops_what_waits() -> None:

@@ -28,6 +28,7 @@ from halyard.core import proxyv2
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT_SECONDS = 10.0
+BULK = 16 * 1024  # a write this large (a TLS record's worth) goes out at once, unless smaller ones wait before it
 
 
 def marked_address(endpoint_id: str) -> tuple[str, int]:
@@ -101,6 +102,9 @@ class _Coalescing(MarkedTransport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if not self._pending:
+            if len(data) >= BULK:  # a stream's chunk (cluster connect): no copy, no wait
+                self._inner.write(data)
+                return
             asyncio.get_running_loop().call_soon(self._flush)
         self._pending.append(bytes(data))
 

@@ -1,25 +1,42 @@
 """Private link: what the endpoint forwarder costs.
 
-1. Heartbeat latency (p50/p99) of one cluster's agent, direct to the control plane and through ``halyard endpoint
-   run`` + the endpoint ingress (the cluster in a scope that allows both), one connection per beat as agents open
-   them after idling, sequential.
-2. Byte throughput of the forwarder against ``socat`` on the same path: a client pushes bytes to the relay's
+1. Heartbeat latency (p50/p99) of one cluster's agent (the agents' client, httpx) on four paths: direct to the
+   control plane; through a plain TCP relay (``socat``: what any extra hop costs); to a private endpoint's address
+   the server serves itself (``--endpoint-listener``: enforcement through an endpoint, no forwarder); and through
+   ``halyard endpoint run`` + the endpoint ingress (the cluster in a scope that allows all of them). Each round
+   (the first path rotated per round) beats on one kept-alive connection per path, the paths alternating beat by
+   beat (how agents beat: keep-alive 75 s > their interval), then with a new connection per beat, path after path
+   (a forwarder's per-connection cost: the PROXY header, the ingress's checks, the agent's handshake crossing two
+   more hops), back to back and then 30 ms apart (a third of the beats): back to back, what a connection leaves to
+   do (its teardown, the forwarder's replacement of its ready connection) falls on the next ones, a cost agents,
+   whose new connections come seconds apart, do not see. ``added_p50`` is the forwarder's p50 minus the direct p50
+   over all rounds, each round's beside it.
+2. Onboarding time of new clusters, one of each kind in turn: created in no scope and onboarded publicly; created
+   in a private-only scope (as ``connectedk8s connect --enable-private-link true`` creates it), its agents started
+   with the public map as onboarding hands it, refused publicly with the scope's map and following it, through the
+   endpoint the server serves itself and through the forwarder. Each is timed from the cluster's PUT to its first
+   heartbeat answered (``total``), and in its agents' steps (``agents``: ``certificate`` from his, the refused
+   public request included, ``token`` from the login service, ``first_heartbeat``), which is all an endpoint
+   carries. The agents are the agents' own code (``IdentityOperator``, ``LiveEndpoints``); the scope's private
+   names resolve to the endpoint's address as the site's DNS would make them (a network backend here).
+3. Byte throughput of the forwarder against ``socat`` on the same path: a client pushes bytes to the relay's
    listening port, the relay carries them over mutual TLS (the endpoint's certificate) to a sink that counts them
    (the forwarder also sends its PROXY header, which the sink skips); and the CPU seconds each relay spent per GB,
    which on a shared, loaded machine tells the relays apart better than their rates do.
 
-    .venv/bin/python -m bench.privatelink [--beats 300] [--megabytes 256] [--rounds 2]
+    .venv/bin/python -m bench.privatelink [--beats 200] [--clusters 20] [--megabytes 256] [--rounds 3]
         [--only throughput] [--before-src /work/main/src]
 
-``--only throughput`` skips the server and the heartbeats (the relays need only certificates: made here);
-``--before-src`` adds a third relay, the forwarder of another checkout (``PYTHONPATH``), so a change is measured
-against what it replaces in the same run. Each round runs every relay once, in a rotated order.
+``--only throughput`` skips the server, the heartbeats and onboarding (the relays need only certificates: made
+here); ``--before-src`` adds a third relay, the forwarder of another checkout (``PYTHONPATH``), so a change is
+measured against what it replaces in the same run. Each round runs every relay once, in a rotated order.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import json
 import os
 import shutil
@@ -31,18 +48,28 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpcore
 import httpx
 import uvloop
-from tests.api.agentcreds import connect
-from tests.api.helpers import CC_API, RG_API, group_path
+from cryptography.hazmat.primitives.asymmetric import ec
+from tests.api.agentcreds import connect, onboarding_key_b64
+from tests.api.helpers import CC_API, RG_API, cluster_path, group_path
 from tests.support.processes import HALYARD, ServerProcess, free_port
 
+from halyard.agent.clusterconfig import ClusterConfig
+from halyard.agent.controlplane import send
+from halyard.agent.endpoints import LiveEndpoints
+from halyard.agent.identity import IdentityOperator
+from halyard.agent.metrics import AgentMetrics
+from halyard.api.agents import DP_HEARTBEAT_PATH, EndpointMap
 from halyard.controlplane.privatelink import endpointpki
 from halyard.core import proxyv2
+from halyard.core.clock import SystemClock
 from halyard.core.pki import ensure_server_tls
 
 HC = {"api-version": "2026-07-15"}
 NET = {"api-version": "2026-01-01"}
+PACE = 0.03  # seconds between new connections in the paced mode: the forwarder idles between them, as between agents'
 BENCH_CPU: list[float] = []  # this process's CPU seconds per GB (the pusher and the sink) in each throughput run
 
 
@@ -52,24 +79,162 @@ def _settle(c: httpx.Client, r: httpx.Response) -> None:
         time.sleep(0.05)
 
 
-def _beats(url: str, headers: dict[str, str], ca: str, n: int, *, reuse: bool) -> list[float]:
-    """``reuse``: one kept-alive connection (the agents' pooled client); else a new connection per beat, so the
-    forwarder's per-connection cost (a second TCP and TLS handshake, to the ingress) counts."""
-    times = []
-    shared = httpx.Client(verify=ca) if reuse else None
+def _rotated(names: list[str], round_: int) -> list[str]:
+    shift = round_ % len(names)
+    return names[shift:] + names[:shift]
+
+
+def _run_beats(
+    urls: dict[str, str], order: list[str], headers: dict[str, str], ca: str, n: int, *, reuse: bool, pace: float = 0
+) -> dict[str, list[float]]:
+    """``n`` beats on each path. ``reuse``: one kept-alive connection per path (the agents' pooled client), the
+    paths alternating beat by beat so the machine's drift falls on all alike. Else a new connection per beat, path
+    after path: what a closed connection leaves to do (the forwarder replaces its ready connection to the ingress
+    20 ms after each use, every hop tears its connection down) then falls on the same path's later beats, not on
+    another's. ``pace``: seconds between the beats (agents' new connections come seconds apart, not back to
+    back)."""
+    times: dict[str, list[float]] = {k: [] for k in order}
+    pooled = {k: httpx.Client(verify=ca) for k in order} if reuse else {}
+    sequence = [name for _ in range(n) for name in order] if reuse else [name for name in order for _ in range(n)]
     try:
-        for _ in range(n):
-            c = shared or httpx.Client(verify=ca)
+        for name in sequence:
+            c = pooled.get(name) or httpx.Client(verify=ca)
             start = time.perf_counter()
-            r = c.post(url, json={"agentVersion": "1.0.0"}, headers=headers)
-            times.append(time.perf_counter() - start)
+            r = c.post(urls[name], json={"agentVersion": "1.0.0"}, headers=headers)
+            times[name].append(time.perf_counter() - start)
             assert r.status_code == 200, r.text
-            if shared is None:
+            if not reuse:
                 c.close()
+            time.sleep(pace)
     finally:
-        if shared is not None:
-            shared.close()
+        for c in pooled.values():
+            c.close()
     return times
+
+
+def _heartbeats(urls: dict[str, str], headers: dict[str, str], ca: str, beats: int, rounds: int) -> dict[str, Any]:
+    _run_beats(urls, list(urls), headers, ca, 20, reuse=False)  # warm-up
+    report: dict[str, Any] = {}
+    modes = (("kept_alive", True, beats, 0.0), ("new_connection", False, beats, 0.0),
+             ("new_connection_paced", False, beats // 3, PACE))  # fmt: skip
+    for mode, reuse, n, pace in modes:
+        pooled: dict[str, list[float]] = {k: [] for k in urls}
+        per_round, p50s = [], []
+        for round_ in range(rounds):
+            run = _run_beats(urls, _rotated(list(urls), round_), headers, ca, n, reuse=reuse, pace=pace)
+            for name, values in run.items():
+                pooled[name] += values
+            per_round.append(round(_pct(run["forwarder"], 0.5) - _pct(run["direct"], 0.5), 3))
+            p50s.append({name: round(_pct(values, 0.5), 3) for name, values in run.items()})
+        report[mode] = {k: {"p50": round(_pct(v, 0.5), 3), "p99": round(_pct(v, 0.99), 3)} for k, v in pooled.items()}
+        report[mode]["added_p50"] = round(report[mode]["forwarder"]["p50"] - report[mode]["direct"]["p50"], 3)
+        report[mode]["added_p50_per_round"] = per_round
+        report[mode]["p50_per_round"] = p50s  # in the order the round ran them
+        for other in ("tcp_relay", "endpoint_listener"):
+            report[mode][f"{other}_added_p50"] = round(report[mode][other]["p50"] - report[mode]["direct"]["p50"], 3)
+    return report
+
+
+class _Resolving(httpcore.AsyncNetworkBackend):
+    """The site's DNS, as far as the agents' client is concerned: a name (the scope's private names; the public map
+    names 127.0.0.1) is dialled at the endpoint's address. TLS still checks the name against the certificate."""
+
+    def __init__(self, endpoint: tuple[str, int]) -> None:
+        self._inner = httpcore.AnyIOBackend()
+        self._endpoint = endpoint
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.AsyncNetworkStream:
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            host, port = self._endpoint
+        return await self._inner.connect_tcp(host, port, timeout, local_address, socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def _agents_client(ca: str, endpoint: tuple[str, int]) -> httpx.AsyncClient:
+    """A fresh agents' client (new connections, as agents that just started) whose names resolve as the site's."""
+    context = ssl.create_default_context(cafile=ca)
+    transport = httpx.AsyncHTTPTransport(verify=context)
+    transport._pool._network_backend = _Resolving(endpoint)  # httpx has no resolver hook; httpcore has this one
+    return httpx.AsyncClient(transport=transport, timeout=30)
+
+
+async def _onboard(
+    server: ServerProcess, token: str, name: str, scope: str | None, endpoint: tuple[str, int]
+) -> dict[str, float]:
+    """One cluster from its PUT to its first heartbeat answered, and its steps, in seconds; with ``scope``, its
+    private names resolve to ``endpoint``."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    path = cluster_path(server, "rg-bench", name)
+    properties: dict[str, Any] = {"agentPublicKeyCertificate": onboarding_key_b64(key)}
+    if scope is not None:  # as `connectedk8s connect --enable-private-link true --private-link-scope-resource-id`
+        properties |= {"privateLinkState": "Enabled", "privateLinkScopeResourceId": scope}
+    body = {"location": "eastus", "identity": {"type": "SystemAssigned"}, "properties": properties}
+    manage = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=server.url, verify=server.ca, headers=manage, timeout=30) as arm:
+        start = time.perf_counter()
+        r = await arm.put(path, params=CC_API, json=body)
+        assert r.status_code in (200, 201), r.text
+        while (await arm.get(path, params=CC_API)).json()["properties"]["provisioningState"] != "Succeeded":
+            await asyncio.sleep(0.01)
+        onboarding = EndpointMap.model_validate({**(await arm.get("/his/v1/endpoints")).json(),
+                                                 "tenant": server.admin["tenant"]})  # fmt: skip
+    agents_start = time.perf_counter()
+    async with _agents_client(server.ca, endpoint) as http:
+        live = LiveEndpoints(onboarding)
+        config = ClusterConfig(path, onboarding, Path(server.ca).read_text(), key)
+        identity = IdentityOperator(None, http, config, SystemClock(), AgentMetrics(), endpoints=live)  # type: ignore[arg-type]
+        identity.issued = await identity.request_certificate(None)
+        identity.ready.set()
+        certified = time.perf_counter()
+        token = await identity.token()
+        tokened = time.perf_counter()
+        beat = live.current().dp.rstrip("/") + DP_HEARTBEAT_PATH
+        await send(http, "POST", beat, json={"agentVersion": "1.0.0"}, headers={"Authorization": f"Bearer {token}"})
+        assert (scope is None) == (live.current() == onboarding), "the private cluster's agents follow its map"
+    done = time.perf_counter()
+    return {
+        "total": done - start,
+        "agents": done - agents_start,
+        "certificate": certified - agents_start,
+        "token": tokened - certified,
+        "first_heartbeat": done - tokened,
+    }
+
+
+def _onboarding(server: ServerProcess, scope: str, endpoints: dict[str, int], clusters: int) -> dict[str, Any]:
+    """``clusters`` clusters each way (in no scope; in the private-only scope through each endpoint of
+    ``endpoints``), one of each in turn, the order rotated each time."""
+    token = server.token()
+    kinds = ["direct", *endpoints]
+    times: dict[str, list[dict[str, float]]] = {k: [] for k in kinds}
+
+    async def run() -> None:
+        await _onboard(server, token, "warm-up", None, ("127.0.0.1", 0))
+        for i in range(clusters):
+            for kind in _rotated(kinds, i):
+                private = scope if kind != "direct" else None
+                endpoint = ("127.0.0.1", endpoints.get(kind, 0))
+                times[kind].append(await _onboard(server, token, f"ob-{kind.replace('_', '-')}-{i}", private, endpoint))
+
+    asyncio.run(run())
+    report: dict[str, Any] = {}
+    for part in times["direct"][0]:
+        report[part] = {k: {"p50": round(_pct([t[part] for t in v], 0.5), 1),
+                            "p99": round(_pct([t[part] for t in v], 0.99), 1)} for k, v in times.items()}  # fmt: skip
+        report[part]["added_p50"] = round(report[part]["forwarder"]["p50"] - report[part]["direct"]["p50"], 1)
+    report["clusters_each_way"] = clusters
+    return report
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -167,38 +332,47 @@ async def _throughput(
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--beats", type=int, default=300)
+    parser.add_argument("--beats", type=int, default=200, help="heartbeats per path, mode and round")
+    parser.add_argument("--clusters", type=int, default=20, help="clusters onboarded each way")
     parser.add_argument("--megabytes", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["throughput"], default=None)
     parser.add_argument("--before-src", default=None, help="a checkout's src/: its forwarder runs too, as 'before'")
     args = parser.parse_args()
     if args.only == "throughput":
         _throughput_only(args)
         return
+    assert shutil.which("socat"), "socat is needed for the comparisons"
     work = Path(tempfile.mkdtemp(prefix="halyard-bench-pl-"))
     data = work / "data"
-    ingress = free_port()
-    server = ServerProcess(data, free_port(), env={"HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ingress}"}).start()
-    forwarder = None
+    ServerProcess(data, free_port()).start().stop()  # learns the subscription the endpoints' ids are in
+    subscription = json.loads((data / "admin.json").read_text())["subscription"]
+    ingress, served = free_port(), free_port()
+    served_id = (
+        f"/subscriptions/{subscription}/resourceGroups/rg-bench/providers/Microsoft.Network/privateEndpoints/pe-served"
+    )
+    env = {
+        "HALYARD_ENDPOINT_INGRESS": f"127.0.0.1:{ingress}",
+        "HALYARD_ENDPOINT_LISTENERS": json.dumps([f"127.0.0.1:{served}={served_id}"]),
+    }
+    server = ServerProcess(data, free_port(), env=env).start()
+    relays: list[subprocess.Popen[bytes]] = []
     try:
         group = group_path(server, "rg-bench")
         with server.client() as c:
             c.put(group, params=RG_API, json={"location": "eastus"})
             scope = f"{group}/providers/Microsoft.HybridCompute/privateLinkScopes/s"
-            _settle(
-                c,
-                c.put(scope, params=HC, json={"location": "eastus", "properties": {"publicNetworkAccess": "Enabled"}}),
-            )
+            _settle(c, c.put(scope, params=HC, json={"location": "eastus", "properties": {"publicNetworkAccess": "Enabled"}}))  # fmt: skip
             vnet = f"{group}/providers/Microsoft.Network/virtualNetworks/v"
             body: dict[str, Any] = {"location": "eastus", "properties": {"addressSpace": {"addressPrefixes": ["10.1.0.0/16"]},
                     "subnets": [{"name": "default", "properties": {"addressPrefix": "10.1.0.0/24"}}]}}  # fmt: skip
             _settle(c, c.put(vnet, params=NET, json=body))
-            pe = f"{group}/providers/Microsoft.Network/privateEndpoints/pe"
             conn = {"name": "c", "properties": {"privateLinkServiceId": scope, "groupIds": ["hybridcompute"]}}
             body = {"location": "eastus", "properties": {"subnet": {"id": f"{vnet}/subnets/default"},
                                                          "privateLinkServiceConnections": [conn]}}  # fmt: skip
-            _settle(c, c.put(pe, params=NET, json=body))
+            pe = f"{group}/providers/Microsoft.Network/privateEndpoints/pe"
+            for endpoint in (pe, served_id):  # the forwarder's, and the one the server serves itself
+                _settle(c, c.put(endpoint, params=NET, json=body))
         agent = connect(server, "rg-bench", "cc")
         with server.client() as c:
             cluster = c.get(agent.path, params=CC_API).json()
@@ -210,30 +384,41 @@ def main() -> None:
         files = work / "pe"
         subprocess.run([*HALYARD, "endpoint", "certificate", "--endpoint", pe, "--out", str(files), "--data-dir", str(data)],
                        check=True, capture_output=True)  # fmt: skip
-        fport = free_port()
+        fport, tport = free_port(), free_port()
         forward = [*HALYARD, "endpoint", "run", "--endpoint", pe, "--listen", f"127.0.0.1:{fport}", "--ingress",
                    f"127.0.0.1:{ingress}", "--cert", str(files / "endpoint.pem"), "--key", str(files / "endpoint.key"),
                    "--ca", str(files / "ca.pem")]  # fmt: skip
-        forwarder = subprocess.Popen(forward, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tcp = [
+            "socat",
+            f"TCP-LISTEN:{tport},bind=127.0.0.1,reuseaddr,fork,nodelay",
+            f"TCP:127.0.0.1:{server.port},nodelay",
+        ]
+        for command in (forward, tcp):
+            relays.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         time.sleep(1.5)
-        beat_urls = {
-            "direct": f"{server.url}/dp/v1/heartbeat",
-            "forwarder": f"https://127.0.0.1:{fport}/dp/v1/heartbeat",
+        urls = {
+            "direct": server.url,
+            "tcp_relay": f"https://127.0.0.1:{tport}",
+            "endpoint_listener": f"https://127.0.0.1:{served}",
+            "forwarder": f"https://127.0.0.1:{fport}",
         }
-        _beats(beat_urls["direct"], agent.headers, server.ca, 20, reuse=False)  # warm-up
-        latency: dict[str, Any] = {}
-        for mode, reuse in (("new_connection", False), ("kept_alive", True)):
-            runs = {k: _beats(u, agent.headers, server.ca, args.beats, reuse=reuse) for k, u in beat_urls.items()}
-            latency[mode] = {k: {"p50": _pct(v, 0.5), "p99": _pct(v, 0.99)} for k, v in runs.items()}
-            latency[mode]["added_p50"] = latency[mode]["forwarder"]["p50"] - latency[mode]["direct"]["p50"]
-        forwarder.terminate()
-        forwarder.wait(10)
-        forwarder = None
-        report = {"heartbeat_ms": latency, **_relays(args, data, files, pe)}
+        beat_urls = {k: f"{u}/dp/v1/heartbeat" for k, u in urls.items()}
+        report: dict[str, Any] = {"load_average_at_start": os.getloadavg()}
+        report["heartbeat_ms"] = _heartbeats(beat_urls, agent.headers, server.ca, args.beats, args.rounds)
+        with server.client() as c:  # onboarding into a private-only scope: the agents must come through the endpoint
+            _settle(c, c.patch(scope, params=HC, json={"properties": {"publicNetworkAccess": "Disabled"}}))
+        endpoints = {"endpoint_listener": served, "forwarder": fport}
+        report["onboarding_ms"] = _onboarding(server, scope, endpoints, args.clusters)
+        for relay in relays:
+            relay.terminate()
+            relay.wait(10)
+        relays.clear()
+        report |= _relays(args, data, files, pe)
         print(json.dumps(report, indent=2))
     finally:
-        if forwarder is not None:
-            forwarder.terminate()
+        for relay in relays:
+            relay.terminate()
+            relay.wait(10)
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
 

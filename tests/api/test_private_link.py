@@ -465,6 +465,62 @@ def test_forwarder_carries_agents_through_its_endpoint_and_nothing_else_can_clai
     assert subprocess.run(missing, capture_output=True, timeout=60).returncode != 0
 
 
+@pytest.mark.parametrize(("case", "cut"), [("one-record", None), ("in-signature", 10), ("in-tlv", -5)])
+def test_ingress_reads_the_header_alone_however_the_bytes_come(
+    site: Site, world: dict[str, Any], tmp_path: Path, case: str, cut: int | None
+) -> None:
+    """The ingress takes exactly the PROXY header and hands the rest (the agent's own TLS) to the HTTP stack,
+    whether the agent's first bytes share the header's TLS record or the header comes in pieces: an agent's TLS,
+    inside a forwarder's mutual TLS, gets its heartbeat answered as arriving through pe-s."""
+    pe_s = site.client.get(world["pe_s"], params=NET).json()["id"]
+    outer = _mtls(site, _forwarder_files(site, pe_s, tmp_path / "pe-s"))
+    member = connect(site.server, GROUP, f"cc-inline-{case}")
+    assert _join(site, member, world["s"]).status_code == 200
+    header = proxyv2.encode(("10.1.0.9", 4000), ("10.1.0.4", 443), {proxyv2.TLV_ENDPOINT: pe_s.encode()})
+    body = b'{"agentVersion": "1.0.0"}'
+    request = (
+        f"POST /dp/v1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {member.headers['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    inner = ssl.create_default_context(cafile=site.server.ca).wrap_bio(incoming, outgoing, server_hostname="127.0.0.1")
+    try:
+        with socket.create_connection(("127.0.0.1", site.ports["ingress"]), timeout=10) as raw:
+            with outer.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+
+                def pump() -> None:
+                    data = tls.recv(65536)
+                    assert data, "the ingress closed the connection"
+                    incoming.write(data)
+
+                with pytest.raises(ssl.SSLWantReadError):
+                    inner.do_handshake()
+                first = header + outgoing.read()  # the PROXY header and the agent's ClientHello
+                if cut is None:
+                    tls.sendall(first)  # one write, one TLS record
+                else:
+                    tls.sendall(first[:cut])
+                    time.sleep(0.05)  # the ingress reads the piece before the rest comes
+                    tls.sendall(first[cut:])
+                while True:
+                    try:
+                        inner.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        pump()
+                inner.write(request)
+                tls.sendall(outgoing.read())  # the agent's Finished and its request
+                answer = b""
+                while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):
+                    try:
+                        answer += inner.read(65536)
+                    except ssl.SSLWantReadError:
+                        pump()
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:800]
+    finally:
+        assert _join(site, member, None).status_code == 200
+
+
 def test_deleting_an_endpoint_revokes_its_forwarders_certificates(
     site: Site, world: dict[str, Any], tmp_path: Path
 ) -> None:

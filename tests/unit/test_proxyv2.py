@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from halyard.core.proxyv2 import SIGNATURE, TLV_ENDPOINT, encode, parse
+from halyard.core.proxyv2 import SIGNATURE, TLV_ENDPOINT, encode, parse, wanted
 
 PE = b"/subscriptions/s/resourceGroups/g/providers/Microsoft.Network/privateEndpoints/e"
 
@@ -41,3 +41,12 @@ def test_incomplete_headers_wait_for_more() -> None:
 def test_what_is_not_a_header_is_refused(data: bytes) -> None:
     with pytest.raises(ValueError):
         parse(data)
+
+
+def test_wanted_says_how_long_the_header_is_as_soon_as_its_fixed_part_is_in() -> None:
+    wire = encode(("10.1.0.9", 1), ("10.1.0.4", 2), {TLV_ENDPOINT: PE})
+    assert [wanted(wire[:cut]) for cut in (0, 5, 15)] == [16, 16, 16]
+    assert wanted(wire[:16]) == wanted(wire) == wanted(wire + b"\x16\x03\x01") == len(wire)
+    for bad in (b"GET ", SIGNATURE[:11] + b"X", SIGNATURE + b"\x21\x11\xff\xff"):
+        with pytest.raises(ValueError):
+            wanted(bad)

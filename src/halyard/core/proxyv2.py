@@ -37,6 +37,22 @@ def encode(source: tuple[str, int], destination: tuple[str, int], tlvs: dict[int
     return SIGNATURE + struct.pack("!BBH", VERSION_COMMAND_PROXY, family, len(body)) + body
 
 
+def wanted(data: bytes) -> int:
+    """How many bytes the header at the start of ``data`` has in all, as far as ``data`` tells: 16 (its fixed
+    part) until those are in, then 16 plus the length they give. Lets a reader take exactly the header and leave
+    what follows unread; ValueError, as :func:`parse`, for what cannot start one."""
+    if len(data) < 16:
+        if not SIGNATURE.startswith(data[: len(SIGNATURE)]):
+            raise ValueError("not a PROXY protocol v2 header")
+        return 16
+    if data[:12] != SIGNATURE:
+        raise ValueError("not a PROXY protocol v2 header")
+    length = int.from_bytes(data[14:16], "big")
+    if length > MAX_LENGTH:
+        raise ValueError("PROXY header too long")
+    return 16 + length
+
+
 def parse(data: bytes) -> tuple[Header, int] | None:
     """The header at the start of ``data`` and its length; None while incomplete; ValueError when ``data`` is not
     a valid PROXY v2 header (a connection that does not start with one is refused, not read as something else)."""

@@ -1,8 +1,13 @@
 """The ingress of private endpoint forwarders (``halyard endpoint run``): mutual TLS with a certificate of the
 endpoint CA that is on record and not revoked (``revocation.py``: deleting the endpoint revokes it), then a PROXY
-v2 header whose endpoint TLV must name the certificate's endpoint; the rest of the
-connection (the agent's own TLS to the control plane) is served by the same HTTP stack as every listener, marked
-as arriving through that endpoint.
+v2 header whose endpoint TLV must name the certificate's endpoint; the rest of the connection (the agent's own TLS
+to the control plane) is served by the same HTTP stack as every listener, marked as arriving through that endpoint.
+
+The agent's TLS is terminated on the forwarder's connection itself (``loop.start_tls`` over the mutual-TLS
+transport: TLS in TLS, in process), and its bytes go straight to the HTTP protocol. Until 2026-12-06 they crossed a
+socket pair to a second TLS termination: two more system calls and an event-loop turn each way on every request
+(docs/benchmarks.md, "Private link: the endpoint forwarder"). To leave the agent's bytes where ``start_tls`` finds
+them, the header is read with a buffer sized to exactly what it still lacks (``proxyv2.wanted``).
 
 The marking: the inner connection's local address is a name no socket can have (``pe:<endpoint id>``, port 0),
 registered in ``Listeners`` as that endpoint's arrival, so ``ArrivalMiddleware`` and the relay see the endpoint as
@@ -13,97 +18,66 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections.abc import Callable
 
-from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedProtocol
+from halyard.controlplane.agentfacing.arrival import Arrival, ArrivalKind, Listeners, MarkedTransport
 from halyard.controlplane.privatelink.endpointpki import endpoint_of
 from halyard.controlplane.privatelink.revocation import Revocations
 from halyard.core import proxyv2
 
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT_SECONDS = 10.0
+BULK = 16 * 1024  # a write this large (a TLS record's worth) goes out at once, unless smaller ones wait before it
 
 
 def marked_address(endpoint_id: str) -> tuple[str, int]:
     return f"pe:{endpoint_id.lower()}", 0
 
 
-class _Pipe(asyncio.Protocol):
-    """The in-process end of a socket pair: what the HTTP stack writes goes back to the forwarder."""
+class _IngressConnection(asyncio.BufferedProtocol):
+    """A forwarder's connection until its PROXY header is read and checked; then the HTTP stack's (``Ingress``).
+    Reads take exactly the header's bytes, never one more: what follows stays in the TLS layer for ``start_tls``."""
 
-    def __init__(self, outer: _IngressConnection) -> None:
-        self._outer = outer
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport: asyncio.Transport = transport  # type: ignore[assignment]  # uvloop's are not subclasses
-
-    def data_received(self, data: bytes) -> None:
-        if self._outer.transport is not None:
-            self._outer.transport.write(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._outer.transport is not None:
-            self._outer.transport.close()
-
-    def pause_writing(self) -> None:
-        if self._outer.transport is not None:
-            self._outer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self._outer.transport is not None:
-            self._outer.transport.resume_reading()
-
-
-class _IngressConnection(asyncio.Protocol):
     def __init__(self, ingress: Ingress) -> None:
         self._ingress = ingress
         self.transport: asyncio.Transport | None = None
-        self._buffer = bytearray()
-        self._pipe: _Pipe | None = None
-        self._pending: bytearray | None = None  # after the header, until the pipe is up
+        self._header = bytearray(16 + proxyv2.MAX_LENGTH)  # never resized: a read may hold a view of it
+        self._filled = 0
+        self._wanted = 16
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's transports are not asyncio's subclasses
         self._timer = asyncio.get_running_loop().call_later(HEADER_TIMEOUT_SECONDS, self.refuse, "no PROXY header")
 
-    def data_received(self, data: bytes) -> None:
-        if self._pipe is not None:
-            self._pipe.transport.write(data)
-            return
-        if self._pending is not None:
-            self._pending += data
-            return
-        self._buffer += data
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self._header)[self._filled : self._wanted]
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._filled += nbytes
+        got = bytes(self._header[: self._filled])
         try:
-            parsed = proxyv2.parse(bytes(self._buffer))
+            self._wanted = proxyv2.wanted(got)
+            parsed = proxyv2.parse(got) if self._filled >= self._wanted else None
         except ValueError as exc:
             self.refuse(str(exc))
             return
         if parsed is None:
             return
-        header, used = parsed
+        header = parsed[0]
         assert self.transport is not None
-        ssl_object = self.transport.get_extra_info("ssl_object")
-        named = endpoint_of(ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None)
-        claimed = header.tlvs.get(proxyv2.TLV_ENDPOINT, b"").decode("utf-8", "replace")
-        if named is None or claimed.lower() != named.lower():
-            self.refuse(f"the PROXY header names endpoint {claimed[:200]!r}, the certificate {named!r}")
-            return
+        self.transport.pause_reading()  # the agent's bytes wait in the TLS layer until the HTTP stack takes them
         if self._timer is not None:
             self._timer.cancel()
-        self._pending = bytearray(self._buffer[used:])
-        self._buffer.clear()
-        assert ssl_object is not None  # named is None without a certificate
-        self._ingress.attach(self, named, header.source, ssl_object.getpeercert(binary_form=True))
-
-    def piped(self, pipe: _Pipe) -> None:
-        self._pipe = pipe
-        if self._pending:
-            pipe.transport.write(bytes(self._pending))
-        self._pending = None
+        ssl_object = self.transport.get_extra_info("ssl_object")
+        certificate = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        named = endpoint_of(certificate)
+        claimed = header.tlvs.get(proxyv2.TLV_ENDPOINT, b"").decode("utf-8", "replace")
+        if named is None or certificate is None or claimed.lower() != named.lower():
+            self.refuse(f"the PROXY header names endpoint {claimed[:200]!r}, the certificate {named!r}")
+            return
+        self._ingress.attach(self.transport, named, header.source, certificate)
 
     def refuse(self, why: str) -> None:
         peer = self.transport.get_extra_info("peername") if self.transport is not None else None
@@ -114,16 +88,51 @@ class _IngressConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        if self._pipe is not None:
-            self._pipe.transport.close()
 
-    def pause_writing(self) -> None:
-        if self._pipe is not None:
-            self._pipe.transport.pause_reading()
 
-    def resume_writing(self) -> None:
-        if self._pipe is not None:
-            self._pipe.transport.resume_reading()
+class _Coalescing(MarkedTransport):
+    """The agent's TLS transport as the HTTP stack sees it (marked), writing what one turn of the event loop wrote
+    (a response's head and body are two writes) as one TLS record: one segment through the forwarder instead of
+    two. The socket pair this replaced merged them, by accident."""
+
+    def __init__(self, transport: asyncio.Transport, local: tuple[str, int], peer: tuple[str, int] | None) -> None:
+        super().__init__(transport, local, peer)
+        self._inner = transport
+        self._pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._pending:
+            if len(data) >= BULK:  # a stream's chunk (cluster connect): no copy, no wait
+                self._inner.write(data)
+                return
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._pending.append(bytes(data))
+
+    def writelines(self, lines: list[bytes]) -> None:
+        for data in lines:
+            self.write(data)
+
+    def _flush(self) -> None:
+        if self._pending:
+            data = b"".join(self._pending)
+            self._pending.clear()
+            if not self._inner.is_closing():
+                self._inner.write(data)
+
+    def write_eof(self) -> None:
+        self._flush()
+        self._inner.write_eof()
+
+    def close(self) -> None:
+        self._flush()
+        self._inner.close()
+
+    def abort(self) -> None:
+        self._pending.clear()
+        self._inner.abort()
+
+    def get_write_buffer_size(self) -> int:
+        return self._inner.get_write_buffer_size() + sum(len(data) for data in self._pending)
 
 
 class Ingress:
@@ -149,38 +158,49 @@ class Ingress:
         return server
 
     def attach(
-        self, outer: _IngressConnection, endpoint: str, source: tuple[str, int] | None, certificate: bytes
+        self, transport: asyncio.Transport, endpoint: str, source: tuple[str, int] | None, certificate: bytes
     ) -> None:
-        task = asyncio.ensure_future(self._attach(outer, endpoint, source, certificate))
+        """Serve ``transport`` (its PROXY header read, reading paused) as arriving through ``endpoint``, once its
+        certificate is known to be on record and not revoked."""
+        task = asyncio.ensure_future(self._attach(transport, endpoint, source, certificate))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     async def _attach(
-        self, outer: _IngressConnection, endpoint: str, source: tuple[str, int] | None, certificate: bytes
+        self, transport: asyncio.Transport, endpoint: str, source: tuple[str, int] | None, certificate: bytes
     ) -> None:
         try:
             why = await self._revocations.refusal(certificate, endpoint)
         except Exception as exc:  # the store unreachable: refuse (fail closed), say why
             why = f"the certificate's record could not be read ({type(exc).__name__})"
         if why is not None:
-            outer.refuse(why)
+            peer = transport.get_extra_info("peername")
+            log.warning("endpoint ingress refused a connection", extra={"client": str(peer), "reason": why})
+            transport.abort()
+            return
+        if transport.is_closing():
             return
         local = marked_address(endpoint)
         self._listeners.register(*local, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
-        loop = asyncio.get_running_loop()
-        inner, ours = socket.socketpair()
+        protocol = self._create_protocol()
+        if self._server_ssl is None:
+            transport.set_protocol(protocol)
+            protocol.connection_made(MarkedTransport(transport, local, source))  # type: ignore[arg-type]
+            transport.resume_reading()
+            return
         try:
-            _, pipe = await loop.connect_accepted_socket(lambda: _Pipe(outer), ours)
-            outer.piped(pipe)
-            # The agent's own TLS ends here, as on any listener (the handshake reads through the pipe).
-            await loop.connect_accepted_socket(
-                lambda: MarkedProtocol(self._create_protocol(), local, source), inner, ssl=self._server_ssl
-            )
-        except (OSError, ssl.SSLError) as exc:
+            # The agent's own TLS ends here, as on any listener, over the forwarder's connection (TLS in TLS).
+            inner = await asyncio.get_running_loop().start_tls(transport, protocol, self._server_ssl, server_side=True)
+        except (OSError, ssl.SSLError, EOFError) as exc:
             log.info("endpoint connection ended before it was served", extra={"error": str(exc)})
-            inner.close()
-            if outer.transport is not None:
-                outer.transport.close()
+            transport.abort()
+            return
+        if inner is None:  # asyncio's signature allows it; uvloop raises instead
+            transport.abort()
+            return
+        # start_tls hands the protocol no transport (it expects one already connected): given here, before the
+        # first data, which both uvloop and asyncio deliver only after the task awaiting the handshake has run.
+        protocol.connection_made(_Coalescing(inner, local, source))  # type: ignore[arg-type]
 
 
 def ingress_context(cert: str, key: str, endpoint_ca: str) -> ssl.SSLContext:

@@ -549,7 +549,19 @@ def test_deleting_an_endpoint_revokes_its_forwarders_certificates(
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
         assert r.status_code == 200, r.text  # through pe-revoked, approved on S
-        site.settle(site.client.delete(pe, params=NET).headers["Azure-AsyncOperation"])
+        # A connection open when the endpoint goes is cut too, not only refused request by request.
+        agent_tls = ssl.create_default_context(cafile=site.server.ca)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with agent_tls.wrap_socket(raw, server_hostname="127.0.0.1") as open_one:
+                open_one.sendall(_heartbeat_request(member))
+                assert open_one.recv(4096).startswith(b"HTTP/1.1 200")
+                site.settle(site.client.delete(pe, params=NET).headers["Azure-AsyncOperation"])
+                open_one.settimeout(15)
+                try:
+                    assert open_one.recv(4096) == b""  # closed by the ingress without a request from us
+                except (ssl.SSLError, ConnectionError):
+                    pass  # aborted: as good a cut
+        assert "endpoint ingress cut open connections" in site.server.whole_log()
         with pytest.raises(httpx.TransportError):  # the very next connection: the ingress closes it
             _beat_at(site, member, port)
         assert f"certificate {serial} of endpoint {endpoint} was revoked at" in site.server.whole_log()
@@ -576,6 +588,14 @@ def test_deleting_an_endpoint_revokes_its_forwarders_certificates(
 def _beat_at(site: Site, agent: Agent, port: int) -> httpx.Response:
     return httpx.post(f"https://127.0.0.1:{port}/dp/v1/heartbeat", json={"agentVersion": "1.0.0"},
                       headers=agent.headers, verify=site.server.ca, timeout=10)  # fmt: skip
+
+
+def _heartbeat_request(agent: Agent) -> bytes:
+    body = b'{"agentVersion": "1.0.0"}'
+    return (
+        f"POST /dp/v1/heartbeat HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {agent.headers['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 def _refused(context: ssl.SSLContext, port: int, data: bytes) -> bool:

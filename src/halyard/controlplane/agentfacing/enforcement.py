@@ -23,7 +23,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -184,11 +184,19 @@ class Enforcement:
         self._generation = 0
         self._recorded: dict[tuple[str, str, str], float] = {}
         self._listener = None if db.is_sqlite else Listener(db.url, CHANNEL, self.invalidate)
+        self._followers: list[Callable[[], None]] = []
         db.changes.on_commit(("resources",), self.invalidate)
 
     def invalidate(self) -> None:
         self._generation += 1
         self._cached.clear()
+        for follower in self._followers:
+            follower()
+
+    def on_change(self, follower: Callable[[], None]) -> None:
+        """Call ``follower`` (cheap, synchronous) whenever what was read may be stale: the ingress re-checks its
+        open connections' certificates then."""
+        self._followers.append(follower)
 
     @property
     def generation(self) -> int:

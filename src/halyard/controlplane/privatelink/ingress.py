@@ -9,6 +9,10 @@ socket pair to a second TLS termination: two more system calls and an event-loop
 (docs/benchmarks.md, "Private link: the endpoint forwarder"). To leave the agent's bytes where ``start_tls`` finds
 them, the header is read with a buffer sized to exactly what it still lacks (``proxyv2.wanted``).
 
+Deleting an endpoint revokes its certificates; an open connection of a revoked certificate is cut too: every change
+of ``resources`` heard (this replica's commits, other replicas' ``NOTIFY``) has the open connections' certificates
+checked again, at most once every ``RECHECK_SECONDS``.
+
 The marking: the inner connection's local address is a name no socket can have (``pe:<endpoint id>``, port 0),
 registered in ``Listeners`` as that endpoint's arrival, so ``ArrivalMiddleware`` and the relay see the endpoint as
 they see any listener. PROXY headers are parsed here only: the public listener never trusts one (decision 011).
@@ -29,6 +33,8 @@ from halyard.core import proxyv2
 log = logging.getLogger(__name__)
 HEADER_TIMEOUT_SECONDS = 10.0
 BULK = 16 * 1024  # a write this large (a TLS record's worth) goes out at once, unless smaller ones wait before it
+PRUNE_FROM = 64  # open connections of one certificate before the closed ones are first dropped from the set
+RECHECK_SECONDS = 1.0  # a revoked endpoint's open connections are cut within about this long of the change
 
 
 def marked_address(endpoint_id: str) -> tuple[str, int]:
@@ -150,6 +156,55 @@ class Ingress:
         self._server_ssl = server_ssl
         self._ingress_ssl = ingress_ssl
         self._tasks: set[asyncio.Task[None]] = set()
+        # The forwarders' connections being served, by (certificate, endpoint): one store read per certificate
+        # when they are checked again, however many connections it carries.
+        self._open: dict[tuple[bytes, str], set[asyncio.Transport]] = {}
+        self._prune_at: dict[tuple[bytes, str], int] = {}
+        self._recheck: asyncio.TimerHandle | None = None
+        revocations.on_change(self._changed)
+
+    def _serving(self, key: tuple[bytes, str], transport: asyncio.Transport) -> None:
+        group = self._open.setdefault(key, set())
+        if len(group) >= self._prune_at.get(key, PRUNE_FROM):  # closed ones go now and then, not one by one
+            group.difference_update([t for t in group if t.is_closing()])
+            self._prune_at[key] = max(PRUNE_FROM, 2 * len(group))
+        group.add(transport)
+
+    def _changed(self) -> None:
+        if self._recheck is None and self._open:
+            self._recheck = asyncio.get_running_loop().call_later(RECHECK_SECONDS, self._start_recheck)
+
+    def _start_recheck(self) -> None:
+        self._recheck = None
+        task = asyncio.ensure_future(self._cut_revoked())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _cut_revoked(self) -> None:
+        """Abort the open connections whose certificate is now refused (its endpoint deleted)."""
+        for key, transports in list(self._open.items()):
+            live = {t for t in transports if not t.is_closing()}
+            if not live:
+                self._open.pop(key, None)
+                self._prune_at.pop(key, None)
+                continue
+            self._open[key] = live
+            certificate, endpoint = key
+            try:
+                why = await self._revocations.refusal(certificate, endpoint)
+            except Exception as exc:  # the store unreachable: new connections are refused; these are checked again
+                log.warning("endpoint ingress could not check open connections", extra={"error": type(exc).__name__})
+                self._changed()
+                continue
+            if why is None:
+                continue
+            log.warning(
+                "endpoint ingress cut open connections",
+                extra={"endpoint": endpoint, "connections": len(live), "reason": why},
+            )
+            self._prune_at.pop(key, None)
+            for transport in self._open.pop(key, live):
+                transport.abort()
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         loop = asyncio.get_running_loop()
@@ -180,6 +235,7 @@ class Ingress:
             return
         if transport.is_closing():
             return
+        self._serving((certificate, endpoint), transport)
         local = marked_address(endpoint)
         self._listeners.register(*local, Arrival(ArrivalKind.PRIVATE_ENDPOINT, endpoint))
         protocol = self._create_protocol()

@@ -11,6 +11,7 @@ and on other replicas' through PostgreSQL ``NOTIFY`` (a replica not listening re
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 from cryptography import x509
 from sqlalchemy import update
@@ -57,6 +58,10 @@ class Revocations:
         self._enforcement = enforcement
         self._accepted: set[bytes] = set()  # DER of certificates accepted at ``_generation``
         self._generation = -1
+
+    def on_change(self, follower: Callable[[], None]) -> None:
+        """Call ``follower`` when a certificate may have been revoked (any commit to ``resources`` heard)."""
+        self._enforcement.on_change(follower)
 
     async def refusal(self, der: bytes, endpoint: str) -> str | None:
         """Why a connection with this certificate (naming ``endpoint``) is refused, or None to accept it."""

@@ -18,7 +18,6 @@ import json
 from typing import Any
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Secret
 
@@ -26,6 +25,7 @@ from halyard.api import cluster as names
 from halyard.api import diagnostics
 from halyard.api.agents import AgentError, ServiceEndpoints
 from halyard.api.diagnostics import Diagnostics
+from halyard.kube.client import data_of
 from halyard.kube.facts import ClusterFacts
 
 TOKEN_SECRET = "halyard-agent-token"
@@ -36,13 +36,7 @@ ENDPOINTS_CONFIGMAP = "halyard-agent-endpoints"
 
 
 async def _get_data(kube: AsyncClient, kind: type[Secret] | type[ConfigMap], name: str) -> dict[str, str] | None:
-    try:
-        obj = await kube.get(kind, name, namespace=names.NAMESPACE)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return None
-        raise
-    return dict(obj.data or {})
+    return await data_of(kube, kind, name, names.NAMESPACE)
 
 
 async def publish_token(kube: AsyncClient, token: str, expires_at: dt.datetime) -> None:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap
 from pydantic import ValidationError
@@ -17,6 +16,7 @@ from halyard.api import cluster as names
 from halyard.api import diagnostics
 from halyard.api.diagnostics import Diagnostics
 from halyard.kube.agentpods import Stuck, agent_pod_problems
+from halyard.kube.client import data_of
 
 
 @dataclass(frozen=True)
@@ -36,13 +36,7 @@ class AgentsInCluster:
 
 
 async def _configmap(client: AsyncClient, name: str) -> dict[str, str] | None:
-    try:
-        found = await client.get(ConfigMap, name, namespace=names.NAMESPACE)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return None
-        raise
-    return dict(found.data or {})
+    return await data_of(client, ConfigMap, name, names.NAMESPACE)
 
 
 async def read_agents(client: AsyncClient) -> AgentsInCluster:

@@ -7,6 +7,8 @@ from typing import Any
 
 from lightkube import AsyncClient, KubeConfig
 from lightkube.config.kubeconfig import SingleConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.resources.core_v1 import ConfigMap, Secret
 
 FIELD_MANAGER = "halyard"
 
@@ -53,3 +55,16 @@ async def server_version(client: AsyncClient) -> dict[str, Any]:
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
+
+
+async def data_of(
+    client: AsyncClient, kind: type[Secret] | type[ConfigMap], name: str, namespace: str
+) -> dict[str, str] | None:
+    """The ``data`` of a Secret or ConfigMap, None when there is none of that name."""
+    try:
+        found = await client.get(kind, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+    return dict(found.data or {})

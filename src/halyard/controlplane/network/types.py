@@ -195,36 +195,35 @@ def _refuse_in_use(subnet: str, endpoints: list[str]) -> None:
         )
 
 
+async def _subscription_endpoints(ctx: WriteContext) -> list[Resource]:
+    """Every private endpoint of the subscription ``ctx`` writes in."""
+    rows = await ctx.session.scalars(
+        select(Resource).where(
+            Resource.subscription_id == (ctx.resource_id.subscription_id or "").lower(),
+            Resource.type_key == ENDPOINTS.lower(),
+        )
+    )
+    return list(rows.all())
+
+
+def _placed(kept: dict[str, Any], subnet_key: str | None, vnet_key: str | None) -> bool:
+    return kept.get("subnet") == subnet_key if subnet_key is not None else kept.get("vnet") == vnet_key
+
+
 async def _endpoint_ids_in(
     ctx: WriteContext, *, subnet_key: str | None = None, vnet_key: str | None = None
 ) -> list[str]:
     """The ids of the private endpoints in one subnet, or in any subnet of one network, sorted."""
-    rows = (
-        await ctx.session.scalars(
-            select(Resource).where(
-                Resource.subscription_id == (ctx.resource_id.subscription_id or "").lower(),
-                Resource.type_key == ENDPOINTS.lower(),
-            )
-        )
-    ).all()
-    key, value = ("subnet", subnet_key) if subnet_key is not None else ("vnet", vnet_key)
-    return sorted(r.id for r in rows if (r.properties.get(HIDDEN) or {}).get(key) == value)
+    rows = await _subscription_endpoints(ctx)
+    return sorted(r.id for r in rows if _placed(r.properties.get(HIDDEN) or {}, subnet_key, vnet_key))
 
 
 async def _endpoints_in(ctx: WriteContext, *, subnet_key: str | None = None, vnet_key: str | None = None) -> list:
-    """The private endpoints of a subscription in one subnet or network (their server-kept block)."""
-    rows = (
-        await ctx.session.scalars(
-            select(Resource).where(
-                Resource.subscription_id == (ctx.resource_id.subscription_id or "").lower(),
-                Resource.type_key == ENDPOINTS.lower(),
-            )
-        )
-    ).all()
+    """The private endpoints of a subscription in one subnet or network (their server-kept block), but the one
+    being written."""
+    rows = await _subscription_endpoints(ctx)
     kept = [r.properties.get(HIDDEN) or {} for r in rows if r.id_key != ctx.resource_id.key]
-    if subnet_key is not None:
-        return [k for k in kept if k.get("subnet") == subnet_key]
-    return [k for k in kept if k.get("vnet") == vnet_key]
+    return [k for k in kept if _placed(k, subnet_key, vnet_key)]
 
 
 class PrivateEndpointBehaviour(PlainBehaviour):

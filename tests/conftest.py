@@ -7,14 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.loopback_dns import confine
+from tests.support.isolation import isolate
 from tests.support.postgres import BACKENDS, PostgresServer
 from tests.support.processes import ServerProcess, free_port
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Before any test and any xdist worker starts: name lookups never leave this machine (tests/support/loopback_dns.py)."""
-    confine()
+    """Before any test and any xdist worker starts: nothing the session does can leave this machine
+    (tests/support/isolation.py)."""
+    isolate()
 
 
 @pytest.fixture(scope="session")

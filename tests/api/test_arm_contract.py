@@ -320,6 +320,36 @@ def test_group_delete_removes_its_clusters_asynchronously(server: ServerProcess)
         assert not [x for x in listed if f"/resourceGroups/{group}/" in x["id"]]
 
 
+def test_generic_resource_list_pages_with_next_link_keeping_filter_and_expand(server: ServerProcess) -> None:
+    """``az resource list`` follows nextLink: every page at most ``$top``, the same ``$filter`` and ``$expand`` on each
+    page, every resource once, in id order; a bad ``$skipToken`` is a 400."""
+    group = make_group(server)
+    names = sorted(unique(f"gp{i}") for i in range(5))
+    with server.client() as c:
+        for name in names:
+            c.put(cluster_path(server, group, name), params=CC_API, json=cluster_body()).raise_for_status()
+        path = f"/subscriptions/{server.admin['subscription']}/resourceGroups/{group}/resources"
+        query = {**RG_API, "$top": "2", "$expand": "createdTime",
+                 "$filter": "resourceType eq 'Microsoft.Kubernetes/connectedClusters'"}  # fmt: skip
+        r = c.get(path, params=query)
+        seen, pages = [], 0
+        while True:
+            assert r.status_code == 200, r.text
+            page = r.json()["value"]
+            assert len(page) <= 2 and all("createdTime" in x for x in page), page
+            seen += [x["name"] for x in page]
+            pages += 1
+            if "nextLink" not in r.json():
+                break
+            assert "%24filter=" in r.json()["nextLink"] and "%24expand=" in r.json()["nextLink"]
+            r = c.get(r.json()["nextLink"])
+        assert seen == names and pages == 3
+        whole = c.get(path, params=RG_API).json()
+        assert [x["name"] for x in whole["value"]] == names and "nextLink" not in whole
+        bad = c.get(path, params={**RG_API, "$skipToken": "%%%"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"] == "InvalidSkipToken"
+
+
 def test_resource_groups_page_with_next_link(fresh_server: ServerProcess) -> None:
     server = fresh_server.start()
     names = sorted(unique(f"pg{i}") for i in range(5))
@@ -334,6 +364,16 @@ def test_resource_groups_page_with_next_link(fresh_server: ServerProcess) -> Non
             seen += [g["name"] for g in r.json()["value"]]
             pages += 1
         assert seen == names and pages == 3
+        # A filtered list keeps its filter on the next pages: two of the five tagged, one a page, only they.
+        for name in (names[1], names[3]):
+            c.put(group_path(server, name), params=RG_API, json={"location": "eastus", "tags": {"paged": "yes"}})
+        r = c.get(f"/subscriptions/{server.admin['subscription']}/resourcegroups",
+                  params={**RG_API, "$top": "1", "$filter": "tagName eq 'paged' and tagValue eq 'yes'"})  # fmt: skip
+        tagged = [g["name"] for g in r.json()["value"]]
+        while "nextLink" in r.json():
+            r = c.get(r.json()["nextLink"])
+            tagged += [g["name"] for g in r.json()["value"]]
+        assert tagged == [names[1], names[3]]
         bad = c.get(
             f"/subscriptions/{server.admin['subscription']}/resourcegroups", params={**RG_API, "$skipToken": "%%%"}
         )

@@ -32,9 +32,11 @@ def next_link(
     top: int | None,
     filter_: str | None = None,
     orderby: str | None = None,
+    expand: str | None = None,
 ) -> str:
-    """The next page's URL: the same query (``$top``, ``$filter``, ``$orderby``) after ``last_key``."""
+    """The next page's URL: the same query (``$top``, ``$filter``, ``$orderby``, ``$expand``) after ``last_key``."""
     link = f"{base_url}{path}?api-version={api_version}&%24skipToken={encode_skip_token(last_key)}"
     link += f"&%24top={top}" if top else ""
     link += f"&%24filter={quote(filter_, safe='')}" if filter_ else ""
-    return link + (f"&%24orderby={quote(orderby, safe='')}" if orderby else "")
+    link += f"&%24orderby={quote(orderby, safe='')}" if orderby else ""
+    return link + (f"&%24expand={quote(expand, safe='')}" if expand else "")

@@ -253,7 +253,8 @@ async def list_groups(
     page = min(top or cp.settings.page_size, cp.settings.page_size)
     body: dict[str, object] = {"value": [group_body(g) for g in visible[:page]]}
     if len(visible) > page:
-        body["nextLink"] = next_link(cp.settings.base_url, request.url.path, version, visible[page - 1].name_key, top)
+        last = visible[page - 1].name_key
+        body["nextLink"] = next_link(cp.settings.base_url, request.url.path, version, last, top, filter_)
     return JSONResponse(body)
 
 

@@ -10,7 +10,7 @@ import datetime as dt
 import json
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -33,6 +33,11 @@ class LoadedKey:
     public_jwk: dict[str, Any]
     activates_at: dt.datetime
     retires_at: dt.datetime
+    # Derived once at load: every authenticated request verifies its token with it.
+    public: ec.EllipticCurvePublicKey = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "public", self.private.public_key())
 
 
 class KeyRing:
@@ -127,7 +132,7 @@ class KeyRing:
             key = self._keys.get(kid)
         if key is None or key.retires_at <= self._clock.now():
             return None
-        return key.private.public_key()
+        return key.public
 
     def jwks(self) -> dict[str, Any]:
         now = self._clock.now()

@@ -32,6 +32,7 @@ from typing import Any
 
 import tests.support.processes as processes
 from bench.fleet import Member, bounded, cpu_seconds, memory_mb, onboarded_fleet, run
+from bench.tunnel import read_reply
 
 POLL = "/dp/v1/configurations"
 
@@ -47,14 +48,7 @@ class Held:
         await self.writer.drain()
 
     async def answer(self) -> int:
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(head[9:12])
+        return await read_reply(self.reader)
 
 
 def poll_request(host: str, token: str, since: str, wait: float, etag: bool) -> bytes:

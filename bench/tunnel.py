@@ -286,6 +286,18 @@ def percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50_ms": at(50), "p99_ms": at(99), "n": len(ordered)}
 
 
+async def read_reply(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 reply with a Content-Length body; its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return int(head[9:12])
+
+
 class Connection:
     """One keep-alive HTTP/1.1 connection over TLS reading Content-Length replies (the same client on every path)."""
 
@@ -301,14 +313,7 @@ class Connection:
     async def get(self, request: bytes) -> int:
         assert self.reader is not None and self.writer is not None
         self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        await self.reader.readexactly(length)
-        return int(head[9:12])
+        return await read_reply(self.reader)
 
     def close(self) -> None:
         if self.writer is not None:
